@@ -1,0 +1,5 @@
+import sys
+
+from prefstyle.cli import main
+
+sys.exit(main())
