@@ -1,0 +1,144 @@
+"""`prefstyle data ...`: tools for pairwise preference datasets (FORMATS.md section 1).
+
+Commands register on :data:`app`; ``validate`` lives here, other modules may add more
+(``simulate``) with ``@data_cmd.app.command()``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from prefstyle.errors import PrefstyleError
+
+app = typer.Typer(
+    help="Pairwise preference datasets: check them, make them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+PROGRESS_MIN_IMAGES = 500
+"""Show a progress bar when at least this many image files are checked."""
+
+
+@app.callback()
+def _data() -> None:
+    """Pairwise preference datasets: check them, make them."""
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def _summary_text(s: dict[str, float] | None, spec: str = ".0f") -> str:
+    if not s:
+        return "–"
+    return f"{_fmt(s['min'], spec)} / {_fmt(s['median'], spec)} / {_fmt(s['max'], spec)}"
+
+
+def statistics_rows(st: dict[str, Any]) -> list[tuple[str, str]]:
+    """The statistics of :func:`prefstyle.data.pairs.statistics` as (label, value) rows."""
+    j = st["judgments"]
+    c = st["consistency"]
+    r = st["response_ms"]
+    pos = st["position"]
+    rows = [
+        ("users", str(st["users"])),
+        ("persons / devices", f"{st['persons']} / {st['devices']}"),
+        ("scenes (in judgments / in scenes.jsonl)", f"{st['scenes']} / {st['scenes_listed']}"),
+        ("images", str(st["images"])),
+        ("judgments (main + consistency)", f"{j['total']} ({j['main']} + {j['consistency']})"),
+        ("main judgments per user (min / median / max)", _summary_text(st["per_user"]["main"])),
+        ("consistency items matched", f"{c['matched']} of {c['items']}"),
+        ("consistency agreement", _fmt(c["agreement"], ".1%")),
+        ("per-user agreement (min / median / max)", _summary_text(c["per_user_agreement"], ".2f")),
+        (
+            "response time ms (p5 / p50 / p95)",
+            f"{_fmt(r.get('p5'), '.0f')} / {_fmt(r.get('p50'), '.0f')} / {_fmt(r.get('p95'), '.0f')} (n={r['count']})",
+        ),
+        ("chose image a (position bias)", f"{_fmt(pos['fraction_a'], '.1%')} ({pos['a']} a, {pos['b']} b)"),
+    ]
+    if st["splits"]:
+        rows.append(("users per split", ", ".join(f"{k} {v}" for k, v in st["splits"].items())))
+    return rows
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Argument(help="The dataset folder (with judgments.jsonl).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print problems and statistics as one JSON object.")] = False,
+    max_problems: Annotated[int, typer.Option("--max-problems", min=1, help="Print at most this many problems.")] = 50,
+    images: Annotated[bool, typer.Option("--images/--no-images", help="Check that image files exist.")] = True,
+) -> None:
+    """Check a pairs dataset: print its problems (file:line: message) and statistics.
+
+    Exit status: 0 without errors (warnings allowed), 1 when errors were found,
+    2 when DATA is not a dataset folder.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from prefstyle.data.pairs import read_with_problems, statistics
+
+    err = Console(stderr=True)
+    progress = Progress(TextColumn("checking images"), BarColumn(), MofNCompleteColumn(), console=err, transient=True)
+    task = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal task
+        if total < PROGRESS_MIN_IMAGES or as_json:
+            return
+        if task is None:
+            progress.start()
+            task = progress.add_task("images", total=total)
+        progress.update(task, completed=done)
+
+    try:
+        ds, problems = read_with_problems(data, check_images=images, progress=on_progress)
+    except PrefstyleError as e:
+        print(f"prefstyle: error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    finally:
+        if task is not None:
+            progress.stop()
+
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    st = statistics(ds)
+    if as_json:
+        out = {
+            "dataset": str(data),
+            "ok": not errors,
+            "errors": len(errors),
+            "warnings": len(warnings),
+            "problems": [p.to_dict() for p in problems],
+            "statistics": st,
+        }
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        for p in problems[:max_problems]:
+            typer.echo(str(p))
+        if len(problems) > max_problems:
+            typer.echo(f"... and {len(problems) - max_problems} more")
+        console = Console()
+        table = Table(title=Text(str(data)), show_header=False, title_justify="left")
+        table.add_column("statistic")
+        table.add_column("value", overflow="fold")
+        for label, value in statistics_rows(st):
+            table.add_row(label, value)
+        console.print(table)
+        verdict = "OK" if not errors else "FAILED"
+        typer.echo(f"{verdict}: {len(errors)} errors, {len(warnings)} warnings")
+    if errors:
+        raise typer.Exit(1)
