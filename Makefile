@@ -30,6 +30,7 @@ $(SYSTEM_STAMP): scripts/system-packages.txt scripts/install-system.sh | $(BIN)/
 	touch $@
 
 setup: $(STAMP) $(SYSTEM_STAMP)
+	@$(BIN)/python scripts/fetch_lpips.py --soft
 
 system: $(SYSTEM_STAMP)
 

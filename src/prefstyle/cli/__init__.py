@@ -18,10 +18,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prefstyle.cli import lut_cmd, styles_cmd
+    from prefstyle.cli import data_cmd, lut_cmd, styles_cmd
 
     app.add_typer(styles_cmd.app, name="styles")
     app.add_typer(lut_cmd.app, name="lut")
+    app.add_typer(data_cmd.app, name="data")
 
 
 _register()
@@ -30,7 +31,7 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user-input errors into one line on stderr and exit 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
     except PrefstyleError as e:
         print(f"prefstyle: error: {e}", file=sys.stderr)
         return 2
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,682 @@
+"""The PPS evaluation protocol: personalize on N judgments, score on M held-out pairs with CQS.
+
+For every evaluated user (default: the dataset's ``test`` split; all users when it has none):
+
+1. The user's ``main`` judgments are put in a seeded order (:meth:`PairsDataset.split_user_judgments`).
+   The first ``n_refs`` are the *references*; the *evaluation pairs* are the next ``n_evals``,
+   skipping any whose scene is among the references (a model is never scored on a scene it was
+   shown). With ``eval_after=K`` the evaluation pairs are chosen as if ``K`` references had been
+   drawn, so runs with different ``n_refs <= K`` share the same evaluation pairs (the N
+   ablation) and their references are nested.
+2. Every model builds a profile from the references (``personalize``) and renders both images
+   of every evaluation pair: ``Î_p`` from ``I_p`` and ``Î_n`` from ``I_n``.
+3. For every metric the four cross-distances ``d(Î_p, I_p)``, ``d(Î_n, I_p)``, ``d(Î_p, I_n)``,
+   ``d(Î_n, I_n)`` are measured (:func:`prefstyle.metrics.cqs.cqs_pair`), giving ``d̄_p`` and
+   ``d̄_n`` per pair.
+4. CQS is pooled per user (the user's mean ``d̄_p``, ``d̄_n`` -> s_p, s_n, BFS, CMR, CQS) and
+   then averaged over users with equal weight (:func:`prefstyle.metrics.cqs.aggregate_cqs`,
+   ``mode="pooled"``). The raw ``d̄_p``/``d̄_n`` in the tables are the same user averages.
+5. Beside CQS, for every model: CQS relative to identity's in the same run (``cqs_rel``; the
+   identity outputs are the inputs themselves, measured whether or not ``identity`` is among
+   the models; reported for ΔE00, LPIPS and SSIM, not PSNR, whose identity value is the
+   100 dB cap), and the preference win rate (the fraction of outputs closer to ``I_p`` than to
+   ``I_n``, ties 1/2; per user, then averaged over users).
+6. With ground truth (simulated data): every model renders the neutral source ``x`` of each
+   evaluation scene, and the output is compared with the user's true ideal ``ideal(x)``:
+   mean ΔE00 and PSNR (capped at 100 dB) per scene, averaged per user, then over users.
+
+Images are used at their stored size, or downscaled so that the longer side is at most
+``size`` (antialiased bilinear) when ``size`` is given.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from prefstyle import __version__
+from prefstyle.errors import PrefstyleError
+from prefstyle.fsutil import atomic_write_text
+from prefstyle.metrics.cqs import aggregate_cqs, cqs_pair
+from prefstyle.metrics.registry import available_metrics, get_metric
+from prefstyle.models.base import PersonalizationModel, Profile, Reference
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "REL_CQS_METRICS",
+    "ImageCache",
+    "Results",
+    "Sample",
+    "ablate_n_refs",
+    "ablate_training_users",
+    "evaluate_pps",
+    "load_references",
+    "summarize_ablation",
+]
+
+RESULTS_FORMAT = "prefstyle-results"
+RESULTS_VERSION = 1
+DEFAULT_METRICS: tuple[str, ...] = ("delta_e00", "lpips", "ssim", "psnr")
+#: metrics whose CQS is also reported relative to identity's (identity's PSNR is the 100 dB cap)
+REL_CQS_METRICS: frozenset[str] = frozenset({"delta_e00", "lpips", "lpips_vgg", "ssim"})
+IDEAL_METRICS: tuple[str, ...] = ("delta_e00", "psnr")
+SAMPLE_SIDE = 160
+RENDER_BATCH = 16
+
+
+# --------------------------------------------------------------------------------------------
+# images
+# --------------------------------------------------------------------------------------------
+
+
+def _fit_side(img: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``(3,H,W)`` downscaled so the longer side is at most ``size`` (unchanged when smaller)."""
+    if size is None or max(img.shape[-2:]) <= size:
+        return img
+    h, w = img.shape[-2:]
+    s = size / max(h, w)
+    hw = (max(1, round(h * s)), max(1, round(w * s)))
+    return F.interpolate(img[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+class ImageCache:
+    """Loads a dataset's images once: ``cache.get(rel) -> (3,H,W)`` float32 sRGB [0,1]."""
+
+    def __init__(self, dataset: Any, size: int | None = None, max_items: int = 4096):
+        self.dataset, self.size, self.max_items = dataset, size, max_items
+        self._items: dict[str, torch.Tensor] = {}
+
+    def get(self, rel: str) -> torch.Tensor:
+        from prefstyle.imaging.io import load_image
+
+        if rel not in self._items:
+            if len(self._items) >= self.max_items:
+                self._items.pop(next(iter(self._items)))
+            self._items[rel] = _fit_side(load_image(self.dataset.image_path(rel))[0], self.size)
+        return self._items[rel]
+
+    def source_of(self, scene: str) -> torch.Tensor | None:
+        sc = self.dataset.scenes.get(scene)
+        return self.get(sc.source) if sc is not None and sc.source else None
+
+
+def _same_size(img: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if img.shape[-2:] == like.shape[-2:]:
+        return img
+    return F.interpolate(img[None], size=like.shape[-2:], mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def load_references(dataset: Any, judgments: Iterable[Any], cache: ImageCache | None = None) -> list[Reference]:
+    """:class:`Reference` objects for judgments of a pairs dataset (images loaded, sources when listed).
+
+    ``meta`` carries ``preferred_side`` (``"a"``/``"b"``), the two image paths and the judgment's line.
+    """
+    cache = cache or ImageCache(dataset)
+    refs = []
+    for j in judgments:
+        pref = cache.get(j.preferred_image)
+        other = _same_size(cache.get(j.other_image), pref)
+        src = cache.source_of(j.scene)
+        refs.append(
+            Reference(
+                scene=j.scene,
+                preferred=pref,
+                other=other,
+                source=None if src is None else _same_size(src, pref),
+                meta={"preferred_side": j.preferred, "preferred_image": j.preferred_image,
+                      "other_image": j.other_image, "line": j.line, "user": j.user},
+            )
+        )
+    return refs
+
+
+def _render(model: PersonalizationModel, profile: Profile, imgs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Render images of any sizes: batches of equal shape, at most :data:`RENDER_BATCH` at a time."""
+    out: list[torch.Tensor | None] = [None] * len(imgs)
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, im in enumerate(imgs):
+        groups[tuple(im.shape)].append(i)
+    with torch.no_grad():
+        for idx in groups.values():
+            for k in range(0, len(idx), RENDER_BATCH):
+                part = idx[k : k + RENDER_BATCH]
+                batch = torch.stack([imgs[i] for i in part])
+                res = model.render(batch, profile)
+                if res.shape != batch.shape:
+                    raise PrefstyleError(
+                        f"model '{model.name}' rendered shape {tuple(res.shape)} for input {tuple(batch.shape)}"
+                    )
+                for i, r in zip(part, res.clamp(0, 1)):
+                    out[i] = r
+    return out  # type: ignore[return-value]
+
+
+def _by_shape(*lists: Sequence[torch.Tensor]) -> list[list[int]]:
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, im in enumerate(lists[0]):
+        groups[tuple(im.shape)].append(i)
+    return list(groups.values())
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """Images for the report's grid of one user (all ``(3,h,w)``, longer side <= 160 px).
+
+    ``input`` is the scene's neutral source (``input_kind="source"``) or, without one, the
+    non-preferred image of the first evaluation pair (``"non-preferred"``); ``outputs`` are the
+    models' renditions of it; ``refs`` the preferred images of the first references.
+    """
+
+    user: str
+    scene: str
+    input: torch.Tensor
+    input_kind: str
+    refs: list[torch.Tensor]
+    outputs: dict[str, torch.Tensor]
+    ideal: torch.Tensor | None = None
+
+
+def _finite(x: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+@dataclass
+class Results:
+    """What :func:`evaluate_pps` measured; :meth:`to_json` is the ``results.json`` document.
+
+    ``tables[metric][model]``: ``cqs, cqs_rel, win_rate, bfs, cmr, s_p, s_n, d_p, d_n, n_pairs, n_users``.
+    ``ideal[model]`` (simulated data): ``delta_e00``, ``psnr``, ``n_users``, ``n_images``.
+    ``per_user``: one row per (user, model). ``samples`` (images for the report) is not saved.
+    """
+
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    tables: dict[str, dict[str, dict[str, Any]]]
+    ideal: dict[str, dict[str, Any]] | None
+    per_user: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+    ablations: dict[str, Any] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.models)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.tables)
+
+    def to_json(self) -> dict[str, Any]:
+        return _finite(
+            {
+                "format": RESULTS_FORMAT,
+                "version": RESULTS_VERSION,
+                "protocol": "pps",
+                "prefstyle_version": __version__,
+                "created": self.created,
+                "config": self.config,
+                "dataset": self.dataset,
+                "models": self.models,
+                "tables": self.tables,
+                "distance_to_ideal": self.ideal,
+                "checks": self.checks,
+                "notes": self.notes,
+                "ablations": self.ablations,
+                "per_user": self.per_user,
+            }
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``results.json`` (a folder gets ``results.json`` inside it). Atomic."""
+        import json
+
+        path = Path(path)
+        if path.suffix != ".json":
+            path = path / "results.json"
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Results:
+        """Rebuild from a ``results.json`` document (without the sample images)."""
+        if doc.get("format") != RESULTS_FORMAT:
+            raise PrefstyleError("not a prefstyle results file")
+        return cls(
+            config=doc["config"],
+            dataset=doc["dataset"],
+            models=doc["models"],
+            tables=doc["tables"],
+            ideal=doc.get("distance_to_ideal"),
+            per_user=doc.get("per_user", []),
+            notes=doc.get("notes", []),
+            checks=doc.get("checks", {}),
+            ablations=doc.get("ablations", {}),
+            created=doc.get("created", ""),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Results:
+        import json
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "results.json"
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as e:
+            raise PrefstyleError(f"cannot read results: {e}", path=path) from None
+
+
+# --------------------------------------------------------------------------------------------
+# the protocol
+# --------------------------------------------------------------------------------------------
+
+
+def _thumb(img: torch.Tensor) -> torch.Tensor:
+    return _fit_side(img, SAMPLE_SIDE).clone()
+
+
+def default_users(dataset: Any, split: str | None = "test") -> list[str]:
+    """The users to evaluate: the named split (``"all"`` or None: everyone); everyone when the
+    dataset has no such split (an empty split is an error)."""
+    if split in (None, "all"):
+        return dataset.users()
+    if split not in dataset.splits:
+        if dataset.splits:
+            raise PrefstyleError(f"the dataset has no split {split!r} (has {', '.join(dataset.splits)})",
+                                 path=dataset.root)
+        return dataset.users()
+    users = dataset.splits[split]
+    if not users:
+        raise PrefstyleError(f"split {split!r} has no users", path=dataset.root)
+    return sorted(dict.fromkeys(users))
+
+
+def evaluate_pps(
+    dataset: Any,
+    models: Mapping[str, PersonalizationModel],
+    n_refs: int = 16,
+    n_evals: int = 16,
+    users: Sequence[str] | None = None,
+    seed: int = 0,
+    ground_truth: Mapping[str, Any] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    size: int | None = None,
+    eval_after: int | None = None,
+    keep_samples: int = 6,
+    progress: bool = False,
+    cache: ImageCache | None = None,
+) -> Results:
+    """Run the PPS protocol (module docstring) for ``models`` (``{name: model}``) on a pairs dataset.
+
+    ``users``: whom to evaluate (default: the ``test`` split, else everyone). ``ground_truth``:
+    ``{user: SimulatedUser}`` for the distance to the true ideal (simulated data). ``metrics``
+    that cannot run here (LPIPS without weights) are skipped with a note. ``keep_samples``:
+    users whose images are kept for the report's grids. Returns :class:`Results`.
+    """
+    if not models:
+        raise PrefstyleError("no models to evaluate")
+    if n_refs < 0 or n_evals < 1:
+        raise PrefstyleError(f"need n_refs >= 0 and n_evals >= 1 (got {n_refs}, {n_evals})")
+    users = list(users) if users is not None else default_users(dataset)
+    specs, notes = available_metrics(list(metrics))
+    if not specs:
+        raise PrefstyleError("none of the requested metrics can be computed here: " + "; ".join(notes))
+    notes = list(notes)
+    cache = cache or ImageCache(dataset, size)
+    draw = max(n_refs, eval_after or 0)
+
+    # per (model, metric): per-pair d_p, d_n and the user of each pair; wins per (model, metric, user)
+    d_p: dict[tuple[str, str], list[float]] = defaultdict(list)
+    d_n: dict[tuple[str, str], list[float]] = defaultdict(list)
+    pair_users: dict[tuple[str, str], list[str]] = defaultdict(list)
+    wins: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    ideal_rows: dict[tuple[str, str], dict[str, float]] = {}
+    user_info: dict[str, dict[str, Any]] = {}
+    seconds: dict[str, float] = defaultdict(float)
+    samples: list[Sample] = []
+    ident = "\x00identity"  # the inputs themselves, always measured
+
+    it: Iterable[str] = users
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(users, desc="evaluate users", unit="user")
+    for user in it:
+        refs_j, evals_j = dataset.split_user_judgments(user, draw, n_evals, seed=seed)
+        refs_j = refs_j[:n_refs]
+        if not evals_j:
+            notes.append(f"user {user}: no evaluation pairs left after {len(refs_j)} references; skipped")
+            continue
+        refs = load_references(dataset, refs_j, cache)
+        i_p = [cache.get(j.preferred_image) for j in evals_j]
+        i_n = [_same_size(cache.get(j.other_image), p) for j, p in zip(evals_j, i_p)]
+        truth = ground_truth.get(user) if ground_truth is not None else None
+        if ground_truth is not None and truth is None:
+            notes.append(f"user {user}: not in the ground truth; no distance to the ideal")
+        scenes = list(dict.fromkeys(j.scene for j in evals_j))
+        sources = {s: src for s in scenes if (src := cache.source_of(s)) is not None}
+        ideals: dict[str, torch.Tensor] = {}
+        if truth is not None and sources:
+            with torch.no_grad():
+                ideals = {s: truth.ideal(x[None])[0].clamp(0, 1) for s, x in sources.items()}
+        user_info[user] = {"n_refs": len(refs), "n_evals": len(evals_j), "n_ideal_scenes": len(ideals)}
+
+        keep = len(samples) < keep_samples
+        if keep:
+            s0 = next((s for s in scenes if s in sources), None)
+            inp, kind = (sources[s0], "source") if s0 is not None else (i_n[0], "non-preferred")
+            sample = Sample(user=user, scene=s0 or evals_j[0].scene, input=_thumb(inp), input_kind=kind,
+                            refs=[_thumb(r.preferred) for r in refs[:4]], outputs={},
+                            ideal=_thumb(ideals[s0]) if s0 in ideals else None)
+            sample_full = inp
+
+        if ideals:
+            ideal_rows[(ident, user)] = _ideal_row([sources[s] for s in ideals], list(ideals.values()))
+
+        groups = _by_shape(i_p)
+        for spec in specs:
+            for g in groups:
+                P = torch.stack([i_p[i] for i in g])
+                N = torch.stack([i_n[i] for i in g])
+                r = cqs_pair(P, N, P, N, spec)
+                d_p[(ident, spec.name)] += r["d_p"]
+                d_n[(ident, spec.name)] += r["d_n"]
+                pair_users[(ident, spec.name)] += [user] * len(g)
+                wins[(ident, spec.name, user)] += [w / 2 for w in r["wins"]]
+
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            profile = model.personalize(refs, user)
+            out_p = _render(model, profile, i_p)
+            out_n = _render(model, profile, i_n)
+            src_keys = list(ideals) if ideals else []
+            outs_src = _render(model, profile, [sources[s] for s in src_keys]) if src_keys else []
+            if keep:
+                sample.outputs[name] = _thumb(_render(model, profile, [sample_full])[0])
+            seconds[name] += time.perf_counter() - t0
+            for spec in specs:
+                for g in groups:
+                    r = cqs_pair(torch.stack([out_p[i] for i in g]), torch.stack([out_n[i] for i in g]),
+                                 torch.stack([i_p[i] for i in g]), torch.stack([i_n[i] for i in g]), spec)
+                    d_p[(name, spec.name)] += r["d_p"]
+                    d_n[(name, spec.name)] += r["d_n"]
+                    pair_users[(name, spec.name)] += [user] * len(g)
+                    wins[(name, spec.name, user)] += [w / 2 for w in r["wins"]]
+            if src_keys:
+                ideal_rows[(name, user)] = _ideal_row(outs_src, [ideals[s] for s in src_keys])
+        if keep:
+            samples.append(sample)
+
+    if not user_info:
+        raise PrefstyleError(
+            f"no user has evaluation pairs ({len(users)} users, {n_refs} references, {n_evals} evaluation pairs)",
+            path=dataset.root,
+        )
+
+    # -- aggregate ---------------------------------------------------------------------------
+    # identity is always in the tables: the run's own identity model, else the inputs themselves
+    names = [*models] + ([] if "identity" in models else ["identity"])
+
+    def key_of(name: str) -> str:
+        return ident if name == "identity" and "identity" not in models else name
+
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
+    per_user_rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for spec in specs:
+        tables[spec.name] = {}
+        agg_id = _aggregate(d_p[(ident, spec.name)], d_n[(ident, spec.name)], spec, pair_users[(ident, spec.name)])
+        id_cqs = agg_id["cqs"] if agg_id else None
+        for name in names:
+            key = (key_of(name), spec.name)
+            agg = _aggregate(d_p[key], d_n[key], spec, pair_users[key])
+            if agg is None:
+                notes.append(f"{name} / {spec.name}: CQS undefined (a user's mean distance is 0); left empty")
+                agg = {"per_user": {}}
+            user_wins = {u: sum(v) / len(v) for (n2, m2, u), v in wins.items() if n2 == key[0] and m2 == spec.name}
+            row = {k: agg.get(k) for k in ("cqs", "bfs", "cmr", "s_p", "s_n", "d_p", "d_n", "n_pairs", "n_users")}
+            row["win_rate"] = sum(user_wins.values()) / len(user_wins) if user_wins else None
+            rel_ok = spec.name in REL_CQS_METRICS and id_cqs and row["cqs"] is not None
+            row["cqs_rel"] = row["cqs"] / id_cqs if rel_ok else None
+            tables[spec.name][name] = row
+            for u, pu in agg["per_user"].items():
+                pr = per_user_rows.setdefault((name, u), {"user": u, "model": name, **user_info[u], "metrics": {}})
+                pr["metrics"][spec.name] = {
+                    "cqs": pu["cqs"], "cmr": pu["cmr"], "bfs": pu["bfs"], "d_p": pu["d_p"], "d_n": pu["d_n"],
+                    "win_rate": user_wins.get(u),
+                }
+
+    ideal: dict[str, dict[str, Any]] | None = None
+    if ideal_rows:
+        ideal = {}
+        for name in names:
+            rows = [r for (n, _), r in ideal_rows.items() if n == key_of(name)]
+            if rows:
+                ideal[name] = {m: sum(r[m] for r in rows) / len(rows) for m in IDEAL_METRICS}
+                ideal[name]["n_users"] = len(rows)
+                ideal[name]["n_images"] = sum(r["n_images"] for r in rows)
+        for name in names:
+            for (n, u), r in ideal_rows.items():
+                if n == key_of(name) and (name, u) in per_user_rows:
+                    per_user_rows[(name, u)]["ideal"] = {m: r[m] for m in IDEAL_METRICS}
+
+    model_info = {}
+    for name, model in models.items():
+        from prefstyle.models.reference import REFERENCE_POINTS
+
+        model_info[name] = {
+            "registered_name": getattr(model, "name", name),
+            "reference_point": getattr(model, "name", name) in REFERENCE_POINTS,
+            "config": _finite(model.config()),
+            "seconds": seconds.get(name, 0.0),
+        }
+    if "identity" not in models:
+        model_info["identity"] = {"registered_name": "identity", "reference_point": True,
+                                  "config": {"name": "identity", "note": "measured from the inputs"}, "seconds": 0.0}
+    order = _table_order(list(model_info))
+    model_info = {k: model_info[k] for k in order}
+    tables = {m: {k: t[k] for k in order if k in t} for m, t in tables.items()}
+
+    results = Results(
+        config={
+            "protocol": "pps",
+            "n_refs": n_refs,
+            "n_evals": n_evals,
+            "eval_after": eval_after,
+            "seed": seed,
+            "metrics": [s.name for s in specs],
+            "size": size,
+            "cqs_aggregation": "pooled per user, then mean over users",
+            "users": len(users),
+        },
+        dataset=describe_dataset(dataset, users, ground_truth is not None),
+        models=model_info,
+        tables=tables,
+        ideal=ideal,
+        per_user=[per_user_rows[k] for k in sorted(per_user_rows, key=lambda k: (k[1], order.index(k[0])))],
+        notes=notes,
+        samples=samples,
+    )
+    results.checks = compute_checks(results)
+    return results
+
+
+def _ideal_row(outputs: Sequence[torch.Tensor], ideals: Sequence[torch.Tensor]) -> dict[str, float]:
+    """Mean ΔE00 and PSNR (capped at 100 dB) of outputs against the true ideals, over images."""
+    row: dict[str, float] = {}
+    for mname in IDEAL_METRICS:
+        m = get_metric(mname)
+        vals = [float(m(o[None], t[None])[0]) for o, t in zip(outputs, ideals)]
+        row[mname] = sum(vals) / len(vals)
+    row["n_images"] = len(outputs)
+    return row
+
+
+def _aggregate(dp: list[float], dn: list[float], spec: Any, users: list[str]) -> dict[str, Any] | None:
+    try:
+        return aggregate_cqs(dp, dn, spec.higher_is_better, users=users, mode="pooled")
+    except ValueError:
+        return None
+
+
+def _table_order(names: list[str]) -> list[str]:
+    from prefstyle.models.reference import REFERENCE_POINTS
+
+    refs = [n for n in REFERENCE_POINTS if n in names]
+    return refs + [n for n in names if n not in refs]
+
+
+def describe_dataset(dataset: Any, users: Sequence[str], simulated: bool) -> dict[str, Any]:
+    """The dataset part of ``results.json``."""
+    return {
+        "root": str(dataset.root),
+        "name": dataset.meta.get("name"),
+        "license": dataset.meta.get("license"),
+        "simulated": bool(simulated or dataset.meta.get("simulated", False)),
+        "ground_truth": bool(simulated),
+        "users": len(dataset.users()),
+        "judgments": len(dataset.judgments),
+        "scenes": len({j.scene for j in dataset.judgments}),
+        "splits": {k: len(v) for k, v in dataset.splits.items()},
+        "evaluated_users": len(users),
+    }
+
+
+def compute_checks(results: Results) -> dict[str, Any]:
+    """Sanity facts stated beside every table (booleans per metric).
+
+    ``identity_cmr_zero``: identity's CMR is 0 (it must be, by construction).
+    ``oracle_above_identity``: whether CQS ranks the oracle (the true ideal) above identity;
+    ``oracle_above_identity_rel`` the same for relative CQS. Present when the oracle ran.
+    """
+    checks: dict[str, Any] = {}
+    checks["identity_cmr_zero"] = {
+        m: (t.get("identity", {}).get("cmr") is not None and abs(t["identity"]["cmr"]) < 1e-9)
+        for m, t in results.tables.items()
+    }
+    if "oracle" in results.models:
+        checks["oracle_above_identity"] = {
+            m: (None if t.get("oracle", {}).get("cqs") is None else t["oracle"]["cqs"] > t["identity"]["cqs"])
+            for m, t in results.tables.items()
+        }
+        checks["oracle_win_rate"] = {m: t.get("oracle", {}).get("win_rate") for m, t in results.tables.items()}
+    if results.ideal and "oracle" in results.ideal and "identity" in results.ideal:
+        checks["oracle_closer_to_ideal_than_identity"] = (
+            results.ideal["oracle"]["delta_e00"] < results.ideal["identity"]["delta_e00"]
+        )
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# ablations
+# --------------------------------------------------------------------------------------------
+
+
+def summarize_ablation(parameter: str, runs: Mapping[int, Results]) -> dict[str, Any]:
+    """One ablation for ``results.json``: per model, per metric, the values at each setting.
+
+    ``{"parameter", "values": [...], "models": {name: {"cqs": {metric: [...]}, "cqs_rel": {...},
+    "win_rate": {...}, "ideal_delta_e00": [...], "ideal_psnr": [...]}}}`` (None where absent).
+    """
+    values = sorted(runs)
+    names: list[str] = []
+    for v in values:
+        names += [n for n in runs[v].models if n not in names]
+    out: dict[str, Any] = {"parameter": parameter, "values": values, "models": {}}
+    for name in names:
+        entry: dict[str, Any] = {"cqs": {}, "cqs_rel": {}, "win_rate": {}}
+        metrics = sorted({m for v in values for m in runs[v].tables})
+        for m in metrics:
+            for key in ("cqs", "cqs_rel", "win_rate"):
+                entry[key][m] = [runs[v].tables.get(m, {}).get(name, {}).get(key) for v in values]
+        for m in IDEAL_METRICS:
+            entry[f"ideal_{m}"] = [((runs[v].ideal or {}).get(name) or {}).get(m) for v in values]
+        out["models"][name] = entry
+    return _finite(out)
+
+
+def ablate_n_refs(
+    dataset: Any,
+    models: Mapping[str, PersonalizationModel],
+    ns: Sequence[int] = (4, 16, 32),
+    progress: bool = False,
+    **kwargs: Any,
+) -> tuple[dict[str, Any], dict[int, Results]]:
+    """Evaluate with N references for each N in ``ns``, on the same evaluation pairs (``eval_after=max(ns)``).
+
+    ``kwargs`` go to :func:`evaluate_pps`. Returns ``(summary, {N: Results})``.
+    """
+    if not ns:
+        raise ValueError("ns is empty")
+    kwargs.setdefault("keep_samples", 0)
+    kwargs.pop("n_refs", None)
+    kwargs.pop("eval_after", None)
+    runs = {}
+    for n in ns:
+        if progress:
+            print(f"ablation: N = {n} references")
+        runs[int(n)] = evaluate_pps(dataset, models, n_refs=int(n), eval_after=max(ns), progress=progress, **kwargs)
+    return summarize_ablation("n_refs", runs), runs
+
+
+def ablate_training_users(
+    dataset: Any,
+    make_model: Callable[[list[str]], PersonalizationModel],
+    ks: Sequence[int],
+    train_users: Sequence[str] | None = None,
+    name: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    **kwargs: Any,
+) -> tuple[dict[str, Any], dict[int, Results]]:
+    """Train a model on k users for each k in ``ks`` and evaluate it (the paper's training-users ablation).
+
+    ``make_model(users)`` trains and returns a model on those users. The k users are the first
+    k of a seeded shuffle of ``train_users`` (default: the train split, else every user not
+    evaluated), so the sets are nested. ``kwargs`` go to :func:`evaluate_pps` (same seed).
+    Returns ``(summary, {k: Results})``.
+    """
+    eval_users = kwargs.get("users") or default_users(dataset)
+    if train_users is None:
+        train_users = dataset.splits.get("train") or [u for u in dataset.users() if u not in set(eval_users)]
+    pool = sorted(train_users)
+    if not pool:
+        raise PrefstyleError("no training users for the training-users ablation", path=dataset.root)
+    random.Random(seed).shuffle(pool)
+    kwargs.setdefault("keep_samples", 0)
+    runs = {}
+    for k in ks:
+        k = int(k)
+        if not 1 <= k <= len(pool):
+            raise PrefstyleError(f"cannot train on {k} users: there are {len(pool)} training users")
+        model = make_model(pool[:k])
+        label = name or model.name
+        if progress:
+            print(f"ablation: {label} trained on {k} users")
+        runs[k] = evaluate_pps(dataset, {label: model}, seed=seed, progress=progress, **kwargs)
+    return summarize_ablation("train_users", runs), runs

@@ -1,0 +1,178 @@
+"""The one small interface every personalization model answers, and the model registry.
+
+A model learns a user from *references* and renders images for that user:
+
+* :meth:`PersonalizationModel.personalize` takes a user's reference judgments (each a pair of
+  renditions of one scene, which one the user preferred, and the scene's neutral source when
+  the dataset has one) and returns a :class:`Profile`: a small, serializable description of
+  the user's taste (JSON + optional tensors, saved as ``profile.json`` + ``profile.safetensors``).
+* :meth:`PersonalizationModel.render` takes images ``(B,3,H,W)`` (sRGB, [0,1]) and a profile
+  and returns the retouched images, same shape, in [0,1]. Any resolution: models look at a
+  thumbnail and apply a colour transform to the full image.
+
+Evaluation, the CLI and the web app use only this interface, so they never special-case a
+model. Reference points (identity, oracle, ...) are models too.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prefstyle import __version__
+from prefstyle.errors import PrefstyleError
+from prefstyle.fsutil import atomic_path, atomic_write_text
+
+PROFILE_FORMAT = "prefstyle-profile"
+PROFILE_VERSION = 1
+
+
+@dataclass
+class Reference:
+    """One reference judgment with its images loaded.
+
+    preferred, other: ``(3,H,W)`` sRGB [0,1] renditions of one scene; the user chose ``preferred``.
+    source: ``(3,H,W)`` the scene's neutral rendition, or None when the dataset has none.
+    """
+
+    scene: str
+    preferred: torch.Tensor
+    other: torch.Tensor
+    source: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Profile:
+    """A user's taste as learned by one model: JSON-able ``data`` plus named ``tensors``."""
+
+    model: str
+    data: dict[str, Any] = field(default_factory=dict)
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    user: str | None = None
+    model_config: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (a ``.json`` file; tensors go beside it as ``<stem>.safetensors``). Atomic."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        if path.suffix != ".json":
+            path = path.with_suffix(".json")
+        doc = {
+            "format": PROFILE_FORMAT,
+            "version": PROFILE_VERSION,
+            "model": self.model,
+            "model_config": self.model_config,
+            "user": self.user,
+            "prefstyle_version": __version__,
+            "data": self.data,
+            "tensors": sorted(self.tensors),
+        }
+        if self.tensors:
+            with atomic_path(path.with_suffix(".safetensors")) as tmp:
+                save_file({k: v.detach().contiguous().cpu() for k, v in self.tensors.items()}, str(tmp))
+        atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        """Read a profile written by :meth:`save`; one-line errors name the file."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "profile.json"
+        if not path.is_file():
+            raise PrefstyleError("profile not found", path=path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PrefstyleError(f"not a profile (malformed JSON: {e})", path=path) from None
+        if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT:
+            raise PrefstyleError("not a prefstyle profile", path=path)
+        if doc.get("version") != PROFILE_VERSION:
+            raise PrefstyleError(f"profile version {doc.get('version')} is not supported", path=path)
+        tensors: dict[str, torch.Tensor] = {}
+        if doc.get("tensors"):
+            tpath = path.with_suffix(".safetensors")
+            if not tpath.is_file():
+                raise PrefstyleError("profile tensors missing (expected beside the .json)", path=tpath)
+            tensors = load_file(str(tpath))
+        return cls(model=doc["model"], data=doc.get("data", {}), tensors=tensors, user=doc.get("user"),
+                   model_config=doc.get("model_config", {}))
+
+
+class PersonalizationModel(abc.ABC):
+    """Learn a user from references; render images in that user's taste."""
+
+    name: str = "model"
+
+    @abc.abstractmethod
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        """Build a profile from a user's references (may be empty: then a sensible default)."""
+
+    @abc.abstractmethod
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        """``(B,3,H,W)`` sRGB [0,1] -> ``(B,3,H,W)`` sRGB [0,1] in the profile's taste."""
+
+    def check_profile(self, profile: Profile) -> None:
+        """Refuse a profile made by another model, with a clear message."""
+        if profile.model != self.name:
+            raise PrefstyleError(
+                f"this profile was made by model '{profile.model}', not '{self.name}'; "
+                f"use --model {profile.model} or personalize again"
+            )
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description of how this model was built (stored in profiles)."""
+        return {"name": self.name}
+
+
+ModelFactory = Callable[..., PersonalizationModel]
+_REGISTRY: dict[str, ModelFactory] = {}
+
+
+def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator: make a factory (class or function) available as ``create_model(name)``."""
+
+    def deco(factory: ModelFactory) -> ModelFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtin_models() -> None:
+    import importlib
+    import pkgutil
+
+    import prefstyle.models as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name not in ("base",):
+            importlib.import_module(f"prefstyle.models.{mod.name}")
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    _load_builtin_models()
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs: Any) -> PersonalizationModel:
+    """Build a registered model by name (unknown names give a one-line error with the choices)."""
+    _load_builtin_models()
+    if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(sorted(_REGISTRY))})"
+        raise PrefstyleError(f"unknown model '{name}'{hint}")
+    return _REGISTRY[name](**kwargs)

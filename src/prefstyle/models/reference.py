@@ -1,0 +1,764 @@
+"""Reference points: the models every evaluation table carries beside the real methods.
+
+They bound what a method can reach and expose metrics that a trivial output can game. Each is
+a :class:`~prefstyle.models.base.PersonalizationModel` registered under its name:
+
+``identity``
+    The output is the input. CQS rewards it (its outputs equal their inputs), so every
+    evaluation reports each model's CQS relative to identity's as well.
+``global-style``
+    One parametric retouch ``θ`` (a :class:`~prefstyle.imaging.params.RetouchParams` vector)
+    for everyone: the mean taste of the training users. Fitted by :meth:`GlobalStyleModel.fit`
+    on the training users' pairs with the PPS dual-supervision objective (below); ``personalize``
+    ignores the references.
+``nearest-preferred``
+    For each query image, the reference whose scene content is closest, and that reference's
+    edit transferred: a colour transform fitted from the reference's neutral source (or, without
+    one, its non-preferred image) to its preferred image, applied to the query.
+``oracle`` (simulated data only)
+    The user's true ideal rendition (``SimulatedUser.ideal``) from the simulator's ground truth.
+``bayes`` (simulated data only)
+    The Bayes estimate of the user's ideal from the same N references: the posterior mean of
+    the ideal rendition under the simulator's own prior and choice model, by importance
+    sampling (:class:`BayesModel`).
+
+All render ``(B,3,H,W)`` sRGB in [0,1] to ``(B,3,H,W)`` sRGB in [0,1], at any resolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.color import delta_e_2000, rgb_to_lab
+from prefstyle.imaging.lut import apply_lut, identity_lut
+from prefstyle.imaging.params import NEUTRAL, RetouchParams
+from prefstyle.imaging.pipeline import apply_retouch, apply_retouch_vector
+from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
+
+__all__ = [
+    "BayesModel",
+    "GlobalStyleModel",
+    "IdentityModel",
+    "NearestPreferredModel",
+    "OracleModel",
+    "REFERENCE_POINTS",
+    "SIMULATED_ONLY",
+    "content_features",
+    "fit_poly2",
+    "apply_poly2",
+    "thumbnail",
+]
+
+#: The reference points, in the order tables list them.
+REFERENCE_POINTS: tuple[str, ...] = ("identity", "global-style", "nearest-preferred", "bayes", "oracle")
+#: Reference points that need a simulated dataset's ground truth.
+SIMULATED_ONLY: frozenset[str] = frozenset({"oracle", "bayes"})
+
+
+def thumbnail(img: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B,3,H,W)`` or ``(3,H,W)`` -> ``(B,3,size,size)`` by area averaging (aspect not kept)."""
+    x = img[None] if img.ndim == 3 else img
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="area")
+
+
+# --------------------------------------------------------------------------------------------
+# identity
+# --------------------------------------------------------------------------------------------
+
+
+@register_model("identity")
+class IdentityModel(PersonalizationModel):
+    """Output = input. Its CQS is the denominator of relative CQS; its CMR is 0 and win rate 1/2."""
+
+    name = "identity"
+
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        return Profile(model=self.name, user=user, model_config=self.config())
+
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        self.check_profile(profile)
+        return img.clone()
+
+
+# --------------------------------------------------------------------------------------------
+# global style
+# --------------------------------------------------------------------------------------------
+
+
+@register_model("global-style")
+class GlobalStyleModel(PersonalizationModel):
+    """One retouch ``θ`` for everyone, fitted on the training users' pairs.
+
+    Objective (PPS dual supervision): each step takes a batch of training judgments, feeds one
+    side of each pair at random (``I`` is ``I_p`` or ``I_n`` with probability 1/2), and minimises
+    ``w · L1(f_θ(I), I_p) + (1 − w) · L1(f_θ(I), I_n)`` with ``w ~ U(0.5, 1.5)`` drawn per pair
+    (``w > 1`` pushes the output away from the non-preferred image), where
+    ``f_θ = apply_retouch_vector(·, θ)``. Images are ``thumb``-pixel square thumbnails; Adam,
+    ``steps`` steps from the neutral edit. ``θ`` is stored as a canonical (clamped, monotone
+    curve) :class:`RetouchParams`.
+
+    Build fitted: ``GlobalStyleModel().fit(dataset, users)``, or from a saved checkpoint:
+    ``GlobalStyleModel(checkpoint=path)`` (what :meth:`save` wrote; a profile-format file).
+    """
+
+    name = "global-style"
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        params: RetouchParams | Mapping[str, Any] | None = None,
+        steps: int = 200,
+        lr: float = 0.03,
+        batch: int = 32,
+        thumb: int = 64,
+        max_pairs: int = 2048,
+        seed: int = 0,
+    ):
+        self.steps, self.lr, self.batch, self.thumb, self.max_pairs, self.seed = steps, lr, batch, thumb, max_pairs, seed
+        self.params: RetouchParams | None = None
+        self.fit_info: dict[str, Any] = {}
+        if params is not None:
+            self.params = params if isinstance(params, RetouchParams) else RetouchParams.from_dict(dict(params))
+        if checkpoint is not None:
+            prof = Profile.load(checkpoint)
+            if prof.model != self.name or "params" not in prof.data:
+                raise PrefstyleError(f"not a {self.name} checkpoint (made by model '{prof.model}')", path=checkpoint)
+            self.params = RetouchParams.from_dict(prof.data["params"])
+            self.fit_info = dict(prof.data.get("fit", {}))
+
+    @property
+    def fitted(self) -> bool:
+        return self.params is not None
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "steps": self.steps, "lr": self.lr, "batch": self.batch, "thumb": self.thumb,
+                "max_pairs": self.max_pairs, "seed": self.seed, "fit": self.fit_info}
+
+    def fit(self, dataset: Any, users: Iterable[str] | None = None, progress: bool = False) -> GlobalStyleModel:
+        """Fit ``θ`` on the ``main`` judgments of ``users`` (default: the dataset's train split, else all).
+
+        ``dataset`` is a :class:`~prefstyle.data.pairs.PairsDataset`. At most ``max_pairs``
+        judgments (a seeded sample) are used; each image is loaded once. Returns ``self``.
+        """
+        from prefstyle.imaging.io import load_image
+
+        if users is None:
+            users = dataset.splits.get("train") or dataset.users()
+        users = sorted(set(users))
+        if not users:
+            raise PrefstyleError("global-style: no training users to fit on")
+        judgments = [j for u in users for j in dataset.by_user(u) if j.kind == "main"]
+        if not judgments:
+            raise PrefstyleError("global-style: the training users have no main judgments")
+        rnd = random.Random(self.seed)
+        if len(judgments) > self.max_pairs:
+            judgments = rnd.sample(judgments, self.max_pairs)
+        cache: dict[str, torch.Tensor] = {}
+
+        def thumb_of(rel: str) -> torch.Tensor:
+            if rel not in cache:
+                cache[rel] = thumbnail(load_image(dataset.image_path(rel)), self.thumb)[0]
+            return cache[rel]
+
+        it: Iterable = judgments
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(judgments, desc="global-style: load pairs", leave=False)
+        i_p = torch.stack([thumb_of(j.preferred_image) for j in it])
+        i_n = torch.stack([thumb_of(j.other_image) for j in judgments])
+        self.params = fit_global_style(i_p, i_n, steps=self.steps, lr=self.lr, batch=self.batch, seed=self.seed,
+                                       progress=progress)
+        self.fit_info = {"users": len(users), "pairs": len(judgments), "images": len(cache)}
+        return self
+
+    def _require_fitted(self) -> RetouchParams:
+        if self.params is None:
+            raise PrefstyleError(
+                "global-style is not fitted: call fit(dataset, users) or pass checkpoint= (a file written by save())"
+            )
+        return self.params
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted ``θ`` as a small profile-format checkpoint (``.json``)."""
+        return self.personalize([], None).save(path)
+
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        params = self._require_fitted()
+        return Profile(model=self.name, user=user, model_config=self.config(),
+                       data={"params": params.to_dict(), "fit": self.fit_info})
+
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        self.check_profile(profile)
+        params = RetouchParams.from_dict(profile.data["params"])
+        with torch.no_grad():
+            return apply_retouch(img, params).clamp(0, 1)
+
+
+def fit_global_style(
+    i_p: torch.Tensor,
+    i_n: torch.Tensor,
+    steps: int = 200,
+    lr: float = 0.03,
+    batch: int = 32,
+    seed: int = 0,
+    progress: bool = False,
+) -> RetouchParams:
+    """Fit one retouch to pairs ``i_p``, ``i_n`` ``(M,3,h,w)`` by dual supervision (see :class:`GlobalStyleModel`)."""
+    if i_p.shape != i_n.shape or i_p.ndim != 4 or i_p.shape[0] == 0:
+        raise ValueError("i_p and i_n must be non-empty (M,3,h,w) batches of the same shape")
+    gen = torch.Generator().manual_seed(seed)
+    theta = NEUTRAL.to_vector()[None].clone().requires_grad_(True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    m = i_p.shape[0]
+    rng_steps: Iterable[int] = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        rng_steps = tqdm(rng_steps, desc="global-style: fit", leave=False)
+    for _ in rng_steps:
+        idx = torch.randint(0, m, (min(batch, m),), generator=gen)
+        p, n = i_p[idx], i_n[idx]
+        side = torch.rand(len(idx), 1, 1, 1, generator=gen) < 0.5
+        x = torch.where(side, p, n)
+        w = 0.5 + torch.rand(len(idx), generator=gen)
+        out = apply_retouch_vector(x, theta)
+        lp = (out - p).abs().flatten(1).mean(1)
+        ln = (out - n).abs().flatten(1).mean(1)
+        loss = (w * lp + (1 - w) * ln).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return RetouchParams.from_vector(theta.detach()[0], clamp=True)
+
+
+# --------------------------------------------------------------------------------------------
+# nearest preferred
+# --------------------------------------------------------------------------------------------
+
+FEATURE_GRID = 8
+HIST_BINS = 8
+
+
+def content_features(img: torch.Tensor) -> torch.Tensor:
+    """Content descriptors ``(B, 3·8·8 + 8)`` of images ``(B,3,H,W)`` for nearest-scene lookup.
+
+    An 8×8 area-downsampled CIELAB layout made insensitive to global edits: L standardised per
+    image (zero mean, unit spread: exposure and contrast edits cancel), a and b centred on the
+    image's mean (white-balance shifts cancel) and divided by 20; each of the three 8×8 blocks
+    divided by 8 so that it has unit RMS scale. Then an 8-bin histogram (sums to 1) of the
+    standardised L of a 32×32 thumbnail in [-2.5, 2.5]: the tonal layout regardless of edits.
+    Distances between these vectors are Euclidean.
+    """
+    x = img[None] if img.ndim == 3 else img
+    lab = rgb_to_lab(thumbnail(x.clamp(0, 1), 32))
+    small = F.avg_pool2d(lab, 32 // FEATURE_GRID)
+    L, ab = small[:, :1], small[:, 1:]
+    Lz = (L - L.mean(dim=(2, 3), keepdim=True)) / (L.std(dim=(2, 3), keepdim=True) + 1.0)
+    abz = (ab - ab.mean(dim=(2, 3), keepdim=True)) / 20.0
+    layout = torch.cat([Lz, abz], dim=1).flatten(1) / FEATURE_GRID
+    L32 = lab[:, 0]
+    L32z = (L32 - L32.mean(dim=(1, 2), keepdim=True)) / (L32.std(dim=(1, 2), keepdim=True) + 1.0)
+    edges = torch.linspace(-2.5, 2.5, HIST_BINS + 1)
+    idx = torch.bucketize(L32z.flatten(1).clamp(-2.5, 2.5 - 1e-6), edges[1:-1])
+    hist = F.one_hot(idx, HIST_BINS).float().mean(dim=1)
+    return torch.cat([layout, hist], dim=1)
+
+
+def _poly2_terms(rgb: torch.Tensor) -> torch.Tensor:
+    """``(..., 3)`` -> ``(..., 10)``: ``r, g, b, r², g², b², rg, rb, gb, 1``."""
+    r, g, b = rgb.unbind(-1)
+    return torch.stack([r, g, b, r * r, g * g, b * b, r * g, r * b, g * b, torch.ones_like(r)], dim=-1)
+
+
+POLY2_IDENTITY = torch.cat([torch.eye(3), torch.zeros(7, 3)]).double()
+
+
+def fit_poly2(src: torch.Tensor, dst: torch.Tensor, ridge: float = 1e-3, size: int = 64) -> torch.Tensor:
+    """Least-squares second-order colour polynomial ``(10, 3)`` mapping ``src`` to ``dst`` ``(3,H,W)``.
+
+    Both are area-downsampled to ``size``² pixels (they must show the same scene, pixel-aligned
+    up to scale). The fit is ridge-regularised towards the identity map (``ridge`` per sample,
+    relative), which keeps it sane where the source covers few colours.
+    """
+    a = thumbnail(src, size)[0].permute(1, 2, 0).reshape(-1, 3).double()
+    b = thumbnail(dst, size)[0].permute(1, 2, 0).reshape(-1, 3).double()
+    phi = _poly2_terms(a)
+    n = phi.shape[0]
+    lam = ridge * n
+    lhs = phi.T @ phi + lam * torch.eye(10, dtype=torch.float64)
+    rhs = phi.T @ b + lam * POLY2_IDENTITY
+    return torch.linalg.solve(lhs, rhs).float()
+
+
+def apply_poly2(img: torch.Tensor, coef: torch.Tensor, chunk_rows: int = 256) -> torch.Tensor:
+    """Apply a ``(10,3)`` colour polynomial to ``(3,H,W)`` or ``(B,3,H,W)``; output clamped to [0,1]."""
+    squeeze = img.ndim == 3
+    x = img[None] if squeeze else img
+    out = torch.empty_like(x)
+    coef = coef.to(x.dtype)
+    for r0 in range(0, x.shape[-2], chunk_rows):
+        part = x[:, :, r0 : r0 + chunk_rows].permute(0, 2, 3, 1)
+        out[:, :, r0 : r0 + chunk_rows] = (_poly2_terms(part) @ coef).clamp(0, 1).permute(0, 3, 1, 2)
+    return out[0] if squeeze else out
+
+
+@register_model("nearest-preferred")
+class NearestPreferredModel(PersonalizationModel):
+    """Copy the edit of the reference closest in content.
+
+    ``personalize`` stores, per reference, the :func:`content_features` of its input (the scene's
+    neutral source, or the non-preferred image when the dataset has no sources) and a
+    second-order RGB polynomial fitted from that input to the preferred image
+    (:func:`fit_poly2`). ``render`` picks, per query image, the reference whose features are
+    nearest and applies its polynomial. Without references it returns the input.
+    """
+
+    name = "nearest-preferred"
+
+    def __init__(self, ridge: float = 1e-3, fit_size: int = 64):
+        self.ridge, self.fit_size = ridge, fit_size
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "ridge": self.ridge, "fit_size": self.fit_size, "transform": "poly2-rgb",
+                "features": "lab8x8-standardised+L-histogram8"}
+
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        feats, coefs, scenes = [], [], []
+        for r in refs:
+            src = r.source if r.source is not None else r.other
+            feats.append(content_features(src)[0])
+            coefs.append(fit_poly2(src, r.preferred, ridge=self.ridge, size=self.fit_size))
+            scenes.append(r.scene)
+        tensors = {}
+        if refs:
+            tensors = {"features": torch.stack(feats), "transforms": torch.stack(coefs)}
+        return Profile(model=self.name, user=user, model_config=self.config(), tensors=tensors,
+                       data={"scenes": scenes, "n_refs": len(refs)})
+
+    def nearest(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        """Index ``(B,)`` of the nearest reference for each image (profile must have references)."""
+        f = content_features(img)
+        return torch.cdist(f, profile.tensors["features"].to(f.dtype)).argmin(dim=1)
+
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        self.check_profile(profile)
+        if not profile.tensors:
+            return img.clone()
+        with torch.no_grad():
+            idx = self.nearest(img, profile)
+            coefs = profile.tensors["transforms"]
+            return torch.cat([apply_poly2(img[b : b + 1], coefs[int(k)]) for b, k in enumerate(idx)])
+
+
+# --------------------------------------------------------------------------------------------
+# simulated-data reference points: ground truth access
+# --------------------------------------------------------------------------------------------
+
+
+def _ground_truth_file(ground_truth: str | Path) -> Path:
+    from prefstyle.data.simulate import GROUND_TRUTH_FILE
+
+    p = Path(ground_truth)
+    return p / GROUND_TRUTH_FILE if p.is_dir() else p
+
+
+def _no_truth(model: str) -> PrefstyleError:
+    return PrefstyleError(
+        f"the '{model}' reference point needs a simulated dataset's ground truth (ground_truth.json); "
+        "this dataset has none, so it cannot be evaluated here"
+    )
+
+
+def _load_users(ground_truth: Any, model: str) -> dict[str, Any]:
+    from prefstyle.data.simulate import load_ground_truth
+
+    if ground_truth is None:
+        raise _no_truth(model)
+    if isinstance(ground_truth, Mapping):
+        return dict(ground_truth)
+    path = _ground_truth_file(ground_truth)
+    if not path.is_file():
+        raise PrefstyleError(_no_truth(model).args[0], path=path.parent)
+    return load_ground_truth(path.parent)
+
+
+def _load_config(ground_truth: Any, config: Any, model: str) -> Any:
+    from prefstyle.data.simulate import SimulationConfig
+
+    if config is not None:
+        return config if isinstance(config, SimulationConfig) else _config_from_dict(config)
+    if ground_truth is None or isinstance(ground_truth, Mapping):
+        raise _no_truth(model)
+    path = _ground_truth_file(ground_truth)
+    if not path.is_file():
+        raise PrefstyleError(_no_truth(model).args[0], path=path.parent)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise PrefstyleError(f"malformed JSON: {e.msg}", path=path, line=e.lineno) from None
+    return _config_from_dict(doc.get("config", {}))
+
+
+def _config_from_dict(d: Mapping[str, Any]) -> Any:
+    from prefstyle.data.simulate import SimulationConfig
+
+    known = {f.name for f in fields(SimulationConfig)}
+    kw = {k: v for k, v in d.items() if k in known}
+    if "split_fractions" in kw:
+        kw["split_fractions"] = tuple(kw["split_fractions"])
+    return SimulationConfig(**kw)
+
+
+# --------------------------------------------------------------------------------------------
+# oracle
+# --------------------------------------------------------------------------------------------
+
+
+@register_model("oracle")
+class OracleModel(PersonalizationModel):
+    """The user's true ideal rendition (simulated data only): ``render(x) = SimulatedUser.ideal(x)``.
+
+    ``ground_truth``: a simulated dataset folder (or its ``ground_truth.json``), or a mapping
+    ``user -> SimulatedUser``. The profile carries the user's ground truth, so it renders alone.
+    """
+
+    name = "oracle"
+
+    def __init__(self, ground_truth: str | Path | Mapping[str, Any] | None = None):
+        self.users = _load_users(ground_truth, self.name)
+
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        if user is None or user not in self.users:
+            raise PrefstyleError(f"oracle: user {user!r} is not in the ground truth ({len(self.users)} users)")
+        return Profile(model=self.name, user=user, model_config=self.config(),
+                       data={"truth": self.users[user].to_dict()})
+
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        from prefstyle.data.crowd import SimulatedUser
+
+        self.check_profile(profile)
+        with torch.no_grad():
+            return SimulatedUser.from_dict(profile.data["truth"]).ideal(img).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# bayes
+# --------------------------------------------------------------------------------------------
+
+
+def ideal_with_offsets(img: torch.Tensor, taste: Any, ev: torch.Tensor | float) -> torch.Tensor:
+    """``Taste.ideal`` with the scene-dependent exposure offset ``ev`` (EV, ``(B,)`` or scalar) given.
+
+    ``ideal_with_offsets(x, t, t.exposure_offsets(x))`` equals ``t.ideal(x)``; with the offset
+    fixed, the ideal is a pure per-pixel colour map, so it can be baked into a LUT.
+    """
+    from prefstyle.data.crowd import _EXPOSURE_INDEX
+    from prefstyle.styles.base import from_params
+
+    x = img
+    if taste.base_style is not None and taste.base_mix > 0:
+        styled = from_params(taste.base_style).apply(img)
+        x = img + taste.base_mix * (styled - img)
+    vec = taste.params.to_vector().to(img.dtype).expand(img.shape[0], -1).clone()
+    vec[:, _EXPOSURE_INDEX] = (vec[:, _EXPOSURE_INDEX] + torch.as_tensor(ev, dtype=img.dtype)).clamp(-3.0, 3.0)
+    return apply_retouch_vector(x.clamp(0, 1), vec)
+
+
+def view_batch(img: torch.Tensor, gamma: torch.Tensor, white_shift: torch.Tensor, brightness: torch.Tensor) -> torch.Tensor:
+    """:meth:`prefstyle.data.crowd.Device.view` for one display per image: ``(B,3,H,W)``, params ``(B,)``.
+
+    Returns CIELAB ``(B,3,H,W)`` as seen on each display (same formula as ``Device.view``).
+    """
+    v = lambda t: t.to(img.dtype).view(-1, 1, 1, 1)  # noqa: E731
+    lin = img.clamp(0.0, 1.0).pow(v(gamma))
+    ws = white_shift.to(img.dtype)
+    gains = torch.stack([1.0 + 0.08 * ws, torch.ones_like(ws), 1.0 - 0.08 * ws], dim=1).view(-1, 3, 1, 1)
+    lin = (lin * gains * v(brightness)).clamp(0.0, 1.0)
+    enc = torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin.clamp_min(1e-12).pow(1 / 2.4) - 0.055)
+    return rgb_to_lab(enc)
+
+
+@dataclass
+class _Particles:
+    """K samples from the simulator's prior over (taste, person, device)."""
+
+    tastes: list[Any]
+    vecs: torch.Tensor  # (K, VECTOR_DIM) retouch parameter vectors
+    temperature: torch.Tensor  # (K,)
+    careless: torch.Tensor  # (K,) bool
+    position_bias: torch.Tensor  # (K,)
+    gamma: torch.Tensor  # (K,)
+    white_shift: torch.Tensor  # (K,)
+    brightness: torch.Tensor  # (K,)
+    target: torch.Tensor  # (K,) NaN for scene-independent tastes
+    gain: torch.Tensor  # (K,)
+    base_index: torch.Tensor  # (K,) index into base_luts, -1 without a base style
+    base_mix: torch.Tensor  # (K,)
+    base_luts: torch.Tensor  # (Kb, 3, S, S, S): base styles baked (for the likelihood only)
+
+
+@register_model("bayes")
+class BayesModel(PersonalizationModel):
+    """Bayes estimate of the user's ideal from N judgments (simulated data only).
+
+    Prior: ``particles`` draws (default 512, seeded) from the simulator's own prior, read from
+    the dataset's ``ground_truth.json`` config: the taste (:func:`prefstyle.data.simulate.sample_taste`),
+    the person's Bradley-Terry temperature (log-normal), whether they are careless and their
+    position bias, and the display (:func:`prefstyle.data.crowd.sample_device`). The user's own
+    device is *not* read from the ground truth: only the judgments inform the estimate.
+
+    Likelihood of the N references under each particle, as the simulator computes it: the
+    distance of each rendition to the particle's ideal of the scene's neutral source is the
+    mean CIEDE2000 in CIELAB as seen on the particle's display, on ``thumb``-pixel thumbnails
+    (the simulator uses 64; 16 keeps this fast, and such global distances barely depend on
+    resolution); ``P(chosen) = σ((d_other − d_chosen)/T ± bias)`` (careless particles:
+    ``1/2 ± bias``). Base styles (camera looks, presets) are baked into ``base_lut_size``³ LUTs
+    for the likelihood only.
+
+    Posterior mean. The weights are the normalised likelihoods; the estimate of the ideal of an
+    image is the weighted mean of the particles' ideals (the Bayes estimator under squared
+    error). For rendering, the heaviest particles that hold ``mass`` of the weight (at most
+    ``render_particles``) are kept and renormalised; each one's ideal is baked into
+    ``lut_size``³ LUTs on a grid of scene-dependent exposure offsets (every 0.25 EV), so any
+    image is rendered by one blended LUT (about 0.15 ΔE00 from the exact ideals).
+
+    References need the scene's neutral source (simulated datasets have one).
+    """
+
+    name = "bayes"
+    EV_NODES = torch.linspace(-1.5, 1.5, 13)
+
+    def __init__(
+        self,
+        ground_truth: str | Path | None = None,
+        config: Any = None,
+        particles: int = 512,
+        thumb: int = 16,
+        seed: int = 0,
+        mass: float = 0.99,
+        render_particles: int = 32,
+        lut_size: int = 17,
+        base_lut_size: int = 17,
+        scene_cache: int = 128,
+    ):
+        self.sim_config = _load_config(ground_truth, config, self.name)
+        if particles < 1:
+            raise ValueError("particles must be >= 1")
+        self.k, self.thumb, self.seed, self.mass = particles, thumb, seed, mass
+        self.render_particles, self.lut_size, self.base_lut_size = render_particles, lut_size, base_lut_size
+        self._particles: _Particles | None = None
+        self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._scene_cache_size = scene_cache
+        self._render_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "particles": self.k, "thumb": self.thumb, "seed": self.seed, "mass": self.mass,
+                "render_particles": self.render_particles, "lut_size": self.lut_size,
+                "base_lut_size": self.base_lut_size}
+
+    # -- the prior -------------------------------------------------------------------------
+
+    @property
+    def particles(self) -> _Particles:
+        if self._particles is None:
+            self._particles = self._sample_prior()
+        return self._particles
+
+    def _sample_prior(self) -> _Particles:
+        from prefstyle.data.crowd import sample_device
+        from prefstyle.data.simulate import sample_taste
+        from prefstyle.styles.base import from_params
+
+        cfg = self.sim_config
+        rng = np.random.default_rng(self.seed)
+        tastes, temps, careless, bias, gam, ws, br = [], [], [], [], [], [], []
+        for _ in range(self.k):
+            tastes.append(sample_taste(rng, cfg))
+            c = bool(rng.random() < cfg.careless_fraction)
+            careless.append(c)
+            temps.append(cfg.temperature_median * math.exp(rng.normal(0, cfg.temperature_sigma)))
+            bias.append(rng.normal(0, 0.05 if c else 0.1))
+            d = sample_device(rng, "prior")
+            gam.append(d.gamma)
+            ws.append(d.white_shift)
+            br.append(d.brightness)
+        base_index, base_luts = [], []
+        grid = identity_lut(self.base_lut_size)
+        s = self.base_lut_size
+        with torch.no_grad():
+            for t in tastes:
+                if t.base_style is not None and t.base_mix > 0:
+                    base_index.append(len(base_luts))
+                    styled = from_params(t.base_style).apply(grid.reshape(1, 3, s, s * s)).reshape(3, s, s, s)
+                    base_luts.append(styled)
+                else:
+                    base_index.append(-1)
+        f32 = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+        return _Particles(
+            tastes=tastes,
+            vecs=torch.stack([t.params.to_vector() for t in tastes]),
+            temperature=f32(temps),
+            careless=torch.tensor(careless),
+            position_bias=f32(bias),
+            gamma=f32(gam),
+            white_shift=f32(ws),
+            brightness=f32(br),
+            target=f32([t.target_brightness if t.target_brightness is not None else float("nan") for t in tastes]),
+            gain=f32([t.brightness_gain for t in tastes]),
+            base_index=torch.tensor(base_index),
+            base_mix=f32([t.base_mix for t in tastes]),
+            base_luts=torch.stack(base_luts) if base_luts else torch.zeros(0, 3, s, s, s),
+        )
+
+    # -- likelihood ------------------------------------------------------------------------
+
+    def _ev(self, img: torch.Tensor, target: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        """Scene-dependent exposure offsets ``(K, B)`` of each particle for images ``(B,3,h,w)``."""
+        from prefstyle.data.crowd import MAX_SCENE_EV
+        from prefstyle.imaging.color import luminance, srgb_to_linear
+
+        y = luminance(srgb_to_linear(img.clamp(0, 1))).mean(dim=(1, 2, 3)).clamp_min(1e-4)  # (B,)
+        ev = gain[:, None] * torch.log2(target[:, None] / y[None, :])
+        ev = ev.clamp(-MAX_SCENE_EV, MAX_SCENE_EV)
+        scene_dep = torch.isfinite(target) & (gain != 0)
+        return torch.where(scene_dep[:, None], ev, torch.zeros_like(ev))
+
+    def _scene_ideals(self, source: torch.Tensor) -> torch.Tensor:
+        """Every particle's ideal of a neutral source's thumbnail: ``(K,3,t,t)`` (cached by content)."""
+        x = thumbnail(source.clamp(0, 1), self.thumb)  # (1,3,t,t)
+        key = hashlib.sha1(x.numpy().tobytes()).hexdigest()
+        if key in self._scene_cache:
+            self._scene_cache.move_to_end(key)
+            return self._scene_cache[key]
+        P = self.particles
+        with torch.no_grad():
+            xs = x.expand(self.k, -1, -1, -1).clone()
+            has = P.base_index >= 0
+            if bool(has.any()):
+                styled = apply_lut(x.expand(int(has.sum()), -1, -1, -1).contiguous(), P.base_luts[P.base_index[has]])
+                mix = P.base_mix[has].view(-1, 1, 1, 1)
+                xs[has] = x + mix * (styled - x)
+            ev = self._ev(x, P.target, P.gain)[:, 0]
+            vec = P.vecs.clone()
+            from prefstyle.data.crowd import _EXPOSURE_INDEX
+
+            vec[:, _EXPOSURE_INDEX] = (vec[:, _EXPOSURE_INDEX] + ev).clamp(-3.0, 3.0)
+            ideals = apply_retouch_vector(xs.clamp(0, 1), vec, exact=True)
+        self._scene_cache[key] = ideals
+        while len(self._scene_cache) > self._scene_cache_size:
+            self._scene_cache.popitem(last=False)
+        return ideals
+
+    def log_likelihood(self, refs: Sequence[Reference], chunk: int = 128) -> torch.Tensor:
+        """Log-likelihood ``(K,)`` of the references' choices under each particle."""
+        P = self.particles
+        ll = torch.zeros(self.k, dtype=torch.float64)
+        for r in refs:
+            if r.source is None:
+                raise PrefstyleError(
+                    f"bayes: reference of scene {r.scene!r} has no neutral source (needs a simulated dataset)"
+                )
+            ideals = self._scene_ideals(r.source)  # (K,3,t,t)
+            pref = thumbnail(r.preferred.clamp(0, 1), self.thumb)
+            other = thumbnail(r.other.clamp(0, 1), self.thumb)
+            side = r.meta.get("preferred_side")
+            sign = 1.0 if side == "a" else -1.0 if side == "b" else 0.0
+            with torch.no_grad():
+                for k0 in range(0, self.k, chunk):
+                    sl = slice(k0, min(k0 + chunk, self.k))
+                    n = sl.stop - sl.start
+                    dev = (P.gamma[sl], P.white_shift[sl], P.brightness[sl])
+                    seen_i = view_batch(ideals[sl], *dev)
+                    d_p = delta_e_2000(view_batch(pref.expand(n, -1, -1, -1), *dev), seen_i).mean(dim=(-2, -1))
+                    d_o = delta_e_2000(view_batch(other.expand(n, -1, -1, -1), *dev), seen_i).mean(dim=(-2, -1))
+                    z = (d_o - d_p) / P.temperature[sl] + sign * P.position_bias[sl]
+                    p_bt = torch.sigmoid(z).double()
+                    p_care = (0.5 + sign * P.position_bias[sl]).double()
+                    p = torch.where(P.careless[sl], p_care, p_bt).clamp(1e-9, 1.0)
+                    ll[sl] += torch.log(p)
+        return ll
+
+    # -- the model interface -----------------------------------------------------------------
+
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        ll = self.log_likelihood(refs)
+        w = torch.softmax(ll, dim=0)
+        ess = float(1.0 / (w**2).sum())
+        order = torch.argsort(w, descending=True)
+        cum = torch.cumsum(w[order], dim=0)
+        n_keep = int(min(self.render_particles, int((cum < self.mass).sum()) + 1, self.k))
+        keep = order[:n_keep]
+        wk = (w[keep] / w[keep].sum()).tolist()
+        P = self.particles
+        data = {
+            "particles": [{"taste": P.tastes[int(i)].to_dict(), "weight": float(wi), "index": int(i)}
+                          for i, wi in zip(keep, wk)],
+            "kept_mass": float(w[keep].sum()),
+            "ess": ess,
+            "n_refs": len(refs),
+            "log_evidence": float(torch.logsumexp(ll, 0) - math.log(self.k)),
+            "prior": asdict(self.sim_config),
+        }
+        return Profile(model=self.name, user=user, model_config=self.config(), data=data)
+
+    def _render_luts(self, profile: Profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per kept particle: LUTs over the EV grid ``(P, E, 3, S, S, S)``, weights, targets, gains."""
+        from prefstyle.data.crowd import Taste
+
+        parts = profile.data["particles"]
+        key = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        if key in self._render_cache:
+            self._render_cache.move_to_end(key)
+            return self._render_cache[key]
+        s = self.lut_size
+        grid = identity_lut(s).reshape(1, 3, s, s * s)
+        ev_nodes = self.EV_NODES
+        luts, weights, targets, gains = [], [], [], []
+        with torch.no_grad():
+            for part in parts:
+                taste = Taste.from_dict(part["taste"])
+                dep = taste.target_brightness is not None and taste.brightness_gain != 0.0
+                evs = ev_nodes if dep else torch.zeros(1)
+                g = grid.expand(len(evs), -1, -1, -1)
+                out = ideal_with_offsets(g, taste, evs).reshape(len(evs), 3, s, s, s)
+                if not dep:
+                    out = out.expand(len(ev_nodes), -1, -1, -1, -1)
+                luts.append(out)
+                weights.append(part["weight"])
+                targets.append(taste.target_brightness if dep else float("nan"))
+                gains.append(taste.brightness_gain if dep else 0.0)
+        res = (torch.stack(luts), torch.tensor(weights), torch.tensor(targets), torch.tensor(gains))
+        self._render_cache[key] = res
+        while len(self._render_cache) > 8:
+            self._render_cache.popitem(last=False)
+        return res
+
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        self.check_profile(profile)
+        luts, w, target, gain = self._render_luts(profile)
+        with torch.no_grad():
+            ev = self._ev(img, target, gain)  # (P, B)
+            nodes = self.EV_NODES
+            pos = ((ev - nodes[0]) / (nodes[1] - nodes[0])).clamp(0, len(nodes) - 1)
+            i0 = pos.floor().long().clamp(max=len(nodes) - 2)
+            frac = (pos - i0).view(*pos.shape, 1, 1, 1, 1)
+            p_idx = torch.arange(luts.shape[0])[:, None]
+            blended = (1 - frac) * luts[p_idx, i0] + frac * luts[p_idx, i0 + 1]  # (P, B, 3, S, S, S)
+            lut_b = (w.view(-1, 1, 1, 1, 1, 1) * blended).sum(0)  # (B, 3, S, S, S)
+            return apply_lut(img, lut_b.contiguous()).clamp(0, 1)

@@ -1,0 +1,28 @@
+"""Shared fixtures: small real photographs as tensors, so tests never need the network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+def _to_tensor(arr: np.ndarray, size: int) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(255.0)[None]
+    return torch.nn.functional.interpolate(t, size=(size, size), mode="area").clamp(0, 1)
+
+
+@pytest.fixture(scope="session")
+def astronaut_small() -> torch.Tensor:
+    """skimage's astronaut photo as a (1,3,96,96) float tensor in [0,1]."""
+    from skimage import data
+
+    return _to_tensor(data.astronaut(), 96)
+
+
+@pytest.fixture(scope="session")
+def coffee_small() -> torch.Tensor:
+    """skimage's coffee photo as a (1,3,96,96) float tensor in [0,1]."""
+    from skimage import data
+
+    return _to_tensor(data.coffee(), 96)
