@@ -287,6 +287,25 @@ def test_float64_and_validation():
         apply_lut(torch.rand(1, 4, 5, 5), identity_lut(5))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("method", METHODS)
+def test_half_precision_is_computed_in_float32(dtype, method):
+    lut = lut_from_function(_affine, 17)
+    img = _rand_img().to(dtype)
+    out = apply_lut(img, lut.to(dtype), method)
+    assert out.dtype == dtype
+    assert torch.equal(out, apply_lut(img.float(), lut.to(dtype).float(), method).to(dtype))
+    buf = torch.empty_like(img)
+    assert apply_lut(img, lut.to(dtype), method, out=buf).data_ptr() == buf.data_ptr() and torch.equal(buf, out)
+    assert apply_lut_1d(img, identity_lut_1d(5).to(dtype)).dtype == dtype
+
+
+def test_empty_images():
+    assert apply_lut(torch.rand(1, 3, 0, 5), identity_lut(3)).shape == (1, 3, 0, 5)
+    assert apply_lut(torch.rand(0, 3, 4, 5), identity_lut(3), "tetrahedral").shape == (0, 3, 4, 5)
+    assert apply_lut_1d(torch.rand(2, 3, 4, 0), identity_lut_1d(3)).shape == (2, 3, 4, 0)
+
+
 # --------------------------------------------------------------------------------------
 # gradients
 # --------------------------------------------------------------------------------------

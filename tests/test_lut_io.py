@@ -150,6 +150,15 @@ DOMAIN_MAX 1 1 1
     assert torch.equal(cube.lut3d, identity_lut(2))
 
 
+def test_bom_and_latin1_text(tmp_path):
+    body = 'TITLE "Caf\u00e9"\nLUT_3D_SIZE 2\n' + "0 0 0\n1 0 0\n0 1 0\n1 1 0\n0 0 1\n1 0 1\n0 1 1\n1 1 1\n"
+    (tmp_path / "bom.cube").write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    (tmp_path / "latin1.cube").write_bytes(body.encode("latin-1"))
+    for name in ("bom.cube", "latin1.cube"):
+        cube = read_cube(tmp_path / name)
+        assert cube.title == "Caf\u00e9" and torch.equal(cube.lut3d, identity_lut(2))
+
+
 def test_shaper_plus_3d_resolve_style(tmp_path):
     shaper = torch.stack([torch.linspace(0, 1, 6) ** 0.5] * 3)  # (3, 6)
     lut3d = lut_from_function(lambda x: x.flip(1), 3)

@@ -142,3 +142,31 @@ def validate(
         typer.echo(f"{verdict}: {len(errors)} errors, {len(warnings)} warnings")
     if errors:
         raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output dataset folder (must be empty or new)")],
+    users: Annotated[int, typer.Option("--users", help="number of simulated users (person@device)")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="random seed: same seed, same dataset")] = 0,
+    scenes: Annotated[int, typer.Option("--scenes", help="scenes cut from the content pool")] = 120,
+    renditions: Annotated[int, typer.Option("--renditions", help="renditions per scene")] = 6,
+    size: Annotated[int, typer.Option("--size", help="side of the written renditions, px")] = 256,
+    main: Annotated[int, typer.Option("--main", help="main questions per user")] = 80,
+    consistency: Annotated[int, typer.Option("--consistency", help="consistency questions per user")] = 10,
+    careless: Annotated[float, typer.Option("--careless", help="fraction of careless persons")] = 0.08,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty output folder")] = False,
+) -> None:
+    """Simulate a crowd with known tastes: a pairs dataset plus ground_truth.json in --out."""
+    import shutil
+
+    from prefstyle.data.simulate import SimulationConfig, simulate_dataset
+
+    cfg = SimulationConfig(users=users, seed=seed, scenes=scenes, renditions=renditions, size=size, main=main,
+                           consistency=consistency, careless_fraction=careless)
+    if overwrite and out.exists():
+        if not (out / "judgments.jsonl").exists() and any(out.iterdir()):
+            raise PrefstyleError("refusing to replace a folder that is not a pairs dataset", path=out)
+        shutil.rmtree(out)
+    simulate_dataset(cfg, out, progress=True)
+    typer.echo(f"wrote {users} simulated users to {out} (ground truth: {out / 'ground_truth.json'})")

@@ -71,6 +71,7 @@ class SimulationConfig:
     temperature_sigma: float = 0.4
     origins: dict[str, float] = field(default_factory=lambda: {"A": 0.4, "B": 0.2, "D": 0.2, "E": 0.2})
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    photos: str = "bundled"  # "bundled": every installed photo; "packages": only those inside Python packages
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.scenes < 1:
@@ -79,6 +80,8 @@ class SimulationConfig:
             raise PrefstyleError(f"need at least 2 renditions per scene to make a pair (got {self.renditions})")
         if self.consistency > self.main:
             raise PrefstyleError(f"consistency questions ({self.consistency}) exceed main questions ({self.main})")
+        if self.photos not in ("bundled", "packages"):
+            raise PrefstyleError(f"photos must be 'bundled' or 'packages', got {self.photos!r}")
         if not 0 <= self.careless_fraction <= 1:
             raise PrefstyleError(f"careless_fraction must be in [0, 1], got {self.careless_fraction}")
 
@@ -289,7 +292,7 @@ def build_scenes(config: SimulationConfig, rng: np.random.Generator, progress: b
     from prefstyle.data.photos import bundled_photos
     from prefstyle.data.pool import ContentPool
 
-    photos = bundled_photos()
+    photos = bundled_photos(system=config.photos == "bundled")
     per_photo = max(2, math.ceil(config.scenes / max(len(photos), 1)) + 1)
     pool = ContentPool(photos, crops_per_photo=per_photo, seed=config.seed)
     close = ContentPool(photos, crops_per_photo=per_photo, scale_range=(0.15, 0.35), min_crop_side=160,
@@ -303,7 +306,7 @@ def build_scenes(config: SimulationConfig, rng: np.random.Generator, progress: b
     weights = np.array([config.origins[o] for o in origins], dtype=float)
     weights /= weights.sum()
     all_ids = pool.scene_ids
-    picked = rng.choice(len(all_ids), size=config.scenes, replace=len(all_ids) < config.scenes)
+    picked = np.sort(rng.choice(len(all_ids), size=config.scenes, replace=len(all_ids) < config.scenes))
     scenes: list[SimScene] = []
     for i, j in enumerate(tqdm(picked, desc="render scenes", disable=not progress)):
         sid = all_ids[int(j)]

@@ -25,13 +25,14 @@ Implementation notes (why it is fast on a 2-core CPU)
   allocator instead of being page-faulted in again for every operation.
 * Trilinear: PyTorch's CPU ``grid_sample`` is vectorised for 2-D inputs only, and both the
   2-D and the 3-D CPU kernels parallelise over the batch dimension only. So on the CPU the
-  LUT (with its green axis padded by one replicated node on each side) is viewed as a 2-D
-  texture of ``S`` slices of ``S + 2`` rows, sampled bilinearly in (r, g) on the two blue
-  slices that bracket each pixel (one batch of 2, so both cores work), then blended
-  linearly in blue. That is exactly trilinear interpolation, about twice as fast as the
-  3-D kernel, and differentiable w.r.t. the image and the LUT like ``grid_sample`` itself.
-  The float32 addressing error of that 2-D texture grows like ``S**2``, so LUTs larger than
-  ``_MAX_2D_TRICK_SIZE`` (and all CUDA tensors) use the 3-D ``grid_sample`` directly.
+  LUT's blue slices are laid out as tiles of a 2-D texture (see :class:`_Tri2D`), sampled
+  bilinearly in (r, g) on the two slices that bracket each pixel (a batch of 2, so both
+  cores work), then blended linearly in blue. That is exactly trilinear interpolation,
+  about twice as fast as the 3-D kernel, and differentiable w.r.t. the image and the LUT
+  like ``grid_sample`` itself. It agrees with the 3-D ``grid_sample`` to float32 rounding
+  of the texture coordinates (about 1e-6 of the output range per unit LUT slope); as that
+  grows with the texture size, LUTs larger than ``_MAX_2D_TRICK_SIZE`` (and all non-CPU
+  tensors) use the 3-D ``grid_sample`` directly.
 * Tetrahedral: gather-based (``index_select`` with int32 indices on a ``(3, S**3)`` view of
   the LUT), branch-free selection of the tetrahedron with ``maximum``/``minimum``/``where``;
   differentiable w.r.t. the LUT (and the image, almost everywhere).
@@ -64,8 +65,8 @@ DEFAULT_CHUNK_PIXELS = 1 << 18
 DEFAULT_CHUNK_PIXELS_CUDA = 1 << 24
 #: Interpolation methods of :func:`apply_lut`.
 LUT_METHODS = ("trilinear", "tetrahedral")
-# Largest LUT applied through the 2-D texture on the CPU (see module docstring): at S = 65
-# the addressing error is below 1e-4 of a node spacing; it grows like S**2.
+# Largest LUT applied through the 2-D texture on the CPU (see module docstring): up to this
+# size the coordinate rounding stays below 2e-4 of a node spacing.
 _MAX_2D_TRICK_SIZE = 129
 
 DomainLike = float | Sequence[float] | Tensor
@@ -232,10 +233,12 @@ def _as_lut1d(lut1d: Tensor) -> Tensor:
     return table
 
 
-def _common_dtype(img: Tensor, lut: Tensor) -> torch.dtype:
+def _dtypes(img: Tensor, lut: Tensor) -> tuple[torch.dtype, torch.dtype]:
+    """(result dtype, working dtype): half-precision inputs are computed in float32."""
     if not lut.is_floating_point():
         raise TypeError(f"expected a floating-point LUT, got {lut.dtype}")
-    return torch.promote_types(img.dtype, lut.dtype)
+    dtype = torch.promote_types(img.dtype, lut.dtype)
+    return dtype, (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
 
 
 def _per_image(lut: Tensor, batch: int, ndim_single: int, what: str) -> list[Tensor]:
@@ -262,18 +265,31 @@ def _col(values: Sequence[float], like: Tensor) -> Tensor:
     return torch.tensor(values, dtype=torch.float64).to(dtype=like.dtype, device=like.device).view(3, 1)
 
 
-def _out(out: Tensor | None, img: Tensor, squeeze: bool, grad: bool) -> Tensor | None:
-    """Validate a user-supplied output tensor; returned with a batch dimension."""
-    if out is None:
-        return None
-    if grad:
-        raise ValueError("out= is not supported when gradients are required")
-    view = out[None] if squeeze else out
-    if view.shape != img.shape or view.dtype != img.dtype or view.device != img.device or not view.is_contiguous():
-        raise ValueError(
-            f"out must be a contiguous {img.dtype} tensor of shape {tuple(img.shape[squeeze:])} on {img.device}"
-        )
-    return view
+def _execute(
+    img: Tensor,
+    dtype: torch.dtype,
+    out: Tensor | None,
+    squeeze: bool,
+    grad: bool,
+    run: Callable[[Tensor | None], Tensor],
+) -> Tensor:
+    """Validate ``out``, call ``run(out or None)`` on the working dtype, cast, unsqueeze."""
+    target = None
+    if out is not None:
+        if grad:
+            raise ValueError("out= is not supported when gradients are required")
+        target = out[None] if squeeze else out
+        if target.shape != img.shape or target.dtype != dtype or target.device != img.device:
+            target = None
+        if target is None or not target.is_contiguous():
+            raise ValueError(f"out must be a contiguous {dtype} tensor of shape {tuple(img.shape[squeeze:])}")
+    if img.dtype == dtype:
+        result = run(target)
+    else:  # half precision, computed in float32
+        result = run(None).to(dtype)
+        if target is not None:
+            result = target.copy_(result)
+    return result[0] if squeeze else result
 
 
 def _run_chunks(
@@ -306,13 +322,6 @@ def _run_chunks(
 # --------------------------------------------------------------------------------------
 # 3D LUT kernels; each maps x (3, n) -> (3, n)
 # --------------------------------------------------------------------------------------
-
-
-def _affine_clamp(v: Tensor, scale: float, offset: float, lo: float, hi: float, inplace: bool) -> Tensor:
-    """``clamp(v * scale + offset, lo, hi)`` for one channel ``(n,)`` (scalar ops are the fast ones)."""
-    if inplace:
-        return torch.mul(v, scale).add_(offset).clamp_(lo, hi)
-    return (v * scale + offset).clamp(lo, hi)
 
 
 def _clamp_channels(x: Tensor, lo: Sequence[float], hi: Sequence[float]) -> Tensor:
@@ -437,19 +446,28 @@ class _Tetra:
         s = lut.shape[-1]
         self.s = s
         self.flat = lut.reshape(3, s**3)
-        self.maps = _channel_maps(lo, hi, [s - 1.0] * 3, [0.0] * 3)
+        self.lo, self.hi = tuple(lo), tuple(hi)
+        maps = _channel_maps(lo, hi, [s - 1.0] * 3, [0.0] * 3)
+        self.uniform = len(set(maps)) == 1
+        self.scale = _col([m[0] for m in maps], lut)
+        self.offset = _col([m[1] for m in maps], lut)
+        self.maps = maps
         self.index_dtype = torch.int32 if s**3 < 2**31 else torch.int64
 
     def __call__(self, x: Tensor, out: Tensor | None) -> Tensor:
         s = self.s
         inplace = out is not None
-        pr, pg, pb = (_affine_clamp(x[c], *self.maps[c], 0.0, s - 1.0, inplace) for c in range(3))
-        ir, ig, ib = (p.floor().clamp_(max=s - 2) for p in (pr, pg, pb))
-        if inplace:
-            fr, fg, fb = pr.sub_(ir), pg.sub_(ig), pb.sub_(ib)
+        xc = _clamp_channels(x, self.lo, self.hi)
+        if self.uniform:  # one scalar map for all channels (the usual [0, 1] domain)
+            p = torch.mul(xc, self.maps[0][0])
+            if self.maps[0][1] != 0.0:
+                p = p.add_(self.maps[0][1])
         else:
-            fr, fg, fb = pr - ir, pg - ig, pb - ib
-        base = ir.add_(ig, alpha=s).add_(ib, alpha=s * s)  # r + S g + S^2 b, exact in float32
+            p = torch.addcmul(self.offset, xc, self.scale)
+        i = p.floor().clamp_(0.0, s - 2.0)
+        f = p.sub_(i) if inplace else p - i  # (3, n) fractional parts
+        base = i[0].add_(i[1], alpha=s).add_(i[2], alpha=s * s)  # r + S g + S^2 b, exact in float32
+        fr, fg, fb = f.unbind(0)
         # The tetrahedron is given by the order of the fractional parts: walk from the base
         # corner along the axis with the largest fraction, then the middle one, then the last.
         mx = torch.maximum(fr, fg)
@@ -470,11 +488,11 @@ class _Tetra:
             res = torch.mul(flat.index_select(1, i0), torch.sub(1.0, fmax), out=out)
             res.addcmul_(flat.index_select(1, i1), fmax.sub_(fmid))
             res.addcmul_(flat.index_select(1, i2), fmid.sub_(fmin))
-        else:
-            res = flat.index_select(1, i0) * (1.0 - fmax)
-            res = res + flat.index_select(1, i1) * (fmax - fmid)
-            res = res + flat.index_select(1, i2) * (fmid - fmin)
-        return res.addcmul_(flat.index_select(1, i3), fmin) if inplace else res + flat.index_select(1, i3) * fmin
+            return res.addcmul_(flat.index_select(1, i3), fmin)
+        res = flat.index_select(1, i0) * (1.0 - fmax)
+        res = res + flat.index_select(1, i1) * (fmax - fmid)
+        res = res + flat.index_select(1, i2) * (fmid - fmin)
+        return res + flat.index_select(1, i3) * fmin
 
 
 def apply_lut(
@@ -504,17 +522,18 @@ def apply_lut(
             ``img`` itself, for an in-place application); not with autograd.
 
     Returns:
-        ``(B, 3, H, W)`` (or ``(3, H, W)``) in the promoted dtype of ``img`` and ``lut``,
-        on ``img``'s device. Differentiable w.r.t. ``img`` and ``lut`` for both methods.
+        ``(B, 3, H, W)`` (or ``(3, H, W)``) in the promoted dtype of ``img`` and ``lut``
+        (float16 / bfloat16 are computed in float32), on ``img``'s device. Differentiable
+        w.r.t. ``img`` and ``lut`` for both methods.
     """
     img, squeeze = _image(img)
     if method not in LUT_METHODS:
         raise ValueError(f"unknown LUT interpolation method {method!r}; expected one of {LUT_METHODS}")
     size = _lut_size(lut)
     lo, hi = _domain(domain_min, domain_max)
-    dtype = _common_dtype(img, lut)
-    img = img.to(dtype)
-    lut = lut.to(device=img.device, dtype=dtype)
+    dtype, work = _dtypes(img, lut)
+    img = img.to(work)
+    lut = lut.to(device=img.device, dtype=work)
     grad = torch.is_grad_enabled() and (img.requires_grad or lut.requires_grad)
     if method == "tetrahedral":
         kind: type = _Tetra
@@ -529,8 +548,10 @@ def apply_lut(
         if id(one) not in prepared:
             prepared[id(one)] = kind(one, lo, hi)
         luts.append(prepared[id(one)])
-    result = _run_chunks(img, luts, lambda x, k, o: k(x, o), chunk_pixels, grad, _out(out, img, squeeze, grad))
-    return result[0] if squeeze else result
+    def run(target: Tensor | None) -> Tensor:
+        return _run_chunks(img, luts, lambda x, k, o: k(x, o), chunk_pixels, grad, target)
+
+    return _execute(img, dtype, out, squeeze, grad, run)
 
 
 # --------------------------------------------------------------------------------------
@@ -561,9 +582,9 @@ def apply_lut_1d(
     img, squeeze = _image(img)
     table = _as_lut1d(lut1d)
     lo, hi = _domain(domain_min, domain_max)
-    dtype = _common_dtype(img, table)
-    img = img.to(dtype)
-    table = table.to(device=img.device, dtype=dtype)
+    dtype, work = _dtypes(img, table)
+    img = img.to(work)
+    table = table.to(device=img.device, dtype=work)
     s = table.shape[-1]
     grad = torch.is_grad_enabled() and (img.requires_grad or table.requires_grad)
     sc = [(s - 1) / (h - low) for low, h in zip(lo, hi, strict=True)]
@@ -582,5 +603,7 @@ def apply_lut_1d(
         return torch.lerp(lo_v, hi_v, f)
 
     tables = [t.contiguous() for t in _per_image(table, img.shape[0], 2, "apply_lut_1d")]
-    result = _run_chunks(img, tables, kernel, chunk_pixels, grad, _out(out, img, squeeze, grad))
-    return result[0] if squeeze else result
+    def run(target: Tensor | None) -> Tensor:
+        return _run_chunks(img, tables, kernel, chunk_pixels, grad, target)
+
+    return _execute(img, dtype, out, squeeze, grad, run)
