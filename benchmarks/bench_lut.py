@@ -205,7 +205,7 @@ def run_worker(method: str, image_path: str, lut_path: str, repeats: int) -> dic
 
         lut = torch.from_numpy(lut_np)
         interp = method.split("-", 1)[1]
-        x = torch.from_numpy(arr).permute(2, 0, 1)[None].float().div_(255)
+        x = torch.from_numpy(arr).permute(2, 0, 1)[None].float().div_(255).contiguous()  # planar (1, 3, H, W)
 
         def lookup():
             with torch.no_grad():
@@ -321,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "targets": {"lookup_seconds": TARGET_SECONDS, "peak_mb": TARGET_PEAK_MB},
+        "notes": [
+            "lookup_only: float32 (1,3,H,W) tensor in, tensor out (prefstyle); PIL image in, PIL image out (Pillow)",
+            "end_to_end_u8: uint8 HxWx3 numpy in and out, conversions included",
+            "peak_mb: VmHWM while timing (reset just before), whole process: interpreter, libraries, input, output",
+            "wall-clock times on a possibly shared machine: see loadavg_before_after",
+        ],
         "results": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench_lut_") as tmp:
@@ -348,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             if "pillow" in report["results"]:
                 pil = report["results"]["pillow"]["lookup_only"]["median_s"]
-                verdict[method]["speed_vs_pillow"] = pil / look["median_s"] if look["median_s"] > 0 else None
+                # > 1: prefstyle's lookup is faster than Pillow's
+                verdict[method]["speedup_vs_pillow"] = pil / look["median_s"] if look["median_s"] > 0 else None
     report["verdict"] = verdict
     text = json.dumps(report, indent=2)
     print(text)

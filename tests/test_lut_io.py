@@ -146,6 +146,8 @@ DOMAIN_MAX 1 1 1
 """
     cube = read_cube(_write(tmp_path, text))
     assert cube.title == "Hand made"
+    assert parse_cube('TITLE "a # b" # note\nLUT_1D_SIZE 2\n0 0 0\n1 1 1\n').title == "a # b"
+    assert parse_cube("TITLE plain words\nLUT_1D_SIZE 2\n0 0 0\n1 1 1\n").title == "plain words"
     assert cube.comments == ["header comment", "between", "in the data"]
     assert torch.equal(cube.lut3d, identity_lut(2))
 
@@ -207,8 +209,10 @@ def test_write_cube_resamples_and_validates(tmp_path):
     assert torch.allclose(read_cube(path).lut3d, lut_from_function(lambda x: 0.5 * x + 0.25, 9), atol=1e-6)
     write_cube(path, identity_lut_1d(4), size=7)
     assert torch.allclose(read_cube(path).lut1d, identity_lut_1d(7), atol=1e-6)
-    with pytest.raises(ValueError, match="LUT_3D_SIZE"):
+    with pytest.raises(ValueError, match="size must be in 2..256"):
         write_cube(path, identity_lut(2), size=257)
+    with pytest.raises(ValueError, match="LUT_1D_SIZE"):
+        write_cube(path, torch.rand(3, 65537))
     bad = identity_lut(2)
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):

@@ -548,6 +548,7 @@ def apply_lut(
         if id(one) not in prepared:
             prepared[id(one)] = kind(one, lo, hi)
         luts.append(prepared[id(one)])
+
     def run(target: Tensor | None) -> Tensor:
         return _run_chunks(img, luts, lambda x, k, o: k(x, o), chunk_pixels, grad, target)
 
@@ -603,6 +604,7 @@ def apply_lut_1d(
         return torch.lerp(lo_v, hi_v, f)
 
     tables = [t.contiguous() for t in _per_image(table, img.shape[0], 2, "apply_lut_1d")]
+
     def run(target: Tensor | None) -> Tensor:
         return _run_chunks(img, tables, kernel, chunk_pixels, grad, target)
 

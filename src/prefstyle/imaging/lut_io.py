@@ -151,16 +151,28 @@ class CubeLUT:
             return self.domain_min_1d, self.domain_max_1d
         return self.domain_min, self.domain_max
 
-    def apply(self, img: Tensor, method: str = "trilinear", **kwargs) -> Tensor:
-        """Apply the file's transform to ``(B, 3, H, W)`` images (1D table first, then 3D).
+    def apply(
+        self,
+        img: Tensor,
+        method: str = "trilinear",
+        *,
+        chunk_pixels: int | None = None,
+        out: Tensor | None = None,
+    ) -> Tensor:
+        """Apply the file's transform to ``(B, 3, H, W)`` images: the 1D table, then the 3D one.
 
-        ``kwargs`` go to :func:`~prefstyle.imaging.lut.apply_lut` (e.g. ``chunk_pixels``).
+        ``method`` (3D interpolation), ``chunk_pixels`` and ``out`` are as in
+        :func:`~prefstyle.imaging.lut.apply_lut`.
         """
         if self.lut1d is not None:
             lo, hi = self.domain_1d()
-            img = apply_lut_1d(img, self.lut1d, lo, hi, chunk_pixels=kwargs.get("chunk_pixels"))
+            img = apply_lut_1d(
+                img, self.lut1d, lo, hi, chunk_pixels=chunk_pixels, out=None if self.lut3d is not None else out
+            )
         if self.lut3d is not None:
-            img = apply_lut(img, self.lut3d, method, self.domain_min, self.domain_max, **kwargs)
+            img = apply_lut(
+                img, self.lut3d, method, self.domain_min, self.domain_max, chunk_pixels=chunk_pixels, out=out
+            )
         return img
 
 
@@ -232,8 +244,9 @@ class _CubeParser:
             raise self.error(f"{key} appears twice", lineno)
         if key == "TITLE":
             rest = raw.strip()[len(tokens[0]) :].strip()
-            if len(rest) >= 2 and rest[0] == rest[-1] == '"':
-                rest = rest[1:-1]
+            if rest.startswith('"'):  # "text" (anything after the closing quote is a comment)
+                end = rest.rfind('"')
+                rest = rest[1:end] if end > 0 else rest[1:]
             self.title = rest
         elif key == "LUT_3D_SIZE":
             self.size3d = self._size(key, args, CUBE_3D_SIZE_RANGE, lineno)
@@ -530,6 +543,9 @@ def write_cube(
     if domain_max is not None:
         cube.domain_max = _triple(domain_max, "domain_max")
     if size is not None:
+        bounds = CUBE_3D_SIZE_RANGE if cube.lut3d is not None else CUBE_1D_SIZE_RANGE
+        if not bounds[0] <= size <= bounds[1]:
+            raise ValueError(f"size must be in {bounds[0]}..{bounds[1]}, got {size}")
         if cube.lut3d is not None:
             cube.lut3d = resize_lut(cube.lut3d.detach().float(), size)
         else:

@@ -289,7 +289,9 @@ def apply_retouch_vector(img: torch.Tensor, vec: torch.Tensor, clamp: bool = Tru
     if vec.shape[0] not in (1, img.shape[0]):
         raise ValueError(f"vec batch {vec.shape[0]} does not match image batch {img.shape[0]}")
     fields = unpack_vector(vec.to(dtype=img.dtype, device=img.device), clamp=clamp)
-    return _run_exact(img, fields) if exact else _run_fused(img, fields)
+    # On thumbnails with fewer pixels than the table has samples, the table costs more than it saves.
+    small = img.shape[-2] * img.shape[-1] < TABLE_SIZE
+    return _run_exact(img, fields) if exact or small else _run_fused(img, fields)
 
 
 def apply_retouch(img: torch.Tensor, params: RetouchParams, method: Method = "auto") -> torch.Tensor:
