@@ -72,6 +72,7 @@ class SimulationConfig:
     origins: dict[str, float] = field(default_factory=lambda: {"A": 0.4, "B": 0.2, "D": 0.2, "E": 0.2})
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     photos: str = "bundled"  # "bundled": every installed photo; "packages": only those inside Python packages
+    workers: int = 0  # processes answering sessions (0: one per CPU core); the dataset does not depend on it
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.scenes < 1:
@@ -387,6 +388,46 @@ def _write_png(path: Path, img: torch.Tensor) -> None:
     Image.fromarray(arr).save(path, compress_level=1)
 
 
+_WORK: tuple[list[SimulatedUser], list[SimScene], SimulationConfig] | None = None
+
+
+def _session_worker(i: int) -> list[Judgment]:
+    users, scenes, config = _WORK  # type: ignore[misc]
+    torch.set_num_threads(1)  # thumbnails are tiny: one thread per process beats threads fighting
+    return _session(users[i], i, scenes, config, np.random.default_rng([config.seed, 1, i]))
+
+
+def _answer_sessions(users: list[SimulatedUser], scenes: list[SimScene], config: SimulationConfig,
+                     progress: bool) -> list[Judgment]:
+    """Every user's session. Each user has its own seed, so the result is the same for any ``workers``."""
+    import multiprocessing as mp
+    import os
+
+    global _WORK
+    _WORK = (users, scenes, config)
+    workers = config.workers or os.cpu_count() or 1
+    bar = tqdm(total=len(users), desc="simulate users", disable=not progress)
+    out: list[Judgment] = []
+    try:
+        if workers <= 1 or len(users) < 8 or "fork" not in mp.get_all_start_methods():
+            threads = torch.get_num_threads()
+            try:
+                for i in range(len(users)):
+                    out.extend(_session_worker(i))
+                    bar.update()
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            with mp.get_context("fork").Pool(workers) as pool:
+                for js in pool.imap(_session_worker, range(len(users)), chunksize=4):
+                    out.extend(js)
+                    bar.update()
+    finally:
+        _WORK = None
+        bar.close()
+    return out
+
+
 def simulate_dataset(
     config: SimulationConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False
 ) -> Path:
@@ -399,9 +440,7 @@ def simulate_dataset(
     scenes = build_scenes(config, rng, progress=progress)
     users = sample_users(config, rng)
 
-    judgments: list[Judgment] = []
-    for i, user in enumerate(tqdm(users, desc="simulate users", disable=not progress)):
-        judgments.extend(_session(user, i, scenes, config, rng))
+    judgments = _answer_sessions(users, scenes, config, progress)
 
     for sc in tqdm(scenes, desc="write images", disable=not progress):
         _write_png(out / sc.source_path, sc.source[0])
