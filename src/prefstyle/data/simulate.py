@@ -308,8 +308,8 @@ def build_scenes(config: SimulationConfig, rng: np.random.Generator, progress: b
     weights /= weights.sum()
     all_ids = pool.scene_ids
     picked = np.sort(rng.choice(len(all_ids), size=config.scenes, replace=len(all_ids) < config.scenes))
-    scenes: list[SimScene] = []
-    for i, j in enumerate(tqdm(picked, desc="render scenes", disable=not progress)):
+    plan: list[tuple[str, str, ContentPool]] = []  # (scene id in its pool, origin, pool)
+    for j in picked:
         sid = all_ids[int(j)]
         origin = origins[int(rng.choice(len(origins), p=weights))]
         src_pool = pool
@@ -318,15 +318,20 @@ def build_scenes(config: SimulationConfig, rng: np.random.Generator, progress: b
             close_ids = [c for c in close.scene_ids if close.scene(c).photo_id == photo and close.scene(c).index > 0]
             if close_ids:
                 sid, src_pool = close_ids[int(rng.integers(len(close_ids)))], close
+        plan.append((sid, origin, src_pool))
+
+    def render_one(i: int) -> SimScene:
+        sid, origin, src_pool = plan[i]
+        scene_rng = np.random.default_rng([config.seed, 2, i])
         src = src_pool.scene_image(sid, size=config.size, square=True)[None].clamp(0, 1)
         name = f"s{i:04d}"
-        source = SOURCES.get(origin, SOURCES["A"])
-        imgs, params = source.render(src, rng, config.renditions, name)
-        photo_id = src_pool.scene(sid).photo_id
-        sc = SimScene(id=name, origin=origin, content=sid, split=photo_split[photo_id], source=src,
-                      renditions=imgs, rendition_params=params)
+        imgs, params = SOURCES.get(origin, SOURCES["A"]).render(src, scene_rng, config.renditions, name)
+        sc = SimScene(id=name, origin=origin, content=sid, split=photo_split[src_pool.scene(sid).photo_id],
+                      source=src, renditions=imgs, rendition_params=params)
         sc.make_thumbs(config.thumb)
-        scenes.append(sc)
+        return sc
+
+    scenes = parallel_map(render_one, len(plan), config.workers, progress, "render scenes")
     return scenes
 
 
@@ -388,44 +393,57 @@ def _write_png(path: Path, img: torch.Tensor) -> None:
     Image.fromarray(arr).save(path, compress_level=1)
 
 
-_WORK: tuple[list[SimulatedUser], list[SimScene], SimulationConfig] | None = None
+_TASK: Callable[[int], Any] | None = None
 
 
-def _session_worker(i: int) -> list[Judgment]:
-    users, scenes, config = _WORK  # type: ignore[misc]
-    torch.set_num_threads(1)  # thumbnails are tiny: one thread per process beats threads fighting
-    return _session(users[i], i, scenes, config, np.random.default_rng([config.seed, 1, i]))
+def _run_task(i: int) -> Any:
+    torch.set_num_threads(1)  # the tensors are small: one thread per process beats threads fighting
+    return _TASK(i)  # type: ignore[misc]
+
+
+def parallel_map(fn: Callable[[int], Any], n: int, workers: int, progress: bool, desc: str) -> list[Any]:
+    """``[fn(0), ..., fn(n-1)]`` over forked worker processes (``workers`` 0: one per core).
+
+    ``fn`` may be a closure: workers inherit it by fork. Each item must depend only on its index
+    (seed per item), so results are identical for any number of workers.
+    """
+    import multiprocessing as mp
+    import os
+
+    global _TASK
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=n, desc=desc, disable=not progress)
+    out: list[Any] = []
+    _TASK = fn
+    try:
+        if workers <= 1 or n < 4 or "fork" not in mp.get_all_start_methods():
+            threads = torch.get_num_threads()
+            try:
+                for i in range(n):
+                    out.append(_run_task(i))
+                    bar.update()
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            chunk = max(1, min(8, n // (4 * workers)))
+            with mp.get_context("fork").Pool(workers) as pool:
+                for item in pool.imap(_run_task, range(n), chunksize=chunk):
+                    out.append(item)
+                    bar.update()
+    finally:
+        _TASK = None
+        bar.close()
+    return out
 
 
 def _answer_sessions(users: list[SimulatedUser], scenes: list[SimScene], config: SimulationConfig,
                      progress: bool) -> list[Judgment]:
     """Every user's session. Each user has its own seed, so the result is the same for any ``workers``."""
-    import multiprocessing as mp
-    import os
 
-    global _WORK
-    _WORK = (users, scenes, config)
-    workers = config.workers or os.cpu_count() or 1
-    bar = tqdm(total=len(users), desc="simulate users", disable=not progress)
-    out: list[Judgment] = []
-    try:
-        if workers <= 1 or len(users) < 8 or "fork" not in mp.get_all_start_methods():
-            threads = torch.get_num_threads()
-            try:
-                for i in range(len(users)):
-                    out.extend(_session_worker(i))
-                    bar.update()
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            with mp.get_context("fork").Pool(workers) as pool:
-                for js in pool.imap(_session_worker, range(len(users)), chunksize=4):
-                    out.extend(js)
-                    bar.update()
-    finally:
-        _WORK = None
-        bar.close()
-    return out
+    def one(i: int) -> list[Judgment]:
+        return _session(users[i], i, scenes, config, np.random.default_rng([config.seed, 1, i]))
+
+    return [j for js in parallel_map(one, len(users), config.workers, progress, "simulate users") for j in js]
 
 
 def simulate_dataset(
