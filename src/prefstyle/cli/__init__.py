@@ -18,9 +18,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prefstyle.cli import data_cmd, demo_cmd, lut_cmd, styles_cmd
+    from prefstyle.cli import data_cmd, demo_cmd, evaluate_cmd, lut_cmd, styles_cmd
 
     app.command("demo")(demo_cmd.demo)
+    app.command("evaluate")(evaluate_cmd.evaluate)
 
     app.add_typer(styles_cmd.app, name="styles")
     app.add_typer(lut_cmd.app, name="lut")

@@ -1,8 +1,7 @@
 """`prefstyle demo`: the main job on the embedded default, written as an HTML report.
 
 Today the demo (1) renders a gallery of the style universe on bundled real photos, (2)
-simulates a crowd of users with known tastes and validates it as a dataset, and (3) when the
-evaluation layer is present, personalizes each held-out user from 16 judgments with every
+simulates a crowd of users with known tastes and validates it as a dataset, and (3) personalizes each held-out user from 16 judgments with every
 registered model and reference point and reports how each scores (CQS, win rate, distance to
 the users' true ideal). It prints where the report is.
 """
@@ -84,18 +83,11 @@ def demo(
     simulate_dataset(cfg, data, progress=True)
     stats = statistics(PairsDataset.load(data))
 
-    sections = []
-    evaluation_link = ""
-    try:
-        from prefstyle.cli.evaluate_cmd import run_evaluation  # the evaluation layer, when present
-    except ImportError:
-        run_evaluation = None
-    if run_evaluation is not None:
-        typer.echo("3/3 personalizing held-out users and evaluating every model ...", err=True)
-        report = run_evaluation(data, out / "evaluation", refs=16, evals=16, seed=seed)
-        evaluation_link = f'<p><a href="{html.escape(str(report.relative_to(out)))}">Evaluation report</a></p>'
-    else:
-        sections.append("<p>Evaluation layer not installed in this build: gallery and dataset only.</p>")
+    typer.echo("3/3 personalizing held-out users from 16 judgments and evaluating every model ...", err=True)
+    from prefstyle.cli.evaluate_cmd import evaluate
+
+    evaluate(data, refs=16, evals=16, out=out / "evaluation", seed=seed, ablate_refs="4,16,32")
+    evaluation_link = '<p><a href="evaluation/index.html">Evaluation report: every model and reference point</a></p>'
 
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v) if not isinstance(v, (int, float, str)) else str(v))}</td></tr>"
@@ -110,7 +102,6 @@ img{{max-width:100%}}</style></head><body>
 {evaluation_link}
 <h2>Style universe on bundled photos</h2><img src="{gallery.name}" alt="style gallery">
 <h2>Simulated crowd (dataset in <code>data/</code>)</h2><table>{rows}</table>
-{''.join(sections)}
 </body></html>"""
     index = out / "index.html"
     atomic_write_text(index, page)

@@ -1,0 +1,214 @@
+"""`prefstyle evaluate DATA`: run models on a pairs dataset with the PPS protocol; write results + report.
+
+Registered by the CLI as ``app.command("evaluate")(evaluate)``. See ``docs/EVALUATION.md``.
+
+Models (``--model``, repeatable) are registered names or checkpoint files: a profile-format
+``.json`` whose ``model`` field names a registered model, built with
+``create_model(name, checkpoint=PATH)`` (``global-style`` writes such files). Without
+``--model``, every reference point that applies to the data runs: ``identity``,
+``global-style`` (fitted on the training users), ``nearest-preferred``, and on simulated data
+(a ``ground_truth.json`` beside the judgments) ``oracle`` and ``bayes``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from prefstyle.errors import PrefstyleError
+
+DEFAULT_METRICS = "delta_e00,lpips,ssim,psnr"
+
+
+def _int_list(text: str | None, what: str) -> list[int]:
+    if not text:
+        return []
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise PrefstyleError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise PrefstyleError(f"{what} must be positive, got {text!r}")
+    return values
+
+
+def _training_users(ds: Any, eval_users: list[str]) -> list[str]:
+    train = ds.splits.get("train")
+    if train:
+        return sorted(set(train) - set(eval_users))
+    return [u for u in ds.users() if u not in set(eval_users)]
+
+
+def build_models(
+    specs: list[str],
+    ds: Any,
+    eval_users: list[str],
+    ground_truth_root: Path | None,
+    notes: list[str],
+    particles: int = 512,
+    seed: int = 0,
+    progress: bool = True,
+    global_steps: int = 150,
+) -> dict[str, Any]:
+    """Resolve ``--model`` values (names or checkpoint files) into ``{name: model}``.
+
+    With no specs, the reference points that apply to this dataset; those that cannot run are
+    left out with a note. An explicitly requested model that cannot run is a :class:`PrefstyleError`.
+    """
+    from prefstyle.models.base import create_model, list_models
+    from prefstyle.models.reference import (
+        REFERENCE_POINTS,
+        SIMULATED_ONLY,
+        GlobalStyleModel,
+    )
+
+    explicit = bool(specs)
+    if not specs:
+        specs = [n for n in REFERENCE_POINTS if n not in SIMULATED_ONLY or ground_truth_root is not None]
+        if ground_truth_root is None:
+            notes.append("oracle and bayes left out: the dataset has no ground_truth.json (not simulated)")
+    known = set(list_models())
+    models: dict[str, Any] = {}
+    for spec in specs:
+        path = Path(spec)
+        if spec not in known and path.is_file():
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise PrefstyleError(f"not a model checkpoint ({e})", path=path) from None
+            name = doc.get("model") if isinstance(doc, dict) else None
+            if not isinstance(name, str):
+                raise PrefstyleError("not a model checkpoint (no 'model' field)", path=path)
+            try:
+                model = create_model(name, checkpoint=path)
+            except TypeError:
+                raise PrefstyleError(f"model '{name}' cannot be loaded from a checkpoint file", path=path) from None
+            label = name if name not in models else f"{name}:{path.stem}"
+            models[label] = model
+            continue
+        if spec not in known and (path.suffix or "/" in spec):
+            raise PrefstyleError("no such model checkpoint", path=path)
+        if spec in SIMULATED_ONLY:
+            if ground_truth_root is None:
+                raise PrefstyleError(f"model '{spec}' needs a simulated dataset (ground_truth.json); this one has none")
+            kw: dict[str, Any] = {"ground_truth": ground_truth_root}
+            if spec == "bayes":
+                kw.update(particles=particles, seed=seed)
+            models[spec] = create_model(spec, **kw)
+        elif spec == "global-style":
+            train = _training_users(ds, eval_users)
+            if not train:
+                msg = "global-style needs training users outside the evaluated ones; the dataset has none"
+                if explicit:
+                    raise PrefstyleError(msg, path=ds.root)
+                notes.append(msg + "; left out")
+                continue
+            models[spec] = GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, train, progress=progress)
+        else:
+            models[spec] = create_model(spec)
+    return models
+
+
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="A pairs dataset folder (with judgments.jsonl).")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Registered model name or checkpoint file; repeat for several. "
+                     "Default: every reference point that applies."),
+    ] = None,
+    refs: Annotated[int, typer.Option("--refs", min=0, help="Reference judgments per user to personalize from.")] = 16,
+    evals: Annotated[int, typer.Option("--evals", min=1, help="Held-out pairs per user to score.")] = 16,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/eval-<DATA name>).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the per-user reference/evaluation draw.")] = 0,
+    users_split: Annotated[str, typer.Option("--users-split", help="Split to evaluate: test, val, train or all.")] = "test",
+    max_users: Annotated[int | None, typer.Option("--max-users", min=1, help="Evaluate at most this many users.")] = None,
+    metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated metrics.")] = DEFAULT_METRICS,
+    size: Annotated[int | None, typer.Option("--size", min=8, help="Downscale images to this longer side.")] = None,
+    ablate_refs: Annotated[str | None, typer.Option("--ablate-refs", help="Also run the N ablation, e.g. 4,16,32.")] = None,
+    ablate_train_users: Annotated[
+        str | None, typer.Option("--ablate-train-users", help="Also refit global-style on k training users, e.g. 2,8,32.")
+    ] = None,
+    particles: Annotated[int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")] = 512,
+    global_steps: Annotated[
+        int, typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point.")
+    ] = 150,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """Evaluate models on a pairs dataset (PPS protocol): write results.json and an HTML report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from prefstyle.data.pairs import PairsDataset
+    from prefstyle.data.simulate import GROUND_TRUTH_FILE, load_ground_truth
+    from prefstyle.eval.protocol import (
+        ablate_n_refs,
+        ablate_training_users,
+        default_users,
+        evaluate_pps,
+    )
+    from prefstyle.models.reference import GlobalStyleModel
+
+    if not data.is_dir():
+        raise PrefstyleError("no such dataset folder" if not data.exists() else "not a folder", path=data)
+    n_ablate = _int_list(ablate_refs, "--ablate-refs")
+    k_ablate = _int_list(ablate_train_users, "--ablate-train-users")
+    metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
+    from prefstyle.metrics.registry import METRICS
+
+    unknown = [m for m in metric_list if m not in METRICS]
+    if unknown or not metric_list:
+        raise PrefstyleError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(METRICS))}")
+
+    err = Console(stderr=True)
+    ds = PairsDataset.load(data)
+    users = default_users(ds, users_split)
+    if max_users is not None:
+        users = users[:max_users]
+    gt_root = data if (data / GROUND_TRUTH_FILE).is_file() else None
+    ground_truth = load_ground_truth(data) if gt_root is not None else None
+    notes: list[str] = []
+    models = build_models(list(model or []), ds, users, gt_root, notes, particles=particles, seed=seed,
+                          progress=progress, global_steps=global_steps)
+    if not models:
+        raise PrefstyleError("no model can be evaluated on this dataset")
+    err.print(f"evaluating {', '.join(models)} on {len(users)} users of {data}")
+    kw = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size}
+    results = evaluate_pps(ds, models, n_refs=refs, progress=progress, **kw)
+    results.notes[:0] = notes
+    if n_ablate:
+        err.print(f"ablation over N = {', '.join(map(str, n_ablate))}")
+        results.ablations["n_refs"], _ = ablate_n_refs(ds, models, ns=n_ablate, **kw)
+    if k_ablate:
+        err.print(f"ablation over training users k = {', '.join(map(str, k_ablate))}")
+        train = _training_users(ds, users)
+        results.ablations["train_users"], _ = ablate_training_users(
+            ds, lambda us: GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, us), k_ablate, train_users=train,
+            name="global-style", n_refs=refs, **{k: v for k, v in kw.items() if k != "seed"}, seed=seed,
+        )
+
+    out = out or Path("runs") / f"eval-{data.resolve().name}"
+    path = results.save(out)
+    index = None
+    if report:
+        from prefstyle.eval.report import write_report
+
+        index = write_report(results, out)
+
+    console = Console()
+    metric = "delta_e00" if "delta_e00" in results.tables else next(iter(results.tables))
+    table = Table(title=f"PPS evaluation ({metric} CQS), {results.config['n_refs']} refs, {len(users)} users",
+                  title_justify="left")
+    for col in ("model", "CQS", "CQS/identity", "win rate", "ΔE00 to ideal"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    fmt = lambda v: "–" if v is None else f"{v:.4g}"
+    for name, row in results.tables[metric].items():
+        ideal = (results.ideal or {}).get(name, {}).get("delta_e00") if results.ideal else None
+        table.add_row(name, fmt(row.get("cqs")), fmt(row.get("cqs_rel")), fmt(row.get("win_rate")), fmt(ideal))
+    console.print(table)
+    for note in results.notes:
+        err.print(f"note: {note}")
+    typer.echo(f"wrote {path}" + (f" and {index}" if index else ""))
