@@ -62,7 +62,7 @@ import tempfile
 import time
 from pathlib import Path
 
-METHODS = ("prefstyle-trilinear", "prefstyle-tetrahedral", "pillow")
+METHODS = ("prefstyle-trilinear", "prefstyle-tetrahedral", "prefstyle-uint8", "pillow")
 TARGET_SECONDS = 0.5
 TARGET_PEAK_MB = 1.5 * 1024
 
@@ -197,6 +197,18 @@ def run_worker(method: str, image_path: str, lut_path: str, repeats: int) -> dic
 
         def end_to_end():
             return np.asarray(Image.fromarray(arr).filter(flt))
+
+    elif method == "prefstyle-uint8":
+        import torch
+
+        from prefstyle.imaging.lut import apply_lut_uint8
+
+        lut = torch.from_numpy(lut_np)
+
+        def lookup():
+            return apply_lut_uint8(arr, lut)
+
+        end_to_end = lookup
 
     else:
         import torch

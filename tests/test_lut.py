@@ -427,3 +427,17 @@ def test_cuda_matches_cpu(method):
     cpu = apply_lut(img, lut, method)
     gpu = apply_lut(img.cuda(), lut.cuda(), method)
     assert (gpu.cpu() - cpu).abs().max() <= 1e-4
+
+
+def test_apply_lut_uint8_matches_torch_path_within_one_level(astronaut_small):
+    import numpy as np
+
+    from prefstyle.imaging.lut import apply_lut, apply_lut_uint8, lut_from_function
+
+    lut = lut_from_function(lambda x: (x ** 0.8 * torch.tensor([1.05, 1.0, 0.9]).view(1, 3, 1, 1)).clamp(0, 1), 33)
+    u8 = (astronaut_small[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    fast = apply_lut_uint8(u8, lut).astype(int)
+    ref = apply_lut(torch.from_numpy(u8).permute(2, 0, 1)[None].float() / 255, lut)
+    ref = (ref[0].permute(1, 2, 0) * 255).round().to(torch.int64).numpy()
+    assert np.abs(fast - ref).max() <= 1
+    assert (fast != u8).any()

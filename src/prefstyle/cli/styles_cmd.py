@@ -91,8 +91,11 @@ def _collect(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Pa
     return jobs, missing
 
 
-def _render(style: Any, x: Any) -> Any:
-    """Apply ``style`` to one ``(1,3,H,W)`` image; large images of global styles go through a LUT."""
+def _render(style: Any, x: Any, bit_depth: int = 16) -> Any:
+    """Apply ``style`` to one ``(1,3,H,W)`` image; large images of global styles go through a LUT.
+
+    8-bit images take Pillow's C LUT filter (several times faster on a CPU, within one level).
+    """
     import torch
 
     h, w = x.shape[-2:]
@@ -105,6 +108,11 @@ def _render(style: Any, x: Any) -> Any:
         f = (STATS_MAX_PIXELS / (h * w)) ** 0.5
         ref = torch.nn.functional.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area") if f < 1 else x
     lut = style.to_lut(LUT_SIZE, image=ref).to(x.device, x.dtype)
+    if bit_depth == 8 and x.device.type == "cpu":
+        from prefstyle.imaging.lut import apply_lut_uint8
+
+        u8 = x[0].permute(1, 2, 0).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).numpy()
+        return torch.from_numpy(apply_lut_uint8(u8, lut)).permute(2, 0, 1)[None].to(x.dtype).div_(255)
     return apply_lut(x, lut).clamp_(0, 1)  # apply_lut works in bounded-memory chunks itself
 
 
@@ -167,7 +175,7 @@ def apply_cmd(
                 data = read_image(src)
                 with torch.inference_mode():
                     x = data.pixels[None].to(device)
-                    y = _render(style, x)[0].cpu()
+                    y = _render(style, x, data.bit_depth)[0].cpu()
                 write_like(out / rel, y, data, quality=quality)
                 n_ok += 1
             except (PrefstyleError, OSError, ValueError, MemoryError) as e:

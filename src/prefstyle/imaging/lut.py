@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -609,3 +610,24 @@ def apply_lut_1d(
         return _run_chunks(img, tables, kernel, chunk_pixels, grad, target)
 
     return _execute(img, dtype, out, squeeze, grad, run)
+
+
+def apply_lut_uint8(rgb: np.ndarray, lut: Tensor) -> np.ndarray:
+    """Apply a ``(3, S, S, S)`` LUT (domain [0, 1], S in 2..65) to an 8-bit ``(H, W, 3)`` uint8 array.
+
+    Uses Pillow's C ``ImageFilter.Color3DLUT`` (trilinear with 16-bit fixed-point weights, at
+    most one 8-bit level from :func:`apply_lut`; see ``tests/test_lut.py``). It is several
+    times faster than the torch path on a CPU, so full-resolution 8-bit outputs take it; it
+    has no gradients and no float output, which is what the torch path is for.
+    """
+    from PIL import Image, ImageFilter
+
+    size = _lut_size(lut)
+    if lut.ndim != 4 or not 2 <= size <= 65:
+        raise ValueError(f"apply_lut_uint8 needs one (3,S,S,S) LUT with 2 <= S <= 65, got {tuple(lut.shape)}")
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.dtype} {rgb.shape}")
+    # lut[c, b, g, r] -> rows (b, g, r) of (R, G, B): red varies fastest, as Pillow wants.
+    table = lut.detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 3, 0).reshape(-1).numpy()
+    flt = ImageFilter.Color3DLUT(size, table)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").filter(flt))
