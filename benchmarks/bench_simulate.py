@@ -29,7 +29,11 @@ def main() -> None:
 
     from prefstyle.data.filters import FilterConfig, filter_users
     from prefstyle.data.pairs import PairsDataset, statistics
-    from prefstyle.data.simulate import SimulationConfig, load_ground_truth, simulate_dataset
+    from prefstyle.data.simulate import (
+        SimulationConfig,
+        load_ground_truth,
+        simulate_dataset,
+    )
 
     if args.out.exists():
         shutil.rmtree(args.out)

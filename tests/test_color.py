@@ -19,7 +19,7 @@ def _sharma():
     cols = ("L1", "a1", "b1", "L2", "a2", "b2", "dE00")
     t = torch.tensor([[float(r[k]) for k in cols] for r in rows], dtype=torch.float64)
     # (N, 3) -> (1, 3, N, 1) images
-    as_img = lambda x: x.T[None, :, :, None]  # noqa: E731
+    as_img = lambda x: x.T[None, :, :, None]
     return as_img(t[:, 0:3]), as_img(t[:, 3:6]), t[:, 6]
 
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from prefstyle.data.fivek import TRAIN_COUNT, FiveKDataset, detect_layout, image_key, normalize_expert
+from prefstyle.data.fivek import (
+    TRAIN_COUNT,
+    FiveKDataset,
+    detect_layout,
+    image_key,
+    normalize_expert,
+)
 from prefstyle.errors import PrefstyleError
 
 

@@ -13,8 +13,20 @@ from PIL import Image
 
 from prefstyle.errors import InputFormatError
 from prefstyle.imaging import lut_io
-from prefstyle.imaging.lut import apply_lut, identity_lut, identity_lut_1d, lut_from_function
-from prefstyle.imaging.lut_io import CubeLUT, parse_cube, read_cube, read_hald, write_cube, write_hald
+from prefstyle.imaging.lut import (
+    apply_lut,
+    identity_lut,
+    identity_lut_1d,
+    lut_from_function,
+)
+from prefstyle.imaging.lut_io import (
+    CubeLUT,
+    parse_cube,
+    read_cube,
+    read_hald,
+    write_cube,
+    write_hald,
+)
 
 
 def _rand_lut(size: int, seed: int = 0, lo: float = -0.2, hi: float = 1.2) -> torch.Tensor:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,11 @@ from prefstyle.cli import main
 from prefstyle.data.crowd import Device, Person, SimulatedUser, Taste
 from prefstyle.data.filters import FilterConfig, filter_users
 from prefstyle.data.pairs import PairsDataset, statistics
-from prefstyle.data.simulate import SimulationConfig, load_ground_truth, simulate_dataset
+from prefstyle.data.simulate import (
+    SimulationConfig,
+    load_ground_truth,
+    simulate_dataset,
+)
 from prefstyle.imaging.params import RetouchParams
 
 TINY = dict(users=24, scenes=8, renditions=4, size=48, thumb=24, careless_fraction=0.25, photos="packages")

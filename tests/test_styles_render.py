@@ -11,7 +11,13 @@ import torch
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.styles.base import STYLE_KINDS, Style, from_params
-from prefstyle.styles.camera import CAMERA_PROFILES, CameraRendering, ToneCurve, character_matrix, sample_camera
+from prefstyle.styles.camera import (
+    CAMERA_PROFILES,
+    CameraRendering,
+    ToneCurve,
+    character_matrix,
+    sample_camera,
+)
 from prefstyle.styles.classical import CLASSICAL_METHODS
 from prefstyle.styles.registry import get_style, list_styles, style_names
 

@@ -18,9 +18,20 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prefstyle.cli import data_cmd, demo_cmd, evaluate_cmd, lut_cmd, styles_cmd
+    from prefstyle.cli import (
+        data_cmd,
+        demo_cmd,
+        evaluate_cmd,
+        lut_cmd,
+        personalize_cmd,
+        styles_cmd,
+        train_cmd,
+    )
 
     app.command("demo")(demo_cmd.demo)
+    app.command("train")(train_cmd.train)
+    app.command("personalize")(personalize_cmd.personalize)
+    app.command("enhance")(personalize_cmd.enhance)
     app.command("evaluate")(evaluate_cmd.evaluate)
 
     app.add_typer(styles_cmd.app, name="styles")

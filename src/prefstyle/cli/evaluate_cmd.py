@@ -2,9 +2,11 @@
 
 Registered by the CLI as ``app.command("evaluate")(evaluate)``. See ``docs/EVALUATION.md``.
 
-Models (``--model``, repeatable) are registered names or checkpoint files: a profile-format
-``.json`` whose ``model`` field names a registered model, built with
-``create_model(name, checkpoint=PATH)`` (``global-style`` writes such files). Without
+Models (``--model``, repeatable) are registered names, trained models (a run folder of
+``prefstyle train``, or its ``model.json`` / ``model.safetensors``, loaded with
+:func:`prefstyle.train.load_model`), or checkpoint files: a profile-format ``.json`` whose
+``model`` field names a registered model, built with ``create_model(name, checkpoint=PATH)``
+(``global-style`` writes such files). Without
 ``--model``, every reference point that applies to the data runs: ``identity``,
 ``global-style`` (fitted on the training users), ``nearest-preferred``, and on simulated data
 (a ``ground_truth.json`` beside the judgments) ``oracle`` and ``bayes``.
@@ -42,6 +44,20 @@ def _training_users(ds: Any, eval_users: list[str]) -> list[str]:
     return [u for u in ds.users() if u not in set(eval_users)]
 
 
+def _trained(path: Path) -> Any:
+    """A trained model (run folder, ``model.json`` or ``model.safetensors``) via the trainer's loader."""
+    from prefstyle.train.loading import load_model
+
+    return load_model(path)
+
+
+def _label(models: dict[str, Any], path: Path) -> str:
+    """The report's name for a trained model: the run folder's name (unique among ``models``)."""
+    run = path if path.is_dir() else path.parent
+    label = run.name or str(run)
+    return label if label not in models else f"{label}:{len(models)}"
+
+
 def build_models(
     specs: list[str],
     ds: Any,
@@ -74,11 +90,17 @@ def build_models(
     models: dict[str, Any] = {}
     for spec in specs:
         path = Path(spec)
+        if spec not in known and (path.is_dir() or path.suffix == ".safetensors"):
+            models[_label(models, path)] = _trained(path)
+            continue
         if spec not in known and path.is_file():
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise PrefstyleError(f"not a model checkpoint ({e})", path=path) from None
+            if isinstance(doc, dict) and isinstance(doc.get("task"), dict):  # a trained model's card
+                models[_label(models, path)] = _trained(path)
+                continue
             name = doc.get("model") if isinstance(doc, dict) else None
             if not isinstance(name, str):
                 raise PrefstyleError("not a model checkpoint (no 'model' field)", path=path)
@@ -116,7 +138,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="A pairs dataset folder (with judgments.jsonl).")],
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="Registered model name or checkpoint file; repeat for several. "
+        typer.Option("--model", "-m", help="Registered model name, trained run folder or checkpoint file; repeat for several. "
                      "Default: every reference point that applies."),
     ] = None,
     refs: Annotated[int, typer.Option("--refs", min=0, help="Reference judgments per user to personalize from.")] = 16,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from prefstyle.cli.batch_io import collect_inputs
 from prefstyle.errors import PrefstyleError
 
 app = typer.Typer(
@@ -66,31 +67,6 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _output_name(rel: Path) -> Path:
-    from prefstyle.imaging.io import WRITE_EXTENSIONS
-
-    if rel.suffix.lower() in WRITE_EXTENSIONS:
-        return rel
-    return rel.with_suffix(".tif" if rel.suffix.lower() in {".cr2", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"} else ".png")
-
-
-def _collect(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
-    """(input file, path relative to --out) pairs, and inputs that do not exist."""
-    from prefstyle.imaging.io import list_images
-
-    jobs: list[tuple[Path, Path]] = []
-    missing: list[tuple[Path, str]] = []
-    for p in inputs:
-        if p.is_dir():
-            for f in list_images([p], recursive=True):
-                jobs.append((f, _output_name(f.relative_to(p))))
-        elif p.exists():
-            jobs.append((p, _output_name(Path(p.name))))
-        else:
-            missing.append((p, "no such file or folder"))
-    return jobs, missing
-
-
 def _render(style: Any, x: Any, bit_depth: int = 16) -> Any:
     """Apply ``style`` to one ``(1,3,H,W)`` image; large images of global styles go through a LUT.
 
@@ -135,7 +111,13 @@ def apply_cmd(
     """
     import torch
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from prefstyle.imaging.io import read_image, write_like
     from prefstyle.styles.registry import get_style
@@ -144,7 +126,7 @@ def apply_cmd(
     if strength != 1.0:
         overrides["strength"] = strength
     style = get_style(name, **overrides)
-    jobs, failed = _collect(inputs)
+    jobs, failed = collect_inputs(inputs)
     for p, reason in failed:
         typer.echo(f"skipped {p}: {reason}", err=True)
 

@@ -38,14 +38,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from prefstyle.data.crowd import Device, Person, SimulatedUser, Taste, sample_device
+from prefstyle.data.crowd import Person, SimulatedUser, Taste, sample_device
 from prefstyle.data.pairs import Judgment, Scene, write_pairs
 from prefstyle.data.splits import person_of_user, split_users
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_write_text
-from prefstyle.imaging.params import RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch
-from prefstyle.styles.base import Style, from_params
+from prefstyle.styles.base import Style
 
 GROUND_TRUTH_FILE = "ground_truth.json"
 DEVICE_NAMES = ("laptop", "phone", "desktop", "tablet")
@@ -363,7 +362,7 @@ def _session(
         b = torch.stack([scenes[int(scene_idx[q])].thumbs[k] for q, k in zip(qs, b_idx)])
         chose_a, rts, _ = user.choose(a, b, ideals[qs], rng)
 
-    t = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=17 * user_index)
+    t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=17 * user_index)
     out = []
     for (q, rep), ka, kb, ca, rt in zip(order, a_idx, b_idx, chose_a, rts):
         sc = scenes[int(scene_idx[q])]

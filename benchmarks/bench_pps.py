@@ -1,0 +1,168 @@
+"""Benchmark: the three PPS baselines (usd, upe, exemplar) on the CPU.
+
+For each model, two timings, each the median of ``--repeats`` runs after one untimed warm-up:
+
+* ``personalize_s`` - :meth:`personalize` for a new user from ``--refs`` reference pairs
+  (256-px renditions, like the simulated crowd's images). For ``usd`` this is the
+  inference-time training of a new decoder (encoder frozen; ``adapt_steps`` Adam steps); for
+  ``upe`` one forward pass of the frozen backbone and the Transformer; for ``exemplar`` the
+  encoding of the reference triplets.
+* ``enhance_s`` - :meth:`render` of one ``--megapixels`` photograph (4:3) for that user: the
+  whole path from the float tensor in [0,1] to the output tensor (thumbnail, network, colour
+  transform applied at full resolution; for ``usd`` the coarse-grid query and the guided
+  upsampling). Image decoding/encoding is not included.
+
+Models come from trained checkpoints (``--checkpoint NAME=PATH``, a run folder) or, without
+one, are built untrained with the architecture of ``configs/NAME.yaml`` (the timings do not
+depend on the weights; an untrained ``usd`` still runs all its adaptation steps).
+
+The photograph is scikit-image's astronaut resized to the requested size with mild noise;
+references are edits of scikit-image photos. Wall-clock on a shared machine: ``loadavg`` before
+and after each model is recorded so that disturbed runs can be recognised.
+
+Usage::
+
+    python benchmarks/bench_pps.py --megapixels 12 --repeats 5 --refs 16 [--threads 2] [--out FILE]
+
+prints one JSON object on stdout (and writes it to ``--out`` when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("usd", "upe", "exemplar")
+
+
+def _photo(name: str) -> torch.Tensor:
+    from skimage import data
+
+    arr = getattr(data, name)()
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(255.0)[None]
+
+
+def big_photo(megapixels: float, seed: int = 0) -> torch.Tensor:
+    """``(1,3,H,W)``, 4:3, about ``megapixels`` MP: astronaut, resized, plus mild noise."""
+    h = round(math.sqrt(megapixels * 1e6 * 3 / 4))
+    w = round(h * 4 / 3)
+    x = F.interpolate(_photo("astronaut"), size=(h, w), mode="bilinear", align_corners=False)
+    g = torch.Generator().manual_seed(seed)
+    return (x + 0.01 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+
+def references(n: int, size: int = 256) -> list[Any]:
+    """``n`` reference pairs: crops of real photos, preferred = a warmer, brighter edit."""
+    from prefstyle.imaging.params import RetouchParams
+    from prefstyle.imaging.pipeline import apply_retouch
+    from prefstyle.models.base import Reference
+
+    names = ("astronaut", "chelsea", "coffee", "rocket")
+    warm = RetouchParams(exposure=0.3, temperature=0.3, contrast=0.1)
+    cold = RetouchParams(exposure=-0.2, temperature=-0.3, saturation=-0.2)
+    out = []
+    for i in range(n):
+        x = _photo(names[i % len(names)])
+        hh, ww = x.shape[-2:]
+        s = 0.5 + 0.5 * ((i // len(names)) % 2)
+        ch, cw = int(hh * s), int(ww * s)
+        x = F.interpolate(x[..., :ch, :cw], size=(size, size), mode="area").clamp(0, 1)
+        out.append(Reference(scene=f"s{i}", preferred=apply_retouch(x, warm)[0].clamp(0, 1),
+                             other=apply_retouch(x, cold)[0].clamp(0, 1), source=x[0]))
+    return out
+
+
+def build(name: str, checkpoint: str | None) -> tuple[Any, str]:
+    if checkpoint:
+        from prefstyle.train import load_model
+
+        return load_model(checkpoint), f"checkpoint {checkpoint}"
+    import yaml
+
+    from prefstyle.train.task import get_task
+
+    cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+    model_cfg = {k: v for k, v in cfg["task"].items() if k not in ("name", "module")}
+    if name == "usd":
+        model_cfg.setdefault("n_users", 0)
+        model_cfg.setdefault("users", [])
+    task = get_task(name)(model_cfg, {}, 0)
+    module = task.build_model().eval()
+    return task.to_inference(module), f"untrained, architecture of configs/{name}.yaml"
+
+
+def timed(fn: Any, repeats: int) -> tuple[float, list[float], Any]:
+    result = fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--checkpoint", action="append", default=[], help="NAME=PATH (a trained run folder)")
+    ap.add_argument("--megapixels", type=float, default=12.0)
+    ap.add_argument("--refs", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ckpts = dict(item.split("=", 1) for item in args.checkpoint)
+    img = big_photo(args.megapixels)
+    refs = references(args.refs)
+    result: dict[str, Any] = {
+        "benchmark": "pps_baselines",
+        "megapixels": round(img.shape[-1] * img.shape[-2] / 1e6, 2),
+        "image_shape": list(img.shape),
+        "refs": args.refs,
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "models": {},
+    }
+    for name in args.models:
+        load0 = os.getloadavg()
+        model, source = build(name, ckpts.get(name))
+        with torch.no_grad():
+            p_med, p_all, profile = timed(lambda m=model: m.personalize(refs, "bench-user"), args.repeats)
+            e_med, e_all, out = timed(lambda m=model, p=profile: m.render(img, p), args.repeats)
+        assert out.shape == img.shape
+        row = {"source": source, "personalize_s": round(p_med, 4), "personalize_all_s": [round(t, 4) for t in p_all],
+               "enhance_s": round(e_med, 4), "enhance_all_s": [round(t, 4) for t in e_all],
+               "loadavg_before": [round(v, 2) for v in load0], "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+        if name == "usd":
+            row["adapt_steps"] = model.adapt_steps
+            row["render_side"] = model.render_side
+        result["models"][name] = row
+        print(f"{name}: personalize {p_med:.3f} s, enhance {e_med:.3f} s", file=sys.stderr)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

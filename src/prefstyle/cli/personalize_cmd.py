@@ -1,0 +1,170 @@
+"""`prefstyle personalize` and `prefstyle enhance` (FORMATS.md, section 2), for any model.
+
+::
+
+    prefstyle personalize DATA --user USER [--refs 16] [--model NAME_OR_PATH] --out PROFILE
+    prefstyle enhance INPUT... --profile PROFILE --out DIR [--model NAME_OR_PATH]
+
+``personalize`` learns the user's taste from at most ``--refs`` of the user's ``main``
+judgments in the pairs dataset DATA (in answer order, or a seeded sample with ``--seed``) and
+writes a profile (``PROFILE.json`` + ``PROFILE.safetensors`` when the model stores tensors).
+The profile records the model it was made with (name, or checkpoint folder, and the
+checkpoint's id), so ``enhance`` needs no ``--model``; a ``--model`` that is not the one the
+profile was made with is refused.
+
+``enhance`` writes one output per input into DIR with the input's file name (folders are
+searched recursively and their layout kept), at the input's full resolution, with its bit
+depth, EXIF and ICC profile. Inputs in formats that cannot be written (BMP, RAW) are written as
+PNG (TIFF for RAW). Unreadable files are skipped with a one-line reason (exit status 1 at the
+end); an output that would overwrite its input is refused before anything is written.
+
+The lead registers them: ``app.command("personalize")(personalize)``,
+``app.command("enhance")(enhance)``. Models are loaded with :func:`prefstyle.train.load_model`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from prefstyle.cli.batch_io import collect_inputs
+from prefstyle.errors import PrefstyleError
+
+__all__ = ["DEFAULT_MODEL", "enhance", "personalize", "profile_path"]
+
+#: the model used when --model is not given to `personalize`
+DEFAULT_MODEL = "pienet"
+
+
+def _model_source(spec: str) -> str:
+    """What a profile records as its model: an absolute path for paths, else the name."""
+    from prefstyle.train.loading import _looks_like_path
+
+    return str(Path(spec).expanduser().resolve()) if _looks_like_path(spec) else spec
+
+
+def profile_path(out: Path) -> Path:
+    """The ``.json`` a profile is written to for ``--out`` (a folder gets ``profile.json``)."""
+    if out.is_dir() or str(out).endswith(("/", "\\")):
+        return out / "profile.json"
+    return out if out.suffix == ".json" else out.with_suffix(".json")
+
+
+def personalize(
+    data: Annotated[Path, typer.Argument(help="pairs dataset folder (FORMATS.md)")],
+    user: Annotated[str, typer.Option("--user", help="the user to personalize for (person@device)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="profile file to write (.json; tensors go beside it)")],
+    refs: Annotated[int, typer.Option("--refs", help="use at most this many of the user's main judgments")] = 16,
+    model: Annotated[
+        str | None, typer.Option("--model", help=f"registered model name or checkpoint path [default: {DEFAULT_MODEL}]")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="pick the references by a seeded shuffle instead of answer order")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
+) -> None:
+    """Learn USER's taste from their judgments in DATA and write a profile for `enhance`."""
+    from prefstyle.data.pairs import PairsDataset
+    from prefstyle.eval.protocol import load_references
+    from prefstyle.train import load_model
+
+    if refs < 0:
+        raise PrefstyleError(f"--refs must be >= 0, got {refs}")
+    spec = model or DEFAULT_MODEL
+    ds = PairsDataset.load(data)
+    judgments = ds.references(user, refs, seed=seed)
+    if refs > 0 and not judgments:
+        raise PrefstyleError(f"user {user!r} has no main judgments", path=data)
+    m = load_model(spec, device=device)
+    references = load_references(ds, judgments)
+    profile = m.personalize(references, user=user)
+    profile.model_config = {**profile.model_config, "source": _model_source(spec)}
+    profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": len(references)}
+    path = profile.save(profile_path(out))
+    typer.echo(f"{m.name}: profile of {user} from {len(references)} judgment(s) written to {path}", err=True)
+
+
+def check_model_matches(model: Any, profile: Any) -> None:
+    """Refuse a profile made by another model (or another checkpoint of the same model)."""
+    model.check_profile(profile)
+    made = profile.model_config.get("checkpoint_id")
+    have = model.config().get("checkpoint_id") if hasattr(model, "config") else None
+    if made is not None and have is not None and made != have:
+        raise PrefstyleError(
+            f"this profile was made by another '{profile.model}' checkpoint ({made}; this one is {have}); "
+            "personalize again with this model"
+        )
+
+
+def enhance(
+    inputs: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
+    profile: Annotated[Path, typer.Option("--profile", help="profile written by `prefstyle personalize`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (same file names as the inputs)")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="model name or checkpoint path [default: the profile's]")
+    ] = None,
+    quality: Annotated[int, typer.Option("--quality", help="JPEG quality")] = 95,
+    device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
+) -> None:
+    """Retouch INPUT images in the profile's taste, at full resolution, into --out."""
+    import torch
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from prefstyle.imaging.io import read_image, write_like
+    from prefstyle.models.base import Profile
+    from prefstyle.train import load_model
+
+    prof = Profile.load(profile_path(profile) if profile.is_dir() else profile)
+    spec = model or prof.model_config.get("source") or prof.model
+    m = load_model(spec, device=device)
+    check_model_matches(m, prof)  # another model, or another checkpoint of it (a copy of the same one is fine)
+
+    jobs, failed = collect_inputs(inputs)
+    for p, reason in failed:
+        typer.echo(f"skipped {p}: {reason}", err=True)
+    if out.exists() and not out.is_dir():
+        raise PrefstyleError("--out must be a folder", path=out)
+    out_resolved = out.resolve()
+    targets: dict[Path, Path] = {}
+    for src_path, rel in jobs:
+        dst = (out_resolved / rel).resolve()
+        if dst == src_path.resolve():
+            raise PrefstyleError(f"refusing to overwrite the input {src_path} with its enhanced version; "
+                                 "choose another --out folder")
+        if dst in targets:
+            raise PrefstyleError(f"two inputs would be written to the same file {dst}: {targets[dst]} and {src_path}")
+        targets[dst] = src_path
+
+    n_ok = 0
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(f"enhance ({m.name})", total=len(jobs))
+        for src_path, rel in jobs:
+            try:
+                data = read_image(src_path)
+                with torch.inference_mode():
+                    x = data.pixels[None].to(device)
+                    y = m.render(x, prof)
+                    if tuple(y.shape) != tuple(x.shape):
+                        raise PrefstyleError(f"model '{m.name}' returned shape {tuple(y.shape)} for {tuple(x.shape)}")
+                    y = y[0].clamp(0, 1).cpu()
+                write_like(out / rel, y, data, quality=quality)
+                n_ok += 1
+            except (PrefstyleError, OSError, ValueError, MemoryError) as e:
+                reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src_path}: {e}"
+                failed.append((src_path, reason))
+                progress.console.print(f"skipped {reason}", style="yellow", markup=False, highlight=False,
+                                       soft_wrap=True)
+            progress.advance(task)
+    typer.echo(f"{m.name}: wrote {n_ok} of {n_ok + len(failed)} image(s) to {out}", err=True)
+    if failed:
+        raise typer.Exit(1)

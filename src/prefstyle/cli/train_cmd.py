@@ -1,0 +1,48 @@
+"""`prefstyle train CONFIG.yaml [key=value ...] [--resume]`: run a training config.
+
+Registered by the CLI as ``app.command("train")(train)``. Several processes:
+``torchrun --nproc_per_node=N -m prefstyle.train CONFIG.yaml [key=value ...]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["train"]
+
+
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config (see configs/)")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="dotted overrides, e.g. steps=500 optim.lr=3e-4 out=runs/x")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in `out` from its latest checkpoint")] = False,
+    stop_after: Annotated[
+        int | None, typer.Option("--stop-after", help="stop after this many steps (a checkpoint is saved; --resume goes on)")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Train a model from a YAML config; checkpoints, logs and the final model go to `out`.
+
+    Overrides are KEY=VALUE with dots for nested keys (values are YAML). The final model is
+    `out/model.safetensors` + `out/model.json`; pass `out` as --model to personalize/enhance.
+    """
+    import logging
+    import os
+
+    from prefstyle.train import train as run_training
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    res = run_training(config, overrides or [], resume=resume, stop_after=stop_after, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if res.finished:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items() if isinstance(v, (int, float)))
+        typer.echo(f"trained {res.step} steps in {res.seconds:.0f} s; model: {res.model_path}"
+                   + (f"\nvalidation: {metrics}" if metrics else ""), err=True)
+    else:
+        typer.echo(f"stopped at step {res.step} of {res.steps}; checkpoint {res.checkpoint}; "
+                   f"continue with: prefstyle train {config} {' '.join(overrides or [])} --resume".rstrip(), err=True)

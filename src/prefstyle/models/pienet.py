@@ -1,0 +1,556 @@
+"""PieNet (Kim et al., "PieNet: Personalized Image Enhancement Network", ECCV 2020).
+
+The authors never released code; this is a re-implementation from the paper's text.
+
+Two networks and one vector per user:
+
+* **Preference embedding** (:class:`PreferenceEmbedding`): a twin (weight-shared) backbone,
+  ResNet-18 in the paper, whose pooled feature is projected to ``dim`` = 512 and L2-normalised.
+  Images are seen at ``embed_size``² (256 in the paper). Trained with one learnable preference
+  vector per training user by the triplet loss (squared Euclidean distance, margin 0.2) on
+  (user, preferred, non-preferred) triplets, with rot90 augmentation.
+* **PieNet** (:class:`PieNetNet`): a backbone encoder (features after conv1, after residual
+  blocks 2, 4 and 6, and the global pool) and a decoder of personalized up-sample blocks
+  (:class:`PersonalizedUpBlock`), each taking the preference vector, the previous block's output
+  and the encoder feature of its scale; a final layer predicts a delta image that is added to
+  the input. Loss (see :mod:`prefstyle.train.tasks.pienet`): L1 + 0.4 perceptual (embedding
+  features) + 0.01 edge-aware TV; preference vectors perturbed by noise of norm 0.1.
+* **New users** (:meth:`PieNetModel.personalize`): scheme 2 (default) averages the embeddings
+  of the user's preferred images (and re-normalises); scheme 1 optimises a new preference vector
+  by the triplet loss, embedding frozen, from preferred and non-preferred images.
+
+Full resolution (:meth:`PieNetModel.render`): the network runs on a copy whose long side is
+``render_size`` (512 in the paper); its output is carried to the full-size image by
+:func:`guided_upsample`, a colour guided filter (He et al.'s fast guided filter) on the delta:
+per low-res pixel the delta ``out − in`` is fitted as a local affine function of the input colour
+(``A·in + b``, 3×3 + 3), the coefficients are smoothed, upsampled bilinearly and applied to the
+full-resolution input. The delta therefore follows the full-size image's edges.
+
+Checkpoints: what :mod:`prefstyle.train` writes (``model.safetensors`` + ``model.json``); build
+the inference model with ``PieNetModel(checkpoint=PATH)``, ``create_model("pienet",
+checkpoint=PATH)`` or ``prefstyle.train.load_model(PATH)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prefstyle.errors import PrefstyleError
+from prefstyle.losses import triplet_loss
+from prefstyle.models.backbones import Backbone, create_backbone, resize_to
+from prefstyle.models.base import (
+    PersonalizationModel,
+    Profile,
+    Reference,
+    register_model,
+)
+
+__all__ = [
+    "PersonalizedUpBlock",
+    "PieNetConfig",
+    "PieNetModel",
+    "PieNetNet",
+    "PieNetSystem",
+    "PreferenceEmbedding",
+    "guided_upsample",
+    "optimize_preference",
+    "perturb_preference",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+
+#: keys of a checkpoint's ``task.model`` section that configure training, not the architecture
+TRAINING_ONLY_KEYS = frozenset({"objective"})
+
+
+@dataclass
+class PieNetConfig:
+    """Architecture of a PieNet system (what a checkpoint's ``task.model`` section holds).
+
+    backbone / embed_backbone: ``resnet18`` or ``efficientnet_lite0`` for PieNet's encoder and
+    for the embedding network. weights / embed_weights: ``"default"`` (ImageNet for
+    efficientnet_lite0, random for resnet18), ``None``, ``"imagenet"`` or a path
+    (:func:`prefstyle.models.backbones.create_backbone`). width: ResNet width (64 = ResNet-18).
+    dim: preference-vector size. embed_size: side of the square the embedding sees.
+    decoder: channels of the four up-sample blocks (strides 16, 8, 4, 2). pref_channels:
+    channels each block gives the (projected, tiled) preference vector. head_channels: channels
+    of the final layer. users: training users, in the order of the preference-vector rows.
+    render_size: long side PieNet runs at when rendering larger images. guided_radius /
+    guided_eps: the full-resolution guided upsampling (radius in low-res pixels).
+    """
+
+    backbone: str = "resnet18"
+    embed_backbone: str = "resnet18"
+    weights: Any = "default"
+    embed_weights: Any = "default"
+    width: int = 64
+    dim: int = 512
+    embed_size: int = 256
+    decoder: tuple[int, ...] = (256, 128, 64, 32)
+    pref_channels: int = 64
+    head_channels: int = 16
+    users: list[str] = field(default_factory=list)
+    render_size: int = 512
+    guided_radius: int = 2
+    guided_eps: float = 1e-4
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PieNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise PrefstyleError(f"unknown PieNet option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        kw = dict(d)
+        if "decoder" in kw:
+            kw["decoder"] = tuple(int(c) for c in kw["decoder"])
+        if "users" in kw:
+            kw["users"] = [str(u) for u in kw["users"]]
+        cfg = cls(**kw)
+        if len(cfg.decoder) != 4:
+            raise PrefstyleError(f"PieNet decoder needs 4 block widths (strides 16, 8, 4, 2), got {list(cfg.decoder)}")
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["decoder"] = list(self.decoder)
+        return d
+
+
+def _backbone(name: str, weights: Any, width: int) -> Backbone:
+    kw = {"width": width} if name == "resnet18" else {}
+    return create_backbone(name, weights=weights, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# networks
+# --------------------------------------------------------------------------------------------
+
+
+class PreferenceEmbedding(nn.Module):
+    """Twin embedding network: images ``(B,3,H,W)`` in [0,1] -> L2-normalised ``(B, dim)``.
+
+    Images are resized to ``size``² (antialiased bilinear) first. :meth:`features` gives the
+    backbone's four feature maps at that size (the perceptual loss's features).
+    """
+
+    def __init__(self, backbone: str = "resnet18", weights: Any = "default", dim: int = 512, size: int = 256,
+                 width: int = 64):
+        super().__init__()
+        self.backbone = _backbone(backbone, weights, width)
+        self.head = nn.Linear(self.backbone.pooled_dim, dim)
+        self.size = int(size)
+        self.dim = int(dim)
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_to(x, self.size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(self._prep(x))
+        return F.normalize(self.head(out.pooled), dim=1)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four backbone feature maps of ``x`` seen at ``size``² (strides 2..16)."""
+        return self.backbone(self._prep(x), pool=False).features
+
+
+class PersonalizedUpBlock(nn.Module):
+    """One decoder block: ``[up(prev), skip, tile(P·p)]`` -> conv3×3 -> ReLU -> conv3×3 -> ReLU.
+
+    prev ``(B,C_in,h,w)`` is resized (bilinear) to the skip feature's size ``(B,C_skip,H,W)``;
+    the preference vector ``(B,dim)`` is projected to ``pref_channels`` and tiled over it.
+    Output ``(B,C_out,H,W)``.
+    """
+
+    def __init__(self, in_ch: int, skip_ch: int, dim: int, pref_ch: int, out_ch: int):
+        super().__init__()
+        self.pref = nn.Linear(dim, pref_ch)
+        self.conv1 = nn.Conv2d(in_ch + skip_ch + pref_ch, out_ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+
+    def forward(self, prev: torch.Tensor, skip: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        if prev.shape[-2:] != skip.shape[-2:]:
+            prev = F.interpolate(prev, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        pe = F.relu(self.pref(p))[:, :, None, None].expand(-1, -1, *skip.shape[-2:])
+        h = F.relu(self.conv1(torch.cat([prev, skip, pe], dim=1)))
+        return F.relu(self.conv2(h))
+
+
+class PieNetNet(nn.Module):
+    """Preference-conditioned encoder-decoder: ``(x (B,3,H,W) in [0,1], p (B,dim)) -> x + delta``.
+
+    The output is *not* clamped (training losses see the raw sum; rendering clamps). The final
+    layer starts with tiny weights (std 1e-3) and zero bias: an untrained network is almost the
+    identity, yet gradients reach every layer from the first step.
+    """
+
+    def __init__(self, cfg: PieNetConfig):
+        super().__init__()
+        self.encoder = _backbone(cfg.backbone, cfg.weights, cfg.width)
+        c2, c4, c8, c16 = self.encoder.channels
+        d = cfg.decoder
+        self.start = nn.Linear(self.encoder.pooled_dim + cfg.dim, d[0])
+        self.blocks = nn.ModuleList([
+            PersonalizedUpBlock(d[0], c16, cfg.dim, cfg.pref_channels, d[0]),
+            PersonalizedUpBlock(d[0], c8, cfg.dim, cfg.pref_channels, d[1]),
+            PersonalizedUpBlock(d[1], c4, cfg.dim, cfg.pref_channels, d[2]),
+            PersonalizedUpBlock(d[2], c2, cfg.dim, cfg.pref_channels, d[3]),
+        ])
+        self.head1 = nn.Conv2d(d[3] + 3, cfg.head_channels, 3, padding=1)
+        self.head2 = nn.Conv2d(cfg.head_channels, 3, 3, padding=1)
+        nn.init.normal_(self.head2.weight, std=1e-3)
+        nn.init.zeros_(self.head2.bias)
+
+    def forward(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images (B,3,H,W), got {tuple(x.shape)}")
+        if p.ndim != 2 or p.shape[0] != x.shape[0]:
+            raise ValueError(f"expected one preference vector per image (B,dim), got {tuple(p.shape)}")
+        enc = self.encoder(x)
+        f2, f4, f8, f16 = enc.features
+        h = F.relu(self.start(torch.cat([enc.pooled, p], dim=1)))[:, :, None, None]
+        h = h.expand(-1, -1, *f16.shape[-2:])
+        for block, skip in zip(self.blocks, (f16, f8, f4, f2)):
+            h = block(h, skip, p)
+        h = F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        h = F.relu(self.head1(torch.cat([h, x], dim=1)))
+        return x + self.head2(h)
+
+
+class PieNetSystem(nn.Module):
+    """Everything PieNet trains: the embedding, PieNet, and one preference vector per training user.
+
+    ``user_vectors`` ``(U, dim)`` are raw parameters (the triplet loss's anchors);
+    :meth:`preference` returns them L2-normalised. ``user_centroids`` ``(U, dim)`` (a buffer,
+    valid when ``centroids_ready`` is 1) holds each training user's scheme-2 vector: the
+    normalised mean embedding of some of their preferred images, i.e. exactly what a new user
+    gets. :meth:`conditioning` is what PieNet is trained with: the centroids when they are
+    set, else the learned vectors.
+    """
+
+    def __init__(self, cfg: PieNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = PreferenceEmbedding(cfg.embed_backbone, cfg.embed_weights, cfg.dim, cfg.embed_size, cfg.width)
+        self.net = PieNetNet(cfg)
+        n = max(len(cfg.users), 1)
+        self.user_vectors = nn.Parameter(F.normalize(torch.randn(n, cfg.dim), dim=1))
+        self.register_buffer("user_centroids", torch.zeros(n, cfg.dim))
+        self.register_buffer("centroids_ready", torch.zeros(()))
+
+    def preference(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised preference vectors of training users ``idx`` (all when None): ``(B, dim)``."""
+        v = self.user_vectors if idx is None else self.user_vectors[idx]
+        return F.normalize(v, dim=1)
+
+    def conditioning(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """The vectors PieNet is conditioned on for training users ``idx``: ``(B, dim)``."""
+        if bool(self.centroids_ready > 0):
+            c = self.user_centroids if idx is None else self.user_centroids[idx]
+            return F.normalize(c, dim=1)
+        return self.preference(idx)
+
+    def mean_preference(self) -> torch.Tensor:
+        """The normalised mean of the training users' conditioning vectors ``(dim,)``: an 'average user'."""
+        return F.normalize(self.conditioning().mean(0), dim=0)
+
+
+def perturb_preference(p: torch.Tensor, noise: torch.Tensor, norm: float = 0.1) -> torch.Tensor:
+    """``p + norm · noise/‖noise‖`` per row: ``(B,dim)`` -> ``(B,dim)`` (``noise`` e.g. Gaussian)."""
+    return p + norm * F.normalize(noise, dim=1)
+
+
+def optimize_preference(
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    init: torch.Tensor,
+    steps: int = 200,
+    lr: float = 0.05,
+    margin: float = 0.2,
+) -> torch.Tensor:
+    """Scheme 1: a new preference vector ``(dim,)`` by the triplet loss, embedding frozen.
+
+    ``pos``/``neg``: embeddings ``(N,dim)`` of the preferred and non-preferred images.
+    ``init`` ``(dim,)``: the starting point (scheme 2's mean). Adam on the raw vector; the
+    result is L2-normalised, as the triplet loss sees it.
+    """
+    v = init.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([v], lr=lr)
+    pos, neg = pos.detach(), neg.detach()
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = triplet_loss(F.normalize(v, dim=0), pos, neg, margin=margin)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return F.normalize(v.detach(), dim=0)
+
+
+# --------------------------------------------------------------------------------------------
+# full-resolution rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over a ``(2r+1)²`` window, edges handled by reflection (``r=0``: identity)."""
+    if r <= 0:
+        return x
+    k = 2 * r + 1
+    if min(x.shape[-2:]) <= r:
+        xp = F.pad(x, (r, r, r, r), mode="replicate")
+    else:
+        xp = F.pad(x, (r, r, r, r), mode="reflect")
+    return F.avg_pool2d(xp, k, stride=1)
+
+
+def guided_coefficients(lo_in: torch.Tensor, lo_out: torch.Tensor, radius: int = 2, eps: float = 1e-4) -> torch.Tensor:
+    """Local affine colour transforms ``(B,12,h,w)`` (3×3 ``A`` row-major, then ``b``) with
+    ``lo_out ≈ A·lo_in + b`` in every ``(2r+1)²`` window, ridge ``eps`` on ``A``, smoothed as in
+    the guided filter. ``lo_in``, ``lo_out``: ``(B,3,h,w)``."""
+    B, _, h, w = lo_in.shape
+    I, O = lo_in.double(), lo_out.double()
+    mI, mO = _box(I, radius), _box(O, radius)
+    ii = torch.stack([I[:, i] * I[:, j] for i in range(3) for j in range(3)], 1)
+    io = torch.stack([O[:, i] * I[:, j] for i in range(3) for j in range(3)], 1)
+    cov_ii = _box(ii, radius) - torch.stack([mI[:, i] * mI[:, j] for i in range(3) for j in range(3)], 1)
+    cov_io = _box(io, radius) - torch.stack([mO[:, i] * mI[:, j] for i in range(3) for j in range(3)], 1)
+    sigma = cov_ii.permute(0, 2, 3, 1).reshape(B, h, w, 3, 3) + eps * torch.eye(3, dtype=I.dtype)
+    cross = cov_io.permute(0, 2, 3, 1).reshape(B, h, w, 3, 3)  # [out i, in j]
+    # A Σ = cross  <=>  Σ Aᵀ = crossᵀ (Σ symmetric)
+    A = torch.linalg.solve(sigma, cross.transpose(-1, -2)).transpose(-1, -2)
+    A = A.reshape(B, h, w, 9).permute(0, 3, 1, 2)
+    b = mO - torch.einsum("bijhw,bjhw->bihw", A.reshape(B, 3, 3, h, w), mI)
+    coef = torch.cat([_box(A, radius), _box(b, radius)], dim=1)
+    return coef.float()
+
+
+def apply_coefficients(img: torch.Tensor, coef: torch.Tensor, chunk_rows: int = 256) -> torch.Tensor:
+    """Apply ``(B,12,h,w)`` coefficients, upsampled bilinearly (``align_corners=False``), to
+    ``img`` ``(B,3,H,W)``: ``out = A·img + b`` per pixel, in row chunks (bounded memory)."""
+    B, _, H, W = img.shape
+    out = torch.empty_like(img)
+    xs = (torch.arange(W, dtype=torch.float32, device=img.device) + 0.5) / W * 2 - 1
+    for r0 in range(0, H, chunk_rows):
+        r1 = min(H, r0 + chunk_rows)
+        ys = (torch.arange(r0, r1, dtype=torch.float32, device=img.device) + 0.5) / H * 2 - 1
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx, gy], dim=-1)[None].expand(B, -1, -1, -1)
+        c = F.grid_sample(coef.to(img.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        part = img[:, :, r0:r1]
+        A = c[:, :9].reshape(B, 3, 3, r1 - r0, W)
+        out[:, :, r0:r1] = (A * part[:, None]).sum(2) + c[:, 9:]
+    return out
+
+
+def guided_upsample(
+    lo_in: torch.Tensor, lo_out: torch.Tensor, hi_in: torch.Tensor, radius: int = 2, eps: float = 1e-4
+) -> torch.Tensor:
+    """Carry a low-res edit to full resolution: the delta, edge-aware, by a colour guided filter.
+
+    ``lo_in``/``lo_out``: ``(B,3,h,w)`` the downscaled input and the model's output for it;
+    ``hi_in``: ``(B,3,H,W)`` the full-size input. The delta ``lo_out − lo_in`` is modelled in
+    every window as a local affine function of the input colour (ridge ``eps`` towards a constant
+    delta, so flat regions get the local mean delta and a zero delta stays exactly zero); the
+    smoothed coefficients are upsampled and applied to ``hi_in``, so the delta follows the
+    full-size image's edges. Returns ``hi_in + delta`` ``(B,3,H,W)``, not clamped.
+    """
+    if lo_in.shape != lo_out.shape or lo_in.shape[:2] != hi_in.shape[:2]:
+        raise ValueError(f"shapes do not fit: {tuple(lo_in.shape)}, {tuple(lo_out.shape)}, {tuple(hi_in.shape)}")
+    coef = guided_coefficients(lo_in, lo_out - lo_in, radius, eps)
+    return hi_in + apply_coefficients(hi_in, coef)
+
+
+def _fit_long_side(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    s = size / max(h, w)
+    return resize_to(x, (max(1, round(h * s)), max(1, round(w * s))))
+
+
+# --------------------------------------------------------------------------------------------
+# the inference model
+# --------------------------------------------------------------------------------------------
+
+
+def _read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """The JSON card and weights of a checkpoint written by :mod:`prefstyle.train`."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if p.is_dir():
+        card_path = p / "model.json"
+        if not card_path.is_file() and (p / "checkpoints" / "latest").is_file():
+            latest = (p / "checkpoints" / "latest").read_text().strip()
+            card_path = p / "checkpoints" / latest / "model.json"
+    elif p.suffix == ".safetensors":
+        card_path = p.with_suffix(".json")
+    else:
+        card_path = p
+    if not card_path.is_file():
+        raise PrefstyleError("no PieNet checkpoint here (model.json not found)", path=path)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise PrefstyleError(f"malformed checkpoint card: {e}", path=card_path) from None
+    if card.get("format") != "prefstyle-checkpoint" or card.get("task", {}).get("name") != "pienet":
+        raise PrefstyleError("not a PieNet checkpoint", path=card_path)
+    weights = card_path.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise PrefstyleError("checkpoint weights missing (expected beside model.json)", path=weights)
+    return card, load_file(str(weights)), card_path
+
+
+@register_model("pienet")
+class PieNetModel(PersonalizationModel):
+    """PieNet behind the common interface (see the module docstring).
+
+    Build from a checkpoint (``checkpoint=PATH``) or from a trained :class:`PieNetSystem`
+    (``system=``, as the trainer does). ``scheme`` 2 (default: mean of the preferred images'
+    embeddings) or 1 (triplet optimisation with the preferred and non-preferred images;
+    ``scheme1_steps``, ``scheme1_lr``). ``render_size``: long side the network runs at
+    (default: the checkpoint's); larger images get the guided upsampling.
+    """
+
+    name = "pienet"
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        system: PieNetSystem | None = None,
+        scheme: int = 2,
+        render_size: int | None = None,
+        scheme1_steps: int = 200,
+        scheme1_lr: float = 0.05,
+        device: str = "cpu",
+        card: dict[str, Any] | None = None,
+    ):
+        if scheme not in (1, 2):
+            raise PrefstyleError(f"PieNet personalization scheme must be 1 or 2, got {scheme}")
+        if (checkpoint is None) == (system is None):
+            if checkpoint is None:
+                raise PrefstyleError(
+                    "pienet needs trained weights: pass a checkpoint (--model runs/NAME) or train one with "
+                    "`prefstyle train configs/pienet_cpu.yaml`"
+                )
+            raise ValueError("pass either checkpoint= or system=, not both")
+        self.card: dict[str, Any] = dict(card or {})
+        if checkpoint is not None:
+            card_, state, card_path = _read_checkpoint(checkpoint)
+            self.card = card_
+            opts = {k: v for k, v in card_["task"].get("model", {}).items() if k not in TRAINING_ONLY_KEYS}
+            cfg = PieNetConfig.from_dict({**opts, "weights": None, "embed_weights": None})
+            system = PieNetSystem(cfg)
+            missing, unexpected = system.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise PrefstyleError(
+                    f"checkpoint does not fit the PieNet architecture (missing {missing[:3]}, unexpected {unexpected[:3]})",
+                    path=card_path,
+                )
+            self.checkpoint_path = str(card_path.parent.resolve())
+        else:
+            self.checkpoint_path = None
+        assert system is not None
+        self.system = system.to(device).eval()
+        for prm in self.system.parameters():
+            prm.requires_grad_(False)
+        self.cfg: PieNetConfig = system.cfg
+        self.scheme, self.scheme1_steps, self.scheme1_lr = scheme, scheme1_steps, scheme1_lr
+        self.render_size = int(render_size or self.cfg.render_size)
+        self.device = torch.device(device)
+        self.checkpoint_id = self._weights_id()
+
+    def _weights_id(self) -> str:
+        h = hashlib.sha256()
+        for k, v in sorted(self.system.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes()[:4096])
+        return h.hexdigest()[:16]
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "checkpoint_id": self.checkpoint_id, "scheme": self.scheme,
+                "render_size": self.render_size, "backbone": self.cfg.backbone,
+                "embed_backbone": self.cfg.embed_backbone, "dim": self.cfg.dim}
+
+    def check_profile(self, profile: Profile) -> None:
+        super().check_profile(profile)
+        made_by = profile.model_config.get("checkpoint_id")
+        if made_by is not None and made_by != self.checkpoint_id:
+            raise PrefstyleError(
+                f"this profile was made by another PieNet checkpoint ({made_by}, this one is {self.checkpoint_id}); "
+                "personalize again with this model"
+            )
+        p = profile.tensors.get("preference")
+        if p is None or p.shape != (self.cfg.dim,):
+            raise PrefstyleError(f"PieNet profile has no preference vector of size {self.cfg.dim}")
+
+    # -- personalization -----------------------------------------------------------------
+
+    @torch.no_grad()
+    def embed(self, imgs: Sequence[torch.Tensor], batch: int = 16) -> torch.Tensor:
+        """Embeddings ``(N, dim)`` of images ``(3,H,W)`` (any sizes) in [0,1]."""
+        out = []
+        size = self.cfg.embed_size
+        for i in range(0, len(imgs), batch):
+            x = torch.stack([resize_to(im[None].float(), size)[0] for im in imgs[i : i + batch]]).to(self.device)
+            out.append(self.system.embedding(x.clamp(0, 1)).cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.cfg.dim)
+
+    def preference_from(self, refs: list[Reference], scheme: int | None = None) -> torch.Tensor:
+        """The preference vector ``(dim,)`` of a user with references ``refs``."""
+        scheme = self.scheme if scheme is None else scheme
+        if not refs:
+            return self.system.mean_preference().detach().cpu()
+        pos = self.embed([r.preferred for r in refs])
+        p = F.normalize(pos.mean(0), dim=0)
+        if scheme == 1:
+            neg = self.embed([r.other for r in refs])
+            p = optimize_preference(pos, neg, p, steps=self.scheme1_steps, lr=self.scheme1_lr)
+        return p
+
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        p = self.preference_from(refs)
+        return Profile(model=self.name, user=user, model_config=self.config(),
+                       data={"scheme": self.scheme if refs else 0, "n_refs": len(refs)},
+                       tensors={"preference": p.float()})
+
+    # -- rendering -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def render_vector(self, img: torch.Tensor, p: torch.Tensor, full_size: bool = False) -> torch.Tensor:
+        """Render ``(B,3,H,W)`` with preference vector ``p`` ``(dim,)`` or ``(B,dim)``; clamped to [0,1].
+
+        Images whose long side exceeds ``render_size`` run downscaled and are guided-upsampled,
+        unless ``full_size`` (then the network runs on the full image: slower, more memory).
+        """
+        x = img[None] if img.ndim == 3 else img
+        dev_in = x.device
+        x = x.to(self.device, torch.float32)
+        p = p.to(self.device, torch.float32)
+        pb = p.expand(x.shape[0], -1) if p.ndim == 1 else p
+        if full_size or max(x.shape[-2:]) <= self.render_size:
+            out = self.system.net(x, pb)
+        else:
+            lo = _fit_long_side(x, self.render_size).clamp(0, 1)
+            lo_out = self.system.net(lo, pb)
+            out = guided_upsample(lo, lo_out, x, self.cfg.guided_radius, self.cfg.guided_eps)
+        out = out.clamp_(0, 1).to(dev_in)
+        return out[0] if img.ndim == 3 else out
+
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        self.check_profile(profile)
+        return self.render_vector(img, profile.tensors["preference"])
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,691 @@
+"""Training PieNet (:mod:`prefstyle.models.pienet`) on the embedded default data.
+
+Users
+-----
+* **Method users** (PieNet's "expanded" users): every named style of :mod:`prefstyle.styles`
+  (presets, classical methods, camera profiles) is a user whose retouch of any scene is known,
+  so it gives input → target pairs: the content pool's neutral scene → the style applied to it.
+  The styles are split (seeded) into training, validation and test users; ``sampled_users``
+  adds that many sampled looks (``sample:SEED``) and sampled camera renderings
+  (``camera:sample:SEED``) to the training users only (a denser style space to learn the
+  embedding from). The content pool's scenes are split by photograph (no content shared across
+  splits). Training uses training users × training scenes only.
+* **Crowd users**: the ``train`` users of a pairs dataset (a simulated crowd from
+  :func:`prefstyle.data.simulate.simulate_dataset`, made and cached on the fly, or any pairs
+  folder). They have (preferred, non-preferred) pairs but no targets.
+
+Two phases in one run (``objective.embed_fraction`` of the steps, then the rest; the config's
+schedule restarts its cosine at the boundary):
+
+1. **Preference embedding**: the embedding network and one preference vector per training user,
+   by the triplet loss (squared Euclidean, margin 0.2) on (user, preferred, non-preferred):
+   a method user's rendition of a scene against another user's rendition of the same scene (or
+   the neutral scene), a crowd user's judgment as it is. rot90 + flip augmentation.
+2. **PieNet**, embedding and vectors frozen, conditioned on each training user's scheme-2
+   vector (``objective.condition: centroid``, the normalised mean embedding of 20 of the user's
+   preferred images: what a new user gets; ``vector``: the learned preference vectors):
+   method users' pairs with
+   ``L1 + 0.4·perceptual + 0.01·edge-aware TV``; crowd pairs with the PPS pairwise objective
+   ``w·L(Î, I_p) + (1 − w)·L(Î, I_n)`` (the same ``L``, ``w`` 0.5 → 1.5 by default) fed one side of
+   the pair (``objective.crowd_input: pair``) or the scene's neutral source (``source``);
+   preference vectors perturbed by noise of norm 0.1.
+
+Validation (:meth:`PieNetTask.validate`): validation method users, personalized by scheme 2 from
+``val_refs`` preferred images (their renditions of training scenes), rendered on validation
+scenes: mean PSNR (``val_mpsnr``) beside the identity's, the mean-preference render's and the
+seen users' own; and the embedding's triplet accuracy on those users.
+
+Options: ``task`` keys are :class:`~prefstyle.models.pienet.PieNetConfig` fields plus
+``objective`` (see :data:`OBJECTIVE_DEFAULTS`); ``data`` keys are :data:`DATA_DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prefstyle import __version__
+from prefstyle.errors import PrefstyleError
+from prefstyle.losses import (
+    edge_aware_tv,
+    l1_loss,
+    perceptual_loss,
+    preference_weight,
+    triplet_loss,
+)
+from prefstyle.metrics.functional import psnr
+from prefstyle.models.pienet import (
+    PieNetConfig,
+    PieNetModel,
+    PieNetSystem,
+    perturb_preference,
+)
+from prefstyle.train.data import SeededBatches
+from prefstyle.train.task import TrainTask, register_task
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DATA_DEFAULTS", "OBJECTIVE_DEFAULTS", "MethodData", "PieNetTask", "method_user_splits",
+           "render_style"]
+
+OBJECTIVE_DEFAULTS: dict[str, Any] = {
+    "embed_fraction": 0.3,   # share of the steps spent on the embedding phase
+    "embed_lr": None,        # base learning rate of the embedding phase (None: optim.lr)
+    "margin": 0.2,           # triplet margin
+    "perceptual": 0.4,       # weight of the perceptual loss (embedding features)
+    "tv": 0.01,              # weight of the edge-aware TV of the output
+    "noise": 0.1,            # norm of the noise added to preference vectors
+    "crowd_fraction": 0.25,  # share of crowd samples per batch (when a crowd is configured)
+    "source_negative": 0.25, # method triplets: probability the negative is the neutral scene
+    "w_schedule": "linear",  # PPS pairwise weight schedule: linear | cosine | constant | uniform
+    "w_low": 0.5,
+    "w_high": 1.5,
+    "crowd_input": "pair",   # pair: I_p or I_n at random (PPS); source: the scene's neutral source
+    "condition": "centroid", # PieNet phase conditioned on: centroid (each user's scheme-2 vector, as a new
+                             # user gets) | vector (the learned preference vectors, the paper's literal choice)
+    "centroid_refs": 20,     # preferred images per training user for its centroid
+}
+
+DATA_DEFAULTS: dict[str, Any] = {
+    "size": 128,                 # training image side (square thumbnails)
+    "photos": "bundled",         # bundled | packages | a folder of photographs
+    "crops_per_photo": 4,
+    "pool_seed": 0,
+    "scene_split": [0.7, 0.15, 0.15],
+    "styles": "all",             # all | a list of style names
+    "exclude_styles": [],
+    "user_split": [0.7, 0.15, 0.15],
+    "user_split_seed": 0,
+    "train_users": None,         # explicit lists override the seeded split
+    "val_users": None,
+    "test_users": None,
+    "sampled_users": 0,          # extra training method users: sampled looks / camera renderings
+    "sampled_seed": 1000,
+    "crowd": None,               # null | {path: DIR} | {simulate: {users: .., scenes: .., ...}}
+    "crowd_max_users": None,
+    "val_refs": 20,              # preferred images per validation user (scheme 2)
+    "val_scenes": 12,            # validation scenes rendered per validation user
+    "val_seen_users": 4,         # training users also scored on validation scenes
+    "cache": "default",          # default (~/.cache/prefstyle or $PREFSTYLE_CACHE) | null | a folder
+}
+
+METHOD_PREFIX = "method:"
+#: PSNR of identical images is infinite; validation caps it at 50 dB (below one 8-bit level everywhere)
+PSNR_CAP = 50.0
+CROWD_PREFIX = "crowd:"
+
+
+def _cache_root(spec: Any) -> Path | None:
+    if spec is None or spec is False:
+        return None
+    if spec == "default":
+        return Path(os.environ.get("PREFSTYLE_CACHE", Path.home() / ".cache" / "prefstyle"))
+    return Path(spec).expanduser()
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def render_style(name: str, imgs: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+    """Style ``name`` applied to ``imgs`` ``(N,3,H,W)``; global, image-independent styles are
+    baked into a 33³ LUT first (same result to LUT precision, much faster)."""
+    from prefstyle.imaging.lut import apply_lut
+    from prefstyle.styles.registry import get_style
+
+    style = get_style(name)
+    out = torch.empty_like(imgs)
+    with torch.no_grad():
+        if style.is_global and not style.image_dependent:
+            lut = style.to_lut(33)
+            for i in range(0, len(imgs), chunk):
+                out[i : i + chunk] = apply_lut(imgs[i : i + chunk], lut).clamp(0, 1)
+        else:
+            for i in range(0, len(imgs), chunk):
+                out[i : i + chunk] = style.apply(imgs[i : i + chunk]).clamp(0, 1)
+    return out
+
+
+def method_user_splits(data_cfg: dict[str, Any]) -> dict[str, list[str]]:
+    """Style names per split (``train``/``val``/``test``): explicit lists or a seeded split."""
+    from prefstyle.styles.registry import style_names
+
+    cfg = {**DATA_DEFAULTS, **data_cfg}
+    names = style_names() if cfg["styles"] == "all" else [str(s) for s in cfg["styles"]]
+    names = [n for n in names if n not in set(cfg["exclude_styles"] or [])]
+    explicit = {k: cfg[f"{k}_users"] for k in ("train", "val", "test")}
+    if any(v is not None for v in explicit.values()):
+        out = {k: [str(s) for s in (v or [])] for k, v in explicit.items()}
+        if not out["train"]:
+            out["train"] = [n for n in names if n not in set(out["val"]) | set(out["test"])]
+    else:
+        order = sorted(names)
+        random.Random(f"pienet-users:{cfg['user_split_seed']}").shuffle(order)
+        fr = [float(f) for f in cfg["user_split"]]
+        n = len(order)
+        n_val = max(1, round(n * fr[1] / sum(fr))) if n >= 3 else 0
+        n_test = max(1, round(n * fr[2] / sum(fr))) if n >= 3 else 0
+        out = {"train": sorted(order[: n - n_val - n_test]), "val": sorted(order[n - n_val - n_test : n - n_test]),
+               "test": sorted(order[n - n_test :])}
+    # sampled looks and camera renderings: more training users, never validation or test users
+    base = int(cfg["sampled_seed"])
+    out["train"] += [f"sample:{base + k}" if k % 2 == 0 else f"camera:sample:{base + k}"
+                     for k in range(int(cfg["sampled_users"] or 0))]
+    return out
+
+
+def _pool(cfg: dict[str, Any]) -> Any:
+    from prefstyle.data.pool import ContentPool
+
+    photos = cfg["photos"]
+    kw = {"crops_per_photo": int(cfg["crops_per_photo"]), "seed": int(cfg["pool_seed"])}
+    if photos == "bundled":
+        return ContentPool.bundled(system=True, **kw)
+    if photos == "packages":
+        return ContentPool.bundled(system=False, **kw)
+    return ContentPool.from_folder(photos, **kw)
+
+
+def _to_u8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+
+
+def _to_f(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255.0)
+
+
+@dataclass
+class MethodData:
+    """Method users' images at the training size, as uint8 ``(…,3,T,T)``.
+
+    scenes: training scenes ``(S,3,T,T)``; targets: training users × training scenes
+    ``(U,S,3,T,T)``; val_sources ``(V,3,T,T)`` validation scenes; val_targets ``(Uv,V,3,T,T)``;
+    val_refs ``(Uv,R,3,T,T)``: validation users' renditions of training scenes (their references);
+    seen_targets ``(Us,V,3,T,T)``: the first ``val_seen_users`` training users' renditions of the
+    validation scenes.
+    """
+
+    train_users: list[str]
+    val_users: list[str]
+    train_scenes: list[str]
+    val_scenes: list[str]
+    ref_scenes: list[str]
+    scenes: torch.Tensor
+    targets: torch.Tensor
+    val_sources: torch.Tensor
+    val_targets: torch.Tensor
+    val_refs: torch.Tensor
+    seen_targets: torch.Tensor
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"scenes": self.scenes, "targets": self.targets, "val_sources": self.val_sources,
+                "val_targets": self.val_targets, "val_refs": self.val_refs, "seen_targets": self.seen_targets}
+
+    def meta(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), list)}
+
+
+def build_method_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
+    """Render (or read from the cache) the method users' training and validation images."""
+    from tqdm.auto import tqdm
+
+    cfg = {**DATA_DEFAULTS, **cfg}
+    size = int(cfg["size"])
+    pool = _pool(cfg)
+    split = pool.split(tuple(cfg["scene_split"]), seed=int(cfg["pool_seed"]))
+    users = method_user_splits(cfg)
+    rnd = random.Random(f"pienet-val:{cfg['pool_seed']}")
+    train_scenes = list(split["train"])
+    val_scenes = list(split["val"])
+    if int(cfg["val_scenes"]) and len(val_scenes) > int(cfg["val_scenes"]):
+        val_scenes = sorted(rnd.sample(val_scenes, int(cfg["val_scenes"])))
+    ref_scenes = sorted(rnd.sample(train_scenes, min(int(cfg["val_refs"]), len(train_scenes))))
+    key = {"v": 3, "prefstyle": __version__, "photos": pool.photo_ids, "cfg": {k: cfg[k] for k in (
+        "size", "photos", "crops_per_photo", "pool_seed", "scene_split", "val_refs", "val_scenes",
+        "val_seen_users")},
+        "users": users, "scenes": [train_scenes, val_scenes, ref_scenes]}
+    root = _cache_root(cfg["cache"])
+    path = None if root is None else root / "pienet" / f"methods-{_digest(key)}.safetensors"
+    if path is not None and path.is_file():
+        from safetensors.torch import load_file
+
+        t = load_file(str(path))
+        return MethodData(users["train"], users["val"], train_scenes, val_scenes, ref_scenes, **t)
+
+    def scene_batch(ids: list[str]) -> torch.Tensor:
+        return torch.stack([pool.scene_image(s, size, square=True) for s in ids]) if ids else \
+            torch.zeros(0, 3, size, size)
+
+    src = scene_batch(train_scenes)
+    vsrc = scene_batch(val_scenes)
+    ref_idx = [train_scenes.index(s) for s in ref_scenes]
+    it = tqdm(users["train"] + users["val"], desc="pienet: render method users", disable=not progress)
+    targets, vt, vr, seen = [], [], [], []
+    n_seen = min(int(cfg["val_seen_users"]), len(users["train"]))
+    for name in it:
+        if name in users["train"]:
+            targets.append(_to_u8(render_style(name, src)))
+            if len(seen) < n_seen:
+                seen.append(_to_u8(render_style(name, vsrc)))
+        else:
+            vt.append(_to_u8(render_style(name, vsrc)))
+            vr.append(_to_u8(render_style(name, src[ref_idx])))
+    empty = torch.zeros(0, 0, 3, size, size, dtype=torch.uint8)
+    data = MethodData(
+        users["train"], users["val"], train_scenes, val_scenes, ref_scenes,
+        scenes=_to_u8(src), targets=torch.stack(targets) if targets else empty,
+        val_sources=_to_u8(vsrc), val_targets=torch.stack(vt) if vt else empty,
+        val_refs=torch.stack(vr) if vr else empty,
+        seen_targets=torch.stack(seen) if seen else empty,
+    )
+    if path is not None:
+        from safetensors.torch import save_file
+
+        from prefstyle.fsutil import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in data.tensors().items()}, str(tmp))
+    return data
+
+
+@dataclass
+class CrowdData:
+    """Crowd users' main judgments: image indices into ``images`` ``(N,3,T,T)`` uint8."""
+
+    users: list[str]
+    user: torch.Tensor       # (J,) index into users
+    pref: torch.Tensor       # (J,)
+    other: torch.Tensor      # (J,)
+    source: torch.Tensor     # (J,) index, -1 when the scene has no source
+    images: torch.Tensor
+    root: str
+    n_judgments: int
+
+
+def _crowd_path(spec: dict[str, Any], cache: Path | None, progress: bool) -> Path:
+    if "path" in spec:
+        p = Path(spec["path"]).expanduser()
+        if not (p / "judgments.jsonl").is_file():
+            raise PrefstyleError("crowd dataset not found (no judgments.jsonl)", path=p)
+        return p
+    if "simulate" not in spec:
+        raise PrefstyleError("data.crowd needs 'path' (a pairs dataset) or 'simulate' (a SimulationConfig)")
+    from prefstyle.data.simulate import SimulationConfig, simulate_dataset
+
+    sim = dict(spec["simulate"] or {})
+    try:
+        sc = SimulationConfig(**sim)
+    except TypeError as e:
+        raise PrefstyleError(f"data.crowd.simulate: {e}") from None
+    if cache is None:
+        raise PrefstyleError("data.crowd.simulate needs a cache folder (data.cache) to write the dataset into")
+    from dataclasses import asdict
+
+    out = cache / "crowd" / f"sim-{_digest({'v': 1, 'prefstyle': __version__, **asdict(sc)})}"
+    if not (out / "judgments.jsonl").is_file() or not (out / "ground_truth.json").is_file():
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        simulate_dataset(sc, tmp, progress=progress)
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    return out
+
+
+def build_crowd_data(cfg: dict[str, Any], progress: bool = True) -> CrowdData | None:
+    """Load the crowd's training users' main judgments at the training size (None without a crowd)."""
+    from prefstyle.data.pairs import PairsDataset
+    from prefstyle.imaging.io import load_image
+    from prefstyle.models.backbones import resize_to
+
+    cfg = {**DATA_DEFAULTS, **cfg}
+    spec = cfg["crowd"]
+    if not spec:
+        return None
+    root = _crowd_path(dict(spec), _cache_root(cfg["cache"]), progress)
+    ds = PairsDataset.load(root)
+    users = list(ds.splits.get("train") or [u for u in ds.users()
+                                             if u not in set(ds.splits.get("val", []) + ds.splits.get("test", []))])
+    if cfg["crowd_max_users"]:
+        users = sorted(users)[: int(cfg["crowd_max_users"])]
+    size = int(cfg["size"])
+    index: dict[str, int] = {}
+    imgs: list[torch.Tensor] = []
+
+    def idx(rel: str) -> int:
+        if rel not in index:
+            index[rel] = len(imgs)
+            imgs.append(_to_u8(resize_to(load_image(ds.image_path(rel)), size)[0]))
+        return index[rel]
+
+    u_i, p_i, o_i, s_i = [], [], [], []
+    from tqdm.auto import tqdm
+
+    for k, user in enumerate(tqdm(sorted(users), desc="pienet: load crowd", disable=not progress)):
+        for j in ds.by_user(user):
+            if j.kind != "main":
+                continue
+            u_i.append(k)
+            p_i.append(idx(j.preferred_image))
+            o_i.append(idx(j.other_image))
+            sc = ds.scenes.get(j.scene)
+            s_i.append(idx(sc.source) if sc is not None and sc.source else -1)
+    if not u_i:
+        raise PrefstyleError("the crowd dataset has no main judgments of training users", path=root)
+    return CrowdData(users=sorted(users), user=torch.tensor(u_i), pref=torch.tensor(p_i), other=torch.tensor(o_i),
+                     source=torch.tensor(s_i), images=torch.stack(imgs), root=str(root), n_judgments=len(u_i))
+
+
+def _augment(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Per-sample rot90 (``k`` quarter turns) and horizontal flip of ``(B,3,T,T)``."""
+    out = x.clone()
+    for i in range(x.shape[0]):
+        y = x[i]
+        if bool(flip[i]):
+            y = y.flip(-1)
+        if int(k[i]):
+            y = torch.rot90(y, int(k[i]), dims=(-2, -1))
+        out[i] = y
+    return out
+
+
+@register_task("pienet")
+class PieNetTask(TrainTask):
+    """PieNet on method users and a crowd (see the module docstring)."""
+
+    name = "pienet"
+    needs_training = True
+
+    def __init__(self, model_cfg: dict, data_cfg: dict, seed: int):
+        super().__init__(model_cfg, data_cfg, seed)
+        unknown = sorted(set(self.data_cfg) - set(DATA_DEFAULTS))
+        if unknown:
+            raise PrefstyleError(f"unknown pienet data option(s): {', '.join(unknown)}")
+        self.data = {**DATA_DEFAULTS, **self.data_cfg}
+        obj = dict(self.model_cfg.get("objective") or {})
+        unknown = sorted(set(obj) - set(OBJECTIVE_DEFAULTS))
+        if unknown:
+            raise PrefstyleError(f"unknown pienet objective option(s): {', '.join(unknown)}")
+        self.obj = {**OBJECTIVE_DEFAULTS, **obj}
+        self.model_cfg["objective"] = dict(self.obj)
+        self._methods: MethodData | None = None
+        self._crowd: CrowdData | None = None
+        self._crowd_loaded = False
+        self.progress_bars = True
+
+    # -- data ----------------------------------------------------------------------------
+
+    @property
+    def methods(self) -> MethodData:
+        if self._methods is None:
+            self._methods = build_method_data(self.data, progress=self.progress_bars)
+        return self._methods
+
+    @property
+    def crowd(self) -> CrowdData | None:
+        if not self._crowd_loaded:
+            self._crowd = build_crowd_data(self.data, progress=self.progress_bars)
+            self._crowd_loaded = True
+        return self._crowd
+
+    def arch(self) -> PieNetConfig:
+        known = {f.name for f in fields(PieNetConfig)}
+        return PieNetConfig.from_dict({k: v for k, v in self.model_cfg.items() if k in known})
+
+    def build_model(self) -> nn.Module:
+        cfg = self.arch()
+        if not cfg.users:
+            m = self.methods
+            users = [METHOD_PREFIX + u for u in m.train_users]
+            if self.crowd is not None:
+                users += [CROWD_PREFIX + u for u in self.crowd.users]
+            cfg.users = users
+            self.model_cfg["users"] = users
+        if self.loading_checkpoint:
+            cfg.weights, cfg.embed_weights = None, None
+        return PieNetSystem(cfg)
+
+    def _make_batch(self, step: int, gen: torch.Generator, n: int, part: slice) -> dict[str, torch.Tensor]:
+        m = self.methods
+        crowd = self.crowd
+        n_methods_users = len(m.train_users)
+        dim = int(self.arch().dim)
+        frac = float(self.obj["crowd_fraction"]) if crowd is not None else 0.0
+        is_crowd = torch.rand(n, generator=gen) < frac
+        if n_methods_users == 0:
+            is_crowd[:] = True
+        # every random decision for the global batch first (ranks take their slice)
+        mu = torch.randint(0, max(1, n_methods_users), (n,), generator=gen)
+        ms = torch.randint(0, max(1, m.scenes.shape[0]), (n,), generator=gen)
+        mneg = torch.randint(0, max(1, n_methods_users - 1), (n,), generator=gen)
+        mneg = mneg + (mneg >= mu).long()  # another user
+        use_src = torch.rand(n, generator=gen) < float(self.obj["source_negative"])
+        cj = torch.randint(0, crowd.n_judgments if crowd is not None else 1, (n,), generator=gen)
+        side = torch.rand(n, generator=gen) < 0.5
+        k = torch.randint(0, 4, (n,), generator=gen)
+        flip = torch.rand(n, generator=gen) < 0.5
+        noise = torch.randn(n, dim, generator=gen)
+        w_u = torch.rand(n, generator=gen)
+        sl = range(n)[part]
+        A, P, N, U = [], [], [], []
+        for i in sl:
+            if bool(is_crowd[i]) and crowd is not None:
+                j = int(cj[i])
+                pref, other = crowd.images[int(crowd.pref[j])], crowd.images[int(crowd.other[j])]
+                src_i = int(crowd.source[j])
+                if self.obj["crowd_input"] == "source" and src_i >= 0:
+                    a = crowd.images[src_i]
+                else:
+                    a = pref if bool(side[i]) else other
+                A.append(a)
+                P.append(pref)
+                N.append(other)
+                U.append(n_methods_users + int(crowd.user[j]))
+            else:
+                u, s = int(mu[i]), int(ms[i])
+                A.append(m.scenes[s])
+                P.append(m.targets[u, s])
+                N.append(m.scenes[s] if (bool(use_src[i]) or n_methods_users < 2) else m.targets[int(mneg[i]), s])
+                U.append(u)
+        kk, ff = k[part], flip[part]
+        return {
+            "input": _augment(_to_f(torch.stack(A)), kk, ff),
+            "preferred": _augment(_to_f(torch.stack(P)), kk, ff),
+            "other": _augment(_to_f(torch.stack(N)), kk, ff),
+            "user": torch.tensor(U),
+            "crowd": is_crowd[part].clone(),
+            "noise": noise[part].clone(),
+            "w_uniform": w_u[part].clone(),
+        }
+
+    def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> SeededBatches:
+        _ = self.methods, self.crowd  # prepare the data before the first step
+        return SeededBatches(self._make_batch, batch_size, seed, rank, world_size)
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]] | None:
+        """Embedding + preference vectors at ``objective.embed_lr``; PieNet at ``optim.lr``."""
+        assert isinstance(model, PieNetSystem)
+        if self.obj.get("embed_lr") is None:
+            return None
+        return [{"params": [*model.embedding.parameters(), model.user_vectors], "lr": float(self.obj["embed_lr"])},
+                {"params": list(model.net.parameters())}]
+
+    # -- loss ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def compute_centroids(self, model: PieNetSystem) -> torch.Tensor:
+        """Each training user's scheme-2 vector ``(U, dim)`` from ``centroid_refs`` preferred images
+        (a seeded choice): method users' renditions of training scenes, crowd users' preferred images."""
+        m, crowd = self.methods, self.crowd
+        k = int(self.obj["centroid_refs"])
+        dev = next(model.parameters()).device
+        g = torch.Generator().manual_seed(self.seed + 77)
+        out = []
+        was_training = model.embedding.training
+        model.embedding.eval()
+        for u in range(len(m.train_users)):
+            idx = torch.randperm(m.targets.shape[1], generator=g)[:k]
+            out.append(model.embedding(_to_f(m.targets[u, idx]).to(dev)).mean(0))
+        if crowd is not None:
+            for u in range(len(crowd.users)):
+                rows = (crowd.user == u).nonzero().squeeze(1)
+                rows = rows[torch.randperm(len(rows), generator=g)[:k]]
+                out.append(model.embedding(_to_f(crowd.images[crowd.pref[rows]]).to(dev)).mean(0))
+        model.embedding.train(was_training)
+        return F.normalize(torch.stack(out), dim=1)
+
+    def _phase(self, progress: float) -> str:
+        return "embed" if progress < float(self.obj["embed_fraction"]) else "pienet"
+
+    @staticmethod
+    def _set_trainable(model: PieNetSystem, phase: str) -> None:
+        emb = phase == "embed"
+        for p in model.embedding.parameters():
+            p.requires_grad_(emb)
+        model.user_vectors.requires_grad_(emb)
+        for p in model.net.parameters():
+            p.requires_grad_(not emb)
+
+    def loss(self, model: nn.Module, batch: Any, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
+        assert isinstance(model, PieNetSystem)
+        phase = self._phase(progress)
+        self._set_trainable(model, phase)
+        users = batch["user"]
+        if phase == "embed":
+            model.embedding.train()
+            both = model.embedding(torch.cat([batch["preferred"], batch["other"]]))
+            pos, neg = both.chunk(2)
+            anchor = model.preference(users)
+            loss = triplet_loss(anchor, pos, neg, margin=float(self.obj["margin"]))
+            with torch.no_grad():
+                acc = ((anchor - pos).pow(2).sum(1) < (anchor - neg).pow(2).sum(1)).float().mean()
+            return loss, {"triplet": float(loss.detach()), "triplet_acc": float(acc), "phase": 0.0}
+        model.embedding.eval()
+        if self.obj["condition"] == "centroid" and not bool(model.centroids_ready > 0):
+            model.user_centroids.copy_(self.compute_centroids(model))
+            model.centroids_ready.fill_(1.0)
+        with torch.no_grad():
+            p = model.conditioning(users)
+        p = perturb_preference(p, batch["noise"], float(self.obj["noise"]))
+        x = batch["input"]
+        out = model.net(x, p)
+        lam = float(self.obj["perceptual"])
+        crowd = batch["crowd"]
+        ci = crowd.nonzero().squeeze(1)
+        with torch.no_grad():
+            tgt_p = model.embedding.features(batch["preferred"]) if lam > 0 else None
+            tgt_n = model.embedding.features(batch["other"][ci]) if lam > 0 and len(ci) else None
+        out_f = model.embedding.features(out) if lam > 0 else None
+
+        def rec(rows: torch.Tensor | None, target: torch.Tensor, feats: list[torch.Tensor] | None) -> torch.Tensor:
+            """Per-sample L1 + λ·perceptual of the output (rows ``rows``, all when None) to ``target``."""
+            o = out if rows is None else out[rows]
+            r = l1_loss(o, target, reduction="none")
+            if feats is not None and out_f is not None:
+                of = out_f if rows is None else [f[rows] for f in out_f]
+                r = r + lam * perceptual_loss(of, feats, reduction="none")
+            return r
+
+        lp = rec(None, batch["preferred"], tgt_p)
+        per = lp
+        logs: dict[str, float] = {"phase": 1.0}
+        if len(ci):
+            ln = rec(ci, batch["other"][ci], tgt_n)
+            sched = str(self.obj["w_schedule"])
+            lo, hi = float(self.obj["w_low"]), float(self.obj["w_high"])
+            if sched == "uniform":
+                w = (lo + (hi - lo) * batch["w_uniform"][ci]).to(lp)
+            else:
+                # the PPS schedule runs over the PieNet phase
+                ef = float(self.obj["embed_fraction"])
+                w = preference_weight((progress - ef) / max(1e-9, 1.0 - ef), sched, lo, hi).to(lp)
+            pair = w * lp[ci] + (1.0 - w) * ln
+            per = lp.index_put((ci,), pair)
+            logs["w"] = float(torch.as_tensor(w).float().mean())
+            logs["pair_loss"] = float(pair.mean().detach())
+        if bool((~crowd).any()):
+            logs["method_l1"] = float(l1_loss(out[~crowd], batch["preferred"][~crowd]).detach())
+        loss = per.mean()
+        if float(self.obj["tv"]) > 0:
+            tv = edge_aware_tv(out, x)
+            loss = loss + float(self.obj["tv"]) * tv
+            logs["tv"] = float(tv.detach())
+        return loss, logs
+
+    # -- validation ----------------------------------------------------------------------
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        assert isinstance(model, PieNetSystem)
+        m = self.methods
+        dev = next(model.parameters()).device
+        res: dict[str, float] = {}
+        if not m.val_users or m.val_sources.shape[0] == 0:
+            return res
+        src = _to_f(m.val_sources).to(dev)
+        ps, id_ps, mean_ps, accs = [], [], [], []
+        mean_p = model.mean_preference()
+        tgt_emb = [model.embedding(_to_f(m.val_targets[u]).to(dev)) for u in range(len(m.val_users))]
+        for u in range(len(m.val_users)):
+            refs = _to_f(m.val_refs[u]).to(dev)
+            p = F.normalize(model.embedding(refs).mean(0), dim=0)
+            tgt = _to_f(m.val_targets[u]).to(dev)
+            out = model.net(src, p.expand(src.shape[0], -1)).clamp(0, 1)
+            ps.append(psnr(out, tgt).clamp(max=PSNR_CAP).mean())
+            id_ps.append(psnr(src, tgt).clamp(max=PSNR_CAP).mean())
+            out_m = model.net(src, mean_p.expand(src.shape[0], -1)).clamp(0, 1)
+            mean_ps.append(psnr(out_m, tgt).clamp(max=PSNR_CAP).mean())
+            d_own = (p - tgt_emb[u]).pow(2).sum(1)
+            for v in range(len(m.val_users)):
+                if v != u:
+                    accs.append((d_own < (p - tgt_emb[v]).pow(2).sum(1)).float().mean())
+        res["val_mpsnr"] = float(torch.stack(ps).mean())
+        res["val_mpsnr_identity"] = float(torch.stack(id_ps).mean())
+        res["val_mpsnr_mean_user"] = float(torch.stack(mean_ps).mean())
+        if accs:
+            res["val_triplet_acc"] = float(torch.stack(accs).mean())
+        n_seen = m.seen_targets.shape[0]
+        if n_seen:
+            seen = []
+            for u in range(n_seen):
+                idx = torch.tensor([u], device=dev)
+                tgt = _to_f(m.seen_targets[u]).to(dev)
+                out = model.net(src, model.conditioning(idx).expand(src.shape[0], -1)).clamp(0, 1)
+                seen.append(psnr(out, tgt).clamp(max=PSNR_CAP).mean())
+            res["seen_mpsnr"] = float(torch.stack(seen).mean())
+        return res
+
+    # -- inference and card --------------------------------------------------------------
+
+    def to_inference(self, model: nn.Module) -> PieNetModel:
+        assert isinstance(model, PieNetSystem)
+        system = copy.deepcopy(model).eval()
+        dev = next(system.parameters()).device
+        return PieNetModel(system=system, device=str(dev))
+
+    def describe_data(self) -> dict:
+        m = self._methods
+        desc: dict[str, Any] = {"options": {k: v for k, v in self.data.items()}}
+        if m is not None:
+            desc["method_users"] = method_user_splits(self.data)
+            desc["scenes"] = {"train": m.train_scenes, "val": m.val_scenes, "val_refs": m.ref_scenes}
+        if self._crowd is not None:
+            desc["crowd"] = {"root": self._crowd.root, "users": len(self._crowd.users),
+                             "judgments": self._crowd.n_judgments}
+        return desc

@@ -1,0 +1,111 @@
+"""`personalize` and `enhance` (FORMATS.md section 2) with a tiny trained PieNet and a reference model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from _pienet_data import make_pairs_dataset, photo, tiny_pienet_config
+from PIL import Image
+from typer.testing import CliRunner
+
+from prefstyle.cli.personalize_cmd import enhance, personalize
+from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.io import read_image, srgb_icc_profile, write_image
+
+app = typer.Typer()
+app.command("personalize")(personalize)
+app.command("enhance")(enhance)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny PieNet checkpoint, a second one with other weights, and a pairs dataset."""
+    from prefstyle.train import Trainer
+
+    root = tmp_path_factory.mktemp("pcli")
+    data = make_pairs_dataset(root / "data", users=3, scenes=4)
+    Trainer(tiny_pienet_config(root / "run", steps=4), progress=False).run()
+    Trainer(tiny_pienet_config(root / "run2", steps=4, seed=7), progress=False).run()
+    return {"root": root, "data": data, "run": root / "run", "run2": root / "run2"}
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    """A 16-bit PNG with an sRGB ICC profile and a JPEG with EXIF, larger than the render size."""
+    src = tmp_path / "in"
+    x = photo(0, 96)[0, :, :, :80]  # 96 x 80, non-square
+    write_image(src / "a16.png", x, bit_depth=16, icc=srgb_icc_profile())
+    arr = (photo(2, 64)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "PrefstyleTestCam"
+    Image.fromarray(arr).save(src / "b.jpg", exif=exif.tobytes(), quality=95)
+    return src
+
+
+def test_personalize_then_enhance_keeps_resolution_depth_exif_and_icc(trained, photos, tmp_path):
+    prof = tmp_path / "me.json"
+    r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "3", "--model", trained["run"],
+               "--out", prof)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(prof.read_text())
+    assert doc["model"] == "pienet" and doc["user"] == "u0@laptop" and doc["tensors"] == ["preference"]
+    assert doc["data"]["n_references"] == 3 and doc["model_config"]["source"] == str(trained["run"].resolve())
+    assert prof.with_suffix(".safetensors").is_file()
+
+    out = tmp_path / "out"
+    r = invoke("enhance", photos, "--profile", prof, "--out", out)  # --model taken from the profile
+    assert r.exit_code == 0, r.output
+    a_in, a_out = read_image(photos / "a16.png"), read_image(out / "a16.png")
+    assert a_out.pixels.shape == a_in.pixels.shape == (3, 96, 80)
+    assert a_out.bit_depth == 16 and a_out.icc is not None
+    b_out = read_image(out / "b.jpg")
+    assert b_out.pixels.shape == (3, 64, 64)
+    assert Image.open(out / "b.jpg").getexif().get(0x010F) == "PrefstyleTestCam"
+
+
+def test_enhance_skips_unreadable_files_and_refuses_to_overwrite_inputs(trained, photos, tmp_path):
+    prof = tmp_path / "p.json"
+    assert invoke("personalize", trained["data"], "--user", "u1@laptop", "--model", trained["run"],
+                  "--out", prof).exit_code == 0
+    (photos / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "o"
+    r = invoke("enhance", photos, "--profile", prof, "--out", out)
+    assert r.exit_code == 1
+    assert "broken.png" in r.output and (out / "a16.png").is_file() and (out / "b.jpg").is_file()
+    r = invoke("enhance", photos / "b.jpg", "--profile", prof, "--out", photos)
+    assert isinstance(r.exception, PrefstyleError) and "overwrite" in str(r.exception)
+
+
+def test_profiles_of_other_models_are_refused(trained, tmp_path):
+    p_id = tmp_path / "id.json"
+    assert invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", "identity",
+                  "--out", p_id).exit_code == 0
+    img = tmp_path / "x.png"
+    write_image(img, photo(1, 32)[0])
+    r = invoke("enhance", img, "--profile", p_id, "--out", tmp_path / "o1", "--model", trained["run"])
+    assert isinstance(r.exception, PrefstyleError) and "identity" in str(r.exception)
+    # identity's profile works with identity (the model recorded in the profile)
+    assert invoke("enhance", img, "--profile", p_id, "--out", tmp_path / "o2").exit_code == 0
+    assert np.allclose(read_image(tmp_path / "o2" / "x.png").pixels, read_image(img).pixels)
+    # a PieNet profile with another PieNet checkpoint
+    p_a = tmp_path / "a.json"
+    assert invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", trained["run"],
+                  "--out", p_a).exit_code == 0
+    r = invoke("enhance", img, "--profile", p_a, "--out", tmp_path / "o3", "--model", trained["run2"])
+    assert isinstance(r.exception, PrefstyleError) and "another PieNet checkpoint" in str(r.exception)
+
+
+def test_personalize_errors(trained, tmp_path):
+    r = invoke("personalize", trained["data"], "--user", "nobody", "--model", "identity", "--out", tmp_path / "p")
+    assert isinstance(r.exception, PrefstyleError) and "unknown user" in str(r.exception)
+    r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", "pienet", "--out", tmp_path / "p")
+    assert isinstance(r.exception, PrefstyleError) and "needs training" in str(r.exception)
+    r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "-1", "--out", tmp_path / "p")
+    assert isinstance(r.exception, PrefstyleError)

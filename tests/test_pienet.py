@@ -1,0 +1,224 @@
+"""PieNet: shapes, conditioning, gradients, the two new-user schemes, full resolution, backbones,
+its training task and checkpoint save / load / resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _pienet_data import TINY_ARCH, make_pairs_dataset, photo, tiny_pienet_config
+
+from prefstyle.errors import PrefstyleError
+from prefstyle.losses import triplet_loss
+from prefstyle.metrics.functional import psnr
+from prefstyle.models.backbones import ResNet18Backbone, create_backbone
+from prefstyle.models.base import Profile, Reference, create_model
+from prefstyle.models.pienet import (
+    PieNetConfig,
+    PieNetModel,
+    PieNetSystem,
+    guided_upsample,
+    optimize_preference,
+    perturb_preference,
+)
+
+
+def _system(users=("a", "b", "c"), seed=0) -> PieNetSystem:
+    torch.manual_seed(seed)
+    cfg = PieNetConfig.from_dict({**TINY_ARCH, "users": list(users), "weights": None, "embed_weights": None})
+    return PieNetSystem(cfg)
+
+
+def _wake_head(s: PieNetSystem) -> None:
+    """The last layer starts near zero (near-identity network); give it weights to see conditioning."""
+    torch.manual_seed(1)
+    torch.nn.init.normal_(s.net.head2.weight, std=0.3)
+
+
+def test_shapes_and_identity_at_init():
+    s = _system()
+    x = torch.rand(2, 3, 40, 56)
+    p = s.preference(torch.tensor([0, 2]))
+    assert p.shape == (2, 8) and torch.allclose(p.norm(dim=1), torch.ones(2))
+    y = s.net(x, p)
+    assert y.shape == x.shape and (y - x).abs().max() < 0.05  # near-identity at init
+    e = s.embedding(x)
+    assert e.shape == (2, 8) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+    feats = s.embedding.features(x)
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]  # seen at embed_size 32
+    assert s.mean_preference().shape == (8,)
+    with pytest.raises(ValueError):
+        s.net(x, p[:1])
+    with pytest.raises(PrefstyleError, match="unknown PieNet option"):
+        PieNetConfig.from_dict({"widht": 3})
+
+
+def test_preference_vector_changes_the_output():
+    s = _system().eval()
+    _wake_head(s)
+    x = torch.rand(1, 3, 32, 32)
+    p0, p1 = s.preference(torch.tensor([0])), s.preference(torch.tensor([1]))
+    with torch.no_grad():
+        d = (s.net(x, p0) - s.net(x, p1)).abs().mean()
+        same = (s.net(x, p0) - s.net(x, p0.clone())).abs().max()
+    assert d > 1e-4 and same == 0
+    noisy = perturb_preference(p0, torch.randn(1, 8), 0.1)
+    assert (noisy - p0).norm().item() == pytest.approx(0.1, rel=1e-5)
+
+
+def test_gradients_reach_every_part():
+    s = _system()
+    _wake_head(s)
+    x, t = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    F.l1_loss(s.net(x, s.preference(torch.tensor([0, 1]))), t).backward()
+    for name, prm in s.net.named_parameters():
+        assert prm.grad is not None and torch.isfinite(prm.grad).all(), name
+    groups = {"encoder": s.net.encoder, "blocks": s.net.blocks, "head": s.net.head2}
+    for name, mod in groups.items():
+        assert sum(p.grad.abs().sum() for p in mod.parameters()) > 0, name
+    assert sum(b.pref.weight.grad.abs().sum() for b in s.net.blocks) > 0  # through the preference path
+    s.zero_grad()
+    a = s.preference(torch.tensor([0, 1]))
+    triplet_loss(a, s.embedding(x), s.embedding(t), margin=5.0).backward()
+    assert s.user_vectors.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in s.embedding.parameters())
+
+
+def _model(s: PieNetSystem, **kw) -> PieNetModel:
+    return PieNetModel(system=s, **kw)
+
+
+def test_scheme2_is_the_normalised_mean_embedding_and_scheme1_lowers_the_triplet_loss():
+    s = _system()
+    refs = [Reference(f"s{i}", photo(i, 32)[0], photo(i, 32)[0].flip(0)) for i in range(4)]
+    m2 = _model(s, scheme=2)
+    prof = m2.personalize(refs, user="u")
+    p2 = prof.tensors["preference"]
+    with torch.no_grad():
+        manual = F.normalize(s.embedding(torch.stack([r.preferred for r in refs])).mean(0), dim=0)
+    assert torch.allclose(p2, manual, atol=1e-5) and prof.data["scheme"] == 2 and prof.user == "u"
+    m1 = _model(s, scheme=1, scheme1_steps=40, scheme1_lr=0.05)
+    p1 = m1.personalize(refs).tensors["preference"]
+    assert p1.norm().item() == pytest.approx(1.0, abs=1e-5) and not torch.allclose(p1, p2)
+    pos, neg = m1.embed([r.preferred for r in refs]), m1.embed([r.other for r in refs])
+    assert triplet_loss(p1, pos, neg).item() < triplet_loss(p2, pos, neg).item()
+    again = optimize_preference(pos, neg, p2, steps=40, lr=0.05)
+    assert torch.allclose(again, p1, atol=1e-5)  # deterministic
+    # no references: the average training user
+    assert torch.allclose(m2.personalize([]).tensors["preference"], s.mean_preference().detach())
+
+
+def test_profile_checks():
+    s = _system()
+    m = _model(s)
+    prof = m.personalize([])
+    assert prof.model_config["checkpoint_id"] == m.checkpoint_id
+    other = _model(_system(seed=5))
+    with pytest.raises(PrefstyleError, match="another PieNet checkpoint"):
+        other.render(torch.rand(1, 3, 16, 16), prof)
+    with pytest.raises(PrefstyleError, match="made by model 'identity'"):
+        m.render(torch.rand(1, 3, 16, 16), Profile(model="identity"))
+    with pytest.raises(PrefstyleError, match="pienet needs trained weights"):
+        create_model("pienet")
+
+
+def test_guided_upsample_carries_a_global_edit_to_full_resolution():
+    from prefstyle.styles.registry import get_style
+
+    full = photo(0, 256)
+    style = get_style("warm-film")
+    want = style.apply(full)
+    lo = F.interpolate(full, size=(64, 64), mode="area")
+    got = guided_upsample(lo, style.apply(lo), full).clamp(0, 1)
+    naive = (full + F.interpolate(style.apply(lo) - lo, size=(256, 256), mode="bilinear")).clamp(0, 1)
+    assert psnr(got, want).item() > 38
+    assert psnr(got, want).item() > psnr(naive, want).item() + 2
+    # identity edit stays the identity
+    same = guided_upsample(lo, lo, full)
+    assert (same - full).abs().max() < 2e-3
+
+
+def test_render_at_any_resolution():
+    s = _system()
+    _wake_head(s)
+    m = _model(s)
+    prof = m.personalize([])
+    for shape in [(1, 3, 30, 20), (2, 3, 100, 150)]:  # below and above render_size (48)
+        x = torch.rand(*shape)
+        y = m.render(x, prof)
+        assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+    x = photo(1, 96)
+    direct = m.render_vector(x, prof.tensors["preference"], full_size=True)
+    guided = m.render(x, prof)
+    assert psnr(guided, direct).item() > 25
+    assert m.render(x[0], prof).shape == x[0].shape
+
+
+def test_efficientnet_lite0_packaged_imagenet_weights():
+    b = create_backbone("efficientnet_lite0").eval()
+    assert b.weights_source.endswith(".pth") and b.channels == (16, 24, 40, 112) and b.pooled_dim == 1280
+    out = b(torch.rand(1, 3, 64, 80))
+    assert [f.shape[-2:] for f in out.features] == [(32, 40), (16, 20), (8, 10), (4, 5)]
+    # the weights are real ImageNet weights: the classifier recognises the cat
+    import timm
+
+    from prefstyle.models.backbones import (
+        _map_lite0_keys,
+        efficientnet_lite0_weights_path,
+        load_state_dict_file,
+    )
+
+    net = timm.create_model("efficientnet_lite0", pretrained=False).eval()
+    net.load_state_dict(_map_lite0_keys(load_state_dict_file(efficientnet_lite0_weights_path()), net.state_dict()))
+    x = (photo(1, 224) - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        top = net(x).topk(3).indices[0].tolist()
+    assert set(top) & {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def test_resnet18_local_weights(tmp_path):
+    import torchvision
+
+    tv = torchvision.models.resnet18()
+    path = tmp_path / "resnet18-local.pth"
+    torch.save(tv.state_dict(), path)
+    b = ResNet18Backbone(weights=path)
+    assert torch.equal(b.layer3[1].conv2.weight, tv.layer3[1].conv2.weight)
+    assert b.channels == (64, 64, 128, 256) and b.pooled_dim == 512
+    with pytest.raises(PrefstyleError, match="width=64"):
+        ResNet18Backbone(width=32, weights=path)
+    with pytest.raises(PrefstyleError, match="not found"):
+        ResNet18Backbone(weights=tmp_path / "missing.pth")
+    with pytest.raises(PrefstyleError, match="unknown backbone"):
+        create_backbone("vgg16")
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_task_trains_both_phases_with_a_crowd_and_resumes_exactly(tmp_path):
+    from prefstyle.train import Trainer, load_model, read_metrics
+
+    crowd = make_pairs_dataset(tmp_path / "crowd")
+    full = Trainer(tiny_pienet_config(tmp_path / "full", crowd), progress=False).run()
+    assert full.finished and "val_mpsnr" in full.metrics and "val_mpsnr_identity" in full.metrics
+    logs = read_metrics(tmp_path / "full", "train")
+    assert logs[0]["phase"] == 0.0 and "triplet" in logs[0] and logs[-1]["phase"] == 1.0 and "tv" in logs[-1]
+    Trainer(tiny_pienet_config(tmp_path / "split", crowd), stop_after=3, progress=False).run()
+    Trainer(tiny_pienet_config(tmp_path / "split", crowd), resume=True, progress=False).run()
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    model = load_model(tmp_path / "full")
+    users = model.card["task"]["model"]["users"]
+    assert any(u.startswith("method:") for u in users) and any(u.startswith("crowd:") for u in users)
+    assert model.system.user_vectors.shape[0] == len(users)
+    assert model.card["data"]["method_users"]["train"]
+    same = create_model("pienet", checkpoint=tmp_path / "full")
+    assert same.checkpoint_id == model.checkpoint_id
+    prof = model.personalize([Reference("s", photo(0, 32)[0], photo(1, 32)[0])])
+    assert same.render(photo(2, 64), prof).shape == (1, 3, 64, 64)
