@@ -109,3 +109,22 @@ def test_personalize_errors(trained, tmp_path):
     assert isinstance(r.exception, PrefstyleError) and "needs training" in str(r.exception)
     r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "-1", "--out", tmp_path / "p")
     assert isinstance(r.exception, PrefstyleError)
+
+
+def test_evaluate_takes_trained_run_folders_and_their_cards(trained, tmp_path):
+    from prefstyle.cli.evaluate_cmd import evaluate
+
+    ev = typer.Typer()
+    ev.command("evaluate")(evaluate)
+    ev.command("noop")(lambda: None)  # a second command keeps `evaluate` as a named sub-command
+    out = tmp_path / "ev"
+    r = CliRunner().invoke(ev, ["evaluate", str(trained["data"]), "-m", str(trained["run"]), "-m",
+                                str(trained["run2"] / "model.json"), "-m", "identity", "--refs", "2", "--evals", "2",
+                                "--users-split", "all", "--metrics", "delta_e00", "--out", str(out), "--no-report",
+                                "--no-progress"])
+    assert r.exit_code == 0, r.output
+    models = json.loads((out / "results.json").read_text())["models"]
+    assert set(models) == {"run", "run2", "identity"}
+    r = CliRunner().invoke(ev, ["evaluate", str(trained["data"]), "-m", str(tmp_path / "empty_run/"), "--out",
+                                str(out), "--no-progress"])
+    assert r.exit_code != 0
