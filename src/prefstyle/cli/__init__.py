@@ -22,6 +22,7 @@ def _register() -> None:
         data_cmd,
         demo_cmd,
         evaluate_cmd,
+        export_lut_cmd,
         lut_cmd,
         personalize_cmd,
         styles_cmd,
@@ -33,6 +34,7 @@ def _register() -> None:
     app.command("personalize")(personalize_cmd.personalize)
     app.command("enhance")(personalize_cmd.enhance)
     app.command("evaluate")(evaluate_cmd.evaluate)
+    app.command("export-lut")(export_lut_cmd.export_lut)
 
     app.add_typer(styles_cmd.app, name="styles")
     app.add_typer(lut_cmd.app, name="lut")

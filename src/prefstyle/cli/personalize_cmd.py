@@ -32,7 +32,7 @@ import typer
 from prefstyle.cli.batch_io import collect_inputs
 from prefstyle.errors import PrefstyleError
 
-__all__ = ["DEFAULT_MODEL", "enhance", "personalize", "profile_path"]
+__all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
 
 #: the model used when --model is not given to `personalize`
 DEFAULT_MODEL = "pienet"
@@ -98,6 +98,21 @@ def check_model_matches(model: Any, profile: Any) -> None:
         )
 
 
+def load_profile_and_model(profile: Path, model: str | None = None, device: str = "cpu") -> tuple[Any, Any]:
+    """The profile at ``profile`` and the model to use it with (``model``, else the one that made it).
+
+    A model other than the profile's (or another checkpoint of it) is refused.
+    """
+    from prefstyle.models.base import Profile
+    from prefstyle.train import load_model
+
+    prof = Profile.load(profile_path(profile) if profile.is_dir() else profile)
+    spec = model or prof.model_config.get("source") or prof.model
+    m = load_model(spec, device=device)
+    check_model_matches(m, prof)  # another model, or another checkpoint of it (a copy of the same one is fine)
+    return prof, m
+
+
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
     profile: Annotated[Path, typer.Option("--profile", help="profile written by `prefstyle personalize`")],
@@ -120,13 +135,8 @@ def enhance(
     )
 
     from prefstyle.imaging.io import read_image, write_like
-    from prefstyle.models.base import Profile
-    from prefstyle.train import load_model
 
-    prof = Profile.load(profile_path(profile) if profile.is_dir() else profile)
-    spec = model or prof.model_config.get("source") or prof.model
-    m = load_model(spec, device=device)
-    check_model_matches(m, prof)  # another model, or another checkpoint of it (a copy of the same one is fine)
+    prof, m = load_profile_and_model(profile, model, device)
 
     jobs, failed = collect_inputs(inputs)
     for p, reason in failed:

@@ -1,0 +1,300 @@
+"""A study's scenes and renditions: rendered once from the study's source, cached on disk.
+
+:func:`sync_study` makes the database and the image folder match a :class:`StudyConfig`:
+
+* a new study (or one whose scenes changed and that has no participants yet): every scene is
+  built from the source (:func:`build_catalog`), its images written as ``images.size``-pixel
+  JPEG/PNG files under ``DATA/studies/<id>/images/<scene>/<rendition>.jpg`` (the scene's
+  neutral rendition as ``_source.jpg``), and the rows written;
+* an existing study with the same scenes: only the settings are updated (they apply to
+  participants who join from now on); missing image files are rendered again;
+* an existing study with participants whose scenes changed: refused (give the study a new id).
+
+Sources (``source.kind``):
+
+``simulator``
+    :func:`prefstyle.data.simulate.build_scenes`: crops of the packaged (or all installed)
+    photos, rendered by the simulator's source types A/B/D/E. The neutral crop is the source.
+``pairs``
+    A pairs dataset: each scene's renditions are the images its judgments compare; its source
+    is the ``source`` of ``scenes.jsonl`` when listed.
+``folder``
+    A folder of photos: each photo is a scene, rendered with each of ``styles``
+    (:func:`prefstyle.styles.registry.get_style`), plus the photo itself when
+    ``include_original``. The photo is the source.
+
+The last ``heldout`` scenes (in a seeded order; with a pairs source, preferably scenes with a
+source) are held out: never asked about, shown on the "your style" page, retouched.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+
+from prefstyle.app.models import Participant, Rendition, SceneRow, Study, utcnow
+from prefstyle.app.study import StudyConfig, config_from_dict
+from prefstyle.errors import PrefstyleError
+
+if TYPE_CHECKING:
+    import torch
+
+    from prefstyle.app.db import Database
+
+SOURCE_NAME = "_source"
+_KEY_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_key(text: str, taken: set[str]) -> str:
+    """A file-name-safe key for ``text`` (letters, digits, ``._-``; unique among ``taken``)."""
+    key = _KEY_BAD.sub("-", text).strip("-._")[:80] or "x"
+    out, k = key, 2
+    while out in taken:
+        out, k = f"{key}-{k}", k + 1
+    taken.add(out)
+    return out
+
+
+@dataclass
+class CatalogScene:
+    """A scene before it is written: images are ``(3,H,W)`` sRGB in [0,1]."""
+
+    key: str
+    role: str  # "question" or "heldout"
+    origin: str | None
+    content: str | None
+    source: torch.Tensor | None
+    renditions: list[tuple[str, torch.Tensor, dict[str, Any]]] = field(default_factory=list)
+
+
+def fit_size(img: torch.Tensor, size: int) -> torch.Tensor:
+    """``(3,H,W)`` or ``(1,3,H,W)`` -> ``(3,h,w)`` with the long side at most ``size`` (antialiased)."""
+    import torch.nn.functional as F
+
+    x = img if img.ndim == 4 else img[None]
+    h, w = x.shape[-2:]
+    if max(h, w) > size:
+        s = size / max(h, w)
+        x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
+                          antialias=True, align_corners=False)
+    return x[0].clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# building scenes from a source
+# --------------------------------------------------------------------------------------------
+
+
+def build_catalog(cfg: StudyConfig) -> list[CatalogScene]:
+    """Every scene of the study, rendered at ``cfg.image_size`` (see the module docstring)."""
+    kind = cfg.source.kind
+    if kind == "simulator":
+        scenes = _from_simulator(cfg)
+    elif kind == "pairs":
+        scenes = _from_pairs(cfg)
+    else:
+        scenes = _from_folder(cfg)
+    if sum(1 for s in scenes if s.role == "question") < 1:
+        raise PrefstyleError(f"study {cfg.id!r}: no scene with two or more renditions is left for questions "
+                             f"({len(scenes)} scenes, {cfg.heldout} held out)")
+    return scenes
+
+
+def _mark_heldout(scenes: list[CatalogScene], n: int, seed: int, prefer_source: bool = False) -> None:
+    order = list(range(len(scenes)))
+    random.Random(seed).shuffle(order)
+    if prefer_source:
+        order.sort(key=lambda i: scenes[i].source is None)  # stable: shuffled scenes with a source first
+    n = min(n, max(0, len(scenes) - 1))
+    for i in order[:n]:
+        scenes[i].role = "heldout"
+
+
+def _from_simulator(cfg: StudyConfig) -> list[CatalogScene]:
+    import numpy as np
+
+    from prefstyle.data.simulate import SimulationConfig, build_scenes
+
+    src = cfg.source
+    n = (src.scenes or 24) + cfg.heldout
+    sim = SimulationConfig(users=1, seed=src.seed, scenes=n, renditions=src.renditions, size=cfg.image_size,
+                           photos=src.photos, workers=1)
+    built = build_scenes(sim, np.random.default_rng(src.seed), progress=False)
+    out = []
+    for sc in built:
+        rends = [(f"{sc.origin}{k}", sc.renditions[k].clamp(0, 1), {"style": sc.rendition_params[k]})
+                 for k in range(sc.renditions.shape[0])]
+        out.append(CatalogScene(sc.id, "question", sc.origin, sc.content, sc.source[0].clamp(0, 1), rends))
+    for s in out[len(out) - cfg.heldout:] if cfg.heldout else []:
+        s.role = "heldout"
+    return out
+
+
+def _from_pairs(cfg: StudyConfig) -> list[CatalogScene]:
+    from prefstyle.data.pairs import PairsDataset, normalize_relpath
+    from prefstyle.imaging.io import read_image
+
+    ds = PairsDataset.load(cfg.source.path)
+    images: dict[str, list[str]] = {}
+    for j in ds.judgments:
+        lst = images.setdefault(j.scene, [])
+        for p in (normalize_relpath(j.image_a), normalize_relpath(j.image_b)):
+            if p not in lst:
+                lst.append(p)
+    names = list(images)
+    if cfg.source.scenes is not None and cfg.source.scenes + cfg.heldout < len(names):
+        rng = random.Random(cfg.source.seed)
+        names = sorted(rng.sample(names, cfg.source.scenes + cfg.heldout), key=names.index)
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        meta = ds.scenes.get(name)
+        source = None
+        if meta is not None and meta.source:
+            source = fit_size(read_image(ds.image_path(meta.source)).pixels, cfg.image_size)
+        rtaken: set[str] = {SOURCE_NAME}
+        rends = [(safe_key(Path(p).stem, rtaken), fit_size(read_image(ds.image_path(p)).pixels, cfg.image_size),
+                  {"dataset_path": p}) for p in images[name]]
+        content = None if meta is None or meta.content is None else (
+            meta.content if isinstance(meta.content, str) else ", ".join(meta.content))
+        out.append(CatalogScene(safe_key(name, taken), "question", None if meta is None else meta.origin, content,
+                                source, rends))
+    _mark_heldout(out, cfg.heldout, cfg.source.seed, prefer_source=True)
+    for s in out:  # a held-out scene without a source shows its first rendition as "the original"
+        if s.role == "heldout" and s.source is None:
+            s.source = s.renditions[0][1]
+    for s in out:
+        if s.role == "question" and len(s.renditions) < 2:
+            s.role = "unused"
+    return [s for s in out if s.role != "unused"]
+
+
+def _from_folder(cfg: StudyConfig) -> list[CatalogScene]:
+    from prefstyle.imaging.io import list_images, read_image
+    from prefstyle.styles.registry import get_style
+
+    files = list_images([cfg.source.path])
+    if cfg.source.scenes is not None and cfg.source.scenes + cfg.heldout < len(files):
+        files = sorted(random.Random(cfg.source.seed).sample(files, cfg.source.scenes + cfg.heldout))
+    if not files:
+        raise PrefstyleError("no images in this folder", path=cfg.source.path)
+    styles = [(name, get_style(name)) for name in cfg.source.styles]
+    taken: set[str] = set()
+    out = []
+    for f in files:
+        photo = fit_size(read_image(f).pixels, cfg.image_size)
+        rtaken: set[str] = {SOURCE_NAME}
+        rends = []
+        if cfg.source.include_original:
+            rends.append((safe_key("original", rtaken), photo, {"style": "original"}))
+        for name, style in styles:
+            rends.append((safe_key(name, rtaken), style.apply(photo[None])[0].clamp(0, 1), {"style": name}))
+        rel = f.relative_to(cfg.source.path).as_posix() if f.is_relative_to(cfg.source.path) else f.name
+        out.append(CatalogScene(safe_key(Path(rel).with_suffix("").as_posix(), taken), "question", "folder", rel,
+                                photo, rends))
+    _mark_heldout(out, cfg.heldout, cfg.source.seed)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# writing and syncing
+# --------------------------------------------------------------------------------------------
+
+
+def study_dir(data_dir: str | Path, study_id: str) -> Path:
+    return Path(data_dir) / "studies" / study_id
+
+
+def _write_images(scenes: list[CatalogScene], folder: Path, ext: str) -> dict[tuple[str, str], str]:
+    """Write every image below ``folder``; returns (scene key, rendition key) -> path relative to its parent."""
+    from prefstyle.imaging.io import write_image
+
+    files: dict[tuple[str, str], str] = {}
+    for s in scenes:
+        items = [(SOURCE_NAME, s.source)] if s.source is not None else []
+        items += [(k, img) for k, img, _ in s.renditions]
+        for key, img in items:
+            rel = f"images/{s.key}/{key}{ext}"
+            write_image(folder / rel, img, quality=92)
+            files[(s.key, key)] = rel
+    return files
+
+
+def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path) -> None:
+    """Make the database rows and image files of study ``cfg.id`` match ``cfg`` (module docstring)."""
+    folder = study_dir(data_dir, cfg.id)
+    digest = cfg.catalog_hash()
+    with db.read() as s:
+        study = s.get(Study, cfg.id)
+        n_participants = s.scalar(select(func.count()).select_from(Participant).where(Participant.study_id == cfg.id))
+        rows = s.execute(
+            select(SceneRow.key, SceneRow.source_file, Rendition.key, Rendition.file)
+            .join(Rendition, Rendition.scene_id == SceneRow.id)
+            .where(SceneRow.study_id == cfg.id)
+        ).all()
+    if study is not None and study.catalog_hash == digest:
+        wanted = {f for r in rows for f in (r[1], r[3]) if f}
+        if any(not (folder / f).is_file() for f in wanted):
+            _rerender_missing(cfg, folder, rows)
+        with db.write() as s:
+            st = s.get(Study, cfg.id)
+            st.title, st.config_json, st.updated_at = cfg.title, json.dumps(cfg.to_dict()), utcnow()
+        return
+    if study is not None and n_participants:
+        raise PrefstyleError(
+            f"study {cfg.id!r} already has {n_participants} participants and its scenes would change "
+            "(source, images or heldout differ from when it started): give the changed study a new id"
+        )
+    scenes = build_catalog(cfg)
+    tmp = folder.parent / f".{cfg.id}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        files = _write_images(scenes, tmp, cfg.image_ext)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    with db.write() as s:
+        if study is not None:
+            old = select(SceneRow.id).where(SceneRow.study_id == cfg.id).scalar_subquery()
+            s.execute(delete(Rendition).where(Rendition.scene_id.in_(old)))
+            s.execute(delete(SceneRow).where(SceneRow.study_id == cfg.id))
+            st = s.get(Study, cfg.id)
+            st.title, st.config_json, st.catalog_hash, st.updated_at = (
+                cfg.title, json.dumps(cfg.to_dict()), digest, utcnow())
+        else:
+            s.add(Study(id=cfg.id, title=cfg.title, config_json=json.dumps(cfg.to_dict()), catalog_hash=digest))
+        s.flush()
+        for sc in scenes:
+            row = SceneRow(study_id=cfg.id, key=sc.key, role=sc.role, origin=sc.origin, content=sc.content,
+                           source_file=files.get((sc.key, SOURCE_NAME)))
+            s.add(row)
+            s.flush()
+            for key, _img, meta in sc.renditions:
+                s.add(Rendition(scene_id=row.id, key=key, file=files[(sc.key, key)], meta_json=json.dumps(meta)))
+
+
+def _rerender_missing(cfg: StudyConfig, folder: Path, rows) -> None:
+    scenes = build_catalog(cfg)
+    have = {(r[0], r[2]) for r in rows}
+    built = {(s.key, k) for s in scenes for k, _, _ in s.renditions}
+    if have != built:
+        raise PrefstyleError(f"study {cfg.id!r}: image files are missing and rendering the source again gives "
+                             f"other scenes; restore {folder} or start a new study id")
+    _write_images(scenes, folder, cfg.image_ext)
+
+
+def stored_configs(db: Database) -> list[StudyConfig]:
+    """The configuration of every study in the database, in id order."""
+    with db.read() as s:
+        return [config_from_dict(json.loads(c)) for c in s.scalars(select(Study.config_json).order_by(Study.id))]

@@ -1,0 +1,128 @@
+"""Database engines and sessions for the study app: SQLite (WAL) by default, PostgreSQL by URL.
+
+* :func:`make_engine` builds an engine from a URL. SQLite files get WAL journaling,
+  ``synchronous=FULL`` (a committed answer survives a crash of the process *and* of the
+  machine), foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` transactions (writers queue
+  for the lock instead of failing on a lock upgrade); read-only sessions use a plain ``BEGIN``.
+  ``postgresql://`` URLs use psycopg 3.
+* :func:`migrate` brings the schema to the newest Alembic revision shipped in
+  ``prefstyle/app/migrations`` (run at every start; a no-op when up to date).
+* :class:`Database` holds the engine and two session factories: ``write()`` and ``read()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from prefstyle.errors import PrefstyleError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` / ``postgres://`` -> ``postgresql+psycopg://`` (the driver we ship); others unchanged."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, pool_size: int = 8, max_overflow: int = 24) -> Engine:
+    """An engine for ``url`` (see the module docstring). Bad URLs raise :class:`PrefstyleError`."""
+    try:
+        u = make_url(normalize_url(url))
+    except ArgumentError as e:
+        raise PrefstyleError(f"not a database URL: {url!r} ({e})") from None
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
+            raise PrefstyleError(f"SQLite database must be a file (sqlite:///path/app.db), got {url!r}")
+        Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            u,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=60,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend == "postgresql":
+        return create_engine(u, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_timeout=60)
+    raise PrefstyleError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # pysqlite must not BEGIN on its own: _sqlite_on_begin does
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cur.close()
+
+
+def _sqlite_on_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("prefstyle_readonly") else "BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> str:
+    """Upgrade the schema to the newest revision; returns it. Safe to call on every start."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return head
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return head
+
+
+class Database:
+    """An engine plus session factories. ``with db.write() as s: ...`` commits on success."""
+
+    def __init__(self, url: str, **engine_kwargs):
+        self.url = normalize_url(url)
+        self.engine = make_engine(url, **engine_kwargs)
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        self._read = sessionmaker(self.engine.execution_options(prefstyle_readonly=True), expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> str:
+        return migrate(self.engine)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose transaction takes the write lock at once (SQLite); commits at the end."""
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only (SQLite: no write lock); rolled back at the end."""
+        with self._read() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,54 @@
+"""A personalized model's taste as one 3D LUT (``prefstyle export-lut``).
+
+Any :class:`~prefstyle.models.base.PersonalizationModel` may adapt its transform to each photo;
+a ``.cube`` file holds one global mapping. :func:`profile_to_lut` renders a set of photographs
+in the user's taste (by default the whole frame of every photo of the bundled content pool),
+and fits the LUT that best reproduces all of those renderings at once
+(:func:`prefstyle.imaging.lut_fit.fit_lut`): the average of the adaptive transform over the
+pool, with colours the photos never visit continued smoothly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from prefstyle.imaging.lut_fit import fit_lut, lut_samples
+
+__all__ = ["default_images", "profile_to_lut"]
+
+
+def default_images(side: int = 192, system: bool = True) -> list[torch.Tensor]:
+    """The whole frame of every bundled photograph, ``(3, h, w)`` with long side ``side``, in [0, 1]."""
+    from prefstyle.data.pool import ContentPool
+
+    pool = ContentPool.bundled(system=system)
+    return [pool.scene_image(f"{pid}#0", size=side) for pid in pool.photo_ids]
+
+
+def profile_to_lut(model: Any, profile: Any, size: int = 33, images: Sequence[torch.Tensor] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """The ``(3, size, size, size)`` LUT that best reproduces ``model.render(·, profile)`` on ``images``.
+
+    Args:
+        model: a PersonalizationModel; ``profile`` its Profile for the user.
+        size: LUT nodes per axis.
+        images: ``(3,H,W)`` or ``(1,3,H,W)`` photos in [0, 1]; default :func:`default_images`.
+        progress: called as ``progress(done, total)`` after each rendered image.
+    Returns:
+        float32 LUT in the layout of :mod:`prefstyle.imaging.lut` (write it with
+        :func:`prefstyle.imaging.lut_io.write_cube`).
+    """
+    imgs = [im if im.dim() == 4 else im[None] for im in (images if images is not None else default_images())]
+    if not imgs:
+        raise ValueError("no images to export a LUT from")
+    outs = []
+    with torch.no_grad():
+        for k, im in enumerate(imgs):
+            outs.append(model.render(im.float(), profile).clamp(0, 1))
+            if progress is not None:
+                progress(k + 1, len(imgs))
+    x, y = lut_samples([i[0] for i in imgs], [o[0] for o in outs])
+    return fit_lut(x, y, size=size)
