@@ -3,7 +3,8 @@
 * :func:`make_engine` builds an engine from a URL. SQLite files get WAL journaling,
   ``synchronous=FULL`` (a committed answer survives a crash of the process *and* of the
   machine), foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` transactions (writers queue
-  for the lock instead of failing on a lock upgrade); read-only sessions use a plain ``BEGIN``.
+  for the lock instead of failing on a lock upgrade; within one process they queue on a Python
+  lock first); read-only sessions use a plain ``BEGIN``.
   ``postgresql://`` URLs use psycopg 3.
 * :func:`migrate` brings the schema to the newest Alembic revision shipped in
   ``prefstyle/app/migrations`` (run at every start; a no-op when up to date).
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +106,9 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.engine.execution_options(prefstyle_readonly=True), expire_on_commit=False)
+        # SQLite has one writer at a time: queueing writers on a lock in this process wakes them as
+        # soon as the previous one commits, where SQLite's busy handler would poll with growing sleeps
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
 
     @property
     def dialect(self) -> str:
@@ -115,7 +120,7 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction takes the write lock at once (SQLite); commits at the end."""
-        with self._write() as session, session.begin():
+        with self._write_lock, self._write() as session, session.begin():
             yield session
 
     @contextlib.contextmanager

@@ -25,6 +25,7 @@ def _register() -> None:
         export_lut_cmd,
         lut_cmd,
         personalize_cmd,
+        serve_cmd,
         styles_cmd,
         train_cmd,
     )
@@ -35,6 +36,7 @@ def _register() -> None:
     app.command("enhance")(personalize_cmd.enhance)
     app.command("evaluate")(evaluate_cmd.evaluate)
     app.command("export-lut")(export_lut_cmd.export_lut)
+    app.command("serve")(serve_cmd.serve)
 
     app.add_typer(styles_cmd.app, name="styles")
     app.add_typer(lut_cmd.app, name="lut")

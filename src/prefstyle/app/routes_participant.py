@@ -1,0 +1,364 @@
+"""Participant pages and the JSON API the study page talks to (all under ``/s/<study>/``).
+
+A participant is recognised only by their resume token (cookie ``ps_<study>``, path
+``/s/<study>``, HttpOnly, SameSite=Lax; or the ``X-Prefstyle-Token`` header). Every route that
+shows or changes a participant's data looks the participant up from that token alone, so no
+URL or form field can reach another participant's answers, results or photos.
+
+JSON API: ``GET api/question`` -> the current pair (served now); ``POST api/answer``
+``{question_id, a, b, choice: a|b|undecided, response_ms}`` -> stored, then the next pair.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
+from sqlalchemy import func, select
+from starlette.datastructures import UploadFile
+
+from prefstyle.app import flow, personal, uploads
+from prefstyle.app.flow import FlowError
+from prefstyle.app.models import Participant, Upload
+from prefstyle.app.security import participant_cookie, participant_token
+from prefstyle.app.state import AppState, LoadedStudy
+
+router = APIRouter()
+IMAGE_CACHE = "public, max-age=86400"
+COOKIE_MAX_AGE = 180 * 24 * 3600
+
+
+def _templates():
+    from prefstyle.app.server import templates
+
+    return templates
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.prefstyle
+
+
+def _study(request: Request, sid: str) -> LoadedStudy:
+    study = _state(request).studies.get(sid)
+    if study is None:
+        raise FlowError(404, "there is no such study")
+    return study
+
+
+def _participant(request: Request, study: LoadedStudy) -> Participant | None:
+    return flow.authenticate(_state(request).db, study.id, participant_token(request, study.id))
+
+
+def _require(request: Request, study: LoadedStudy) -> Participant:
+    p = _participant(request, study)
+    if p is None:
+        raise FlowError(401, "we do not know you in this study yet: start from the study's first page, "
+                             "or open your resume link")
+    return p
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    return _templates().TemplateResponse(request, name, context, status_code=status)
+
+
+def _set_cookie(request: Request, resp: Response, study: LoadedStudy, token: str) -> None:
+    resp.set_cookie(participant_cookie(study.id), token, max_age=COOKIE_MAX_AGE, path=f"/s/{study.id}",
+                    httponly=True, samesite="lax", secure=_state(request).settings.secure_cookies)
+
+
+def _resume_url(request: Request, study: LoadedStudy, request_token: str | None) -> str | None:
+    return None if not request_token else str(request.base_url).rstrip("/") + f"/s/{study.id}/resume/{request_token}"
+
+
+# --------------------------------------------------------------------------------------------
+# pages
+# --------------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request):
+    studies = sorted(_state(request).studies.values(), key=lambda s: s.id)
+    return _page(request, "index.j2", {"studies": studies})
+
+
+@router.get("/s/{sid}", response_class=HTMLResponse)
+def start(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _participant(request, study)
+    prog = flow.progress(_state(request).db, study, p.id) if p else None
+    return _page(request, "start.j2", {"study": study, "cfg": study.cfg, "participant": p, "progress": prog})
+
+
+@router.post("/s/{sid}/join")
+def join(request: Request, sid: str, person: Annotated[str, Form()] = "", device: Annotated[str, Form()] = "",
+         consent: Annotated[str, Form()] = ""):
+    study = _study(request, sid)
+    try:
+        _pid, token = flow.join(_state(request).db, study, person, device, consent == "yes")
+    except FlowError as e:
+        return _page(request, "start.j2", {"study": study, "cfg": study.cfg, "participant": None, "progress": None,
+                                           "error": e.message, "person": person, "device": device}, e.status)
+    resp = RedirectResponse(f"/s/{sid}/calibrate", status_code=303)
+    _set_cookie(request, resp, study, token)
+    return resp
+
+
+@router.get("/s/{sid}/resume/{token}")
+def resume(request: Request, sid: str, token: str):
+    study = _study(request, sid)
+    if flow.authenticate(_state(request).db, sid, token) is None:
+        raise FlowError(404, "this resume link is not valid for this study")
+    resp = RedirectResponse(f"/s/{sid}/study", status_code=303)
+    _set_cookie(request, resp, study, token)
+    return resp
+
+
+@router.post("/s/{sid}/leave")
+def leave(request: Request, sid: str):
+    """Forget the participant on this browser (they can come back with their resume link)."""
+    study = _study(request, sid)
+    resp = RedirectResponse(f"/s/{sid}", status_code=303)
+    resp.delete_cookie(participant_cookie(study.id), path=f"/s/{study.id}")
+    return resp
+
+
+@router.get("/s/{sid}/calibrate", response_class=HTMLResponse)
+def calibrate_page(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    return _page(request, "calibrate.j2", {"study": study, "cfg": study.cfg, "participant": p,
+                                           "dark": [3 * k for k in range(12)],
+                                           "light": [255 - 3 * (11 - k) for k in range(12)]})
+
+
+@router.post("/s/{sid}/calibrate")
+def calibrate(request: Request, sid: str, dark_steps: Annotated[int, Form(ge=0, le=12)],
+              light_steps: Annotated[int, Form(ge=0, le=12)], screen: Annotated[str, Form()] = ""):
+    study = _study(request, sid)
+    p = _require(request, study)
+    facts: dict[str, Any] = {}
+    if screen:
+        try:
+            raw = json.loads(screen)
+        except json.JSONDecodeError:
+            raw = {}
+        if isinstance(raw, dict):
+            facts = {k: raw[k] for k in ("width", "height", "dpr", "gamut", "dark_mode", "hdr")
+                     if k in raw and isinstance(raw[k], int | float | str | bool)}
+    flow.save_calibration(_state(request).db, p.id, {
+        "grey_ramp": {"dark_steps_seen": dark_steps, "light_steps_seen": light_steps, "steps": 12, "step_levels": 3},
+        "screen": facts,
+    })
+    return RedirectResponse(f"/s/{sid}/study", status_code=303)
+
+
+@router.get("/s/{sid}/study", response_class=HTMLResponse)
+def study_page(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    if p.calibrated_at is None:
+        return RedirectResponse(f"/s/{sid}/calibrate", status_code=303)
+    token = participant_token(request, study.id)
+    return _page(request, "study.j2", {"study": study, "cfg": study.cfg, "participant": p,
+                                       "resume_url": _resume_url(request, study, token)})
+
+
+# --------------------------------------------------------------------------------------------
+# JSON API
+# --------------------------------------------------------------------------------------------
+
+
+def _payload(study: LoadedStudy, q: flow.QuestionView | None, prog: flow.Progress) -> dict[str, Any]:
+    return {
+        "done": q is None,
+        "question": None if q is None else q.to_json(study.id),
+        "progress": prog.to_json(),
+        "allow_undecided": study.cfg.allow_undecided,
+        "style_url": f"/s/{study.id}/style",
+    }
+
+
+@router.get("/s/{sid}/api/question")
+def api_question(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    return _payload(study, *flow.serve_current(_state(request).db, study, p.id))
+
+
+@router.post("/s/{sid}/api/answer")
+def api_answer(request: Request, sid: str, payload: Annotated[dict[str, Any], Body()]):
+    study = _study(request, sid)
+    p = _require(request, study)
+    res = flow.submit_answer(_state(request).db, study, p.id, payload.get("question_id"), payload.get("a"),
+                             payload.get("b"), payload.get("choice"), payload.get("response_ms"))
+    return {**_payload(study, res.next, res.progress), "stored": True, "duplicate": res.duplicate}
+
+
+# --------------------------------------------------------------------------------------------
+# study images (the same for every participant)
+# --------------------------------------------------------------------------------------------
+
+
+@router.get("/s/{sid}/img/r/{rid}")
+def rendition_image(request: Request, sid: str, rid: int):
+    path = _study(request, sid).rendition_path(rid)
+    if path is None or not path.is_file():
+        raise FlowError(404, "no such image")
+    return FileResponse(path, headers={"cache-control": IMAGE_CACHE})
+
+
+@router.get("/s/{sid}/img/src/{scene_id}")
+def source_image(request: Request, sid: str, scene_id: int):
+    study = _study(request, sid)
+    scene = study.scenes.get(scene_id)
+    # only held-out originals are shown to participants (question scenes' neutral versions stay hidden)
+    path = study.source_path(scene_id) if scene is not None and scene.role == "heldout" else None
+    if path is None or not path.is_file():
+        raise FlowError(404, "no such image")
+    return FileResponse(path, headers={"cache-control": IMAGE_CACHE})
+
+
+# --------------------------------------------------------------------------------------------
+# "your style"
+# --------------------------------------------------------------------------------------------
+
+
+def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict[str, Any]:
+    st = _state(request)
+    prog = flow.progress(st.db, study, p.id)
+    ctx: dict[str, Any] = {"study": study, "cfg": study.cfg, "participant": p, "progress": prog,
+                           "resume_url": _resume_url(request, study, participant_token(request, study.id))}
+    if not prog.style_ready:
+        ctx["needed"] = max(0, study.cfg.style_after - prog.decided_main)
+        return ctx
+    result = personal.ensure_style(st.db, study, p.user, p.id)
+    ctx["heldout"] = [{"original": f"/s/{study.id}/img/src/{scene_id}", "mine": f"/s/{study.id}/me/file/{name}"}
+                      for scene_id, name in result.heldout]
+    ctx["version"] = result.version
+    ctx["lut_available"] = importlib.util.find_spec("prefstyle.eval.lut_export") is not None
+    with st.db.read() as s:
+        ups = s.scalars(select(Upload).where(Upload.participant_id == p.id).order_by(Upload.id)).all()
+    ctx["uploads"] = [{"name": u.display_name, "original": f"/s/{study.id}/me/file/uploads/{u.key}.jpg",
+                       "mine": f"/s/{study.id}/me/file/{personal.render_upload(study, result, p.id, u.key)}"}
+                      for u in ups]
+    ctx["can_upload"] = len(ups) < study.cfg.uploads.max_files
+    ctx["max_mb"] = study.cfg.uploads.max_bytes / 1e6
+    return ctx
+
+
+@router.get("/s/{sid}/style", response_class=HTMLResponse)
+def style_page(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    return _page(request, "style.j2", _style_context(request, study, p))
+
+
+def _ready_result(request: Request, study: LoadedStudy, p: Participant) -> personal.StyleResult:
+    st = _state(request)
+    if not flow.progress(st.db, study, p.id).style_ready:
+        raise FlowError(409, "your style is not ready yet: answer a few more pairs")
+    return personal.ensure_style(st.db, study, p.user, p.id)
+
+
+@router.get("/s/{sid}/me/profile.zip")
+def profile_download(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    path = personal.profile_zip(_ready_result(request, study, p))
+    return FileResponse(path, media_type="application/zip", filename=f"prefstyle-profile-{study.id}.zip",
+                        headers={"cache-control": "private, no-store"})
+
+
+@router.get("/s/{sid}/me/style.cube")
+def lut_download(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    path = personal.lut_file(study, _ready_result(request, study, p))
+    return FileResponse(path, media_type="text/plain", filename=f"prefstyle-{study.id}.cube",
+                        headers={"cache-control": "private, no-store"})
+
+
+@router.get("/s/{sid}/me/file/{name:path}")
+def my_file(request: Request, sid: str, name: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    path = personal.participant_file(study, p.id, name)
+    if path is None:
+        raise FlowError(404, "no such file")
+    return FileResponse(path, headers={"cache-control": "private, max-age=3600"})
+
+
+def _may_upload(st: AppState, study: LoadedStudy, p: Participant) -> None:
+    if not flow.progress(st.db, study, p.id).style_ready:
+        raise FlowError(409, "your style is not ready yet: answer a few more pairs first")
+    with st.db.read() as s:
+        n = s.scalar(select(func.count()).select_from(Upload).where(Upload.participant_id == p.id))
+    if n >= study.cfg.uploads.max_files:
+        raise FlowError(409, f"you can upload at most {study.cfg.uploads.max_files} photos")
+
+
+def _add_upload(st: AppState, row: Upload) -> None:
+    with st.db.write() as s:
+        s.add(row)
+
+
+@router.post("/s/{sid}/me/uploads", response_class=HTMLResponse)
+async def upload(request: Request, sid: str):
+    study = _study(request, sid)
+    p = await run_in_threadpool(_require, request, study)
+    st = _state(request)
+    limits = study.cfg.uploads
+    try:
+        await run_in_threadpool(_may_upload, st, study, p)
+        form = await request.form(max_files=1, max_fields=4)
+        try:
+            f = form.get("photo")
+            if not isinstance(f, UploadFile):
+                raise FlowError(400, "please choose a photo to upload")
+            name = uploads.check_filename(f.filename)
+            fd, tmp_name = tempfile.mkstemp(prefix="prefstyle-upload-")
+            tmp = Path(tmp_name)
+            try:
+                size = 0
+                with os.fdopen(fd, "wb") as out:
+                    while chunk := await f.read(1 << 20):
+                        size += len(chunk)
+                        if size > limits.max_bytes:
+                            raise FlowError(413, f"the file is too large: at most {limits.max_bytes / 1e6:g} MB")
+                        out.write(chunk)
+                if size == 0:
+                    raise FlowError(400, "the file is empty")
+                pixels = await run_in_threadpool(uploads.decode_upload, tmp, limits, study.cfg.image_size)
+            finally:
+                tmp.unlink(missing_ok=True)
+        finally:
+            await form.close()
+        folder = personal.participant_dir(study, p.id)
+        key = await run_in_threadpool(uploads.store_upload, folder, pixels)
+        await run_in_threadpool(_add_upload, st, Upload(participant_id=p.id, key=key, display_name=name[:120],
+                                                        width=int(pixels.shape[-1]), height=int(pixels.shape[-2])))
+    except FlowError as e:
+        ctx = await run_in_threadpool(_style_context, request, study, p)
+        ctx["error"] = e.message
+        return _page(request, "style.j2", ctx, e.status)
+    return RedirectResponse(f"/s/{sid}/style#uploads", status_code=303)
+
+
+@router.get("/s/{sid}/api/progress")
+def api_progress(request: Request, sid: str):
+    study = _study(request, sid)
+    p = _require(request, study)
+    return JSONResponse(flow.progress(_state(request).db, study, p.id).to_json())

@@ -1,0 +1,138 @@
+"""What the running app keeps in memory: settings, the database, and each study's fixed catalog."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from prefstyle.app.catalog import study_dir
+from prefstyle.app.db import Database
+from prefstyle.app.models import Rendition, SceneRow, Study
+from prefstyle.app.study import StudyConfig, config_from_dict
+
+
+@dataclass
+class AppSettings:
+    """How ``prefstyle serve`` runs.
+
+    db_url: SQLAlchemy URL (``sqlite:///FILE`` or ``postgresql://...``).
+    data_dir: where rendered study images and participants' files live.
+    studies: study configurations to create or update at start (studies already in the
+        database are served too).
+    admin_token: the token of the ``/admin`` pages; generated (and kept in
+        ``DATA/admin-token``) when None.
+    secure_cookies: mark cookies ``Secure`` (set when serving over HTTPS).
+    """
+
+    db_url: str = "sqlite:///prefstyle-app/app.db"
+    data_dir: Path = Path("prefstyle-app")
+    studies: list[StudyConfig] = field(default_factory=list)
+    admin_token: str | None = None
+    secure_cookies: bool = False
+    use_default_study: bool = True
+
+
+def admin_token_for(settings: AppSettings) -> str:
+    """The admin token: the configured one, else the one kept in ``DATA/admin-token`` (created once)."""
+    if settings.admin_token:
+        return settings.admin_token
+    from prefstyle.fsutil import atomic_write_text
+
+    path = Path(settings.data_dir) / "admin-token"
+    if path.is_file():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+@dataclass(frozen=True)
+class RenditionInfo:
+    id: int
+    scene_id: int
+    key: str
+    file: str
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    id: int
+    key: str
+    role: str
+    origin: str | None
+    content: str | None
+    source_file: str | None
+    renditions: tuple[int, ...]
+
+
+class LoadedStudy:
+    """A study's config and its catalog (ids of scenes and renditions), loaded once at start."""
+
+    def __init__(self, cfg: StudyConfig, folder: Path, scenes: list[SceneInfo], renditions: list[RenditionInfo]):
+        self.cfg, self.folder = cfg, folder
+        self.scenes = {s.id: s for s in scenes}
+        self.renditions = {r.id: r for r in renditions}
+        self.scene_by_key = {s.key: s for s in scenes}
+        self.rendition_by_key = {(self.scenes[r.scene_id].key, r.key): r for r in renditions}
+        self.question_scenes = {s.key: [self.renditions[r].key for r in s.renditions]
+                                for s in scenes if s.role == "question"}
+        self.heldout = [s for s in scenes if s.role == "heldout"]
+        self._model: Any = None
+        self._model_lock = threading.Lock()
+
+    @property
+    def id(self) -> str:
+        return self.cfg.id
+
+    def rendition_path(self, rendition_id: int) -> Path | None:
+        r = self.renditions.get(rendition_id)
+        return None if r is None else self.folder / r.file
+
+    def source_path(self, scene_id: int) -> Path | None:
+        s = self.scenes.get(scene_id)
+        return None if s is None or s.source_file is None else self.folder / s.source_file
+
+    def model(self) -> Any:
+        """The study's personalization model (loaded on first use)."""
+        with self._model_lock:
+            if self._model is None:
+                from prefstyle.train import load_model
+
+                self._model = load_model(self.cfg.model)
+            return self._model
+
+
+def load_study_index(db: Database, study_id: str, data_dir: Path) -> LoadedStudy:
+    with db.read() as s:
+        st = s.get(Study, study_id)
+        cfg = config_from_dict(json.loads(st.config_json))
+        srows = s.scalars(select(SceneRow).where(SceneRow.study_id == study_id).order_by(SceneRow.id)).all()
+        rrows = s.scalars(
+            select(Rendition).join(SceneRow, Rendition.scene_id == SceneRow.id)
+            .where(SceneRow.study_id == study_id).order_by(Rendition.id)
+        ).all()
+        rends = [RenditionInfo(r.id, r.scene_id, r.key, r.file) for r in rrows]
+        by_scene: dict[int, list[int]] = {}
+        for r in rends:
+            by_scene.setdefault(r.scene_id, []).append(r.id)
+        scenes = [SceneInfo(x.id, x.key, x.role, x.origin, x.content, x.source_file, tuple(by_scene.get(x.id, ())))
+                  for x in srows]
+    return LoadedStudy(cfg, study_dir(data_dir, study_id), scenes, rends)
+
+
+@dataclass
+class AppState:
+    settings: AppSettings
+    db: Database
+    admin_token: str
+    studies: dict[str, LoadedStudy]
