@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("usd", "upe", "exemplar")
+MODELS = ("usd", "upe", "exemplar", "pienet")  # pienet needs --checkpoint pienet=RUN
 
 
 def _photo(name: str) -> torch.Tensor:
@@ -90,6 +90,8 @@ def build(name: str, checkpoint: str | None) -> tuple[Any, str]:
         from prefstyle.train import load_model
 
         return load_model(checkpoint), f"checkpoint {checkpoint}"
+    if name == "pienet":
+        raise SystemExit("pienet needs a trained run: --checkpoint pienet=runs/pienet_cpu")
     import yaml
 
     from prefstyle.train.task import get_task
@@ -116,7 +118,7 @@ def timed(fn: Any, repeats: int) -> tuple[float, list[float], Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--models", nargs="+", default=list(MODELS[:3]), choices=MODELS)
     ap.add_argument("--checkpoint", action="append", default=[], help="NAME=PATH (a trained run folder)")
     ap.add_argument("--megapixels", type=float, default=12.0)
     ap.add_argument("--refs", type=int, default=16)
