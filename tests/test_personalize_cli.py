@@ -128,3 +128,28 @@ def test_evaluate_takes_trained_run_folders_and_their_cards(trained, tmp_path):
     r = CliRunner().invoke(ev, ["evaluate", str(trained["data"]), "-m", str(tmp_path / "empty_run/"), "--out",
                                 str(out), "--no-progress"])
     assert r.exit_code != 0
+
+
+def test_personalize_from_liked_photos(trained, photos, tmp_path):
+    prof = tmp_path / "liked.json"
+    (photos / "notes.txt").write_text("not a photo")
+    r = invoke("personalize", "--liked", photos, "--model", trained["run"], "--out", prof)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(prof.read_text())
+    assert doc["model"] == "pienet" and doc["data"]["n_liked"] == 2 and doc["user"] == "in"
+    # the preference is the normalised mean embedding of the liked photos (scheme 2)
+    from prefstyle.models.base import Profile
+    from prefstyle.train import load_model
+
+    m = load_model(trained["run"])
+    p = Profile.load(prof).tensors["preference"]
+    assert abs(float(p.norm()) - 1) < 1e-4
+    out = tmp_path / "o"
+    assert invoke("enhance", photos, "--profile", prof, "--out", out).exit_code == 0
+    assert (out / "a16.png").is_file()
+    # models that learn only from pairs refuse, and DATA and --liked are exclusive
+    r = invoke("personalize", "--liked", photos, "--model", "identity", "--out", tmp_path / "x.json")
+    assert isinstance(r.exception, PrefstyleError) and "liked" in str(r.exception)
+    r = invoke("personalize", trained["data"], "--liked", photos, "--out", tmp_path / "y.json")
+    assert isinstance(r.exception, PrefstyleError)
+    assert m.name == "pienet"

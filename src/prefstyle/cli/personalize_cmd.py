@@ -53,10 +53,13 @@ def profile_path(out: Path) -> Path:
 
 
 def personalize(
-    data: Annotated[Path, typer.Argument(help="pairs dataset folder (FORMATS.md)")],
-    user: Annotated[str, typer.Option("--user", help="the user to personalize for (person@device)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="profile file to write (.json; tensors go beside it)")],
+    data: Annotated[Path | None, typer.Argument(help="pairs dataset folder (FORMATS.md)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="profile file to write (.json; tensors go beside it)")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="the user to personalize for (person@device)")] = None,
     refs: Annotated[int, typer.Option("--refs", help="use at most this many of the user's main judgments")] = 16,
+    liked: Annotated[
+        Path | None, typer.Option("--liked", help="a folder of photos the person likes, instead of DATA (PieNet's scheme)")
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help=f"registered model name or checkpoint path [default: {DEFAULT_MODEL}]")
     ] = None,
@@ -65,25 +68,68 @@ def personalize(
     ] = None,
     device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
 ) -> None:
-    """Learn USER's taste from their judgments in DATA and write a profile for `enhance`."""
-    from prefstyle.data.pairs import PairsDataset
-    from prefstyle.eval.protocol import load_references
+    """Learn USER's taste from their judgments in DATA (or from --liked photos) and write a profile for `enhance`."""
     from prefstyle.train import load_model
 
+    if out is None:
+        raise PrefstyleError("--out is required: the profile file to write")
+    if (data is None) == (liked is None):
+        raise PrefstyleError("give either a pairs dataset DATA with --user, or --liked FOLDER")
     if refs < 0:
         raise PrefstyleError(f"--refs must be >= 0, got {refs}")
     spec = model or DEFAULT_MODEL
-    ds = PairsDataset.load(data)
-    judgments = ds.references(user, refs, seed=seed)
-    if refs > 0 and not judgments:
-        raise PrefstyleError(f"user {user!r} has no main judgments", path=data)
-    m = load_model(spec, device=device)
-    references = load_references(ds, judgments)
-    profile = m.personalize(references, user=user)
+    if liked is not None:
+        images = _liked_images(liked)
+        m = load_model(spec, device=device)
+        profile = m.personalize_liked(images, user=user or liked.resolve().name)
+        what = f"{len(images)} liked photo(s)"
+        profile.data = {**profile.data, "liked": str(liked.resolve())}
+    else:
+        from prefstyle.data.pairs import PairsDataset
+        from prefstyle.eval.protocol import load_references
+
+        if not user:
+            raise PrefstyleError("--user is required with a pairs dataset")
+        ds = PairsDataset.load(data)
+        judgments = ds.references(user, refs, seed=seed)
+        if refs > 0 and not judgments:
+            raise PrefstyleError(f"user {user!r} has no main judgments", path=data)
+        m = load_model(spec, device=device)
+        references = load_references(ds, judgments)
+        profile = m.personalize(references, user=user)
+        what = f"{len(references)} judgment(s)"
+        profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": len(references)}
     profile.model_config = {**profile.model_config, "source": _model_source(spec)}
-    profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": len(references)}
     path = profile.save(profile_path(out))
-    typer.echo(f"{m.name}: profile of {user} from {len(references)} judgment(s) written to {path}", err=True)
+    typer.echo(f"{m.name}: profile of {profile.user} from {what} written to {path}", err=True)
+
+
+def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:
+    """The photos in ``folder`` (recursively) as ``(3,h,w)`` tensors, long side at most ``side``.
+
+    Unreadable files are skipped with a one-line note; no readable photo is an error.
+    """
+    import torch.nn.functional as F
+
+    from prefstyle.imaging.io import list_images, load_image
+
+    if not folder.is_dir():
+        raise PrefstyleError("--liked must be a folder of photos", path=folder)
+    images = []
+    for f in list_images([folder], recursive=True)[:limit]:
+        try:
+            x = load_image(f)
+        except PrefstyleError as e:
+            typer.echo(f"skipped {e}", err=True)
+            continue
+        h, w = x.shape[-2:]
+        s = side / max(h, w)
+        if s < 1:
+            x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area", antialias=False)
+        images.append(x[0].clamp(0, 1))
+    if not images:
+        raise PrefstyleError("no readable photos", path=folder)
+    return images
 
 
 def check_model_matches(model: Any, profile: Any) -> None:

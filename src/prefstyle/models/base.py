@@ -122,6 +122,14 @@ class PersonalizationModel(abc.ABC):
     def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
         """``(B,3,H,W)`` sRGB [0,1] -> ``(B,3,H,W)`` sRGB [0,1] in the profile's taste."""
 
+    def personalize_liked(self, images: list[torch.Tensor], user: str | None = None) -> Profile:
+        """Build a profile from photos the user likes (``(3,H,W)`` sRGB [0,1] each), no pairs.
+
+        Models that can only learn from pairwise judgments refuse with a clear message.
+        """
+        raise PrefstyleError(f"model '{self.name}' learns from pairwise judgments, not from liked photos; "
+                             "use a model that supports --liked (pienet) or personalize from a pairs dataset")
+
     def check_profile(self, profile: Profile) -> None:
         """Refuse a profile made by another model, with a clear message."""
         if profile.model != self.name:

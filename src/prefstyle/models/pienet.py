@@ -523,6 +523,14 @@ class PieNetModel(PersonalizationModel):
                        data={"scheme": self.scheme if refs else 0, "n_refs": len(refs)},
                        tensors={"preference": p.float()})
 
+    def personalize_liked(self, images: list[torch.Tensor], user: str | None = None) -> Profile:
+        """PieNet's scheme 2 on photos the user likes: the normalised mean of their embeddings."""
+        if not images:
+            raise PrefstyleError("no liked photos to personalize from")
+        p = F.normalize(self.embed(images).mean(0), dim=0)
+        return Profile(model=self.name, user=user, model_config=self.config(),
+                       data={"scheme": 2, "n_liked": len(images)}, tensors={"preference": p.float()})
+
     # -- rendering -----------------------------------------------------------------------
 
     @torch.no_grad()
