@@ -303,3 +303,20 @@ def test_on_the_real_simulator(tmp_path):
         assert res.tables[metric]["identity"]["cmr"] == pytest.approx(0.0, abs=1e-6)
     assert res.ideal["oracle"]["delta_e00"] < res.ideal["identity"]["delta_e00"]
     assert res.ideal["bayes"]["delta_e00"] < res.ideal["identity"]["delta_e00"]
+
+
+def test_flip_references_reverses_a_seeded_fraction():
+    import torch
+
+    from prefstyle.eval.protocol import flip_references
+    from prefstyle.models.base import Reference
+
+    refs = [Reference(scene=f"s{i}", preferred=torch.full((3, 2, 2), 0.9), other=torch.full((3, 2, 2), 0.1))
+            for i in range(10)]
+    flipped = flip_references(refs, 0.2, seed=0, user="u")
+    swapped = [i for i, r in enumerate(flipped) if float(r.preferred.mean()) < 0.5]
+    assert len(swapped) == 2 and all(flipped[i].meta.get("flipped") for i in swapped)
+    assert [i for i, r in enumerate(flip_references(refs, 0.2, seed=0, user="u")) if r.meta.get("flipped")] == swapped
+    assert flip_references(refs, 0.0, seed=0, user="u") is refs
+    with pytest.raises(PrefstyleError):
+        flip_references(refs, 1.5, seed=0, user="u")

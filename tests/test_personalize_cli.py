@@ -153,3 +153,48 @@ def test_personalize_from_liked_photos(trained, photos, tmp_path):
     r = invoke("personalize", trained["data"], "--liked", photos, "--out", tmp_path / "y.json")
     assert isinstance(r.exception, PrefstyleError)
     assert m.name == "pienet"
+
+
+def test_enhance_strength_and_parallel_jobs(trained, photos, tmp_path):
+    prof = tmp_path / "s.json"
+    assert invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "3", "--model", trained["run"],
+                  "--out", prof).exit_code == 0
+    full, none, half = tmp_path / "full", tmp_path / "none", tmp_path / "half"
+    assert invoke("enhance", photos, "--profile", prof, "--out", full, "--jobs", "2").exit_code == 0
+    assert invoke("enhance", photos, "--profile", prof, "--out", none, "--strength", "0").exit_code == 0
+    assert invoke("enhance", photos, "--profile", prof, "--out", half, "--strength", "0.5").exit_code == 0
+    x = read_image(photos / "a16.png").pixels
+    y1, y0, yh = (read_image(d / "a16.png").pixels for d in (full, none, half))
+    assert float((y0 - x).abs().max()) < 1.0 / 65535 + 1e-6  # strength 0: the input, to 16-bit rounding
+    assert float((y1 - x).abs().mean()) > 1e-3
+    assert float((yh - (x + y1) / 2).abs().max()) < 2.0 / 65535
+    r = invoke("enhance", photos, "--profile", prof, "--out", tmp_path / "bad", "--strength", "1.5")
+    assert r.exit_code != 0
+
+
+def test_lut_models_take_the_fast_8bit_path_with_the_same_result(tmp_path):
+    """A LUT model's 8-bit output through Pillow's LUT equals its float rendering within 8-bit rounding,
+    also with --strength (the LUT is blended with the identity)."""
+    import torch
+
+    from prefstyle.cli.batch_io import enhance_pixels
+    from prefstyle.imaging.io import ImageData
+    from prefstyle.models.base import Reference
+    from prefstyle.models.tastelut import TasteLUTModel, TasteLUTNet
+
+    torch.manual_seed(0)
+    net = TasteLUTNet(style_dim=16, style_size=16, d_model=32, n_layers=1, n_heads=2, ff=64, user_dim=8, n_basis=4,
+                      lut_size=9, decoder_hidden=32)
+    with torch.no_grad():
+        net.decoder.lut.basis.normal_(0, 0.05)
+    m = TasteLUTModel(net=net)
+    img = photo(1, 64)[0]
+    prof = m.personalize([Reference(scene="s", preferred=img.clamp(0, 1), other=img * 0.5, source=img)])
+    u8 = (img * 255).round() / 255
+    for s in (1.0, 0.4):
+        fast = enhance_pixels(m, prof, ImageData(pixels=u8, bit_depth=8), s)
+        slow = u8 + s * (m.render(u8[None], prof)[0] - u8)
+        diff = (fast - slow.clamp(0, 1)).abs()
+        # Pillow clamps the LUT's nodes to [0,1] before interpolating, torch clamps the result:
+        # they differ by a level or two only next to nodes outside the range
+        assert float(diff.max()) <= 2.5 / 255 and float(diff.mean()) <= 0.3 / 255

@@ -16,6 +16,8 @@ that makes sense: the triplet loss in all three).
 * :func:`pairwise_preference_loss` - ``w·L(Î, I_p) + (1−w)·L(Î, I_n)`` (PPS dual supervision), with
   :func:`preference_weight` giving ``w`` by schedule (``"linear"``: 0.5 → 1.5 over training, the
   PPS paper's; ``"constant"``; ``"uniform"``: drawn per pair in [low, high]; ``"cosine"``).
+* :func:`ideal_point_choice_loss` - the negative log-likelihood of a pairwise choice when the
+  output is the user's ideal point: Bradley-Terry on its distances to the two renditions.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from prefstyle.imaging.color import rgb_to_lab
+
 __all__ = [
     "W_SCHEDULES",
     "edge_aware_tv",
+    "ideal_point_choice_loss",
     "l1_loss",
+    "lab_distance",
     "mse_loss",
     "pairwise_preference_loss",
     "perceptual_loss",
@@ -198,3 +204,34 @@ def pairwise_preference_loss(
     if w_t.ndim not in (0, 1) or (w_t.ndim == 1 and w_t.shape[0] != lp.shape[0]):
         raise ValueError(f"w must be a scalar or (B,), got shape {tuple(w_t.shape)}")
     return reduce(w_t * lp + (1.0 - w_t) * ln, reduction)
+
+
+def ideal_point_choice_loss(
+    output: torch.Tensor,
+    preferred: torch.Tensor,
+    non_preferred: torch.Tensor,
+    temperature: float | torch.Tensor = 2.0,
+    distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """``−log σ((d(Î, I_n) − d(Î, I_p)) / T)`` per pair: how unlikely the user's choice is if Î is their ideal.
+
+    The unfolding (ideal-point) model of pairwise choice: a person prefers the rendition closer
+    to their ideal, with Bradley-Terry noise of temperature ``T`` (in units of ``d``). Minimising
+    it over many pairs places Î where the choices agree, also outside the renditions' span,
+    unlike dual supervision, which regresses towards the preferred images. ``d(pred, target) ->
+    (B,)`` defaults to the mean CIELAB Euclidean distance (ΔE76) per pixel; images ``(B,3,H,W)``
+    sRGB in [0,1].
+    """
+    if distance is None:
+        distance = lab_distance
+    dp = distance(output, preferred)
+    dn = distance(output, non_preferred)
+    return reduce(F.softplus((dp - dn) / temperature), reduction)
+
+
+def lab_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean per-pixel CIELAB Euclidean distance (ΔE76) ``(B,)`` of sRGB images ``(B,3,H,W)`` in [0,1]."""
+    _check_pair(a, b)
+    d = rgb_to_lab(a.clamp(0, 1)) - rgb_to_lab(b.clamp(0, 1))
+    return (d.pow(2).sum(1) + eps).sqrt().flatten(1).mean(1)

@@ -1,10 +1,11 @@
-"""Input collection shared by the batch commands (`styles apply`, `enhance`)."""
+"""Input collection and full-resolution rendering shared by the batch commands (`styles apply`, `enhance`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-__all__ = ["RAW_EXTENSIONS", "collect_inputs", "output_name"]
+__all__ = ["RAW_EXTENSIONS", "collect_inputs", "enhance_pixels", "output_name"]
 
 RAW_EXTENSIONS = {".cr2", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"}
 
@@ -36,3 +37,36 @@ def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[tu
         else:
             missing.append((p, "no such file or folder"))
     return jobs, missing
+
+
+def enhance_pixels(model: Any, profile: Any, data: Any, strength: float = 1.0, device: str = "cpu") -> Any:
+    """The retouched pixels ``(3,H,W)`` in [0,1] of a decoded image (:class:`~prefstyle.imaging.io.ImageData`).
+
+    ``strength`` in [0,1] blends towards the input (``x + s·(f(x) − x)``). Models that render
+    through one 3D LUT per image (they have ``luts(img, profile)``) take the fast path for 8-bit
+    images on the CPU: the LUT is predicted from the image, blended with the identity by
+    ``strength`` (the same blend, as trilinear interpolation is linear in the LUT) and applied
+    by :func:`~prefstyle.imaging.lut.apply_lut_uint8`.
+    """
+    import numpy as np
+    import torch
+
+    from prefstyle.errors import PrefstyleError
+    from prefstyle.imaging.lut import apply_lut_uint8, identity_lut
+
+    x = data.pixels[None].to(device)
+    luts = getattr(model, "luts", None)
+    if callable(luts) and data.bit_depth == 8 and x.device.type == "cpu":
+        lut = luts(x, profile)[0].float()
+        if strength < 1.0:
+            ident = identity_lut(lut.shape[-1])
+            lut = ident + strength * (lut - ident)
+        u8 = (data.pixels.permute(1, 2, 0) * 255.0).round_().to(torch.uint8).numpy()
+        y8 = apply_lut_uint8(np.ascontiguousarray(u8), lut)
+        return torch.from_numpy(y8).permute(2, 0, 1).float().div_(255.0)
+    y = model.render(x, profile)
+    if tuple(y.shape) != tuple(x.shape):
+        raise PrefstyleError(f"model '{model.name}' returned shape {tuple(y.shape)} for {tuple(x.shape)}")
+    if strength < 1.0:
+        y = x + strength * (y - x)
+    return y[0].clamp(0, 1).cpu()

@@ -9,7 +9,8 @@ Models (``--model``, repeatable) are registered names, trained models (a run fol
 (``global-style`` writes such files). Without
 ``--model``, every reference point that applies to the data runs: ``identity``,
 ``global-style`` (fitted on the training users), ``nearest-preferred``, and on simulated data
-(a ``ground_truth.json`` beside the judgments) ``oracle`` and ``bayes``.
+(a ``ground_truth.json`` beside the judgments) ``oracle`` and ``bayes``; and every model whose
+trained weights ship with prefstyle (``src/prefstyle/assets/models/``).
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ def build_models(
 
     explicit = bool(specs)
     if not specs:
+        from prefstyle.train.loading import packaged_models
+
         specs = [n for n in REFERENCE_POINTS if n not in SIMULATED_ONLY or ground_truth_root is not None]
+        specs += packaged_models()
         if ground_truth_root is None:
             notes.append("oracle and bayes left out: the dataset has no ground_truth.json (not simulated)")
     known = set(list_models())
@@ -130,7 +134,9 @@ def build_models(
                 continue
             models[spec] = GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, train, progress=progress)
         else:
-            models[spec] = create_model(spec)
+            from prefstyle.train.loading import load_model
+
+            models[spec] = load_model(spec)  # packaged weights for trained models; an error says how to train
     return models
 
 
@@ -153,6 +159,7 @@ def evaluate(
     ablate_train_users: Annotated[
         str | None, typer.Option("--ablate-train-users", help="Also refit global-style on k training users, e.g. 2,8,32.")
     ] = None,
+    flip: Annotated[float, typer.Option("--flip", min=0.0, max=1.0, help="Reverse this fraction of each user's reference answers (robustness to careless answers).")] = 0.0,
     particles: Annotated[int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")] = 512,
     global_steps: Annotated[
         int, typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point.")
@@ -198,7 +205,8 @@ def evaluate(
     if not models:
         raise PrefstyleError("no model can be evaluated on this dataset")
     err.print(f"evaluating {', '.join(models)} on {len(users)} users of {data}")
-    kw = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size}
+    kw = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size,
+          "flip": flip}
     results = evaluate_pps(ds, models, n_refs=refs, progress=progress, **kw)
     results.notes[:0] = notes
     if n_ablate:

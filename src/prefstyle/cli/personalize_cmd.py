@@ -24,12 +24,13 @@ The lead registers them: ``app.command("personalize")(personalize)``,
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from prefstyle.cli.batch_io import collect_inputs
+from prefstyle.cli.batch_io import collect_inputs, enhance_pixels
 from prefstyle.errors import PrefstyleError
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
@@ -167,9 +168,17 @@ def enhance(
         str | None, typer.Option("--model", help="model name or checkpoint path [default: the profile's]")
     ] = None,
     quality: Annotated[int, typer.Option("--quality", help="JPEG quality")] = 95,
+    strength: Annotated[
+        float, typer.Option("--strength", min=0.0, max=1.0, help="1 = the full edit, 0 = the input unchanged")
+    ] = 1.0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="images processed in parallel")] = 1,
     device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
 ) -> None:
-    """Retouch INPUT images in the profile's taste, at full resolution, into --out."""
+    """Retouch INPUT images in the profile's taste, at full resolution, into --out.
+
+    8- and 16-bit inputs keep their bit depth, EXIF and ICC profile. Unreadable files are
+    skipped and reported; the batch goes on, and the exit status is 1 if any was skipped.
+    """
     import torch
     from rich.console import Console
     from rich.progress import (
@@ -183,15 +192,17 @@ def enhance(
     from prefstyle.imaging.io import read_image, write_like
 
     prof, m = load_profile_and_model(profile, model, device)
+    if jobs > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
 
-    jobs, failed = collect_inputs(inputs)
+    jobs_in, failed = collect_inputs(inputs)
     for p, reason in failed:
         typer.echo(f"skipped {p}: {reason}", err=True)
     if out.exists() and not out.is_dir():
         raise PrefstyleError("--out must be a folder", path=out)
     out_resolved = out.resolve()
     targets: dict[Path, Path] = {}
-    for src_path, rel in jobs:
+    for src_path, rel in jobs_in:
         dst = (out_resolved / rel).resolve()
         if dst == src_path.resolve():
             raise PrefstyleError(f"refusing to overwrite the input {src_path} with its enhanced version; "
@@ -200,20 +211,22 @@ def enhance(
             raise PrefstyleError(f"two inputs would be written to the same file {dst}: {targets[dst]} and {src_path}")
         targets[dst] = src_path
 
+    def one(src_path: Path, rel: Path) -> None:
+        data = read_image(src_path)
+        with torch.inference_mode():
+            y = enhance_pixels(m, prof, data, strength, device)
+        write_like(out / rel, y, data, quality=quality)
+
     n_ok = 0
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task(f"enhance ({m.name})", total=len(jobs))
-        for src_path, rel in jobs:
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as progress, \
+            ThreadPoolExecutor(jobs) as pool:
+        task = progress.add_task(f"enhance ({m.name})", total=len(jobs_in))
+        futures = {pool.submit(one, src_path, rel): src_path for src_path, rel in jobs_in}
+        for fut in as_completed(futures):
+            src_path = futures[fut]
             try:
-                data = read_image(src_path)
-                with torch.inference_mode():
-                    x = data.pixels[None].to(device)
-                    y = m.render(x, prof)
-                    if tuple(y.shape) != tuple(x.shape):
-                        raise PrefstyleError(f"model '{m.name}' returned shape {tuple(y.shape)} for {tuple(x.shape)}")
-                    y = y[0].clamp(0, 1).cpu()
-                write_like(out / rel, y, data, quality=quality)
+                fut.result()
                 n_ok += 1
             except (PrefstyleError, OSError, ValueError, MemoryError) as e:
                 reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src_path}: {e}"

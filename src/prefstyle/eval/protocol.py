@@ -60,6 +60,7 @@ __all__ = [
     "ablate_n_refs",
     "ablate_training_users",
     "evaluate_pps",
+    "flip_references",
     "load_references",
     "summarize_ablation",
 ]
@@ -138,6 +139,18 @@ def load_references(dataset: Any, judgments: Iterable[Any], cache: ImageCache | 
             )
         )
     return refs
+
+
+def flip_references(refs: list[Reference], fraction: float, seed: int, user: str) -> list[Reference]:
+    """Reverse the answer of ``round(fraction·len(refs))`` references (chosen by ``seed`` and ``user``)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise PrefstyleError(f"flip must be in [0, 1] (got {fraction})")
+    k = round(fraction * len(refs))
+    if k == 0:
+        return refs
+    chosen = set(random.Random(f"{seed}:{user}:flip").sample(range(len(refs)), k))
+    return [Reference(scene=r.scene, preferred=r.other, other=r.preferred, source=r.source,
+                      meta={**r.meta, "flipped": True}) if i in chosen else r for i, r in enumerate(refs)]
 
 
 def _render(model: PersonalizationModel, profile: Profile, imgs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -331,13 +344,17 @@ def evaluate_pps(
     keep_samples: int = 6,
     progress: bool = False,
     cache: ImageCache | None = None,
+    flip: float = 0.0,
 ) -> Results:
     """Run the PPS protocol (module docstring) for ``models`` (``{name: model}``) on a pairs dataset.
 
     ``users``: whom to evaluate (default: the ``test`` split, else everyone). ``ground_truth``:
     ``{user: SimulatedUser}`` for the distance to the true ideal (simulated data). ``metrics``
     that cannot run here (LPIPS without weights) are skipped with a note. ``keep_samples``:
-    users whose images are kept for the report's grids. Returns :class:`Results`.
+    users whose images are kept for the report's grids. ``flip``: the fraction of each user's
+    references whose answer is reversed (``round(flip·N)`` of them, seeded per user; the
+    robustness test for noisy or careless answers; evaluation pairs are never flipped).
+    Returns :class:`Results`.
     """
     if not models:
         raise PrefstyleError("no models to evaluate")
@@ -373,7 +390,7 @@ def evaluate_pps(
         if not evals_j:
             notes.append(f"user {user}: no evaluation pairs left after {len(refs_j)} references; skipped")
             continue
-        refs = load_references(dataset, refs_j, cache)
+        refs = flip_references(load_references(dataset, refs_j, cache), flip, seed, user)
         i_p = [cache.get(j.preferred_image) for j in evals_j]
         i_n = [_same_size(cache.get(j.other_image), p) for j, p in zip(evals_j, i_p)]
         truth = ground_truth.get(user) if ground_truth is not None else None
@@ -506,6 +523,7 @@ def evaluate_pps(
         config={
             "protocol": "pps",
             "n_refs": n_refs,
+            "flip": flip,
             "n_evals": n_evals,
             "eval_after": eval_after,
             "seed": seed,

@@ -612,14 +612,18 @@ def apply_lut_1d(
     return _execute(img, dtype, out, squeeze, grad, run)
 
 
-def apply_lut_uint8(rgb: np.ndarray, lut: Tensor) -> np.ndarray:
+def apply_lut_uint8(rgb: np.ndarray, lut: Tensor, threads: int | None = None) -> np.ndarray:
     """Apply a ``(3, S, S, S)`` LUT (domain [0, 1], S in 2..65) to an 8-bit ``(H, W, 3)`` uint8 array.
 
     Uses Pillow's C ``ImageFilter.Color3DLUT`` (trilinear with 16-bit fixed-point weights, at
     most one 8-bit level from :func:`apply_lut`; see ``tests/test_lut.py``). It is several
     times faster than the torch path on a CPU, so full-resolution 8-bit outputs take it; it
-    has no gradients and no float output, which is what the torch path is for.
+    has no gradients and no float output, which is what the torch path is for. Pillow releases
+    the GIL while filtering, so large images are cut into ``threads`` horizontal strips
+    filtered concurrently (default: ``torch.get_num_threads()``; the result is identical).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image, ImageFilter
 
     size = _lut_size(lut)
@@ -630,4 +634,16 @@ def apply_lut_uint8(rgb: np.ndarray, lut: Tensor) -> np.ndarray:
     # lut[c, b, g, r] -> rows (b, g, r) of (R, G, B): red varies fastest, as Pillow wants.
     table = lut.detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 3, 0).reshape(-1).numpy()
     flt = ImageFilter.Color3DLUT(size, table)
-    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").filter(flt))
+    threads = max(1, torch.get_num_threads() if threads is None else int(threads))
+    if threads == 1 or rgb.shape[0] * rgb.shape[1] < (1 << 20):
+        return np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").filter(flt))
+    out = np.empty_like(rgb)
+    bounds = np.linspace(0, rgb.shape[0], threads + 1).astype(int)
+
+    def strip(i: int) -> None:
+        a, b = bounds[i], bounds[i + 1]
+        out[a:b] = np.asarray(Image.fromarray(np.ascontiguousarray(rgb[a:b]), "RGB").filter(flt))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(strip, range(threads)))
+    return out

@@ -12,7 +12,12 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.train.checkpoint import read_card
 from prefstyle.train.task import get_task
 
-__all__ = ["assets_dir", "export_model", "load_model", "model_from_checkpoint"]
+#: the model prefstyle uses when none is named (demo, personalize, the study app); packaged
+DEFAULT_MODEL = "tastelut"
+#: the default for ``personalize --liked`` (photos a person likes, no pairs): PieNet's scheme 2
+DEFAULT_LIKED_MODEL = "pienet"
+
+__all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL", "assets_dir", "export_model", "load_model", "model_from_checkpoint", "packaged_models"]
 
 
 def assets_dir() -> Path:
@@ -56,6 +61,12 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     except AttributeError:  # models with __slots__
         pass
     return model
+
+
+def packaged_models() -> list[str]:
+    """Names of the models whose trained weights ship with prefstyle, sorted."""
+    root = assets_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "model.json").is_file()) if root.is_dir() else []
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> Any:
