@@ -9,11 +9,12 @@ the trainer.
 from __future__ import annotations
 
 from prefstyle.models.exemplar import ExemplarTaskCore
+from prefstyle.models.tastelut import TasteLUTTaskCore
 from prefstyle.models.upe import UPETaskCore
 from prefstyle.models.usd import USDTaskCore
 from prefstyle.train.task import TrainTask, register_task
 
-__all__ = ["ExemplarTask", "UPETask", "USDTask"]
+__all__ = ["ExemplarTask", "TasteLUTTask", "UPETask", "USDTask"]
 
 
 @register_task("usd")
@@ -37,4 +38,12 @@ class ExemplarTask(ExemplarTaskCore, TrainTask):
     """The ``exemplar`` task: (scene, preferred, non-preferred) triplets as context for a Transformer."""
 
     name = "exemplar"
+    needs_training = True
+
+
+@register_task("tastelut")
+class TasteLUTTask(TasteLUTTaskCore, TrainTask):
+    """The ``tastelut`` task: prefstyle's own model, trained by the ideal-point choice likelihood."""
+
+    name = "tastelut"
     needs_training = True
