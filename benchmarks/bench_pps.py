@@ -11,6 +11,10 @@ For each model, two timings, each the median of ``--repeats`` runs after one unt
   whole path from the float tensor in [0,1] to the output tensor (thumbnail, network, colour
   transform applied at full resolution; for ``usd`` the coarse-grid query and the guided
   upsampling). Image decoding/encoding is not included.
+* ``enhance_8bit_s`` - for models that render through one LUT per image (``tastelut``): the
+  path ``prefstyle enhance`` takes for 8-bit photos on the CPU (LUT predicted from the
+  thumbnail, applied by Pillow's LUT filter on ``torch.get_num_threads()`` strips), from the
+  decoded 8-bit pixels to the output; image decoding/encoding not included.
 
 Models come from trained checkpoints (``--checkpoint NAME=PATH``, a run folder) or, without
 one, are built untrained with the architecture of ``configs/NAME.yaml`` (the timings do not
@@ -45,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("usd", "upe", "exemplar", "pienet")  # pienet needs --checkpoint pienet=RUN
+MODELS = ("usd", "upe", "exemplar", "pienet", "tastelut")  # pienet needs --checkpoint pienet=RUN
 
 
 def _photo(name: str) -> torch.Tensor:
@@ -150,8 +154,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             p_med, p_all, profile = timed(lambda m=model: m.personalize(refs, "bench-user"), args.repeats)
             e_med, e_all, out = timed(lambda m=model, p=profile: m.render(img, p), args.repeats)
         assert out.shape == img.shape
+        extra = {}
+        if callable(getattr(model, "luts", None)):
+            from prefstyle.cli.batch_io import enhance_pixels
+            from prefstyle.imaging.io import ImageData
+
+            data = ImageData(pixels=(img[0] * 255).round() / 255, bit_depth=8)
+            with torch.no_grad():
+                q_med, q_all, _ = timed(lambda m=model, p=profile: enhance_pixels(m, p, data), args.repeats)
+            extra = {"enhance_8bit_s": round(q_med, 4), "enhance_8bit_all_s": [round(t, 4) for t in q_all]}
         row = {"source": source, "personalize_s": round(p_med, 4), "personalize_all_s": [round(t, 4) for t in p_all],
-               "enhance_s": round(e_med, 4), "enhance_all_s": [round(t, 4) for t in e_all],
+               "enhance_s": round(e_med, 4), "enhance_all_s": [round(t, 4) for t in e_all], **extra,
                "loadavg_before": [round(v, 2) for v in load0], "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
         if name == "usd":
             row["adapt_steps"] = model.adapt_steps

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_defaults_follow_the_issue():
     cfg = parse_study({"id": "x"})
     assert (cfg.main, cfg.consistency, cfg.style_after) == (80, 10, 16)
-    assert cfg.allow_undecided and cfg.sampling == "balanced" and cfg.model == "nearest-preferred"
+    assert cfg.allow_undecided and cfg.sampling == "balanced" and cfg.model == "default"
     assert cfg.source.kind == "simulator"
     assert config_from_dict(cfg.to_dict()) == cfg
     assert default_study().id == "demo"

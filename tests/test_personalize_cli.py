@@ -105,7 +105,7 @@ def test_profiles_of_other_models_are_refused(trained, tmp_path):
 def test_personalize_errors(trained, tmp_path):
     r = invoke("personalize", trained["data"], "--user", "nobody", "--model", "identity", "--out", tmp_path / "p")
     assert isinstance(r.exception, PrefstyleError) and "unknown user" in str(r.exception)
-    r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", "pienet", "--out", tmp_path / "p")
+    r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", "usd", "--out", tmp_path / "p")
     assert isinstance(r.exception, PrefstyleError) and "needs training" in str(r.exception)
     r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "-1", "--out", tmp_path / "p")
     assert isinstance(r.exception, PrefstyleError)

@@ -204,7 +204,7 @@ def test_diverging_loss_is_reported(tmp_path):
 
 def test_load_model_errors_and_fallbacks(tmp_path):
     with pytest.raises(PrefstyleError, match="needs training"):
-        load_model("pienet")
+        load_model("usd")  # trainable, no weights ship with prefstyle
     assert load_model("identity").name == "identity"
     with pytest.raises(PrefstyleError, match="unknown model"):
         load_model("identiti")

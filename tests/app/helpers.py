@@ -52,6 +52,7 @@ def folder_study(tmp: Path, sid: str = "t", main: int = 8, consistency: int = 2,
         "questions": {"main": main, "consistency": consistency, "style_after": style_after},
         "heldout": heldout,
         "images": {"size": 96},
+        "model": "nearest-preferred",  # fast and independent of the shipped weights
         "source": {"kind": "folder", "path": str(folder), "styles": ["warm-film", "cool-matte", "camera:vivid"]},
     }
     d.update(extra)

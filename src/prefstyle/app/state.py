@@ -107,8 +107,12 @@ class LoadedStudy:
         with self._model_lock:
             if self._model is None:
                 from prefstyle.train import load_model
+                from prefstyle.train.loading import DEFAULT_MODEL, packaged_models
 
-                self._model = load_model(self.cfg.model)
+                spec = self.cfg.model
+                if spec == "default":  # the shipped default model; a reference point where none ships
+                    spec = DEFAULT_MODEL if DEFAULT_MODEL in packaged_models() else "nearest-preferred"
+                self._model = load_model(spec)
             return self._model
 
 

@@ -12,7 +12,7 @@ A study file (see ``configs/studies/*.yaml`` and ``docs/APP.md``)::
       style_after: 16             # decided main answers before "your style" opens
       allow_undecided: true       # offer "can't decide"
     sampling: balanced            # balanced | random
-    model: nearest-preferred      # any registered model name or a trained run folder
+    model: default                # the shipped default model, or any registered name / trained run folder
     images: {size: 512, format: jpeg}
     heldout: 4                    # scenes kept out of the questions, shown on "your style"
     lut_size: 33
@@ -107,7 +107,7 @@ class StudyConfig:
     style_after: int = 16
     allow_undecided: bool = True
     sampling: str = "balanced"
-    model: str = "nearest-preferred"
+    model: str = "default"
     image_size: int = 512
     image_format: str = "jpeg"
     heldout: int = 4
@@ -288,7 +288,7 @@ def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = Non
         style_after=style_after,
         allow_undecided=allow_undecided,
         sampling=f.str("sampling", "balanced", SAMPLING),
-        model=f.str("model", "nearest-preferred"),
+        model=f.str("model", "default"),
         image_size=image_size,
         image_format=image_format,
         heldout=f.int("heldout", 4, 0, 100),

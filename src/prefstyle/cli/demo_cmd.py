@@ -1,9 +1,12 @@
 """`prefstyle demo`: the main job on the embedded default, written as an HTML report.
 
-Today the demo (1) renders a gallery of the style universe on bundled real photos, (2)
-simulates a crowd of users with known tastes and validates it as a dataset, and (3) personalizes each held-out user from 16 judgments with every
-registered model and reference point and reports how each scores (CQS, win rate, distance to
-the users' true ideal). It prints where the report is.
+The demo (1) renders a gallery of the style universe on bundled real photos, (2) simulates a
+crowd of users with known tastes, (3) personalizes each held-out user from 16 judgments with
+the shipped default model, every other packaged model and every reference point, and reports
+how each scores (CQS, win rate, distance to the users' true ideal, per-user image grids), and
+(4) walks one user through the photographer's path (full-size retouching, a .cube LUT). It
+prints where the report is. ``--retrain`` first retrains the default model from scratch with
+its committed config (simulating the training crowd it needs).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from prefstyle.errors import PrefstyleError
 
 DEFAULT_OUT = Path("reports/demo")
 
@@ -57,37 +62,138 @@ def _gallery(out: Path, n_photos: int = 2, size: int = 160, ncols: int = 10) -> 
     return path
 
 
+def _train_default(out: Path, name: str) -> Path:
+    """``--retrain``: simulate the committed training crowd and train ``configs/<name>.yaml`` into ``out``."""
+    from prefstyle.data.simulate import SimulationConfig, simulate_dataset
+    from prefstyle.train import Trainer
+    from prefstyle.train.config import load_config
+
+    config = Path(__file__).resolve().parents[3] / "configs" / f"{name}.yaml"
+    if not config.is_file():
+        raise PrefstyleError(f"--retrain needs the committed config configs/{name}.yaml (a source checkout)", path=config)
+    data = out / "train_data"
+    if not (data / "judgments.jsonl").is_file():
+        typer.echo("  simulating the training crowd (500 users, seed 0) ...", err=True)
+        simulate_dataset(SimulationConfig(users=500, seed=0), data, progress=True)
+    cfg = load_config(config, [f"data.path={data}", f"out={out / 'model'}"])
+    Trainer(cfg, progress=True).run()
+    return out / "model"
+
+
+def _photographer(out: Path, model_spec: str, data: Path, user: str, n_photos: int = 3) -> str:
+    """Personalize ``user`` with the default model, retouch bundled photos at full size, export the .cube.
+
+    Returns the HTML section (before/after pictures, the .cube link and the commands that do the same).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from prefstyle.data.pairs import PairsDataset
+    from prefstyle.data.pool import ContentPool
+    from prefstyle.eval.lut_export import profile_to_lut
+    from prefstyle.eval.protocol import load_references
+    from prefstyle.imaging.lut_io import write_cube
+    from prefstyle.train import load_model
+
+    folder = out / "photographer"
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = PairsDataset.load(data)
+    model = load_model(model_spec)
+    refs = load_references(ds, ds.references(user, 16))
+    profile = model.personalize(refs, user=user)
+    profile.save(folder / "profile.json")
+    pool = ContentPool.bundled(system=True)
+    ids = pool.photo_ids
+    pick = [ids[round((i + 0.5) * len(ids) / n_photos)] for i in range(n_photos)]
+    from prefstyle.data.simulate import load_ground_truth
+
+    truth = load_ground_truth(data).get(user)
+    rows = 3 if truth is not None else 2
+    fig, axes = plt.subplots(rows, n_photos, figsize=(4 * n_photos, 3.25 * rows), squeeze=False)
+    with torch.inference_mode():
+        for k, pid in enumerate(pick):
+            x = pool.scene_image(f"{pid}#0", size=1024)[None]
+            y = model.render(x, profile)
+            shown = [(x, f"{pid}: original"), (y, f"retouched for {user} by {model.name}")]
+            if truth is not None:
+                shown.append((truth.ideal(x), f"{user}'s true ideal (simulated)"))
+            for row, (img, title) in enumerate(shown):
+                axes[row][k].imshow(img[0].permute(1, 2, 0).clamp(0, 1).numpy())
+                axes[row][k].set_title(title, fontsize=8)
+                axes[row][k].axis("off")
+    fig.tight_layout(pad=0.4)
+    fig.savefig(folder / "before_after.png", dpi=90)
+    plt.close(fig)
+    write_cube(folder / "style.cube", profile_to_lut(model, profile), title=f"prefstyle {model.name} {user}")
+    cmd = (f"prefstyle personalize {data} --user {user} --model {model_spec} --out me.json\n"
+           "prefstyle enhance MY_PHOTOS/ --profile me.json --out retouched/\n"
+           "prefstyle export-lut --profile me.json --out my_style.cube")
+    return (f"<h2>A photographer's path: user <code>{html.escape(user)}</code></h2>"
+            f"<p>Personalized by <b>{html.escape(model.name)}</b> from 16 pairwise answers; bundled photos retouched "
+            f"at full size; the taste as a <a href=\"photographer/style.cube\">.cube LUT</a> "
+            f"(<a href=\"photographer/profile.json\">profile</a>). The same on your photos:</p>"
+            f"<pre>{html.escape(cmd)}</pre><img src=\"photographer/before_after.png\" alt=\"before and after\">")
+
+
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="report folder")] = DEFAULT_OUT,
-    users: Annotated[int, typer.Option("--users", help="simulated users")] = 80,
-    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
-    retrain: Annotated[bool, typer.Option("--retrain", help="retrain the default model with its committed config")] = False,
+    users: Annotated[int, typer.Option("--users", help="simulated users (a tenth are evaluated)")] = 80,
+    seed: Annotated[int, typer.Option("--seed", help="random seed of the demo crowd")] = 1,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="retrain the default model from scratch with its committed config first")
+    ] = False,
 ) -> None:
-    """Run the main job on the embedded default data and write an HTML report."""
+    """Run the main job on the embedded default data and write an HTML report.
+
+    A simulated crowd (people on devices, each with a known taste), every held-out user
+    personalized from 16 pairwise answers by the shipped default model, every packaged model
+    and reference point scored (CQS, win rate, distance to the true ideal; per-user image
+    grids), and one user's photographer path (full-size retouching and a .cube LUT).
+    """
     import shutil
 
     from prefstyle.data.pairs import PairsDataset, statistics
     from prefstyle.data.simulate import SimulationConfig, simulate_dataset
     from prefstyle.fsutil import atomic_write_text
+    from prefstyle.train.loading import DEFAULT_MODEL, packaged_models
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    typer.echo("1/3 rendering the style gallery on bundled photos ...", err=True)
+    default_spec = DEFAULT_MODEL
+    if retrain:
+        typer.echo(f"0/4 retraining the default model ({DEFAULT_MODEL}) with configs/{DEFAULT_MODEL}.yaml ...", err=True)
+        default_spec = str(_train_default(out / "retrain", DEFAULT_MODEL))
+    elif DEFAULT_MODEL not in packaged_models():
+        raise PrefstyleError(f"the default model '{DEFAULT_MODEL}' has no packaged weights; run `prefstyle demo --retrain`")
+    typer.echo("1/4 rendering the style gallery on bundled photos ...", err=True)
     gallery = _gallery(out)
 
-    typer.echo(f"2/3 simulating a crowd of {users} users ...", err=True)
+    typer.echo(f"2/4 simulating a crowd of {users} users ...", err=True)
     data = out / "data"
     if data.exists():
         shutil.rmtree(data)
     cfg = SimulationConfig(users=users, seed=seed, scenes=60, renditions=6, size=192)
     simulate_dataset(cfg, data, progress=True)
-    stats = statistics(PairsDataset.load(data))
+    ds = PairsDataset.load(data)
+    stats = statistics(ds)
 
-    typer.echo("3/3 personalizing held-out users from 16 judgments and evaluating every model ...", err=True)
+    typer.echo("3/4 personalizing held-out users from 16 answers and evaluating every model ...", err=True)
     from prefstyle.cli.evaluate_cmd import evaluate
+    from prefstyle.models.reference import REFERENCE_POINTS
 
-    evaluate(data, refs=16, evals=16, out=out / "evaluation", seed=seed, ablate_refs="4,16,32")
+    models = list(REFERENCE_POINTS) + [m for m in packaged_models() if m != DEFAULT_MODEL or not retrain]
+    if retrain:
+        models.append(default_spec)
+    evaluate(data, model=models, refs=16, evals=8, size=128, out=out / "evaluation", seed=seed,
+             metrics="delta_e00,lpips,ssim,psnr")
     evaluation_link = '<p><a href="evaluation/index.html">Evaluation report: every model and reference point</a></p>'
+
+    typer.echo("4/4 a photographer's path: full-size retouching and a .cube LUT ...", err=True)
+    test_users = sorted(ds.splits.get("test", [])) or ds.users()
+    photographer = _photographer(out, default_spec, data, test_users[0])
 
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v) if not isinstance(v, (int, float, str)) else str(v))}</td></tr>"
@@ -98,10 +204,12 @@ def demo(
 <style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}td,th{{text-align:left;padding:2px 8px;vertical-align:top}}
 img{{max-width:100%}}</style></head><body>
 <h1>prefstyle demo</h1>
-<p>Seed {seed}; finished in {time.time() - t0:.0f} s.</p>
+<p>Default model: <b>{html.escape(DEFAULT_MODEL)}</b>{" (retrained)" if retrain else " (packaged weights)"}; seed {seed};
+finished in {time.time() - t0:.0f} s.</p>
 {evaluation_link}
-<h2>Style universe on bundled photos</h2><img src="{gallery.name}" alt="style gallery">
+{photographer}
 <h2>Simulated crowd (dataset in <code>data/</code>)</h2><table>{rows}</table>
+<h2>Style universe on bundled photos</h2><img src="{gallery.name}" alt="style gallery">
 </body></html>"""
     index = out / "index.html"
     atomic_write_text(index, page)

@@ -32,11 +32,9 @@ import typer
 
 from prefstyle.cli.batch_io import collect_inputs, enhance_pixels
 from prefstyle.errors import PrefstyleError
+from prefstyle.train.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
-
-#: the model used when --model is not given to `personalize`
-DEFAULT_MODEL = "pienet"
 
 
 def _model_source(spec: str) -> str:
@@ -62,7 +60,8 @@ def personalize(
         Path | None, typer.Option("--liked", help="a folder of photos the person likes, instead of DATA (PieNet's scheme)")
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help=f"registered model name or checkpoint path [default: {DEFAULT_MODEL}]")
+        str | None, typer.Option("--model", help=f"registered model name or checkpoint path [default: {DEFAULT_MODEL}; "
+                                   f"with --liked: {DEFAULT_LIKED_MODEL}]")
     ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="pick the references by a seeded shuffle instead of answer order")
@@ -78,7 +77,7 @@ def personalize(
         raise PrefstyleError("give either a pairs dataset DATA with --user, or --liked FOLDER")
     if refs < 0:
         raise PrefstyleError(f"--refs must be >= 0, got {refs}")
-    spec = model or DEFAULT_MODEL
+    spec = model or (DEFAULT_LIKED_MODEL if liked is not None else DEFAULT_MODEL)
     if liked is not None:
         images = _liked_images(liked)
         m = load_model(spec, device=device)

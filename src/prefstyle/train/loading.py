@@ -12,10 +12,7 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.train.checkpoint import read_card
 from prefstyle.train.task import get_task
 
-#: the model prefstyle uses when none is named (demo, personalize, the study app); packaged
-DEFAULT_MODEL = "tastelut"
-#: the default for ``personalize --liked`` (photos a person likes, no pairs): PieNet's scheme 2
-DEFAULT_LIKED_MODEL = "pienet"
+from prefstyle.train.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
 
 __all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL", "assets_dir", "export_model", "load_model", "model_from_checkpoint", "packaged_models"]
 
