@@ -202,7 +202,11 @@ def test_cli_evaluate_writes_results_and_report(sim, tmp_path):
     ])
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "results.json").read_text())
-    assert list(doc["models"]) == ["identity", "global-style", "nearest-preferred", "bayes", "oracle"]
+    from prefstyle.train.loading import packaged_models
+
+    # without --model: every reference point, then every model whose weights ship with prefstyle
+    assert list(doc["models"]) == ["identity", "global-style", "nearest-preferred", "bayes", "oracle",
+                                   *packaged_models()]
     assert doc["dataset"]["evaluated_users"] == 1
     assert (out / "index.html").is_file()
     assert "CQS" in result.output

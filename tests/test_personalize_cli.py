@@ -198,3 +198,32 @@ def test_lut_models_take_the_fast_8bit_path_with_the_same_result(tmp_path):
         # Pillow clamps the LUT's nodes to [0,1] before interpolating, torch clamps the result:
         # they differ by a level or two only next to nodes outside the range
         assert float(diff.max()) <= 2.5 / 255 and float(diff.mean()) <= 0.3 / 255
+
+
+@pytest.mark.slow
+def test_enhance_a_24_megapixel_photo_with_the_default_model(tmp_path):
+    """A 6000x4000 JPEG through `enhance` with the shipped default model: same size, 8-bit, EXIF kept."""
+    import torch
+
+    from prefstyle.models.base import Reference
+    from prefstyle.train import load_model
+    from prefstyle.train.loading import DEFAULT_MODEL, packaged_models
+
+    if DEFAULT_MODEL not in packaged_models():
+        pytest.skip("the default model's weights are not packaged")
+    big = torch.nn.functional.interpolate(photo(0, 400), size=(4000, 6000), mode="bilinear", align_corners=False)
+    arr = (big[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "PrefstyleTestCam"
+    (tmp_path / "in").mkdir()
+    Image.fromarray(arr).save(tmp_path / "in" / "big.jpg", exif=exif.tobytes(), quality=90)
+    m = load_model(DEFAULT_MODEL)
+    x = photo(1, 128)[0]
+    prof = m.personalize([Reference(scene="s", preferred=(x * 1.2).clamp(0, 1), other=x * 0.7, source=x)], "u")
+    prof.model_config = {**prof.model_config, "source": DEFAULT_MODEL}
+    p = prof.save(tmp_path / "me.json")
+    r = invoke("enhance", tmp_path / "in", "--profile", p, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    out = read_image(tmp_path / "out" / "big.jpg")
+    assert out.pixels.shape == (3, 4000, 6000) and out.bit_depth == 8
+    assert Image.open(tmp_path / "out" / "big.jpg").getexif().get(0x010F) == "PrefstyleTestCam"

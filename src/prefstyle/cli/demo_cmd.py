@@ -62,6 +62,24 @@ def _gallery(out: Path, n_photos: int = 2, size: int = 160, ncols: int = 10) -> 
     return path
 
 
+def _summary_table(results_path: Path) -> str:
+    """The headline numbers of the evaluation as an HTML table, with a link to the full report."""
+    doc = json.loads(results_path.read_text(encoding="utf-8"))
+    table = doc["tables"].get("delta_e00") or next(iter(doc["tables"].values()))
+    ideal = doc.get("distance_to_ideal") or {}
+    fmt = lambda v, f: "–" if v is None else format(v, f)
+    rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{fmt(row.get('cqs'), '.3f')}</td><td>{fmt(row.get('cqs_rel'), '.3f')}</td>"
+        f"<td>{fmt(row.get('win_rate'), '.3f')}</td><td>{fmt(ideal.get(name, {}).get('delta_e00'), '.2f')}</td></tr>"
+        for name, row in table.items()
+    )
+    n = doc["config"]
+    return (f"<h2>How every model scores ({n.get('users')} held-out users, {n.get('n_refs')} answers each)</h2>"
+            "<table><tr><th>model</th><th>ΔE00-CQS</th><th>CQS / identity</th><th>win rate</th>"
+            "<th>ΔE00 to the true ideal (lower is better)</th></tr>" + rows + "</table>"
+            '<p><a href="evaluation/index.html">Full evaluation report: every metric, per-user image grids</a></p>')
+
+
 def _train_default(out: Path, name: str) -> Path:
     """``--retrain``: simulate the committed training crowd and train ``configs/<name>.yaml`` into ``out``."""
     from prefstyle.data.simulate import SimulationConfig, simulate_dataset
@@ -189,7 +207,7 @@ def demo(
         models.append(default_spec)
     evaluate(data, model=models, refs=16, evals=8, size=128, out=out / "evaluation", seed=seed,
              metrics="delta_e00,lpips,ssim,psnr")
-    evaluation_link = '<p><a href="evaluation/index.html">Evaluation report: every model and reference point</a></p>'
+    evaluation_link = _summary_table(out / "evaluation" / "results.json")
 
     typer.echo("4/4 a photographer's path: full-size retouching and a .cube LUT ...", err=True)
     test_users = sorted(ds.splits.get("test", [])) or ds.users()
