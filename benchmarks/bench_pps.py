@@ -15,6 +15,8 @@ For each model, two timings, each the median of ``--repeats`` runs after one unt
   path ``prefstyle enhance`` takes for 8-bit photos on the CPU (LUT predicted from the
   thumbnail, applied by Pillow's LUT filter on ``torch.get_num_threads()`` strips), from the
   decoded 8-bit pixels to the output; image decoding/encoding not included.
+  ``transform_8bit_s``: the colour transform alone on an ``(H,W,3)`` uint8 array (the LUT
+  predicted from the image, then applied), without the float/uint8 conversions.
 
 Models come from trained checkpoints (``--checkpoint NAME=PATH``, a run folder) or, without
 one, are built untrained with the architecture of ``configs/NAME.yaml`` (the timings do not
@@ -159,10 +161,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             from prefstyle.cli.batch_io import enhance_pixels
             from prefstyle.imaging.io import ImageData
 
+            from prefstyle.imaging.lut import apply_lut_uint8
+
             data = ImageData(pixels=(img[0] * 255).round() / 255, bit_depth=8)
+            u8 = (img[0] * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
             with torch.no_grad():
                 q_med, q_all, _ = timed(lambda m=model, p=profile: enhance_pixels(m, p, data), args.repeats)
-            extra = {"enhance_8bit_s": round(q_med, 4), "enhance_8bit_all_s": [round(t, 4) for t in q_all]}
+                t_med, t_all, _ = timed(lambda m=model, p=profile: apply_lut_uint8(u8, m.luts(img, p)[0]), args.repeats)
+            extra = {"enhance_8bit_s": round(q_med, 4), "enhance_8bit_all_s": [round(t, 4) for t in q_all],
+                     "transform_8bit_s": round(t_med, 4), "transform_8bit_all_s": [round(t, 4) for t in t_all]}
         row = {"source": source, "personalize_s": round(p_med, 4), "personalize_all_s": [round(t, 4) for t in p_all],
                "enhance_s": round(e_med, 4), "enhance_all_s": [round(t, 4) for t in e_all], **extra,
                "loadavg_before": [round(v, 2) for v in load0], "loadavg_after": [round(v, 2) for v in os.getloadavg()]}

@@ -48,7 +48,6 @@ def enhance_pixels(model: Any, profile: Any, data: Any, strength: float = 1.0, d
     ``strength`` (the same blend, as trilinear interpolation is linear in the LUT) and applied
     by :func:`~prefstyle.imaging.lut.apply_lut_uint8`.
     """
-    import numpy as np
     import torch
 
     from prefstyle.errors import PrefstyleError
@@ -61,8 +60,8 @@ def enhance_pixels(model: Any, profile: Any, data: Any, strength: float = 1.0, d
         if strength < 1.0:
             ident = identity_lut(lut.shape[-1])
             lut = ident + strength * (lut - ident)
-        u8 = (data.pixels.permute(1, 2, 0) * 255.0).round_().to(torch.uint8).numpy()
-        y8 = apply_lut_uint8(np.ascontiguousarray(u8), lut)
+        u8 = data.pixels.mul(255.0).add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+        y8 = apply_lut_uint8(u8, lut)
         return torch.from_numpy(y8).permute(2, 0, 1).float().div_(255.0)
     y = model.render(x, profile)
     if tuple(y.shape) != tuple(x.shape):
