@@ -2,6 +2,6 @@
 
 #: the model of ``prefstyle demo``, ``personalize`` and the study app's style page; its weights ship
 #: in ``src/prefstyle/assets/models/<name>/``
-DEFAULT_MODEL = "tastelut"
+DEFAULT_MODEL = "pienet"
 #: the default for ``personalize --liked`` (photos a person likes, no pairs): PieNet's scheme 2
 DEFAULT_LIKED_MODEL = "pienet"
