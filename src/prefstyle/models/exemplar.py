@@ -55,6 +55,7 @@ from prefstyle.models.pps_common import (
     FeatureScaler,
     FrozenBackbone,
     LUTDecoder,
+    NetModelMixin,
     PairBatch,
     PPSTaskMixin,
     StyleEncoder,
@@ -65,7 +66,6 @@ from prefstyle.models.pps_common import (
     pps_weight,
     render_lut_model,
     square_thumbs,
-    weights_fingerprint,
 )
 
 __all__ = ["ExemplarModel", "ExemplarNet"]
@@ -158,7 +158,7 @@ class ExemplarNet(nn.Module):
 
 
 @register_model("exemplar")
-class ExemplarModel(PersonalizationModel):
+class ExemplarModel(NetModelMixin, PersonalizationModel):
     """Exemplar-based inference behind the common interface (training-free for new users).
 
     ``personalize`` encodes the references' triplets (content of the scene, preferred and
@@ -170,16 +170,6 @@ class ExemplarModel(PersonalizationModel):
 
     def __init__(self, net: ExemplarNet | None = None, **arch: Any):
         self.net = net if net is not None else ExemplarNet(**arch).eval()
-        self._fingerprint: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.net)
-        return self._fingerprint
-
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name, **self.net.arch, "weights": self.fingerprint}
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         net = self.net
@@ -200,9 +190,7 @@ class ExemplarModel(PersonalizationModel):
                              "weights": self.fingerprint})
 
     def context(self, profile: Profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        self.check_profile(profile)
-        if profile.data.get("weights") not in (None, self.fingerprint):
-            raise PrefstyleError("this exemplar profile was made with other weights; personalize again with this model")
+        self.check_weights(profile)
         t = profile.tensors
         if not {"content", "dir_p", "dir_n"} <= set(t):
             raise PrefstyleError("exemplar profile is missing its context tensors (damaged or another model)")

@@ -881,6 +881,35 @@ class PPSTaskMixin:
 # --------------------------------------------------------------------------------------------
 
 
+class NetModelMixin:
+    """What the training-free PPS-style models share around their network ``self.net``.
+
+    ``fingerprint`` (a hash of the weights, recorded in every profile), ``config()`` (name,
+    ``net.arch`` and the fingerprint) and :meth:`check_weights`, which refuses a profile of this
+    model made with other weights.
+    """
+
+    name: str
+    net: nn.Module
+    _fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.net)
+        return self._fingerprint
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, **self.net.arch, "weights": self.fingerprint}
+
+    def check_weights(self, profile: Any) -> None:
+        """:meth:`check_profile`, then refuse a profile made with other weights of this model."""
+        self.check_profile(profile)  # type: ignore[attr-defined]
+        if profile.data.get("weights") not in (None, self.fingerprint):
+            raise PrefstyleError(f"this {self.name} profile was made with other weights; "
+                                 "personalize again with this model")
+
+
 class FeatureScaler(nn.Module):
     """Fixed standardisation of frozen features: ``(x − mean) / std`` per dimension.
 

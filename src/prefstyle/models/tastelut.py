@@ -47,17 +47,22 @@ from torch import nn
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.losses import ideal_point_choice_loss, lab_distance
-from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
+from prefstyle.models.base import (
+    PersonalizationModel,
+    Profile,
+    Reference,
+    register_model,
+)
 from prefstyle.models.pps_common import (
     BasisLUT,
     LUTDecoder,
+    NetModelMixin,
     PairBatch,
     PPSTaskMixin,
     StyleEncoder,
     apply_luts,
     render_lut_model,
     square_thumbs,
-    weights_fingerprint,
 )
 
 __all__ = ["TasteLUTModel", "TasteLUTNet", "TasteLUTTaskCore", "taste_batch_loss"]
@@ -185,23 +190,13 @@ class TasteLUTNet(nn.Module):
 
 
 @register_model("tastelut")
-class TasteLUTModel(PersonalizationModel):
+class TasteLUTModel(NetModelMixin, PersonalizationModel):
     """TasteLUT behind the common interface: the profile is ``e_u``; rendering is one LUT per image."""
 
     name = "tastelut"
 
     def __init__(self, net: TasteLUTNet | None = None, **arch: Any):
         self.net = (net if net is not None else TasteLUTNet(**arch)).eval()
-        self._fingerprint: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.net)
-        return self._fingerprint
-
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name, **self.net.arch, "weights": self.fingerprint}
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         net = self.net
@@ -221,9 +216,7 @@ class TasteLUTModel(PersonalizationModel):
 
     def embedding(self, profile: Profile) -> torch.Tensor:
         """``e_u (user_dim,)`` of a profile made by this model (refuses others with a clear message)."""
-        self.check_profile(profile)
-        if profile.data.get("weights") not in (None, self.fingerprint):
-            raise PrefstyleError("this tastelut profile was made with other weights; personalize again with this model")
+        self.check_weights(profile)
         e = profile.tensors.get("user")
         if e is None or e.shape != (self.net.taste_dim,):
             raise PrefstyleError("tastelut profile has no user embedding of the right size (damaged or another model)")

@@ -49,6 +49,7 @@ from prefstyle.models.pps_common import (
     FeatureScaler,
     FrozenBackbone,
     LUTDecoder,
+    NetModelMixin,
     PairBatch,
     PPSTaskMixin,
     StyleEncoder,
@@ -59,7 +60,6 @@ from prefstyle.models.pps_common import (
     pps_weight,
     render_lut_model,
     square_thumbs,
-    weights_fingerprint,
 )
 
 __all__ = ["UPEModel", "UPENet"]
@@ -130,7 +130,7 @@ class UPENet(nn.Module):
 
 
 @register_model("upe")
-class UPEModel(PersonalizationModel):
+class UPEModel(NetModelMixin, PersonalizationModel):
     """UPE behind the common interface. ``personalize``: ``e_u`` from the references (no training).
 
     Build from a trained :class:`UPENet` (the ``upe`` task's ``to_inference``) or untrained from
@@ -141,16 +141,6 @@ class UPEModel(PersonalizationModel):
 
     def __init__(self, net: UPENet | None = None, **arch: Any):
         self.net = net if net is not None else UPENet(**arch).eval()
-        self._fingerprint: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.net)
-        return self._fingerprint
-
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name, **self.net.arch, "weights": self.fingerprint}
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         bb = self.net.backbone
@@ -162,9 +152,7 @@ class UPEModel(PersonalizationModel):
                        data={"n_refs": len(refs), "weights": self.fingerprint})
 
     def embedding(self, profile: Profile) -> torch.Tensor:
-        self.check_profile(profile)
-        if profile.data.get("weights") not in (None, self.fingerprint):
-            raise PrefstyleError("this upe profile was made with other weights; personalize again with this model")
+        self.check_weights(profile)
         e_u = profile.tensors.get("e_u")
         if e_u is None or e_u.ndim != 1 or e_u.shape[0] != self.net.out_norm.normalized_shape[0]:
             raise PrefstyleError("upe profile has no user embedding of the right size (damaged or another model)")
