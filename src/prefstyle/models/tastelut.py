@@ -7,9 +7,11 @@ becomes one token from a small trainable style encoder ``ψ`` (a 4-layer CNN on 
 thumbnail plus colour statistics, :class:`~prefstyle.models.pps_common.StyleEncoder`): the
 *direction* of the choice ``ψ(p) − ψ(n)``, both renditions relative to the source ``ψ(p) −
 ψ(s)``, ``ψ(n) − ψ(s)``, and the scene ``ψ(s)`` (without a source: the mean of ``ψ(p)``,
-``ψ(n)`` and zero relative terms, with a flag). A set Transformer (no positions; a learned
-``[USER]`` token) reads the tokens and outputs the user embedding ``e_u``: the profile is that
-vector (``user_dim`` floats). No references: ``e_u`` is the population's (the ``[USER]`` token alone).
+``ψ(n)`` and zero relative terms, with a flag); ``ψ`` is joined by fixed CIELAB statistics
+(:func:`taste_stats`). The tokens are pooled (``aggregator="mean"``, DeepSets, the default; or
+a set Transformer with a learned ``[USER]`` token) into a learned embedding, to which the mean
+statistics differences preferred − non-preferred and preferred − source are appended: that
+vector ``e_u`` is the profile. No references: ``e_u`` is the population's.
 
 Rendering. The query's own ``ψ(q)`` and ``e_u`` go through an MLP to the weights of a basis of
 3D LUTs (identity + learned offset + weighted basis, as in Image-Adaptive-3DLUT); the LUT is
@@ -311,8 +313,9 @@ class TasteLUTTaskCore(PPSTaskMixin):
     """Model-specific half of the ``tastelut`` training task (see :class:`PPSTaskMixin` for ``data``).
 
     ``task`` keys: the :class:`TasteLUTNet` architecture; ``n_context`` (``[1, 32]``),
-    ``temperature`` (2.0, ΔE76 units), ``anchor`` (0.1), ``consistency`` (0.5), ``tv_weight``
-    (1e-4), ``mono_weight`` (10).
+    ``temperature`` (``learned``, or a number in ΔE76 units), ``anchor`` (0.1), ``consistency``
+    (0.5), ``tv_weight`` (1e-4), ``mono_weight`` (10), ``reward`` (1.0); configs/tastelut.yaml
+    sets the values the shipped weights were trained with.
     """
 
     name = "tastelut"
