@@ -18,7 +18,7 @@ The photos are scikit-image's astronaut (and three other sample photos) upscaled
 Usage::
 
     python benchmarks/bench_enhance.py [--model NAME_OR_RUN] [--megapixels 12] [--repeats 5]
-        [--batch 50] [--jobs 1 2] [--out FILE]
+        [--batch 50] [--jobs 1 2] [--full-render] [--out FILE]
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--full-render", action="store_true",
+                    help="time enhance --full-render (no per-photo LUT fast path for 8-bit photos)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
         data = read_image(src / "photo_000.jpg")
         t1 = time.perf_counter()
         with torch.inference_mode():
-            y = enhance_pixels(model, profile, data)
+            y = enhance_pixels(model, profile, data, lut_path=not args.full_render)
         t2 = time.perf_counter()
         write_like(tmp / "out_single.jpg", y, data, quality=95)
         t3 = time.perf_counter()
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     for jobs in args.jobs:
         out = tmp / f"out_j{jobs}"
         args_cli = ["enhance", str(src), "--profile", str(prof_path), "--out", str(out), "--jobs", str(jobs)]
+        args_cli += ["--full-render"] if args.full_render else []
         # the child reports its own peak resident memory (threads included) on its last line
         code = ("import resource, sys\nfrom prefstyle.cli import app\n"
                 "try:\n    app(sys.argv[1:], standalone_mode=False)\nfinally:\n"
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "enhance_12mp",
         "model": args.model,
         "model_name": model.name,
+        "full_render": args.full_render,
+        "command": "python benchmarks/bench_enhance.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "megapixels": round(img.shape[-1] * img.shape[-2] / 1e6, 2),
         "jpeg_bytes": (src / "photo_000.jpg").stat().st_size,
         "repeats": args.repeats,

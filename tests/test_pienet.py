@@ -154,6 +154,38 @@ def test_render_at_any_resolution():
     assert m.render(x[0], prof).shape == x[0].shape
 
 
+def test_per_photo_lut_reproduces_a_global_edit_and_approximates_local_ones():
+    """The 8-bit fast path of `enhance`: a LUT fitted to the thumbnail rendering, applied at full size."""
+    from prefstyle.cli.batch_io import enhance_pixels
+    from prefstyle.imaging.io import ImageData
+    from prefstyle.imaging.lut import apply_lut
+    from prefstyle.styles.registry import get_style
+
+    s = _system().eval()
+    m = _model(s)
+    prof = m.personalize([])
+    full = photo(2, 160)  # above render_size (48)
+    # a network that makes a known global edit: the fitted LUT must carry it to full size
+    style = get_style("warm-film")
+    s.net.forward = lambda x, p: style.apply(x)
+    luts = m.luts(full, prof)
+    assert luts.shape == (1, 3, 17, 17, 17)
+    assert psnr(apply_lut(full, luts[0]).clamp(0, 1), style.apply(full)).item() > 35
+    u8 = (full[0] * 255).round() / 255
+    fast = enhance_pixels(m, prof, ImageData(pixels=u8, bit_depth=8))
+    assert psnr(fast[None], style.apply(u8[None]).clamp(0, 1)).item() > 33
+    # the model's own path when asked for it: exactly render()
+    slow = enhance_pixels(m, prof, ImageData(pixels=u8, bit_depth=8), lut_path=False)
+    assert torch.equal(slow, m.render(u8[None], prof)[0].clamp(0, 1))
+    # a real (random, spatially varying) network: the LUT keeps most of its edit
+    del s.net.forward
+    _wake_head(s)
+    x = photo(3, 160)
+    ref = m.render(x, prof)
+    got = apply_lut(x, m.luts(x, prof)[0]).clamp(0, 1)
+    assert (got - ref).abs().mean() < 0.5 * (x - ref).abs().mean()
+
+
 def test_efficientnet_lite0_packaged_imagenet_weights():
     b = create_backbone("efficientnet_lite0").eval()
     assert b.weights_source.endswith(".pth") and b.channels == (16, 24, 40, 112) and b.pooled_dim == 1280

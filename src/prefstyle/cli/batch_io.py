@@ -39,14 +39,16 @@ def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[tu
     return jobs, missing
 
 
-def enhance_pixels(model: Any, profile: Any, data: Any, strength: float = 1.0, device: str = "cpu") -> Any:
+def enhance_pixels(model: Any, profile: Any, data: Any, strength: float = 1.0, device: str = "cpu",
+                   lut_path: bool = True) -> Any:
     """The retouched pixels ``(3,H,W)`` in [0,1] of a decoded image (:class:`~prefstyle.imaging.io.ImageData`).
 
-    ``strength`` in [0,1] blends towards the input (``x + s·(f(x) − x)``). Models that render
-    through one 3D LUT per image (they have ``luts(img, profile)``) take the fast path for 8-bit
-    images on the CPU: the LUT is predicted from the image, blended with the identity by
+    ``strength`` in [0,1] blends towards the input (``x + s·(f(x) − x)``). Models that can give
+    one 3D LUT per image (they have ``luts(img, profile)``: TasteLUT renders that way, PieNet
+    fits one to its thumbnail rendering) take the fast path for 8-bit images on the CPU unless
+    ``lut_path`` is False: the LUT is made from the image, blended with the identity by
     ``strength`` (the same blend, as trilinear interpolation is linear in the LUT) and applied
-    by :func:`~prefstyle.imaging.lut.apply_lut_uint8`.
+    by :func:`~prefstyle.imaging.lut.apply_lut_uint8`. Otherwise the model's ``render`` runs.
     """
     import torch
 
@@ -55,7 +57,7 @@ def enhance_pixels(model: Any, profile: Any, data: Any, strength: float = 1.0, d
 
     x = data.pixels[None].to(device)
     luts = getattr(model, "luts", None)
-    if callable(luts) and data.bit_depth == 8 and x.device.type == "cpu":
+    if lut_path and callable(luts) and data.bit_depth == 8 and x.device.type == "cpu":
         lut = luts(x, profile)[0].float()
         if strength < 1.0:
             ident = identity_lut(lut.shape[-1])

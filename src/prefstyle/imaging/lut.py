@@ -636,7 +636,7 @@ def apply_lut_uint8(rgb: np.ndarray, lut: Tensor, threads: int | None = None) ->
     flt = ImageFilter.Color3DLUT(size, table)
     threads = max(1, torch.get_num_threads() if threads is None else int(threads))
     if threads == 1 or rgb.shape[0] * rgb.shape[1] < (1 << 20):
-        return np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").filter(flt))
+        return np.array(Image.fromarray(np.ascontiguousarray(rgb), "RGB").filter(flt))
     out = np.empty_like(rgb)
     bounds = np.linspace(0, rgb.shape[0], threads + 1).astype(int)
 
