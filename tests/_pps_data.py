@@ -33,8 +33,10 @@ def _photo(i: int, size: int) -> torch.Tensor:
 
 
 def make_pairs_dataset(root: str | Path, users: int = 8, scenes: int = 6, renditions: int = 3, size: int = 32,
-                       main: int = 10, seed: int = 0) -> Path:
-    """Write the micro dataset into ``root``; users ``u0..``; splits: the last two users are val, test."""
+                       main: int = 10, seed: int = 0, scene_splits: list[str] | None = None) -> Path:
+    """Write the micro dataset into ``root``; users ``u0..``; splits: the last two users are val, test.
+
+    ``scene_splits``: the ``split`` of each scene in ``scenes.jsonl`` (as the simulator writes it)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     gains = np.linspace(0.6, 1.5, renditions)
@@ -45,7 +47,8 @@ def make_pairs_dataset(root: str | Path, users: int = 8, scenes: int = 6, rendit
         write_image(root / f"images/{sid}/source.png", src[0])
         for k, g in enumerate(gains):
             write_image(root / f"images/{sid}/r{k}.png", (src[0] * float(g)).clamp(0, 1) ** (1.0 / float(g) ** 0.3))
-        recs.append(Scene(sid, source=f"images/{sid}/source.png", origin="A"))
+        recs.append(Scene(sid, source=f"images/{sid}/source.png", origin="A",
+                          extra={"split": scene_splits[s]} if scene_splits else {}))
     judgments = []
     for u in range(users):
         for _ in range(main):

@@ -234,6 +234,7 @@ def test_cli_evaluate_named_model_and_errors(sim, tmp_path):
         ([str(root), "--metrics", "nope"], "unknown metric"),
         ([str(root), "--users-split", "holdout"], "no split"),
         ([str(root), "--ablate-refs", "4,x"], "comma-separated"),
+        ([str(root), "-m", "identity", "--eval-scenes", "test"], "no scenes of split 'test'"),
     ]:
         bad = runner.invoke(_app(), ["evaluate", *args, "--out", str(tmp_path / "x"), "--no-progress"])
         assert bad.exit_code != 0
@@ -307,6 +308,18 @@ def test_on_the_real_simulator(tmp_path):
         assert res.tables[metric]["identity"]["cmr"] == pytest.approx(0.0, abs=1e-6)
     assert res.ideal["oracle"]["delta_e00"] < res.ideal["identity"]["delta_e00"]
     assert res.ideal["bayes"]["delta_e00"] < res.ideal["identity"]["delta_e00"]
+
+
+def test_held_out_scenes_are_the_only_ones_scored(sim):
+    ds, gt, root = sim
+    held = set(sorted(ds.scenes)[:3])
+    models = {"identity": create_model("identity"), "oracle": create_model("oracle", ground_truth=root)}
+    res = evaluate_pps(ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=["delta_e00"], eval_scenes=held,
+                       keep_samples=6)
+    assert res.config["eval_scenes"] == 3 and res.samples
+    assert all(smp.scene in held for smp in res.samples)
+    plain = evaluate_pps(ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=["delta_e00"], keep_samples=6)
+    assert any(smp.scene not in held for smp in plain.samples)
 
 
 def test_flip_references_reverses_a_seeded_fraction():

@@ -176,6 +176,23 @@ def test_split_user_judgments_scene_disjoint():
     assert len(evals) == 7
 
 
+def test_split_user_judgments_on_held_out_scenes():
+    """The held-out-photos protocol: evaluation pairs only on the given scenes, references only elsewhere."""
+    js = [Judgment("u", f"s{i % 4}", f"{i}a.png", f"{i}b.png", "a") for i in range(12)]
+    scenes = [Scene(f"s{k}", extra={"split": "test" if k == 3 else "train"}) for k in range(4)]
+    ds = PairsDataset("/nowhere", js, scenes=scenes)
+    held = ds.scenes_of_split("test")
+    assert held == {"s3"} and ds.scenes_of_split("train") == {"s0", "s1", "s2"}
+    refs, evals = ds.split_user_judgments("u", 5, 9, eval_scenes=held)
+    assert len(refs) == 5 and "s3" not in {j.scene for j in refs}
+    assert [id(j) for j in refs] == [id(j) for j in js if j.scene != "s3"][:5]
+    assert {j.scene for j in evals} == {"s3"} and len(evals) == 3
+    refs, evals = ds.split_user_judgments("u", 5, 2, seed=1, eval_scenes=held)
+    assert len(evals) == 2 and {j.scene for j in evals} == {"s3"}
+    with pytest.raises(PrefstyleError, match="no scenes of split 'val'.*test, train"):
+        ds.scenes_of_split("val")
+
+
 def test_consistency_matching_and_statistics(good: Path):
     ds = PairsDataset.load(good)
     checks = consistency_checks(ds.judgments)

@@ -124,6 +124,28 @@ def test_train_checkpoint_and_load_model(tmp_path):
     torch.testing.assert_close(loaded.render(x, prof), live.render(x, live.personalize(refs, "u7")))
 
 
+def test_training_on_the_scenes_of_one_split(tmp_path):
+    """data.scene_split: the photos of the other splits stay unseen; validation scores the val scenes."""
+    from prefstyle.train.trainer import Trainer
+
+    splits = ["train", "train", "train", "train", "val", "test"]
+    root = make_pairs_dataset(tmp_path / "data", scene_splits=splits, main=16)
+    task = {"name": "tastelut", **SMALL, "n_context": [1, 4]}
+    cfg = tiny_config(task, root, tmp_path / "run", steps=2)
+    cfg["data"]["scene_split"] = "train"
+    trainer = Trainer(cfg, progress=False, tensorboard=False)
+    res = trainer.run()
+    bank = trainer.task.bank()
+    seen = _bank_scenes(bank)  # image paths are images/<scene>/r<k>.png
+    assert seen and seen <= {"s0", "s1", "s2", "s3"}
+    assert res.finished and "cqs" in res.metrics
+    assert trainer.task.describe_data()["scene_split"] == "train"
+
+
+def _bank_scenes(bank) -> set[str]:
+    return {bank.paths[int(r)].split("/")[1] for r in bank.pref.tolist()}
+
+
 def test_learns_a_users_direction(tmp_path):
     """On the micro dataset (even users like brighter, odd users darker), a short training run
     renders a brighter-preferring user's image brighter than a darker-preferring user's."""

@@ -160,6 +160,10 @@ def evaluate(
         str | None, typer.Option("--ablate-train-users", help="Also refit global-style on k training users, e.g. 2,8,32.")
     ] = None,
     flip: Annotated[float, typer.Option("--flip", min=0.0, max=1.0, help="Reverse this fraction of each user's reference answers (robustness to careless answers).")] = 0.0,
+    eval_scenes: Annotated[str | None, typer.Option(
+        "--eval-scenes",
+        help="Score only pairs on scenes of this scene split (scenes.jsonl 'split': the split of the photo a "
+             "simulated scene was cut from, e.g. test); references come from the other scenes.")] = None,
     particles: Annotated[int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")] = 512,
     global_steps: Annotated[
         int, typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point.")
@@ -206,7 +210,7 @@ def evaluate(
         raise PrefstyleError("no model can be evaluated on this dataset")
     err.print(f"evaluating {', '.join(models)} on {len(users)} users of {data}")
     kw = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size,
-          "flip": flip}
+          "flip": flip, "eval_scenes": ds.scenes_of_split(eval_scenes) if eval_scenes else None}
     results = evaluate_pps(ds, models, n_refs=refs, progress=progress, **kw)
     results.notes[:0] = notes
     if n_ablate:

@@ -37,7 +37,7 @@ import os
 import posixpath
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -326,21 +326,40 @@ class PairsDataset:
         seed: int | None = None,
         kind: str = "main",
         disjoint_scenes: bool = True,
+        eval_scenes: Collection[str] | None = None,
     ) -> tuple[list[Judgment], list[Judgment]]:
         """Disjoint reference and evaluation judgments of ``user`` for one evaluation run.
 
         The references are :meth:`references` ``(user, n_refs, kind, seed)``; the evaluation
         judgments are the next ones in the same order, skipping any whose scene appears among
         the references when ``disjoint_scenes`` (so the model is never scored on a scene it was
-        shown). Either list is shorter when the user has too few judgments.
+        shown). With ``eval_scenes`` the evaluation judgments are only those on these scenes and
+        the references only those on other scenes (each in the same seeded order), e.g. scenes
+        cut from photographs no model was trained on (:meth:`scenes_of_split`). Either list is
+        shorter when the user has too few judgments.
         """
         if n_refs < 0 or n_evals < 0:
             raise ValueError("n_refs and n_evals must be >= 0")
         order = _ordered(self._of_kind(user, kind), seed)
-        refs = order[:n_refs]
+        if eval_scenes is not None:
+            allowed = set(eval_scenes)
+            refs = [j for j in order if j.scene not in allowed][:n_refs]
+            candidates = [j for j in order if j.scene in allowed]
+        else:
+            refs = order[:n_refs]
+            candidates = order[n_refs:]
         ref_scenes = {j.scene for j in refs}
-        rest = [j for j in order[n_refs:] if not (disjoint_scenes and j.scene in ref_scenes)]
+        rest = [j for j in candidates if not (disjoint_scenes and j.scene in ref_scenes)]
         return refs, rest[:n_evals]
+
+    def scenes_of_split(self, split: str) -> set[str]:
+        """Scenes whose metadata puts them in ``split`` (``scenes.jsonl``'s ``split``: the split of
+        the photograph a simulated scene was cut from). PrefstyleError when no scene has it."""
+        out = {sid for sid, sc in self.scenes.items() if (sc.extra or {}).get("split") == split}
+        if not out:
+            known = sorted({str((sc.extra or {}).get("split")) for sc in self.scenes.values()})
+            raise PrefstyleError(f"no scenes of split {split!r} (scene splits here: {', '.join(known)})", path=self.root)
+        return out
 
     def _of_kind(self, user: str, kind: str) -> list[Judgment]:
         if kind not in KINDS:

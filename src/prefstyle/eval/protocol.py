@@ -35,7 +35,7 @@ import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,6 +345,7 @@ def evaluate_pps(
     progress: bool = False,
     cache: ImageCache | None = None,
     flip: float = 0.0,
+    eval_scenes: Collection[str] | None = None,
 ) -> Results:
     """Run the PPS protocol (module docstring) for ``models`` (``{name: model}``) on a pairs dataset.
 
@@ -354,6 +355,8 @@ def evaluate_pps(
     users whose images are kept for the report's grids. ``flip``: the fraction of each user's
     references whose answer is reversed (``round(flip·N)`` of them, seeded per user; the
     robustness test for noisy or careless answers; evaluation pairs are never flipped).
+    ``eval_scenes``: score only pairs on these scenes, personalize only from pairs on others
+    (:meth:`PairsDataset.split_user_judgments`; the held-out-photos protocol).
     Returns :class:`Results`.
     """
     if not models:
@@ -385,7 +388,7 @@ def evaluate_pps(
 
         it = tqdm(users, desc="evaluate users", unit="user")
     for user in it:
-        refs_j, evals_j = dataset.split_user_judgments(user, draw, n_evals, seed=seed)
+        refs_j, evals_j = dataset.split_user_judgments(user, draw, n_evals, seed=seed, eval_scenes=eval_scenes)
         refs_j = refs_j[:n_refs]
         if not evals_j:
             notes.append(f"user {user}: no evaluation pairs left after {len(refs_j)} references; skipped")
@@ -524,6 +527,7 @@ def evaluate_pps(
             "protocol": "pps",
             "n_refs": n_refs,
             "flip": flip,
+            "eval_scenes": None if eval_scenes is None else len(set(eval_scenes)),
             "n_evals": n_evals,
             "eval_after": eval_after,
             "seed": seed,

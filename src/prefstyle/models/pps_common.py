@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -426,7 +426,7 @@ class PairBank:
     """The training judgments of a pairs dataset with all their images in memory.
 
     ``users``: whose ``kind`` judgments to use (users with fewer than ``min_judgments`` are
-    dropped). Every image a judgment names (and each scene's neutral source, when listed) is
+    dropped); ``scenes``: only judgments on these scenes (default: all). Every image a judgment names (and each scene's neutral source, when listed) is
     read once and kept as ``sizes`` thumbnails (:func:`square_thumbs`): ``thumbs[s]`` is
     ``(M,3,s,s)``. With ``backbone``, ``features`` holds ``backbone(image) (M, D)`` computed
     from the full image as stored (the same preprocessing the models use at inference).
@@ -437,13 +437,15 @@ class PairBank:
 
     def __init__(self, dataset: Any, users: Sequence[str], sizes: Sequence[int] = (64,),
                  backbone: FrozenBackbone | None = None, kind: str = "main", min_judgments: int = 2,
-                 progress: bool = False, max_images_in_flight: int = 32):
+                 progress: bool = False, max_images_in_flight: int = 32, scenes: Collection[str] | None = None):
         from prefstyle.data.pairs import normalize_relpath
         from prefstyle.imaging.io import load_image
 
         self.dataset = dataset
         self.sizes = tuple(sorted({int(s) for s in sizes}))
-        js_by_user = {u: [j for j in dataset.by_user(u) if j.kind == kind] for u in sorted(set(users))}
+        keep = None if scenes is None else set(scenes)
+        js_by_user = {u: [j for j in dataset.by_user(u) if j.kind == kind and (keep is None or j.scene in keep)]
+                      for u in sorted(set(users))}
         self.users = [u for u, js in js_by_user.items() if len(js) >= min_judgments]
         if not self.users:
             raise PrefstyleError(f"no training users with at least {min_judgments} {kind} judgments",
@@ -617,7 +619,8 @@ def references_from_judgments(dataset: Any, judgments: Sequence[Any], cache: dic
 
 def validate_personalization(model: Any, dataset: Any, users: Sequence[str], n_refs: int = 16, n_evals: int = 8,
                              seed: int = 0, max_side: int = 128, ground_truth: Mapping[str, Any] | None = None,
-                             cache: dict[str, torch.Tensor] | None = None, without_refs: bool = False) -> dict[str, float]:
+                             cache: dict[str, torch.Tensor] | None = None, without_refs: bool = False,
+                             eval_scenes: Collection[str] | None = None) -> dict[str, float]:
     """The PPS protocol in small, for periodic validation during training.
 
     For each user: personalize ``model`` (a :class:`~prefstyle.models.base.PersonalizationModel`)
@@ -628,7 +631,8 @@ def validate_personalization(model: Any, dataset: Any, users: Sequence[str], n_r
     ΔE00 between the rendered neutral source and the user's true ideal (``ideal_de``) and the
     identity's (``ideal_de_identity``). With ``without_refs``, the same for profiles made from no
     references (``*_norefs``: the population model; the difference is what the references add).
-    Images are used with their longer side <= ``max_side``. Returns a flat dict of floats.
+    Images are used with their longer side <= ``max_side``. ``eval_scenes``: score only pairs
+    on these scenes (references from the others). Returns a flat dict of floats.
     """
     from prefstyle.metrics.cqs import cqs_from_distances
     from prefstyle.metrics.functional import delta_e00
@@ -643,7 +647,7 @@ def validate_personalization(model: Any, dataset: Any, users: Sequence[str], n_r
     wins: list[float] = []
     seconds = 0.0
     for user in users:
-        refs_j, evals_j = dataset.split_user_judgments(user, n_refs, n_evals, seed=seed)
+        refs_j, evals_j = dataset.split_user_judgments(user, n_refs, n_evals, seed=seed, eval_scenes=eval_scenes)
         if not evals_j:
             continue
         refs = references_from_judgments(dataset, refs_j, cache, max_side)
@@ -746,7 +750,10 @@ class PPSTaskMixin:
     ``data_cfg`` keys: ``path`` (a pairs dataset, required), ``split`` (the training split,
     default ``train``; a dataset without splits trains on every user not in ``val``/``test``),
     ``max_users`` (train on a seeded sample of this many training users: the training-users
-    ablation; ``users_seed``), ``kind`` (``main``), ``val_split`` (``val``), ``val_users`` (8),
+    ablation; ``users_seed``), ``scene_split`` (train only on judgments of scenes of this scene
+    split, e.g. ``train``, so that the photos of the other splits stay unseen: the
+    held-out-photos protocol, ``prefstyle evaluate --eval-scenes test``; validation then scores
+    pairs on scenes of ``val_scene_split``, default ``val``), ``kind`` (``main``), ``val_split`` (``val``), ``val_users`` (8),
     ``val_refs`` (16), ``val_evals`` (8), ``val_side`` (128 px), ``val_seed`` (0),
     ``val_without_refs`` (true: also score profiles made without references, ``*_norefs``),
     ``cache_dir`` (keep the bank of thumbnails/features there for later runs).
@@ -798,6 +805,11 @@ class PPSTaskMixin:
             raise PrefstyleError(f"{self.name}: no training users in {ds.root}")
         return users
 
+    def train_scenes(self) -> set[str] | None:
+        """The scenes training may use (``data.scene_split``), or None for all."""
+        split = self.data_cfg.get("scene_split")
+        return None if not split else self.dataset.scenes_of_split(str(split))
+
     def val_users(self) -> list[str]:
         ds = self.dataset
         users = sorted(set(ds.splits.get(self.data_cfg.get("val_split", "val"), [])))
@@ -823,7 +835,8 @@ class PPSTaskMixin:
             if self.uses_backbone and backbone is None:
                 backbone = FrozenBackbone(**self.backbone_kwargs())
             self._bank = PairBank(self.dataset, self.train_users(), sizes=self.bank_sizes(), backbone=backbone,
-                                  kind=self.data_cfg.get("kind", "main"), progress=bool(self.data_cfg.get("progress", False)))
+                                  kind=self.data_cfg.get("kind", "main"), progress=bool(self.data_cfg.get("progress", False)),
+                                  scenes=self.train_scenes())
             if cache is not None:
                 self._bank.save(cache)
         return self._bank
@@ -836,6 +849,8 @@ class PPSTaskMixin:
         key = {"root": str(Path(ds.root).resolve()), "judgments": len(ds.judgments), "users": self.train_users(),
                "sizes": sorted(set(self.bank_sizes())), "kind": self.data_cfg.get("kind", "main"),
                "backbone": self.backbone_kwargs() if self.uses_backbone else None}
+        if self.data_cfg.get("scene_split"):
+            key["scene_split"] = self.data_cfg["scene_split"]
         digest = hashlib.sha1(repr(sorted(key.items())).encode()).hexdigest()[:16]
         return Path(folder).expanduser() / f"pps_bank_{digest}.pt"
 
@@ -857,6 +872,7 @@ class PPSTaskMixin:
         ds = self.dataset
         out = {"path": str(ds.root), "name": ds.meta.get("name"), "split": self.data_cfg.get("split", "train"),
                "train_users": len(self.train_users()), "max_users": self.data_cfg.get("max_users"),
+               "scene_split": self.data_cfg.get("scene_split"),
                "val_users": len(self.val_users()), "kind": self.data_cfg.get("kind", "main")}
         if self._bank is not None:
             out["bank"] = self._bank.describe()
@@ -873,7 +889,10 @@ class PPSTaskMixin:
             inf, self.dataset, users, n_refs=int(self.data_cfg.get("val_refs", 16)),
             n_evals=int(self.data_cfg.get("val_evals", 8)), seed=int(self.data_cfg.get("val_seed", 0)),
             max_side=int(self.data_cfg.get("val_side", 128)), ground_truth=self._truth, cache=self._val_cache,
-            without_refs=bool(self.data_cfg.get("val_without_refs", True)))
+            without_refs=bool(self.data_cfg.get("val_without_refs", True)),
+            # with a scene split, validate on the photos of the validation split (unseen in training)
+            eval_scenes=self.dataset.scenes_of_split(str(self.data_cfg.get("val_scene_split", "val")))
+            if self.data_cfg.get("scene_split") else None)
 
 
 # --------------------------------------------------------------------------------------------
