@@ -531,6 +531,24 @@ def test_jpeg_fast_path_and_pillow_path_agree(tmp_path, mode):
     assert fast.exif == slow.exif
 
 
+def test_rgb8_is_kept_exactly_when_the_file_is_plain_8bit_rgb(tmp_path):
+    """ImageData.rgb8: the 8-bit pixels, upright and in RGB order, only where pixels == rgb8 / 255."""
+    arr = asym_rgb(40, 56)
+    for name, kwargs in [("a.jpg", {"quality": 95, "exif": make_exif(6)}), ("b.png", {"exif": make_exif(3)}),
+                         ("c.tif", {}), ("d.jpg", {"quality": 95, "icc_profile": ADOBE_ICC})]:
+        Image.fromarray(arr).save(tmp_path / name, **kwargs)
+        img = read_image(tmp_path / name)
+        assert img.rgb8 is not None and img.rgb8.dtype == np.uint8 and img.rgb8.flags.c_contiguous, name
+        assert img.rgb8.shape == (img.height, img.width, 3), name
+        np.testing.assert_array_equal(img.rgb8, u8(img.pixels), err_msg=name)
+    np.testing.assert_array_equal(read_image(tmp_path / "b.png").rgb8, np.rot90(arr, 2))
+    Image.fromarray(np.dstack([arr, np.full(arr.shape[:2], 128, np.uint8)])).save(tmp_path / "rgba.png")
+    Image.fromarray(arr[..., 0]).save(tmp_path / "gray.png")
+    write_image(tmp_path / "deep.png", torch.rand(3, 8, 8), bit_depth=16)
+    for name in ("rgba.png", "gray.png", "deep.png"):
+        assert read_image(tmp_path / name).rgb8 is None, name
+
+
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_orientation_on_jpeg(tmp_path, orientation):
     blocks = np.zeros((2, 3, 3), np.uint8)

@@ -148,6 +148,10 @@ class ImageData:
     format: str = ""
     """``"JPEG"``, ``"PNG"``, ``"TIFF"``, ``"RAW"``, or Pillow's name for other formats."""
     path: Path | None = None
+    rgb8: np.ndarray | None = field(default=None, repr=False)
+    """The same pixels as an ``(H, W, 3)`` uint8 array when the file held plain 8-bit RGB that
+    needed no colour conversion (``pixels == rgb8 / 255`` exactly), else None: 8-bit fast paths
+    use it instead of quantizing ``pixels`` again."""
 
     @property
     def height(self) -> int:
@@ -207,9 +211,10 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageD
         except Exception as exc:  # decoders raise anything from OSError to zlib.error
             raise PrefstyleError(f"truncated or corrupt image ({_describe(exc)})", path) from exc
 
-    pixels, converted = _finish(dec, path)
+    pixels, converted, rgb8 = _finish(dec, path)
     return ImageData(
         pixels=pixels,
+        rgb8=rgb8,
         bit_depth=dec.bit_depth,
         exif=_exif_with_orientation(dec.exif, 1),
         icc=dec.icc,
@@ -725,8 +730,9 @@ def _decode_raw(path: Path, max_pixels: int) -> _Decoded:
 # ---- shared finishing -----------------------------------------------------------------------
 
 
-def _finish(dec: _Decoded, path: Path) -> tuple[torch.Tensor, bool]:
-    """Colour-manage, orient, convert to float (3, H, W), composite alpha."""
+def _finish(dec: _Decoded, path: Path) -> tuple[torch.Tensor, bool, np.ndarray | None]:
+    """Colour-manage, orient, convert to float (3, H, W), composite alpha; the (H, W, 3) uint8
+    RGB array too when the float pixels are exactly it / 255 (plain 8-bit RGB, no conversion)."""
     arr = dec.arr
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -748,7 +754,11 @@ def _finish(dec: _Decoded, path: Path) -> tuple[torch.Tensor, bool]:
 
     arr = _orient(arr, dec.orientation)
     x = _to_float(arr, order, plan)
-    return _to_rgb(x, is_gray, has_alpha, dec.premultiplied), converted
+    rgb8 = None
+    if plan is None and arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
+        rgb8 = arr if tuple(order) == (0, 1, 2) else np.ascontiguousarray(arr[..., list(order)])
+        rgb8 = np.ascontiguousarray(rgb8)
+    return _to_rgb(x, is_gray, has_alpha, dec.premultiplied), converted, rgb8
 
 
 _ORIENT_OPS = {
