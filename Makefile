@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-packages.
 SYSTEM_STAMP := $(VENV)/.system-installed-$(shell cat scripts/system-packages.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
 
-.PHONY: all setup system demo test test-slow test-all bench lint clean
+.PHONY: all setup system demo test test-slow test-all bench clean
 
 all: test
 
