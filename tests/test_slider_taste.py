@@ -1,0 +1,100 @@
+"""SliderTaste (``sliders``): prior, posterior from answers, rendering through one LUT, profiles, empirical Bayes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _pps_data import make_pairs_dataset
+
+from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.params import NEUTRAL, RetouchParams
+from prefstyle.imaging.pipeline import apply_retouch
+from prefstyle.models.base import Profile, Reference, create_model
+from prefstyle.models.slider_taste import PRIOR_WIDTHS, SLIDERS, SliderTasteModel, prior_vectors
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _refs(photos: list[torch.Tensor], preferred: RetouchParams, other: RetouchParams, n: int) -> list[Reference]:
+    out = []
+    for i in range(n):
+        x = photos[i % len(photos)]
+        x = torch.roll(x, shifts=7 * i, dims=-1)  # a different "scene" each time
+        out.append(Reference(scene=f"s{i}", preferred=apply_retouch(x[None], preferred)[0].clamp(0, 1),
+                             other=apply_retouch(x[None], other)[0].clamp(0, 1), source=x))
+    return out
+
+
+def test_prior_is_seeded_starts_at_neutral_and_stays_in_range():
+    v = prior_vectors(256, 1.0, seed=3)
+    assert v.shape == (256, NEUTRAL.to_vector().numel())
+    assert torch.equal(v[0], NEUTRAL.to_vector()) and torch.equal(v, prior_vectors(256, 1.0, seed=3))
+    exposure = v[:, 2]
+    assert 0.35 < float(exposure.std()) < 0.65  # PRIOR_WIDTHS["exposure"] = 0.5
+    for row in v[:20]:
+        RetouchParams.from_vector(row, clamp=False)  # every draw is a valid edit
+    wider = prior_vectors(256, 2.0, seed=3)
+    assert float(wider[:, 0].std()) > 1.5 * float(v[:, 0].std())
+    assert set(SLIDERS) == set(PRIOR_WIDTHS)
+
+
+def test_answers_move_the_posterior_and_the_rendering(astronaut_small, coffee_small):
+    m = SliderTasteModel(particles=512)
+    photos = [astronaut_small[0], coffee_small[0]]
+    bright = RetouchParams(exposure=0.6, temperature=0.3)
+    dark = RetouchParams(exposure=-0.6, temperature=-0.3)
+    up = m.personalize(_refs(photos, bright, dark, 12), "bright-lover")
+    down = m.personalize(_refs(photos, dark, bright, 12), "dark-lover")
+    assert up.data["n_used"] == 12 and up.data["sliders"]["exposure"] > 0.2 > -0.2 > down.data["sliders"]["exposure"]
+    assert up.data["sliders"]["temperature"] > down.data["sliders"]["temperature"]
+    new = torch.flip(astronaut_small, dims=[-1])  # a photo it was not shown
+    assert float(m.render(new, up).mean()) > float(new.mean()) + 0.02
+    assert float(m.render(new, down).mean()) < float(new.mean()) - 0.02
+    # no answers: the prior's mean edit, close to the input
+    none = m.personalize([], "nobody")
+    assert none.data["n_used"] == 0 and float((m.render(new, none) - new).abs().mean()) < 0.04
+    # answers without a neutral source carry no evidence here
+    no_src = [Reference(scene=r.scene, preferred=r.preferred, other=r.other) for r in _refs(photos, bright, dark, 4)]
+    assert m.personalize(no_src).data["n_used"] == 0
+
+
+def test_lut_path_profile_round_trip_and_refusals(tmp_path, astronaut_small):
+    from prefstyle.cli.batch_io import enhance_pixels
+    from prefstyle.imaging.io import ImageData
+
+    m = SliderTasteModel(particles=256)
+    prof = m.personalize(_refs([astronaut_small[0]], RetouchParams(contrast=0.5), RetouchParams(contrast=-0.5), 8), "u")
+    assert prof.tensors["vectors"].shape[0] == prof.tensors["weights"].shape[0] == prof.data["kept"]
+    u8 = (astronaut_small[0] * 255).round() / 255
+    fast = enhance_pixels(m, prof, ImageData(pixels=u8, bit_depth=8))
+    slow = m.render(u8[None], prof)[0]
+    assert float((fast - slow).abs().max()) <= 2.5 / 255
+    path = prof.save(tmp_path / "me.json")
+    again = Profile.load(path)
+    assert torch.equal(m.render(u8[None], again), m.render(u8[None], prof))
+    with pytest.raises(PrefstyleError, match="made by model 'identity'"):
+        m.render(u8[None], Profile(model="identity"))
+    with pytest.raises(PrefstyleError, match="no particles"):
+        m.render(u8[None], Profile(model="sliders"))
+
+
+def test_empirical_bayes_fit_and_checkpoint(tmp_path):
+    root = make_pairs_dataset(tmp_path / "data", users=6, main=12)
+    from prefstyle.data.pairs import PairsDataset
+
+    ds = PairsDataset.load(root)
+    m = SliderTasteModel(particles=128).fit(ds, scales=(0.5, 1.0), temperatures=(1.0, 4.0))
+    table = m.fit_info["log_marginal"]
+    assert set(table) == {"0.5/1", "0.5/4", "1/1", "1/4"}
+    assert table[f"{m.prior_scale:g}/{m.temperature:g}"] == max(table.values())
+    path = m.save(tmp_path / "sliders.json")
+    loaded = create_model("sliders", checkpoint=path)
+    assert (loaded.prior_scale, loaded.temperature) == (m.prior_scale, m.temperature)
+    with pytest.raises(PrefstyleError, match="not a sliders checkpoint"):
+        create_model("sliders", checkpoint=Profile(model="identity").save(tmp_path / "other.json"))
