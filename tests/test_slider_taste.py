@@ -98,3 +98,29 @@ def test_empirical_bayes_fit_and_checkpoint(tmp_path):
     assert (loaded.prior_scale, loaded.temperature) == (m.prior_scale, m.temperature)
     with pytest.raises(PrefstyleError, match="not a sliders checkpoint"):
         create_model("sliders", checkpoint=Profile(model="identity").save(tmp_path / "other.json"))
+
+
+def test_fitted_checkpoint_loads_by_path(tmp_path):
+    from prefstyle.train.loading import load_model
+
+    path = SliderTasteModel(particles=64, prior_scale=0.75, temperature=2.0).save(tmp_path / "fitted.json")
+    m = load_model(path)
+    assert isinstance(m, SliderTasteModel) and (m.k, m.prior_scale, m.temperature) == (64, 0.75, 2.0)
+    assert isinstance(load_model("sliders"), SliderTasteModel)
+
+
+def test_prefstyle_train_runs_the_fit_of_the_committed_config(tmp_path):
+    """`prefstyle train configs/sliders.yaml` fits the two numbers and writes a loadable sliders.json."""
+    from pathlib import Path
+
+    from prefstyle.train import train
+    from prefstyle.train.loading import load_model
+
+    root = make_pairs_dataset(tmp_path / "data", users=6, main=10)
+    config = Path(__file__).resolve().parents[1] / "configs" / "sliders.yaml"
+    res = train(config, [f"data.path={root}", f"out={tmp_path / 'run'}", "task.particles=64",
+                         "task.scales=[0.5,1.0]", "task.temperatures=[1.0]"], progress=False)
+    assert res.finished and res.model_path == tmp_path / "run" / "sliders.json"
+    m = load_model(res.model_path)
+    assert isinstance(m, SliderTasteModel) and m.k == 64 and m.prior_scale in (0.5, 1.0)
+    assert m.fit_info["users"] == 4 and len(m.fit_info["log_marginal"]) == 2

@@ -83,8 +83,7 @@ def _summary_table(results_path: Path) -> str:
 def _train_default(out: Path, name: str) -> Path:
     """``--retrain``: simulate the committed training crowd and train ``configs/<name>.yaml`` into ``out``."""
     from prefstyle.data.simulate import SimulationConfig, simulate_dataset
-    from prefstyle.train import Trainer
-    from prefstyle.train.config import load_config
+    from prefstyle.train import train as run_training
 
     config = Path(__file__).resolve().parents[3] / "configs" / f"{name}.yaml"
     if not config.is_file():
@@ -93,8 +92,9 @@ def _train_default(out: Path, name: str) -> Path:
     if not (data / "judgments.jsonl").is_file():
         typer.echo("  simulating the training crowd (500 users, seed 0) ...", err=True)
         simulate_dataset(SimulationConfig(users=500, seed=0), data, progress=True)
-    cfg = load_config(config, [f"data.path={data}", f"out={out / 'model'}"])
-    Trainer(cfg, progress=True).run()
+    res = run_training(config, [f"data.path={data}", f"out={out / 'model'}"], progress=True)
+    if res.model_path is not None and res.model_path.suffix == ".json":  # a fitted model without weights
+        return res.model_path
     return out / "model"
 
 

@@ -98,6 +98,9 @@ def personalize(
         references = load_references(ds, judgments)
         profile = m.personalize(references, user=user)
         what = f"{len(references)} judgment(s)"
+        if references and profile.data.get("n_used") == 0:
+            typer.echo(f"warning: {m.name} learns only from answers on scenes with a neutral source (scenes.jsonl "
+                       f"'source'); none of these has one, so the profile is the prior's (use --model pienet)", err=True)
         profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": len(references)}
     profile.model_config = {**profile.model_config, "source": _model_source(spec)}
     path = profile.save(profile_path(out))

@@ -97,9 +97,11 @@ class SliderTasteModel(PersonalizationModel):
             prof = Profile.load(checkpoint)
             if prof.model != self.name or "prior_scale" not in prof.data:
                 raise PrefstyleError(f"not a {self.name} checkpoint (made by model '{prof.model}')", path=checkpoint)
-            prior_scale, temperature = float(prof.data["prior_scale"]), float(prof.data["temperature"])
-            lapse = float(prof.data.get("lapse", lapse))
-            self.fit_info = dict(prof.data.get("fit", {}))
+            d = prof.data
+            particles, prior_scale, temperature = int(d.get("particles", particles)), float(d["prior_scale"]), float(d["temperature"])
+            lapse, thumb, distance = float(d.get("lapse", lapse)), int(d.get("thumb", thumb)), str(d.get("distance", distance))
+            seed = int(d.get("seed", seed))
+            self.fit_info = dict(d.get("fit", {}))
         if particles < 1 or prior_scale <= 0 or temperature <= 0 or not 0 <= lapse < 1:
             raise ValueError("need particles >= 1, prior_scale > 0, temperature > 0 and 0 <= lapse < 1")
         self.k, self.prior_scale, self.temperature, self.lapse = int(particles), float(prior_scale), float(temperature), float(lapse)
@@ -265,7 +267,8 @@ class SliderTasteModel(PersonalizationModel):
     def save(self, path: str | Path) -> Path:
         """Write the fitted hyperparameters as a small profile-format checkpoint (``.json``)."""
         return Profile(model=self.name, model_config=self.config(),
-                       data={"prior_scale": self.prior_scale, "temperature": self.temperature, "lapse": self.lapse,
+                       data={"particles": self.k, "prior_scale": self.prior_scale, "temperature": self.temperature,
+                             "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance, "seed": self.seed,
                              "fit": self.fit_info}).save(path)
 
 
@@ -280,3 +283,36 @@ def prior_vectors(k: int, scale: float, seed: int = 0) -> torch.Tensor:
         vals[0] = 0.0
         vecs[:, _INDEX[name]] = torch.from_numpy(vals).float()
     return vecs
+
+
+def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """``prefstyle train configs/sliders.yaml``: the empirical-Bayes fit a config describes.
+
+    ``task``: the model's settings (``particles``, ``thumb``, ``distance``, ``lapse``, ``seed``, ``lut_size``)
+    and the fit's (``scales``, ``temperatures``, ``n_refs``, ``max_users``); ``data.path`` (a pairs
+    dataset) and ``data.split`` (default ``train``); ``out`` (folder). Writes ``out/sliders.json``
+    (load it with ``--model out/sliders.json``) and returns its path and the fit's summary.
+    """
+    import time
+
+    from prefstyle.data.pairs import PairsDataset
+
+    task = {k: v for k, v in dict(cfg.get("task") or {}).items() if k not in ("name", "module")}
+    data = dict(cfg.get("data") or {})
+    if not data.get("path"):
+        raise PrefstyleError("sliders: data.path (a pairs dataset folder) is required")
+    fit_keys = {"scales", "temperatures", "n_refs", "max_users"}
+    fit_kw = {k: task.pop(k) for k in list(task) if k in fit_keys}
+    model = SliderTasteModel(**task)
+    ds = PairsDataset.load(data["path"], check_images=False)
+    split = data.get("split", "train")
+    users = ds.splits.get(split) or ds.users()
+    t0 = time.perf_counter()
+    model.fit(ds, users, progress=progress, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in fit_kw.items()})
+    seconds = time.perf_counter() - t0
+    out = Path(cfg.get("out") or "runs/sliders")
+    out.mkdir(parents=True, exist_ok=True)
+    model.fit_info["seconds"] = round(seconds, 1)
+    path = model.save(out / "sliders.json")
+    return path, {"prior_scale": model.prior_scale, "temperature": model.temperature, "seconds": seconds,
+                  "users": model.fit_info["users"]}

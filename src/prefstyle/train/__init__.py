@@ -52,6 +52,14 @@ def train(config: Any, overrides: list[str] | None = None, resume: bool = False,
     from prefstyle.train.trainer import Trainer
 
     cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
+    if (cfg.get("task") or {}).get("name") == "sliders":  # no weights: an empirical-Bayes fit of two numbers
+        from prefstyle.models.slider_taste import fit_from_config
+        from prefstyle.train.trainer import TrainResult
+
+        path, info = fit_from_config(cfg, progress=progress)
+        return TrainResult(out=path.parent, step=1, steps=1, finished=True, model_path=path, seconds=info["seconds"],
+                           metrics={"prior_scale": info["prior_scale"], "temperature": info["temperature"],
+                                    "users": info["users"]})
     return Trainer(cfg, resume=resume, stop_after=stop_after, progress=progress).run()
 
 

@@ -26,6 +26,27 @@ def _looks_like_path(s: str) -> bool:
     return "/" in s or "\\" in s or s.endswith((".json", ".safetensors")) or s.startswith(".") or Path(s).exists()
 
 
+def _small_checkpoint(path: Path) -> Any:
+    """The model of a profile-format ``.json`` checkpoint (what ``global-style`` and ``sliders`` save:
+    fitted settings, no weights), or None when ``path`` is not one."""
+    import json
+
+    from prefstyle.models.base import PROFILE_FORMAT, create_model
+
+    if path.suffix != ".json" or not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT or not isinstance(doc.get("model"), str):
+        return None
+    try:
+        return create_model(doc["model"], checkpoint=path)
+    except TypeError:
+        raise PrefstyleError(f"model '{doc['model']}' cannot be loaded from a checkpoint file", path=path) from None
+
+
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Any:
     """Rebuild the model a checkpoint (folder, ``model.json`` or ``model.safetensors``) holds.
 
@@ -63,7 +84,9 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
 def packaged_models() -> list[str]:
     """Names of the models whose trained weights ship with prefstyle, sorted."""
     root = assets_dir()
-    return sorted(p.name for p in root.iterdir() if (p / "model.json").is_file()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "model.json").is_file() or (p / f"{p.name}.json").is_file())
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> Any:
@@ -72,17 +95,20 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     * a path (folder with ``model.json``, a run folder, or the card/weights file): the trained
       model (:func:`model_from_checkpoint`);
     * a registered name with packaged weights under ``src/prefstyle/assets/models/<name>/``:
-      those;
+      those (or, for models without weights, the fitted settings ``<name>/<name>.json``);
     * a trainable model's name without packaged weights: an error that says how to train it,
       or, for tasks with ``needs_training = False``, the untrained model with a warning;
     * any other registered model name (``identity``, ``nearest-preferred``, ...): that model.
     """
     s = str(name_or_path)
     if isinstance(name_or_path, Path) or _looks_like_path(s):
-        return model_from_checkpoint(s, device)
+        small = _small_checkpoint(Path(s))
+        return small if small is not None else model_from_checkpoint(s, device)
     packaged = assets_dir() / s
     if (packaged / "model.json").is_file():
         return model_from_checkpoint(packaged, device)
+    if (packaged / f"{s}.json").is_file():  # fitted settings, no weights (``sliders``)
+        return _small_checkpoint(packaged / f"{s}.json")
     try:
         task_cls = get_task(s)
     except PrefstyleError:
