@@ -32,7 +32,7 @@ def _load(paths: list[str]) -> tuple[dict, dict, dict]:
         for metric, rows in doc["tables"].items():
             for model, row in rows.items():
                 prev = tables.setdefault(metric, {}).get(model)
-                if prev is not None and abs((prev["cqs"] or 0) - (row["cqs"] or 0)) > 1e-6:
+                if prev is not None and abs((prev["cqs"] or 0) - (row["cqs"] or 0)) > 1e-5 * max(1.0, abs(prev["cqs"] or 0)):
                     raise SystemExit(f"{p}: {model} scores differently across runs ({metric})")
                 tables[metric][model] = row
         for model, row in (doc.get("distance_to_ideal") or {}).items():

@@ -105,6 +105,11 @@ def personalize(
     profile.model_config = {**profile.model_config, "source": _model_source(spec)}
     path = profile.save(profile_path(out))
     typer.echo(f"{m.name}: profile of {profile.user} from {what} written to {path}", err=True)
+    sliders = profile.data.get("sliders")
+    if isinstance(sliders, dict) and sliders:  # the taste in a raw editor's words, largest moves first
+        top = sorted(sliders.items(), key=lambda kv: -abs(kv[1]))[:5]
+        typer.echo("your sliders: " + ", ".join(f"{k} {v:+.2f}{' EV' if k == 'exposure' else ''}" for k, v in top),
+                   err=True)
 
 
 def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:

@@ -39,7 +39,10 @@ def train(
     res = run_training(config, overrides or [], resume=resume, stop_after=stop_after, progress=not quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return
-    if res.finished:
+    if res.finished and res.model_path is not None and res.model_path.suffix == ".json":  # a fit, not a training
+        typer.echo(f"fitted in {res.seconds:.0f} s; model: {res.model_path} ("
+                   + ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items()) + ")", err=True)
+    elif res.finished:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items() if isinstance(v, (int, float)))
         typer.echo(f"trained {res.step} steps in {res.seconds:.0f} s; model: {res.model_path}"
                    + (f"\nvalidation: {metrics}" if metrics else ""), err=True)

@@ -100,7 +100,7 @@ class SliderTasteModel(PersonalizationModel):
             d = prof.data
             particles, prior_scale, temperature = int(d.get("particles", particles)), float(d["prior_scale"]), float(d["temperature"])
             lapse, thumb, distance = float(d.get("lapse", lapse)), int(d.get("thumb", thumb)), str(d.get("distance", distance))
-            seed = int(d.get("seed", seed))
+            seed, max_kept = int(d.get("seed", seed)), int(d.get("max_kept", max_kept))
             self.fit_info = dict(d.get("fit", {}))
         if particles < 1 or prior_scale <= 0 or temperature <= 0 or not 0 <= lapse < 1:
             raise ValueError("need particles >= 1, prior_scale > 0, temperature > 0 and 0 <= lapse < 1")
@@ -126,6 +126,10 @@ class SliderTasteModel(PersonalizationModel):
         if self._vecs is None:
             self._vecs = prior_vectors(self.k, self.prior_scale, self.seed)
         return self._vecs
+
+    def clear_cache(self) -> None:
+        """Forget the cached ideals of scenes seen so far (timings of a first user on new scenes)."""
+        self._scene_cache.clear()
 
     # -- likelihood ------------------------------------------------------------------------
 
@@ -238,12 +242,12 @@ class SliderTasteModel(PersonalizationModel):
         """Set ``prior_scale`` and ``temperature`` to the grid point that maximises the marginal
         likelihood ``Σ_u log mean_k p(answers_u | θ_k)`` of up to ``max_users`` training users'
         first ``n_refs`` main answers (default users: the dataset's ``train`` split). Returns self."""
-        from prefstyle.eval.protocol import load_references
+        from prefstyle.models.pps_common import references_from_judgments
 
         if users is None:
             users = dataset.splits.get("train") or dataset.users()
         users = sorted(users)[:max_users]
-        refs = [load_references(dataset, dataset.references(u, n_refs)) for u in users]
+        refs = [references_from_judgments(dataset, dataset.references(u, n_refs), {}, 128) for u in users]
         it: Any = scales
         if progress:
             from tqdm.auto import tqdm
@@ -269,7 +273,7 @@ class SliderTasteModel(PersonalizationModel):
         return Profile(model=self.name, model_config=self.config(),
                        data={"particles": self.k, "prior_scale": self.prior_scale, "temperature": self.temperature,
                              "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance, "seed": self.seed,
-                             "fit": self.fit_info}).save(path)
+                             "max_kept": self.max_kept, "fit": self.fit_info}).save(path)
 
 
 def prior_vectors(k: int, scale: float, seed: int = 0) -> torch.Tensor:
