@@ -222,7 +222,7 @@ def demo(
 <style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}td,th{{text-align:left;padding:2px 8px;vertical-align:top}}
 img{{max-width:100%}}</style></head><body>
 <h1>prefstyle demo</h1>
-<p>Default model: <b>{html.escape(DEFAULT_MODEL)}</b>{" (retrained)" if retrain else " (packaged weights)"}; seed {seed};
+<p>Default model: <b>{html.escape(DEFAULT_MODEL)}</b>{" (retrained)" if retrain else " (as shipped)"}; seed {seed};
 finished in {time.time() - t0:.0f} s.</p>
 {evaluation_link}
 {photographer}
