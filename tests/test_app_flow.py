@@ -264,3 +264,28 @@ def test_export_is_a_valid_pairs_dataset(state, tmp_path):
     again = build_catalog(parse_study({"id": "again", "heldout": 0, "images": {"size": 64},
                                        "source": {"kind": "pairs", "path": str(tmp_path / "out")}}))
     assert {s.key for s in again} == {j.scene for j in ds.judgments}
+
+
+def test_the_default_model_learns_from_study_answers(tmp_path):
+    """`model: default` (SliderTaste): the study's scenes have neutral sources, so every answer counts."""
+    from prefstyle.train.loading import DEFAULT_MODEL, packaged_models
+
+    if DEFAULT_MODEL not in packaged_models():
+        pytest.skip("the default model is not packaged")
+    st = open_state(tmp_path, folder_study(tmp_path, sid="d", main=8, consistency=2, style_after=4, heldout=1,
+                                           model="default"))
+    try:
+        c = client_for(st)
+        join(c, "d", person="Dee")
+        answer_n(c, "d", 6)
+        r = c.get("/s/d/style")
+        assert r.status_code == 200 and 'id="heldout"' in r.text
+        import io
+        import zipfile
+
+        doc = json.loads(zipfile.ZipFile(io.BytesIO(c.get("/s/d/me/profile.zip").content)).read("profile.json"))
+        assert doc["model"] == DEFAULT_MODEL
+        if DEFAULT_MODEL == "sliders":
+            assert doc["data"]["n_used"] == doc["data"]["n_refs"] >= 4
+    finally:
+        st.db.dispose()
