@@ -77,21 +77,25 @@ class SliderTasteModel(PersonalizationModel):
     Args:
         particles: prior samples (the first is the neutral edit).
         prior_scale: multiplies :data:`PRIOR_WIDTHS`.
-        temperature: Bradley-Terry temperature ``T`` in ΔE00 units.
+        temperature: Bradley-Terry temperature ``T`` in the units of ``distance``.
         lapse: probability ``ε`` that an answer is a coin flip.
         thumb: side of the square thumbnails the likelihood compares (area-averaged).
+        distance: ``"de2000"`` (CIEDE2000, the default) or ``"de76"`` (Euclidean CIELAB, faster).
         lut_size: nodes per axis of the rendering LUT.
         mass, max_kept: the profile keeps the heaviest particles holding ``mass`` of the
             posterior, at most ``max_kept``.
         seed: of the prior draws.
-        checkpoint: a JSON written by :meth:`save` (a fitted ``prior_scale`` and ``temperature``).
+        checkpoint: a JSON written by :meth:`save` (every setting above, with the fitted
+            ``prior_scale`` and ``temperature``); its values replace the arguments.
+
+    The defaults are the shipped model's (``assets/models/sliders/sliders.json``).
     """
 
     name = "sliders"
 
-    def __init__(self, particles: int = 2048, prior_scale: float = 1.0, temperature: float = 1.0, lapse: float = 0.1,
+    def __init__(self, particles: int = 1024, prior_scale: float = 1.0, temperature: float = 1.0, lapse: float = 0.1,
                  thumb: int = 8, lut_size: int = 17, mass: float = 0.999, max_kept: int = 64, seed: int = 0,
-                 distance: str = "de76", checkpoint: str | Path | None = None):
+                 distance: str = "de2000", checkpoint: str | Path | None = None):
         self.fit_info: dict[str, Any] = {}
         if checkpoint is not None:
             prof = Profile.load(checkpoint)
