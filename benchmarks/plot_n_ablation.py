@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> Path:
     ax.set_xlabel("answers used to personalize (N)")
     ax.set_ylabel("mean ΔE00 to the user's true ideal (lower is better)")
     ax.set_title("More answers, closer to the ideal? (simulated crowd, 20 test users)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right", ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
