@@ -124,3 +124,20 @@ def test_prefstyle_train_runs_the_fit_of_the_committed_config(tmp_path):
     m = load_model(res.model_path)
     assert isinstance(m, SliderTasteModel) and m.k == 64 and m.prior_scale in (0.5, 1.0)
     assert m.fit_info["users"] == 4 and len(m.fit_info["log_marginal"]) == 2
+
+
+def test_bad_checkpoints_and_configs_give_one_line_errors(tmp_path):
+    from prefstyle.train import train
+    from prefstyle.train.loading import load_model
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(PrefstyleError) as e:
+        load_model(bad)
+    assert "bad.json" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(PrefstyleError, match="no such dataset folder"):
+        train({"task": {"name": "sliders"}, "data": {"path": str(tmp_path / "missing")}, "out": str(tmp_path / "o")},
+              progress=False)
+    with pytest.raises(PrefstyleError, match="data.path"):
+        train({"task": {"name": "sliders"}, "data": {}, "out": str(tmp_path / "o")}, progress=False)
+    assert not (tmp_path / "o" / "sliders.json").exists()
