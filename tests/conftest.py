@@ -12,6 +12,16 @@ def _to_tensor(arr: np.ndarray, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(t, size=(size, size), mode="area").clamp(0, 1)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): on a
+    shared 2-core machine, two OpenMP threads of tiny ops spin-wait badly."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def astronaut_small() -> torch.Tensor:
     """skimage's astronaut photo as a (1,3,96,96) float tensor in [0,1]."""

@@ -37,12 +37,7 @@ from prefstyle.models.reference import GlobalStyleModel
 METRICS = ("delta_e00", "ssim", "psnr")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

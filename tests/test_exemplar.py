@@ -13,13 +13,7 @@ from prefstyle.models.exemplar import ExemplarModel, ExemplarNet
 from prefstyle.models.pps_common import FrozenBackbone
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, two OpenMP threads of tiny ops spin-wait badly."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64, "style_dim": 16, "style_size": 16, "thumb": 24, "n_basis": 4, "lut_size": 9,

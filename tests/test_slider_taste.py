@@ -13,12 +13,7 @@ from prefstyle.models.base import Profile, Reference, create_model
 from prefstyle.models.slider_taste import PRIOR_WIDTHS, SLIDERS, SliderTasteModel, prior_vectors
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _refs(photos: list[torch.Tensor], preferred: RetouchParams, other: RetouchParams, n: int) -> list[Reference]:

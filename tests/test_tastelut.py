@@ -13,12 +13,7 @@ from prefstyle.models.base import Profile, Reference, create_model
 from prefstyle.models.tastelut import TasteLUTModel, TasteLUTNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64, "style_dim": 16, "style_size": 16, "thumb": 24,

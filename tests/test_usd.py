@@ -13,13 +13,7 @@ from prefstyle.models.pps_common import guided_upsample
 from prefstyle.models.usd import USDModel, USDNet, make_coord
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, two OpenMP threads of tiny ops spin-wait badly."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = {"n_feats": 8, "n_resblocks": 1, "hidden": (16,), "enc_size": 16, "min_cell": 2 / 24}
