@@ -62,7 +62,7 @@ def enhance_pixels(model: Any, profile: Any, data: Any, strength: float = 1.0, d
         if strength < 1.0:
             ident = identity_lut(lut.shape[-1])
             lut = ident + strength * (lut - ident)
-        u8 = getattr(data, "rgb8", None)
+        u8 = data.rgb8
         if u8 is None:
             u8 = data.pixels.mul(255.0).add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
         y8 = apply_lut_uint8(u8, lut)

@@ -119,8 +119,9 @@ class SliderTasteModel(PersonalizationModel):
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "particles": self.k, "prior_scale": self.prior_scale,
-                "temperature": self.temperature, "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance, "lut_size": self.lut_size,
-                "mass": self.mass, "max_kept": self.max_kept, "seed": self.seed, "fit": self.fit_info}
+                "temperature": self.temperature, "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance,
+                "lut_size": self.lut_size, "mass": self.mass, "max_kept": self.max_kept, "seed": self.seed,
+                "fit": self.fit_info}
 
     # -- prior -----------------------------------------------------------------------------
 
@@ -154,10 +155,7 @@ class SliderTasteModel(PersonalizationModel):
         with torch.no_grad():
             lab = rgb_to_lab(apply_retouch_vector(x.expand(self.k, -1, -1, -1).contiguous(), self.prior,
                                                   exact=True).clamp(0, 1))
-        self._scene_cache[key] = lab
-        while len(self._scene_cache) > 1024:
-            self._scene_cache.popitem(last=False)
-        return lab
+        return _remember(self._scene_cache, key, lab, 1024)
 
     def distance_gaps(self, refs: Sequence[Reference]) -> torch.Tensor:
         """``(K, N')`` float64: ``d(other) − d(preferred)`` per particle for the references with a source."""
@@ -224,10 +222,7 @@ class SliderTasteModel(PersonalizationModel):
         with torch.no_grad():
             out = apply_retouch_vector(grid.expand(len(w), -1, -1, -1).contiguous(), v, exact=True).clamp(0, 1)
         lut = (w[:, None, None, None] * out).sum(0).reshape(3, s, s, s).contiguous()
-        self._lut_cache[key] = lut
-        while len(self._lut_cache) > 32:
-            self._lut_cache.popitem(last=False)
-        return lut
+        return _remember(self._lut_cache, key, lut, 32)
 
     def luts(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
         """One LUT per image ``(B,3,H,W)``: the same for all (the taste does not depend on the photo)."""
@@ -278,6 +273,14 @@ class SliderTasteModel(PersonalizationModel):
                        data={"particles": self.k, "prior_scale": self.prior_scale, "temperature": self.temperature,
                              "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance, "seed": self.seed,
                              "max_kept": self.max_kept, "fit": self.fit_info}).save(path)
+
+
+def _remember(cache: OrderedDict[str, torch.Tensor], key: str, value: torch.Tensor, limit: int) -> torch.Tensor:
+    """Put ``value`` in the LRU ``cache`` (dropping the oldest entries beyond ``limit``) and return it."""
+    cache[key] = value
+    while len(cache) > limit:
+        cache.popitem(last=False)
+    return value
 
 
 def prior_vectors(k: int, scale: float, seed: int = 0) -> torch.Tensor:
