@@ -166,6 +166,22 @@ def test_ablation_over_training_users(sim):
         ablate_training_users(ds, make, ks=(99,), metrics=("delta_e00",))
 
 
+def test_strengths_blend_outputs_with_inputs(sim):
+    """``strengths``: rows ``name@s`` from the same renderings; the oracle at strength 0 is the
+    identity, and its distance to the ideal shrinks linearly-ish as the strength grows."""
+    ds, gt, root = sim
+    models = {"identity": create_model("identity"), "oracle": create_model("oracle", ground_truth=root)}
+    res = evaluate_pps(ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=("delta_e00",), strengths=(0.0, 0.5, 1.0))
+    table = res.tables["delta_e00"]
+    assert list(table) == ["identity", "oracle", "oracle@0", "oracle@0.5"] and res.config["strengths"] == [0.0, 0.5]
+    assert table["oracle@0"]["cqs"] == pytest.approx(table["identity"]["cqs"], rel=1e-6)
+    assert table["oracle@0"]["win_rate"] == 0.5 and res.models["oracle@0.5"]["strength"] == 0.5
+    d = [res.ideal[n]["delta_e00"] for n in ("oracle@0", "oracle@0.5", "oracle")]
+    assert d[0] == pytest.approx(res.ideal["identity"]["delta_e00"], rel=1e-6) and d[0] > d[1] > d[2] == 0.0
+    with pytest.raises(PrefstyleError, match="strengths"):
+        evaluate_pps(ds, models, n_refs=4, n_evals=6, metrics=("delta_e00",), strengths=(3.0,))
+
+
 def test_bad_inputs(sim):
     ds, _, _ = sim
     with pytest.raises(PrefstyleError, match="no models"):
@@ -229,6 +245,8 @@ def test_cli_evaluate_named_model_and_errors(sim, tmp_path):
         ([str(root), "--metrics", "nope"], "unknown metric"),
         ([str(root), "--users-split", "holdout"], "no split"),
         ([str(root), "--ablate-refs", "4,x"], "comma-separated"),
+        ([str(root), "--strengths", "0.5,3"], "must lie in [0, 2]"),
+        ([str(root), "--strengths", "half"], "comma-separated numbers"),
         ([str(root), "-m", "identity", "--eval-scenes", "test"], "no scenes of split 'test'"),
     ]:
         bad = runner.invoke(_app(), ["evaluate", *args, "--out", str(tmp_path / "x"), "--no-progress"])

@@ -70,6 +70,25 @@ def test_personalize_then_enhance_keeps_resolution_depth_exif_and_icc(trained, p
     assert Image.open(out / "b.jpg").getexif().get(0x010F) == "PrefstyleTestCam"
 
 
+def test_personalize_with_the_default_model_says_the_taste_in_slider_words(trained, photos, tmp_path):
+    """The default (sliders) prints the posterior's sliders and how far brightness follows the photo;
+    enhance renders each photo through its own LUT."""
+    from prefstyle.train.loading import DEFAULT_MODEL
+
+    if DEFAULT_MODEL != "sliders":
+        pytest.skip("the default model is not sliders")
+    prof = tmp_path / "me.json"
+    r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "8", "--out", prof)
+    assert r.exit_code == 0, r.output
+    assert "your sliders:" in r.output and "brightness follows the photo" in r.output
+    doc = json.loads(prof.read_text())
+    assert doc["model"] == "sliders" and "gains" in doc["tensors"] and 0 <= doc["data"]["sliders"]["adaptive_brightness"] <= 1
+    out = tmp_path / "out"
+    r = invoke("enhance", photos, "--profile", prof, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert read_image(out / "b.jpg").pixels.shape == (3, 64, 64)
+
+
 def test_enhance_skips_unreadable_files_and_refuses_to_overwrite_inputs(trained, photos, tmp_path):
     prof = tmp_path / "p.json"
     assert invoke("personalize", trained["data"], "--user", "u1@laptop", "--model", trained["run"],

@@ -10,7 +10,7 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.params import NEUTRAL, RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch
 from prefstyle.models.base import Profile, Reference, create_model
-from prefstyle.models.slider_taste import PRIOR_WIDTHS, SLIDERS, SliderTasteModel, prior_vectors
+from prefstyle.models.slider_taste import PRIOR_WIDTHS, SLIDERS, SliderTasteModel, metered_ev, prior_gains, prior_vectors
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -57,6 +57,65 @@ def test_answers_move_the_posterior_and_the_rendering(astronaut_small, coffee_sm
     # answers without a neutral source carry no evidence here
     no_src = [Reference(scene=r.scene, preferred=r.preferred, other=r.other) for r in _refs(photos, bright, dark, 4)]
     assert m.personalize(no_src).data["n_used"] == 0
+
+
+def test_metering_and_gains():
+    grey = torch.full((1, 3, 40, 60), 0.4613)  # sRGB of linear 0.18
+    assert abs(float(metered_ev(grey))) < 0.01 and abs(float(metered_ev(grey, "log_mean"))) < 0.01
+    dark, bright = grey * 0.5, (grey * 1.8).clamp(0, 1)
+    assert float(metered_ev(dark)) > 1.5 and float(metered_ev(bright)) < -1.0
+    half = torch.cat([torch.zeros(1, 3, 40, 30), torch.ones(1, 3, 40, 30)], dim=-1)  # a bright sky over black ground
+    assert float(metered_ev(half, "log_mean")) > float(metered_ev(half, "mean"))  # the geometric mean sees the shadows
+    assert float(metered_ev(torch.zeros(2, 3, 8, 8))[1]) == 3.0  # clamped
+    with pytest.raises(ValueError, match="meter"):
+        metered_ev(grey, "spot")
+    g = prior_gains(500, 0.5, seed=1)
+    assert g[0] == 0 and 0 <= float(g.min()) and float(g.max()) <= 0.5 and torch.equal(g, prior_gains(500, 0.5, seed=1))
+    assert torch.equal(prior_vectors(64, 1.0), SliderTasteModel(particles=64, adapt=0.0).prior)  # gains do not move the sliders
+
+
+def _graded(x: torch.Tensor, ev: float) -> torch.Tensor:
+    return apply_retouch(x[None], RetouchParams(exposure=ev))[0].clamp(0, 1)
+
+
+def test_adaptive_brightness_is_learned_and_rendered_per_photo(astronaut_small):
+    """A person who wants every photo at the same brightness: shown a darkened and a brightened
+    version of a scene, they pick the one nearer mid-grey. The posterior learns a high gain, and
+    the rendering lifts a dark photo more than a bright one; a fixed-edit model cannot."""
+    base = astronaut_small[0]
+    refs = []
+    for i, ev in enumerate([-1.5, -1.0, 1.0, 1.2, -1.2, 0.8, -0.8, 1.5] * 2):
+        src = _graded(torch.roll(base, shifts=11 * i, dims=-1), ev)  # scenes of very different brightness
+        corr = float(metered_ev(src))  # what brings this scene to mid-grey
+        better, worse = _graded(src, corr), _graded(src, -0.7 * corr)
+        refs.append(Reference(scene=f"s{i}", preferred=better, other=worse, source=src))
+    adaptive = SliderTasteModel(particles=1024, adapt=1.0)
+    prof = adaptive.personalize(refs, "auto")
+    assert prof.data["sliders"]["adaptive_brightness"] > 0.5 and prof.tensors["gains"].shape == prof.tensors["weights"].shape
+    dark, bright = _graded(base, -1.3), _graded(base, 1.0)
+    lifted = float(adaptive.render(dark, prof).mean()) - float(dark.mean())
+    held = float(adaptive.render(bright, prof).mean()) - float(bright.mean())
+    assert lifted > 0.05 and held < -0.02
+    luts = adaptive.luts(torch.stack([dark, bright]), prof)
+    assert luts.shape[0] == 2 and not torch.allclose(luts[0], luts[1])
+    fixed = SliderTasteModel(particles=1024, adapt=0.0).personalize(refs, "auto")
+    assert fixed.data["sliders"]["adaptive_brightness"] == 0.0
+    # the adaptive model explains these answers better: its posterior is less surprised
+    gaps_a = adaptive.distance_gaps(refs)
+    gaps_f = SliderTasteModel(particles=1024, adapt=0.0).distance_gaps(refs)
+    ml = [float(torch.logsumexp(m.log_likelihood(g), 0)) for m, g in ((adaptive, gaps_a), (adaptive, gaps_f))]
+    assert ml[0] > ml[1] + 2.0
+
+
+def test_profiles_without_gains_render_as_fixed_edits(astronaut_small):
+    m = SliderTasteModel(particles=256, adapt=0.0)
+    prof = m.personalize(_refs([astronaut_small[0]], RetouchParams(exposure=0.5), RetouchParams(exposure=-0.5), 6), "u")
+    old = Profile(model="sliders", tensors={"vectors": prof.tensors["vectors"], "weights": prof.tensors["weights"]})
+    x = astronaut_small
+    assert torch.equal(m.render(x, old), m.render(x, prof))
+    bad = Profile(model="sliders", tensors={**old.tensors, "gains": torch.zeros(3)})
+    with pytest.raises(PrefstyleError, match="gains of the wrong shape"):
+        m.render(x, bad)
 
 
 def test_lut_path_profile_round_trip_and_refusals(tmp_path, astronaut_small):
@@ -118,7 +177,10 @@ def test_prefstyle_train_runs_the_fit_of_the_committed_config(tmp_path):
     assert res.finished and res.model_path == tmp_path / "run" / "sliders.json"
     m = load_model(res.model_path)
     assert isinstance(m, SliderTasteModel) and m.k == 64 and m.prior_scale in (0.5, 1.0)
-    assert m.fit_info["users"] == 4 and len(m.fit_info["log_marginal"]) == 2
+    # 2 scales x (fixed edits, adaptive with either meter) x 1 temperature
+    table = m.fit_info["log_marginal"]
+    assert m.fit_info["users"] == 4 and len(table) == 6 and "1/1/0/mean" in table and "1/1/1/log_mean" in table
+    assert table[f"{m.prior_scale:g}/{m.temperature:g}/{m.adapt:g}/{m.meter}"] == max(table.values())
 
 
 def test_bad_checkpoints_and_configs_give_one_line_errors(tmp_path):

@@ -38,6 +38,18 @@ def _int_list(text: str | None, what: str) -> list[int]:
     return values
 
 
+def _float_list(text: str | None, what: str) -> list[float]:
+    if not text:
+        return []
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise PrefstyleError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if any(not 0.0 <= v <= 2.0 for v in values):
+        raise PrefstyleError(f"{what} must lie in [0, 2], got {text!r}")
+    return values
+
+
 def _training_users(ds: Any, eval_users: list[str]) -> list[str]:
     train = ds.splits.get("train")
     if train:
@@ -164,6 +176,10 @@ def evaluate(
         "--eval-scenes",
         help="Score only pairs on scenes of this scene split (scenes.jsonl 'split': the split of the photo a "
              "simulated scene was cut from, e.g. test); references come from the other scenes.")] = None,
+    strengths: Annotated[str | None, typer.Option(
+        "--strengths",
+        help="Also score every model at these strengths of its edit (rows NAME@S; 0 = the input, 1 = the "
+             "full edit, as enhance --strength), e.g. 0.25,0.5,0.75.")] = None,
     particles: Annotated[int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")] = 512,
     global_steps: Annotated[
         int, typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point.")
@@ -189,6 +205,7 @@ def evaluate(
         raise PrefstyleError("no such dataset folder" if not data.exists() else "not a folder", path=data)
     n_ablate = _int_list(ablate_refs, "--ablate-refs")
     k_ablate = _int_list(ablate_train_users, "--ablate-train-users")
+    strength_list = _float_list(strengths, "--strengths")
     metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
     from prefstyle.metrics.registry import METRICS
 
@@ -211,7 +228,7 @@ def evaluate(
     err.print(f"evaluating {', '.join(models)} on {len(users)} users of {data}")
     kw = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size,
           "flip": flip, "eval_scenes": ds.scenes_of_split(eval_scenes) if eval_scenes else None}
-    results = evaluate_pps(ds, models, n_refs=refs, progress=progress, **kw)
+    results = evaluate_pps(ds, models, n_refs=refs, progress=progress, strengths=strength_list, **kw)
     results.notes[:0] = notes
     if n_ablate:
         err.print(f"ablation over N = {', '.join(map(str, n_ablate))}")

@@ -107,9 +107,13 @@ def personalize(
     typer.echo(f"{m.name}: profile of {profile.user} from {what} written to {path}", err=True)
     sliders = profile.data.get("sliders")
     if isinstance(sliders, dict) and sliders:  # the taste in a raw editor's words, largest moves first
+        sliders = dict(sliders)
+        adaptive = sliders.pop("adaptive_brightness", None)
         top = sorted(sliders.items(), key=lambda kv: -abs(kv[1]))[:5]
-        typer.echo("your sliders: " + ", ".join(f"{k} {v:+.2f}{' EV' if k == 'exposure' else ''}" for k, v in top),
-                   err=True)
+        words = [f"{k} {v:+.2f}{' EV' if k == 'exposure' else ''}" for k, v in top]
+        if adaptive is not None:  # 100 %: every photo brought to the same brightness
+            words.append(f"brightness follows the photo {100 * adaptive:.0f} %")
+        typer.echo("your sliders: " + ", ".join(words), err=True)
 
 
 def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:

@@ -41,7 +41,8 @@ def train(
         return
     if res.finished and res.model_path is not None and res.model_path.suffix == ".json":  # a fit, not a training
         typer.echo(f"fitted in {res.seconds:.0f} s; model: {res.model_path} ("
-                   + ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items()) + ")", err=True)
+                   + ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in res.metrics.items())
+                   + ")", err=True)
     elif res.finished:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items() if isinstance(v, (int, float)))
         typer.echo(f"trained {res.step} steps in {res.seconds:.0f} s; model: {res.model_path}"

@@ -346,6 +346,7 @@ def evaluate_pps(
     cache: ImageCache | None = None,
     flip: float = 0.0,
     eval_scenes: Collection[str] | None = None,
+    strengths: Sequence[float] = (),
 ) -> Results:
     """Run the PPS protocol (module docstring) for ``models`` (``{name: model}``) on a pairs dataset.
 
@@ -357,12 +358,20 @@ def evaluate_pps(
     robustness test for noisy or careless answers; evaluation pairs are never flipped).
     ``eval_scenes``: score only pairs on these scenes, personalize only from pairs on others
     (:meth:`PairsDataset.split_user_judgments`; the held-out-photos protocol).
+    ``strengths``: also score every model but identity at these strengths of its edit, as rows ``"name@s"``:
+    each output blended with its input, ``x + s·(f(x) − x)`` (``enhance --strength``; no extra
+    rendering).
     Returns :class:`Results`.
     """
     if not models:
         raise PrefstyleError("no models to evaluate")
     if n_refs < 0 or n_evals < 1:
         raise PrefstyleError(f"need n_refs >= 0 and n_evals >= 1 (got {n_refs}, {n_evals})")
+    strengths = [float(x) for x in strengths if float(x) != 1.0]
+    if any(not 0.0 <= x <= 2.0 for x in strengths):
+        raise PrefstyleError(f"strengths must lie in [0, 2], got {strengths}")
+    variants = {name: [(name, 1.0)] + ([] if getattr(m, "name", name) == "identity" else
+                                       [(f"{name}@{x:g}", x) for x in strengths]) for name, m in models.items()}
     users = list(users) if users is not None else default_users(dataset)
     specs, notes = available_metrics(list(metrics))
     if not specs:
@@ -440,16 +449,19 @@ def evaluate_pps(
             if keep:
                 sample.outputs[name] = _thumb(_render(model, profile, [sample_full])[0])
             seconds[name] += time.perf_counter() - t0
-            for spec in specs:
-                for g in groups:
-                    r = cqs_pair(torch.stack([out_p[i] for i in g]), torch.stack([out_n[i] for i in g]),
-                                 torch.stack([i_p[i] for i in g]), torch.stack([i_n[i] for i in g]), spec)
-                    d_p[(name, spec.name)] += r["d_p"]
-                    d_n[(name, spec.name)] += r["d_n"]
-                    pair_users[(name, spec.name)] += [user] * len(g)
-                    wins[(name, spec.name, user)] += [w / 2 for w in r["wins"]]
-            if src_keys:
-                ideal_rows[(name, user)] = _ideal_row(outs_src, [ideals[s] for s in src_keys])
+            src_imgs = [sources[s] for s in src_keys]
+            for vname, x in variants[name]:
+                vp, vn, vsrc = (_blend(outs, ins, x) for outs, ins in ((out_p, i_p), (out_n, i_n), (outs_src, src_imgs)))
+                for spec in specs:
+                    for g in groups:
+                        r = cqs_pair(torch.stack([vp[i] for i in g]), torch.stack([vn[i] for i in g]),
+                                     torch.stack([i_p[i] for i in g]), torch.stack([i_n[i] for i in g]), spec)
+                        d_p[(vname, spec.name)] += r["d_p"]
+                        d_n[(vname, spec.name)] += r["d_n"]
+                        pair_users[(vname, spec.name)] += [user] * len(g)
+                        wins[(vname, spec.name, user)] += [w / 2 for w in r["wins"]]
+                if src_keys:
+                    ideal_rows[(vname, user)] = _ideal_row(vsrc, [ideals[s] for s in src_keys])
         if keep:
             samples.append(sample)
 
@@ -461,7 +473,7 @@ def evaluate_pps(
 
     # -- aggregate ---------------------------------------------------------------------------
     # identity is always in the tables: the run's own identity model, else the inputs themselves
-    names = [*models] + ([] if "identity" in models else ["identity"])
+    names = [v for name in models for v, _ in variants[name]] + ([] if "identity" in models else ["identity"])
 
     def key_of(name: str) -> str:
         return ident if name == "identity" and "identity" not in models else name
@@ -515,6 +527,8 @@ def evaluate_pps(
             "config": _finite(model.config()),
             "seconds": seconds.get(name, 0.0),
         }
+        for vname, x in variants[name][1:]:
+            model_info[vname] = {**model_info[name], "strength": x, "seconds": 0.0}
     if "identity" not in models:
         model_info["identity"] = {"registered_name": "identity", "reference_point": True,
                                   "config": {"name": "identity", "note": "measured from the inputs"}, "seconds": 0.0}
@@ -528,6 +542,7 @@ def evaluate_pps(
             "n_refs": n_refs,
             "flip": flip,
             "eval_scenes": None if eval_scenes is None else len(set(eval_scenes)),
+            "strengths": strengths,
             "n_evals": n_evals,
             "eval_after": eval_after,
             "seed": seed,
@@ -546,6 +561,13 @@ def evaluate_pps(
     )
     results.checks = compute_checks(results)
     return results
+
+
+def _blend(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor], strength: float) -> list[torch.Tensor]:
+    """``x + strength·(f(x) − x)`` per image, clamped to [0, 1]; the outputs themselves at strength 1."""
+    if strength == 1.0:
+        return list(outputs)
+    return [(x + strength * (o - x)).clamp(0, 1) for o, x in zip(outputs, inputs)]
 
 
 def _ideal_row(outputs: Sequence[torch.Tensor], ideals: Sequence[torch.Tensor]) -> dict[str, float]:

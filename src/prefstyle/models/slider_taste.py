@@ -9,23 +9,31 @@ each pairwise answer is evidence about where it lies.
 Model, for a user with taste ``θ``:
 
 * **Ideal point.** The user's ideal rendition of a photo ``x`` is ``f_θ(x)``
-  (:func:`~prefstyle.imaging.pipeline.apply_retouch_vector`).
+  (:func:`~prefstyle.imaging.pipeline.apply_retouch_vector`), where the exposure slider may
+  follow the photo: ``θ`` holds an adaptive-brightness gain ``g ∈ [0, 1]`` and the exposure used
+  on ``x`` is ``exposure + g · log2(0.18 / Ȳ(x))`` (``Ȳ``: the photo's metered linear
+  luminance, 0.18 the photographic mid-grey). ``g = 0`` is a fixed edit; ``g = 1`` brings every
+  photo to the same brightness, like a camera's auto-exposure. Many people want dark scenes
+  lifted and bright ones held back; a fixed slider cannot say that.
 * **Choice.** Shown two renditions ``a``, ``b`` of a scene whose neutral source is ``s``, the
   user picks ``a`` with probability ``ε/2 + (1 − ε) σ((d(b) − d(a)) / T)``, where ``d(·)`` is
   the mean CIEDE2000 between the rendition and ``f_θ(s)`` on a ``thumb``-pixel thumbnail
   (Bradley-Terry on distances to the ideal point, with a lapse rate ``ε`` for careless
   answers).
 * **Prior.** Every slider independently Gaussian around neutral with standard deviation
-  ``prior_scale · PRIOR_WIDTHS`` (clipped to its range); the curve, HSL and split-toning
-  controls stay neutral.
+  ``prior_scale · PRIOR_WIDTHS`` (clipped to its range); the gain ``g`` uniform on
+  ``[0, adapt]`` (``adapt = 0``: fixed edits only); the curve, HSL and split-toning controls
+  stay neutral.
 
 Personalization is exact Bayesian inference by importance sampling, no training: ``particles``
 seeded prior draws (the first is the neutral edit) are weighted by the likelihood of the N
-answers. The rendering is the posterior mean of the ideal, ``Σ_k w_k f_θk(x)``; every ``f_θ`` acts
-on each pixel's colour alone, so the mixture is one 3D LUT (``lut_size``³), applied at any
-resolution (also the 8-bit fast path of ``prefstyle enhance`` and an exact ``export-lut``).
-The profile holds the particles that carry ``mass`` of the posterior (their slider vectors and
-weights) and, readable by a person, the posterior mean of each slider.
+answers. The rendering is the posterior mean of the ideal, ``Σ_k w_k f_θk(x)``; for a given
+photo every ``f_θ`` acts on each pixel's colour alone, so the mixture is one 3D LUT
+(``lut_size``³) per photo (it changes with the photo's brightness only), applied at any
+resolution (also the 8-bit fast path of ``prefstyle enhance``; ``export-lut`` fits one LUT to
+the bundled photos). The profile holds the particles that carry ``mass`` of the posterior
+(their slider vectors, gains and weights) and, readable by a person, the posterior mean of each
+slider and of the gain.
 
 The two numbers the model does not know a priori, ``prior_scale`` and ``T``, are fitted by
 empirical Bayes (:meth:`SliderTasteModel.fit`): the values on a small grid that maximise the
@@ -33,7 +41,7 @@ marginal likelihood of the training users' answers. Nothing else is learned, so 
 overfit scenes or photographs, and it works on any photo the user brings.
 
 What it cannot represent: edits outside the ten sliders (colour looks made with curves, HSL or
-LUTs), local edits, and tastes that change with the scene. Answers on scenes without a neutral
+LUTs), local edits, and tastes that change with the scene other than through its brightness. Answers on scenes without a neutral
 source carry no evidence here and are skipped.
 """
 
@@ -51,13 +59,13 @@ import torch
 import torch.nn.functional as F
 
 from prefstyle.errors import PrefstyleError
-from prefstyle.imaging.color import delta_e_2000, rgb_to_lab
+from prefstyle.imaging.color import delta_e_2000, luminance, rgb_to_lab, srgb_to_linear
 from prefstyle.imaging.lut import apply_lut, identity_lut
 from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM
 from prefstyle.imaging.pipeline import apply_retouch_vector
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
 
-__all__ = ["PRIOR_WIDTHS", "SLIDERS", "SliderTasteModel"]
+__all__ = ["MID_GREY", "PRIOR_WIDTHS", "SLIDERS", "SliderTasteModel", "metered_ev"]
 
 #: the sliders the taste lives on, and each one's prior standard deviation at ``prior_scale=1``
 #: (in the slider's own units: EV for exposure, [-1, 1] for the others)
@@ -68,6 +76,35 @@ PRIOR_WIDTHS: dict[str, float] = {
 SLIDERS: tuple[str, ...] = tuple(PRIOR_WIDTHS)
 _INDEX = {name: i for i, (name, *_rest) in enumerate(SCALAR_FIELDS)}
 _RANGE = {name: (lo, hi) for name, lo, hi, _ in SCALAR_FIELDS}
+#: linear luminance a fully adaptive taste (gain 1) brings every photo to: photographic mid-grey
+MID_GREY = 0.18
+#: the largest brightness correction (EV) adaptation applies, either way
+MAX_ADAPT_EV = 3.0
+_METER_SIDE = 64
+
+
+def metered_ev(img: torch.Tensor, meter: str = "mean") -> torch.Tensor:
+    """``(B,)`` EV that brings a photo to mid-grey: ``log2(MID_GREY / Ȳ)`` clamped to ±3.
+
+    ``img``: ``(B,3,H,W)`` or ``(3,H,W)`` sRGB in [0, 1]. ``Ȳ`` is the linear luminance, area-averaged to
+    64 px (from every few pixels of a large photo), averaged (``meter="mean"``, average metering) or log-averaged
+    (``"log_mean"``, the geometric mean, less swayed by highlights).
+    """
+    x = img[None] if img.ndim == 3 else img
+    step = max(1, max(x.shape[-2:]) // (4 * _METER_SIDE))  # a strided look first: 12 MP in milliseconds
+    y = luminance(srgb_to_linear(x[..., ::step, ::step].float().clamp(0, 1)))
+    if max(y.shape[-2:]) > _METER_SIDE:
+        h, w = y.shape[-2:]
+        f = _METER_SIDE / max(h, w)
+        y = F.interpolate(y, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+    y = y.clamp_min(1e-4).flatten(1)
+    if meter == "mean":
+        ybar = y.mean(1)
+    elif meter == "log_mean":
+        ybar = y.log().mean(1).exp()
+    else:
+        raise ValueError(f"meter must be 'mean' or 'log_mean', got {meter!r}")
+    return torch.log2(MID_GREY / ybar).clamp(-MAX_ADAPT_EV, MAX_ADAPT_EV)
 
 
 @register_model("sliders")
@@ -79,6 +116,8 @@ class SliderTasteModel(PersonalizationModel):
         prior_scale: multiplies :data:`PRIOR_WIDTHS`.
         temperature: Bradley-Terry temperature ``T`` in the units of ``distance``.
         lapse: probability ``ε`` that an answer is a coin flip.
+        adapt: upper end of the adaptive-brightness gain's uniform prior (0: fixed edits only).
+        meter: how a photo's brightness is measured for adaptation (:func:`metered_ev`).
         thumb: side of the square thumbnails the likelihood compares (area-averaged).
         distance: ``"de2000"`` (CIEDE2000, the default) or ``"de76"`` (Euclidean CIELAB, faster).
         lut_size: nodes per axis of the rendering LUT.
@@ -94,8 +133,9 @@ class SliderTasteModel(PersonalizationModel):
     name = "sliders"
 
     def __init__(self, particles: int = 1024, prior_scale: float = 1.0, temperature: float = 1.0, lapse: float = 0.1,
-                 thumb: int = 8, lut_size: int = 17, mass: float = 0.999, max_kept: int = 64, seed: int = 0,
-                 distance: str = "de2000", checkpoint: str | Path | None = None):
+                 thumb: int = 6, lut_size: int = 17, mass: float = 0.999, max_kept: int = 64, seed: int = 0,
+                 distance: str = "de2000", adapt: float = 1.0, meter: str = "mean",
+                 checkpoint: str | Path | None = None):
         self.fit_info: dict[str, Any] = {}
         if checkpoint is not None:
             prof = Profile.load(checkpoint)
@@ -105,22 +145,28 @@ class SliderTasteModel(PersonalizationModel):
             particles, prior_scale, temperature = int(d.get("particles", particles)), float(d["prior_scale"]), float(d["temperature"])
             lapse, thumb, distance = float(d.get("lapse", lapse)), int(d.get("thumb", thumb)), str(d.get("distance", distance))
             seed, max_kept = int(d.get("seed", seed)), int(d.get("max_kept", max_kept))
+            adapt, meter = float(d.get("adapt", 0.0)), str(d.get("meter", meter))  # files before adaptation: fixed edits
             self.fit_info = dict(d.get("fit", {}))
-        if particles < 1 or prior_scale <= 0 or temperature <= 0 or not 0 <= lapse < 1:
-            raise ValueError("need particles >= 1, prior_scale > 0, temperature > 0 and 0 <= lapse < 1")
+        if particles < 1 or prior_scale <= 0 or temperature <= 0 or not 0 <= lapse < 1 or not 0 <= adapt <= 1:
+            raise ValueError("need particles >= 1, prior_scale > 0, temperature > 0, 0 <= lapse < 1 and 0 <= adapt <= 1")
+        if meter not in ("mean", "log_mean"):
+            raise ValueError(f"meter must be 'mean' or 'log_mean', got {meter!r}")
+        self.adapt, self.meter = float(adapt), meter
         self.k, self.prior_scale, self.temperature, self.lapse = int(particles), float(prior_scale), float(temperature), float(lapse)
         self.thumb, self.lut_size, self.mass, self.max_kept, self.seed = int(thumb), int(lut_size), float(mass), int(max_kept), int(seed)
         if distance not in ("de76", "de2000"):
             raise ValueError(f"distance must be 'de76' or 'de2000', got {distance!r}")
         self.distance = distance
         self._vecs: torch.Tensor | None = None
+        self._gains: torch.Tensor | None = None
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "particles": self.k, "prior_scale": self.prior_scale,
                 "temperature": self.temperature, "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance,
-                "lut_size": self.lut_size, "mass": self.mass, "max_kept": self.max_kept, "seed": self.seed,
+                "adapt": self.adapt, "meter": self.meter, "lut_size": self.lut_size, "mass": self.mass,
+                "max_kept": self.max_kept, "seed": self.seed,
                 "fit": self.fit_info}
 
     # -- prior -----------------------------------------------------------------------------
@@ -131,6 +177,13 @@ class SliderTasteModel(PersonalizationModel):
         if self._vecs is None:
             self._vecs = prior_vectors(self.k, self.prior_scale, self.seed)
         return self._vecs
+
+    @property
+    def prior_gains(self) -> torch.Tensor:
+        """``(particles,)`` adaptive-brightness gains drawn from ``U(0, adapt)`` (entry 0: 0)."""
+        if self._gains is None:
+            self._gains = prior_gains(self.k, self.adapt, self.seed)
+        return self._gains
 
     def clear_cache(self) -> None:
         """Forget the cached ideals of scenes seen so far (timings of a first user on new scenes)."""
@@ -143,39 +196,47 @@ class SliderTasteModel(PersonalizationModel):
         x = img[None] if img.ndim == 3 else img
         return F.interpolate(x.float().clamp(0, 1), size=(self.thumb, self.thumb), mode="area")
 
-    def _ideals_lab(self, source: torch.Tensor) -> torch.Tensor:
-        """Every particle's ideal of ``source`` as CIELAB thumbnails ``(K,3,t,t)`` (cached per thumbnail:
-        scenes recur across users)."""
-        x = self._thumb(source)
-        key = hashlib.sha1(x.numpy().tobytes()).hexdigest()
-        hit = self._scene_cache.get(key)
-        if hit is not None:
-            self._scene_cache.move_to_end(key)
-            return hit
-        with torch.no_grad():
-            lab = rgb_to_lab(apply_retouch_vector(x.expand(self.k, -1, -1, -1).contiguous(), self.prior,
-                                                  exact=True).clamp(0, 1))
-        return _remember(self._scene_cache, key, lab, 1024)
+    def _ideals_lab(self, sources: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Every particle's ideal of each ``(3,H,W)`` source as CIELAB thumbnails ``(K,3,t,t)``; the
+        scenes not seen before are rendered in one batch, and all are cached (scenes recur across users)."""
+        thumbs = torch.cat([self._thumb(x) for x in sources])
+        evs = [float(metered_ev(x, self.meter)[0]) for x in sources]
+        keys = [hashlib.sha1(t.numpy().tobytes() + f"{ev:.4f}/{self.adapt}/{self.meter}".encode()).hexdigest()
+                for t, ev in zip(thumbs, evs)]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._scene_cache))
+        if missing:
+            first = {k: keys.index(k) for k in missing}
+            vecs = torch.cat([adapted_vectors(self.prior, self.prior_gains, evs[first[k]]) for k in missing])
+            imgs = torch.cat([thumbs[first[k]][None].expand(self.k, -1, -1, -1) for k in missing])
+            with torch.no_grad():
+                lab = rgb_to_lab(apply_retouch_vector(imgs, vecs, exact=True).clamp(0, 1))
+            for k, part in zip(missing, lab.split(self.k)):
+                _remember(self._scene_cache, k, part, 1024)
+        out = []
+        for k in keys:
+            self._scene_cache.move_to_end(k)
+            out.append(self._scene_cache[k])
+        return out
 
     def distance_gaps(self, refs: Sequence[Reference]) -> torch.Tensor:
         """``(K, N')`` float64: ``d(other) − d(preferred)`` per particle for the references with a source."""
+        used = [r for r in refs if r.source is not None]
+        if not used:
+            return torch.zeros(self.k, 0, dtype=torch.float64)
         cols = []
         with torch.no_grad():
-            for r in refs:
-                if r.source is None:
-                    continue
-                ideal = self._ideals_lab(r.source)
-                pn = rgb_to_lab(torch.cat([self._thumb(r.preferred), self._thumb(r.other)]))
-                d_p = self._distance(ideal, pn[:1])
-                d_n = self._distance(ideal, pn[1:])
-                cols.append((d_n - d_p).double())
-        return torch.stack(cols, dim=1) if cols else torch.zeros(self.k, 0, dtype=torch.float64)
+            for r, ideal in zip(used, self._ideals_lab([r.source for r in used])):
+                d = self._distance(ideal, rgb_to_lab(torch.cat([self._thumb(r.preferred), self._thumb(r.other)])))
+                cols.append((d[1] - d[0]).double())
+        return torch.stack(cols, dim=1)
 
     def _distance(self, ideal: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        """``(K,)`` mean colour difference between ``(K,3,t,t)`` and ``(1,3,t,t)`` CIELAB thumbnails."""
+        """``(M, K)`` mean colour difference between ``(K,3,t,t)`` and ``(M,3,t,t)`` CIELAB thumbnails."""
+        shape = (len(lab), *ideal.shape)
+        a, b = ideal[None].expand(shape), lab[:, None].expand(shape)  # views, no copies
         if self.distance == "de2000":
-            return delta_e_2000(ideal, lab.expand_as(ideal)).flatten(1).mean(1)
-        return (ideal - lab).square().sum(1).sqrt().flatten(1).mean(1)  # ΔE76
+            return delta_e_2000(a, b).flatten(2).mean(2)
+        return (a - b).square().sum(2).sqrt().flatten(2).mean(2)  # ΔE76
 
     def log_likelihood(self, gaps: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """``(K,)`` log-likelihood of the answers given their :meth:`distance_gaps`."""
@@ -195,74 +256,100 @@ class SliderTasteModel(PersonalizationModel):
         n_keep = int(min(self.max_kept, int((cum < self.mass).sum()) + 1))
         keep = order[:n_keep]
         wk = (w[keep] / w[keep].sum()).float()
-        vecs = self.prior[keep]
+        vecs, gains = self.prior[keep], self.prior_gains[keep]
         mean = (wk[:, None] * vecs).sum(0)
         sliders = {name: round(float(mean[_INDEX[name]]), 4) for name in SLIDERS}
+        sliders["adaptive_brightness"] = round(float((wk * gains).sum()), 4)
         return Profile(model=self.name, user=user, model_config=self.config(),
-                       tensors={"vectors": vecs.contiguous(), "weights": wk.contiguous()},
+                       tensors={"vectors": vecs.contiguous(), "gains": gains.contiguous(), "weights": wk.contiguous()},
                        data={"n_refs": len(refs), "n_used": int(gaps.shape[1]), "sliders": sliders,
                              "effective_particles": round(float(1.0 / (w**2).sum()), 2), "kept": n_keep})
 
-    def _profile_parts(self, profile: Profile) -> tuple[torch.Tensor, torch.Tensor]:
+    def _profile_parts(self, profile: Profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(vectors (K', VECTOR_DIM), gains (K',), weights (K',))`` of a profile (gains 0 in older profiles)."""
         self.check_profile(profile)
         v, w = profile.tensors.get("vectors"), profile.tensors.get("weights")
         if v is None or w is None or v.ndim != 2 or v.shape[1] != VECTOR_DIM or w.shape != (v.shape[0],):
             raise PrefstyleError("sliders profile has no particles of the right shape (damaged or another model)")
-        return v.float(), w.float()
+        g = profile.tensors.get("gains")
+        if g is None:
+            g = torch.zeros(len(w))
+        elif g.shape != w.shape:
+            raise PrefstyleError("sliders profile has gains of the wrong shape (damaged or another model)")
+        return v.float(), g.float(), w.float()
 
-    def lut(self, profile: Profile) -> torch.Tensor:
-        """The profile's posterior-mean edit as one ``(3, S, S, S)`` LUT (cached)."""
-        v, w = self._profile_parts(profile)
-        key = hashlib.sha1(v.numpy().tobytes() + w.numpy().tobytes()).hexdigest()
+    def lut(self, profile: Profile, ev: float = 0.0) -> torch.Tensor:
+        """The profile's posterior-mean edit as one ``(3, S, S, S)`` LUT (cached), for a photo whose
+        :func:`metered_ev` is ``ev`` (0: a photo already at mid-grey)."""
+        v, g, w = self._profile_parts(profile)
+        ev = round(float(ev), 3) if bool((g > 0).any()) else 0.0
+        key = hashlib.sha1(v.numpy().tobytes() + g.numpy().tobytes() + w.numpy().tobytes() + f"{ev}".encode()).hexdigest()
         hit = self._lut_cache.get(key)
         if hit is not None:
+            self._lut_cache.move_to_end(key)
             return hit
         s = self.lut_size
         grid = identity_lut(s).reshape(1, 3, s, s * s)
         with torch.no_grad():
-            out = apply_retouch_vector(grid.expand(len(w), -1, -1, -1).contiguous(), v, exact=True).clamp(0, 1)
+            out = apply_retouch_vector(grid.expand(len(w), -1, -1, -1).contiguous(), adapted_vectors(v, g, ev),
+                                       exact=True).clamp(0, 1)
         lut = (w[:, None, None, None] * out).sum(0).reshape(3, s, s, s).contiguous()
-        return _remember(self._lut_cache, key, lut, 32)
+        return _remember(self._lut_cache, key, lut, 64)
 
     def luts(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
-        """One LUT per image ``(B,3,H,W)``: the same for all (the taste does not depend on the photo)."""
-        b = 1 if img.ndim == 3 else img.shape[0]
-        return self.lut(profile)[None].expand(b, -1, -1, -1, -1)
+        """``(B, 3, S, S, S)``: each photo's LUT of ``img`` ``(B,3,H,W)`` (they differ in brightness only)."""
+        x = img[None] if img.ndim == 3 else img
+        return torch.stack([self.lut(profile, float(e)) for e in metered_ev(x, self.meter)])
 
     def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        x = img[None] if img.ndim == 3 else img
         with torch.no_grad():
-            return apply_lut(img, self.lut(profile)).clamp(0, 1)
+            luts = self.luts(x, profile)
+            out = torch.cat([apply_lut(x[i:i + 1], luts[i]) for i in range(len(x))]).clamp(0, 1)
+        return out[0] if img.ndim == 3 else out
 
     # -- empirical Bayes -------------------------------------------------------------------
 
     def fit(self, dataset: Any, users: Iterable[str] | None = None, n_refs: int = 16, max_users: int = 100,
             scales: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0), temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+            adapts: Sequence[float] | None = None, meters: Sequence[str] | None = None,
             progress: bool = False) -> SliderTasteModel:
-        """Set ``prior_scale`` and ``temperature`` to the grid point that maximises the marginal
-        likelihood ``Σ_u log mean_k p(answers_u | θ_k)`` of up to ``max_users`` training users'
-        first ``n_refs`` main answers (default users: the dataset's ``train`` split). Returns self."""
+        """Set ``prior_scale``, ``temperature``, ``adapt`` and ``meter`` to the grid point that
+        maximises the marginal likelihood ``Σ_u log mean_k p(answers_u | θ_k)`` of up to
+        ``max_users`` training users' first ``n_refs`` main answers (default users: the dataset's
+        ``train`` split; default ``adapts``/``meters``: the model's own). ``fit_info["log_marginal"]``
+        keys are ``"scale/temperature"``, with ``"/adapt/meter"`` appended when those are searched
+        too. Returns self."""
         from prefstyle.models.pps_common import references_from_judgments
 
         if users is None:
             users = dataset.splits.get("train") or dataset.users()
         users = sorted(users)[:max_users]
         refs = [references_from_judgments(dataset, dataset.references(u, n_refs), {}, 128) for u in users]
-        it: Any = scales
+        adapts = tuple(float(a) for a in (adapts if adapts is not None else (self.adapt,)))
+        meters = tuple(meters if meters is not None else (self.meter,))
+        long_keys = len(adapts) > 1 or len(meters) > 1
+        # with adapt = 0 the meter changes nothing: search it once
+        combos = [(s, a, m) for s in scales for a in adapts for m in (meters if a > 0 else meters[:1])]
+        it: Any = combos
         if progress:
             from tqdm.auto import tqdm
 
-            it = tqdm(scales, desc="sliders: empirical Bayes", unit="scale")
+            it = tqdm(combos, desc="sliders: empirical Bayes", unit="prior")
         table: dict[str, float] = {}
-        for s in it:
-            self.prior_scale, self._vecs = float(s), None
+        best: tuple[float, float, float, float, str] | None = None
+        for s, a, m in it:
+            self.prior_scale, self.adapt, self.meter, self._vecs, self._gains = float(s), a, m, None, None
             self._scene_cache.clear()
             gaps = [self.distance_gaps(r) for r in refs]
             for t in temperatures:
                 ml = sum(float(torch.logsumexp(self.log_likelihood(g, t), 0)) - math.log(self.k) for g in gaps)
-                table[f"{s:g}/{t:g}"] = round(ml, 3)
-        best = max(table, key=table.get)
-        s, t = (float(v) for v in best.split("/"))
-        self.prior_scale, self.temperature, self._vecs = s, t, None
+                table[f"{s:g}/{t:g}" + (f"/{a:g}/{m}" if long_keys else "")] = round(ml, 3)
+                if best is None or ml > best[0]:
+                    best = (ml, float(s), float(t), a, m)
+        assert best is not None, "empty grid"
+        _, self.prior_scale, self.temperature, self.adapt, self.meter = best
+        self._vecs, self._gains = None, None
         self._scene_cache.clear()
         self.fit_info = {"users": len(users), "n_refs": n_refs, "log_marginal": table, "dataset": str(dataset.root)}
         return self
@@ -272,6 +359,7 @@ class SliderTasteModel(PersonalizationModel):
         return Profile(model=self.name, model_config=self.config(),
                        data={"particles": self.k, "prior_scale": self.prior_scale, "temperature": self.temperature,
                              "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance, "seed": self.seed,
+                             "adapt": self.adapt, "meter": self.meter,
                              "max_kept": self.max_kept, "fit": self.fit_info}).save(path)
 
 
@@ -296,6 +384,24 @@ def prior_vectors(k: int, scale: float, seed: int = 0) -> torch.Tensor:
     return vecs
 
 
+def prior_gains(k: int, adapt: float, seed: int = 0) -> torch.Tensor:
+    """``(k,)`` adaptive-brightness gains, uniform on ``[0, adapt]``, entry 0 zero (its own random
+    stream: the slider vectors of :func:`prior_vectors` do not change with ``adapt``)."""
+    g = np.random.default_rng([seed, 1]).uniform(0.0, adapt, size=k)
+    g[0] = 0.0
+    return torch.from_numpy(g).float()
+
+
+def adapted_vectors(vecs: torch.Tensor, gains: torch.Tensor, ev: float) -> torch.Tensor:
+    """``vecs`` ``(K, VECTOR_DIM)`` with exposure moved by ``gains · ev`` ``(K,)`` (kept in the slider's range)."""
+    if ev == 0.0 or not bool((gains != 0).any()):
+        return vecs
+    out = vecs.clone()
+    i, (lo, hi) = _INDEX["exposure"], _RANGE["exposure"]
+    out[:, i] = (out[:, i] + gains.to(out.dtype) * ev).clamp(lo, hi)
+    return out
+
+
 def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """``prefstyle train configs/sliders.yaml``: the empirical-Bayes fit a config describes.
 
@@ -312,7 +418,7 @@ def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, d
     data = dict(cfg.get("data") or {})
     if not data.get("path"):
         raise PrefstyleError("sliders: data.path (a pairs dataset folder) is required")
-    fit_keys = {"scales", "temperatures", "n_refs", "max_users"}
+    fit_keys = {"scales", "temperatures", "adapts", "meters", "n_refs", "max_users"}
     fit_kw = {k: task.pop(k) for k in list(task) if k in fit_keys}
     model = SliderTasteModel(**task)
     ds = PairsDataset.load(data["path"], check_images=False)
@@ -325,5 +431,5 @@ def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, d
     out.mkdir(parents=True, exist_ok=True)
     model.fit_info["seconds"] = round(seconds, 1)
     path = model.save(out / "sliders.json")
-    return path, {"prior_scale": model.prior_scale, "temperature": model.temperature, "seconds": seconds,
-                  "users": model.fit_info["users"]}
+    return path, {"prior_scale": model.prior_scale, "temperature": model.temperature, "adapt": model.adapt,
+                  "meter": model.meter, "seconds": seconds, "users": model.fit_info["users"]}

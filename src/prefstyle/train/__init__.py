@@ -58,8 +58,7 @@ def train(config: Any, overrides: list[str] | None = None, resume: bool = False,
 
         path, info = fit_from_config(cfg, progress=progress)
         return TrainResult(out=path.parent, step=1, steps=1, finished=True, model_path=path, seconds=info["seconds"],
-                           metrics={"prior_scale": info["prior_scale"], "temperature": info["temperature"],
-                                    "users": info["users"]})
+                           metrics={k: info[k] for k in ("prior_scale", "temperature", "adapt", "meter", "users")})
     return Trainer(cfg, resume=resume, stop_after=stop_after, progress=progress).run()
 
 

@@ -143,7 +143,7 @@ class TrainResult:
     step: int
     steps: int
     finished: bool
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | str] = field(default_factory=dict)
     checkpoint: Path | None = None
     model_path: Path | None = None
     seconds: float = 0.0
