@@ -109,3 +109,24 @@ def test_export_lut_cli_matches_the_models_own_rendering(tmp_path):
     assert isinstance(r.exception, PrefstyleError) and "exists" in str(r.exception)
     r = CliRunner().invoke(app, ["export-lut", "--profile", str(prof_path), "--out", str(tmp_path / "x.png")])
     assert isinstance(r.exception, PrefstyleError) and ".cube" in str(r.exception)
+
+
+def test_export_lut_of_an_adaptive_sliders_taste_says_what_a_cube_cannot_hold(tmp_path):
+    """A SliderTaste profile whose brightness follows the photo exports one LUT fitted over the
+    photos, and says so."""
+    from prefstyle.cli import app
+    from prefstyle.models.slider_taste import SliderTasteModel
+
+    photos = tmp_path / "photos"
+    for k, im in enumerate(_photos(96)[:3]):
+        write_image(photos / f"p{k}.png", im)
+    m = SliderTasteModel(particles=8, adapt=1.0)
+    vec = torch.zeros(1, m.prior.shape[1])
+    vec[0, 2] = 0.4  # exposure +0.4 EV
+    prof = Profile(model="sliders", user="bo", tensors={"vectors": vec, "gains": torch.ones(1), "weights": torch.ones(1)},
+                   data={"sliders": {"exposure": 0.4, "adaptive_brightness": 1.0}}, model_config={"source": "sliders"})
+    out = tmp_path / "bo.cube"
+    r = CliRunner().invoke(app, ["export-lut", "--profile", str(prof.save(tmp_path / "bo.json")), "--out", str(out),
+                                 "--size", "17", "--photos", str(photos)])
+    assert r.exit_code == 0, r.output
+    assert "100 % adaptive" in r.output and out.is_file()

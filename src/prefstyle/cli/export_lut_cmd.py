@@ -54,6 +54,10 @@ def export_lut(
     write_cube(out, lut, title=title)
     typer.echo(f"{m.name}: {size}^3 LUT of {prof.user or 'the profile'} fitted on {len(images)} photo(s), "
                f"written to {out}", err=True)
+    adaptive = float((prof.data.get("sliders") or {}).get("adaptive_brightness") or 0.0)
+    if adaptive >= 0.05:  # SliderTaste: brightness set per photo, which one global LUT cannot do
+        typer.echo(f"note: this taste sets the brightness per photo ({100 * adaptive:.0f} % adaptive); a .cube holds one "
+                   "mapping for every photo, the best single fit over those photos; `prefstyle enhance` adapts", err=True)
 
 
 def _folder_images(folder: Path, side: int = 192, limit: int = 200) -> list:
