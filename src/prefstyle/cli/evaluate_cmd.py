@@ -93,6 +93,7 @@ def build_models(
         SIMULATED_ONLY,
         GlobalStyleModel,
     )
+    from prefstyle.train.loading import settings_checkpoint
 
     explicit = bool(specs)
     if not specs:
@@ -117,15 +118,11 @@ def build_models(
             if isinstance(doc, dict) and isinstance(doc.get("task"), dict):  # a trained model's card
                 models[_label(models, path)] = _trained(path)
                 continue
-            name = doc.get("model") if isinstance(doc, dict) else None
-            if not isinstance(name, str):
+            model = settings_checkpoint(path)  # fitted settings, no weights (global-style, sliders)
+            if model is None:
                 raise PrefstyleError("not a model checkpoint (no 'model' field)", path=path)
-            try:
-                model = create_model(name, checkpoint=path)
-            except TypeError:
-                raise PrefstyleError(f"model '{name}' cannot be loaded from a checkpoint file", path=path) from None
-            label = name if name not in models else f"{name}:{path.stem}"
-            models[label] = model
+            name = doc["model"]
+            models[name if name not in models else f"{name}:{path.stem}"] = model
             continue
         if spec not in known and (path.suffix or "/" in spec):
             raise PrefstyleError("no such model checkpoint", path=path)

@@ -14,7 +14,8 @@ from prefstyle.train.task import get_task
 
 from prefstyle.train.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
 
-__all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL", "assets_dir", "export_model", "load_model", "model_from_checkpoint", "packaged_models"]
+__all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL", "assets_dir", "export_model", "load_model", "model_from_checkpoint", "packaged_models",
+           "settings_checkpoint"]
 
 
 def assets_dir() -> Path:
@@ -26,7 +27,7 @@ def _looks_like_path(s: str) -> bool:
     return "/" in s or "\\" in s or s.endswith((".json", ".safetensors")) or s.startswith(".") or Path(s).exists()
 
 
-def _small_checkpoint(path: Path) -> Any:
+def settings_checkpoint(path: Path) -> Any:
     """The model of a profile-format ``.json`` checkpoint (what ``global-style`` and ``sliders`` save:
     fitted settings, no weights), or None when ``path`` is not one."""
     import json
@@ -102,13 +103,13 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     """
     s = str(name_or_path)
     if isinstance(name_or_path, Path) or _looks_like_path(s):
-        small = _small_checkpoint(Path(s))
+        small = settings_checkpoint(Path(s))
         return small if small is not None else model_from_checkpoint(s, device)
     packaged = assets_dir() / s
     if (packaged / "model.json").is_file():
         return model_from_checkpoint(packaged, device)
     if (packaged / f"{s}.json").is_file():  # fitted settings, no weights (``sliders``)
-        return _small_checkpoint(packaged / f"{s}.json")
+        return settings_checkpoint(packaged / f"{s}.json")
     try:
         task_cls = get_task(s)
     except PrefstyleError:
