@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import shutil
@@ -32,6 +31,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from _report import emit
 
 SID = "load"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -250,10 +251,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "results": results,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out, indent=2)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from _report import emit
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -126,11 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "platform": platform.platform(),
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
     return result
 
 

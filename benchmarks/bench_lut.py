@@ -62,6 +62,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import emit
+
 METHODS = ("prefstyle-trilinear", "prefstyle-tetrahedral", "prefstyle-uint8", "pillow")
 TARGET_SECONDS = 0.5
 TARGET_PEAK_MB = 1.5 * 1024
@@ -372,10 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 # > 1: prefstyle's lookup is faster than Pillow's
                 verdict[method]["speedup_vs_pillow"] = pil / look["median_s"] if look["median_s"] > 0 else None
     report["verdict"] = verdict
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out, indent=2)
     return 0
 
 

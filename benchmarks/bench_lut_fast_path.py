@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -34,6 +33,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from _report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -110,11 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": torch.get_num_threads(), "torch": torch.__version__, "platform": platform.platform(),
         "rows": rows,
     }
-    text = json.dumps(result, indent=1)
-    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out, shown={k: v for k, v in result.items() if k != "rows"})
     return result
 
 

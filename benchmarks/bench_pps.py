@@ -36,7 +36,6 @@ prints one JSON object on stdout (and writes it to ``--out`` when given).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -49,6 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from _report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("usd", "upe", "exemplar", "pienet", "tastelut", "sliders")  # pienet needs --checkpoint pienet=RUN
@@ -184,11 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["render_side"] = model.render_side
         result["models"][name] = row
         print(f"{name}: personalize {p_med:.3f} s, enhance {e_med:.3f} s", file=sys.stderr)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
     return result
 
 
