@@ -198,3 +198,24 @@ def test_bad_checkpoints_and_configs_give_one_line_errors(tmp_path):
     with pytest.raises(PrefstyleError, match="data.path"):
         train({"task": {"name": "sliders"}, "data": {}, "out": str(tmp_path / "o")}, progress=False)
     assert not (tmp_path / "o" / "sliders.json").exists()
+
+
+def test_question_values_prefer_pairs_about_what_is_still_unknown(astronaut_small, coffee_small):
+    """Expected information gain: zero for two equal renditions, symmetric, and once the answers
+    have pinned the exposure down, a pair that differs in exposure loses its value,
+    much more than one that differs in white balance."""
+    m = SliderTasteModel(particles=512, adapt=0.0)
+    x = coffee_small[0]
+    rend = [x, x.clone()] + [apply_retouch(x[None], p)[0].clamp(0, 1) for p in (
+        RetouchParams(exposure=0.8), RetouchParams(exposure=-0.8), RetouchParams(temperature=0.5), RetouchParams(temperature=-0.5))]
+    before = m.question_values([], [(x, rend)])[0]
+    assert before.shape == (6, 6) and torch.allclose(before, before.T) and float(before.min()) >= 0
+    assert float(before[0, 1]) < 1e-4 < float(before[2, 3])
+    photos = [astronaut_small[0]]
+    refs = _refs(photos, RetouchParams(exposure=0.5), RetouchParams(exposure=-0.5), 6) + \
+        _refs(photos, RetouchParams(exposure=0.5), RetouchParams(exposure=1.5), 6)
+    after, again = m.question_values(refs, [(x, rend), (x, rend[:3])])
+    assert again.shape == (3, 3) and torch.allclose(again, after[:3, :3])
+    assert float(after[2, 3]) < 0.5 * float(before[2, 3])
+    assert float(after[4, 5]) / float(before[4, 5]) > 2 * float(after[2, 3]) / float(before[2, 3])
+    assert float(after[4, 5]) > float(after[2, 3])

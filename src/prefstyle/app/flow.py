@@ -158,8 +158,10 @@ def _pick_repeat(s, study: LoadedStudy, p: Participant, q: Question) -> Question
     return None
 
 
-def _serve(s, study: LoadedStudy, p: Participant) -> QuestionView | None:
-    """In session ``s``: the first unanswered question, marked served (a consistency pair filled in)."""
+def _serve(s, study: LoadedStudy, p: Participant, hint: tuple[int, int, int] | None = None) -> QuestionView | None:
+    """In session ``s``: the first unanswered question, marked served (a consistency pair filled in;
+    a main pair replaced by ``hint`` = (question id, a, b) from :func:`~prefstyle.app.active.suggest_pair`
+    when that question is the one served now, for the first time)."""
     q = s.scalar(select(Question).where(Question.participant_id == p.id, Question.answer.is_(None))
                  .order_by(Question.position).limit(1))
     if q is None:
@@ -167,6 +169,8 @@ def _serve(s, study: LoadedStudy, p: Participant) -> QuestionView | None:
             p.finished_at = utcnow()
         return None
     if q.served_at is None:
+        if hint is not None and hint[0] == q.id and q.kind == "main":
+            q.rendition_a_id, q.rendition_b_id = hint[1], hint[2]
         if q.rendition_a_id is None:
             orig = _pick_repeat(s, study, p, q)
             if orig is None:  # cannot happen with a plan from plan_questions
@@ -192,9 +196,19 @@ def _progress(s, study: LoadedStudy, participant_id: int) -> Progress:
 
 def serve_current(db: Database, study: LoadedStudy, participant_id: int) -> tuple[QuestionView | None, Progress]:
     """The current pair (None when done) and the progress; the pair counts as served from now on."""
+    hint = _active_hint(db, study, participant_id)
     with db.write() as s:
         p = _lock_participant(s, participant_id)
-        return _serve(s, study, p), _progress(s, study, p.id)
+        return _serve(s, study, p, hint), _progress(s, study, p.id)
+
+
+def _active_hint(db: Database, study: LoadedStudy, participant_id: int,
+                 pending: tuple[int, str] | None = None) -> tuple[int, int, int] | None:
+    if study.cfg.sampling != "active":
+        return None
+    from prefstyle.app.active import suggest_pair  # imports the model layer: only for active studies
+
+    return suggest_pair(db, study, participant_id, pending)
 
 
 @dataclass(frozen=True)
@@ -225,6 +239,7 @@ def submit_answer(db: Database, study: LoadedStudy, participant_id: int, questio
     pair) is sent: an acknowledged answer is on disk.
     """
     _check_answer(study, question_id, a, b, choice, response_ms)
+    hint = _active_hint(db, study, participant_id, (question_id, choice))
     with db.write() as s:
         p = _lock_participant(s, participant_id)
         q = s.get(Question, question_id)
@@ -244,7 +259,7 @@ def submit_answer(db: Database, study: LoadedStudy, participant_id: int, questio
             q.response_ms = None if response_ms is None else round(response_ms)
             q.answered_at = utcnow()
             s.flush()
-        nxt = _serve(s, study, p)
+        nxt = _serve(s, study, p, hint)
         return AnswerResult(duplicate, nxt, _progress(s, study, p.id))
 
 

@@ -11,7 +11,7 @@ A study file (see ``configs/studies/*.yaml`` and ``docs/APP.md``)::
       consistency: 10             # earlier main pairs again, sides swapped, mixed in unannounced
       style_after: 16             # decided main answers before "your style" opens
       allow_undecided: true       # offer "can't decide"
-    sampling: balanced            # balanced | random
+    sampling: balanced            # balanced | random | active
     model: default                # the shipped default model, or any registered name / trained run folder
     images: {size: 512, format: jpeg}
     heldout: 4                    # scenes kept out of the questions, shown on "your style"
@@ -34,6 +34,12 @@ Sampling strategies (:func:`plan_questions`), per participant and seeded by the 
 ``random``
     Every main question an independent uniform draw: scene, then a pair of its renditions,
     then sides.
+``active``
+    Scenes as ``balanced``; the pair of renditions is chosen when the question is first served:
+    the one whose answer the study's model expects to be most informative about this participant
+    (:mod:`prefstyle.app.active`; the planned ``balanced`` pair where the model cannot rank).
+    Fewer answers for the same quality of "your style"; the pairs then depend on earlier answers,
+    which a study that wants uniformly sampled pairs for analysis should not use.
 
 Consistency questions are placed at random positions after enough main questions that each
 can repeat a different earlier one; which main pair a consistency question repeats is chosen
@@ -56,7 +62,7 @@ from typing import Any
 from prefstyle.errors import PrefstyleError
 
 STUDY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-SAMPLING = ("balanced", "random")
+SAMPLING = ("balanced", "random", "active")
 SOURCE_KINDS = ("simulator", "pairs", "folder")
 IMAGE_FORMATS = {"jpeg": ".jpg", "png": ".png"}
 UPLOAD_TYPES = ("JPEG", "PNG", "WEBP")
