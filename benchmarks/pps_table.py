@@ -2,6 +2,8 @@
 
     python benchmarks/pps_table.py runs/eval_pps_1 runs/eval_pps_2 runs/eval_pps_3 > table.md
 
+Rows of ``evaluate --strengths`` (``name@s``) go to a second, shorter table.
+
 The runs must share the dataset, seed, ``--refs``, ``--evals`` and ``--size`` (checked), so
 every model was scored on the same evaluation pairs; each run carries ``identity``, whose rows
 must agree across runs (checked), and relative CQS is taken within each run.
@@ -43,7 +45,7 @@ def _load(paths: list[str]) -> tuple[dict, dict, dict]:
 def main(argv: list[str]) -> None:
     tables, ideal, cfg = _load(argv)
     models = [m for m in ORDER if m in tables["delta_e00"]]
-    models += [m for m in tables["delta_e00"] if m not in models]
+    models += [m for m in tables["delta_e00"] if m not in models and "@" not in m]
     de = tables["delta_e00"]
     print(f"Config: {cfg}\n")
     print("| model | d̄_p ΔE00 | d̄_n ΔE00 | BFS | CMR | CQS ΔE00 | rel. | win rate | CQS LPIPS | CQS SSIM | CQS PSNR "
@@ -62,6 +64,16 @@ def main(argv: list[str]) -> None:
         print(f"| {m} | {r['d_p']:.2f} | {r['d_n']:.2f} | {r['bfs']:.3f} | {r['cmr']:+.3f} | {r['cqs']:.3f} | "
               f"{(r.get('cqs_rel') or 0):.3f} | {r['win_rate']:.3f} | {cqs('lpips')} | {cqs('ssim')} | {cqs('psnr')} "
               f"| {de_i} | {ps_i} |")
+    blended = [m for m in de if "@" in m]  # evaluate --strengths rows
+    if blended:
+        print("\n| model | strength | CQS ΔE00 | rel. | win rate | ΔE00 to ideal |")
+        print("|---|---:|---:|---:|---:|---:|")
+        rows = [(m.partition("@")[0], float(m.partition("@")[2]), m) for m in blended]
+        rows += [(m, 1.0, m) for m in {b for b, _, _ in rows}]
+        for base, strength, m in sorted(rows, key=lambda r: (models.index(r[0]) if r[0] in models else 99, r[1])):
+            r, idl = de[m], ideal.get(m) or {}
+            de_i = f"{idl['delta_e00']:.2f}" if idl.get("delta_e00") is not None else "–"
+            print(f"| {base} | {strength:g} | {r['cqs']:.3f} | {(r.get('cqs_rel') or 0):.3f} | {r['win_rate']:.3f} | {de_i} |")
 
 
 if __name__ == "__main__":

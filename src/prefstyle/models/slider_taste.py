@@ -35,14 +35,18 @@ the bundled photos). The profile holds the particles that carry ``mass`` of the 
 (their slider vectors, gains and weights) and, readable by a person, the posterior mean of each
 slider and of the gain.
 
-The two numbers the model does not know a priori, ``prior_scale`` and ``T``, are fitted by
-empirical Bayes (:meth:`SliderTasteModel.fit`): the values on a small grid that maximise the
-marginal likelihood of the training users' answers. Nothing else is learned, so it cannot
-overfit scenes or photographs, and it works on any photo the user brings.
+The numbers the model does not know a priori, ``prior_scale``, ``T``, ``adapt`` and ``meter``,
+are fitted by empirical Bayes (:meth:`SliderTasteModel.fit`): the values on a small grid that
+maximise the marginal likelihood of the training users' answers. Nothing else is learned, so it
+cannot overfit scenes or photographs, and it works on any photo the user brings.
+
+The same posterior says which question to ask next (:meth:`SliderTasteModel.question_values`):
+the expected information gain of each pair of renditions, used by the study app's ``sampling:
+active``.
 
 What it cannot represent: edits outside the ten sliders (colour looks made with curves, HSL or
-LUTs), local edits, and tastes that change with the scene other than through its brightness. Answers on scenes without a neutral
-source carry no evidence here and are skipped.
+LUTs), local edits, and tastes that change with the scene other than through its brightness.
+Answers on scenes without a neutral source carry no evidence here and are skipped.
 """
 
 from __future__ import annotations
