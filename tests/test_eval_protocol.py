@@ -166,7 +166,7 @@ def test_ablation_over_training_users(sim):
         ablate_training_users(ds, make, ks=(99,), metrics=("delta_e00",))
 
 
-def test_strengths_blend_outputs_with_inputs(sim):
+def test_strengths_blend_outputs_with_inputs(sim, tmp_path):
     """``strengths``: rows ``name@s`` from the same renderings; the oracle at strength 0 is the
     identity, and its distance to the ideal shrinks linearly-ish as the strength grows."""
     ds, gt, root = sim
@@ -178,6 +178,10 @@ def test_strengths_blend_outputs_with_inputs(sim):
     assert table["oracle@0"]["win_rate"] == 0.5 and res.models["oracle@0.5"]["strength"] == 0.5
     d = [res.ideal[n]["delta_e00"] for n in ("oracle@0", "oracle@0.5", "oracle")]
     assert d[0] == pytest.approx(res.ideal["identity"]["delta_e00"], rel=1e-6) and d[0] > d[1] > d[2] == 0.0
+    from prefstyle.eval.report import FILES_DIR, write_report
+
+    write_report(res, tmp_path)
+    assert (tmp_path / FILES_DIR / "strengths.png").is_file()
     with pytest.raises(PrefstyleError, match="strengths"):
         evaluate_pps(ds, models, n_refs=4, n_evals=6, metrics=("delta_e00",), strengths=(3.0,))
 

@@ -26,7 +26,7 @@ from prefstyle import __version__
 from prefstyle.eval.protocol import REL_CQS_METRICS, Results
 from prefstyle.fsutil import atomic_path, atomic_write_text
 
-__all__ = ["write_report"]
+__all__ = ["plot_strength_frontier", "write_report"]
 
 FILES_DIR = "report_files"
 METRIC_LABELS = {"delta_e00": "ΔE00", "lpips": "LPIPS", "lpips_vgg": "LPIPS-VGG", "psnr": "PSNR", "ssim": "SSIM"}
@@ -85,7 +85,7 @@ def _plot_rel_cqs(results: Results, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     metrics = [m for m in results.tables if m in REL_CQS_METRICS]
-    names = list(results.models)
+    names = [n for n in results.models if "@" not in n]  # --strengths rows have their own plot
     if not metrics:
         return False
     colors = _colors(names)
@@ -122,7 +122,7 @@ def _plot_scatter(results: Results, path: Path) -> str | None:
             return (row.get("ideal") or {}).get("delta_e00")
         return (row.get("metrics", {}).get(metric) or {}).get("cqs")
 
-    names = [n for n in results.models if n != "identity"]
+    names = [n for n in results.models if n != "identity" and "@" not in n]
     colors = _colors(list(results.models))
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     lo, hi, any_point = math.inf, -math.inf, False
@@ -155,6 +155,52 @@ def _plot_scatter(results: Results, path: Path) -> str | None:
     ax.legend(fontsize=7, frameon=False)
     _save_fig(fig, path)
     return caption
+
+
+def plot_strength_frontier(results: Results, path: Path, metric: str = "delta_e00",
+                           aim: tuple[float, str] | None = None) -> bool:
+    """CQS (``metric``) against the ΔE00 to the true ideal, one curve per model through its
+    ``evaluate --strengths`` rows (strength 0 = the input); a large dot marks strength 1.
+    ``aim``: ``(CQS, label)`` drawn as a dotted line. False when there is nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table, ideal = results.tables.get(metric) or {}, results.ideal or {}
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    for name, row in table.items():
+        if row.get("cqs") is None or name not in ideal:
+            continue
+        base, _, s = name.partition("@")
+        curves.setdefault(base, []).append((float(s) if s else 1.0, ideal[name]["delta_e00"], row["cqs"]))
+    if not any(len(pts) > 1 for pts in curves.values()):
+        return False
+    start = curves.get("identity")
+    for name, pts in curves.items():  # every curve starts at the input: strength 0 is identity
+        if start and name != "identity" and len(pts) > 1 and not any(p[0] == 0.0 for p in pts):
+            pts.append((0.0, start[0][1], start[0][2]))
+    colors = _colors(list(curves))
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    for name, pts in curves.items():
+        pts.sort()
+        if name == "identity":
+            ax.scatter([pts[0][1]], [pts[0][2]], color="grey", marker="s", zorder=3, label="identity (the input)")
+            continue
+        ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", markersize=3, color=colors[name], label=name,
+                linewidth=2.5 if name == "sliders" else 1.2)
+        for s, x, y in pts:
+            if s == 1.0:
+                ax.scatter([x], [y], color=colors[name], s=45, edgecolor="black", zorder=4)
+    if aim is not None:
+        ax.axhline(aim[0], color="black", linestyle=":", label=aim[1])
+    ax.set_xlabel("mean ΔE00 to the user's true ideal (lower is better)")
+    ax.set_ylabel(f"CQS ({METRIC_LABELS.get(metric, metric)}, higher is better)")
+    ax.set_title("CQS against distance to the ideal as each edit is scaled (large dot: as the model renders)",
+                 fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save_fig(fig, path)
+    return True
 
 
 def _plot_ablation(ab: dict[str, Any], path: Path, xlabel: str) -> bool:
@@ -224,6 +270,9 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
     caption = _plot_scatter(results, files / "per_user.png")
     if caption:
         plots.append({"src": f"{FILES_DIR}/per_user.png", "caption": caption})
+    if plot_strength_frontier(results, files / "strengths.png"):
+        plots.append({"src": f"{FILES_DIR}/strengths.png", "caption": "Each model's edit scaled from 0 (the input) "
+                      "through 1 (as it renders) to the largest --strengths value: CQS against distance to the ideal."})
     ab = results.ablations or {}
     if "n_refs" in ab and _plot_ablation(ab["n_refs"], files / "ablation_n_refs.png", "N (references per user)"):
         plots.append({"src": f"{FILES_DIR}/ablation_n_refs.png", "caption": "CQS (and distance to the ideal) against the number of references N, on the same evaluation pairs."})
