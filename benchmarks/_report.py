@@ -1,4 +1,4 @@
-"""What every benchmark script does with its result: print it and, with ``--out``, write it as JSON."""
+"""What the benchmark scripts share: printing and writing a JSON result, and the plots' axes and saving."""
 
 from __future__ import annotations
 
@@ -18,3 +18,24 @@ def emit(result: dict[str, Any], out: str | Path | None, indent: int = 1, shown:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(result, indent=indent) + "\n")
         os.replace(tmp, path)
+
+
+def answers_axes(ax: Any, ns: list[int], xlabel: str = "answers (N)") -> None:
+    """The axes of a "distance to the ideal against the number of answers" plot: N on a log2 scale."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(set(ns)))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean ΔE00 to the user's true ideal (lower is better)")
+    ax.grid(alpha=0.3)
+
+
+def save_figure(fig: Any, out: Path) -> Path:
+    """Lay out, write (folders made) and print the path of a matplotlib figure."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    print(out)
+    return out

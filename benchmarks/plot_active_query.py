@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from _report import answers_axes, save_figure
+
 
 def main(argv: list[str] | None = None) -> Path:
     import matplotlib
@@ -39,19 +41,10 @@ def main(argv: list[str] | None = None) -> Path:
         c = doc["candidates"]
         label = "most informative pair of the next scene" if c == 1 else f"most informative pair among {c} scenes"
         ax.plot(ns, [curves["active"][str(n)] for n in ns], marker="o", linewidth=2, label=label)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ns)
-    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("answers (N)")
-    ax.set_ylabel("mean ΔE00 to the user's true ideal (lower is better)")
+    answers_axes(ax, ns)
     ax.set_title("Which pair to ask next: SliderTaste on the simulated crowd", fontsize=10)
     ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out)
-    print(args.out)
-    return args.out
+    return save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

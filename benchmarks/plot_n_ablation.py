@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from _report import answers_axes, save_figure
+
 
 def main(argv: list[str] | None = None) -> Path:
     import matplotlib
@@ -45,19 +47,10 @@ def main(argv: list[str] | None = None) -> Path:
     for model, (ns, ys) in sorted(curves.items()):
         style = {"linewidth": 2.5} if model == "sliders" else {}
         ax.plot(ns, ys, marker="o", label=model, **style)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted({n for ns, _ in curves.values() for n in ns}))
-    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("answers used to personalize (N)")
-    ax.set_ylabel("mean ΔE00 to the user's true ideal (lower is better)")
+    answers_axes(ax, [n for ns, _ in curves.values() for n in ns], "answers used to personalize (N)")
     ax.set_title("More answers, closer to the ideal? (simulated crowd, 20 test users)")
     ax.legend(fontsize=8, loc="upper right", ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out)
-    print(args.out)
-    return args.out
+    return save_figure(fig, args.out)
 
 
 if __name__ == "__main__":
