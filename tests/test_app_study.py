@@ -30,7 +30,7 @@ def test_defaults_follow_the_issue():
     assert cfg.allow_undecided and cfg.sampling == "balanced" and cfg.model == "default"
     assert cfg.source.kind == "simulator"
     assert config_from_dict(cfg.to_dict()) == cfg
-    assert default_study().id == "demo"
+    assert default_study().id == "demo" and default_study().sampling == "active"
 
 
 @pytest.mark.parametrize(

@@ -219,3 +219,18 @@ def test_question_values_prefer_pairs_about_what_is_still_unknown(astronaut_smal
     assert float(after[2, 3]) < 0.5 * float(before[2, 3])
     assert float(after[4, 5]) / float(before[4, 5]) > 2 * float(after[2, 3]) / float(before[2, 3])
     assert float(after[4, 5]) > float(after[2, 3])
+
+
+def test_answer_gaps_are_cached_and_follow_the_priors_settings(astronaut_small):
+    """A study recomputes a participant's posterior after every answer: earlier answers' gaps come
+    from the cache (identical values), and a changed prior does not reuse them."""
+    m = SliderTasteModel(particles=128)
+    refs = _refs([astronaut_small[0]], RetouchParams(exposure=0.4), RetouchParams(exposure=-0.4), 5)
+    first = m.distance_gaps(refs[:3])
+    assert len(m._gap_cache) == 3
+    again = m.distance_gaps(refs)
+    assert len(m._gap_cache) == 5 and torch.equal(again[:, :3], first)
+    fresh = SliderTasteModel(particles=128).distance_gaps(refs)
+    assert torch.allclose(again, fresh, atol=1e-5)
+    m.prior_scale, m._vecs = 2.0, None
+    assert not torch.allclose(m.distance_gaps(refs), again, atol=1e-2)

@@ -325,8 +325,11 @@ def load_study(path: str | Path) -> StudyConfig:
 
 
 def default_study() -> StudyConfig:
-    """The study ``prefstyle serve`` runs when given none: simulated renditions of the packaged photos."""
-    return parse_study({"id": "demo", "source": {"kind": "simulator", "scenes": 24, "renditions": 5}})
+    """The study ``prefstyle serve`` runs when given none: simulated renditions of the packaged photos,
+    for one photographer learning their own taste, so each next pair is the most informative one
+    (``sampling: active``; a study for many people names its own YAML)."""
+    return parse_study({"id": "demo", "sampling": "active",
+                        "source": {"kind": "simulator", "scenes": 24, "renditions": 5}})
 
 
 # --------------------------------------------------------------------------------------------

@@ -164,6 +164,7 @@ class SliderTasteModel(PersonalizationModel):
         self._vecs: torch.Tensor | None = None
         self._gains: torch.Tensor | None = None
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._gap_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def config(self) -> dict[str, Any]:
@@ -190,8 +191,9 @@ class SliderTasteModel(PersonalizationModel):
         return self._gains
 
     def clear_cache(self) -> None:
-        """Forget the cached ideals of scenes seen so far (timings of a first user on new scenes)."""
+        """Forget the cached ideals of scenes and answers seen so far (timings of a first user on new scenes)."""
         self._scene_cache.clear()
+        self._gap_cache.clear()
 
     # -- likelihood ------------------------------------------------------------------------
 
@@ -200,18 +202,24 @@ class SliderTasteModel(PersonalizationModel):
         x = img[None] if img.ndim == 3 else img
         return F.interpolate(x.float().clamp(0, 1), size=(self.thumb, self.thumb), mode="area")
 
+    def _scene_key(self, source: torch.Tensor) -> str:
+        """Cache key of a scene's ideals (and, with an answer's thumbnails, of its gaps): the scene's
+        thumbnail, its metered exposure and every setting the ideals and distances depend on."""
+        ev = float(metered_ev(source, self.meter)[0])
+        return hashlib.sha1(self._thumb(source).numpy().tobytes()
+                            + f"{ev:.4f}/{self.adapt}/{self.meter}/{self.prior_scale}/{self.k}/{self.seed}/{self.distance}"
+                            .encode()).hexdigest()
+
     def _ideals_lab(self, sources: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Every particle's ideal of each ``(3,H,W)`` source as CIELAB thumbnails ``(K,3,t,t)``; the
         scenes not seen before are rendered in one batch, and all are cached (scenes recur across users)."""
-        thumbs = torch.cat([self._thumb(x) for x in sources])
-        evs = [float(metered_ev(x, self.meter)[0]) for x in sources]
-        keys = [hashlib.sha1(t.numpy().tobytes() + f"{ev:.4f}/{self.adapt}/{self.meter}".encode()).hexdigest()
-                for t, ev in zip(thumbs, evs)]
+        keys = [self._scene_key(x) for x in sources]
         missing = list(dict.fromkeys(k for k in keys if k not in self._scene_cache))
         if missing:
-            first = {k: keys.index(k) for k in missing}
-            vecs = torch.cat([adapted_vectors(self.prior, self.prior_gains, evs[first[k]]) for k in missing])
-            imgs = torch.cat([thumbs[first[k]][None].expand(self.k, -1, -1, -1) for k in missing])
+            first = {k: sources[keys.index(k)] for k in missing}
+            vecs = torch.cat([adapted_vectors(self.prior, self.prior_gains, float(metered_ev(first[k], self.meter)[0]))
+                              for k in missing])
+            imgs = torch.cat([self._thumb(first[k]).expand(self.k, -1, -1, -1) for k in missing])
             with torch.no_grad():
                 lab = rgb_to_lab(apply_retouch_vector(imgs, vecs, exact=True).clamp(0, 1))
             for k, part in zip(missing, lab.split(self.k)):
@@ -223,16 +231,22 @@ class SliderTasteModel(PersonalizationModel):
         return out
 
     def distance_gaps(self, refs: Sequence[Reference]) -> torch.Tensor:
-        """``(K, N')`` float64: ``d(other) − d(preferred)`` per particle for the references with a source."""
+        """``(K, N')`` float64: ``d(other) − d(preferred)`` per particle for the references with a source
+        (each answer's column cached: a study recomputing a participant's posterior after every
+        answer computes only the new one)."""
         used = [r for r in refs if r.source is not None]
         if not used:
             return torch.zeros(self.k, 0, dtype=torch.float64)
-        cols = []
-        with torch.no_grad():
-            for r, ideal in zip(used, self._ideals_lab([r.source for r in used])):
-                d = self._distance(ideal, rgb_to_lab(torch.cat([self._thumb(r.preferred), self._thumb(r.other)])))
-                cols.append((d[1] - d[0]).double())
-        return torch.stack(cols, dim=1)
+        thumbs = [torch.cat([self._thumb(r.preferred), self._thumb(r.other)]) for r in used]
+        keys = [hashlib.sha1(self._scene_key(r.source).encode() + t.numpy().tobytes()).hexdigest()
+                for r, t in zip(used, thumbs)]
+        missing = [i for i, k in enumerate(keys) if k not in self._gap_cache]
+        if missing:
+            with torch.no_grad():
+                for i, ideal in zip(missing, self._ideals_lab([used[i].source for i in missing])):
+                    d = self._distance(ideal, rgb_to_lab(thumbs[i]))
+                    _remember(self._gap_cache, keys[i], (d[1] - d[0]).double(), 4096)
+        return torch.stack([self._gap_cache[k] for k in keys], dim=1)
 
     def _distance(self, ideal: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """``(M, K)`` mean colour difference between ``(K,3,t,t)`` and ``(M,3,t,t)`` CIELAB thumbnails."""
@@ -369,7 +383,7 @@ class SliderTasteModel(PersonalizationModel):
         best: tuple[float, float, float, float, str] | None = None
         for s, a, m in it:
             self.prior_scale, self.adapt, self.meter, self._vecs, self._gains = float(s), a, m, None, None
-            self._scene_cache.clear()
+            self.clear_cache()
             gaps = [self.distance_gaps(r) for r in refs]
             for t in temperatures:
                 ml = sum(float(torch.logsumexp(self.log_likelihood(g, t), 0)) - math.log(self.k) for g in gaps)
@@ -379,7 +393,7 @@ class SliderTasteModel(PersonalizationModel):
         assert best is not None, "empty grid"
         _, self.prior_scale, self.temperature, self.adapt, self.meter = best
         self._vecs, self._gains = None, None
-        self._scene_cache.clear()
+        self.clear_cache()
         self.fit_info = {"users": len(users), "n_refs": n_refs, "log_marginal": table, "dataset": str(dataset.root)}
         return self
 
