@@ -58,7 +58,14 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def cleanup() -> None:
+    """Leave the process group; all processes meet first, so none tears down its connections while
+    a peer is still using them (gloo then aborts the process at exit: "terminate called without an
+    active exception")."""
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:  # a peer already failed: leave anyway
+            pass
         dist.destroy_process_group()
 
 
