@@ -330,3 +330,21 @@ def test_active_sampling_serves_the_most_informative_pair_of_each_planned_scene(
         assert checked == 8
     finally:
         st.db.dispose()
+
+
+def test_active_sampling_falls_back_to_the_planned_pair_when_ranking_fails(tmp_path, monkeypatch):
+    """A failure while ranking pairs is logged and the planned pair is served: no participant is stuck."""
+    import prefstyle.app.active as active
+
+    st = open_state(tmp_path, folder_study(tmp_path, sid="fb", main=4, consistency=0, style_after=2, heldout=1,
+                                           sampling="active"))
+    try:
+        def broken(*args, **kwargs):
+            raise RuntimeError("model exploded")
+
+        monkeypatch.setattr(active, "suggest_pair", broken)
+        c = client_for(st)
+        join(c, "fb", person="Flo")
+        assert len(answer_n(c, "fb", None)) == 4
+    finally:
+        st.db.dispose()

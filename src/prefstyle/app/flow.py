@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 import secrets
@@ -208,7 +209,12 @@ def _active_hint(db: Database, study: LoadedStudy, participant_id: int,
         return None
     from prefstyle.app.active import suggest_pair  # imports the model layer: only for active studies
 
-    return suggest_pair(db, study, participant_id, pending)
+    try:
+        return suggest_pair(db, study, participant_id, pending)
+    except Exception:  # the ranking is an optimisation: serve the planned pair rather than fail
+        logging.getLogger("prefstyle.app").exception("active sampling failed for participant %s; planned pair served",
+                                                     participant_id)
+        return None
 
 
 @dataclass(frozen=True)
