@@ -6,6 +6,7 @@ training); ``prefstyle train`` is the same command inside the main CLI.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -28,4 +29,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun every file is written and the process group left by now; skip the
+        # interpreter's teardown, where a still-joinable native thread (gloo, OpenMP) now and then
+        # aborts a worker ("terminate called without an active exception") after its work is done.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
