@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from _pps_data import make_pairs_dataset
@@ -192,6 +194,14 @@ def test_bad_checkpoints_and_configs_give_one_line_errors(tmp_path):
     with pytest.raises(PrefstyleError) as e:
         load_model(bad)
     assert "bad.json" in str(e.value) and "\n" not in str(e.value)
+    for key, value in (("meter", "spot"), ("adapt", 5), ("temperature", "warm"), ("prior_scale", None)):
+        path = SliderTasteModel(particles=8).save(tmp_path / f"bad_{key}.json")
+        doc = json.loads(path.read_text())
+        doc["data"][key] = value
+        path.write_text(json.dumps(doc))
+        with pytest.raises(PrefstyleError) as e:
+            load_model(path)
+        assert f"bad_{key}.json" in str(e.value) and "bad sliders settings" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(PrefstyleError, match="no such dataset folder"):
         train({"task": {"name": "sliders"}, "data": {"path": str(tmp_path / "missing")}, "out": str(tmp_path / "o")},
               progress=False)

@@ -141,31 +141,40 @@ class SliderTasteModel(PersonalizationModel):
                  distance: str = "de2000", adapt: float = 1.0, meter: str = "mean",
                  checkpoint: str | Path | None = None):
         self.fit_info: dict[str, Any] = {}
-        if checkpoint is not None:
+        if checkpoint is None:
+            self._settle(particles, prior_scale, temperature, lapse, thumb, lut_size, mass, max_kept, seed, distance,
+                         adapt, meter)
+        else:
             prof = Profile.load(checkpoint)
             if prof.model != self.name or "prior_scale" not in prof.data:
                 raise PrefstyleError(f"not a {self.name} checkpoint (made by model '{prof.model}')", path=checkpoint)
             d = prof.data
-            particles, prior_scale, temperature = int(d.get("particles", particles)), float(d["prior_scale"]), float(d["temperature"])
-            lapse, thumb, distance = float(d.get("lapse", lapse)), int(d.get("thumb", thumb)), str(d.get("distance", distance))
-            seed, max_kept = int(d.get("seed", seed)), int(d.get("max_kept", max_kept))
-            adapt, meter = float(d.get("adapt", 0.0)), str(d.get("meter", meter))  # files before adaptation: fixed edits
+            try:
+                self._settle(int(d.get("particles", particles)), float(d["prior_scale"]), float(d["temperature"]),
+                             float(d.get("lapse", lapse)), int(d.get("thumb", thumb)), lut_size, mass,
+                             int(d.get("max_kept", max_kept)), int(d.get("seed", seed)), str(d.get("distance", distance)),
+                             float(d.get("adapt", 0.0)), str(d.get("meter", meter)))  # files before adaptation: fixed edits
+            except (KeyError, TypeError, ValueError) as e:
+                raise PrefstyleError(f"bad sliders settings: {e}", path=checkpoint) from None
             self.fit_info = dict(d.get("fit", {}))
-        if particles < 1 or prior_scale <= 0 or temperature <= 0 or not 0 <= lapse < 1 or not 0 <= adapt <= 1:
-            raise ValueError("need particles >= 1, prior_scale > 0, temperature > 0, 0 <= lapse < 1 and 0 <= adapt <= 1")
-        if meter not in ("mean", "log_mean"):
-            raise ValueError(f"meter must be 'mean' or 'log_mean', got {meter!r}")
-        self.adapt, self.meter = float(adapt), meter
-        self.k, self.prior_scale, self.temperature, self.lapse = int(particles), float(prior_scale), float(temperature), float(lapse)
-        self.thumb, self.lut_size, self.mass, self.max_kept, self.seed = int(thumb), int(lut_size), float(mass), int(max_kept), int(seed)
-        if distance not in ("de76", "de2000"):
-            raise ValueError(f"distance must be 'de76' or 'de2000', got {distance!r}")
-        self.distance = distance
         self._vecs: torch.Tensor | None = None
         self._gains: torch.Tensor | None = None
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._gap_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def _settle(self, particles: int, prior_scale: float, temperature: float, lapse: float, thumb: int,
+                lut_size: int, mass: float, max_kept: int, seed: int, distance: str, adapt: float, meter: str) -> None:
+        """Check and store the settings (``ValueError`` naming the first one out of range)."""
+        if particles < 1 or prior_scale <= 0 or temperature <= 0 or not 0 <= lapse < 1 or not 0 <= adapt <= 1:
+            raise ValueError("need particles >= 1, prior_scale > 0, temperature > 0, 0 <= lapse < 1 and 0 <= adapt <= 1")
+        if meter not in ("mean", "log_mean"):
+            raise ValueError(f"meter must be 'mean' or 'log_mean', got {meter!r}")
+        if distance not in ("de76", "de2000"):
+            raise ValueError(f"distance must be 'de76' or 'de2000', got {distance!r}")
+        self.adapt, self.meter, self.distance = float(adapt), meter, distance
+        self.k, self.prior_scale, self.temperature, self.lapse = int(particles), float(prior_scale), float(temperature), float(lapse)
+        self.thumb, self.lut_size, self.mass, self.max_kept, self.seed = int(thumb), int(lut_size), float(mass), int(max_kept), int(seed)
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "particles": self.k, "prior_scale": self.prior_scale,
