@@ -16,6 +16,7 @@ trained weights ship with prefstyle (``src/prefstyle/assets/models/``).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,28 +27,25 @@ from prefstyle.errors import PrefstyleError
 DEFAULT_METRICS = "delta_e00,lpips,ssim,psnr"
 
 
-def _int_list(text: str | None, what: str) -> list[int]:
+def _numbers(text: str | None, what: str, cast: type, lo: float, hi: float, kind: str) -> list:
+    """Comma-separated ``cast`` values of an option, each in ``[lo, hi]`` (``[]`` when not given)."""
     if not text:
         return []
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [cast(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise PrefstyleError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise PrefstyleError(f"{what} must be positive, got {text!r}")
+        raise PrefstyleError(f"{what} must be comma-separated {kind}, got {text!r}") from None
+    if any(not lo <= v <= hi for v in values):
+        raise PrefstyleError(f"{what} must {'be positive' if hi == math.inf else f'lie in [{lo:g}, {hi:g}]'}, got {text!r}")
     return values
+
+
+def _int_list(text: str | None, what: str) -> list[int]:
+    return _numbers(text, what, int, 1, math.inf, "integers")
 
 
 def _float_list(text: str | None, what: str) -> list[float]:
-    if not text:
-        return []
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise PrefstyleError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if any(not 0.0 <= v <= 2.0 for v in values):
-        raise PrefstyleError(f"{what} must lie in [0, 2], got {text!r}")
-    return values
+    return _numbers(text, what, float, 0.0, 2.0, "numbers")
 
 
 def _training_users(ds: Any, eval_users: list[str]) -> list[str]:

@@ -211,32 +211,30 @@ class SliderTasteModel(PersonalizationModel):
         x = img[None] if img.ndim == 3 else img
         return F.interpolate(x.float().clamp(0, 1), size=(self.thumb, self.thumb), mode="area")
 
-    def _scene_key(self, source: torch.Tensor) -> str:
-        """Cache key of a scene's ideals (and, with an answer's thumbnails, of its gaps): the scene's
-        thumbnail, its metered exposure and every setting the ideals and distances depend on."""
-        ev = float(metered_ev(source, self.meter)[0])
-        return hashlib.sha1(self._thumb(source).numpy().tobytes()
-                            + f"{ev:.4f}/{self.adapt}/{self.meter}/{self.prior_scale}/{self.k}/{self.seed}/{self.distance}"
-                            .encode()).hexdigest()
+    def _scene(self, source: torch.Tensor) -> tuple[str, torch.Tensor, float]:
+        """``(cache key, (1,3,t,t) thumbnail, metered EV)`` of a scene's neutral source; the key covers
+        the thumbnail, the EV and every setting the ideals and distances depend on."""
+        thumb, ev = self._thumb(source), float(metered_ev(source, self.meter)[0])
+        key = hashlib.sha1(thumb.numpy().tobytes()
+                           + f"{ev:.4f}/{self.adapt}/{self.meter}/{self.prior_scale}/{self.k}/{self.seed}/{self.distance}"
+                           .encode()).hexdigest()
+        return key, thumb, ev
 
-    def _ideals_lab(self, sources: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Every particle's ideal of each ``(3,H,W)`` source as CIELAB thumbnails ``(K,3,t,t)``; the
+    def _ideals_lab(self, scenes: Sequence[tuple[str, torch.Tensor, float]]) -> list[torch.Tensor]:
+        """Every particle's ideal of each scene (:meth:`_scene`) as CIELAB thumbnails ``(K,3,t,t)``; the
         scenes not seen before are rendered in one batch, and all are cached (scenes recur across users)."""
-        keys = [self._scene_key(x) for x in sources]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._scene_cache))
+        missing = list({key: (thumb, ev) for key, thumb, ev in scenes if key not in self._scene_cache}.items())
         if missing:
-            first = {k: sources[keys.index(k)] for k in missing}
-            vecs = torch.cat([adapted_vectors(self.prior, self.prior_gains, float(metered_ev(first[k], self.meter)[0]))
-                              for k in missing])
-            imgs = torch.cat([self._thumb(first[k]).expand(self.k, -1, -1, -1) for k in missing])
+            vecs = torch.cat([adapted_vectors(self.prior, self.prior_gains, ev) for _, (_, ev) in missing])
+            imgs = torch.cat([thumb.expand(self.k, -1, -1, -1) for _, (thumb, _) in missing])
             with torch.no_grad():
                 lab = rgb_to_lab(apply_retouch_vector(imgs, vecs, exact=True).clamp(0, 1))
-            for k, part in zip(missing, lab.split(self.k)):
-                _remember(self._scene_cache, k, part, 1024)
+            for (key, _), part in zip(missing, lab.split(self.k)):
+                _remember(self._scene_cache, key, part, 1024)
         out = []
-        for k in keys:
-            self._scene_cache.move_to_end(k)
-            out.append(self._scene_cache[k])
+        for key, _, _ in scenes:
+            self._scene_cache.move_to_end(key)
+            out.append(self._scene_cache[key])
         return out
 
     def distance_gaps(self, refs: Sequence[Reference]) -> torch.Tensor:
@@ -246,13 +244,13 @@ class SliderTasteModel(PersonalizationModel):
         used = [r for r in refs if r.source is not None]
         if not used:
             return torch.zeros(self.k, 0, dtype=torch.float64)
+        scenes = [self._scene(r.source) for r in used]
         thumbs = [torch.cat([self._thumb(r.preferred), self._thumb(r.other)]) for r in used]
-        keys = [hashlib.sha1(self._scene_key(r.source).encode() + t.numpy().tobytes()).hexdigest()
-                for r, t in zip(used, thumbs)]
+        keys = [hashlib.sha1(sc[0].encode() + t.numpy().tobytes()).hexdigest() for sc, t in zip(scenes, thumbs)]
         missing = [i for i, k in enumerate(keys) if k not in self._gap_cache]
         if missing:
             with torch.no_grad():
-                for i, ideal in zip(missing, self._ideals_lab([used[i].source for i in missing])):
+                for i, ideal in zip(missing, self._ideals_lab([scenes[i] for i in missing])):
                     d = self._distance(ideal, rgb_to_lab(thumbs[i]))
                     _remember(self._gap_cache, keys[i], (d[1] - d[0]).double(), 4096)
         return torch.stack([self._gap_cache[k] for k in keys], dim=1)
@@ -286,7 +284,7 @@ class SliderTasteModel(PersonalizationModel):
         """
         with torch.no_grad():
             w = torch.softmax(self.log_likelihood(self.distance_gaps(refs)), dim=0).double()  # (K,)
-            ideals = self._ideals_lab([src for src, _ in scenes])
+            ideals = self._ideals_lab([self._scene(src) for src, _ in scenes])
             out = []
             for ideal, (_, renditions) in zip(ideals, scenes):
                 lab = rgb_to_lab(torch.cat([self._thumb(r) for r in renditions]))
