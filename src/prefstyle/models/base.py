@@ -142,6 +142,38 @@ class PersonalizationModel(abc.ABC):
         """JSON-able description of how this model was built (stored in profiles)."""
         return {"name": self.name}
 
+    # -- optional abilities: every caller asks through these, never with getattr ---------------
+
+    #: True for reference points that know the simulator's ground truth (``oracle``, ``bayes``):
+    #: reports list them apart from real models
+    reference_point: bool = False
+
+    def luts(self, img: torch.Tensor, profile: Profile) -> torch.Tensor | None:
+        """One 3D LUT per image, ``(B,3,S,S,S)`` (layout of :mod:`prefstyle.imaging.lut`), that
+        renders ``img`` ``(B,3,H,W)`` sRGB [0,1] in the profile's taste, or None when the model's
+        rendering is not a per-pixel colour map (then callers use :meth:`render`)."""
+        return None
+
+    def question_values(self, refs: list[Reference],
+                        scenes: list[tuple[torch.Tensor, list[torch.Tensor]]]) -> list[torch.Tensor] | None:
+        """Expected information (nats) of asking about each pair of renditions of each scene.
+
+        ``refs``: the answers so far; ``scenes``: ``(source (3,H,W), [R renditions (3,H,W)])`` per
+        candidate scene. Returns one symmetric ``(R,R)`` matrix per scene (zero diagonal), or None
+        when the model cannot rank questions (then the study keeps its plan).
+        """
+        return None
+
+    def describe(self, profile: Profile) -> str:
+        """The taste in a photographer's words (one line, e.g. slider values), or "" when the model
+        has none to give."""
+        return ""
+
+    def export_notes(self, profile: Profile) -> list[str]:
+        """One-line caveats for exporting this taste as one global LUT (e.g. brightness set per
+        photo, which a single ``.cube`` cannot do). Empty when a LUT holds the taste exactly."""
+        return []
+
 
 ModelFactory = Callable[..., PersonalizationModel]
 _REGISTRY: dict[str, ModelFactory] = {}
