@@ -1,4 +1,9 @@
-"""Small filesystem helpers: atomic writes so a user's file is never half-written."""
+"""Small filesystem helpers: atomic writes so a user's file is never half-written.
+
+Files written here get the permissions any program would give a new file (``0o666`` less the
+process umask: 0644 under the usual umask 022), not the 0600 of the temporary file they are
+written through, unless a caller asks for another ``mode`` (a secret: ``0o600``).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,33 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "current_umask", "default_file_mode"]
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux ``/proc``)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode a newly created file gets: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix of ``path`` so that writers which pick a format by
-    extension (Pillow, tifffile) still work.
+    extension (Pillow, tifffile) still work. The result gets ``mode``, by default
+    :func:`default_file_mode` (``mkstemp`` would leave it 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +48,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, default_file_mode() if mode is None else mode)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -30,13 +56,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8", mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` atomically (file mode as in :func:`atomic_path`)."""
+    with atomic_path(path, mode=mode) as tmp:
         tmp.write_text(text, encoding=encoding)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (file mode as in :func:`atomic_path`)."""
+    with atomic_path(path, mode=mode) as tmp:
         tmp.write_bytes(data)
