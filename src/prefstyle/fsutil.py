@@ -66,3 +66,34 @@ def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -
     """Write ``data`` to ``path`` atomically (file mode as in :func:`atomic_path`)."""
     with atomic_path(path, mode=mode) as tmp:
         tmp.write_bytes(data)
+
+
+def check_writable(path: str | Path, folder: bool = False) -> None:
+    """Refuse, before any work is done, a ``path`` that cannot be written.
+
+    ``path`` is a file to be written (its folder must allow creating files, and an existing
+    file must not be a folder) or, with ``folder``, a folder to write files into. Folders
+    that do not exist yet count as writable when their nearest existing ancestor is. Raises
+    :class:`~prefstyle.errors.PrefstyleError` naming the path and the reason; nothing is
+    created.
+    """
+    from prefstyle.errors import PrefstyleError
+
+    p = Path(path).expanduser()
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise PrefstyleError("exists and is not a folder", path=p)
+        where = p
+    else:
+        if p.is_dir():
+            raise PrefstyleError("is a folder; expected a file name", path=p)
+        where = p.parent
+    probe = where
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise PrefstyleError(f"cannot create a folder here: {probe} is a file", path=where)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PrefstyleError(f"cannot write here: {probe} is read-only or not yours", path=p)

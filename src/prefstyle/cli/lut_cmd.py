@@ -33,13 +33,20 @@ def apply_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder (same file names as the inputs)")],
     strength: Annotated[float, typer.Option("--strength", help="0 = the input, 1 = the full LUT")] = 1.0,
-    quality: Annotated[int, typer.Option("--quality", help="JPEG quality")] = 95,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality")] = 95,
+    force: Annotated[bool, typer.Option("--force", help="overwrite outputs that already exist")] = False,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")] = False,
 ) -> None:
-    """Apply a LUT to INPUT images (bit depth, EXIF and ICC kept; bad files skipped, exit 1)."""
+    """Apply a LUT to INPUT images (bit depth, EXIF, ICC, alpha and grayscale kept; bad files skipped, exit 1).
+
+    Existing outputs are an error unless --force (overwrite) or --skip-existing (keep them).
+    """
     from prefstyle.cli.styles_cmd import apply_cmd as styles_apply
 
     _read_any(lut)  # one clear error for a missing or malformed LUT before any image is touched
-    styles_apply(f"lut:{lut}", inputs, out, strength=strength, sets=None, device="cpu", quality=quality)
+    styles_apply(f"lut:{lut}", inputs, out, strength=strength, sets=None, device="cpu", quality=quality,
+                 force=force, skip_existing=skip_existing)
 
 
 @app.command("convert")
@@ -54,6 +61,7 @@ def convert_cmd(
     """Convert a LUT between .cube and Hald CLUT (resampling when sizes differ)."""
     import torch
 
+    from prefstyle.fsutil import check_writable
     from prefstyle.imaging.lut import identity_lut, resize_lut
     from prefstyle.imaging.lut_io import hald_level_for_size, write_cube, write_hald
 
@@ -62,6 +70,7 @@ def convert_cmd(
         raise PrefstyleError("output exists (pass --force to overwrite)", path=dst)
     if dst.resolve() == src.resolve():
         raise PrefstyleError("refusing to convert a file onto itself", path=dst)
+    check_writable(dst)
     lut3d, lo, hi = cube.lut3d, cube.domain_min, cube.domain_max
     if cube.lut1d is not None:
         # Fold the 1D shaper (or a 1D-only file) into one 3D table by sampling the whole transform.

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from prefstyle.cli.batch_io import collect_inputs
+from prefstyle.cli.outputs import plan_outputs
 from prefstyle.errors import PrefstyleError
 
 app = typer.Typer(
@@ -102,12 +103,16 @@ def apply_cmd(
     strength: Annotated[float, typer.Option("--strength", help="0 = the input, 1 = the full style (up to 2)")] = 1.0,
     sets: Annotated[list[str] | None, typer.Option("--set", help="override a setting, KEY=VALUE (repeatable)")] = None,
     device: Annotated[str, typer.Option("--device", help="torch device to render on")] = "cpu",
-    quality: Annotated[int, typer.Option("--quality", help="JPEG quality")] = 95,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality")] = 95,
+    force: Annotated[bool, typer.Option("--force", help="overwrite outputs that already exist")] = False,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")] = False,
 ) -> None:
     """Apply style NAME to INPUT images, writing into --out with the same file names.
 
-    Bit depth, EXIF and ICC are kept. Unreadable files are skipped with a one-line reason,
-    and the command then exits with status 1.
+    Bit depth, EXIF, ICC, alpha and grayscale are kept. Unreadable files are skipped with a
+    one-line reason, and the command then exits with status 1. Existing outputs are an error
+    unless --force (overwrite) or --skip-existing (keep them).
     """
     import torch
     from rich.console import Console
@@ -127,20 +132,11 @@ def apply_cmd(
         overrides["strength"] = strength
     style = get_style(name, **overrides)
     jobs, failed = collect_inputs(inputs)
+    jobs, kept = plan_outputs(jobs, inputs, out, force=force, skip_existing=skip_existing)
     for p, reason in failed:
         typer.echo(f"skipped {p}: {reason}", err=True)
-
-    out_resolved = out.resolve()
-    targets: dict[Path, Path] = {}
-    for src, rel in jobs:
-        dst = (out_resolved / rel).resolve()
-        if dst == src.resolve():
-            raise PrefstyleError(f"refusing to overwrite the input {src} with its styled version; choose another --out folder")
-        if dst in targets:
-            raise PrefstyleError(f"two inputs would be written to the same file {dst}: {targets[dst]} and {src}")
-        targets[dst] = src
-    if out.exists() and not out.is_dir():
-        raise PrefstyleError("--out must be a folder", out)
+    if kept:
+        typer.echo(f"kept {len(kept)} existing output(s) in {out} (--skip-existing)", err=True)
 
     n_ok = 0
     with Progress(
@@ -154,7 +150,7 @@ def apply_cmd(
         task = progress.add_task(f"{style.name}", total=len(jobs))
         for src, rel in jobs:
             try:
-                data = read_image(src)
+                data = read_image(src, keep_alpha=True)
                 with torch.inference_mode():
                     x = data.pixels[None].to(device)
                     y = _render(style, x, data.bit_depth)[0].cpu()

@@ -37,9 +37,12 @@ tensor of sRGB values in ``[0, 1]``, already upright:
   that is damaged, or that does not fit the pixels (an RGB profile on a gray image), is
   ignored with a logged warning, and the pixels are taken as sRGB. ``gAMA``/``cHRM`` PNG
   chunks without an ICC profile are ignored, as most viewers do.
-* **Channels.** Grayscale becomes three equal channels; palette images are expanded; CMYK
-  is converted (through its ICC profile when it has one, else Pillow's naive formula); an
-  alpha channel is **composited over white** (premultiplied TIFF alpha is handled).
+* **Channels.** Grayscale becomes three equal channels (:attr:`ImageData.grayscale` says so);
+  palette images are expanded; CMYK is converted (through its ICC profile when it has one,
+  else Pillow's naive formula); an alpha channel is **composited over white** (premultiplied
+  TIFF alpha is handled), unless ``keep_alpha``: then ``pixels`` hold the straight
+  (un-premultiplied) colour and :attr:`ImageData.alpha` the alpha, for :func:`write_like`
+  to write back untouched.
 * **Safety.** Images with more than ``max_pixels`` pixels (``DEFAULT_MAX_PIXELS``, 200 MP)
   are refused from their header, before any pixel is decoded (decompression bombs);
   truncated or corrupt files, files that are not images and missing files all raise a
@@ -56,6 +59,13 @@ pixels are upright. JPEGs use 4:4:4 chroma at quality >= 90 and 4:2:0 below; PNG
 by OpenCV (fast zlib level) with the ICC (``iCCP``) and EXIF (``eXIf``) chunks added; TIFFs by
 tifffile with deflate compression and a horizontal predictor, the EXIF going into a proper
 EXIF (and GPS) sub-IFD.
+
+Alpha and gray: ``write_image(..., alpha=A)`` writes ``A`` as the alpha channel of a PNG,
+TIFF or WebP at the image's bit depth (JPEG has none: the colour is composited over white);
+``grayscale=True`` writes one channel, the luminance of the pixels (linear-light Rec. 709
+weights, sRGB-encoded, so three equal channels come back unchanged and a model's tint cannot
+make a colour cast); gray with alpha is written as RGBA with equal channels (OpenCV writes no
+gray+alpha PNG). :func:`write_like` passes the ``alpha`` and ``grayscale`` of the image read.
 
 ICC policy on write: pixels are always sRGB, so :attr:`ImageData.output_icc` (what
 :func:`write_like` embeds) is the file's own profile when that profile was an RGB sRGB
@@ -88,6 +98,7 @@ from PIL import Image, ImageCms, TiffImagePlugin, UnidentifiedImageError
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_path
+from prefstyle.imaging.raw import RAW_EXTENSIONS as _RAW_EXTENSIONS
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -111,7 +122,7 @@ DEFAULT_MAX_PIXELS = 200_000_000
 #: Extensions :func:`list_images` picks up in folders (besides ``RAW_EXTENSIONS``).
 READ_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 #: Camera RAW extensions, developed with the optional ``rawpy`` package.
-RAW_EXTENSIONS = frozenset({".cr2", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"})
+RAW_EXTENSIONS = _RAW_EXTENSIONS
 #: Output extensions and the format each one writes.
 WRITE_EXTENSIONS = {
     ".jpg": "JPEG",
@@ -152,6 +163,11 @@ class ImageData:
     """The same pixels as an ``(H, W, 3)`` uint8 array when the file held plain 8-bit RGB that
     needed no colour conversion (``pixels == rgb8 / 255`` exactly), else None: 8-bit fast paths
     use it instead of quantizing ``pixels`` again."""
+    alpha: torch.Tensor | None = field(default=None, repr=False)
+    """``(1, H, W)`` float32 straight alpha in ``[0, 1]``, upright; only when read with
+    ``keep_alpha`` from a file that has one (``pixels`` are then the un-composited colour)."""
+    grayscale: bool = False
+    """True when the file held one colour channel (gray, or gray + alpha)."""
 
     @property
     def height(self) -> int:
@@ -171,9 +187,21 @@ class ImageData:
             return self.icc
         return srgb_icc_profile()
 
+    @property
+    def output_gray_icc(self) -> bytes | None:
+        """The profile for a one-channel output: the file's own gray profile when its curve is
+        sRGB's, else none (gray pixels are sRGB-encoded; an RGB profile cannot tag gray data)."""
+        if self.icc is None:
+            return None
+        info = _icc_info(self.icc)
+        return self.icc if info.valid and info.color_space == "GRAY" and info.is_srgb else None
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageData:
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, keep_alpha: bool = False) -> ImageData:
     """Decode ``path`` into an :class:`ImageData` (see the module docstring for the rules).
+
+    With ``keep_alpha``, an image with an alpha channel is not composited over white: its
+    straight colour is in ``pixels`` and its alpha in ``alpha``.
 
     Raises :class:`PrefstyleError` naming the file when it is missing, not an image, larger
     than ``max_pixels`` pixels, truncated or corrupt, or a RAW file without ``rawpy``.
@@ -211,10 +239,12 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageD
         except Exception as exc:  # decoders raise anything from OSError to zlib.error
             raise PrefstyleError(f"truncated or corrupt image ({_describe(exc)})", path) from exc
 
-    pixels, converted, rgb8 = _finish(dec, path)
+    pixels, converted, rgb8, alpha, gray = _finish(dec, path, keep_alpha)
     return ImageData(
         pixels=pixels,
         rgb8=rgb8,
+        alpha=alpha,
+        grayscale=gray,
         bit_depth=dec.bit_depth,
         exif=_exif_with_orientation(dec.exif, 1),
         icc=dec.icc,
@@ -236,13 +266,18 @@ def write_image(
     exif: bytes | None = None,
     icc: bytes | None = None,
     quality: int = 95,
+    alpha: torch.Tensor | None = None,
+    grayscale: bool = False,
 ) -> int:
     """Write sRGB ``pixels`` (``(3, H, W)`` or ``(1, 3, H, W)``, values clamped to [0, 1]).
 
     The format follows the extension (``WRITE_EXTENSIONS``). ``bit_depth`` is 8 or 16; JPEG
     is always written at 8 bit. ``exif`` (raw block, with or without the ``Exif\\0\\0``
     header) is embedded with its orientation set to 1; ``icc`` is embedded as given.
-    ``quality`` applies to JPEG and WebP. The write is atomic. Returns the bit depth written.
+    ``quality`` applies to JPEG and WebP. ``alpha`` (``(1, H, W)`` or ``(H, W)`` in [0, 1])
+    becomes the alpha channel (JPEG: composited over white); ``grayscale`` writes the
+    luminance as one channel (see the module docstring). The write is atomic. Returns the
+    bit depth written.
     """
     path = Path(path)
     fmt = WRITE_EXTENSIONS.get(path.suffix.lower())
@@ -260,7 +295,21 @@ def write_image(
         exif = exif.tobytes()
     exif = _exif_with_orientation(exif, 1)
 
-    arr = _quantize(_as_chw(pixels), bit_depth)
+    x = _as_chw(pixels)
+    if alpha is not None:
+        a = alpha.detach().to(device="cpu", dtype=torch.float32).reshape(1, *x.shape[-2:])
+        if fmt == "JPEG":
+            x = torch.addcmul(1.0 - a, x.clamp(0.0, 1.0), a)  # over white, as the reader composites
+            a = None
+    else:
+        a = None
+    if grayscale:
+        x = _gray_of(x)
+        if fmt == "WEBP" or a is not None:  # no gray WebP; OpenCV writes no gray+alpha PNG
+            x = x.expand(3, -1, -1)
+    if a is not None:
+        x = torch.cat([x, a], dim=0)
+    arr = _quantize(x, bit_depth)
     try:
         with atomic_path(path) as tmp:
             if fmt == "JPEG":
@@ -277,8 +326,14 @@ def write_image(
 
 
 def write_like(path: str | Path, pixels: torch.Tensor, like: ImageData, quality: int = 95) -> int:
-    """Write ``pixels`` with the bit depth, EXIF and output ICC (:attr:`ImageData.output_icc`) of ``like``."""
-    return write_image(path, pixels, bit_depth=like.bit_depth, exif=like.exif, icc=like.output_icc, quality=quality)
+    """Write ``pixels`` with the bit depth, EXIF and output ICC (:attr:`ImageData.output_icc`) of ``like``.
+
+    A gray ``like`` gives a gray output (the luminance of ``pixels``); ``like.alpha`` (read with
+    ``keep_alpha``) is written back as the alpha channel.
+    """
+    icc = like.output_gray_icc if like.grayscale else like.output_icc
+    return write_image(path, pixels, bit_depth=like.bit_depth, exif=like.exif, icc=icc, quality=quality,
+                       alpha=like.alpha, grayscale=like.grayscale)
 
 
 def list_images(paths: Iterable[str | Path], recursive: bool = True) -> list[Path]:
@@ -697,26 +752,10 @@ def _tiff_yxs(arr: np.ndarray, axes: str) -> np.ndarray:
 
 
 def _decode_raw(path: Path, max_pixels: int) -> _Decoded:
-    try:
-        import rawpy
-    except ImportError as exc:
-        raise PrefstyleError(
-            f"RAW files ({path.suffix}) need the optional 'rawpy' package: pip install rawpy", path
-        ) from exc
-    try:
-        with rawpy.imread(str(path)) as raw:
-            sizes = raw.sizes
-            _check_size(int(sizes.width), int(sizes.height), max_pixels, path)
-            rgb = raw.postprocess(
-                output_bps=16,
-                use_camera_wb=True,
-                output_color=rawpy.ColorSpace.sRGB,
-                gamma=(2.4, 12.92),
-            )
-    except PrefstyleError:
-        raise
-    except Exception as exc:  # rawpy.LibRawError and friends
-        raise PrefstyleError(f"truncated or corrupt RAW file ({_describe(exc)})", path) from exc
+    from prefstyle.imaging.raw import develop_raw  # the neutral rendering, see imaging/raw.py
+
+    developed = develop_raw(path, max_pixels)
+    rgb = developed.rgb
     exif = None
     with contextlib.suppress(Exception), Image.open(path) as im:  # TIFF-based RAWs carry EXIF Pillow can read
         ex = im.getexif()
@@ -724,15 +763,20 @@ def _decode_raw(path: Path, max_pixels: int) -> _Decoded:
             _exif_from_tiff_image(im) if im.format == "TIFF" else (_normalise_exif(ex.tobytes()) if len(ex) else None)
         )
     # LibRaw has already turned the image upright; the EXIF orientation is reset on return.
-    return _Decoded(np.ascontiguousarray(rgb, dtype=np.uint16), 16, "RAW", exif=exif, color_done=True)
+    return _Decoded(np.ascontiguousarray(rgb, dtype=np.uint16), 16, "RAW", exif=exif or developed.exif, color_done=True)
 
 
 # ---- shared finishing -----------------------------------------------------------------------
 
 
-def _finish(dec: _Decoded, path: Path) -> tuple[torch.Tensor, bool, np.ndarray | None]:
-    """Colour-manage, orient, convert to float (3, H, W), composite alpha; the (H, W, 3) uint8
-    RGB array too when the float pixels are exactly it / 255 (plain 8-bit RGB, no conversion)."""
+def _finish(
+    dec: _Decoded, path: Path, keep_alpha: bool = False
+) -> tuple[torch.Tensor, bool, np.ndarray | None, torch.Tensor | None, bool]:
+    """Colour-manage, orient, convert to float (3, H, W), composite alpha (or keep it apart).
+
+    Returns the pixels, whether they were colour-converted, the (H, W, 3) uint8 RGB array when
+    the float pixels are exactly it / 255 (plain 8-bit RGB, no conversion), the (1, H, W)
+    straight alpha when ``keep_alpha`` and there is one, and whether the image is gray."""
     arr = dec.arr
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -758,7 +802,16 @@ def _finish(dec: _Decoded, path: Path) -> tuple[torch.Tensor, bool, np.ndarray |
     if plan is None and arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
         rgb8 = arr if tuple(order) == (0, 1, 2) else np.ascontiguousarray(arr[..., list(order)])
         rgb8 = np.ascontiguousarray(rgb8)
-    return _to_rgb(x, is_gray, has_alpha, dec.premultiplied), converted, rgb8
+    if keep_alpha and has_alpha:
+        n_color = 1 if is_gray else 3
+        alpha = x[n_color : n_color + 1].clone()
+        color = x[:n_color]
+        if dec.premultiplied:
+            color = torch.where(alpha > 0, color / alpha.clamp(min=1e-12), color).clamp_(0.0, 1.0)
+        if is_gray:
+            color = color.expand(3, -1, -1)
+        return color.contiguous(), converted, None, alpha, is_gray
+    return _to_rgb(x, is_gray, has_alpha, dec.premultiplied), converted, rgb8, None, is_gray
 
 
 _ORIENT_OPS = {
@@ -1313,12 +1366,21 @@ def _as_chw(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.detach().to(device="cpu", dtype=torch.float32)
 
 
+def _gray_of(x: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) sRGB in [0, 1] -> (1, H, W): the luminance (Rec. 709, linear light), sRGB-encoded."""
+    lin = torch.nan_to_num(x, nan=0.0).clamp(0.0, 1.0)
+    lin = torch.where(lin <= 0.04045, lin / 12.92, ((lin + 0.055) / 1.055).pow(2.4))
+    y = (0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]).clamp_(0.0, 1.0)
+    return _srgb_encode_(y)[None]
+
+
 def _quantize(x: torch.Tensor, bit_depth: int) -> np.ndarray:
-    """(3, H, W) float -> (H, W, 3) uint8/uint16, clamped to [0, 1] and rounded."""
+    """(C, H, W) float -> (H, W, C) uint8/uint16 ((H, W) for one channel), clamped to [0, 1] and rounded."""
     maxval = 255.0 if bit_depth == 8 else 65535.0
     q = torch.nan_to_num(x, nan=0.0).clamp_(0.0, 1.0).mul_(maxval).round_()
     dtype = torch.uint8 if bit_depth == 8 else torch.uint16
-    return q.to(dtype).permute(1, 2, 0).contiguous().numpy()
+    arr = q.to(dtype).permute(1, 2, 0).contiguous().numpy()
+    return arr[..., 0] if arr.shape[2] == 1 else arr
 
 
 def _write_jpeg(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, quality: int) -> None:
@@ -1330,7 +1392,7 @@ def _write_jpeg(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | Non
             exif = _shrink_exif(exif)
         if exif is not None:
             kwargs["exif"] = exif
-    Image.fromarray(arr, "RGB").save(tmp, format="JPEG", **kwargs)
+    Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB").save(tmp, format="JPEG", **kwargs)
 
 
 def _write_webp(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, quality: int) -> None:
@@ -1339,7 +1401,7 @@ def _write_webp(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | Non
         kwargs["icc_profile"] = icc
     if exif:
         kwargs["exif"] = exif
-    Image.fromarray(arr, "RGB").save(tmp, format="WEBP", **kwargs)
+    Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB").save(tmp, format="WEBP", **kwargs)
 
 
 def _shrink_exif(exif: bytes) -> bytes | None:
@@ -1364,7 +1426,10 @@ def _png_chunk(ctype: bytes, data: bytes) -> bytes:
 
 
 def _encode_png(arr: np.ndarray, exif: bytes | None, icc: bytes | None) -> bytes:
-    bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    if arr.ndim == 2:
+        bgr = arr
+    else:
+        bgr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OSError("PNG encoding failed")
@@ -1421,7 +1486,8 @@ def _write_tiff(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | Non
     tifffile.imwrite(
         tmp,
         arr,
-        photometric="rgb",
+        photometric="minisblack" if arr.ndim == 2 else "rgb",
+        extrasamples=("unassalpha",) if arr.ndim == 3 and arr.shape[2] == 4 else None,
         compression="zlib",
         compressionargs={"level": 1},
         predictor=True,

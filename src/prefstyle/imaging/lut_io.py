@@ -32,7 +32,9 @@ Hald CLUT images
 A Hald CLUT of level ``L`` (2 .. 16) is a square image of ``L**3 x L**3`` pixels holding a
 3D LUT of ``S = L**2`` nodes per axis; read in raster order, pixel ``i`` is node
 ``(r, g, b) = (i % S, (i // S) % S, i // S**2)`` (red fastest). 8- and 16-bit PNG/TIFF are
-read (16-bit through OpenCV: Pillow cannot hold 16-bit RGB), and written.
+read (16-bit through OpenCV: Pillow cannot hold 16-bit RGB), and written. The image size is
+checked from the file's header before any pixel is decoded, so a small file that claims a huge
+image (a decompression bomb) costs nothing.
 """
 
 from __future__ import annotations
@@ -594,6 +596,35 @@ def _decode_image(path: Path) -> np.ndarray:
         raise InputFormatError(f"cannot decode the image ({exc})", path=path) from None
 
 
+def _header_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header alone, without decoding any pixel."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size
+    except Image.DecompressionBombError as exc:
+        raise InputFormatError(f"image far too large for a Hald CLUT ({exc})", path=path) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        pass
+    try:  # TIFF layouts Pillow does not open (16-bit RGB, float)
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except Exception as exc:  # tifffile raises its own errors for anything that is not a TIFF
+        raise InputFormatError(f"cannot decode the image ({exc})", path=path) from None
+
+
+def _hald_sides() -> list[int]:
+    return [lv**3 for lv in range(HALD_LEVEL_RANGE[0], HALD_LEVEL_RANGE[1] + 1)]
+
+
 def read_hald(path: str | Path) -> Tensor:
     """Read a Hald CLUT image (levels 2..16; 8- or 16-bit, or float TIFF).
 
@@ -607,6 +638,13 @@ def read_hald(path: str | Path) -> Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    width, height = _header_size(path)  # refuse a decompression bomb before decoding it
+    if height != width or width not in _hald_sides():
+        raise InputFormatError(
+            f"a Hald CLUT image must be square with a side of level**3 pixels, one of {_hald_sides()}; "
+            f"got {width}x{height}",
+            path=path,
+        )
     arr = _decode_image(path)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise InputFormatError(f"a Hald CLUT must be an RGB image, got shape {arr.shape}", path=path)
