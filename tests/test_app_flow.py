@@ -14,6 +14,7 @@ from app.helpers import (
     folder_study,
     join,
     open_state,
+    wait_style,
 )
 
 SID = "t"
@@ -173,6 +174,9 @@ def test_style_page_opens_after_style_after_answers_and_is_private(state):
     assert r.status_code == 200 and 'id="not-ready"' in r.text
     assert c.get(f"/s/{SID}/me/profile.zip").status_code == 409
     answer_n(c, SID, 3)  # the plan starts with main questions: 4 decided answers reached
+    r = c.get(f"/s/{SID}/style")  # rendered in the background: the page polls
+    assert r.status_code == 200 and 'id="style-wait"' in r.text and 'data-status="/s/t/api/style"' in r.text
+    wait_style(c, SID)
     r = c.get(f"/s/{SID}/style")
     assert r.status_code == 200 and 'id="heldout"' in r.text
     imgs = re.findall(r'src="(/s/[^"]+)"', r.text)
@@ -204,6 +208,9 @@ def test_lut_download(state):
 
     c, _ = new_participant(state)
     answer_n(c, SID, 5)
+    r = c.get(f"/s/{SID}/me/style.cube")  # rendered in the background: a page that waits for it
+    assert r.status_code == 202 and 'data-next="/s/t/me/style.cube"' in r.text
+    wait_style(c, SID, lut=True)
     r = c.get(f"/s/{SID}/me/style.cube")
     assert r.status_code == 200
     cube = parse_cube(r.text)
@@ -215,6 +222,7 @@ def test_finished_participant_is_sent_to_the_style_page(state):
     answer_n(c, SID)
     data = c.get(f"/s/{SID}/api/question").json()
     assert data["done"] and data["question"] is None and data["style_url"] == f"/s/{SID}/style"
+    wait_style(c, SID)
     assert "Thank you" in c.get(f"/s/{SID}/style").text
 
 
@@ -278,6 +286,7 @@ def test_the_default_model_learns_from_study_answers(tmp_path):
         c = client_for(st)
         join(c, "d", person="Dee")
         answer_n(c, "d", 6)
+        wait_style(c, "d")
         r = c.get("/s/d/style")
         assert r.status_code == 200 and 'id="heldout"' in r.text
         import io

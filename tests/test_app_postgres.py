@@ -23,6 +23,7 @@ from app.helpers import (
     join,
     open_state,
     postgres_server,
+    wait_style,
 )
 
 SID = "pg"
@@ -73,6 +74,7 @@ def test_study_flow_concurrency_and_export_on_postgres(pg_url, tmp_path):
         assert c.post(f"/s/{SID}/api/answer", json=answer_payload(q, "undecided")).status_code == 200
         assert c.post(f"/s/{SID}/api/answer", json=answer_payload(q, "a")).status_code == 409
         answer_n(c, SID, 6)  # with up to 2 consistency items among them: at least 4 decided main answers
+        wait_style(c, SID)
         assert 'id="heldout"' in c.get(f"/s/{SID}/style").text
 
         s = client_for(state).get(f"/admin/studies/{SID}/stats.json",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app.helpers import answer_n, client_for, folder_study, join, open_state
+from app.helpers import answer_n, client_for, folder_study, join, open_state, wait_style
 from PIL import Image
 
 SID = "up"
@@ -71,6 +71,8 @@ def upload(c, name: str, data: bytes, ctype: str = "image/png"):
 def test_a_good_upload_is_shown_retouched_only_to_its_owner(state, ready):
     r = upload(ready, "holiday.png", png_bytes())
     assert r.status_code == 303 and r.headers["location"].endswith("/style#uploads")
+    ready.get(f"/s/{SID}/style")
+    wait_style(ready, SID)  # retouched in the background
     page = ready.get(f"/s/{SID}/style").text
     assert "holiday.png" in page
     urls = [u for u in re.findall(r'src="([^"]+)"', page) if "upload" in u]

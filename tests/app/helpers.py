@@ -59,14 +59,32 @@ def folder_study(tmp: Path, sid: str = "t", main: int = 8, consistency: int = 2,
     return d
 
 
-def open_state(tmp: Path, study: dict | list[dict], db_url: str | None = None):
+def open_state(tmp: Path, study: dict | list[dict], db_url: str | None = None, **settings):
+    """The app's state on a study (or several); styles render on a background thread (``render_mode``
+    ``thread``, unless given) so tests need not start worker processes."""
     from prefstyle.app.server import open_state as _open
     from prefstyle.app.state import AppSettings
     from prefstyle.app.study import parse_study
 
     studies = study if isinstance(study, list) else [study]
+    settings.setdefault("render_mode", "thread")
     return _open(AppSettings(db_url=db_url or f"sqlite:///{tmp / 'app.db'}", data_dir=tmp / "data",
-                             studies=[parse_study(s) for s in studies], admin_token=ADMIN))
+                             studies=[parse_study(s) for s in studies], admin_token=ADMIN, **settings))
+
+
+def wait_style(client, sid: str, lut: bool = False, timeout: float = 60) -> dict:
+    """Poll ``api/style`` until the participant's style (and the LUT when ``lut``) is rendered; its status."""
+    t0 = time.monotonic()
+    while True:
+        r = client.get(f"/s/{sid}/api/style" + ("?lut=1" if lut else ""))
+        assert r.status_code == 200, r.text
+        d = r.json()
+        assert d["state"] != "failed", d
+        if d["ready"] and (d["lut_ready"] or not lut):
+            return d
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"style not rendered in {timeout} s: {d}")
+        time.sleep(0.05)
 
 
 def client_for(state):

@@ -5,9 +5,14 @@ shows, as ``balanced`` does. Just before a main question is first served, the st
 ranks every pair of that scene's renditions by the expected information gain of its answer,
 given the participant's decided answers so far (``question_values``: SliderTaste's posterior,
 a few milliseconds); the best pair replaces the planned one, sides seeded by the participant.
-A model without ``question_values`` keeps the plan. The ranking runs outside the write
+A model whose ``question_values`` returns None keeps the plan. The ranking runs outside the write
 transaction (:func:`suggest_pair`), on 64-pixel thumbnails decoded once per process; the
 transaction then applies it only if that question is still unserved.
+
+Nothing here is kept per process except decoded thumbnails (keyed by file, and the files never
+change): the answers are read from the database on every call, and the model's own caches are
+keyed by image content, so with several server processes the pair chosen is the same whichever
+process served the earlier answers.
 """
 
 from __future__ import annotations
@@ -58,8 +63,6 @@ def suggest_pair(db: Database, study: LoadedStudy, participant_id: int,
     if study.cfg.sampling != "active":
         return None
     model = study.model()
-    if not callable(getattr(model, "question_values", None)):
-        return None
     unanswered = [Question.participant_id == participant_id, Question.answer.is_(None)]
     if pending is not None:
         unanswered.append(Question.id != pending[0])
@@ -87,8 +90,11 @@ def suggest_pair(db: Database, study: LoadedStudy, participant_id: int,
     source = _image(study.source_path(scene_id))
     if source is None:
         return None
-    values = model.question_values(_references(study, answers), [(source, [_image(study.rendition_path(r))
-                                                                            for r in rends])])[0]
+    ranked = model.question_values(_references(study, answers), [(source, [_image(study.rendition_path(r))
+                                                                            for r in rends])])
+    if ranked is None:  # the model cannot rank questions: the plan stands
+        return None
+    values = ranked[0]
     i, j = max(combinations(range(len(rends)), 2), key=lambda ij: float(values[ij[0], ij[1]]))
     a, b = rends[i], rends[j]
     if random.Random(int(seed or 0) * 7919 + qid).random() < 0.5:

@@ -228,8 +228,90 @@ def _write_images(scenes: list[CatalogScene], folder: Path, ext: str) -> dict[tu
     return files
 
 
-def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path) -> None:
-    """Make the database rows and image files of study ``cfg.id`` match ``cfg`` (module docstring)."""
+ADOPTED_PREFIX = "adopted-"
+_PART = re.compile(r"^\.(?P<sid>[a-z0-9][a-z0-9_-]*)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.part$")
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_parts(data_dir: str | Path) -> list[Path]:
+    """Remove half-built study folders (``studies/.<id>.<pid>.<hex>.part``) whose builder is gone
+    (killed during a first start); returns those removed. Folders of a live builder are kept."""
+    root = Path(data_dir) / "studies"
+    removed = []
+    if not root.is_dir():
+        return removed
+    for d in root.iterdir():
+        m = _PART.match(d.name)
+        if m is None or not d.is_dir():
+            continue
+        pid = m.group("pid")
+        if pid is not None and _pid_alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def participant_folders(folder: Path) -> list[Path]:
+    """Participants' folders (``participants/<id>/``) under a study folder that hold any file."""
+    root = folder / "participants"
+    if not root.is_dir():
+        return []
+    return sorted(d for d in root.iterdir() if d.is_dir() and any(f.is_file() for f in d.rglob("*")))
+
+
+def _safe_url(db: Database) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(db.url).render_as_string(hide_password=True)
+
+
+def _check_orphans(db: Database, cfg: StudyConfig, folder: Path, adopt_data: bool) -> None:
+    """Participants' files the database does not know: refuse to go on, or (``adopt_data``) move
+    them aside, kept and never served, so the study starts afresh without deleting anything."""
+    with db.read() as s:
+        known = {str(i) for i in s.scalars(select(Participant.id).where(Participant.study_id == cfg.id))}
+    orphans = [d for d in participant_folders(folder) if d.name not in known]
+    if not orphans:
+        return
+    if not adopt_data:
+        raise PrefstyleError(
+            f"holds the results or uploads of {len(orphans)} participant(s) of study {cfg.id!r} that the database "
+            f"{_safe_url(db)} does not know: start with the database that holds them (--db), or pass --adopt-data "
+            f"to keep these files (moved to {folder / (ADOPTED_PREFIX + '<time>')}/, never served) and start the "
+            "study afresh in this database", path=folder)
+    import logging
+    from datetime import UTC, datetime
+
+    dest = folder / f"{ADOPTED_PREFIX}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    dest.mkdir(parents=True)
+    (folder / "participants").rename(dest / "participants")
+    logging.getLogger("prefstyle.app").warning(
+        "study %s: --adopt-data: the files of %d participant(s) unknown to %s were moved to %s (kept, not served)",
+        cfg.id, len(orphans), _safe_url(db), dest)
+
+
+def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path, adopt_data: bool = False) -> None:
+    """Make the database rows and image files of study ``cfg.id`` match ``cfg`` (module docstring).
+
+    Participants' files are never deleted: when the study folder holds results or uploads of
+    participants the database does not know (a new or mistyped ``--db`` with the same ``--data``),
+    this raises :class:`PrefstyleError`, or with ``adopt_data`` moves them to
+    ``DATA/studies/<id>/adopted-<time>/`` (kept, never served; the database's participant ids
+    start again, so the old folders must not stay where new participants' folders go).
+    Only ``images/`` (rendered from the source) is ever replaced.
+    """
     folder = study_dir(data_dir, cfg.id)
     digest = cfg.catalog_hash()
     with db.read() as s:
@@ -240,6 +322,7 @@ def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path) -> None:
             .join(Rendition, Rendition.scene_id == SceneRow.id)
             .where(SceneRow.study_id == cfg.id)
         ).all()
+    _check_orphans(db, cfg, folder, adopt_data)
     if study is not None and study.catalog_hash == digest:
         wanted = {f for r in rows for f in (r[1], r[3]) if f}
         if any(not (folder / f).is_file() for f in wanted):
@@ -253,21 +336,27 @@ def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path) -> None:
             f"study {cfg.id!r} already has {n_participants} participants and its scenes would change "
             "(source, images or heldout differ from when it started): give the changed study a new id"
         )
+    import os
+
     scenes = build_catalog(cfg)
-    tmp = folder.parent / f".{cfg.id}.{uuid.uuid4().hex[:8]}.part"
+    plan = [(sc.key, sc.role, sc.origin, sc.content, [(k, meta) for k, _img, meta in sc.renditions]) for sc in scenes]
+    tmp = folder.parent / f".{cfg.id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
     try:
         files = _write_images(scenes, tmp, cfg.image_ext)
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(folder)
+        del scenes  # the rendered tensors: written, no longer needed
+        folder.mkdir(parents=True, exist_ok=True)
+        old = folder / "images"
+        if old.exists():  # rendered images only: participants' files stay where they are
+            aside = tmp / "images-old"
+            old.rename(aside)
+        (tmp / "images").rename(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     with db.write() as s:
         if study is not None:
-            old = select(SceneRow.id).where(SceneRow.study_id == cfg.id).scalar_subquery()
-            s.execute(delete(Rendition).where(Rendition.scene_id.in_(old)))
+            old_ids = select(SceneRow.id).where(SceneRow.study_id == cfg.id).scalar_subquery()
+            s.execute(delete(Rendition).where(Rendition.scene_id.in_(old_ids)))
             s.execute(delete(SceneRow).where(SceneRow.study_id == cfg.id))
             st = s.get(Study, cfg.id)
             st.title, st.config_json, st.catalog_hash, st.updated_at = (
@@ -275,13 +364,13 @@ def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path) -> None:
         else:
             s.add(Study(id=cfg.id, title=cfg.title, config_json=json.dumps(cfg.to_dict()), catalog_hash=digest))
         s.flush()
-        for sc in scenes:
-            row = SceneRow(study_id=cfg.id, key=sc.key, role=sc.role, origin=sc.origin, content=sc.content,
-                           source_file=files.get((sc.key, SOURCE_NAME)))
+        for key, role, origin, content, rends in plan:
+            row = SceneRow(study_id=cfg.id, key=key, role=role, origin=origin, content=content,
+                           source_file=files.get((key, SOURCE_NAME)))
             s.add(row)
             s.flush()
-            for key, _img, meta in sc.renditions:
-                s.add(Rendition(scene_id=row.id, key=key, file=files[(sc.key, key)], meta_json=json.dumps(meta)))
+            for rkey, meta in rends:
+                s.add(Rendition(scene_id=row.id, key=rkey, file=files[(key, rkey)], meta_json=json.dumps(meta)))
 
 
 def _rerender_missing(cfg: StudyConfig, folder: Path, rows) -> None:

@@ -1,6 +1,7 @@
 """Database engines and sessions for the study app: SQLite (WAL) by default, PostgreSQL by URL.
 
-* :func:`make_engine` builds an engine from a URL. SQLite files get WAL journaling,
+* :func:`make_engine` builds an engine from a URL. SQLite files are created owner-only (0600)
+  and get WAL journaling,
   ``synchronous=FULL`` (a committed answer survives a crash of the process *and* of the
   machine), foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` transactions (writers queue
   for the lock instead of failing on a lock upgrade; within one process they queue on a Python
@@ -46,7 +47,7 @@ def make_engine(url: str, pool_size: int = 8, max_overflow: int = 24) -> Engine:
     if backend == "sqlite":
         if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
             raise PrefstyleError(f"SQLite database must be a file (sqlite:///path/app.db), got {url!r}")
-        Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(u.database).expanduser())
         engine = create_engine(
             u,
             connect_args={"timeout": 60, "check_same_thread": False},
@@ -60,6 +61,28 @@ def make_engine(url: str, pool_size: int = 8, max_overflow: int = 24) -> Engine:
     if backend == "postgresql":
         return create_engine(u, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_timeout=60)
     raise PrefstyleError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600, whatever the umask), and take
+    group/other permissions away from an existing one (it holds participants' names and answers);
+    SQLite gives its ``-wal`` and ``-shm`` files the same permissions."""
+    import os
+    import stat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+    except OSError as e:  # not ours to change: still start, the owner decides
+        import logging
+
+        logging.getLogger("prefstyle.app").warning("could not make %s private: %s", path, e)
 
 
 def _sqlite_on_connect(dbapi_connection, _record) -> None:

@@ -42,6 +42,9 @@ class FlowError(Exception):
         super().__init__(message)
         self.status, self.message = status, message
 
+    def __reduce__(self):  # raised in render worker processes, pickled back
+        return (FlowError, (self.status, self.message))
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -1,16 +1,27 @@
 """A participant's "your style" results: profile, held-out photos retouched, ``.cube`` LUT, uploads.
 
 Everything is computed from the participant's decided main answers with the study's model
-(``model:`` in the YAML) and kept under ``DATA/studies/<study>/participants/<id>/``, versioned by
-the number of answers used (``v<N>/``), so it is recomputed only when new answers exist. Files
-there are served only through the participant's own routes (the token decides whose folder).
+(``model:`` in the YAML) and kept on disk under ``DATA/studies/<study>/participants/<id>/``,
+versioned by the number of decided answers used (``v<N>/``): the folder is the cache, so any
+server process (``serve --workers N``) serves what another one rendered, and a version is
+recomputed only when new answers exist. Files there are served only through the participant's
+own routes (the token decides whose folder).
+
+Two sides:
+
+* the server (:func:`style_status`, :func:`pending_uploads`, :func:`participant_file`, ...) only
+  looks at the database and at files: it never renders and never holds images;
+* the render jobs (:func:`build_style`, :func:`build_upload`, :func:`build_lut`,
+  :func:`store_upload`) run in :mod:`prefstyle.app.render`'s bounded background workers. Each
+  writes under a temporary name and renames, so a reader never sees half a file and two
+  processes rendering the same version at once do no harm.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,20 +30,12 @@ from sqlalchemy import select
 
 from prefstyle.app.db import Database
 from prefstyle.app.flow import FlowError
-from prefstyle.app.models import Question
+from prefstyle.app.models import Question, Upload
 from prefstyle.app.state import LoadedStudy
 
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,100}$")
-#: at most this many renders at once (CPU- and memory-heavy; the answer routes stay responsive)
-HEAVY_WORK = threading.Semaphore(2)
+VERSION_DIR = re.compile(r"^v(\d+)$")
 LUT_IMAGES = 24
-_locks: dict[tuple[str, int], threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _lock(study_id: str, pid: int) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault((study_id, pid), threading.Lock())
 
 
 def participant_dir(study: LoadedStudy, pid: int) -> Path:
@@ -51,14 +54,11 @@ def participant_file(study: LoadedStudy, pid: int, name: str) -> Path | None:
     return path
 
 
-@dataclass(frozen=True)
-class StyleResult:
-    version: int  # decided main answers used
-    heldout: list[tuple[int, str]]  # (scene id, file name of the retouched image, relative to the participant dir)
-    folder: Path
+Answer = tuple[int, int, int, str]  # (scene id, rendition a, rendition b, "a" | "b")
 
 
-def _decided_mains(db: Database, pid: int) -> list[tuple[int, int, int, str]]:
+def decided_mains(db: Database, pid: int) -> list[Answer]:
+    """The participant's decided main answers, in question order (what their style is learned from)."""
     with db.read() as s:
         rows = s.execute(
             select(Question.scene_id, Question.rendition_a_id, Question.rendition_b_id, Question.answer)
@@ -68,13 +68,51 @@ def _decided_mains(db: Database, pid: int) -> list[tuple[int, int, int, str]]:
     return [tuple(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class StyleResult:
+    version: int  # decided main answers used
+    heldout: list[tuple[int, str]]  # (scene id, file name of the retouched image, relative to the participant dir)
+    folder: Path
+    description: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return (self.folder / "done").is_file()
+
+
+def style_result(study: LoadedStudy, pid: int, version: int) -> StyleResult:
+    """Where version ``version`` of the participant's style lives (rendered or not: see ``.ready``)."""
+    folder = participant_dir(study, pid) / f"v{version}"
+    desc = folder / "describe.txt"
+    text = desc.read_text(encoding="utf-8").strip() if desc.is_file() else ""
+    return StyleResult(version, [(s.id, f"v{version}/heldout-{s.id}.jpg") for s in study.heldout], folder, text)
+
+
+def upload_source(study: LoadedStudy, pid: int, key: str) -> Path:
+    return participant_dir(study, pid) / "uploads" / f"{key}.jpg"
+
+
+def upload_name(result: StyleResult, key: str) -> str:
+    return f"v{result.version}/upload-{key}.jpg"
+
+
+def uploads_of(db: Database, pid: int) -> list[Upload]:
+    with db.read() as s:
+        return list(s.scalars(select(Upload).where(Upload.participant_id == pid).order_by(Upload.id)).all())
+
+
+# --------------------------------------------------------------------------------------------
+# render jobs (run in the background workers of prefstyle.app.render)
+# --------------------------------------------------------------------------------------------
+
+
 def _load(path: Path):
     from prefstyle.imaging.io import read_image
 
     return read_image(path).pixels
 
 
-def build_references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) -> list[Any]:
+def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Any]:
     """:class:`~prefstyle.models.base.Reference` objects from (scene, a, b, answer) rows (images as served)."""
     import torch.nn.functional as F
 
@@ -96,41 +134,67 @@ def build_references(study: LoadedStudy, answers: list[tuple[int, int, int, str]
     return refs
 
 
-def _render_to(model: Any, profile: Any, img, path: Path) -> None:
+def render_image(model: Any, profile: Any, img) -> Any:
+    """``(3,H,W)`` sRGB [0,1] -> the same in the profile's taste: the model's per-image LUT when it
+    has one (:meth:`~prefstyle.models.base.PersonalizationModel.luts`), else its ``render``."""
     import torch
 
-    from prefstyle.imaging.io import write_image
+    from prefstyle.imaging.lut import apply_lut
 
     with torch.no_grad():
-        out = model.render(img[None], profile)[0].clamp(0, 1)
-    write_image(path, out, quality=92)
+        x = img[None]
+        luts = model.luts(x, profile)
+        out = model.render(x, profile) if luts is None else apply_lut(x, luts)
+        return out[0].clamp(0, 1)
 
 
-def ensure_style(db: Database, study: LoadedStudy, user: str, pid: int) -> StyleResult:
-    """The participant's profile and retouched held-out photos for their current answers (cached)."""
-    answers = _decided_mains(db, pid)
+def _write_jpeg(path: Path, img) -> None:
+    from prefstyle.imaging.io import write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, img, quality=92)  # atomic
+
+
+def build_style(study: LoadedStudy, user: str, pid: int, answers: list[Answer]) -> int:
+    """Render version ``len(answers)``: profile, held-out photos retouched, the taste in words.
+
+    Written into a temporary folder renamed to ``v<N>`` when complete (a concurrent render of the
+    same version by another process is discarded); older versions are then removed. Returns N.
+    """
     if not answers:
         raise FlowError(409, "answer a few pairs first: your style is learned from your choices")
     version = len(answers)
     base = participant_dir(study, pid)
-    folder = base / f"v{version}"
-    names = [(s.id, f"v{version}/heldout-{s.id}.jpg") for s in study.heldout]
-    with _lock(study.id, pid):
-        if (folder / "done").is_file():
-            return StyleResult(version, names, folder)
-        with HEAVY_WORK:
-            model = study.model()
-            profile = model.personalize(build_references(study, answers), user=user)
-            profile.data = {**profile.data, "study": study.id, "answers_used": version}
-            folder.mkdir(parents=True, exist_ok=True)
-            profile.save(folder / "profile.json")
-            for scene_id, name in names:
-                _render_to(model, profile, _load(study.source_path(scene_id)), base / name)
-        (folder / "done").write_text("ok\n")
-        for old in base.glob("v*"):  # keep only the newest version
-            if old.is_dir() and old.name != folder.name and re.fullmatch(r"v\d+", old.name):
-                shutil.rmtree(old, ignore_errors=True)
-    return StyleResult(version, names, folder)
+    final = base / f"v{version}"
+    if (final / "done").is_file():
+        return version
+    tmp = base / f".v{version}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        tmp.mkdir(parents=True)
+        model = study.model()
+        refs = build_references(study, answers)
+        profile = model.personalize(refs, user=user)
+        del refs
+        profile.data = {**profile.data, "study": study.id, "answers_used": version}
+        profile.save(tmp / "profile.json")
+        for s in study.heldout:
+            _write_jpeg(tmp / f"heldout-{s.id}.jpg", render_image(model, profile, _load(study.source_path(s.id))))
+        (tmp / "describe.txt").write_text((model.describe(profile) or "").strip() + "\n", encoding="utf-8")
+        (tmp / "done").write_text("ok\n")
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not (final / "done").is_file():  # an unfinished folder of that name (an older server): replace it
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in base.iterdir():  # keep the newest version (and any newer one another process made)
+        m = VERSION_DIR.match(old.name)
+        if m and int(m.group(1)) < version and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return version
 
 
 def load_profile(result: StyleResult) -> Any:
@@ -140,7 +204,7 @@ def load_profile(result: StyleResult) -> Any:
 
 
 def profile_zip(result: StyleResult) -> Path:
-    """``profile.zip`` (profile.json + profile.safetensors when it has tensors) in the version folder."""
+    """``profile.zip`` (profile.json + profile.safetensors when it has tensors) in the version folder (small, fast)."""
     import zipfile
 
     from prefstyle.fsutil import atomic_path
@@ -154,32 +218,57 @@ def profile_zip(result: StyleResult) -> Path:
     return path
 
 
-def lut_file(study: LoadedStudy, result: StyleResult) -> Path:
+def lut_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("prefstyle.eval.lut_export") is not None
+
+
+def build_lut(study: LoadedStudy, pid: int, version: int) -> Path:
     """The participant's taste as a ``.cube`` 3D LUT (``lut_size`` from the study), cached per version."""
+    result = style_result(study, pid, version)
     path = result.folder / "style.cube"
     if path.is_file():
         return path
+    if not result.ready:
+        raise FlowError(409, "your style is not rendered yet")
     try:
         from prefstyle.eval.lut_export import profile_to_lut
     except ImportError:
         raise FlowError(501, "exporting a style as a LUT is not available in this installation") from None
+    from prefstyle.fsutil import atomic_path
     from prefstyle.imaging.lut_io import write_cube
 
-    with HEAVY_WORK:
-        # the study's own photos (held-out first): the LUT averages the model's transform over them
-        scenes = study.heldout + [s for s in study.scenes.values() if s.role == "question"]
-        images = [_load(study.source_path(s.id))[None] for s in scenes if s.source_file][:LUT_IMAGES] or None
-        lut = profile_to_lut(study.model(), load_profile(result), size=study.cfg.lut_size, images=images)
-        write_cube(path, lut, title=f"prefstyle {study.id} v{result.version}")
+    # the study's own photos (held-out first): the LUT averages the model's transform over them
+    scenes = study.heldout + [s for s in study.scenes.values() if s.role == "question"]
+    images = [_load(study.source_path(s.id))[None] for s in scenes if s.source_file][:LUT_IMAGES] or None
+    lut = profile_to_lut(study.model(), load_profile(result), size=study.cfg.lut_size, images=images)
+    del images
+    with atomic_path(path) as tmp:
+        write_cube(tmp, lut, title=f"prefstyle {study.id} v{result.version}")
     return path
 
 
-def render_upload(study: LoadedStudy, result: StyleResult, pid: int, key: str) -> str:
-    """Retouch the participant's upload ``key`` with the current profile; returns its file name."""
-    base = participant_dir(study, pid)
-    name = f"v{result.version}/upload-{key}.jpg"
-    with _lock(study.id, pid):
-        if not (base / name).is_file():
-            with HEAVY_WORK:
-                _render_to(study.model(), load_profile(result), _load(base / "uploads" / f"{key}.jpg"), base / name)
+def build_upload(study: LoadedStudy, pid: int, version: int, key: str) -> str:
+    """Retouch the participant's upload ``key`` with version ``version`` of their style; returns its file name."""
+    result = style_result(study, pid, version)
+    name = upload_name(result, key)
+    target = participant_dir(study, pid) / name
+    if not target.is_file():
+        src = upload_source(study, pid, key)
+        if not src.is_file():
+            raise FlowError(410, "this photo is no longer on the server")
+        if not result.ready:
+            raise FlowError(409, "your style is not rendered yet")
+        _write_jpeg(target, render_image(study.model(), load_profile(result), _load(src)))
     return name
+
+
+def store_upload(tmp: Path, limits: Any, size: int, folder: Path) -> tuple[str, int, int]:
+    """Decode and check an uploaded file (:func:`prefstyle.app.uploads.decode_upload`), store it
+    downscaled; returns ``(key, width, height)``. Runs in a render worker (decoding is heavy)."""
+    from prefstyle.app import uploads
+
+    pixels = uploads.decode_upload(tmp, limits, size)
+    key = uploads.store_upload(folder, pixels)
+    return key, int(pixels.shape[-1]), int(pixels.shape[-2])

@@ -2,7 +2,9 @@
 
 The token is given once (``/admin/login`` form or ``?token=``), then an HttpOnly cookie
 (SameSite=Strict, path ``/admin``) derived from it is kept; scripts can send
-``Authorization: Bearer TOKEN`` instead. Without it every admin route answers 401.
+``Authorization: Bearer TOKEN`` instead. Without it every admin route answers 401. After 10
+wrong tokens from one address within a minute (form, ``?token=`` or a Bearer header), that
+address gets 429 until the minute has passed (:class:`~prefstyle.app.security.LoginLimiter`).
 
 * ``/admin``: the studies, with progress.
 * ``/admin/studies/<id>``: progress per participant, consistency rates, response-time
@@ -45,8 +47,26 @@ def _login_page(request: Request, error: str | None = None, status: int = 401) -
     return _page(request, "admin_login.j2", {"error": error}, status)
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _limiter(request: Request):
+    return request.app.state.login_limiter
+
+
+def _too_many(request: Request) -> None:
+    if _limiter(request).blocked(_client(request)):
+        raise FlowError(429, "too many wrong admin tokens from your address: wait a minute")
+
+
 def _authorized(request: Request) -> bool:
-    return is_admin(request, _state(request).admin_token)
+    if is_admin(request, _state(request).admin_token):
+        return True
+    if request.headers.get("authorization"):  # a wrong Bearer token counts as a failed login
+        _too_many(request)
+        _limiter(request).failed(_client(request))
+    return False
 
 
 def _require(request: Request) -> None:
@@ -56,7 +76,9 @@ def _require(request: Request) -> None:
 
 def _login_response(request: Request, token: str) -> HTMLResponse | RedirectResponse:
     st = _state(request)
+    _too_many(request)
     if not hmac.compare_digest(token.strip().encode(), st.admin_token.encode()):
+        _limiter(request).failed(_client(request))
         return _login_page(request, "wrong token")
     resp = RedirectResponse("/admin", status_code=303)
     resp.set_cookie(ADMIN_COOKIE, admin_cookie_value(st.admin_token), path="/admin", httponly=True,

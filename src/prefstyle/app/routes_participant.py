@@ -6,19 +6,26 @@ shows or changes a participant's data looks the participant up from that token a
 URL or form field can reach another participant's answers, results or photos.
 
 JSON API: ``GET api/question`` -> the current pair (served now); ``POST api/answer``
-``{question_id, a, b, choice: a|b|undecided, response_ms}`` -> stored, then the next pair.
+``{question_id, a, b, choice: a|b|undecided, response_ms}`` (:class:`AnswerBody`, checked at the
+edge: 400 with a message) -> stored, then the next pair; both refused (409) before the screen
+check. ``GET api/style`` -> where the participant's style stands (rendered in the background).
+
+A resume link (``GET resume/<token>``) never silently replaces another participant this browser
+already is, nor acts on a cross-site navigation: it then shows a confirmation page whose POST
+form carries a CSRF token (an HMAC bound to the link and to the current cookie) and is checked
+against the ``Origin`` header.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import asyncio
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import (
     FileResponse,
@@ -27,14 +34,18 @@ from fastapi.responses import (
     RedirectResponse,
     Response,
 )
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import func, select
 from starlette.datastructures import UploadFile
 
-from prefstyle.app import flow, personal, uploads
-from prefstyle.app.flow import FlowError
+from prefstyle.app import flow, personal, render, uploads
+from prefstyle.app.flow import MAX_RESPONSE_MS, FlowError
 from prefstyle.app.models import Participant, Upload
-from prefstyle.app.security import participant_cookie, participant_token
+from prefstyle.app.security import csrf_token, participant_cookie, participant_token, same_origin
 from prefstyle.app.state import AppState, LoadedStudy
+
+#: the largest id the database columns hold (PostgreSQL ``integer``)
+DB_ID_MAX = 2**31 - 1
 
 router = APIRouter()
 IMAGE_CACHE = "public, max-age=86400"
@@ -116,14 +127,47 @@ def join(request: Request, sid: str, person: Annotated[str, Form()] = "", device
     return resp
 
 
+def _resume_csrf(request: Request, sid: str, token: str) -> str:
+    return csrf_token(_state(request).admin_token, "resume", sid, token,
+                      request.cookies.get(participant_cookie(sid)) or "")
+
+
 @router.get("/s/{sid}/resume/{token}")
 def resume(request: Request, sid: str, token: str):
     study = _study(request, sid)
+    db = _state(request).db
+    target = flow.authenticate(db, sid, token)
+    if target is None:
+        raise FlowError(404, "this resume link is not valid for this study")
+    current_token = request.cookies.get(participant_cookie(sid))
+    current = None if current_token == token else flow.authenticate(db, sid, current_token)
+    cross_site = request.headers.get("sec-fetch-site", "") == "cross-site"
+    if current is None and not cross_site:
+        resp = RedirectResponse(f"/s/{sid}/study", status_code=303)
+        _set_cookie(request, resp, study, token)
+        return resp
+    # another participant on this browser, or a link followed from another site: ask first
+    return _page(request, "resume.j2", {"study": study, "target": target, "current": current, "token": token,
+                                        "csrf": _resume_csrf(request, sid, token)})
+
+
+@router.post("/s/{sid}/resume")
+def resume_confirm(request: Request, sid: str, token: Annotated[str, Form(max_length=200)],
+                   csrf: Annotated[str, Form(max_length=200)]):
+    study = _study(request, sid)
+    if not same_origin(request) or not _hmac_equal(csrf, _resume_csrf(request, sid, token)):
+        raise FlowError(403, "this confirmation is not valid any more: open your resume link again")
     if flow.authenticate(_state(request).db, sid, token) is None:
         raise FlowError(404, "this resume link is not valid for this study")
     resp = RedirectResponse(f"/s/{sid}/study", status_code=303)
     _set_cookie(request, resp, study, token)
     return resp
+
+
+def _hmac_equal(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 @router.post("/s/{sid}/leave")
@@ -191,19 +235,37 @@ def _payload(study: LoadedStudy, q: flow.QuestionView | None, prog: flow.Progres
     }
 
 
+class AnswerBody(BaseModel):
+    """``POST api/answer``: ids within the database's integer range; a choice; milliseconds."""
+
+    model_config = ConfigDict(extra="ignore")
+    question_id: StrictInt = Field(ge=1, le=DB_ID_MAX)
+    a: StrictInt = Field(ge=1, le=DB_ID_MAX)
+    b: StrictInt = Field(ge=1, le=DB_ID_MAX)
+    choice: Literal["a", "b", "undecided"]
+    response_ms: float | None = Field(default=None, ge=0, le=MAX_RESPONSE_MS, allow_inf_nan=False, strict=True)
+
+
+def _require_calibrated(request: Request, study: LoadedStudy) -> Participant:
+    p = _require(request, study)
+    if p.calibrated_at is None:
+        raise FlowError(409, "please do the screen check first")
+    return p
+
+
 @router.get("/s/{sid}/api/question")
 def api_question(request: Request, sid: str):
     study = _study(request, sid)
-    p = _require(request, study)
+    p = _require_calibrated(request, study)
     return _payload(study, *flow.serve_current(_state(request).db, study, p.id))
 
 
 @router.post("/s/{sid}/api/answer")
-def api_answer(request: Request, sid: str, payload: Annotated[dict[str, Any], Body()]):
+def api_answer(request: Request, sid: str, payload: AnswerBody):
     study = _study(request, sid)
-    p = _require(request, study)
-    res = flow.submit_answer(_state(request).db, study, p.id, payload.get("question_id"), payload.get("a"),
-                             payload.get("b"), payload.get("choice"), payload.get("response_ms"))
+    p = _require_calibrated(request, study)
+    res = flow.submit_answer(_state(request).db, study, p.id, payload.question_id, payload.a, payload.b,
+                             payload.choice, payload.response_ms)
     return {**_payload(study, res.next, res.progress), "stored": True, "duplicate": res.duplicate}
 
 
@@ -232,28 +294,45 @@ def source_image(request: Request, sid: str, scene_id: int):
 
 
 # --------------------------------------------------------------------------------------------
-# "your style"
+# "your style": rendered in the background (prefstyle.app.render), the page polls api/style
 # --------------------------------------------------------------------------------------------
+
+
+def _status(request: Request, study: LoadedStudy, p: Participant, want_lut: bool = False) -> dict[str, Any]:
+    st = _state(request)
+    return render.style_status(st.db, st.renders, study, p, want_lut=want_lut)
 
 
 def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict[str, Any]:
     st = _state(request)
     prog = flow.progress(st.db, study, p.id)
+    status = _status(request, study, p)
     ctx: dict[str, Any] = {"study": study, "cfg": study.cfg, "participant": p, "progress": prog,
-                           "resume_url": _resume_url(request, study, participant_token(request, study.id))}
-    if not prog.style_ready:
-        ctx["needed"] = max(0, study.cfg.style_after - prog.decided_main)
+                           "resume_url": _resume_url(request, study, participant_token(request, study.id)),
+                           "status": status, "status_url": f"/s/{study.id}/api/style",
+                           "state_text": render.STATE_TEXT.get(status["state"], status.get("message") or "")}
+    if status["state"] == "not_ready":
+        ctx["needed"] = status["needed"]
         return ctx
-    result = personal.ensure_style(st.db, study, p.user, p.id)
+    if not status["style_ready"]:
+        ctx["pending"] = True
+        return ctx
+    result = personal.style_result(study, p.id, status["version"])
     ctx["heldout"] = [{"original": f"/s/{study.id}/img/src/{scene_id}", "mine": f"/s/{study.id}/me/file/{name}"}
                       for scene_id, name in result.heldout]
     ctx["version"] = result.version
-    ctx["lut_available"] = importlib.util.find_spec("prefstyle.eval.lut_export") is not None
-    with st.db.read() as s:
-        ups = s.scalars(select(Upload).where(Upload.participant_id == p.id).order_by(Upload.id)).all()
-    ctx["uploads"] = [{"name": u.display_name, "original": f"/s/{study.id}/me/file/uploads/{u.key}.jpg",
-                       "mine": f"/s/{study.id}/me/file/{personal.render_upload(study, result, p.id, u.key)}"}
-                      for u in ups]
+    ctx["description"] = result.description
+    ctx["lut_available"] = personal.lut_available()
+    ups = personal.uploads_of(st.db, p.id)
+    base = personal.participant_dir(study, p.id)
+    ctx["uploads"] = []
+    for u in ups:
+        name = personal.upload_name(result, u.key)
+        gone = not personal.upload_source(study, p.id, u.key).is_file()
+        ctx["uploads"].append({"name": u.display_name, "gone": gone,
+                               "original": f"/s/{study.id}/me/file/uploads/{u.key}.jpg",
+                               "mine": f"/s/{study.id}/me/file/{name}" if (base / name).is_file() else None})
+    ctx["uploads_pending"] = status["uploads_pending"] > 0
     ctx["can_upload"] = len(ups) < study.cfg.uploads.max_files
     ctx["max_mb"] = study.cfg.uploads.max_bytes / 1e6
     return ctx
@@ -266,18 +345,33 @@ def style_page(request: Request, sid: str):
     return _page(request, "style.j2", _style_context(request, study, p))
 
 
-def _ready_result(request: Request, study: LoadedStudy, p: Participant) -> personal.StyleResult:
-    st = _state(request)
-    if not flow.progress(st.db, study, p.id).style_ready:
+@router.get("/s/{sid}/api/style")
+def api_style(request: Request, sid: str, lut: bool = False):
+    """Where the participant's style stands (starts what is missing; never waits for rendering)."""
+    study = _study(request, sid)
+    p = _require(request, study)
+    status = _status(request, study, p, want_lut=lut)
+    status["text"] = render.STATE_TEXT.get(status["state"], status.get("message") or "")
+    return JSONResponse(status)
+
+
+def _wait_page(request: Request, study: LoadedStudy, status: dict[str, Any], what: str, next_url: str,
+               status_url: str) -> HTMLResponse:
+    if status["state"] == "not_ready":
         raise FlowError(409, "your style is not ready yet: answer a few more pairs")
-    return personal.ensure_style(st.db, study, p.user, p.id)
+    return _page(request, "wait.j2", {"study": study, "what": what, "next_url": next_url, "status_url": status_url,
+                                      "state_text": render.STATE_TEXT.get(status["state"], status.get("message") or ""),
+                                      "message": status.get("message")}, 202)
 
 
 @router.get("/s/{sid}/me/profile.zip")
 def profile_download(request: Request, sid: str):
     study = _study(request, sid)
     p = _require(request, study)
-    path = personal.profile_zip(_ready_result(request, study, p))
+    status = _status(request, study, p)
+    if not status["style_ready"]:
+        return _wait_page(request, study, status, "your profile", f"/s/{sid}/me/profile.zip", f"/s/{sid}/api/style")
+    path = personal.profile_zip(personal.style_result(study, p.id, status["version"]))
     return FileResponse(path, media_type="application/zip", filename=f"prefstyle-profile-{study.id}.zip",
                         headers={"cache-control": "private, no-store"})
 
@@ -286,7 +380,13 @@ def profile_download(request: Request, sid: str):
 def lut_download(request: Request, sid: str):
     study = _study(request, sid)
     p = _require(request, study)
-    path = personal.lut_file(study, _ready_result(request, study, p))
+    if not personal.lut_available():
+        raise FlowError(501, "exporting a style as a LUT is not available in this installation")
+    status = _status(request, study, p, want_lut=True)
+    if not status["lut_ready"]:
+        return _wait_page(request, study, status, "your .cube LUT", f"/s/{sid}/me/style.cube",
+                          f"/s/{sid}/api/style?lut=1")
+    path = personal.style_result(study, p.id, status["version"]).folder / "style.cube"
     return FileResponse(path, media_type="text/plain", filename=f"prefstyle-{study.id}.cube",
                         headers={"cache-control": "private, no-store"})
 
@@ -317,6 +417,8 @@ def _add_upload(st: AppState, row: Upload) -> None:
 
 @router.post("/s/{sid}/me/uploads", response_class=HTMLResponse)
 async def upload(request: Request, sid: str):
+    """Stream the file to a temporary file, then decode, check and store it in a render worker
+    (awaited without holding a thread); retouching it is left to the style page's render job."""
     study = _study(request, sid)
     p = await run_in_threadpool(_require, request, study)
     st = _state(request)
@@ -341,15 +443,21 @@ async def upload(request: Request, sid: str):
                         out.write(chunk)
                 if size == 0:
                     raise FlowError(400, "the file is empty")
-                pixels = await run_in_threadpool(uploads.decode_upload, tmp, limits, study.cfg.image_size)
+                with open(tmp, "rb") as fh:
+                    uploads.check_type(fh.read(16), limits)  # cheap: refuse non-images before queueing
+                try:
+                    job = st.renders.submit(("store-upload", study.id, p.id, tmp_name), "store_upload", tmp, limits,
+                                            study.cfg.image_size, personal.participant_dir(study, p.id))
+                except render.Busy:
+                    raise FlowError(503, "the server is busy retouching photos: please try again in a minute") \
+                        from None
+                key, width, height = await asyncio.wrap_future(job)
             finally:
                 tmp.unlink(missing_ok=True)
         finally:
             await form.close()
-        folder = personal.participant_dir(study, p.id)
-        key = await run_in_threadpool(uploads.store_upload, folder, pixels)
         await run_in_threadpool(_add_upload, st, Upload(participant_id=p.id, key=key, display_name=name[:120],
-                                                        width=int(pixels.shape[-1]), height=int(pixels.shape[-2])))
+                                                        width=width, height=height))
     except FlowError as e:
         ctx = await run_in_threadpool(_style_context, request, study, p)
         ctx["error"] = e.message

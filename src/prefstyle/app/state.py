@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import threading
@@ -28,6 +29,13 @@ class AppSettings:
     admin_token: the token of the ``/admin`` pages; generated (and kept in
         ``DATA/admin-token``) when None.
     secure_cookies: mark cookies ``Secure`` (set when serving over HTTPS).
+    adopt_data: when a study folder holds participants' files the database does not know, move
+        them aside (kept) instead of refusing to start (:func:`~prefstyle.app.catalog.sync_study`).
+    render_workers: background processes (or threads) that render participants' styles, per server process.
+    render_mode: ``process`` (a process pool: the server's memory stays small) or ``thread`` (tests).
+    render_queue: at most this many render jobs waiting per server process; more are answered "busy".
+    forwarded_allow_ips: proxies whose ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` are trusted
+        (comma-separated IPs or CIDRs, ``*`` for any); empty: the headers are ignored.
     """
 
     db_url: str = "sqlite:///prefstyle-app/app.db"
@@ -36,12 +44,39 @@ class AppSettings:
     admin_token: str | None = None
     secure_cookies: bool = False
     use_default_study: bool = True
+    adopt_data: bool = False
+    render_workers: int = 1
+    render_mode: str = "process"
+    render_queue: int = 64
+    forwarded_allow_ips: str = ""
+
+    def to_json(self) -> str:
+        """The settings as JSON (for the worker processes of ``serve --workers``); :meth:`from_json` reads it."""
+        d = dataclasses.asdict(self)
+        d["data_dir"] = str(self.data_dir)
+        d["studies"] = [c.to_dict() for c in self.studies]
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> AppSettings:
+        d = json.loads(text)
+        d["data_dir"] = Path(d["data_dir"])
+        d["studies"] = [config_from_dict(c) for c in d["studies"]]
+        return cls(**d)
+
+
+MIN_ADMIN_TOKEN = 16
 
 
 def admin_token_for(settings: AppSettings) -> str:
     """The admin token: the configured one, else the one kept in ``DATA/admin-token`` (created once)."""
     if settings.admin_token:
-        return settings.admin_token
+        if len(settings.admin_token.strip()) < MIN_ADMIN_TOKEN:
+            from prefstyle.errors import PrefstyleError
+
+            raise PrefstyleError(f"--admin-token must be at least {MIN_ADMIN_TOKEN} characters (a guessable token "
+                                 "opens every participant's data); leave it out to have one generated")
+        return settings.admin_token.strip()
     from prefstyle.fsutil import atomic_write_text
 
     path = Path(settings.data_dir) / "admin-token"
@@ -94,6 +129,16 @@ class LoadedStudy:
     def id(self) -> str:
         return self.cfg.id
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for the render processes without the loaded model and the lock."""
+        d = dict(self.__dict__)
+        d["_model"], d["_model_lock"] = None, None
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self._model_lock = threading.Lock()
+
     def rendition_path(self, rendition_id: int) -> Path | None:
         r = self.renditions.get(rendition_id)
         return None if r is None else self.folder / r.file
@@ -140,3 +185,4 @@ class AppState:
     db: Database
     admin_token: str
     studies: dict[str, LoadedStudy]
+    renders: Any = None  # prefstyle.app.render.RenderQueue, started with the app

@@ -61,19 +61,24 @@ def bare_message(e: PrefstyleError) -> str:
     return text
 
 
-def decode_upload(tmp: Path, limits: UploadLimits, size: int):
-    """The photo in ``tmp`` as ``(3,h,w)`` sRGB in [0,1], long side at most ``size``; FlowError if refused."""
-    from prefstyle.app.catalog import fit_size
-    from prefstyle.imaging.io import read_image
-
-    with open(tmp, "rb") as fh:
-        head = fh.read(16)
+def check_type(head: bytes, limits: UploadLimits) -> str:
+    """The image type from a file's first 16 bytes; FlowError 415 when not one the study accepts."""
     kind = sniff(head)
     allowed = [t for t in limits.types if t in MAGIC]
     if kind is None or kind not in allowed:
         names = [TYPE_NAMES[t] for t in allowed]
         listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
         raise FlowError(415, f"this file is not a {listed} image")
+    return kind
+
+
+def decode_upload(tmp: Path, limits: UploadLimits, size: int):
+    """The photo in ``tmp`` as ``(3,h,w)`` sRGB in [0,1], long side at most ``size``; FlowError if refused."""
+    from prefstyle.app.catalog import fit_size
+    from prefstyle.imaging.io import read_image
+
+    with open(tmp, "rb") as fh:
+        check_type(fh.read(16), limits)
     try:
         img = read_image(tmp, max_pixels=limits.max_pixels)
     except PrefstyleError as e:

@@ -36,6 +36,29 @@ def serve(
     threads: Annotated[
         int, typer.Option("--torch-threads", min=1, help="CPU threads for rendering participants' styles.")
     ] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64,
+                          help="Server processes sharing the database (use PostgreSQL for more than one or two).")
+    ] = 1,
+    render_workers: Annotated[
+        int, typer.Option("--render-workers", min=1, max=32,
+                          help="Background processes rendering participants' styles, per server process.")
+    ] = 1,
+    render_queue: Annotated[
+        int, typer.Option("--render-queue", min=1, max=10_000,
+                          help="Render jobs that may wait per server process; more are answered 'busy, retrying'.")
+    ] = 64,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option("--forwarded-allow-ips", envvar="PREFSTYLE_FORWARDED_ALLOW_IPS",
+                          help="Trust X-Forwarded-Proto/Host/For from these proxy addresses (comma-separated IPs "
+                               "or CIDRs, '*' for any): resume links then use the public https:// address.")
+    ] = "",
+    adopt_data: Annotated[
+        bool, typer.Option("--adopt-data",
+                           help="When a study folder in DATA holds participants' files this database does not know, "
+                                "move them aside (kept, never served) and start the study afresh, instead of "
+                                "refusing to start.")
+    ] = False,
 ) -> None:
     """Run the study web app: participants at /s/STUDY, organizers at /admin.
 
@@ -57,5 +80,9 @@ def serve(
         studies=configs,
         admin_token=admin_token,
         secure_cookies=secure_cookies,
+        adopt_data=adopt_data,
+        render_workers=render_workers,
+        render_queue=render_queue,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
-    run(settings, host=host, port=port)
+    run(settings, host=host, port=port, workers=workers)
