@@ -41,6 +41,9 @@ def export_lut(
         raise PrefstyleError("the output must be a .cube file", path=out)
     if out.exists() and not force:
         raise PrefstyleError("output exists (pass --force to overwrite)", path=out)
+    from prefstyle.fsutil import check_writable
+
+    check_writable(out)  # before minutes of fitting
     prof, m = load_profile_and_model(profile, model)
     if photos is not None:
         images = _folder_images(photos)

@@ -67,12 +67,19 @@ def personalize(
         int | None, typer.Option("--seed", help="pick the references by a seeded shuffle instead of answer order")
     ] = None,
     device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
+    force: Annotated[bool, typer.Option("--force", help="replace an existing profile")] = False,
 ) -> None:
     """Learn USER's taste from their judgments in DATA (or from --liked photos) and write a profile for `enhance`."""
     from prefstyle.train import load_model
 
     if out is None:
         raise PrefstyleError("--out is required: the profile file to write")
+    from prefstyle.fsutil import check_writable
+
+    target = profile_path(out)
+    if not force and (target.exists() or target.with_suffix(".safetensors").exists()):
+        raise PrefstyleError("a profile exists here (pass --force to replace it)", path=target)
+    check_writable(target)
     if (data is None) == (liked is None):
         raise PrefstyleError("give either a pairs dataset DATA with --user, or --liked FOLDER")
     if refs < 0:
@@ -164,10 +171,16 @@ def load_profile_and_model(profile: Path, model: str | None = None, device: str 
     from prefstyle.models.base import Profile
     from prefstyle.train import load_model
 
-    prof = Profile.load(profile_path(profile) if profile.is_dir() else profile)
+    ppath = profile_path(profile) if profile.is_dir() else profile
+    prof = Profile.load(ppath)
     spec = model or prof.model_config.get("source") or prof.model
     m = load_model(spec, device=device)
-    check_model_matches(m, prof)  # another model, or another checkpoint of it (a copy of the same one is fine)
+    try:
+        check_model_matches(m, prof)  # another model, or another checkpoint of it (a copy of the same one is fine)
+    except PrefstyleError as e:  # the model's own checks (values out of range) do not know the file
+        if e.path is None:
+            raise PrefstyleError(str(e), path=ppath) from None
+        raise
     return prof, m
 
 
@@ -178,7 +191,7 @@ def enhance(
     model: Annotated[
         str | None, typer.Option("--model", help="model name or checkpoint path [default: the profile's]")
     ] = None,
-    quality: Annotated[int, typer.Option("--quality", help="JPEG quality")] = 95,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality")] = 95,
     strength: Annotated[
         float, typer.Option("--strength", min=0.0, max=1.0, help="1 = the full edit, 0 = the input unchanged")
     ] = 1.0,
@@ -188,10 +201,14 @@ def enhance(
         help="8-bit photos too go through the model's own full-resolution rendering instead of one 3D LUT "
              "per photo (PieNet: keeps its local edits; about 3x slower)")] = False,
     device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
+    force: Annotated[bool, typer.Option("--force", help="overwrite outputs that already exist")] = False,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")] = False,
 ) -> None:
     """Retouch INPUT images in the profile's taste, at full resolution, into --out.
 
-    8- and 16-bit inputs keep their bit depth, EXIF and ICC profile. Unreadable files are
+    Existing outputs are an error unless --force (overwrite) or --skip-existing (keep them).
+    8- and 16-bit inputs keep their bit depth, EXIF, ICC profile, alpha and grayscale. Unreadable files are
     skipped and reported; the batch goes on, and the exit status is 1 if any was skipped.
     8-bit photos are rendered through one 3D LUT per photo where the model can give one
     (PieNet, TasteLUT); --full-render turns that off.
@@ -208,28 +225,20 @@ def enhance(
 
     from prefstyle.imaging.io import read_image, write_like
 
+    from prefstyle.cli.outputs import plan_outputs
+
+    jobs_in, failed = collect_inputs(inputs)
+    jobs_in, kept = plan_outputs(jobs_in, inputs, out, force=force, skip_existing=skip_existing)
     prof, m = load_profile_and_model(profile, model, device)
     if jobs > 1:
         torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
-
-    jobs_in, failed = collect_inputs(inputs)
     for p, reason in failed:
         typer.echo(f"skipped {p}: {reason}", err=True)
-    if out.exists() and not out.is_dir():
-        raise PrefstyleError("--out must be a folder", path=out)
-    out_resolved = out.resolve()
-    targets: dict[Path, Path] = {}
-    for src_path, rel in jobs_in:
-        dst = (out_resolved / rel).resolve()
-        if dst == src_path.resolve():
-            raise PrefstyleError(f"refusing to overwrite the input {src_path} with its enhanced version; "
-                                 "choose another --out folder")
-        if dst in targets:
-            raise PrefstyleError(f"two inputs would be written to the same file {dst}: {targets[dst]} and {src_path}")
-        targets[dst] = src_path
+    if kept:
+        typer.echo(f"kept {len(kept)} existing output(s) in {out} (--skip-existing)", err=True)
 
     def one(src_path: Path, rel: Path) -> None:
-        data = read_image(src_path)
+        data = read_image(src_path, keep_alpha=True)
         with torch.inference_mode():
             y = enhance_pixels(m, prof, data, strength, device, lut_path=not full_render)
         write_like(out / rel, y, data, quality=quality)

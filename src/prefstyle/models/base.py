@@ -59,7 +59,10 @@ class Profile:
     model_config: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path`` (a ``.json`` file; tensors go beside it as ``<stem>.safetensors``). Atomic."""
+        """Write ``path`` (a ``.json`` file; tensors go beside it as ``<stem>.safetensors``). Atomic.
+
+        A profile holding NaN or infinite numbers (a model that went wrong) is refused, never written.
+        """
         from safetensors.torch import save_file
 
         path = Path(path)
@@ -75,15 +78,29 @@ class Profile:
             "data": self.data,
             "tensors": sorted(self.tensors),
         }
+        try:
+            text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+        except ValueError:
+            raise PrefstyleError(f"refusing to write a '{self.model}' profile with NaN or infinite values",
+                                 path=path) from None
+        for name, t in self.tensors.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise PrefstyleError(f"refusing to write a '{self.model}' profile: tensor '{name}' holds NaN or "
+                                     "infinite values", path=path)
         if self.tensors:
             with atomic_path(path.with_suffix(".safetensors")) as tmp:
                 save_file({k: v.detach().contiguous().cpu() for k, v in self.tensors.items()}, str(tmp))
-        atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+        atomic_write_text(path, text)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
-        """Read a profile written by :meth:`save`; one-line errors name the file."""
+        """Read a profile written by :meth:`save`; one-line errors name the file.
+
+        Refused: malformed JSON, NaN/infinite numbers anywhere (JSON or tensors), no ``"model"``,
+        fields of the wrong type, missing, truncated or garbage tensors. Whether the values make
+        sense for the model is the model's :meth:`PersonalizationModel.check_profile`.
+        """
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -91,21 +108,58 @@ class Profile:
             path = path / "profile.json"
         if not path.is_file():
             raise PrefstyleError("profile not found", path=path)
+
+        def finite(text: str) -> float:
+            value = float(text)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"the number {text} is out of range")
+            return value
+
+        def no_constant(name: str) -> float:
+            raise ValueError(f"{name} is not a number")
+
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(path.read_text(encoding="utf-8"), parse_float=finite, parse_constant=no_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise PrefstyleError(f"not a profile (malformed JSON: {e})", path=path) from None
+        except ValueError as e:
+            raise PrefstyleError(f"profile holds a value that is not a finite number ({e})", path=path) from None
+        except OSError as e:
+            raise PrefstyleError(f"cannot read the profile: {e.strerror or e}", path=path) from None
         if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT:
             raise PrefstyleError("not a prefstyle profile", path=path)
         if doc.get("version") != PROFILE_VERSION:
             raise PrefstyleError(f"profile version {doc.get('version')} is not supported", path=path)
+        model = doc.get("model")
+        if not isinstance(model, str) or not model:
+            raise PrefstyleError("profile names no \"model\" (the model that made it); personalize again", path=path)
+        for key, kind in (("data", dict), ("model_config", dict), ("tensors", list)):
+            if key in doc and not isinstance(doc[key], kind):
+                raise PrefstyleError(f"profile field \"{key}\" must be a {'JSON object' if kind is dict else 'list'}",
+                                     path=path)
+        user = doc.get("user")
+        if user is not None and not isinstance(user, str):
+            raise PrefstyleError("profile field \"user\" must be a string", path=path)
+        names = doc.get("tensors") or []
+        if not all(isinstance(n, str) for n in names):
+            raise PrefstyleError("profile field \"tensors\" must list tensor names", path=path)
         tensors: dict[str, torch.Tensor] = {}
-        if doc.get("tensors"):
+        if names:
             tpath = path.with_suffix(".safetensors")
             if not tpath.is_file():
                 raise PrefstyleError("profile tensors missing (expected beside the .json)", path=tpath)
-            tensors = load_file(str(tpath))
-        return cls(model=doc["model"], data=doc.get("data", {}), tensors=tensors, user=doc.get("user"),
+            try:
+                tensors = load_file(str(tpath))
+            except Exception as e:  # safetensors raises its own error type (or OSError) for bad files
+                raise PrefstyleError(f"profile tensors unreadable (truncated or not a safetensors file: "
+                                     f"{' '.join(str(e).split())[:200]})", path=tpath) from None
+            missing = sorted(set(names) - set(tensors))
+            if missing:
+                raise PrefstyleError(f"profile tensors missing: {', '.join(missing)}", path=tpath)
+            for name, t in tensors.items():
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    raise PrefstyleError(f"profile tensor '{name}' holds NaN or infinite values", path=tpath)
+        return cls(model=model, data=doc.get("data", {}), tensors=tensors, user=user,
                    model_config=doc.get("model_config", {}))
 
 

@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.color import delta_e_2000, luminance, rgb_to_lab, srgb_to_linear
 from prefstyle.imaging.lut import apply_lut, identity_lut
-from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM
+from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM, VECTOR_FIELDS
 from prefstyle.imaging.pipeline import apply_retouch_vector
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
 
@@ -314,6 +314,53 @@ class SliderTasteModel(PersonalizationModel):
                        tensors={"vectors": vecs.contiguous(), "gains": gains.contiguous(), "weights": wk.contiguous()},
                        data={"n_refs": len(refs), "n_used": int(gaps.shape[1]), "sliders": sliders,
                              "effective_particles": round(float(1.0 / (w**2).sum()), 2), "kept": n_keep})
+
+    def check_profile(self, profile: Profile) -> None:
+        """Refuse a profile of another model, or one whose particles or sliders are out of range.
+
+        Particles: ``vectors`` ``(K', VECTOR_DIM)`` within every control's range (scalars as in
+        :data:`~prefstyle.imaging.params.SCALAR_FIELDS`, curve in [0, 1], HSL in [-1, 1]),
+        ``weights`` ``(K',)`` >= 0 summing to about 1, ``gains`` ``(K',)`` in [0, 1]; the read-out
+        ``data["sliders"]`` finite numbers in their sliders' ranges (adaptive brightness in [0, 1]).
+        """
+        super().check_profile(profile)
+        tol = 1e-4
+        v, w, g = (profile.tensors.get(k) for k in ("vectors", "weights", "gains"))
+        if v is None or w is None or v.ndim != 2 or v.shape[1] != VECTOR_DIM or w.shape != (v.shape[0],) \
+                or v.shape[0] == 0:
+            raise PrefstyleError("sliders profile has no particles of the right shape (damaged or another model)")
+        if g is not None and g.shape != w.shape:
+            raise PrefstyleError("sliders profile has gains of the wrong shape (damaged or another model)")
+        parts = [("vectors", v), ("weights", w)] + ([("gains", g)] if g is not None else [])
+        for name, t in parts:
+            if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+                raise PrefstyleError(f"sliders profile: '{name}' must be finite numbers")
+        v, w = v.double(), w.double()
+        lo = torch.tensor([f[1] for f in SCALAR_FIELDS] + [0.0] * 5 + [-1.0] * (VECTOR_DIM - len(SCALAR_FIELDS) - 5),
+                          dtype=torch.float64)
+        hi = torch.tensor([f[2] for f in SCALAR_FIELDS] + [1.0] * (VECTOR_DIM - len(SCALAR_FIELDS)), dtype=torch.float64)
+        bad = ((v < lo - tol) | (v > hi + tol)).any(0)
+        if bool(bad.any()):
+            names = [n for n, *_ in SCALAR_FIELDS] + [f"{n}[{i}]" for n, k in VECTOR_FIELDS for i in range(k)]
+            j = int(bad.nonzero()[0])
+            raise PrefstyleError(f"sliders profile: '{names[j]}' out of its range {float(lo[j]):g}..{float(hi[j]):g} "
+                                 f"in its particles")
+        if bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > 1e-3:
+            raise PrefstyleError("sliders profile: particle weights must be >= 0 and sum to 1")
+        if g is not None and bool(((g < -tol) | (g > 1 + tol)).any()):
+            raise PrefstyleError("sliders profile: adaptive-brightness gains must lie in 0..1")
+        sliders = profile.data.get("sliders")
+        if sliders is None:
+            return
+        if not isinstance(sliders, dict):
+            raise PrefstyleError("sliders profile: \"sliders\" must be a JSON object")
+        for name, value in sliders.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise PrefstyleError(f"sliders profile: slider '{name}' must be a finite number, got {value!r}")
+            lo_hi = (0.0, 1.0) if name == "adaptive_brightness" else _RANGE.get(name)
+            if lo_hi is not None and not lo_hi[0] - tol <= value <= lo_hi[1] + tol:
+                raise PrefstyleError(f"sliders profile: slider '{name}' = {value:g} is out of its range "
+                                     f"{lo_hi[0]:g}..{lo_hi[1]:g}")
 
     def _profile_parts(self, profile: Profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(vectors (K', VECTOR_DIM), gains (K',), weights (K',))`` of a profile (gains 0 in older profiles)."""
