@@ -209,15 +209,15 @@ def fresh_database(base_url: str, name: str) -> str:
 class ServerProcess:
     """``python -m prefstyle.app`` in a subprocess on a free loopback port."""
 
-    def __init__(self, study_file: Path, db_url: str, data_dir: Path, log: Path):
+    def __init__(self, study_file: Path, db_url: str, data_dir: Path, log: Path, extra: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.log = open(log, "ab")  # noqa: SIM115 - closed in kill()/stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prefstyle.app", "--study", str(study_file), "--db", db_url, "--data",
-             str(data_dir), "--port", str(self.port), "--admin-token", ADMIN],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=str(data_dir.parent),
+             str(data_dir), "--port", str(self.port), "--admin-token", ADMIN, *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=str(data_dir.parent), start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 120) -> None:
@@ -236,9 +236,11 @@ class ServerProcess:
         raise TimeoutError("server did not start")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs."""
+        """SIGKILL to the server and everything it started (worker and render processes): no shutdown
+        handler runs."""
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
         self.log.close()
 
@@ -250,5 +252,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # render workers left behind by a killed parent
+            os.killpg(self.proc.pid, signal.SIGKILL)
         if not self.log.closed:
             self.log.close()
