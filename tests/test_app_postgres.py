@@ -116,3 +116,91 @@ def test_sigkill_with_postgres(pg_url, tmp_path):
         assert d2["progress"]["answered"] == 6 and d2["question"] == d["question"]
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_sigkill_of_four_workers_with_postgres(pg_url, tmp_path):
+    """``serve --workers 4`` on PostgreSQL killed with SIGKILL (parent, workers and render processes at
+    once) while answers are in flight: every acknowledged answer is stored; everyone resumes at the right pair."""
+    import threading
+    import time
+
+    import httpx
+
+    from prefstyle.app.db import Database
+    from prefstyle.app.models import Participant, Question
+
+    study = {"id": SID, "questions": {"main": 40, "consistency": 4, "style_after": 4}, "heldout": 1,
+             "images": {"size": 64}, "model": "nearest-preferred",
+             "source": {"kind": "simulator", "scenes": 3, "renditions": 3, "seed": 2}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    db_url = fresh_database(pg_url, "kill4")
+    open_state(tmp_path, study, db_url=db_url).db.dispose()
+    server = ServerProcess(tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log",
+                           extra=("--workers", "4"))
+    acked: dict[str, dict[int, str]] = {}
+    last: dict[str, dict] = {}
+    clients: dict[str, httpx.Client] = {}
+    stop = threading.Event()
+    try:
+        server.wait_ready(timeout=180)
+
+        def hammer(name: str) -> None:
+            c = httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+            clients[name] = c
+            c.post(f"/s/{SID}/join", data={"person": name, "device": "laptop", "consent": "yes"})
+            c.post(f"/s/{SID}/calibrate", data={"dark_steps": "9", "light_steps": "9"})
+            acked[name] = {}
+            d = c.get(f"/s/{SID}/api/question").json()
+            while not stop.is_set() and not d["done"]:
+                q = d["question"]
+                try:
+                    r = c.post(f"/s/{SID}/api/answer", json=answer_payload(q, "a", 10))
+                except httpx.HTTPError:
+                    return
+                if r.status_code != 200:
+                    return
+                acked[name][q["id"]] = "a"
+                d = r.json()
+                last[name] = d
+                if len(acked[name]) == 5:
+                    c.get(f"/s/{SID}/api/style")  # a style render in flight too
+
+        threads = [threading.Thread(target=hammer, args=(f"K{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while sum(len(a) for a in acked.values()) < 60 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.kill()
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        server.stop()
+    assert sum(len(a) for a in acked.values()) >= 60
+    db = Database(db_url)
+    try:
+        with db.read() as s:
+            rows = s.query(Participant.person, Question.id, Question.answer) \
+                .join(Question, Question.participant_id == Participant.id).filter(Question.answer.is_not(None)).all()
+    finally:
+        db.dispose()
+    stored: dict[str, dict[int, str]] = {}
+    for person, qid, ans in rows:
+        stored.setdefault(person, {})[qid] = ans
+    for name, answers in acked.items():
+        for qid, ans in answers.items():
+            assert stored[name].get(qid) == ans, f"{name}: acknowledged answer {qid} lost"
+        assert len(stored[name]) - len(answers) in (0, 1)  # at most the request in flight
+    server = ServerProcess(tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log",
+                           extra=("--workers", "4"))
+    try:
+        server.wait_ready(timeout=180)
+        for name, c in clients.items():
+            d = httpx.get(f"{server.url}/s/{SID}/api/question", cookies=c.cookies, timeout=30).json()
+            assert d["progress"]["answered"] == len(stored[name])
+            if len(stored[name]) == len(acked[name]) and name in last:
+                assert d["question"] == last[name]["question"]  # the same pair as acknowledged last
+    finally:
+        server.stop()
