@@ -11,7 +11,7 @@ For each model, two timings, each the median of ``--repeats`` runs after one unt
   whole path from the float tensor in [0,1] to the output tensor (thumbnail, network, colour
   transform applied at full resolution; for ``usd`` the coarse-grid query and the guided
   upsampling). Image decoding/encoding is not included.
-* ``enhance_8bit_s`` - for models that render through one LUT per image (``tastelut``): the
+* ``enhance_8bit_s`` - for models that give one LUT per image (``luts``, e.g. ``sliders``): the
   path ``prefstyle enhance`` takes for 8-bit photos on the CPU (LUT predicted from the
   thumbnail, applied by Pillow's LUT filter on ``torch.get_num_threads()`` strips), from the
   decoded 8-bit pixels to the output; image decoding/encoding not included.
@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from _report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("usd", "upe", "exemplar", "pienet", "tastelut", "sliders")  # pienet needs --checkpoint pienet=RUN
+MODELS = ("usd", "upe", "exemplar", "pienet", "sliders")  # pienet needs --checkpoint pienet=RUN
 
 
 def _photo(name: str) -> torch.Tensor:
@@ -93,28 +93,25 @@ def references(n: int, size: int = 256) -> list[Any]:
 
 
 def build(name: str, checkpoint: str | None) -> tuple[Any, str]:
+    """A trained checkpoint, else the packaged model, else the model untrained with the architecture
+    of ``configs/NAME.yaml``."""
+    from prefstyle.errors import PrefstyleError
+    from prefstyle.models.loading import architecture, load
+
     if checkpoint:
-        from prefstyle.train import load_model
-
-        return load_model(checkpoint), f"checkpoint {checkpoint}"
-    if name == "pienet":
-        raise SystemExit("pienet needs a trained run: --checkpoint pienet=runs/pienet_cpu")
-    if name == "sliders":  # no weights: its packaged fitted settings
-        from prefstyle.train import load_model
-
-        return load_model("sliders"), "packaged settings"
+        return load(checkpoint), f"checkpoint {checkpoint}"
+    try:
+        return load(name), "packaged"
+    except PrefstyleError:  # a trainable model without packaged weights
+        pass
     import yaml
-
-    from prefstyle.train.task import get_task
 
     cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
     model_cfg = {k: v for k, v in cfg["task"].items() if k not in ("name", "module")}
-    if name == "usd":
-        model_cfg.setdefault("n_users", 0)
-        model_cfg.setdefault("users", [])
-    task = get_task(name)(model_cfg, {}, 0)
-    module = task.build_model().eval()
-    return task.to_inference(module), f"untrained, architecture of configs/{name}.yaml"
+    model_cfg.setdefault("n_users", 0)  # usd: no training users, only the generic decoder
+    arch = architecture(name)
+    assert arch is not None, name
+    return arch.to_model(arch.build(model_cfg).eval(), model_cfg), f"untrained, architecture of configs/{name}.yaml"
 
 
 def timed(fn: Any, repeats: int) -> tuple[float, list[float], Any]:
@@ -164,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             e_med, e_all, out = timed(lambda m=model, p=profile: m.render(img, p), args.repeats)
         assert out.shape == img.shape
         extra = {}
-        if callable(getattr(model, "luts", None)):
+        with torch.no_grad():
+            gives_luts = model.luts(img, profile) is not None
+        if gives_luts:
             from prefstyle.cli.batch_io import enhance_pixels
             from prefstyle.imaging.io import ImageData
 

@@ -114,12 +114,13 @@ def _photographer(out: Path, model_spec: str, data: Path, user: str, n_photos: i
     from prefstyle.eval.lut_export import profile_to_lut
     from prefstyle.eval.protocol import load_references
     from prefstyle.imaging.lut_io import write_cube
-    from prefstyle.train import load_model
+    from prefstyle.models.loading import load
+    from prefstyle.models.render import render_batch
 
     folder = out / "photographer"
     folder.mkdir(parents=True, exist_ok=True)
     ds = PairsDataset.load(data)
-    model = load_model(model_spec)
+    model = load(model_spec)
     refs = load_references(ds, ds.references(user, 16))
     profile = model.personalize(refs, user=user)
     profile.save(folder / "profile.json")
@@ -134,7 +135,7 @@ def _photographer(out: Path, model_spec: str, data: Path, user: str, n_photos: i
     with torch.inference_mode():
         for k, pid in enumerate(pick):
             x = pool.scene_image(f"{pid}#0", size=1024)[None]
-            y = model.render(x, profile)
+            y = render_batch(model, profile, x)
             shown = [(x, f"{pid}: original"), (y, f"retouched for {user} by {model.name}")]
             if truth is not None:
                 shown.append((truth.ideal(x), f"{user}'s true ideal (simulated)"))
@@ -176,7 +177,7 @@ def demo(
     from prefstyle.data.pairs import PairsDataset, statistics
     from prefstyle.data.simulate import SimulationConfig, simulate_dataset
     from prefstyle.fsutil import atomic_write_text
-    from prefstyle.train.loading import DEFAULT_MODEL, packaged_models
+    from prefstyle.models.loading import DEFAULT_MODEL, packaged_models
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)

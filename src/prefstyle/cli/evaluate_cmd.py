@@ -3,10 +3,9 @@
 Registered by the CLI as ``app.command("evaluate")(evaluate)``. See ``docs/EVALUATION.md``.
 
 Models (``--model``, repeatable) are registered names, trained models (a run folder of
-``prefstyle train``, or its ``model.json`` / ``model.safetensors``, loaded with
-:func:`prefstyle.train.load_model`), or checkpoint files: a profile-format ``.json`` whose
-``model`` field names a registered model, built with ``create_model(name, checkpoint=PATH)``
-(``global-style`` writes such files). Without
+``prefstyle train``, or its ``model.json`` / ``model.safetensors``), or settings files: a
+profile-format ``.json`` whose ``model`` field names a registered model (``global-style`` and
+``sliders`` write such files); all loaded with :func:`prefstyle.models.loading.load_for_data`. Without
 ``--model``, every reference point that applies to the data runs: ``identity``,
 ``global-style`` (fitted on the training users), ``nearest-preferred``, and on simulated data
 (a ``ground_truth.json`` beside the judgments) ``oracle`` and ``bayes``; and every model whose
@@ -15,7 +14,6 @@ trained weights ship with prefstyle (``src/prefstyle/assets/models/``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -55,15 +53,16 @@ def _training_users(ds: Any, eval_users: list[str]) -> list[str]:
     return [u for u in ds.users() if u not in set(eval_users)]
 
 
-def _trained(path: Path) -> Any:
-    """A trained model (run folder, ``model.json`` or ``model.safetensors``) via the trainer's loader."""
-    from prefstyle.train.loading import load_model
+def _label(models: dict[str, Any], spec: str, model: Any) -> str:
+    """The report's name for ``--model`` value ``spec``: a registered name as given; a settings file
+    its model's name; a trained checkpoint its run folder's name (unique among ``models``)."""
+    from prefstyle.models.loading import is_settings_file, looks_like_path
 
-    return load_model(path)
-
-
-def _label(models: dict[str, Any], path: Path) -> str:
-    """The report's name for a trained model: the run folder's name (unique among ``models``)."""
+    if not looks_like_path(spec):
+        return spec
+    path = Path(spec)
+    if is_settings_file(path):
+        return model.name if model.name not in models else f"{model.name}:{path.stem}"
     run = path if path.is_dir() else path.parent
     label = run.name or str(run)
     return label if label not in models else f"{label}:{len(models)}"
@@ -82,68 +81,29 @@ def build_models(
 ) -> dict[str, Any]:
     """Resolve ``--model`` values (names or checkpoint files) into ``{name: model}``.
 
-    With no specs, the reference points that apply to this dataset; those that cannot run are
-    left out with a note. An explicitly requested model that cannot run is a :class:`PrefstyleError`.
+    Every value goes through :func:`prefstyle.models.loading.load_for_data`: models that need the
+    evaluated data (ground truth, training users) are built from it. With no specs, the
+    reference points and the packaged models; those that cannot run on this data are left out
+    with a note. An explicitly requested model that cannot run is a :class:`PrefstyleError`.
     """
-    from prefstyle.models.base import create_model, list_models
-    from prefstyle.models.reference import (
-        REFERENCE_POINTS,
-        SIMULATED_ONLY,
-        GlobalStyleModel,
-    )
-    from prefstyle.train.loading import settings_checkpoint
+    from prefstyle.models.loading import DataContext, NotApplicable, load_for_data, packaged_models
+    from prefstyle.models.reference import REFERENCE_POINTS
 
     explicit = bool(specs)
     if not specs:
-        from prefstyle.train.loading import packaged_models
-
-        specs = [n for n in REFERENCE_POINTS if n not in SIMULATED_ONLY or ground_truth_root is not None]
-        specs += packaged_models()
-        if ground_truth_root is None:
-            notes.append("oracle and bayes left out: the dataset has no ground_truth.json (not simulated)")
-    known = set(list_models())
+        specs = [*REFERENCE_POINTS, *packaged_models()]
+    context = DataContext(dataset=ds, eval_users=list(eval_users), ground_truth=ground_truth_root, seed=seed,
+                          progress=progress, options={"particles": particles, "global_steps": global_steps})
     models: dict[str, Any] = {}
     for spec in specs:
-        path = Path(spec)
-        if spec not in known and (path.is_dir() or path.suffix == ".safetensors"):
-            models[_label(models, path)] = _trained(path)
+        try:
+            model = load_for_data(spec, context)
+        except NotApplicable as e:
+            if explicit:
+                raise
+            notes.append(f"{e}; left out")
             continue
-        if spec not in known and path.is_file():
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise PrefstyleError(f"not a model checkpoint ({e})", path=path) from None
-            if isinstance(doc, dict) and isinstance(doc.get("task"), dict):  # a trained model's card
-                models[_label(models, path)] = _trained(path)
-                continue
-            model = settings_checkpoint(path)  # fitted settings, no weights (global-style, sliders)
-            if model is None:
-                raise PrefstyleError("not a model checkpoint (no 'model' field)", path=path)
-            name = doc["model"]
-            models[name if name not in models else f"{name}:{path.stem}"] = model
-            continue
-        if spec not in known and (path.suffix or "/" in spec):
-            raise PrefstyleError("no such model checkpoint", path=path)
-        if spec in SIMULATED_ONLY:
-            if ground_truth_root is None:
-                raise PrefstyleError(f"model '{spec}' needs a simulated dataset (ground_truth.json); this one has none")
-            kw: dict[str, Any] = {"ground_truth": ground_truth_root}
-            if spec == "bayes":
-                kw.update(particles=particles, seed=seed)
-            models[spec] = create_model(spec, **kw)
-        elif spec == "global-style":
-            train = _training_users(ds, eval_users)
-            if not train:
-                msg = "global-style needs training users outside the evaluated ones; the dataset has none"
-                if explicit:
-                    raise PrefstyleError(msg, path=ds.root)
-                notes.append(msg + "; left out")
-                continue
-            models[spec] = GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, train, progress=progress)
-        else:
-            from prefstyle.train.loading import load_model
-
-            models[spec] = load_model(spec)  # packaged weights for trained models; an error says how to train
+        models[_label(models, spec, model)] = model
     return models
 
 
@@ -233,7 +193,7 @@ def evaluate(
         train = _training_users(ds, users)
         results.ablations["train_users"], _ = ablate_training_users(
             ds, lambda us: GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, us), k_ablate, train_users=train,
-            name="global-style", n_refs=refs, **{k: v for k, v in kw.items() if k != "seed"}, seed=seed,
+            name=GlobalStyleModel.name, n_refs=refs, **{k: v for k, v in kw.items() if k != "seed"}, seed=seed,
         )
 
     out = out or Path("runs") / f"eval-{data.resolve().name}"

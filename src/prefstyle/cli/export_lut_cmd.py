@@ -57,27 +57,19 @@ def export_lut(
     write_cube(out, lut, title=title)
     typer.echo(f"{m.name}: {size}^3 LUT of {prof.user or 'the profile'} fitted on {len(images)} photo(s), "
                f"written to {out}", err=True)
-    adaptive = float((prof.data.get("sliders") or {}).get("adaptive_brightness") or 0.0)
-    if adaptive >= 0.05:  # SliderTaste: brightness set per photo, which one global LUT cannot do
-        typer.echo(f"note: this taste sets the brightness per photo ({100 * adaptive:.0f} % adaptive); a .cube holds one "
-                   "mapping for every photo, the best single fit over those photos; `prefstyle enhance` adapts", err=True)
+    for note in m.export_notes(prof):  # what one global LUT cannot hold of this taste
+        typer.echo(f"note: {note}", err=True)
 
 
 def _folder_images(folder: Path, side: int = 192, limit: int = 200) -> list:
     """Up to ``limit`` photos of ``folder`` as ``(1,3,h,w)`` thumbnails with long side at most ``side``."""
-    import torch.nn.functional as F
-
     from prefstyle.imaging.io import list_images, load_image
+    from prefstyle.imaging.resize import resize_long_side
 
     files = list_images([folder], recursive=True) if folder.is_dir() else []
     if not files:
         raise PrefstyleError("no images found", path=folder)
     out = []
     for f in files[:limit]:
-        x = load_image(f)
-        h, w = x.shape[-2:]
-        s = side / max(h, w)
-        if s < 1:
-            x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area")
-        out.append(x)
+        out.append(resize_long_side(load_image(f), side, mode="area"))
     return out

@@ -19,29 +19,32 @@ PNG (TIFF for RAW). Unreadable files are skipped with a one-line reason (exit st
 end); an output that would overwrite its input is refused before anything is written.
 
 The lead registers them: ``app.command("personalize")(personalize)``,
-``app.command("enhance")(enhance)``. Models are loaded with :func:`prefstyle.train.load_model`.
+``app.command("enhance")(enhance)``. Models are loaded with :func:`prefstyle.models.load`.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from prefstyle.cli.batch_io import collect_inputs, enhance_pixels
 from prefstyle.errors import PrefstyleError
-from prefstyle.train.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
+from prefstyle.models.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from prefstyle.models.base import PersonalizationModel, Profile
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
 
 
 def _model_source(spec: str) -> str:
     """What a profile records as its model: an absolute path for paths, else the name."""
-    from prefstyle.train.loading import _looks_like_path
+    from prefstyle.models.loading import looks_like_path
 
-    return str(Path(spec).expanduser().resolve()) if _looks_like_path(spec) else spec
+    return str(Path(spec).expanduser().resolve()) if looks_like_path(spec) else spec
 
 
 def profile_path(out: Path) -> Path:
@@ -70,7 +73,7 @@ def personalize(
     force: Annotated[bool, typer.Option("--force", help="replace an existing profile")] = False,
 ) -> None:
     """Learn USER's taste from their judgments in DATA (or from --liked photos) and write a profile for `enhance`."""
-    from prefstyle.train import load_model
+    from prefstyle.models.loading import load as load_model
 
     if out is None:
         raise PrefstyleError("--out is required: the profile file to write")
@@ -107,20 +110,15 @@ def personalize(
         what = f"{len(references)} judgment(s)"
         if references and profile.data.get("n_used") == 0:
             typer.echo(f"warning: {m.name} learns only from answers on scenes with a neutral source (scenes.jsonl "
-                       f"'source'); none of these has one, so the profile is the prior's (use --model pienet)", err=True)
+                       f"'source'); none of these has one, so the profile is the prior's (use --model with a model "
+                       f"that learns from the renditions themselves)", err=True)
         profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": len(references)}
     profile.model_config = {**profile.model_config, "source": _model_source(spec)}
     path = profile.save(profile_path(out))
     typer.echo(f"{m.name}: profile of {profile.user} from {what} written to {path}", err=True)
-    sliders = profile.data.get("sliders")
-    if isinstance(sliders, dict) and sliders:  # the taste in a raw editor's words, largest moves first
-        sliders = dict(sliders)
-        adaptive = sliders.pop("adaptive_brightness", None)
-        top = sorted(sliders.items(), key=lambda kv: -abs(kv[1]))[:5]
-        words = [f"{k} {v:+.2f}{' EV' if k == 'exposure' else ''}" for k, v in top]
-        if adaptive is not None:  # 100 %: every photo brought to the same brightness
-            words.append(f"brightness follows the photo {100 * adaptive:.0f} %")
-        typer.echo("your sliders: " + ", ".join(words), err=True)
+    words = m.describe(profile)  # the taste in the model's own words, when it has some
+    if words:
+        typer.echo(words, err=True)
 
 
 def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:
@@ -128,9 +126,8 @@ def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:
 
     Unreadable files are skipped with a one-line note; no readable photo is an error.
     """
-    import torch.nn.functional as F
-
     from prefstyle.imaging.io import list_images, load_image
+    from prefstyle.imaging.resize import resize_long_side
 
     if not folder.is_dir():
         raise PrefstyleError("--liked must be a folder of photos", path=folder)
@@ -141,21 +138,17 @@ def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:
         except PrefstyleError as e:
             typer.echo(f"skipped {e}", err=True)
             continue
-        h, w = x.shape[-2:]
-        s = side / max(h, w)
-        if s < 1:
-            x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area", antialias=False)
-        images.append(x[0].clamp(0, 1))
+        images.append(resize_long_side(x, side, mode="area")[0].clamp(0, 1))
     if not images:
         raise PrefstyleError("no readable photos", path=folder)
     return images
 
 
-def check_model_matches(model: Any, profile: Any) -> None:
+def check_model_matches(model: PersonalizationModel, profile: Profile) -> None:
     """Refuse a profile made by another model (or another checkpoint of the same model)."""
     model.check_profile(profile)
     made = profile.model_config.get("checkpoint_id")
-    have = model.config().get("checkpoint_id") if hasattr(model, "config") else None
+    have = model.config().get("checkpoint_id")
     if made is not None and have is not None and made != have:
         raise PrefstyleError(
             f"this profile was made by another '{profile.model}' checkpoint ({made}; this one is {have}); "
@@ -169,7 +162,7 @@ def load_profile_and_model(profile: Path, model: str | None = None, device: str 
     A model other than the profile's (or another checkpoint of it) is refused.
     """
     from prefstyle.models.base import Profile
-    from prefstyle.train import load_model
+    from prefstyle.models.loading import load as load_model
 
     ppath = profile_path(profile) if profile.is_dir() else profile
     prof = Profile.load(ppath)
@@ -210,8 +203,8 @@ def enhance(
     Existing outputs are an error unless --force (overwrite) or --skip-existing (keep them).
     8- and 16-bit inputs keep their bit depth, EXIF, ICC profile, alpha and grayscale. Unreadable files are
     skipped and reported; the batch goes on, and the exit status is 1 if any was skipped.
-    8-bit photos are rendered through one 3D LUT per photo where the model can give one
-    (PieNet, TasteLUT); --full-render turns that off.
+    8-bit photos are rendered through one 3D LUT per photo where the model can give one;
+    --full-render turns that off.
     """
     import torch
     from rich.console import Console

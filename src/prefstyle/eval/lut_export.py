@@ -11,11 +11,12 @@ pool, with colours the photos never visit continued smoothly.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 
 from prefstyle.imaging.lut_fit import fit_lut, lut_samples
+from prefstyle.models.base import PersonalizationModel, Profile
+from prefstyle.models.render import render_batch
 
 __all__ = ["default_images", "profile_to_lut"]
 
@@ -28,7 +29,7 @@ def default_images(side: int = 192, system: bool = True) -> list[torch.Tensor]:
     return [pool.scene_image(f"{pid}#0", size=side) for pid in pool.photo_ids]
 
 
-def profile_to_lut(model: Any, profile: Any, size: int = 33, images: Sequence[torch.Tensor] | None = None,
+def profile_to_lut(model: PersonalizationModel, profile: Profile, size: int = 33, images: Sequence[torch.Tensor] | None = None,
                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """The ``(3, size, size, size)`` LUT that best reproduces ``model.render(·, profile)`` on ``images``.
 
@@ -47,7 +48,7 @@ def profile_to_lut(model: Any, profile: Any, size: int = 33, images: Sequence[to
     outs = []
     with torch.no_grad():
         for k, im in enumerate(imgs):
-            outs.append(model.render(im.float(), profile).clamp(0, 1))
+            outs.append(render_batch(model, profile, im.float()))
             if progress is not None:
                 progress(k + 1, len(imgs))
     x, y = lut_samples([i[0] for i in imgs], [o[0] for o in outs])

@@ -36,8 +36,10 @@ import torch.nn.functional as F
 
 from prefstyle import __version__
 from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.resize import resize_long_side
 from prefstyle.metrics.registry import get_metric
 from prefstyle.models.base import PersonalizationModel, Reference
+from prefstyle.models.render import render_batch
 
 __all__ = [
     "PIENET_METRICS",
@@ -66,12 +68,7 @@ class ImageUser:
 
 
 def _fit(img: torch.Tensor, size: int | None) -> torch.Tensor:
-    if size is None or max(img.shape[-2:]) <= size:
-        return img
-    h, w = img.shape[-2:]
-    s = size / max(h, w)
-    hw = (max(1, round(h * s)), max(1, round(w * s)))
-    return F.interpolate(img[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return img if size is None else resize_long_side(img, size).clamp(0, 1)
 
 
 def _file_loader(path: Path, size: int | None) -> Loader:
@@ -124,7 +121,7 @@ def evaluate_preferred_images(
             for _, load_in, load_tg in u.tests:
                 inp = load_in()
                 target = _matched(inp, load_tg())
-                out = model.render(inp[None], profile).clamp(0, 1)
+                out = render_batch(model, profile, inp[None])
                 for s in specs:
                     sums[s.name] += float(s(out, target[None])[0])
         row: dict[str, Any] = {k: v / len(u.tests) for k, v in sums.items()}
@@ -165,7 +162,7 @@ def _expert_users(
 
 
 def _result(protocol: str, model: PersonalizationModel, res: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    out = {"protocol": protocol, "model": getattr(model, "name", "?"), "prefstyle_version": __version__,
+    out = {"protocol": protocol, "model": model.name, "prefstyle_version": __version__,
            "config": dict(config), **res}
     out["mpsnr"] = res["mean"].get("psnr")
     out["mssim"] = res["mean"].get("ssim")

@@ -49,7 +49,10 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_write_text
 from prefstyle.metrics.cqs import aggregate_cqs, cqs_pair
 from prefstyle.metrics.registry import available_metrics, get_metric
+from prefstyle.imaging.resize import resize_long_side
 from prefstyle.models.base import PersonalizationModel, Profile, Reference
+from prefstyle.models.reference import REFERENCE_POINTS, IdentityModel, OracleModel
+from prefstyle.models.render import blend, render_batch
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -73,6 +76,9 @@ REL_CQS_METRICS: frozenset[str] = frozenset({"delta_e00", "lpips", "lpips_vgg", 
 IDEAL_METRICS: tuple[str, ...] = ("delta_e00", "psnr")
 SAMPLE_SIDE = 160
 RENDER_BATCH = 16
+#: the rows every table is measured against: the input itself, and the simulated user's true ideal
+IDENTITY = IdentityModel.name
+ORACLE = OracleModel.name
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,12 +88,7 @@ RENDER_BATCH = 16
 
 def _fit_side(img: torch.Tensor, size: int | None) -> torch.Tensor:
     """``(3,H,W)`` downscaled so the longer side is at most ``size`` (unchanged when smaller)."""
-    if size is None or max(img.shape[-2:]) <= size:
-        return img
-    h, w = img.shape[-2:]
-    s = size / max(h, w)
-    hw = (max(1, round(h * s)), max(1, round(w * s)))
-    return F.interpolate(img[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return img if size is None else resize_long_side(img, size).clamp(0, 1)
 
 
 class ImageCache:
@@ -154,7 +155,8 @@ def flip_references(refs: list[Reference], fraction: float, seed: int, user: str
 
 
 def _render(model: PersonalizationModel, profile: Profile, imgs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Render images of any sizes: batches of equal shape, at most :data:`RENDER_BATCH` at a time."""
+    """Render images of any sizes (:func:`~prefstyle.models.render.render_batch`): batches of equal
+    shape, at most :data:`RENDER_BATCH` at a time."""
     out: list[torch.Tensor | None] = [None] * len(imgs)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, im in enumerate(imgs):
@@ -163,13 +165,8 @@ def _render(model: PersonalizationModel, profile: Profile, imgs: Sequence[torch.
         for idx in groups.values():
             for k in range(0, len(idx), RENDER_BATCH):
                 part = idx[k : k + RENDER_BATCH]
-                batch = torch.stack([imgs[i] for i in part])
-                res = model.render(batch, profile)
-                if res.shape != batch.shape:
-                    raise PrefstyleError(
-                        f"model '{model.name}' rendered shape {tuple(res.shape)} for input {tuple(batch.shape)}"
-                    )
-                for i, r in zip(part, res.clamp(0, 1)):
+                res = render_batch(model, profile, torch.stack([imgs[i] for i in part]))
+                for i, r in zip(part, res):
                     out[i] = r
     return out  # type: ignore[return-value]
 
@@ -370,7 +367,7 @@ def evaluate_pps(
     strengths = [float(x) for x in strengths if float(x) != 1.0]
     if any(not 0.0 <= x <= 2.0 for x in strengths):
         raise PrefstyleError(f"strengths must lie in [0, 2], got {strengths}")
-    variants = {name: [(name, 1.0)] + ([] if getattr(m, "name", name) == "identity" else
+    variants = {name: [(name, 1.0)] + ([] if m.name == IDENTITY else
                                        [(f"{name}@{x:g}", x) for x in strengths]) for name, m in models.items()}
     users = list(users) if users is not None else default_users(dataset)
     specs, notes = available_metrics(list(metrics))
@@ -473,10 +470,10 @@ def evaluate_pps(
 
     # -- aggregate ---------------------------------------------------------------------------
     # identity is always in the tables: the run's own identity model, else the inputs themselves
-    names = [v for name in models for v, _ in variants[name]] + ([] if "identity" in models else ["identity"])
+    names = [v for name in models for v, _ in variants[name]] + ([] if IDENTITY in models else [IDENTITY])
 
     def key_of(name: str) -> str:
-        return ident if name == "identity" and "identity" not in models else name
+        return ident if name == IDENTITY and IDENTITY not in models else name
 
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     per_user_rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -519,19 +516,17 @@ def evaluate_pps(
 
     model_info = {}
     for name, model in models.items():
-        from prefstyle.models.reference import REFERENCE_POINTS
-
         model_info[name] = {
-            "registered_name": getattr(model, "name", name),
-            "reference_point": getattr(model, "name", name) in REFERENCE_POINTS,
+            "registered_name": model.name,
+            "reference_point": model.reference_point or model.name in REFERENCE_POINTS,
             "config": _finite(model.config()),
             "seconds": seconds.get(name, 0.0),
         }
         for vname, x in variants[name][1:]:
             model_info[vname] = {**model_info[name], "strength": x, "seconds": 0.0}
-    if "identity" not in models:
-        model_info["identity"] = {"registered_name": "identity", "reference_point": True,
-                                  "config": {"name": "identity", "note": "measured from the inputs"}, "seconds": 0.0}
+    if IDENTITY not in models:
+        model_info[IDENTITY] = {"registered_name": IDENTITY, "reference_point": True,
+                                "config": {"name": IDENTITY, "note": "measured from the inputs"}, "seconds": 0.0}
     order = _table_order(list(model_info))
     model_info = {k: model_info[k] for k in order}
     tables = {m: {k: t[k] for k in order if k in t} for m, t in tables.items()}
@@ -564,10 +559,10 @@ def evaluate_pps(
 
 
 def _blend(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor], strength: float) -> list[torch.Tensor]:
-    """``x + strength·(f(x) − x)`` per image, clamped to [0, 1]; the outputs themselves at strength 1."""
+    """``x + strength·(f(x) − x)`` per image, clamped to [0, 1] (:func:`~prefstyle.models.render.blend`)."""
     if strength == 1.0:
         return list(outputs)
-    return [(x + strength * (o - x)).clamp(0, 1) for o, x in zip(outputs, inputs)]
+    return [blend(x, o, strength) for o, x in zip(outputs, inputs)]
 
 
 def _ideal_row(outputs: Sequence[torch.Tensor], ideals: Sequence[torch.Tensor]) -> dict[str, float]:
@@ -589,8 +584,6 @@ def _aggregate(dp: list[float], dn: list[float], spec: Any, users: list[str]) ->
 
 
 def _table_order(names: list[str]) -> list[str]:
-    from prefstyle.models.reference import REFERENCE_POINTS
-
     refs = [n for n in REFERENCE_POINTS if n in names]
     return refs + [n for n in names if n not in refs]
 
@@ -620,18 +613,18 @@ def compute_checks(results: Results) -> dict[str, Any]:
     """
     checks: dict[str, Any] = {}
     checks["identity_cmr_zero"] = {
-        m: (t.get("identity", {}).get("cmr") is not None and abs(t["identity"]["cmr"]) < 1e-6)
+        m: (t.get(IDENTITY, {}).get("cmr") is not None and abs(t[IDENTITY]["cmr"]) < 1e-6)
         for m, t in results.tables.items()
     }
-    if "oracle" in results.models:
+    if ORACLE in results.models:
         checks["oracle_above_identity"] = {
-            m: (None if t.get("oracle", {}).get("cqs") is None else t["oracle"]["cqs"] > t["identity"]["cqs"])
+            m: (None if t.get(ORACLE, {}).get("cqs") is None else t[ORACLE]["cqs"] > t[IDENTITY]["cqs"])
             for m, t in results.tables.items()
         }
-        checks["oracle_win_rate"] = {m: t.get("oracle", {}).get("win_rate") for m, t in results.tables.items()}
-    if results.ideal and "oracle" in results.ideal and "identity" in results.ideal:
+        checks["oracle_win_rate"] = {m: t.get(ORACLE, {}).get("win_rate") for m, t in results.tables.items()}
+    if results.ideal and ORACLE in results.ideal and IDENTITY in results.ideal:
         checks["oracle_closer_to_ideal_than_identity"] = (
-            results.ideal["oracle"]["delta_e00"] < results.ideal["identity"]["delta_e00"]
+            results.ideal[ORACLE]["delta_e00"] < results.ideal[IDENTITY]["delta_e00"]
         )
     return checks
 

@@ -23,8 +23,9 @@ from typing import Any
 import torch
 
 from prefstyle import __version__
-from prefstyle.eval.protocol import REL_CQS_METRICS, Results
+from prefstyle.eval.protocol import IDENTITY, REL_CQS_METRICS, Results
 from prefstyle.fsutil import atomic_path, atomic_write_text
+from prefstyle.models.defaults import DEFAULT_MODEL
 
 __all__ = ["plot_strength_frontier", "write_report"]
 
@@ -122,15 +123,15 @@ def _plot_scatter(results: Results, path: Path) -> str | None:
             return (row.get("ideal") or {}).get("delta_e00")
         return (row.get("metrics", {}).get(metric) or {}).get("cqs")
 
-    names = [n for n in results.models if n != "identity" and "@" not in n]
+    names = [n for n in results.models if n != IDENTITY and "@" not in n]
     colors = _colors(list(results.models))
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     lo, hi, any_point = math.inf, -math.inf, False
     for name in names:
         xs, ys = [], []
         for rows in by_user.values():
-            if "identity" in rows and name in rows:
-                x, y = value(rows["identity"]), value(rows[name])
+            if IDENTITY in rows and name in rows:
+                x, y = value(rows[IDENTITY]), value(rows[name])
                 if x is not None and y is not None:
                     xs.append(x)
                     ys.append(y)
@@ -176,19 +177,19 @@ def plot_strength_frontier(results: Results, path: Path, metric: str = "delta_e0
         curves.setdefault(base, []).append((float(s) if s else 1.0, ideal[name]["delta_e00"], row["cqs"]))
     if not any(len(pts) > 1 for pts in curves.values()):
         return False
-    start = curves.get("identity")
+    start = curves.get(IDENTITY)
     for name, pts in curves.items():  # every curve starts at the input: strength 0 is identity
-        if start and name != "identity" and len(pts) > 1 and not any(p[0] == 0.0 for p in pts):
+        if start and name != IDENTITY and len(pts) > 1 and not any(p[0] == 0.0 for p in pts):
             pts.append((0.0, start[0][1], start[0][2]))
     colors = _colors(list(curves))
     fig, ax = plt.subplots(figsize=(7.2, 4.8))
     for name, pts in curves.items():
         pts.sort()
-        if name == "identity":
+        if name == IDENTITY:
             ax.scatter([pts[0][1]], [pts[0][2]], color="grey", marker="s", zorder=3, label="identity (the input)")
             continue
         ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", markersize=3, color=colors[name], label=name,
-                linewidth=2.5 if name == "sliders" else 1.2)
+                linewidth=2.5 if name == DEFAULT_MODEL else 1.2)
         for s, x, y in pts:
             if s == 1.0:
                 ax.scatter([x], [y], color=colors[name], s=45, edgecolor="black", zorder=4)

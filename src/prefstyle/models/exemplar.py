@@ -50,6 +50,7 @@ from prefstyle.models.base import (
     Reference,
     register_model,
 )
+from prefstyle.models.loading import register_architecture
 from prefstyle.models.pps_common import (
     BasisLUT,
     FeatureScaler,
@@ -280,12 +281,8 @@ class ExemplarTaskCore(PPSTaskMixin):
 
     name = "exemplar"
     uses_backbone = True
-    ARCH_KEYS = ("backbone", "backbone_weights", "backbone_size", "backbone_stats", "d_model", "n_layers", "n_heads",
-                 "ff", "style_dim", "style_size", "thumb", "n_basis", "lut_size", "decoder_hidden")
-
     def build_model(self) -> ExemplarNet:
-        arch = {k: self.model_cfg[k] for k in self.ARCH_KEYS if k in self.model_cfg}
-        self._model = ExemplarNet(**arch)
+        self._model = build_exemplar_net(self.model_cfg)
         return self._model
 
     def bank_sizes(self) -> tuple[int, ...]:
@@ -319,4 +316,23 @@ class ExemplarTaskCore(PPSTaskMixin):
         return total, logs
 
     def to_inference(self, model: nn.Module) -> ExemplarModel:
-        return ExemplarModel(net=_unwrap(model))
+        return exemplar_from_net(_unwrap(model), self.model_cfg)
+
+
+#: the ``task.model`` options that shape the network (the rest configure training)
+EXEMPLAR_ARCH_KEYS = ("backbone", "backbone_weights", "backbone_size", "backbone_stats", "d_model", "n_layers",
+                      "n_heads", "ff", "style_dim", "style_size", "thumb", "n_basis", "lut_size", "decoder_hidden")
+
+
+def build_exemplar_net(opts: dict[str, Any]) -> ExemplarNet:
+    """The untrained :class:`ExemplarNet` of a checkpoint's ``task.model`` options."""
+    return ExemplarNet(**{k: opts[k] for k in EXEMPLAR_ARCH_KEYS if k in opts})
+
+
+def exemplar_from_net(net: nn.Module, opts: dict[str, Any]) -> ExemplarModel:
+    """The trained network behind the model interface."""
+    assert isinstance(net, ExemplarNet)
+    return ExemplarModel(net=net)
+
+
+register_architecture(ExemplarModel.name, build_exemplar_net, exemplar_from_net)

@@ -30,13 +30,12 @@ best reproduces the thumbnail's rendering, applied to the full image (global edi
 
 Checkpoints: what :mod:`prefstyle.train` writes (``model.safetensors`` + ``model.json``); build
 the inference model with ``PieNetModel(checkpoint=PATH)``, ``create_model("pienet",
-checkpoint=PATH)`` or ``prefstyle.train.load_model(PATH)``.
+checkpoint=PATH)`` or ``prefstyle.models.load(PATH)``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -47,8 +46,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.resize import resize_long_side
 from prefstyle.losses import triplet_loss
 from prefstyle.models.backbones import Backbone, create_backbone, resize_to
+from prefstyle.models.card import read_card
+from prefstyle.models.loading import register_architecture
 from prefstyle.models.base import (
     PersonalizationModel,
     Profile,
@@ -58,6 +60,7 @@ from prefstyle.models.base import (
 
 __all__ = [
     "PersonalizedUpBlock",
+    "build_pienet_system",
     "PieNetConfig",
     "PieNetModel",
     "PieNetNet",
@@ -75,9 +78,6 @@ __all__ = [
 
 #: nodes per axis of the per-photo LUT of the 8-bit fast path (:meth:`PieNetModel.luts`)
 LUT_FAST_PATH_SIZE = 17
-
-#: keys of a checkpoint's ``task.model`` section that configure training, not the architecture
-TRAINING_ONLY_KEYS = frozenset({"objective"})
 
 
 @dataclass
@@ -376,43 +376,9 @@ def guided_upsample(
     return hi_in + apply_coefficients(hi_in, coef)
 
 
-def _fit_long_side(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    s = size / max(h, w)
-    return resize_to(x, (max(1, round(h * s)), max(1, round(w * s))))
-
-
 # --------------------------------------------------------------------------------------------
 # the inference model
 # --------------------------------------------------------------------------------------------
-
-
-def _read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
-    """The JSON card and weights of a checkpoint written by :mod:`prefstyle.train`."""
-    from safetensors.torch import load_file
-
-    p = Path(path)
-    if p.is_dir():
-        card_path = p / "model.json"
-        if not card_path.is_file() and (p / "checkpoints" / "latest").is_file():
-            latest = (p / "checkpoints" / "latest").read_text().strip()
-            card_path = p / "checkpoints" / latest / "model.json"
-    elif p.suffix == ".safetensors":
-        card_path = p.with_suffix(".json")
-    else:
-        card_path = p
-    if not card_path.is_file():
-        raise PrefstyleError("no PieNet checkpoint here (model.json not found)", path=path)
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise PrefstyleError(f"malformed checkpoint card: {e}", path=card_path) from None
-    if card.get("format") != "prefstyle-checkpoint" or card.get("task", {}).get("name") != "pienet":
-        raise PrefstyleError("not a PieNet checkpoint", path=card_path)
-    weights = card_path.with_suffix(".safetensors")
-    if not weights.is_file():
-        raise PrefstyleError("checkpoint weights missing (expected beside model.json)", path=weights)
-    return card, load_file(str(weights)), card_path
 
 
 @register_model("pienet")
@@ -439,6 +405,8 @@ class PieNetModel(PersonalizationModel):
         device: str = "cpu",
         card: dict[str, Any] | None = None,
     ):
+        from safetensors.torch import load_file
+
         if scheme not in (1, 2):
             raise PrefstyleError(f"PieNet personalization scheme must be 1 or 2, got {scheme}")
         if (checkpoint is None) == (system is None):
@@ -450,18 +418,18 @@ class PieNetModel(PersonalizationModel):
             raise ValueError("pass either checkpoint= or system=, not both")
         self.card: dict[str, Any] = dict(card or {})
         if checkpoint is not None:
-            card_, state, card_path = _read_checkpoint(checkpoint)
+            card_, weights = read_card(checkpoint)
+            if card_.get("task", {}).get("name") != self.name:
+                raise PrefstyleError("not a PieNet checkpoint", path=weights.with_suffix(".json"))
             self.card = card_
-            opts = {k: v for k, v in card_["task"].get("model", {}).items() if k not in TRAINING_ONLY_KEYS}
-            cfg = PieNetConfig.from_dict({**opts, "weights": None, "embed_weights": None})
-            system = PieNetSystem(cfg)
-            missing, unexpected = system.load_state_dict(state, strict=False)
+            system = build_pienet_system(card_["task"].get("model", {}))
+            missing, unexpected = system.load_state_dict(load_file(str(weights)), strict=False)
             if missing or unexpected:
                 raise PrefstyleError(
                     f"checkpoint does not fit the PieNet architecture (missing {missing[:3]}, unexpected {unexpected[:3]})",
-                    path=card_path,
+                    path=weights,
                 )
-            self.checkpoint_path = str(card_path.parent.resolve())
+            self.checkpoint_path = str(weights.parent.resolve())
         else:
             self.checkpoint_path = None
         assert system is not None
@@ -553,7 +521,7 @@ class PieNetModel(PersonalizationModel):
         if full_size or max(x.shape[-2:]) <= self.render_size:
             out = self.system.net(x, pb)
         else:
-            lo = _fit_long_side(x, self.render_size).clamp(0, 1)
+            lo = resize_long_side(x, self.render_size).clamp(0, 1)
             lo_out = self.system.net(lo, pb)
             out = guided_upsample(lo, lo_out, x, self.cfg.guided_radius, self.cfg.guided_eps)
         out = out.clamp_(0, 1).to(dev_in)
@@ -579,13 +547,36 @@ class PieNetModel(PersonalizationModel):
 
         self.check_profile(profile)
         x = (img[None] if img.ndim == 3 else img).to(self.device, torch.float32)
-        lo = x if max(x.shape[-2:]) <= self.render_size else _fit_long_side(x, self.render_size).clamp(0, 1)
+        lo = resize_long_side(x, self.render_size).clamp(0, 1)
         p = profile.tensors["preference"].to(self.device, torch.float32)
         lo_out = self.system.net(lo, p.expand(lo.shape[0], -1)).clamp(0, 1).cpu()
         lo = lo.cpu()
         return torch.stack([fit_lut(*lut_samples([a], [b]), size=size) for a, b in zip(lo, lo_out, strict=True)])
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters())
+# --------------------------------------------------------------------------------------------
+# rebuilding from a checkpoint
+# --------------------------------------------------------------------------------------------
+
+
+def build_pienet_system(opts: dict[str, Any], pretrained: bool = False) -> PieNetSystem:
+    """The untrained :class:`PieNetSystem` of a checkpoint's (or config's) ``task.model`` options.
+
+    Options that are not :class:`PieNetConfig` fields (``objective``: training) are ignored.
+    ``pretrained``: read the backbones' pretrained ImageNet weights (training from scratch);
+    False when a checkpoint's weights are loaded into the system anyway.
+    """
+    known = {f.name for f in fields(PieNetConfig)}
+    cfg = PieNetConfig.from_dict({k: v for k, v in opts.items() if k in known})
+    if not pretrained:
+        cfg.weights, cfg.embed_weights = None, None
+    return PieNetSystem(cfg)
+
+
+def pienet_from_system(system: nn.Module, opts: dict[str, Any]) -> PieNetModel:
+    """A trained :class:`PieNetSystem` (on its device) behind the model interface."""
+    assert isinstance(system, PieNetSystem)
+    return PieNetModel(system=system, device=str(next(system.parameters()).device))
+
+
+register_architecture(PieNetModel.name, build_pienet_system, pienet_from_system)

@@ -43,6 +43,7 @@ from torch import nn
 from prefstyle.data.batches import SeededBatches
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.lut import apply_lut, identity_lut
+from prefstyle.imaging.resize import resize_long_side
 from prefstyle.models.base import Reference
 
 __all__ = [
@@ -150,15 +151,6 @@ def square_thumbs(img: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] > size:
         return F.interpolate(x, size=(size, size), mode="area").clamp(0, 1)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
-
-
-def long_side_thumb(img: torch.Tensor, side: int) -> torch.Tensor:
-    """``(B,3,H,W)`` resized (area) so that the longer side is ``side``; aspect kept. Never upscales."""
-    h, w = img.shape[-2:]
-    if max(h, w) <= side:
-        return img
-    s = side / max(h, w)
-    return F.interpolate(img, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area").clamp(0, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,7 +597,7 @@ def references_from_judgments(dataset: Any, judgments: Sequence[Any], cache: dic
     def get(rel: str) -> torch.Tensor:
         if rel not in cache:
             img = load_image(dataset.image_path(rel))
-            cache[rel] = (long_side_thumb(img, max_side) if max_side else img)[0]
+            cache[rel] = (resize_long_side(img, max_side, mode="area").clamp(0, 1) if max_side else img)[0]
         return cache[rel]
 
     out = []

@@ -65,9 +65,11 @@ import torch.nn.functional as F
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.color import delta_e_2000, luminance, rgb_to_lab, srgb_to_linear
 from prefstyle.imaging.lut import apply_lut, identity_lut
-from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM, VECTOR_FIELDS
+from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM, VECTOR_FIELDS, RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch_vector
+from prefstyle.imaging.resize import resize_long_side
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
+from prefstyle.models.loading import register_fit_without_gradients
 
 __all__ = ["MID_GREY", "PRIOR_WIDTHS", "SLIDERS", "SliderTasteModel", "metered_ev"]
 
@@ -97,10 +99,7 @@ def metered_ev(img: torch.Tensor, meter: str = "mean") -> torch.Tensor:
     x = img[None] if img.ndim == 3 else img
     step = max(1, max(x.shape[-2:]) // (4 * _METER_SIDE))  # a strided look first: 12 MP in milliseconds
     y = luminance(srgb_to_linear(x[..., ::step, ::step].float().clamp(0, 1)))
-    if max(y.shape[-2:]) > _METER_SIDE:
-        h, w = y.shape[-2:]
-        f = _METER_SIDE / max(h, w)
-        y = F.interpolate(y, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+    y = resize_long_side(y, _METER_SIDE, mode="area")
     y = y.clamp_min(1e-4).flatten(1)
     if meter == "mean":
         ybar = y.mean(1)
@@ -315,6 +314,29 @@ class SliderTasteModel(PersonalizationModel):
                        data={"n_refs": len(refs), "n_used": int(gaps.shape[1]), "sliders": sliders,
                              "effective_particles": round(float(1.0 / (w**2).sum()), 2), "kept": n_keep})
 
+    def describe(self, profile: Profile) -> str:
+        """The taste in a raw editor's words, the five largest moves first, e.g. ``your sliders:
+        exposure +0.31 EV, temperature +0.22, ..., brightness follows the photo 60 %``."""
+        self.check_profile(profile)
+        sliders = dict(profile.data.get("sliders") or {})
+        if not sliders:
+            return ""
+        adaptive = sliders.pop("adaptive_brightness", None)
+        top = sorted(sliders.items(), key=lambda kv: -abs(kv[1]))[:5]
+        words = [f"{k} {v:+.2f}{' EV' if k == 'exposure' else ''}" for k, v in top]
+        if adaptive is not None:  # 100 %: every photo brought to the same brightness
+            words.append(f"brightness follows the photo {100 * adaptive:.0f} %")
+        return "your sliders: " + ", ".join(words)
+
+    def export_notes(self, profile: Profile) -> list[str]:
+        """A note when the taste sets brightness per photo, which one global LUT cannot do."""
+        self.check_profile(profile)
+        adaptive = float((profile.data.get("sliders") or {}).get("adaptive_brightness") or 0.0)
+        if adaptive < 0.05:
+            return []
+        return [f"this taste sets the brightness per photo ({100 * adaptive:.0f} % adaptive); a .cube holds one "
+                "mapping for every photo, the best single fit over those photos; `prefstyle enhance` adapts"]
+
     def check_profile(self, profile: Profile) -> None:
         """Refuse a profile of another model, or one whose particles or sliders are out of range.
 
@@ -404,6 +426,20 @@ class SliderTasteModel(PersonalizationModel):
             luts = self.luts(x, profile)
             out = torch.cat([apply_lut(x[i:i + 1], luts[i]) for i in range(len(x))]).clamp(0, 1)
         return out[0] if img.ndim == 3 else out
+
+    def slider_edit(self, profile: Profile) -> tuple[RetouchParams, float]:
+        """The posterior mean of the sliders (the edit of a photo at mid-grey) and of the
+        adaptive-brightness gain: what ``personalize`` prints as "your sliders", unrounded. The
+        rendering is the posterior mean of the particles' renderings, which is close to, but not
+        exactly, the rendering of these mean sliders (docs/PRESETS.md measures the gap)."""
+        v, g, w = self._profile_parts(profile)
+        mean = (w[:, None] * v).sum(0) / w.sum()
+        gain = float((w * g).sum() / w.sum())
+        kw = {}
+        for name in SLIDERS:
+            lo, hi = _RANGE[name]
+            kw[name] = min(max(float(mean[_INDEX[name]]), lo), hi)
+        return NEUTRAL.replace(**kw), min(max(gain, 0.0), 1.0)
 
     # -- empirical Bayes -------------------------------------------------------------------
 
@@ -536,3 +572,6 @@ def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, d
     path = model.save(out / "sliders.json")
     return path, {"prior_scale": model.prior_scale, "temperature": model.temperature, "adapt": model.adapt,
                   "meter": model.meter, "seconds": seconds, "users": model.fit_info["users"]}
+
+
+register_fit_without_gradients(SliderTasteModel.name, fit_from_config)

@@ -44,6 +44,7 @@ from prefstyle.models.base import (
     Reference,
     register_model,
 )
+from prefstyle.models.loading import register_architecture
 from prefstyle.models.pps_common import (
     BasisLUT,
     FeatureScaler,
@@ -207,14 +208,12 @@ class UPETaskCore(PPSTaskMixin):
 
     name = "upe"
     uses_backbone = True
-    ARCH_KEYS = ("backbone", "backbone_weights", "backbone_size", "backbone_stats", "d_model", "n_layers", "n_heads",
-                 "ff", "style_dim", "thumb", "n_basis", "lut_size", "decoder_hidden", "decoder_content")
 
     def arch(self) -> dict[str, Any]:
-        return {k: self.model_cfg[k] for k in self.ARCH_KEYS if k in self.model_cfg}
+        return {k: self.model_cfg[k] for k in UPE_ARCH_KEYS if k in self.model_cfg}
 
     def build_model(self) -> UPENet:
-        self._model = UPENet(**self.arch())
+        self._model = build_upe_net(self.model_cfg)
         return self._model
 
     def bank_sizes(self) -> tuple[int, ...]:
@@ -250,7 +249,26 @@ class UPETaskCore(PPSTaskMixin):
         return total, logs
 
     def to_inference(self, model: nn.Module) -> UPEModel:
-        return UPEModel(net=_unwrap(model))
+        return upe_from_net(_unwrap(model), self.model_cfg)
+
+
+#: the ``task.model`` options that shape the network (the rest configure training)
+UPE_ARCH_KEYS = ("backbone", "backbone_weights", "backbone_size", "backbone_stats", "d_model", "n_layers", "n_heads",
+                 "ff", "style_dim", "thumb", "n_basis", "lut_size", "decoder_hidden", "decoder_content")
+
+
+def build_upe_net(opts: dict[str, Any]) -> UPENet:
+    """The untrained :class:`UPENet` of a checkpoint's ``task.model`` options."""
+    return UPENet(**{k: opts[k] for k in UPE_ARCH_KEYS if k in opts})
+
+
+def upe_from_net(net: nn.Module, opts: dict[str, Any]) -> UPEModel:
+    """The trained network behind the model interface."""
+    assert isinstance(net, UPENet)
+    return UPEModel(net=net)
+
+
+register_architecture(UPEModel.name, build_upe_net, upe_from_net)
 
 
 def _unwrap(model: nn.Module) -> Any:

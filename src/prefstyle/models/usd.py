@@ -58,17 +58,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.resize import resize_long_side
 from prefstyle.models.base import (
     PersonalizationModel,
     Profile,
     Reference,
     register_model,
 )
+from prefstyle.models.loading import register_architecture
 from prefstyle.models.pps_common import (
     PairBatch,
     PPSTaskMixin,
     guided_upsample,
-    long_side_thumb,
     pairwise_loss,
     pps_weight,
     square_thumbs,
@@ -487,12 +488,12 @@ def render_with(net: USDNet, img: torch.Tensor, dec: Sequence[tuple[torch.Tensor
     x = img[None] if squeeze else img
     with torch.no_grad():
         dec = None if dec is None else [(w.to(x.dtype), b.to(x.dtype)) for w, b in dec]
-        feat = net.features(long_side_thumb(x, net.enc_size))
+        feat = net.features(resize_long_side(x, net.enc_size, mode="area").clamp(0, 1))
         h, w = x.shape[-2:]
         if h * w <= render_side * render_side:
             out = net.render_grid(x, feat, weights=dec, slots=slots)
         else:
-            lo = long_side_thumb(x, render_side)
+            lo = resize_long_side(x, render_side, mode="area").clamp(0, 1)
             lo_out = net.render_grid(lo, feat, weights=dec, slots=slots)
             out = guided_upsample(lo, lo_out, x, guide_radius, guide_eps)
         out = out.clamp(0, 1)
@@ -521,10 +522,6 @@ class USDTaskCore(PPSTaskMixin):
     """
 
     name = "usd"
-    ARCH_KEYS = ("n_feats", "n_resblocks", "hidden", "enc_size", "pixel_input", "feat_unfold", "local_ensemble",
-                 "cell_decode", "min_cell")
-    INFER_KEYS = ("adapt_steps", "adapt_lr", "adapt_queries", "adapt_size", "adapt_init", "adapt_schedule",
-                  "adapt_loss", "adapt_seed", "adapt_w_start", "adapt_w_end", "render_side", "guide_radius", "guide_eps")
 
     def users_for_slots(self) -> list[str]:
         users = self.model_cfg.get("users")
@@ -535,12 +532,9 @@ class USDTaskCore(PPSTaskMixin):
         return list(users)
 
     def build_model(self) -> USDNet:
-        n = self.model_cfg.get("n_users")
-        if n is None:
-            n = len(self.users_for_slots())
-        arch = {k: self.model_cfg[k] for k in self.ARCH_KEYS if k in self.model_cfg}
-        arch.setdefault("min_cell", 2.0 / max(self.target_sizes()))
-        self._model = USDNet(n_users=int(n), **arch)
+        if self.model_cfg.get("n_users") is None:
+            self.model_cfg["n_users"] = len(self.users_for_slots())
+        self._model = build_usd_net(self.model_cfg)
         return self._model
 
     def target_sizes(self) -> list[int]:
@@ -608,5 +602,29 @@ class USDTaskCore(PPSTaskMixin):
         return total, logs
 
     def to_inference(self, model: nn.Module) -> USDModel:
-        opts = {k: self.model_cfg[k] for k in self.INFER_KEYS if k in self.model_cfg}
-        return USDModel(net=_unwrap(model), **opts)
+        return usd_from_net(_unwrap(model), self.model_cfg)
+
+
+#: the ``task.model`` options that shape the network, and those of inference (the rest configure training)
+USD_ARCH_KEYS = ("n_feats", "n_resblocks", "hidden", "enc_size", "pixel_input", "feat_unfold", "local_ensemble",
+                 "cell_decode", "min_cell")
+USD_INFER_KEYS = ("adapt_steps", "adapt_lr", "adapt_queries", "adapt_size", "adapt_init", "adapt_schedule",
+                  "adapt_loss", "adapt_seed", "adapt_w_start", "adapt_w_end", "render_side", "guide_radius", "guide_eps")
+
+
+def build_usd_net(opts: dict[str, Any]) -> USDNet:
+    """The untrained :class:`USDNet` of a checkpoint's ``task.model`` options (``n_users`` required)."""
+    if opts.get("n_users") is None:
+        raise PrefstyleError("usd: the model options have no n_users (the number of training users)")
+    arch = {k: opts[k] for k in USD_ARCH_KEYS if k in opts}
+    arch.setdefault("min_cell", 2.0 / max(int(s) for s in opts.get("target_sizes", [48, 96])))
+    return USDNet(n_users=int(opts["n_users"]), **arch)
+
+
+def usd_from_net(net: nn.Module, opts: dict[str, Any]) -> USDModel:
+    """The trained network behind the model interface, with the inference options of ``opts``."""
+    assert isinstance(net, USDNet)
+    return USDModel(net=net, **{k: opts[k] for k in USD_INFER_KEYS if k in opts})
+
+
+register_architecture(USDModel.name, build_usd_net, usd_from_net)

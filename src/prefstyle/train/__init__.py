@@ -5,8 +5,10 @@
 * :func:`~prefstyle.train.config.load_config` - YAML configs with dotted overrides;
 * :class:`~prefstyle.train.trainer.Trainer` - the loop (AMP, clipping, LR schedules, EMA,
   seeding, progress bar, JSONL/TensorBoard logs, validation, checkpoints, ``--resume``, DDP);
-* :func:`~prefstyle.train.loading.load_model` - a model from a checkpoint path or a name;
-* :func:`train` - load a config and run it.
+* :func:`~prefstyle.train.loading.load_model` - :func:`prefstyle.models.load` (a model from a
+  checkpoint path or a name) with the built-in tasks' architectures declared;
+* :func:`train` - load a config and run it (models declaring a closed-form fit, see
+  :func:`prefstyle.models.loading.register_fit_without_gradients`, are fitted without the Trainer).
 
 Run from the shell: ``prefstyle train CONFIG.yaml key=value ...`` or, for several processes,
 ``torchrun --nproc_per_node=N -m prefstyle.train CONFIG.yaml key=value ...``.
@@ -48,17 +50,19 @@ __all__ = [  # noqa: RUF022 - grouped by module
 def train(config: Any, overrides: list[str] | None = None, resume: bool = False, stop_after: int | None = None,
           progress: bool = True) -> Any:
     """Load ``config`` (a YAML path, or a dict) with ``overrides`` and run it; returns a ``TrainResult``."""
+    from prefstyle.models.loading import fit_without_gradients
     from prefstyle.train.config import load_config
     from prefstyle.train.trainer import Trainer
 
     cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
-    if (cfg.get("task") or {}).get("name") == "sliders":  # no weights: an empirical-Bayes fit of two numbers
-        from prefstyle.models.slider_taste import fit_from_config
+    task = cfg.get("task") or {}
+    fit = fit_without_gradients(str(task.get("name", "")))
+    if fit is not None:  # a closed-form fit (no weights, no gradient steps): writes a settings checkpoint
         from prefstyle.train.trainer import TrainResult
 
-        path, info = fit_from_config(cfg, progress=progress)
+        path, info = fit(cfg, progress)
         return TrainResult(out=path.parent, step=1, steps=1, finished=True, model_path=path, seconds=info["seconds"],
-                           metrics={k: info[k] for k in ("prior_scale", "temperature", "adapt", "meter", "users")})
+                           metrics={k: v for k, v in info.items() if k != "seconds"})
     return Trainer(cfg, resume=resume, stop_after=stop_after, progress=progress).run()
 
 

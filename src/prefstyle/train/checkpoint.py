@@ -40,6 +40,16 @@ import torch
 from prefstyle import __version__
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_path, atomic_write_text
+# reading checkpoints is inference's business: it lives in the models layer
+from prefstyle.models.card import (
+    CARD_FORMAT,
+    CARD_VERSION,
+    CHECKPOINTS_DIR,
+    LATEST_FILE,
+    find_checkpoint,
+    latest_checkpoint,
+    read_card,
+)
 
 __all__ = [
     "CARD_FORMAT",
@@ -54,10 +64,6 @@ __all__ = [
     "save_train_checkpoint",
 ]
 
-CARD_FORMAT = "prefstyle-checkpoint"
-CARD_VERSION = 1
-CHECKPOINTS_DIR = "checkpoints"
-LATEST_FILE = "latest"
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,55 +131,6 @@ def save_model(folder: str | Path, state: dict[str, torch.Tensor], card: dict[st
         save_file(_state_tensors(state), str(tmp), metadata={"format": CARD_FORMAT, "id": card.get("id", "")})
     atomic_write_text(folder / "model.json", _dumps(card))
     return folder
-
-
-def read_card(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """The card of the checkpoint at ``path`` (a folder, ``model.json`` or ``model.safetensors``)
-    and the path of its weights."""
-    folder_or_file = find_checkpoint(path)
-    card_path = folder_or_file / "model.json" if folder_or_file.is_dir() else folder_or_file
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise PrefstyleError(f"malformed checkpoint card: {e.msg}", path=card_path, line=e.lineno) from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise PrefstyleError("not a prefstyle checkpoint card", path=card_path)
-    if card.get("version") != CARD_VERSION:
-        raise PrefstyleError(f"checkpoint card version {card.get('version')} is not supported", path=card_path)
-    weights = card_path.with_suffix(".safetensors")
-    if not weights.is_file():
-        raise PrefstyleError("checkpoint weights missing (model.safetensors beside model.json)", path=weights)
-    return card, weights
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """Resolve a checkpoint path: a folder with ``model.json``, a run folder (its final model,
-    else its latest training checkpoint), or the ``.json``/``.safetensors`` file itself."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        if (p / "model.json").is_file():
-            return p / "model.json"
-        latest = latest_checkpoint(p)
-        if latest is not None:
-            return latest / "model.json"
-        raise PrefstyleError("no checkpoint in this folder (no model.json, no checkpoints/latest)", path=p)
-    if p.suffix == ".safetensors" and p.with_suffix(".json").is_file():
-        return p.with_suffix(".json")
-    if p.suffix == ".json" and p.is_file():
-        return p
-    raise PrefstyleError("checkpoint not found", path=p)
-
-
-def latest_checkpoint(out: str | Path) -> Path | None:
-    """The newest complete training checkpoint folder of run folder ``out``, or None."""
-    ck = Path(out) / CHECKPOINTS_DIR
-    marker = ck / LATEST_FILE
-    if marker.is_file():
-        folder = ck / marker.read_text(encoding="utf-8").strip()
-        if (folder / "train_state.json").is_file():
-            return folder
-    candidates = sorted(d for d in ck.glob("step_*") if (d / "train_state.json").is_file()) if ck.is_dir() else []
-    return candidates[-1] if candidates else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,12 +261,18 @@ def save_train_checkpoint(
 
 def load_train_state(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
     """``(model state, train tensors, train meta)`` of a training checkpoint folder."""
-    from safetensors.torch import load_file
+    from prefstyle.fsutil import load_safetensors
 
     folder = Path(folder)
-    model_state = load_file(str(folder / "model.safetensors"))
-    tensors = load_file(str(folder / "train_state.safetensors"))
-    meta = json.loads((folder / "train_state.json").read_text(encoding="utf-8"))
+    model_state = load_safetensors(folder / "model.safetensors", "checkpoint weights")
+    tensors = load_safetensors(folder / "train_state.safetensors", "checkpoint training state")
+    meta_path = folder / "train_state.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PrefstyleError(f"checkpoint training state unreadable ({e})", path=meta_path) from None
+    if not isinstance(meta, dict):
+        raise PrefstyleError("checkpoint training state is not a JSON object", path=meta_path)
     return model_state, tensors, meta
 
 

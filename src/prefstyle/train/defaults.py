@@ -1,7 +1,5 @@
-"""Which trained model prefstyle uses when none is named (no imports: the CLI reads it at start-up)."""
+"""Kept for code that imports the defaults from here: they are declared in :mod:`prefstyle.models.defaults`."""
 
-#: the model of ``prefstyle demo``, ``personalize`` and the study app's style page; its weights (or,
-#: for ``sliders``, its fitted settings) ship in ``src/prefstyle/assets/models/<name>/``
-DEFAULT_MODEL = "sliders"
-#: the default for ``personalize --liked`` (photos a person likes, no pairs): PieNet's scheme 2
-DEFAULT_LIKED_MODEL = "pienet"
+from prefstyle.models.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
+
+__all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL"]

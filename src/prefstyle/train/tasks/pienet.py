@@ -69,6 +69,7 @@ from prefstyle.models.pienet import (
     PieNetConfig,
     PieNetModel,
     PieNetSystem,
+    build_pienet_system,
     perturb_preference,
 )
 from prefstyle.train.data import SeededBatches
@@ -256,7 +257,7 @@ def build_method_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
         "val_seen_users")},
         "users": users, "scenes": [train_scenes, val_scenes, ref_scenes]}
     root = _cache_root(cfg["cache"])
-    path = None if root is None else root / "pienet" / f"methods-{_digest(key)}.safetensors"
+    path = None if root is None else root / PieNetModel.name / f"methods-{_digest(key)}.safetensors"
     if path is not None and path.is_file():
         from safetensors.torch import load_file
 
@@ -406,11 +407,11 @@ def _augment(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tens
     return out
 
 
-@register_task("pienet")
+@register_task(PieNetModel.name)
 class PieNetTask(TrainTask):
     """PieNet on method users and a crowd (see the module docstring)."""
 
-    name = "pienet"
+    name = PieNetModel.name
     needs_training = True
 
     def __init__(self, model_cfg: dict, data_cfg: dict, seed: int):
@@ -450,17 +451,13 @@ class PieNetTask(TrainTask):
         return PieNetConfig.from_dict({k: v for k, v in self.model_cfg.items() if k in known})
 
     def build_model(self) -> nn.Module:
-        cfg = self.arch()
-        if not cfg.users:
+        if not self.arch().users:
             m = self.methods
             users = [METHOD_PREFIX + u for u in m.train_users]
             if self.crowd is not None:
                 users += [CROWD_PREFIX + u for u in self.crowd.users]
-            cfg.users = users
             self.model_cfg["users"] = users
-        if self.loading_checkpoint:
-            cfg.weights, cfg.embed_weights = None, None
-        return PieNetSystem(cfg)
+        return build_pienet_system(self.model_cfg, pretrained=not self.loading_checkpoint)
 
     def _make_batch(self, step: int, gen: torch.Generator, n: int, part: slice) -> dict[str, torch.Tensor]:
         m = self.methods

@@ -2,48 +2,39 @@
 
 The model-specific parts (network, pairwise loss, validation) live beside each model as a
 ``*TaskCore`` mixin in :mod:`prefstyle.models`; this module only binds them to
-:class:`~prefstyle.train.task.TrainTask` and registers them, so the models layer never imports
-the trainer.
+:class:`~prefstyle.train.task.TrainTask` and registers them under the model's name, so the
+models layer never imports the trainer.
 """
 
 from __future__ import annotations
 
-from prefstyle.models.exemplar import ExemplarTaskCore
-from prefstyle.models.tastelut import TasteLUTTaskCore
-from prefstyle.models.upe import UPETaskCore
-from prefstyle.models.usd import USDTaskCore
+from prefstyle.models.exemplar import ExemplarModel, ExemplarTaskCore
+from prefstyle.models.upe import UPEModel, UPETaskCore
+from prefstyle.models.usd import USDModel, USDTaskCore
 from prefstyle.train.task import TrainTask, register_task
 
-__all__ = ["ExemplarTask", "TasteLUTTask", "UPETask", "USDTask"]
+__all__ = ["ExemplarTask", "UPETask", "USDTask"]
 
 
-@register_task("usd")
+@register_task(USDModel.name)
 class USDTask(USDTaskCore, TrainTask):
-    """The ``usd`` task: shared encoder, one LIIF decoder per training user."""
+    """Shared encoder, one LIIF decoder per training user."""
 
-    name = "usd"
+    name = USDModel.name
     needs_training = True
 
 
-@register_task("upe")
+@register_task(UPEModel.name)
 class UPETask(UPETaskCore, TrainTask):
-    """The ``upe`` task: frozen features, pair Transformer, one global conditioned decoder."""
+    """Frozen features, pair Transformer, one global conditioned decoder."""
 
-    name = "upe"
+    name = UPEModel.name
     needs_training = True
 
 
-@register_task("exemplar")
+@register_task(ExemplarModel.name)
 class ExemplarTask(ExemplarTaskCore, TrainTask):
-    """The ``exemplar`` task: (scene, preferred, non-preferred) triplets as context for a Transformer."""
+    """(scene, preferred, non-preferred) triplets as context for a Transformer."""
 
-    name = "exemplar"
-    needs_training = True
-
-
-@register_task("tastelut")
-class TasteLUTTask(TasteLUTTaskCore, TrainTask):
-    """The ``tastelut`` task: prefstyle's own model, trained by the ideal-point choice likelihood."""
-
-    name = "tastelut"
+    name = ExemplarModel.name
     needs_training = True

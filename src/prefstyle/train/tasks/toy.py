@@ -21,6 +21,7 @@ from torch import nn
 from prefstyle.losses import l1_loss
 from prefstyle.metrics.functional import psnr
 from prefstyle.models.base import PersonalizationModel, Profile, Reference
+from prefstyle.models.loading import register_architecture
 from prefstyle.train.data import SeededBatches
 from prefstyle.train.task import TrainTask, register_task
 
@@ -56,14 +57,29 @@ class ToyModel(PersonalizationModel):
             return self.net(img).clamp(0, 1)
 
 
+def build_toy_net(opts: dict[str, Any]) -> ToyNet:
+    """The network of a checkpoint's ``task.model`` options (what loading a checkpoint rebuilds)."""
+    return ToyNet(int(opts.get("hidden", 8)))
+
+
+def toy_from_net(net: nn.Module, opts: dict[str, Any]) -> PersonalizationModel:
+    """The trained network behind the model interface."""
+    assert isinstance(net, ToyNet)
+    return ToyModel(net)
+
+
+#: how ``prefstyle.models.load`` rebuilds a checkpoint of this task (a new task declares this too)
+register_architecture(ToyModel.name, build_toy_net, toy_from_net)
+
+
 def apply_matrix(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """``(B,3,H,W)`` through a ``(3,4)`` affine colour matrix."""
     return torch.einsum("ij,bjhw->bihw", m[:, :3], x) + m[:, 3].view(1, 3, 1, 1)
 
 
-@register_task("toy-affine")
+@register_task(ToyModel.name)
 class ToyAffineTask(TrainTask):
-    name = "toy-affine"
+    name = ToyModel.name
     needs_training = True
 
     def __init__(self, model_cfg: dict, data_cfg: dict, seed: int):
@@ -73,7 +89,7 @@ class ToyAffineTask(TrainTask):
 
     def build_model(self) -> nn.Module:
         self.model_cfg.setdefault("hidden", 8)
-        return ToyNet(int(self.model_cfg["hidden"]))
+        return build_toy_net(self.model_cfg)
 
     def _make(self, step: int, gen: torch.Generator, n: int, part: slice) -> dict[str, torch.Tensor]:
         x = torch.rand(n, 3, self.size, self.size, generator=gen)[part]
@@ -96,7 +112,7 @@ class ToyAffineTask(TrainTask):
                 "psnr_identity": float(psnr(x, y.clamp(0, 1)).mean())}
 
     def to_inference(self, model: nn.Module) -> PersonalizationModel:
-        return ToyModel(model)
+        return toy_from_net(model, self.model_cfg)
 
     def describe_data(self) -> dict:
         return {"kind": "random colour images", "size": self.size, "matrix": self.matrix.tolist()}
