@@ -42,6 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 ASSET = ROOT / "src" / "prefstyle" / "assets" / "looks" / "looks.json"
 LUT_SIZE = 17
+# two tables closer than this everywhere (sRGB units) are one look: the later one is left out
+DUPLICATE_TOL = 2.0 / 255
 
 # Debian bookworm packages and npm packages the library is built from (name, version).
 DEBS = {
@@ -480,11 +482,328 @@ def source_sfl(src: Path):
         yield look, (t if t.shape[-1] == LUT_SIZE else _resized(t))
 
 
+# --------------------------------------------------------------------------------------
+# camera profiles: the look part (LookTable + tone curve) of RawTherapee's DCP profiles
+# --------------------------------------------------------------------------------------
+
+# sRGB (D65) linear -> XYZ D50 (Bradford), and ProPhoto linear -> XYZ D50
+_SRGB_TO_XYZ50 = np.array([[0.4360747, 0.3850649, 0.1430804],
+                           [0.2225045, 0.7168786, 0.0606169],
+                           [0.0139322, 0.0971045, 0.7141733]])
+_PROPHOTO_TO_XYZ50 = np.array([[0.7976749, 0.1351917, 0.0313534],
+                               [0.2880402, 0.7118741, 0.0000857],
+                               [0.0, 0.0, 0.8252100]])
+_SRGB_TO_PROPHOTO = np.linalg.solve(_PROPHOTO_TO_XYZ50, _SRGB_TO_XYZ50)
+
+
+def read_dcp_tags(path: Path) -> dict[int, object]:
+    """The DNG camera profile tags of a ``.dcp`` file (a TIFF-like IFD): ``{tag: value}``."""
+    import struct
+
+    b = path.read_bytes()
+    if b[:2] not in (b"II", b"MM"):
+        raise ValueError(f"{path}: not a DNG camera profile")
+    bo = "<" if b[:2] == b"II" else ">"
+    off = struct.unpack(bo + "I", b[4:8])[0]
+    n = struct.unpack(bo + "H", b[off:off + 2])[0]
+    sizes = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8, 11: 4, 12: 8}
+    fmt = {3: "H", 4: "I", 9: "i", 11: "f", 12: "d"}
+    out: dict[int, object] = {}
+    for i in range(n):
+        tag, typ, cnt, val = struct.unpack(bo + "HHII", b[off + 2 + 12 * i: off + 14 + 12 * i])
+        size = sizes.get(typ, 1) * cnt
+        data = b[off + 10 + 12 * i: off + 10 + 12 * i + size] if size <= 4 else b[val:val + size]
+        if typ == 2:
+            out[tag] = data.rstrip(b"\0").decode("latin1")
+        elif typ in fmt:
+            out[tag] = np.frombuffer(data, dtype=np.dtype(bo + fmt[typ]))
+        elif typ in (5, 10):
+            raw = np.frombuffer(data, dtype=np.dtype(bo + ("u4" if typ == 5 else "i4"))).astype(np.float64)
+            out[tag] = raw[0::2] / raw[1::2]
+    return out
+
+
+def _rgb_to_hsv(rgb):
+    mx, mn = rgb.max(axis=1), rgb.min(axis=1)
+    d = mx - mn
+    r, g, b = rgb.T
+    safe = np.where(d > 0, d, 1.0)
+    h = np.where(mx == r, (g - b) / safe, np.where(mx == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    h = np.where(d > 0, np.mod(h, 6.0), 0.0)
+    s = np.where(mx > 0, d / np.where(mx > 0, mx, 1.0), 0.0)
+    return h, s, mx
+
+
+def _hsv_to_rgb(h, s, v):
+    h = np.mod(h, 6.0)
+    i = np.floor(h).astype(int) % 6
+    f = h - np.floor(h)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    choices = [np.stack(c, axis=1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
+    out = np.zeros((len(h), 3))
+    for k in range(6):
+        out[i == k] = choices[k][i == k]
+    return out
+
+
+def _look_table(rgb, dims, data, srgb_value: bool):
+    """DNG ProfileLookTable on ProPhoto linear ``rgb`` ``(N,3)``: hue shift, saturation and value scales."""
+    nh, ns, nv = (int(x) for x in dims)
+    table = data.reshape(nv, nh, ns, 3)  # value outermost, then hue, saturation innermost
+    h, s, v = _rgb_to_hsv(rgb)
+    vv = srgb_encode(np.clip(v, 0, 1)) if srgb_value else np.clip(v, 0, 1)
+    hf = h * nh / 6.0
+    h0 = np.floor(hf).astype(int) % nh
+    h1 = (h0 + 1) % nh
+    wh = hf - np.floor(hf)
+    sf = np.clip(s, 0, 1) * (ns - 1)
+    s0 = np.minimum(np.floor(sf).astype(int), ns - 1)
+    s1 = np.minimum(s0 + 1, ns - 1)
+    ws = sf - s0
+    vf = vv * (nv - 1) if nv > 1 else np.zeros_like(vv)
+    v0 = np.minimum(np.floor(vf).astype(int), nv - 1)
+    v1 = np.minimum(v0 + 1, nv - 1)
+    wv = vf - v0
+    acc = np.zeros((len(h), 3))
+    for vi, wvv in ((v0, 1 - wv), (v1, wv)):
+        for hi, whh in ((h0, 1 - wh), (h1, wh)):
+            for si, wss in ((s0, 1 - ws), (s1, ws)):
+                acc += (wvv * whh * wss)[:, None] * table[vi, hi, si]
+    h = h + acc[:, 0] * 6.0 / 360.0
+    s = np.clip(s * acc[:, 1], 0, 1)
+    if srgb_value:
+        v = srgb_decode(np.clip(vv * acc[:, 2], 0, 1))
+    else:
+        v = v * acc[:, 2]
+    return _hsv_to_rgb(h, s, v)
+
+
+def _rgb_tone(rgb, xs, ys):
+    """The DNG SDK's hue-preserving RGB tone curve: the curve on max and min, the middle channel interpolated."""
+    rgb = np.clip(rgb, 0, 1)
+    order = np.argsort(-rgb, axis=1)
+    srt = np.take_along_axis(rgb, order, axis=1)
+    hi, mid, lo = srt[:, 0], srt[:, 1], srt[:, 2]
+    hi2, lo2 = np.interp(hi, xs, ys), np.interp(lo, xs, ys)
+    rng = hi - lo
+    mid2 = lo2 + (hi2 - lo2) * np.where(rng > 0, (mid - lo) / np.where(rng > 0, rng, 1), 0)
+    out = np.empty_like(rgb)
+    np.put_along_axis(out, order, np.stack([hi2, mid2, lo2], axis=1), axis=1)
+    return out
+
+
+def dcp_look(rgb, tags) -> np.ndarray:
+    """sRGB -> linear -> ProPhoto -> LookTable -> tone curve -> sRGB (the profile's look, no raw calibration).
+
+    A raw pipeline feeds the tone curve scene-linear data that sits about an EV darker than a
+    display rendition (the curve lifts it back), so the input is first scaled by the exposure
+    that makes the curve keep mid grey (0.18) where it is: the look keeps the curve's contrast,
+    toe and shoulder and the table's colour, not an exposure offset.
+    """
+    lin = srgb_decode(rgb) @ _SRGB_TO_PROPHOTO.T
+    if 50940 in tags:
+        curve = np.asarray(tags[50940], dtype=np.float64).reshape(-1, 2)
+        lin = lin * (np.interp(0.18, curve[:, 1], curve[:, 0]) / 0.18)
+    if 50981 in tags and 50982 in tags:
+        enc = tags.get(51108)
+        lin = _look_table(lin, tags[50981], np.asarray(tags[50982], dtype=np.float64),
+                          srgb_value=enc is not None and int(enc[0]) == 1)
+    if 50940 in tags:
+        curve = np.asarray(tags[50940], dtype=np.float64).reshape(-1, 2)
+        lin = _rgb_tone(lin, curve[:, 0], curve[:, 1])
+    return srgb_encode(np.clip(lin @ np.linalg.inv(_SRGB_TO_PROPHOTO).T, 0, None))
+
+
+def source_dcp(src: Path):
+    """Camera renderings: the LookTable and tone curve of RawTherapee's camera profiles (rawtherapee-data)."""
+    from prefstyle.data.looks import Look
+
+    folder = src / "rawtherapee-data" / "usr/share/rawtherapee/dcpprofiles"
+    for f in sorted(folder.glob("*.dcp")):
+        tags = read_dcp_tags(f)
+        if 50981 not in tags and 50940 not in tags:
+            continue  # a colour calibration only: no look
+        note = str(tags.get(50942, "")).strip()
+        low = note.lower()
+        if low == "public domain":
+            lic = "public-domain"
+        elif "cc0" in low:
+            lic = "CC0-1.0"
+        elif low in ("", "rawtherapee") or "maciej dworak" in low:
+            lic = "GPL-3.0-or-later"  # contributed to and distributed with RawTherapee
+        else:
+            print(f"  camera {f.stem}: left out (its own copyright notice: {note!r})")
+            continue
+        family = "rawtherapee-camera"  # one author and a handful of distinct looks across makers
+        author = note.replace("Copyright", "").strip() if "dworak" in low else "RawTherapee contributors"
+        look = Look(name=f"{family}/{_slug(f.stem)}", family=family, kind="camera",
+                    source=f"Debian rawtherapee-data {DEBS['rawtherapee-data']}: /usr/share/rawtherapee/dcpprofiles/{f.name} "
+                           "(LookTable + ProfileToneCurve, in ProPhoto linear)",
+                    author=author, license=lic)
+        yield look, _from_fn(lambda rgb, t=tags: dcp_look(rgb, t))
+
+
+# --------------------------------------------------------------------------------------
+# Lightroom / Camera Raw presets (.xmp), rendered through prefstyle's RetouchParams pipeline
+# --------------------------------------------------------------------------------------
+
+LR_BANDS = ("Red", "Orange", "Yellow", "Green", "Aqua", "Blue", "Purple", "Magenta")
+
+
+def read_xmp_settings(path: Path) -> dict[str, object]:
+    """The ``crs:`` settings of a Camera Raw preset: scalars as strings, point curves as ``[(x, y)]``."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"crs": "http://ns.adobe.com/camera-raw-settings/1.0/",
+          "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"}
+    root = ET.parse(path).getroot()
+    out: dict[str, object] = {}
+    crs = "{" + ns["crs"] + "}"
+    for desc in root.iter("{" + ns["rdf"] + "}Description"):
+        for k, v in desc.attrib.items():
+            if k.startswith(crs):
+                out[k[len(crs):]] = v
+        for child in desc:
+            if child.tag.startswith(crs) and child.tag[len(crs):].startswith("ToneCurvePV2012"):
+                pts = [li.text for li in child.iter("{" + ns["rdf"] + "}li") if li.text]
+                out[child.tag[len(crs):]] = [tuple(float(t) for t in p.split(",")) for p in pts]
+    return out
+
+
+def _num(st: dict, key: str, default: float = 0.0) -> float:
+    try:
+        return float(str(st.get(key, default)).replace("+", ""))
+    except ValueError:
+        return default
+
+
+def _clip1(v: float) -> float:
+    return float(min(max(v, -1.0), 1.0))
+
+
+def lr_params(st: dict):
+    """``(tone, colour)`` RetouchParams for a Camera Raw preset (process 2012+ sliders, /100 scale).
+
+    White balance: a ``Custom`` Kelvin value is read relative to daylight (5500 K) in mired, an
+    approximation since the shot's own white balance is unknown; ``Incremental*`` (JPEG) values
+    are used as they are.
+    """
+    from prefstyle.imaging.params import RetouchParams
+
+    temp = 0.0
+    if "IncrementalTemperature" in st:
+        temp = _num(st, "IncrementalTemperature") / 100
+    elif st.get("WhiteBalance") == "Custom" and "Temperature" in st:
+        temp = (1e6 / 5500 - 1e6 / max(_num(st, "Temperature", 5500), 1000)) / 150
+    tint = _num(st, "IncrementalTint", _num(st, "Tint")) / 150 if st.get("WhiteBalance") == "Custom" or "IncrementalTint" in st else 0.0
+    tone = RetouchParams(
+        temperature=_clip1(temp), tint=_clip1(tint),
+        exposure=float(min(max(_num(st, "Exposure2012"), -3), 3)),
+        contrast=_clip1(_num(st, "Contrast2012") / 100), highlights=_clip1(_num(st, "Highlights2012") / 100),
+        shadows=_clip1(_num(st, "Shadows2012") / 100), whites=_clip1(_num(st, "Whites2012") / 100),
+        blacks=_clip1(_num(st, "Blacks2012") / 100))
+    grey = str(st.get("ConvertToGrayscale", "False")).lower() == "true"
+    colour = RetouchParams(
+        vibrance=_clip1(_num(st, "Vibrance") / 100),
+        saturation=-1.0 if grey else _clip1(_num(st, "Saturation") / 100),
+        hsl_hue=tuple(_clip1(_num(st, f"HueAdjustment{b}") / 100) for b in LR_BANDS),
+        hsl_saturation=tuple(_clip1(_num(st, f"SaturationAdjustment{b}") / 100) for b in LR_BANDS),
+        hsl_luminance=tuple(_clip1(_num(st, f"LuminanceAdjustment{b}") / 100) for b in LR_BANDS),
+        split_shadow_hue=_num(st, "SplitToningShadowHue") % 360,
+        split_shadow_sat=min(max(_num(st, "SplitToningShadowSaturation") / 100, 0), 1),
+        split_highlight_hue=_num(st, "SplitToningHighlightHue") % 360,
+        split_highlight_sat=min(max(_num(st, "SplitToningHighlightSaturation") / 100, 0), 1),
+        split_balance=_clip1(_num(st, "SplitToningBalance") / 100))
+    return tone, colour
+
+
+def _parametric(x: np.ndarray, st: dict) -> np.ndarray:
+    """Lightroom's parametric curve, approximated: each region's slider (+-100) moves its part of
+    the curve by up to a quarter of the range, with smooth windows split at the three splits."""
+    splits = [0.0, _num(st, "ParametricShadowSplit", 25) / 100, _num(st, "ParametricMidtoneSplit", 50) / 100,
+              _num(st, "ParametricHighlightSplit", 75) / 100, 1.0]
+    amounts = [_num(st, k) / 100 for k in ("ParametricShadows", "ParametricDarks", "ParametricLights", "ParametricHighlights")]
+    y = x.copy()
+    for k, a in enumerate(amounts):
+        if a == 0:
+            continue
+        lo, hi = splits[k], splits[k + 1]
+        c, w = (lo + hi) / 2, max(hi - lo, 1e-3)
+        y = y + 0.25 * a * np.exp(-(((x - c) / w) ** 2)) * x * (1 - x) * 4
+    return np.clip(y, 0, 1)
+
+
+def _point_curve(x: np.ndarray, pts) -> np.ndarray:
+    from scipy.interpolate import PchipInterpolator
+
+    pts = sorted(set((float(a) / 255, float(b) / 255) for a, b in pts))
+    if len(pts) < 2:
+        return x
+    xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    return np.clip(PchipInterpolator(xs, ys, extrapolate=False)(np.clip(x, xs[0], xs[-1])), 0, 1)
+
+
+def lr_look(img, st: dict):
+    """``(1,3,H,W)`` sRGB -> tone sliders -> parametric + point curves (master, then R, G, B) -> colour sliders."""
+    import torch
+
+    from prefstyle.imaging.pipeline import apply_retouch
+
+    tone, colour = lr_params(st)
+    out = apply_retouch(img, tone, method="direct") if not tone.is_identity() else img
+    a = out[0].permute(1, 2, 0).numpy().astype(np.float64)
+    a = _parametric(a, st)
+    if "ToneCurvePV2012" in st:
+        a = _point_curve(a, st["ToneCurvePV2012"])
+    for c, ch in enumerate(("Red", "Green", "Blue")):
+        if f"ToneCurvePV2012{ch}" in st:
+            a[..., c] = _point_curve(a[..., c], st[f"ToneCurvePV2012{ch}"])
+    out = torch.from_numpy(a).float().permute(2, 0, 1)[None].contiguous()
+    return apply_retouch(out, colour, method="direct") if not colour.is_identity() else out
+
+
+LR_SOURCES = {
+    # family: (mirror dir name, commit, folders, author, licence)
+    "lr-thejoltjoker": ("thejoltjoker+lightroom-workflow", "09dc3810313329f92b8a3482c47ad7116454e05e",
+                        ("Settings/canon_toning", "Settings/sony_toning", "Settings/user_basic"),
+                        "Johannes Andersson (thejoltjoker)", "MPL-2.0"),
+}
+
+
+def source_lightroom(src: Path):
+    """Camera Raw presets from git mirrors (read at a fixed commit with ``git show``; no code is run)."""
+    from prefstyle.data.looks import Look
+    from prefstyle.imaging.lut import lut_from_function
+
+    for family, (mirror, commit, folders, author, lic) in LR_SOURCES.items():
+        git = Path(src) / "mirrors" / mirror
+        if not git.exists():
+            print(f"warning: {git} missing: family {family} skipped", file=sys.stderr)
+            continue
+        names = subprocess.run(["git", f"--git-dir={git}", "ls-tree", "-r", "--name-only", commit, *folders],
+                               capture_output=True, text=True, check=True).stdout.split("\n")
+        for name in sorted(n for n in names if n.endswith(".xmp")):
+            tmp = src / "xmp-cache" / family / Path(name).name
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(subprocess.run(["git", f"--git-dir={git}", "show", f"{commit}:{name}"],
+                                           capture_output=True, check=True).stdout)
+            st = read_xmp_settings(tmp)
+            if str(st.get("PresetType", "Normal")) != "Normal":
+                continue
+            repo = mirror.replace("+", "/")
+            look = Look(name=f"{family}/{_slug(Path(name).stem)}", family=family, kind="preset",
+                        source=f"github {repo}@{commit[:12]}: {name} (rendered with prefstyle RetouchParams)",
+                        author=author, license=lic)
+            yield look, lut_from_function(lambda im, s=st: lr_look(im, s), LUT_SIZE)
+
+
 SOURCES = {
     "digikam": (source_digikam, "digikam-data"),
     "kdenlive": (source_kdenlive, "kdenlive-data"),
     "css": (source_css, "instagram.css"),
     "sfl": (source_sfl, "sfl.npz"),
+    "camera": (source_dcp, "rawtherapee-data"),
+    "lightroom": (source_lightroom, "mirrors"),
 }
 
 
@@ -508,6 +827,11 @@ def cmd_build(args: argparse.Namespace) -> None:
                 continue
             if (lut - ident).abs().max() < 1.0 / 255:
                 print(f"  {look.name}: left out (identity)")
+                continue
+            dup = next((lk.name for lk, t in zip(looks, tables, strict=True)
+                        if (t - lut).abs().max() < DUPLICATE_TOL), None)
+            if dup is not None:
+                print(f"  {look.name}: left out (same table as {dup})")
                 continue
             looks.append(look)
             tables.append(lut)
