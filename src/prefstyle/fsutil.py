@@ -97,3 +97,21 @@ def check_writable(path: str | Path, folder: bool = False) -> None:
         raise PrefstyleError(f"cannot create a folder here: {probe} is a file", path=where)
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PrefstyleError(f"cannot write here: {probe} is read-only or not yours", path=p)
+
+
+def load_safetensors(path: str | Path, what: str = "weights") -> dict:
+    """``safetensors.torch.load_file(path)``, with a one-line
+    :class:`~prefstyle.errors.PrefstyleError` naming the file when it is missing, truncated or
+    not a safetensors file at all (safetensors raises its own, unhelpful error type)."""
+    from safetensors.torch import load_file
+
+    from prefstyle.errors import PrefstyleError
+
+    p = Path(path)
+    if not p.is_file():
+        raise PrefstyleError(f"{what} missing", path=p)
+    try:
+        return load_file(str(p))
+    except Exception as e:  # SafetensorError (header), OSError, or a torch error on a damaged body
+        msg = " ".join(str(e).split())[:200] or type(e).__name__
+        raise PrefstyleError(f"{what} unreadable (truncated or not a safetensors file: {msg})", path=p) from None
