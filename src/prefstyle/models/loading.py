@@ -179,7 +179,7 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     card's ``task.model`` options, the weights are loaded strictly (float16 ones cast back to
     float32). The returned model carries ``card`` (the JSON card) and ``checkpoint_path``.
     """
-    from safetensors.torch import load_file
+    from prefstyle.fsutil import load_safetensors
 
     card, weights = read_card(path)
     task = card.get("task") if isinstance(card.get("task"), dict) else {}
@@ -193,7 +193,7 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     opts = dict(task.get("model") or {})
     module = arch.build(opts)
     try:
-        module.load_state_dict(load_file(str(weights)), strict=True)
+        module.load_state_dict(load_safetensors(weights, "checkpoint weights"), strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0] if str(e) else "mismatch"
         raise PrefstyleError(f"checkpoint weights do not fit the '{name}' architecture ({first})", path=weights) from None

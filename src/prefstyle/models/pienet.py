@@ -405,7 +405,7 @@ class PieNetModel(PersonalizationModel):
         device: str = "cpu",
         card: dict[str, Any] | None = None,
     ):
-        from safetensors.torch import load_file
+        from prefstyle.fsutil import load_safetensors
 
         if scheme not in (1, 2):
             raise PrefstyleError(f"PieNet personalization scheme must be 1 or 2, got {scheme}")
@@ -423,7 +423,7 @@ class PieNetModel(PersonalizationModel):
                 raise PrefstyleError("not a PieNet checkpoint", path=weights.with_suffix(".json"))
             self.card = card_
             system = build_pienet_system(card_["task"].get("model", {}))
-            missing, unexpected = system.load_state_dict(load_file(str(weights)), strict=False)
+            missing, unexpected = system.load_state_dict(load_safetensors(weights, "checkpoint weights"), strict=False)
             if missing or unexpected:
                 raise PrefstyleError(
                     f"checkpoint does not fit the PieNet architecture (missing {missing[:3]}, unexpected {unexpected[:3]})",
