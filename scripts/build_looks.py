@@ -50,8 +50,13 @@ DEBS = {
     "digikam-data": "4:7.9.0-1",
     "kdenlive-data": "22.12.3-2+deb12u2",
     "rawtherapee-data": "5.9-1",
+    "obs-studio": "29.0.2+dfsg-1+b1",
 }
-NPMS = {"instagram.css": "0.1.4", "cssgram": "0.1.3"}
+NPMS = {"instagram.css": "0.1.4", "cssgram": "0.1.3", "@silvia-odwyer/photon-node": "0.3.4"}
+NPM_DIRS = {"instagram.css": "instagram.css", "cssgram": "cssgram", "@silvia-odwyer/photon-node": "photon"}
+# Git repositories read at a fixed commit (``git --git-dir=... show``), mirrored under <dir>/mirrors/
+MIRRORS = {"thejoltjoker+lightroom-workflow": ("https://github.com/thejoltjoker/lightroom-workflow",
+                                              "09dc3810313329f92b8a3482c47ad7116454e05e")}
 SFL_VERSION = "0.18.13"
 
 
@@ -97,9 +102,13 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     (out / "npm").mkdir(exist_ok=True)
     for name, version in NPMS.items():
         subprocess.run(["npm", "pack", f"{name}@{version}"], cwd=out / "npm", check=True)
-        tgz = next((out / "npm").glob(f"{name}-{version}.tgz"))
-        (out / name).mkdir(exist_ok=True)
-        subprocess.run(["tar", "xzf", str(tgz), "-C", str(out / name)], check=True)
+        tgz = out / "npm" / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+        (out / NPM_DIRS[name]).mkdir(exist_ok=True)
+        subprocess.run(["tar", "xzf", str(tgz), "-C", str(out / NPM_DIRS[name])], check=True)
+    for name, (url, commit) in MIRRORS.items():
+        dest = out / "mirrors" / name
+        if not dest.exists():
+            print(f"note: clone {url} (bare) to {dest} and check that it holds commit {commit}")
     print(f"sources in {out}")
 
 
@@ -108,8 +117,11 @@ def cmd_fetch(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------
 
 # Print stocks each colour negative is printed on (a motion-picture print film and two papers).
-SFL_PRINTS = ("Kodak Vision 2383", "Kodak Portra Endura Paper", "Fuji Crystal Archive DPII")
+SFL_PRINTS = ("Kodak Vision 2383", "Fuji Eterna-CP Type 3513DI", "Kodak Portra Endura Paper",
+              "Fuji Crystal Archive DPII")
 SFL_BW_PRINTS = ("Kodak 2302", "Kodak Polymax Fine-Art Paper Grade 2")
+# Reversal films are projected as they are, and also printed on a reversal paper.
+SFL_REVERSAL_PRINTS = (None, "Kodak Ektachrome Radiance III Paper")
 
 
 def sfl_family(data) -> str:
@@ -124,7 +136,7 @@ def sfl_family(data) -> str:
 
 
 def cmd_render_sfl(args: argparse.Namespace) -> None:
-    """Render every colour negative x ``SFL_PRINTS``, every reversal film and the B&W negatives.
+    """Render every colour negative x ``SFL_PRINTS``, every reversal film (projected and printed) and the B&W negatives.
 
     Input transform: the LUT's input is display-referred sRGB; spectral-film-lut decodes it to
     linear sRGB (``input_colorspace="sRGB"`` with the sRGB decoding) and treats that as the
@@ -157,7 +169,7 @@ def cmd_render_sfl(args: argparse.Namespace) -> None:
         elif s.film_type == "negative":
             jobs += [(s, p) for p in SFL_PRINTS]
         else:
-            jobs.append((s, None))
+            jobs += [(s, p) for p in SFL_REVERSAL_PRINTS]
     if args.limit:
         jobs = jobs[: args.limit]
     tables, meta = {}, []
@@ -187,6 +199,67 @@ def cmd_render_sfl(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, meta=json.dumps(meta), **{f"t{i}": tables[m["key"]] for i, m in enumerate(meta)})
     print(f"{len(meta)} film emulations -> {out}")
+
+
+# --------------------------------------------------------------------------------------
+# render-photon: photon-rs filter presets (npm @silvia-odwyer/photon-node, Apache-2.0), run by node
+# --------------------------------------------------------------------------------------
+
+PHOTON_VERSION = "0.3.4"
+PHOTON_NAMED = ("oceanic", "islands", "marine", "seagreen", "flagblue", "liquid", "diamante", "radio",
+                "twenties", "rosetint", "mauve", "bluechrome", "vintage", "perfume", "serenity")
+PHOTON_FUNCS = ("lofi", "pastel_pink", "golden", "cali", "dramatic", "firenze", "obsidian")
+
+_PHOTON_JS = r"""
+const photon = require(process.argv[2]);
+const fs = require('fs');
+const inp = JSON.parse(fs.readFileSync(process.argv[3]));
+const out = {};
+for (const job of inp.jobs) {
+  for (const order of ['fwd', 'rev']) {
+    const px = Uint8Array.from(order === 'fwd' ? inp.pixels : inp.reversed);
+    const img = new photon.PhotonImage(px, inp.width, inp.height);
+    if (job.kind === 'named') photon.filter(img, job.name); else photon[job.name](img);
+    out[job.name + ':' + order] = Array.from(img.get_raw_pixels());
+  }
+}
+fs.writeFileSync(process.argv[4], JSON.stringify(out));
+"""
+
+
+def cmd_render_photon(args: argparse.Namespace) -> None:
+    """Run photon's preset filters on the 17^3 grid (8-bit RGBA) with node; keep the pointwise ones.
+
+    Each filter also runs on the grid in reverse pixel order: a filter whose result depends on
+    where a colour sits (or on its neighbours) is left out.
+    """
+    import tempfile
+
+    pkg = Path(args.package).resolve()
+    g = np.round(grid_rgb(args.size).reshape(-1, 3) * 255).astype(np.uint8)
+    rgba = np.concatenate([g, np.full((len(g), 1), 255, np.uint8)], axis=1)
+    jobs = [{"name": n, "kind": "named"} for n in PHOTON_NAMED] + [{"name": n, "kind": "func"} for n in PHOTON_FUNCS]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "run.js").write_text(_PHOTON_JS)
+        (t / "in.json").write_text(json.dumps({"width": args.size, "height": args.size**2,
+                                               "pixels": rgba.ravel().tolist(),
+                                               "reversed": rgba[::-1].ravel().tolist(), "jobs": jobs}))
+        subprocess.run(["node", str(t / "run.js"), str(pkg / "photon_rs.js"), str(t / "in.json"), str(t / "out.json")],
+                       check=True)
+        res = json.loads((t / "out.json").read_text())
+    tables, meta = {}, []
+    for job in jobs:
+        fwd = np.array(res[job["name"] + ":fwd"], np.float32).reshape(-1, 4)[:, :3] / 255
+        rev = np.array(res[job["name"] + ":rev"], np.float32).reshape(-1, 4)[::-1, :3] / 255
+        if np.abs(fwd - rev).max() > 1.5 / 255:
+            print(f"  photon {job['name']}: left out (not a per-pixel colour transform)")
+            continue
+        tables[job["name"]] = to_project_layout(fwd.reshape(args.size, args.size, args.size, 3))
+        meta.append(job["name"])
+    out = Path(args.out)
+    np.savez_compressed(out, meta=json.dumps(meta), **{f"t{i}": tables[m] for i, m in enumerate(meta)})
+    print(f"{len(meta)} photon filters -> {out}")
 
 
 # --------------------------------------------------------------------------------------
@@ -437,6 +510,42 @@ def source_kdenlive(src: Path):
                     author="Kdenlive project (KDE)", license="GPL-2.0-or-later")
         yield look, lut_from_function(lambda im, c=cube: c.apply(im), LUT_SIZE)
 
+
+
+def source_obs(src: Path):
+    """OBS Studio's bundled LUTs for its "Apply LUT" filter (Debian obs-studio; GPL-2.0-or-later)."""
+    from prefstyle.data.looks import Look
+    from prefstyle.imaging.lut import lut_from_function
+    from prefstyle.imaging.lut_io import read_cube
+    from prefstyle.imaging.lut_tiles import read_lut_image
+
+    folder = src / "obs-studio" / "usr/share/obs/obs-plugins/obs-filters/LUTs"
+    for f in sorted(folder.glob("*")):
+        if f.stem == "original" or f.suffix not in (".png", ".cube"):
+            continue
+        if f.suffix == ".cube":
+            cube = read_cube(f)
+            lut = lut_from_function(lambda im, c=cube: c.apply(im), LUT_SIZE)
+        else:
+            lut = _resized(read_lut_image(f))
+        look = Look(name=f"obs/{_slug(f.stem)}-{f.suffix[1:]}", family="obs", kind="creative",
+                    source=f"Debian obs-studio {DEBS['obs-studio']}: /usr/share/obs/obs-plugins/obs-filters/LUTs/{f.name}",
+                    author="OBS Studio contributors", license="GPL-2.0-or-later")
+        yield look, lut
+
+
+def source_photon(src: Path):
+    """photon-rs preset filters rendered by ``render-photon`` (npm @silvia-odwyer/photon-node, Apache-2.0)."""
+    import torch
+
+    from prefstyle.data.looks import Look
+
+    data = np.load(src / "photon.npz")
+    for i, name in enumerate(json.loads(str(data["meta"]))):
+        look = Look(name=f"photon/{_slug(name)}", family="photon", kind="preset",
+                    source=f"npm @silvia-odwyer/photon-node {PHOTON_VERSION}: filter {name}",
+                    author="Silvia O'Dwyer (photon-rs)", license="Apache-2.0")
+        yield look, torch.from_numpy(data[f"t{i}"]).float()
 
 CSS_SOURCES = {
     # family: (package dir, stylesheet, class prefix, author, licence)
@@ -804,6 +913,8 @@ SOURCES = {
     "sfl": (source_sfl, "sfl.npz"),
     "camera": (source_dcp, "rawtherapee-data"),
     "lightroom": (source_lightroom, "mirrors"),
+    "obs": (source_obs, "obs-studio"),
+    "photon": (source_photon, "photon.npz"),
 }
 
 
@@ -870,6 +981,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=LUT_SIZE)
     p.add_argument("--limit", type=int, default=0, help="render only the first N (a smoke test)")
     p.set_defaults(fn=cmd_render_sfl)
+    p = sub.add_parser("render-photon", help="render photon-rs filter presets with node")
+    p.add_argument("--package", default="build/looks-src/photon/package")
+    p.add_argument("--out", default="build/looks-src/photon.npz")
+    p.add_argument("--size", type=int, default=LUT_SIZE)
+    p.set_defaults(fn=cmd_render_photon)
     p = sub.add_parser("build", help="assemble the packaged library from the fetched sources")
     p.add_argument("--dir", default="build/looks-src")
     p.add_argument("--out", default=str(ASSET))
