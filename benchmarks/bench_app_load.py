@@ -1,18 +1,32 @@
-"""Load test of the study app: N concurrent participants answering as fast as they can.
+"""Load test of the study app: N participants with think time who also look at their style.
 
-    python benchmarks/bench_app_load.py --participants 100 --duration 30 --backend both
+    python benchmarks/bench_app_load.py --participants 100 --think 1 --duration 120 --backend both
+    python benchmarks/bench_app_load.py --backend postgres --workers 4 --kill-after 40   # the kill -9 test
 
-For each database (SQLite file in WAL mode, and a throw-away PostgreSQL 15 server on loopback
-when one can be started here, or ``--pg-url``), a real server (``python -m prefstyle.app``:
-one uvicorn process) is started on a free loopback port. N participants (asyncio + httpx,
-one connection each) join, pass the screen check, then answer pair after pair with no pause
-until their study is done or ``--duration`` seconds have passed. Reported per database:
-answers/s, latency of the answer requests (p50/p90/p99/max, ms), joins/s, and the check that
-the number of answers stored in the database equals the number the server acknowledged.
+For each database (a SQLite file in WAL mode; a throw-away PostgreSQL 15 server on loopback when
+one can be started here, or ``--pg-url``), a real server is started on a free loopback port:
+``python -m prefstyle.app --workers W`` (W = ``--sqlite-workers``, default 1, and ``--workers``,
+default 4, for PostgreSQL), each server process with one render process. N participants
+(asyncio + httpx) join, pass the screen check, then answer pair after pair, each after a think
+time of ``--think`` seconds (±20 %, seeded), until their study is done or ``--duration`` seconds
+have passed. A participant looks at "your style" as soon as it opens and again every
+``--style-every`` answers: it opens the page, polls ``api/style`` (every 0.5 s, as the page's
+script does at first) until the style is rendered, loads the page and its retouched images, then
+goes on answering. Reported per database:
 
-Prints one JSON object (also written to ``--out`` when given). Database settings are the
-app's defaults (SQLite ``synchronous=FULL``; PostgreSQL with ``fsync`` and
-``synchronous_commit`` on), so every acknowledged answer is on disk.
+* answers acknowledged and stored (equal: nothing lost), answers/s, errors;
+* latency of the answer requests (p50/p95/p99/max, ms), measured while styles render;
+* style page ready: seconds from opening the style page to a rendered style (median/p95/max);
+* peak resident memory of the server processes (each, and all together) and of the render
+  processes, sampled every 0.5 s from ``/proc``.
+
+``--kill-after S``: after S seconds of load the whole server (parent, workers, render processes)
+is killed with SIGKILL; then every acknowledged answer must be in the database, and after a
+restart every participant must resume after their stored answers, at the pair they were last
+served when nothing was in flight.
+
+Prints one JSON object (also written to ``--out`` when given). Database settings are the app's
+defaults (SQLite ``synchronous=FULL``; PostgreSQL with ``fsync`` and ``synchronous_commit`` on).
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -28,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +52,7 @@ from _report import emit
 
 SID = "load"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ADMIN_TOKEN = "bench-admin-token-0123456789"
 
 
 def free_port() -> int:
@@ -65,7 +82,7 @@ def postgres(pg_url: str | None):
         subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
                         "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
         subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-w", "-l", str(root / "log"),
-                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root / 'sock'} -c max_connections=200",
+                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root / 'sock'} -c max_connections=300",
                         "start"], check=True, capture_output=True)
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -74,7 +91,7 @@ def postgres(pg_url: str | None):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def prepare(tmp: Path, db_url: str, main: int, consistency: int) -> Path:
+def prepare(tmp: Path, db_url: str, args) -> Path:
     """Write the study file and render its images (outside the measured server)."""
     import yaml
 
@@ -82,89 +99,252 @@ def prepare(tmp: Path, db_url: str, main: int, consistency: int) -> Path:
     from prefstyle.app.state import AppSettings
     from prefstyle.app.study import parse_study
 
-    study = {"id": SID, "questions": {"main": main, "consistency": consistency}, "heldout": 1,
-             "images": {"size": 128}, "source": {"kind": "simulator", "scenes": 8, "renditions": 4, "seed": 0}}
+    study = {"id": SID, "questions": {"main": args.main, "consistency": args.consistency,
+                                      "style_after": args.style_after},
+             "heldout": args.heldout, "model": args.model, "sampling": args.sampling,
+             "images": {"size": args.image_size},
+             "source": {"kind": "simulator", "scenes": 8, "renditions": 4, "seed": 0}}
     (tmp / "study.yaml").write_text(yaml.safe_dump(study))
     state = open_state(AppSettings(db_url=db_url, data_dir=tmp / "data", studies=[parse_study(study)],
-                                   admin_token="bench"))
+                                   admin_token=ADMIN_TOKEN))
     state.db.dispose()
     return tmp / "study.yaml"
 
 
-def start_server(study: Path, db_url: str, tmp: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(tmp / "server.log", "ab")  # noqa: SIM115 - the server process keeps it
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefstyle.app", "--study", str(study), "--db", db_url, "--data",
-                             str(tmp / "data"), "--port", str(port), "--admin-token", "bench"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
+class Server:
+    """``python -m prefstyle.app`` in its own process group (so SIGKILL reaches every process of it)."""
 
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 120:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}); see {tmp / 'server.log'}")
+    def __init__(self, study: Path, db_url: str, tmp: Path, workers: int, render_workers: int = 1):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp / "server.log", "ab")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        self.workers = workers
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "prefstyle.app", "--study", str(study), "--db", db_url, "--data",
+             str(tmp / "data"), "--port", str(self.port), "--admin-token", ADMIN_TOKEN, "--workers", str(workers),
+             "--render-workers", str(render_workers)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def wait_ready(self) -> None:
+        import httpx
+
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 180:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}); see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/", timeout=2).status_code == 200:
+                    time.sleep(3 if self.workers > 1 else 0.5)  # every worker up (they start one by one)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
         try:
-            if httpx.get(url + "/", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not start")
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.log.close()
 
 
-async def participant(base: str, i: int, deadline_holder: dict, out: dict) -> None:
+# --------------------------------------------------------------------------------------------
+# memory of the server's process tree
+# --------------------------------------------------------------------------------------------
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    return kids
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: shared library pages (torch's, mostly) split among the processes mapping them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of the server processes (the root, or its uvicorn workers) and of their children."""
+
+    def __init__(self, root: int, workers: int):
+        super().__init__(daemon=True)
+        self.root, self.workers = root, workers
+        self.stop_event = threading.Event()
+        self.peak = {"server_process_max_mb": 0.0, "servers_total_mb": 0.0, "render_process_max_mb": 0.0,
+                     "all_total_mb": 0.0, "all_total_pss_mb": 0.0}
+        self.first: dict[str, float] | None = None
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.5):
+            kids = _children()
+            servers = [self.root] if self.workers == 1 else kids.get(self.root, [])
+            others = [c for s in servers for c in kids.get(s, [])]
+            srv = [_rss_mb(p) for p in servers]
+            ren = [_rss_mb(p) for p in others]
+            now = {"server_process_max_mb": max(srv, default=0), "servers_total_mb": sum(srv),
+                   "render_process_max_mb": max(ren, default=0),
+                   "all_total_mb": sum(srv) + sum(ren) + (_rss_mb(self.root) if self.workers > 1 else 0),
+                   "all_total_pss_mb": sum(_pss_mb(p) for p in [*servers, *others])
+                   + (_pss_mb(self.root) if self.workers > 1 else 0)}
+            if self.first is None:
+                self.first = now
+            for k, v in now.items():
+                self.peak[k] = max(self.peak[k], v)
+
+    def result(self) -> dict:
+        self.stop_event.set()
+        self.join(timeout=5)
+        return {"at_start": {k: round(v, 1) for k, v in (self.first or {}).items()},
+                "peak": {k: round(v, 1) for k, v in self.peak.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# participants
+# --------------------------------------------------------------------------------------------
+
+
+async def view_style(c, out: dict) -> None:
+    """Open the style page, poll until rendered, load the page and its images (as the browser does)."""
+    t = time.perf_counter()
+    r = await c.get(f"/s/{SID}/style")
+    if r.status_code != 200:
+        out["errors"].append(f"style {r.status_code}")
+        return
+    while True:
+        r = await c.get(f"/s/{SID}/api/style")
+        d = r.json()
+        if r.status_code != 200 or d.get("state") == "failed":
+            out["errors"].append(f"style status {r.status_code} {d.get('state')}")
+            return
+        if d["style_ready"]:
+            break
+        await asyncio.sleep(0.5)
+    out["style_ready_s"].append(time.perf_counter() - t)
+    page = (await c.get(f"/s/{SID}/style")).text
+    import re
+
+    for url in re.findall(r'src="(/s/[^"]+/me/file/[^"]+)"', page):
+        await c.get(url)
+    out["style_views"] += 1
+
+
+async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
     import httpx
 
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=1)) as c:
+    rng = random.Random(i)
+    state = out["people"].setdefault(i, {"acked": {}, "next": None, "in_flight": False, "cookies": None})
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=2)) as c:
         t = time.perf_counter()
-        r = await c.post(f"/s/{SID}/join", data={"person": f"load{i}", "device": "bench", "consent": "yes"})
-        if r.status_code != 303:
-            out["errors"].append(f"join {r.status_code}")
+        try:
+            r = await c.post(f"/s/{SID}/join", data={"person": f"load{i}", "device": "bench", "consent": "yes"})
+            if r.status_code != 303:
+                out["errors"].append(f"join {r.status_code}")
+                return
+            state["cookies"] = dict(c.cookies)
+            await c.post(f"/s/{SID}/calibrate", data={"dark_steps": "12", "light_steps": "12"})
+            d = (await c.get(f"/s/{SID}/api/question")).json()
+        except httpx.HTTPError as e:
+            out["errors"].append(f"join {type(e).__name__}")
             return
-        await c.post(f"/s/{SID}/calibrate", data={"dark_steps": "12", "light_steps": "12"})
-        d = (await c.get(f"/s/{SID}/api/question")).json()
+        state["next"] = d["question"]
         out["join_s"].append(time.perf_counter() - t)
-        await deadline_holder["go"].wait()
-        while not d["done"] and time.perf_counter() < deadline_holder["deadline"]:
+        await holder["go"].wait()
+        since_view, viewed = 0, False
+        while not d["done"] and time.perf_counter() < holder["deadline"]:
+            await asyncio.sleep(args.think * rng.uniform(0.8, 1.2))
             q = d["question"]
-            body = {"question_id": q["id"], "a": q["a"]["id"], "b": q["b"]["id"],
-                    "choice": "a" if (q["a"]["id"] + i) % 2 else "b", "response_ms": 1000}
+            choice = "a" if (q["a"]["id"] + i) % 2 else "b"
+            body = {"question_id": q["id"], "a": q["a"]["id"], "b": q["b"]["id"], "choice": choice,
+                    "response_ms": 1000}
             t = time.perf_counter()
+            state["in_flight"] = True
             try:
                 r = await c.post(f"/s/{SID}/api/answer", json=body)
             except httpx.HTTPError as e:
-                out["errors"].append(type(e).__name__)
+                out["errors"].append(f"answer {type(e).__name__}")
                 return
             out["latency"].append(time.perf_counter() - t)
             if r.status_code != 200:
                 out["errors"].append(f"answer {r.status_code}")
                 return
             d = r.json()
+            state["acked"][q["id"]] = choice
+            state["next"], state["in_flight"] = d["question"], False
             if not d["duplicate"]:
                 out["acked"] += 1
+            since_view += 1
+            if args.style_every and d["progress"]["style_ready"] and (not viewed or since_view >= args.style_every
+                                                                        or d["done"]):
+                viewed, since_view = True, 0
+                try:
+                    await view_style(c, out)
+                except httpx.HTTPError as e:
+                    out["errors"].append(f"style {type(e).__name__}")
+                    return
 
 
-async def load(base: str, n: int, duration: float) -> dict:
-    out = {"latency": [], "join_s": [], "errors": [], "acked": 0}
+async def load(base: str, args, kill=None) -> dict:
+    out = {"latency": [], "join_s": [], "errors": [], "acked": 0, "style_ready_s": [], "style_views": 0,
+           "people": {}}
     holder = {"go": asyncio.Event(), "deadline": 0.0}
     t0 = time.perf_counter()
-    tasks = [asyncio.create_task(participant(base, i, holder, out)) for i in range(n)]
-    while len(out["join_s"]) + len(out["errors"]) < n and time.perf_counter() - t0 < 300:
+    tasks = [asyncio.create_task(participant(base, i, holder, out, args)) for i in range(args.participants)]
+    while len(out["join_s"]) + len(out["errors"]) < args.participants and time.perf_counter() - t0 < 300:
         await asyncio.sleep(0.05)
-    join_wall = time.perf_counter() - t0
+    out["join_wall_s"] = time.perf_counter() - t0
     start = time.perf_counter()
-    holder["deadline"] = start + duration
+    holder["deadline"] = start + args.duration
     holder["go"].set()
+    if kill is not None:
+        await asyncio.sleep(args.kill_after)
+        kill()
+        out["killed_after_s"] = time.perf_counter() - start
     await asyncio.gather(*tasks)
     out["answer_wall_s"] = time.perf_counter() - start
-    out["join_wall_s"] = join_wall
     return out
 
 
-def stored_answers(db_url: str) -> int:
-    from sqlalchemy import func, select
+def stored_answers(db_url: str) -> dict[str, dict[int, str]]:
+    from sqlalchemy import select
 
     from prefstyle.app.db import Database
     from prefstyle.app.models import Participant, Question
@@ -172,11 +352,15 @@ def stored_answers(db_url: str) -> int:
     db = Database(db_url)
     try:
         with db.read() as s:
-            return s.scalar(select(func.count()).select_from(Question)
-                            .join(Participant, Question.participant_id == Participant.id)
-                            .where(Participant.study_id == SID, Question.answer.is_not(None)))
+            rows = s.execute(select(Participant.person, Question.id, Question.answer)
+                             .join(Participant, Question.participant_id == Participant.id)
+                             .where(Participant.study_id == SID, Question.answer.is_not(None))).all()
     finally:
         db.dispose()
+    out: dict[str, dict[int, str]] = {}
+    for person, qid, ans in rows:
+        out.setdefault(person, {})[qid] = ans
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -184,37 +368,82 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
-def run_backend(name: str, db_url: str, args) -> dict:
+def _summary(values: list[float], scale: float, keys=(50, 95, 99)) -> dict | None:
+    if not values:
+        return None
+    v = [x * scale for x in values]
+    d = {f"p{k}": round(pct(v, k), 1 if scale > 1 else 2) for k in keys}
+    d["max"] = round(max(v), 1 if scale > 1 else 2)
+    d["mean"] = round(statistics.fmean(v), 1 if scale > 1 else 2)
+    return d
+
+
+def check_resume(url: str, out: dict, stored: dict[str, dict[int, str]]) -> dict:
+    """After a restart: each participant resumes after their stored answers, at their last served pair."""
+    import httpx
+
+    checked = wrong_count = wrong_pair = 0
+    for i, st in out["people"].items():
+        if not st["cookies"]:
+            continue
+        d = httpx.get(f"{url}/s/{SID}/api/question", cookies=st["cookies"], timeout=60).json()
+        checked += 1
+        if d["progress"]["answered"] != len(stored.get(f"load{i}", {})):
+            wrong_count += 1
+        elif not st["in_flight"] and d["question"] != st["next"]:
+            wrong_pair += 1
+    return {"participants_checked": checked, "wrong_answer_count": wrong_count, "wrong_pair": wrong_pair}
+
+
+def run_backend(name: str, db_url: str, workers: int, args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"prefstyle-bench-{name}-"))
     try:
-        study = prepare(tmp, db_url, args.main, args.consistency)
-        proc, url = start_server(study, db_url, tmp)
-        load_before = os.getloadavg()
+        study = prepare(tmp, db_url, args)
+        server = Server(study, db_url, tmp, workers, args.render_workers)
         try:
-            out = asyncio.run(load(url, args.participants, args.duration))
+            server.wait_ready()
+            mem = MemorySampler(server.proc.pid, workers)
+            mem.start()
+            load_before = os.getloadavg()
+            out = asyncio.run(load(server.url, args, kill=server.kill if args.kill_after else None))
+            memory = mem.result()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            server.stop()
         stored = stored_answers(db_url)
-        lat = [x * 1000 for x in out["latency"]]
-        return {
+        n_stored = sum(len(v) for v in stored.values())
+        lost = sum(1 for i, st in out["people"].items() for qid, ans in st["acked"].items()
+                   if stored.get(f"load{i}", {}).get(qid) != ans)
+        res = {
             "database": name,
+            "server_processes": workers,
+            "render_processes_per_server": args.render_workers,
             "participants": args.participants,
-            "questions_per_participant": args.main + args.consistency,
+            "think_s": args.think,
             "joined": len(out["join_s"]),
-            "join_wall_s": round(out["join_wall_s"], 2),
-            "answer_wall_s": round(out["answer_wall_s"], 2),
+            "answer_wall_s": round(out["answer_wall_s"], 1),
             "answers_acknowledged": out["acked"],
-            "answers_stored": stored,
-            "stored_equals_acknowledged": stored == out["acked"],
+            "answers_stored": n_stored,
+            "acknowledged_but_not_stored": lost,
+            "stored_equals_acknowledged": n_stored == out["acked"],
             "answers_per_s": round(out["acked"] / out["answer_wall_s"], 1),
-            "latency_ms": {"p50": round(pct(lat, 50), 1), "p90": round(pct(lat, 90), 1),
-                           "p99": round(pct(lat, 99), 1), "max": round(max(lat), 1),
-                           "mean": round(statistics.fmean(lat), 1)} if lat else None,
-            "errors": sorted(set(out["errors"])),
+            "answer_latency_ms": _summary(out["latency"], 1000),
+            "style_views": out["style_views"],
+            "style_ready_s": _summary(out["style_ready_s"], 1, keys=(50, 95)),
+            "memory_mb": memory,
+            "errors": sorted(set(out["errors"]))[:20],
             "error_count": len(out["errors"]),
             "loadavg_before": [round(x, 2) for x in load_before],
         }
+        if args.kill_after:
+            res["killed_after_s"] = round(out.get("killed_after_s", 0), 1)
+            res["in_flight_at_kill"] = sum(1 for st in out["people"].values() if st["in_flight"])
+            server = Server(study, db_url, tmp, workers, args.render_workers)
+            try:
+                server.wait_ready()
+                res["after_restart"] = check_resume(server.url, out, stored)
+            finally:
+                server.stop()
+        return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -222,11 +451,24 @@ def run_backend(name: str, db_url: str, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--participants", type=int, default=100)
-    ap.add_argument("--duration", type=float, default=30.0, help="answering phase bound, seconds")
+    ap.add_argument("--think", type=float, default=1.0, help="seconds between a pair arriving and its answer")
+    ap.add_argument("--duration", type=float, default=120.0, help="answering phase bound, seconds")
+    ap.add_argument("--style-every", type=int, default=20,
+                    help="look at the style when it opens and every this many answers (0: never)")
     ap.add_argument("--main", type=int, default=80)
     ap.add_argument("--consistency", type=int, default=10)
+    ap.add_argument("--style-after", type=int, default=16)
+    ap.add_argument("--heldout", type=int, default=4)
+    ap.add_argument("--image-size", type=int, default=512)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--sampling", default="balanced", choices=["balanced", "random", "active"])
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--sqlite-workers", type=int, default=1, help="server processes on SQLite")
+    ap.add_argument("--workers", type=int, default=4, help="server processes on PostgreSQL")
+    ap.add_argument("--render-workers", type=int, default=1, help="render processes per server process")
     ap.add_argument("--pg-url", default=None, help="use this PostgreSQL database instead of starting a server")
+    ap.add_argument("--kill-after", type=float, default=0.0,
+                    help="SIGKILL the whole server after this many seconds of load, then check (0: no kill)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -234,20 +476,20 @@ def main() -> None:
     if args.backend in ("sqlite", "both"):
         tmp_db = Path(tempfile.mkdtemp(prefix="prefstyle-bench-db-"))
         try:
-            results.append(run_backend("sqlite", f"sqlite:///{tmp_db / 'app.db'}", args))
+            results.append(run_backend("sqlite", f"sqlite:///{tmp_db / 'app.db'}", args.sqlite_workers, args))
         finally:
             shutil.rmtree(tmp_db, ignore_errors=True)
     if args.backend in ("postgres", "both"):
         try:
             with postgres(args.pg_url) as url:
-                results.append(run_backend("postgresql", url, args))
+                results.append(run_backend("postgresql", url, args.workers, args))
         except RuntimeError as e:
             results.append({"database": "postgresql", "skipped": str(e)})
     report = {
-        "benchmark": "study app load test",
+        "benchmark": "study app load test (think time, style views)",
         "command": "python benchmarks/bench_app_load.py " + " ".join(sys.argv[1:]),
-        "server": "python -m prefstyle.app (uvicorn, 1 process, h11, sync routes in the thread pool)",
-        "client": "asyncio + httpx on loopback, one connection per participant, no think time",
+        "server": "python -m prefstyle.app --workers W --render-workers R (uvicorn)",
+        "client": "asyncio + httpx on loopback, one client per participant",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "results": results,
     }

@@ -23,6 +23,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from prefstyle.app.state import LoadedStudy
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,100}$")
 VERSION_DIR = re.compile(r"^v(\d+)$")
 LUT_IMAGES = 24
+#: long side of the reference images a style is learned from (the shipped model compares 6-pixel thumbnails)
+REF_SIZE = 256
 
 
 def participant_dir(study: LoadedStudy, pid: int) -> Path:
@@ -112,8 +115,26 @@ def _load(path: Path):
     return read_image(path).pixels
 
 
+@lru_cache(maxsize=256)
+def _reference_image(path: str) -> Any:
+    """``(3,h,w)`` float in [0,1], long side at most :data:`REF_SIZE` (JPEGs decoded at a reduced
+    scale), cached per file in the render worker: the study's images never change, and every
+    participant's references are drawn from the same few (at most 256 x 0.8 MB)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("RGB", (REF_SIZE, REF_SIZE))
+        im = im.convert("RGB")
+        im.thumbnail((REF_SIZE, REF_SIZE), Image.Resampling.BOX)
+        arr = np.asarray(im, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
 def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Any]:
-    """:class:`~prefstyle.models.base.Reference` objects from (scene, a, b, answer) rows (images as served)."""
+    """:class:`~prefstyle.models.base.Reference` objects from (scene, a, b, answer) rows: the images
+    as served, at most :data:`REF_SIZE` pixels (models judge taste from thumbnails)."""
     import torch.nn.functional as F
 
     from prefstyle.models.base import Reference
@@ -121,10 +142,10 @@ def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Any]:
     refs = []
     for scene_id, a, b, ans in answers:
         pref, other = (a, b) if ans == "a" else (b, a)
-        p_img = _load(study.rendition_path(pref))
-        o_img = _load(study.rendition_path(other))
+        p_img = _reference_image(str(study.rendition_path(pref)))
+        o_img = _reference_image(str(study.rendition_path(other)))
         src_path = study.source_path(scene_id)
-        src = None if src_path is None else _load(src_path)
+        src = None if src_path is None else _reference_image(str(src_path))
         if o_img.shape != p_img.shape:
             o_img = F.interpolate(o_img[None], size=p_img.shape[-2:], mode="bilinear", antialias=True)[0]
         if src is not None and src.shape != p_img.shape:
@@ -219,9 +240,10 @@ def profile_zip(result: StyleResult) -> Path:
 
 
 def lut_available() -> bool:
-    import importlib.util
+    """Whether ``.cube`` export is installed (looked up without importing it: the server stays small)."""
+    import prefstyle
 
-    return importlib.util.find_spec("prefstyle.eval.lut_export") is not None
+    return (Path(prefstyle.__file__).parent / "eval" / "lut_export.py").is_file()
 
 
 def build_lut(study: LoadedStudy, pid: int, version: int) -> Path:

@@ -56,10 +56,9 @@ def _study_here(study: Any) -> Any:
 def _call(fn_name: str, *args: Any) -> Any:
     from prefstyle.app import personal
 
-    if fn_name == "warm":
-        import torch  # noqa: F401  - the first real job then starts at once
-
-        import prefstyle.models.base  # noqa: F401
+    if fn_name == "warm":  # import torch and load the studies' models now: the first real job then starts at once
+        for study in args:
+            _study_here(study).model()
         return None
     if args and hasattr(args[0], "cfg"):
         args = (_study_here(args[0]), *args[1:])
@@ -135,6 +134,11 @@ class RenderQueue:
             exc = fut.exception()
             if exc is None:
                 return
+            if isinstance(exc, cf.BrokenExecutor):  # a worker died: the next look starts a fresh pool and retries
+                log.warning("render job %s lost with its worker process", key)
+                if self._executor is not None and getattr(self._executor, "_broken", False):
+                    self._executor = None
+                return
             if isinstance(exc, FlowError):
                 self._failed[key] = (time.monotonic(), exc.message)
             else:
@@ -161,10 +165,11 @@ class RenderQueue:
         with self._lock:
             return len(self._jobs)
 
-    def warm(self) -> None:
-        """Start the workers now (importing torch takes seconds), so the first style is not slower."""
+    def warm(self, studies: list[Any] = ()) -> None:
+        """Start a worker now and load the studies' models in it (importing torch takes seconds), so
+        the first style is not slower than the next."""
         try:
-            self.submit(("warm",), "warm")
+            self.submit(("warm",), "warm", *studies)
         except Busy:
             pass
 

@@ -94,7 +94,7 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         if state.settings.render_mode == "process":
-            state.renders.warm()
+            state.renders.warm(list(state.studies.values()))
         yield
         state.renders.shutdown()
         state.db.dispose()
