@@ -46,8 +46,8 @@ test-slow: setup
 test-all: setup
 	$(BIN)/python -m pytest -q -m "slow or not slow" -n $(PYTEST_WORKERS)
 
-bench: setup
-	$(BIN)/python -m prefstyle.bench all
+bench: setup  # the benchmarks that need no trained run or dataset (the others: docs/BENCHMARKS.md)
+	$(BIN)/python benchmarks/run_all.py --out runs/bench
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     from prefstyle.eval.protocol import ImageCache
     from prefstyle.imaging.color import delta_e_2000_rgb
     from prefstyle.models.base import Reference
-    from prefstyle.train.loading import load_model
+    from prefstyle.models import load as load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, help="a simulated pairs dataset (with ground_truth.json)")

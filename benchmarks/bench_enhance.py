@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from prefstyle.cli.batch_io import enhance_pixels
     from prefstyle.imaging.io import read_image, write_image, write_like
-    from prefstyle.train import load_model
-    from prefstyle.train.defaults import DEFAULT_MODEL
+    from prefstyle.models import load as load_model
+    from prefstyle.models import DEFAULT_MODEL
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)

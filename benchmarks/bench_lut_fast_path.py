@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     from prefstyle.eval.protocol import load_references
     from prefstyle.imaging.color import delta_e_2000_rgb
     from prefstyle.imaging.io import ImageData
-    from prefstyle.train import load_model
+    from prefstyle.models import load as load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, help="simulated pairs dataset (prefstyle data simulate)")

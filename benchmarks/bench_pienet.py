@@ -63,15 +63,6 @@ def _pool_from_card(card: dict[str, Any]):
     return pool, split, opts
 
 
-def _fit(img: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = img.shape[-2:]
-    s = size / max(h, w)
-    if s >= 1:
-        return img
-    return F.interpolate(img[None], size=(round(h * s), round(w * s)), mode="bilinear", antialias=True,
-                         align_corners=False)[0].clamp(0, 1)
-
-
 class Images:
     """Scene images and their style renditions, computed once."""
 
@@ -176,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from prefstyle.metrics.functional import delta_e00, psnr
     from prefstyle.models.base import create_model
     from prefstyle.models.pienet import PieNetModel
-    from prefstyle.train import load_model
+    from prefstyle.models import load as load_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

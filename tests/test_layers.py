@@ -1,4 +1,4 @@
-"""The package keeps the layers of DESIGN.md: a module imports only from its own layer or below."""
+"""The package keeps its layers (README.md, "What is here"): a module imports only from its own layer or below."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ LAYERS = {
 
 def _layer_of(parts: tuple[str, ...]) -> int:
     top = parts[0].removesuffix(".py")
-    assert top in LAYERS, f"prefstyle.{top} has no layer in tests/test_layers.py (add it, and to DESIGN.md)"
+    assert top in LAYERS, f"prefstyle.{top} has no layer in tests/test_layers.py (add it, and to README.md's layer table)"
     return LAYERS[top]
 
 

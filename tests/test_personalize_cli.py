@@ -1,4 +1,4 @@
-"""`personalize` and `enhance` (FORMATS.md section 2) with a tiny trained PieNet and a reference model."""
+"""`personalize` and `enhance` (docs/FORMATS.md section 2) with a tiny trained PieNet and a reference model."""
 
 from __future__ import annotations
 

@@ -120,22 +120,14 @@ def test_profiles_without_gains_render_as_fixed_edits(astronaut_small):
         m.render(x, bad)
 
 
-def test_lut_path_profile_round_trip_and_refusals(tmp_path, astronaut_small):
-    from prefstyle.cli.batch_io import enhance_pixels
-    from prefstyle.imaging.io import ImageData
-
+def test_profile_layout_and_refusals(tmp_path, astronaut_small):
+    """(The LUT path, saving and loading, other models' profiles: tests/test_model_contract.py.)"""
     m = SliderTasteModel(particles=256)
     prof = m.personalize(_refs([astronaut_small[0]], RetouchParams(contrast=0.5), RetouchParams(contrast=-0.5), 8), "u")
     assert prof.tensors["vectors"].shape[0] == prof.tensors["weights"].shape[0] == prof.data["kept"]
     u8 = (astronaut_small[0] * 255).round() / 255
-    fast = enhance_pixels(m, prof, ImageData(pixels=u8, bit_depth=8))
-    slow = m.render(u8[None], prof)[0]
-    assert float((fast - slow).abs().max()) <= 2.5 / 255
-    path = prof.save(tmp_path / "me.json")
-    again = Profile.load(path)
-    assert torch.equal(m.render(u8[None], again), m.render(u8[None], prof))
-    with pytest.raises(PrefstyleError, match="made by model 'identity'"):
-        m.render(u8[None], Profile(model="identity"))
+    words = m.describe(prof)
+    assert words.startswith("your sliders: ") and "contrast" in words and "brightness follows the photo" in words
     with pytest.raises(PrefstyleError, match="no particles"):
         m.render(u8[None], Profile(model="sliders"))
 

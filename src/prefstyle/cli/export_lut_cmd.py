@@ -1,4 +1,4 @@
-"""`prefstyle export-lut --profile PROFILE --out STYLE.cube [--size 33]` (FORMATS.md, section 2).
+"""`prefstyle export-lut --profile PROFILE --out STYLE.cube [--size 33]` (docs/FORMATS.md, section 2).
 
 The user's taste as a ``.cube`` 3D LUT that darktable, DaVinci Resolve, ffmpeg's ``lut3d``
 filter or ``prefstyle lut apply`` can use: the LUT that best reproduces the profile's model on

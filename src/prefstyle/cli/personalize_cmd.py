@@ -1,4 +1,4 @@
-"""`prefstyle personalize` and `prefstyle enhance` (FORMATS.md, section 2), for any model.
+"""`prefstyle personalize` and `prefstyle enhance` (docs/FORMATS.md, section 2), for any model.
 
 ::
 
@@ -55,7 +55,7 @@ def profile_path(out: Path) -> Path:
 
 
 def personalize(
-    data: Annotated[Path | None, typer.Argument(help="pairs dataset folder (FORMATS.md)")] = None,
+    data: Annotated[Path | None, typer.Argument(help="pairs dataset folder (docs/FORMATS.md)")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="profile file to write (.json; tensors go beside it)")] = None,
     user: Annotated[str | None, typer.Option("--user", help="the user to personalize for (person@device)")] = None,
     refs: Annotated[int, typer.Option("--refs", help="use at most this many of the user's main judgments")] = 16,

@@ -1,4 +1,4 @@
-"""Pairwise preference datasets in the "pairs" format, version 1 (FORMATS.md, section 1).
+"""Pairwise preference datasets in the "pairs" format, version 1 (docs/FORMATS.md, section 1).
 
 A dataset is a folder::
 
