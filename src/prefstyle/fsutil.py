@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "current_umask", "default_file_mode"]
+__all__ = ["atomic_path", "atomic_write_text", "current_umask", "default_file_mode"]
 
 
 def current_umask() -> int:
@@ -60,12 +60,6 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8", mode
     """Write ``text`` to ``path`` atomically (file mode as in :func:`atomic_path`)."""
     with atomic_path(path, mode=mode) as tmp:
         tmp.write_text(text, encoding=encoding)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` atomically (file mode as in :func:`atomic_path`)."""
-    with atomic_path(path, mode=mode) as tmp:
-        tmp.write_bytes(data)
 
 
 def check_writable(path: str | Path, folder: bool = False) -> None:

@@ -60,11 +60,6 @@ def style_names() -> list[str]:
     return [s.name for s in list_styles()]
 
 
-def all_styles() -> list[Style]:
-    """One instance of every listed style, at default settings."""
-    return [get_style(n) for n in style_names()]
-
-
 def _seed(text: str, name: str) -> int:
     try:
         return int(text)
