@@ -319,6 +319,16 @@ def test_export_lut_refuses_a_bad_profile_without_traceback(tmp_path, capsys, ba
     assert not (tmp_path / "s.cube").exists()
 
 
+def test_write_like_refuses_nan_pixels_instead_of_writing_black(tmp_path):
+    from prefstyle.imaging.io import read_image, write_like
+
+    _photo(tmp_path / "a.png")
+    data = read_image(tmp_path / "a.png")
+    with pytest.raises(PrefstyleError, match="NaN"):
+        write_like(tmp_path / "out.png", torch.full_like(data.pixels, float("nan")), data)
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_profile_save_refuses_nan(tmp_path):
     from prefstyle.models.base import Profile
 

@@ -329,8 +329,12 @@ def write_like(path: str | Path, pixels: torch.Tensor, like: ImageData, quality:
     """Write ``pixels`` with the bit depth, EXIF and output ICC (:attr:`ImageData.output_icc`) of ``like``.
 
     A gray ``like`` gives a gray output (the luminance of ``pixels``); ``like.alpha`` (read with
-    ``keep_alpha``) is written back as the alpha channel.
+    ``keep_alpha``) is written back as the alpha channel. Pixels with NaN or infinite values
+    (a broken model or profile) are refused rather than written as black.
     """
+    if isinstance(pixels, torch.Tensor) and not bool(torch.isfinite(pixels).all()):
+        raise PrefstyleError("the retouched image holds NaN or infinite values (a damaged profile or model?); "
+                             "not written", like.path if like.path is not None else path)
     icc = like.output_gray_icc if like.grayscale else like.output_icc
     return write_image(path, pixels, bit_depth=like.bit_depth, exif=like.exif, icc=icc, quality=quality,
                        alpha=like.alpha, grayscale=like.grayscale)
