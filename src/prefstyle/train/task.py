@@ -18,11 +18,12 @@ resume, multi-process training). Register a task under the model's name::
 
 Rules the trainer relies on:
 
-* ``__init__(model_cfg, data_cfg, seed)`` is cheap: it must not load data (``load_model``
-  rebuilds a task from a checkpoint's card to rebuild the network, without the data).
+* ``__init__(model_cfg, data_cfg, seed)`` is cheap: it must not load data.
   ``build_model`` may resolve things from the data (e.g. the list of training users) and must
   then record them in ``self.model_cfg``: the checkpoint stores ``model_cfg`` as it is when
-  saving, and a task rebuilt from that must build the same architecture without data.
+  saving, and :func:`prefstyle.models.load` rebuilds the network from it, without the data and
+  without this package, through the architecture the model declares in the models layer
+  (:func:`prefstyle.models.loading.register_architecture`; see :mod:`prefstyle.train.tasks.toy`).
 * ``train_loader(batch_size, seed, rank, world_size)``: ``batch_size`` is the **per-process**
   batch (the global batch is ``batch_size × world_size``); the iterable must give each rank its
   own share. It may be infinite; a finite one is restarted (with ``seed + epoch``) when
@@ -37,11 +38,12 @@ Rules the trainer relies on:
   weights when EMA is on; returns floats (higher or lower is the task's business; the card
   records them).
 * ``param_groups(model)`` (optional): optimizer groups with their own base learning rates.
-* ``to_inference(model)`` returns a :class:`prefstyle.models.base.PersonalizationModel`.
-* ``loading_checkpoint`` is True when ``load_model`` rebuilds the module to load a checkpoint
-  into it: skip reading pretrained-weight files then.
-* ``needs_training``: ``False`` for models that work (badly) untrained; ``load_model(name)``
-  then returns an untrained one with a warning instead of refusing.
+* ``to_inference(model)`` returns a :class:`prefstyle.models.base.PersonalizationModel` (the
+  declared architecture's ``to_model``, so that a trained and a loaded model are the same).
+
+Models fitted in closed form (no weights, no gradient steps) declare their fit instead
+(:func:`prefstyle.models.loading.register_fit_without_gradients`); :func:`prefstyle.train.train`
+runs it without the Trainer.
 """
 
 from __future__ import annotations
@@ -64,10 +66,6 @@ class TrainTask(abc.ABC):
     """Everything model-specific about training; the Trainer does the rest."""
 
     name: str = "task"
-    needs_training: bool = True
-    #: set by ``load_model`` before ``build_model``: the weights come from a checkpoint, so
-    #: pretrained-weight files (ImageNet backbones) need not be read
-    loading_checkpoint: bool = False
 
     def __init__(self, model_cfg: dict, data_cfg: dict, seed: int):
         self.model_cfg: dict[str, Any] = dict(model_cfg or {})

@@ -412,7 +412,6 @@ class PieNetTask(TrainTask):
     """PieNet on method users and a crowd (see the module docstring)."""
 
     name = PieNetModel.name
-    needs_training = True
 
     def __init__(self, model_cfg: dict, data_cfg: dict, seed: int):
         super().__init__(model_cfg, data_cfg, seed)
@@ -457,7 +456,7 @@ class PieNetTask(TrainTask):
             if self.crowd is not None:
                 users += [CROWD_PREFIX + u for u in self.crowd.users]
             self.model_cfg["users"] = users
-        return build_pienet_system(self.model_cfg, pretrained=not self.loading_checkpoint)
+        return build_pienet_system(self.model_cfg, pretrained=True)
 
     def _make_batch(self, step: int, gen: torch.Generator, n: int, part: slice) -> dict[str, torch.Tensor]:
         m = self.methods

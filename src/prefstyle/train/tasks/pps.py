@@ -21,7 +21,6 @@ class USDTask(USDTaskCore, TrainTask):
     """Shared encoder, one LIIF decoder per training user."""
 
     name = USDModel.name
-    needs_training = True
 
 
 @register_task(UPEModel.name)
@@ -29,7 +28,6 @@ class UPETask(UPETaskCore, TrainTask):
     """Frozen features, pair Transformer, one global conditioned decoder."""
 
     name = UPEModel.name
-    needs_training = True
 
 
 @register_task(ExemplarModel.name)
@@ -37,4 +35,3 @@ class ExemplarTask(ExemplarTaskCore, TrainTask):
     """(scene, preferred, non-preferred) triplets as context for a Transformer."""
 
     name = ExemplarModel.name
-    needs_training = True

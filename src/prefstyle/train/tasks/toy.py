@@ -80,7 +80,6 @@ def apply_matrix(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 @register_task(ToyModel.name)
 class ToyAffineTask(TrainTask):
     name = ToyModel.name
-    needs_training = True
 
     def __init__(self, model_cfg: dict, data_cfg: dict, seed: int):
         super().__init__(model_cfg, data_cfg, seed)
