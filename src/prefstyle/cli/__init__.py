@@ -23,6 +23,7 @@ def _register() -> None:
         demo_cmd,
         evaluate_cmd,
         export_lut_cmd,
+        export_preset_cmd,
         lut_cmd,
         personalize_cmd,
         serve_cmd,
@@ -36,6 +37,7 @@ def _register() -> None:
     app.command("enhance")(personalize_cmd.enhance)
     app.command("evaluate")(evaluate_cmd.evaluate)
     app.command("export-lut")(export_lut_cmd.export_lut)
+    app.command("export-preset")(export_preset_cmd.export_preset)
     app.command("serve")(serve_cmd.serve)
 
     app.add_typer(styles_cmd.app, name="styles")

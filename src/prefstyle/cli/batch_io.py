@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prefstyle.imaging.raw import RAW_EXTENSIONS  # camera raw inputs are written as 16-bit .tif
+
 if TYPE_CHECKING:
     import torch
 
@@ -12,8 +14,6 @@ if TYPE_CHECKING:
     from prefstyle.models.base import PersonalizationModel, Profile
 
 __all__ = ["RAW_EXTENSIONS", "collect_inputs", "enhance_pixels", "output_name"]
-
-RAW_EXTENSIONS = {".cr2", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"}
 
 
 def output_name(rel: Path) -> Path:

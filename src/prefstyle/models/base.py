@@ -28,6 +28,7 @@ import torch
 from prefstyle import __version__
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_path, atomic_write_text
+from prefstyle.imaging.params import RetouchParams
 
 PROFILE_FORMAT = "prefstyle-profile"
 PROFILE_VERSION = 1
@@ -227,6 +228,14 @@ class PersonalizationModel(abc.ABC):
         """One-line caveats for exporting this taste as one global LUT (e.g. brightness set per
         photo, which a single ``.cube`` cannot do). Empty when a LUT holds the taste exactly."""
         return []
+
+    def slider_edit(self, profile: Profile) -> tuple[RetouchParams, float] | None:
+        """The taste as a raw editor's slider settings: ``(params, gain)``, where ``params`` are the
+        :class:`~prefstyle.imaging.params.RetouchParams` a photo at mid-grey gets and ``gain`` in
+        [0, 1] how much of each photo's metered brightness correction is added to the exposure
+        (0: the same edit for every photo). None when the taste is not a slider edit (then
+        ``export-preset`` refuses and ``export-lut`` is the way out)."""
+        return None
 
 
 ModelFactory = Callable[..., PersonalizationModel]

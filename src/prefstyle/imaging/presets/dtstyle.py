@@ -1,0 +1,220 @@
+"""darktable style (``.dtstyle``) and sidecar XMP: the taste as three scene-referred modules.
+
+darktable stores each module's settings as the raw bytes of its C ``params`` struct. The
+layouts below are those of darktable 4.2 (read from the modules' introspection data of the
+Debian 4.2.1 build; darktable converts older module versions forward, so newer releases load
+them):
+
+===============  =======  =====  ===========================================================
+module           version  bytes  fields used
+===============  =======  =====  ===========================================================
+exposure         6        24     mode (manual), black, exposure (EV), deflicker defaults
+colorbalancergb  5        132    contrast, shadows_Y (lift), highlights_Y (gain), vibrance,
+                                 chroma_global; fulcrums and weights at their defaults
+channelmixerrgb  3        160    a 3x3 matrix in the pipeline's linear Rec.2020 RGB with no
+                                 chromatic adaptation (illuminant "as set in the pipeline",
+                                 adaptation "none (bypass)"), gamut compression off
+===============  =======  =====  ===========================================================
+
+Mapping: exposure -> exposure EV (both linear light); blacks -> exposure's black level;
+temperature and tint -> channelmixerrgb: prefstyle's own white-balance gains (linear sRGB,
+grey luminance kept) turned into the same transform in Rec.2020 (exact up to gamut clipping);
+contrast, highlights (+ whites), shadows, vibrance, saturation -> colorbalancergb's contrast,
+highlights gain, shadows lift, vibrance and global chroma, with scales fitted by least squares
+against ``darktable-cli`` renderings (:data:`SLIDER_MAP`, docs/PRESETS.md). colorbalancergb's
+tone controls act on luminance in its own perceptual space, prefstyle's on each channel: the
+two agree in direction and size, not pixel for pixel.
+
+darktable applies a style's modules with their default blending (blend parameters are left
+empty, which darktable replaces by the module's defaults). Its automatic exposure
+("deflicker") reads the raw histogram and does nothing on JPEGs, so the adaptive brightness
+is a note in the style's description.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import uuid
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from prefstyle.imaging.params import RetouchParams
+from prefstyle.imaging.presets import piecewise
+
+__all__ = ["MODULES", "SLIDER_MAP", "decode_params", "module_params", "parse_dtstyle", "render_darktable_xmp",
+           "render_dtstyle", "wb_matrix_rec2020"]
+
+#: prefstyle slider value -> darktable value, piecewise linear (xs, ys); fitted, see docs/PRESETS.md
+SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "blacks": ((-1.0, 0.0, 1.0), (0.015, 0.0, -0.02)),  # exposure: black level (linear)
+    "contrast": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: contrast
+    "highlights": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: highlights_Y
+    "whites": ((-1.0, 0.0, 1.0), (-0.3, 0.0, 0.3)),  # colorbalancergb: highlights_Y, added
+    "shadows": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: shadows_Y
+    "vibrance": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: vibrance
+    "saturation": ((-1.0, 0.0, 1.0), (-1.0, 0.0, 1.0)),  # colorbalancergb: chroma_global
+}
+
+# (field name, struct format) in struct order, per module: darktable 4.2's introspection
+_EXPOSURE_FIELDS = (("mode", "i"), ("black", "f"), ("exposure", "f"), ("deflicker_percentile", "f"),
+                    ("deflicker_target_level", "f"), ("compensate_exposure_bias", "i"))
+_CBRGB_FIELDS = tuple((n, "f") for n in (
+    "shadows_Y", "shadows_C", "shadows_H", "midtones_Y", "midtones_C", "midtones_H", "highlights_Y", "highlights_C",
+    "highlights_H", "global_Y", "global_C", "global_H", "shadows_weight", "white_fulcrum", "highlights_weight",
+    "chroma_shadows", "chroma_highlights", "chroma_global", "chroma_midtones", "saturation_global",
+    "saturation_highlights", "saturation_midtones", "saturation_shadows", "hue_angle", "brilliance_global",
+    "brilliance_highlights", "brilliance_midtones", "brilliance_shadows", "mask_grey_fulcrum", "vibrance",
+    "grey_fulcrum", "contrast")) + (("saturation_formula", "i"),)
+_CMIX_FIELDS = tuple((f"{row}[{i}]", "f") for row in ("red", "green", "blue", "saturation", "lightness", "grey")
+                     for i in range(4)) + tuple((f"normalize_{n}", "i") for n in ("R", "G", "B", "sat", "light", "grey")) \
+    + (("illuminant", "i"), ("illum_fluo", "i"), ("illum_led", "i"), ("adaptation", "i"), ("x", "f"), ("y", "f"),
+       ("temperature", "f"), ("gamut", "f"), ("clip", "i"), ("version", "i"))
+
+#: operation -> (module version, struct size, fields)
+MODULES: dict[str, tuple[int, int, tuple[tuple[str, str], ...]]] = {
+    "channelmixerrgb": (3, 160, _CMIX_FIELDS),
+    "exposure": (6, 24, _EXPOSURE_FIELDS),
+    "colorbalancergb": (5, 132, _CBRGB_FIELDS),
+}
+_ORDER = ("channelmixerrgb", "exposure", "colorbalancergb")  # darktable's pipeline order
+_IOP_ORDER_V30, _IOP_ORDER_V30_JPG = 2, 3  # darktable's dt_iop_order_t
+_BLEND_VERSION = 11  # darktable 4.2; the empty blend parameters are replaced by the defaults
+
+# linear sRGB -> linear Rec.2020 (both D65), ITU-R BT.2087
+_SRGB_TO_REC2020 = np.array([[0.6274039, 0.3292830, 0.0433131],
+                             [0.0690973, 0.9195404, 0.0113623],
+                             [0.0163914, 0.0880133, 0.8955953]])
+
+
+def _pack(op: str, values: dict[str, float]) -> bytes:
+    _, size, fields = MODULES[op]
+    blob = struct.pack("<" + "".join(f for _, f in fields),
+                       *[int(values[n]) if f == "i" else float(values[n]) for n, f in fields])
+    assert len(blob) == size, (op, len(blob), size)
+    return blob
+
+
+def decode_params(op: str, blob: bytes) -> dict[str, float]:
+    """The named fields of a module's params blob (inverse of the packing; for tests and checks)."""
+    _, size, fields = MODULES[op]
+    if len(blob) != size:
+        raise ValueError(f"{op} params must be {size} bytes, got {len(blob)}")
+    vals = struct.unpack("<" + "".join(f for _, f in fields), blob)
+    return {n: v for (n, _), v in zip(fields, vals)}
+
+
+def wb_matrix_rec2020(temperature: float, tint: float) -> np.ndarray:
+    """``(3, 3)``: prefstyle's white balance (per-channel gains in linear sRGB, :func:`prefstyle.imaging.ops.white_balance`)
+    expressed in linear Rec.2020, ``M = T diag(g) T⁻¹``."""
+    from prefstyle.imaging import ops
+
+    ln2 = math.log(2.0)
+    g = np.array([math.exp(ln2 * ops.WB_TEMPERATURE_STOPS * temperature), math.exp(-ln2 * ops.WB_TINT_STOPS * tint),
+                  math.exp(-ln2 * ops.WB_TEMPERATURE_STOPS * temperature)])
+    g /= float(np.dot(ops.LUMA_WEIGHTS, g))
+    return _SRGB_TO_REC2020 @ np.diag(g) @ np.linalg.inv(_SRGB_TO_REC2020)
+
+
+def module_params(params: RetouchParams) -> dict[str, dict[str, float]]:
+    """Every module's field values for a slider taste (only modules that change something)."""
+    out: dict[str, dict[str, float]] = {}
+    if params.temperature or params.tint:
+        m = wb_matrix_rec2020(params.temperature, params.tint)
+        v: dict[str, float] = {}
+        for r, row in enumerate(("red", "green", "blue")):
+            for i in range(4):
+                v[f"{row}[{i}]"] = float(m[r, i]) if i < 3 else 0.0
+        for row in ("saturation", "lightness", "grey"):
+            for i in range(4):
+                v[f"{row}[{i}]"] = 0.0
+        v.update({f"normalize_{n}": 0 for n in ("R", "G", "B", "sat", "light", "grey")})
+        v.update(illuminant=0, illum_fluo=2, illum_led=4, adaptation=4, x=0.333, y=0.333, temperature=5003.0,
+                 gamut=0.0, clip=1, version=2)
+        out["channelmixerrgb"] = v
+    black = piecewise(SLIDER_MAP["blacks"], params.blacks)
+    if params.exposure or black:
+        out["exposure"] = {"mode": 0, "black": black, "exposure": params.exposure, "deflicker_percentile": 50.0,
+                           "deflicker_target_level": -4.0, "compensate_exposure_bias": 0}
+    cb = {n: 0.0 for n, _ in _CBRGB_FIELDS}
+    cb.update(shadows_weight=1.0, highlights_weight=1.0, mask_grey_fulcrum=0.1845, grey_fulcrum=0.1845,
+              saturation_formula=1)
+    cb["contrast"] = piecewise(SLIDER_MAP["contrast"], params.contrast)
+    cb["highlights_Y"] = piecewise(SLIDER_MAP["highlights"], params.highlights) + piecewise(SLIDER_MAP["whites"],
+                                                                                            params.whites)
+    cb["shadows_Y"] = piecewise(SLIDER_MAP["shadows"], params.shadows)
+    cb["vibrance"] = piecewise(SLIDER_MAP["vibrance"], params.vibrance)
+    cb["chroma_global"] = piecewise(SLIDER_MAP["saturation"], params.saturation)
+    for k in ("contrast", "highlights_Y", "shadows_Y", "vibrance", "chroma_global"):
+        cb[k] = min(max(cb[k], -1.0), 1.0)
+    if any(cb[k] for k in ("contrast", "highlights_Y", "shadows_Y", "vibrance", "chroma_global")):
+        out["colorbalancergb"] = cb
+    return out
+
+
+def _items(params: RetouchParams) -> list[tuple[str, int, str]]:
+    """(operation, module version, hex params) in pipeline order."""
+    mods = module_params(params)
+    return [(op, MODULES[op][0], _pack(op, mods[op]).hex()) for op in _ORDER if op in mods]
+
+
+def render_dtstyle(params: RetouchParams, gain: float, name: str, notes: list[str] | tuple[str, ...] = ()) -> str:
+    """The ``.dtstyle`` XML of a slider taste (import it in darktable's styles module)."""
+    desc = "prefstyle taste (see docs/PRESETS.md)" + "".join(f"; note: {n}" for n in notes)
+    plugins = []
+    for num, (op, ver, hexp) in enumerate(_items(params)):
+        plugins.append(
+            "  <plugin>\n"
+            f"   <num>{num}</num>\n   <module>{ver}</module>\n   <operation>{op}</operation>\n"
+            f"   <op_params>{hexp}</op_params>\n   <enabled>1</enabled>\n   <blendop_params></blendop_params>\n"
+            f"   <blendop_version>{_BLEND_VERSION}</blendop_version>\n   <multi_priority>0</multi_priority>\n"
+            "   <multi_name></multi_name>\n  </plugin>\n")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<darktable_style version="1.0">\n<info>\n'
+            f" <name>{escape(name)}</name>\n <description>{escape(desc)}</description>\n"
+            f" <id>{uuid.uuid5(uuid.NAMESPACE_URL, 'prefstyle:' + name + ':' + ''.join(h for *_, h in _items(params)))}</id>\n"
+            "</info>\n<style>\n" + "".join(plugins) + "</style>\n</darktable_style>\n")
+
+
+def render_darktable_xmp(params: RetouchParams, notes: list[str] | tuple[str, ...] = (), raw: bool = False) -> str:
+    """A darktable sidecar XMP whose history holds the same modules (``darktable-cli in.jpg this.xmp out.jpg``).
+
+    The module order is darktable's default for the kind of file: "v3.0 JPEG" (input profile
+    first, so exposure acts in linear light) for JPEG/PNG/TIFF, "v3.0" for raw files (``raw``)."""
+    items = _items(params)
+    lis = "".join(
+        "     <rdf:li\n"
+        f'      darktable:num="{num}"\n      darktable:operation="{op}"\n      darktable:enabled="1"\n'
+        f'      darktable:modversion="{ver}"\n      darktable:params="{hexp}"\n      darktable:multi_name=""\n'
+        f'      darktable:multi_priority="0"\n      darktable:blendop_version="{_BLEND_VERSION}"\n'
+        '      darktable:blendop_params=""/>\n'
+        for num, (op, ver, hexp) in enumerate(items))
+    desc = "; ".join(notes) if notes else "prefstyle taste"
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0">\n'
+            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+            '  <rdf:Description rdf:about=""\n    xmlns:darktable="http://darktable.sf.net/"\n'
+            '    xmlns:dc="http://purl.org/dc/elements/1.1/"\n'
+            f'   darktable:xmp_version="5"\n   darktable:auto_presets_applied="1"\n'
+            f'   darktable:history_end="{len(items)}"\n'
+            f'   darktable:iop_order_version="{_IOP_ORDER_V30 if raw else _IOP_ORDER_V30_JPG}">\n'
+            f"   <dc:description><rdf:Alt><rdf:li xml:lang=\"x-default\">{escape(desc)}</rdf:li></rdf:Alt></dc:description>\n"
+            "   <darktable:history>\n    <rdf:Seq>\n" + lis + "    </rdf:Seq>\n   </darktable:history>\n"
+            "  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n")
+
+
+def parse_dtstyle(text: str) -> dict[str, dict[str, float]]:
+    """``{operation: fields}`` of a ``.dtstyle`` written here (XML parsed, params decoded)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(text)
+    if root.tag != "darktable_style":
+        raise ValueError("not a darktable style")
+    out = {}
+    for plugin in root.iter("plugin"):
+        op = plugin.findtext("operation") or ""
+        ver = int(plugin.findtext("module") or -1)
+        if op not in MODULES or MODULES[op][0] != ver:
+            raise ValueError(f"unexpected module {op} v{ver}")
+        out[op] = decode_params(op, bytes.fromhex(plugin.findtext("op_params") or ""))
+    return out
+

@@ -1,0 +1,100 @@
+"""RawTherapee processing profile (``.pp3``, a partial profile: only the tools it names change).
+
+Mapping (RawTherapee 5.9, measured against ``rawtherapee-cli`` in docs/PRESETS.md):
+
+* temperature, tint -> ``[White Balance] Setting=Custom``: ``Temperature`` (K) around the 6504 K
+  a JPEG is taken to have (warmer = higher), ``Green`` around 1 (magenta = lower green);
+* exposure -> ``[Exposure] Compensation`` (EV, both in linear light);
+* contrast, highlights, shadows, whites, blacks -> ``[Exposure] Curve``: the per-channel tone
+  curve those five sliders make in prefstyle (``CurveMode=Standard``, RawTherapee's per-channel
+  RGB curve, 17 Catmull-Rom points). RawTherapee's own Contrast / Highlight compression /
+  Shadows & Highlights tools act differently (the last one locally), so the curve is the
+  faithful form;
+* vibrance -> ``[Vibrance] Pastels`` and ``Saturated`` (linked), saturation -> ``[Exposure]
+  Saturation``; their scales were fitted by least squares on training photos (:data:`SLIDER_MAP`).
+
+The adaptive brightness cannot be written (RawTherapee's Auto Levels also changes contrast and
+black point): it is a comment at the top of the file.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prefstyle.imaging.params import RetouchParams
+from prefstyle.imaging.presets import piecewise
+
+__all__ = ["SLIDER_MAP", "TONE_CURVE_POINTS", "parse_pp3", "render_pp3", "tone_curve_points"]
+
+#: prefstyle slider value -> RawTherapee value, piecewise linear (xs, ys); fitted, see docs/PRESETS.md
+SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "temperature": ((-1.0, 0.0, 1.0), (-2600.0, 0.0, 2600.0)),  # K added to 6504
+    "tint": ((-1.0, 0.0, 1.0), (0.25, 0.0, -0.25)),  # log2 of Green
+    "vibrance": ((-1.0, 0.0, 1.0), (-100.0, 0.0, 100.0)),
+    "saturation": ((-1.0, 0.0, 1.0), (-100.0, 0.0, 100.0)),
+}
+#: RawTherapee's white balance reference for non-raw images (D65)
+REFERENCE_KELVIN = 6504.0
+TONE_CURVE_POINTS = 17
+_CATMULL_ROM = 4  # RawTherapee's curve type id (DCT_CatumullRom)
+
+
+def tone_curve_points(params: RetouchParams, n: int = TONE_CURVE_POINTS) -> list[tuple[float, float]]:
+    """``n`` points ``(x, y)`` in [0, 1] of the per-channel tone map made by the contrast, highlights,
+    shadows, whites and blacks sliders (gamma-encoded values in and out); [] when it is the identity."""
+    from prefstyle.imaging.pipeline import apply_retouch
+
+    tone = RetouchParams(contrast=params.contrast, highlights=params.highlights, shadows=params.shadows,
+                         whites=params.whites, blacks=params.blacks)
+    if tone.is_identity():
+        return []
+    x = torch.linspace(0.0, 1.0, n)
+    ramp = x.reshape(1, 1, 1, n).expand(1, 3, 1, n).contiguous()
+    y = apply_retouch(ramp, tone, method="exact")[0, 1, 0]
+    return [(float(a), float(b)) for a, b in zip(x, y)]
+
+
+def _fmt(v: float, nd: int = 4) -> str:
+    s = f"{v:.{nd}f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def render_pp3(params: RetouchParams, gain: float, name: str, notes: list[str] | tuple[str, ...] = ()) -> str:
+    """The ``.pp3`` text of a slider taste (module docstring); ``notes`` become ``#`` comment lines."""
+    lines = [f"# {name}: prefstyle taste as a RawTherapee partial processing profile (see docs/PRESETS.md)"]
+    lines += [f"# note: {n}" for n in notes]
+    lines += ["", "[Version]", "AppVersion=5.9", "Version=346", ""]
+    kelvin = REFERENCE_KELVIN + piecewise(SLIDER_MAP["temperature"], params.temperature)
+    green = 2.0 ** piecewise(SLIDER_MAP["tint"], params.tint)
+    curve = tone_curve_points(params)
+    curve_txt = f"{_CATMULL_ROM};" + "".join(f"{_fmt(x, 5)};{_fmt(y, 5)};" for x, y in curve) if curve else "0;"
+    lines += [
+        "[Exposure]", "Auto=false", f"Compensation={_fmt(params.exposure, 3)}", "Brightness=0", "Contrast=0",
+        f"Saturation={round(piecewise(SLIDER_MAP['saturation'], params.saturation))}", "Black=0", "HighlightCompr=0",
+        "ShadowCompr=50", "CurveMode=Standard", "CurveMode2=Standard", f"Curve={curve_txt}", "Curve2=0;", "",
+        "[White Balance]", "Enabled=true", "Setting=Custom", f"Temperature={round(kelvin)}", f"Green={_fmt(green, 3)}",
+        "Equal=1", "TemperatureBias=0", "",
+    ]
+    vib = round(piecewise(SLIDER_MAP["vibrance"], params.vibrance))
+    lines += ["[Vibrance]", f"Enabled={'true' if vib else 'false'}", f"Pastels={vib}", f"Saturated={vib}",
+              "PSThreshold=0;75;", "ProtectSkins=false", "AvoidColorShift=true", "PastSatTog=true", ""]
+    return "\n".join(lines)
+
+
+def parse_pp3(text: str) -> dict[str, dict[str, str]]:
+    """``{section: {key: value}}`` of a ``.pp3`` text (comments dropped); for tests and checks."""
+    out: dict[str, dict[str, str]] = {}
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            out.setdefault(section, {})
+        elif "=" in line and section is not None:
+            k, v = line.split("=", 1)
+            out[section][k] = v
+        else:
+            raise ValueError(f"not a pp3 line: {raw!r}")
+    return out
