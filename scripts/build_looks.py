@@ -51,6 +51,7 @@ DEBS = {
     "kdenlive-data": "22.12.3-2+deb12u2",
     "rawtherapee-data": "5.9-1",
     "obs-studio": "29.0.2+dfsg-1+b1",
+    "blender-data": "3.4.1+dfsg-2",
 }
 NPMS = {"instagram.css": "0.1.4", "cssgram": "0.1.3", "@silvia-odwyer/photon-node": "0.3.4"}
 NPM_DIRS = {"instagram.css": "instagram.css", "cssgram": "cssgram", "@silvia-odwyer/photon-node": "photon"}
@@ -199,6 +200,42 @@ def cmd_render_sfl(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, meta=json.dumps(meta), **{f"t{i}": tables[m["key"]] for i, m in enumerate(meta)})
     print(f"{len(meta)} film emulations -> {out}")
+
+
+# --------------------------------------------------------------------------------------
+# render-blender: Blender's Filmic view and its contrast looks (OCIO config, Troy Sobotka; GPL-2+)
+# --------------------------------------------------------------------------------------
+
+BLENDER_LOOKS = ("Very High Contrast", "High Contrast", "Medium High Contrast", "Medium Contrast",
+                 "Medium Low Contrast", "Low Contrast", "Very Low Contrast")
+
+
+def cmd_render_blender(args: argparse.Namespace) -> None:
+    """Render sRGB -> (Blender's "sRGB" input: decoded to scene linear) -> Filmic view + look -> sRGB display.
+
+    Needs PyOpenColorIO (``pip install opencolorio``, in the same side environment as
+    ``render-sfl``). "Medium Contrast" is Filmic's base look (an empty transform).
+    """
+    import PyOpenColorIO as OCIO
+
+    config = OCIO.Config.CreateFromFile(str(Path(args.config)))
+    g = grid_rgb(args.size).reshape(-1, 3).astype(np.float32)
+    tables, meta = {}, []
+    for look in BLENDER_LOOKS:
+        dvt = OCIO.DisplayViewTransform(src="sRGB", display="sRGB", view="Filmic")
+        vp = OCIO.LegacyViewingPipeline()
+        vp.setDisplayViewTransform(dvt)
+        vp.setLooksOverrideEnabled(True)
+        vp.setLooksOverride(look)
+        cpu = vp.getProcessor(config).getDefaultCPUProcessor()
+        buf = np.ascontiguousarray(g.copy())
+        cpu.applyRGB(buf)
+        tables[look] = to_project_layout(buf.reshape(args.size, args.size, args.size, 3))
+        meta.append(look)
+        print(f"  Filmic / {look}")
+    out = Path(args.out)
+    np.savez_compressed(out, meta=json.dumps(meta), **{f"t{i}": tables[m] for i, m in enumerate(meta)})
+    print(f"{len(meta)} Filmic looks -> {out}")
 
 
 # --------------------------------------------------------------------------------------
@@ -546,6 +583,52 @@ def source_photon(src: Path):
                     source=f"npm @silvia-odwyer/photon-node {PHOTON_VERSION}: filter {name}",
                     author="Silvia O'Dwyer (photon-rs)", license="Apache-2.0")
         yield look, torch.from_numpy(data[f"t{i}"]).float()
+
+
+def source_blender(src: Path):
+    """Blender's Filmic contrast looks rendered by ``render-blender`` (Debian blender-data; GPL-2.0-or-later)."""
+    import torch
+
+    from prefstyle.data.looks import Look
+
+    data = np.load(src / "blender.npz")
+    for i, name in enumerate(json.loads(str(data["meta"]))):
+        look = Look(name=f"blender-filmic/{_slug(name)}", family="blender-filmic", kind="creative",
+                    source=f"Debian blender-data {DEBS['blender-data']}: datafiles/colormanagement/config.ocio, "
+                           f"view Filmic, look {name} (sRGB decoded to scene linear, out to sRGB)",
+                    author="Troy James Sobotka (Filmic), Blender Foundation", license="GPL-2.0-or-later")
+        yield look, torch.from_numpy(data[f"t{i}"]).float()
+
+
+# FFmpeg's curves presets (libavfilter vf_curves); the two inverting ones are not looks for a photo.
+FFMPEG_CURVES = ("cross_process", "darker", "increase_contrast", "lighter", "linear_contrast",
+                 "medium_contrast", "strong_contrast", "vintage")
+
+
+def source_ffmpeg(src: Path):
+    """FFmpeg's ``curves`` filter presets, run by the Debian ``ffmpeg`` binary on a 16-bit grid image."""
+    import tempfile
+
+    import cv2
+    import torch
+
+    from prefstyle.data.looks import Look
+
+    g = grid_rgb(LUT_SIZE)
+    px = np.round(g.reshape(LUT_SIZE * LUT_SIZE, LUT_SIZE, 3) * 65535).astype(np.uint16)
+    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ffmpeg"], capture_output=True, text=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = Path(tmp) / "grid.png"
+        cv2.imwrite(str(grid), px[..., ::-1])
+        for preset in FFMPEG_CURVES:
+            out = Path(tmp) / f"{preset}.png"
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(grid), "-vf", f"curves=preset={preset}",
+                            "-pix_fmt", "rgb48be", str(out)], check=True)
+            res = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., ::-1].astype(np.float32) / 65535
+            look = Look(name=f"ffmpeg-curves/{_slug(preset)}", family="ffmpeg-curves", kind="preset",
+                        source=f"Debian ffmpeg {version}: -vf curves=preset={preset} (libavfilter vf_curves)",
+                        author="FFmpeg developers (vf_curves)", license="LGPL-2.1-or-later")
+            yield look, torch.from_numpy(to_project_layout(res.reshape(LUT_SIZE, LUT_SIZE, LUT_SIZE, 3)))
 
 CSS_SOURCES = {
     # family: (package dir, stylesheet, class prefix, author, licence)
@@ -915,6 +998,8 @@ SOURCES = {
     "lightroom": (source_lightroom, "mirrors"),
     "obs": (source_obs, "obs-studio"),
     "photon": (source_photon, "photon.npz"),
+    "blender": (source_blender, "blender.npz"),
+    "ffmpeg": (source_ffmpeg, "."),
 }
 
 
@@ -981,6 +1066,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=LUT_SIZE)
     p.add_argument("--limit", type=int, default=0, help="render only the first N (a smoke test)")
     p.set_defaults(fn=cmd_render_sfl)
+    p = sub.add_parser("render-blender", help="render Blender's Filmic looks with OCIO (side venv)")
+    p.add_argument("--config", default="build/looks-src/blender-data/usr/share/blender/datafiles/colormanagement/config.ocio")
+    p.add_argument("--out", default="build/looks-src/blender.npz")
+    p.add_argument("--size", type=int, default=LUT_SIZE)
+    p.set_defaults(fn=cmd_render_blender)
     p = sub.add_parser("render-photon", help="render photon-rs filter presets with node")
     p.add_argument("--package", default="build/looks-src/photon/package")
     p.add_argument("--out", default="build/looks-src/photon.npz")

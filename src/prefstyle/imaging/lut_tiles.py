@@ -84,7 +84,7 @@ def _roughness(lut: Tensor) -> float:
 
 def read_lut_image(path: str | Path) -> Tensor:
     """Read a lookup image that is a Hald CLUT or a tiled grid, whichever reading fits (and is smoother)."""
-    from prefstyle.imaging.lut_io import hald_level_for_size, read_hald
+    from prefstyle.imaging.lut_io import read_hald
 
     path = Path(path)
     if not path.is_file():
@@ -94,8 +94,12 @@ def read_lut_image(path: str | Path) -> Tensor:
     options = []
     if tile_nodes(w, h) is not None:
         options.append(tiles_to_lut(px))
-    if w == h and hald_level_for_size(w) is not None:
-        options.append(read_hald(path))
+    level = round(w ** (1 / 3))
+    if w == h and level**3 == w and 2 <= level <= 16:  # a Hald CLUT of that level
+        try:
+            options.append(read_hald(path))
+        except InputFormatError:  # e.g. a greyscale image: only the tiled reading applies
+            pass
     if not options:
         raise InputFormatError(f"{w}x{h} pixels is neither a Hald CLUT nor a tiled lookup image", path=path)
     return min(options, key=_roughness)
