@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "current_umask", "default_file_mode"]
+__all__ = ["atomic_path", "atomic_write_text", "check_writable", "current_umask", "default_file_mode", "load_safetensors"]
 
 
 def current_umask() -> int:
