@@ -20,11 +20,13 @@ where said:
   taste's sliders, like an editor's, start from here;
 * **orientation**: LibRaw turns the image upright (the EXIF orientation is then written as 1).
 
-EXIF: TIFF-based raws (DNG, NEF, CR2, ARW, PEF, ...) keep their EXIF (camera, lens, exposure,
-date, GPS) through :mod:`prefstyle.imaging.io`'s TIFF reader; for the others (RAF, CR3, RW2,
-ORF, ...) :func:`raw_exif` writes a small EXIF block from what LibRaw reports (make, model,
-ISO, shutter, aperture, focal length, date, artist) when rawpy gives it, else none is kept.
-Maker notes are never carried over.
+EXIF: TIFF-based raws (DNG, NEF, CR2, ARW, PEF, ...) keep their camera, date and exposure tags:
+IFD0's make, model, date, artist, copyright and the whole EXIF sub-IFD except the maker notes
+(:func:`tiff_exif`, read with tifffile; the TIFF reader of :mod:`prefstyle.imaging.io` is tried
+first, for raws whose first image Pillow can open). Other raws (RAF, CR3, RW2, ORF, ...) get a
+small EXIF block from what LibRaw reports through rawpy 0.28 (:func:`raw_exif`: artist, date,
+ISO, shutter, aperture, focal length; no make or model, which rawpy 0.28 does not expose). GPS
+is not carried over.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 
 from prefstyle.errors import PrefstyleError
 
-__all__ = ["RAW_EXTENSIONS", "RAWPY_VERSION", "DevelopedRaw", "develop_raw", "is_raw_path", "raw_exif"]
+__all__ = ["RAW_EXTENSIONS", "RAWPY_VERSION", "DevelopedRaw", "develop_raw", "is_raw_path", "raw_exif", "tiff_exif"]
 
 #: Camera raw extensions (any case) read through rawpy.
 RAW_EXTENSIONS = frozenset({
@@ -59,7 +61,7 @@ NEUTRAL_SETTINGS: dict[str, object] = {
 @dataclass
 class DevelopedRaw:
     """A developed raw file: ``rgb`` ``(H, W, 3)`` uint16 sRGB-encoded, upright; ``exif`` a
-    ``b"Exif\\0\\0"`` block or None (TIFF-based raws: None here, the TIFF reader finds theirs)."""
+    ``b"Exif\\0\\0"`` block or None."""
 
     rgb: np.ndarray
     exif: bytes | None = None
@@ -93,7 +95,7 @@ def develop_raw(path: str | Path, max_pixels: int, with_exif: bool = True) -> De
                     f"image is {w}x{h} = {w * h / 1e6:.1f} MP, more than the limit of {max_pixels / 1e6:g} MP "
                     "(decompression-bomb guard); raise max_pixels to read it", path)
             rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **NEUTRAL_SETTINGS)
-            exif = raw_exif(raw) if with_exif else None
+            exif = (tiff_exif(path) or raw_exif(raw)) if with_exif else None
     except PrefstyleError:
         raise
     except MemoryError as exc:
@@ -150,4 +152,63 @@ def raw_exif(raw: object) -> bytes | None:
     if not len(exif) and not sub:
         return None
     data = exif.tobytes()
+    return data if data.startswith(b"Exif\0\0") else b"Exif\0\0" + data
+
+
+#: IFD0 tags carried over from a TIFF-based raw (description, make, model, software, date, artist, copyright)
+_IFD0_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+_SKIPPED_EXIF_TAGS = {37500, 37510}  # MakerNote (camera-private offsets), UserComment
+
+
+def _exif_value(value: object) -> object | None:
+    """A tifffile tag value as Pillow writes it (rationals as IFDRational), or None to drop it."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    if isinstance(value, str):
+        return value.strip("\0 ") or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return IFDRational(value[0], value[1]) if value[1] else None
+    if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value) and len(value) % 2 == 0 \
+            and len(value) <= 8:
+        return tuple(IFDRational(value[i], value[i + 1]) for i in range(0, len(value), 2) if value[i + 1])
+    return None
+
+
+def tiff_exif(path: str | Path) -> bytes | None:
+    """The EXIF of a TIFF-based raw (DNG, NEF, CR2, ARW, PEF, ...), read with tifffile (Pillow cannot
+    open CFA TIFFs): IFD0's camera and date tags and the EXIF sub-IFD (maker notes dropped). None for
+    other files or when nothing is found."""
+    import tifffile
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) not in (b"II*\0", b"MM\0*"):
+                return None
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
+            exif = Image.Exif()
+            for code in _IFD0_TAGS:
+                tag = page.tags.get(code)
+                value = _exif_value(tag.value) if tag is not None else None
+                if value is not None:
+                    exif[code] = value
+            sub_tag = page.tags.get(34665)
+            if sub_tag is not None and isinstance(sub_tag.value, dict):
+                sub = exif.get_ifd(0x8769)
+                for name, raw_value in sub_tag.value.items():
+                    try:
+                        code = int(tifffile.TIFF.TAGS[name])
+                    except (KeyError, TypeError, ValueError):
+                        continue
+                    value = _exif_value(raw_value)
+                    if code not in _SKIPPED_EXIF_TAGS and value is not None:
+                        sub[code] = value
+            if not len(exif) and not exif.get_ifd(0x8769):
+                return None
+            data = exif.tobytes()
+    except Exception:  # an unreadable EXIF never stops the photo
+        return None
     return data if data.startswith(b"Exif\0\0") else b"Exif\0\0" + data
