@@ -162,3 +162,9 @@ def test_enhance_a_raw_folder_writes_16bit_tiffs(tmp_path):
     src = read_image(raws / "IMG_0002.dng").pixels
     assert arr.mean() / 65535 > float(src.mean()) + 0.03  # +0.5 EV brighter than the neutral rendering
     assert Image.open(tif).getexif().get(271) == "Prefstyle"  # the raw's EXIF travels to the output
+    r = CliRunner().invoke(app, ["enhance", str(raws), "--profile", str(prof), "--out", str(out), "--format", "jpeg"])
+    assert r.exit_code == 0, r.output
+    with Image.open(out / "IMG_0002.jpg") as im:
+        assert im.format == "JPEG" and im.size == (96, 64)
+    r = CliRunner().invoke(app, ["enhance", str(raws), "--profile", str(prof), "--out", str(out), "--format", "gif"])
+    assert isinstance(r.exception, PrefstyleError) and "choose jpeg, tif or png" in str(r.exception)

@@ -197,6 +197,9 @@ def enhance(
     force: Annotated[bool, typer.Option("--force", help="overwrite outputs that already exist")] = False,
     skip_existing: Annotated[bool, typer.Option(
         "--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")] = False,
+    out_format: Annotated[str | None, typer.Option(
+        "--format", help="write every output as jpeg (8 bit), tif or png instead of the input's own format "
+                         "[default: the input's; camera raw: 16-bit tif]")] = None,
 ) -> None:
     """Retouch INPUT images in the profile's taste, at full resolution, into --out.
 
@@ -221,6 +224,11 @@ def enhance(
     from prefstyle.cli.outputs import plan_outputs
 
     jobs_in, failed = collect_inputs(inputs)
+    if out_format is not None:
+        suffix = {"jpeg": ".jpg", "jpg": ".jpg", "tif": ".tif", "tiff": ".tif", "png": ".png"}.get(out_format.lower())
+        if suffix is None:
+            raise PrefstyleError(f"--format {out_format}: choose jpeg, tif or png")
+        jobs_in = [(src, rel.with_suffix(suffix)) for src, rel in jobs_in]
     jobs_in, kept = plan_outputs(jobs_in, inputs, out, force=force, skip_existing=skip_existing)
     prof, m = load_profile_and_model(profile, model, device)
     if jobs > 1:
