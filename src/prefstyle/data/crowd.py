@@ -114,6 +114,12 @@ class Taste:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Taste:
+        """A taste from :meth:`to_dict`; a looks crowd's taste (``"kind": "looks"``) comes back as
+        :class:`prefstyle.data.looks_crowd.LookTaste` (same ``ideal`` interface)."""
+        if d.get("kind") == "looks":
+            from prefstyle.data.looks_crowd import LookTaste
+
+            return LookTaste.from_dict(d)  # type: ignore[return-value]
         return cls(
             params=RetouchParams.from_dict(d["params"]),
             base_style=d.get("base_style"),

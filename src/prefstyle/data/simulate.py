@@ -47,6 +47,8 @@ from prefstyle.imaging.pipeline import apply_retouch
 from prefstyle.styles.base import Style
 
 GROUND_TRUTH_FILE = "ground_truth.json"
+#: The simulated crowds: the slider crowd of this module and the looks crowd (prefstyle.data.looks_crowd).
+TASTES = ("sliders", "looks")
 DEVICE_NAMES = ("laptop", "phone", "desktop", "tablet")
 
 
@@ -72,6 +74,8 @@ class SimulationConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     photos: str = "bundled"  # "bundled": every installed photo; "packages": only those inside Python packages
     workers: int = 0  # processes answering sessions (0: one per CPU core); the dataset does not depend on it
+    tastes: str = "sliders"  # "sliders": this module's crowd; "looks": prefstyle.data.looks_crowd
+    looks: str | None = None  # looks crowd: the look library file (None: the packaged one)
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.scenes < 1:
@@ -84,6 +88,8 @@ class SimulationConfig:
             raise PrefstyleError(f"photos must be 'bundled' or 'packages', got {self.photos!r}")
         if not 0 <= self.careless_fraction <= 1:
             raise PrefstyleError(f"careless_fraction must be in [0, 1], got {self.careless_fraction}")
+        if self.tastes not in TASTES:
+            raise PrefstyleError(f"tastes must be one of {', '.join(TASTES)}, got {self.tastes!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,6 +273,7 @@ class SimScene:
     source: torch.Tensor  # (1,3,size,size)
     renditions: torch.Tensor  # (R,3,size,size)
     rendition_params: list[dict]
+    source_params: dict | None = None  # how the source was rendered from the pool photo (looks crowd)
     thumbs: torch.Tensor = field(init=False)  # (R,3,thumb,thumb)
     source_thumb: torch.Tensor = field(init=False)  # (1,3,thumb,thumb)
 
@@ -282,8 +289,18 @@ class SimScene:
         return f"images/{self.id}/source.png"
 
 
-def build_scenes(config: SimulationConfig, rng: np.random.Generator, progress: bool = True) -> list[SimScene]:
+def build_scenes(
+    config: SimulationConfig,
+    rng: np.random.Generator,
+    progress: bool = True,
+    sources: dict[str, VariantSource] | None = None,
+    prepare: Callable[[torch.Tensor, int], tuple[torch.Tensor, dict]] | None = None,
+) -> list[SimScene]:
     """Cut ``config.scenes`` scenes from the bundled content pool and render their renditions.
+
+    ``sources``: rendition sources by origin (default :data:`SOURCES`); ``prepare(src, i)``
+    turns scene ``i``'s pool crop ``(1,3,size,size)`` into its neutral source and says how
+    (default: the crop as it is).
 
     Scenes are crops of the pool's photos (whole frames and medium crops); type-E scenes are
     close-up crops of the same photos, for content diversity. Every scene records the split of
@@ -323,10 +340,14 @@ def build_scenes(config: SimulationConfig, rng: np.random.Generator, progress: b
         sid, origin, src_pool = plan[i]
         scene_rng = np.random.default_rng([config.seed, 2, i])
         src = src_pool.scene_image(sid, size=config.size, square=True)[None].clamp(0, 1)
+        src_params = None
+        if prepare is not None:
+            src, src_params = prepare(src, i)
         name = f"s{i:04d}"
-        imgs, params = SOURCES.get(origin, SOURCES["A"]).render(src, scene_rng, config.renditions, name)
+        srcs = sources if sources is not None else SOURCES
+        imgs, params = srcs.get(origin, srcs["A"]).render(src, scene_rng, config.renditions, name)
         sc = SimScene(id=name, origin=origin, content=sid, split=photo_split[src_pool.scene(sid).photo_id],
-                      source=src, renditions=imgs, rendition_params=params)
+                      source=src, renditions=imgs, rendition_params=params, source_params=src_params)
         sc.make_thumbs(config.thumb)
         return sc
 
@@ -448,7 +469,14 @@ def _answer_sessions(users: list[SimulatedUser], scenes: list[SimScene], config:
 def simulate_dataset(
     config: SimulationConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False
 ) -> Path:
-    """Simulate a crowd and write it as a pairs dataset plus ``ground_truth.json`` into ``out_dir``."""
+    """Simulate a crowd and write it as a pairs dataset plus ``ground_truth.json`` into ``out_dir``.
+
+    ``config.tastes == "looks"``: the looks crowd (:func:`prefstyle.data.looks_crowd.simulate_looks_dataset`).
+    """
+    if config.tastes == "looks":
+        from prefstyle.data.looks_crowd import simulate_looks_dataset
+
+        return simulate_looks_dataset(config, out_dir, progress=progress, overwrite=overwrite)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise PrefstyleError("output folder is not empty (pass --overwrite to replace it)", path=out)
@@ -485,7 +513,7 @@ def simulate_dataset(
     gt = {
         "format": "prefstyle-ground-truth",
         "version": 1,
-        "config": asdict(config),
+        "config": _slider_config_dict(config),
         "users": [u.to_dict() for u in users],
         "renditions": {
             sc.rendition_path(k): {"scene": sc.id, "origin": sc.origin, "style": sc.rendition_params[k]}
@@ -495,6 +523,14 @@ def simulate_dataset(
     }
     atomic_write_text(out / GROUND_TRUTH_FILE, json.dumps(gt, indent=1) + "\n")
     return out
+
+
+def _slider_config_dict(config: SimulationConfig) -> dict[str, Any]:
+    """The slider crowd's config as written since before the looks crowd (no ``tastes``/``looks``)."""
+    d = asdict(config)
+    for k in ("tastes", "looks"):
+        d.pop(k, None)
+    return d
 
 
 def load_ground_truth(root: str | Path) -> dict[str, SimulatedUser]:
@@ -508,6 +544,10 @@ def load_ground_truth(root: str | Path) -> dict[str, SimulatedUser]:
         raise PrefstyleError(f"malformed JSON: {e.msg}", path=path, line=e.lineno) from None
     if gt.get("format") != "prefstyle-ground-truth":
         raise PrefstyleError("not a prefstyle ground-truth file", path=path)
+    if gt.get("tastes") == "looks":
+        from prefstyle.data.looks_crowd import resolve_look_tastes
+
+        resolve_look_tastes(gt, path.parent)
     return {d["user"]: SimulatedUser.from_dict(d) for d in gt["users"]}
 
 

@@ -1,0 +1,716 @@
+"""A simulated crowd whose tastes are real looks (``prefstyle data simulate --tastes looks``).
+
+The slider crowd (:mod:`prefstyle.data.simulate` with ``--tastes sliders``) draws its tastes and
+its type-A renditions from the same slider sampler, centred on a neutral source that is already
+the population's favourite. This crowd removes both shortcuts:
+
+* **Sources are camera renderings, not finished photos.** Each scene's neutral source is the
+  pool photo as a camera would have rendered it (:func:`source_camera`): in
+  ``source_flat_fraction`` of scenes a flat picture profile (lower contrast, lifted blacks,
+  duller colour), and an exposure error of N(−0.3, 0.45) EV, a small white-balance error.
+* **People share part of their taste.** A population is drawn once per dataset
+  (:class:`Population`): a shared correction everyone wants (more contrast, deeper blacks, more
+  vibrance, and each scene brought towards a mean linear luminance near 0.18), and a popularity
+  over the library's looks (Dirichlet over families, Dirichlet over the looks of each family).
+* **A person's ideal is a look** (:class:`LookTaste`): the shared correction (scaled by a
+  personal factor, with a personal brightness target and gain), then a look from the library
+  blended with the identity at a strength in [0.5, 1], for some people a second look (or the same
+  look at another strength) for landscape content (a content statistic:
+  :func:`landscape_weight`), then for some people a small personal slider edit.
+* **Renditions come from other looks** (:class:`LookSource`, PPS type A and E), camera
+  renderings (type B) and controlled variations of one base look (strength, exposure or
+  temperature; type D).
+* **Disjoint look families.** The library's families are split into train / val / test
+  (:func:`split_families`, by seed, sized by their number of looks); a person of split X draws
+  their looks only from the families of split X. Photos are split as in the slider crowd (each
+  scene records its photo's split), so ``evaluate --eval-scenes test`` holds photos out too.
+
+Choices are the slider crowd's (:class:`~prefstyle.data.crowd.Person`,
+:class:`~prefstyle.data.crowd.Device`: Bradley–Terry on ΔE00 to the ideal as seen on the device,
+careless users, response times). The dataset stores the library it used (``looks.json`` +
+``looks.safetensors`` beside ``ground_truth.json``), so it is self-contained.
+
+Images are ``(B,3,H,W)`` float sRGB in [0,1]; LUTs ``(3,S,S,S)`` in the layout of
+:mod:`prefstyle.imaging.lut`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prefstyle.data.crowd import MAX_SCENE_EV, Person, SimulatedUser, sample_device
+from prefstyle.data.looks import Look, LookLibrary, load_looks
+from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.color import delta_e_2000, luminance, rgb_to_lab, srgb_to_linear
+from prefstyle.imaging.lut import apply_lut
+from prefstyle.imaging.params import NEUTRAL, RetouchParams
+from prefstyle.imaging.pipeline import apply_retouch, apply_retouch_vector
+
+__all__ = [
+    "LOOKS_FILE",
+    "LookSource",
+    "LookTaste",
+    "LookVariationSource",
+    "LooksCrowdConfig",
+    "Population",
+    "landscape_weight",
+    "sample_population",
+    "simulate_looks_dataset",
+    "split_families",
+    "synthetic_looks",
+]
+
+#: The look library a looks crowd used, stored beside ``ground_truth.json`` (+ ``.safetensors``).
+LOOKS_FILE = "looks.json"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class LooksCrowdConfig:
+    """The looks crowd's population and source parameters (written to ``ground_truth.json``).
+
+    family_alpha, look_alpha: Dirichlet concentrations of the population's popularity over
+      families and over the looks of each family (small: a few favourites dominate).
+    strength: range of a look's blend with the identity in a person's ideal.
+    content_fraction: persons whose taste depends on content (a second look for landscapes).
+    edit_fraction, edit_strength: persons with a small personal slider edit on top, and its
+      strength for :func:`prefstyle.styles.presets.sample_params`.
+    target_brightness, target_sigma: the population's wanted mean linear luminance and the
+      log-normal spread of the personal targets; gain: range of the share of the EV gap closed.
+    correction_scale: range of each person's scale of the shared correction.
+    source_flat_fraction: scenes whose source has a flat picture profile.
+    source_ev: mean and spread (EV) of the sources' exposure error (clipped to ±1 EV).
+    family_fractions: shares of looks whose families go to train / val / test ideals.
+    """
+
+    family_alpha: float = 1.0
+    look_alpha: float = 0.5
+    strength: tuple[float, float] = (0.5, 1.0)
+    content_fraction: float = 0.4
+    edit_fraction: float = 0.5
+    edit_strength: float = 0.25
+    target_brightness: float = 0.18
+    target_sigma: float = 0.25
+    gain: tuple[float, float] = (0.5, 1.0)
+    correction_scale: tuple[float, float] = (0.6, 1.2)
+    source_flat_fraction: float = 0.6
+    source_ev: tuple[float, float] = (-0.3, 0.45)
+    family_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LooksCrowdConfig:
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**kw)
+
+
+# --------------------------------------------------------------------------------------------
+# content and exposure statistics (functions of the image alone, so ideal(img) works anywhere)
+# --------------------------------------------------------------------------------------------
+
+STAT_SIZE = 32  # statistics are taken on a 32x32 area-averaged thumbnail
+
+
+def _thumb(img: torch.Tensor) -> torch.Tensor:
+    if img.shape[-2:] == (STAT_SIZE, STAT_SIZE):
+        return img
+    return torch.nn.functional.interpolate(img, size=(STAT_SIZE, STAT_SIZE), mode="area")
+
+
+def landscape_weight(img: torch.Tensor) -> torch.Tensor:
+    """How much an image ``(B,3,H,W)`` is landscape content: ``(B,)`` in [0,1].
+
+    The share ``f`` of thumbnail pixels that are foliage green (CIELAB hue 95°–200°) or sky/water
+    blue (hue 200°–290° with L > 45), with chroma above 8; weight ``clamp((f − 0.15)/0.35, 0, 1)``
+    (0 below 15 % such pixels, 1 above 50 %). On the bundled pool: meadows, forests, sea and sky
+    score near 1, portraits, objects and interiors near 0.
+    """
+    lab = rgb_to_lab(_thumb(img.clamp(0, 1)))
+    L, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
+    chroma = (a * a + b * b).sqrt()
+    hue = torch.rad2deg(torch.atan2(b, a)) % 360.0
+    green = (hue > 95) & (hue < 200)
+    blue = (hue >= 200) & (hue < 290) & (L > 45)
+    frac = ((chroma > 8) & (green | blue)).to(img.dtype).mean(dim=(1, 2))
+    return ((frac - 0.15) / 0.35).clamp(0.0, 1.0)
+
+
+def exposure_ev(img: torch.Tensor, target: torch.Tensor | float, gain: torch.Tensor | float) -> torch.Tensor:
+    """EV that brings ``img`` ``(B,3,H,W)`` a share ``gain`` of the way to mean linear luminance
+    ``target``: ``(B,)`` (or ``(K,B)`` for ``(K,)`` targets/gains), clamped to ±``MAX_SCENE_EV``."""
+    y = luminance(srgb_to_linear(_thumb(img.clamp(0, 1)))).mean(dim=(1, 2, 3)).clamp_min(1e-4)
+    t = torch.as_tensor(target, dtype=img.dtype)
+    g = torch.as_tensor(gain, dtype=img.dtype)
+    if t.ndim == 1:
+        t, g = t[:, None], g[:, None]
+    return (g * torch.log2(t / y)).clamp(-MAX_SCENE_EV, MAX_SCENE_EV)
+
+
+# --------------------------------------------------------------------------------------------
+# the population and tastes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Population:
+    """What a crowd shares: the correction everyone wants and the looks' popularity.
+
+    correction: scalar slider edit (contrast, blacks, whites, vibrance) everyone wants on top of
+      the flat sources, scaled per person; popularity: ``(K,)`` probabilities over the library's
+      looks (sums to 1 over the whole library).
+    """
+
+    correction: RetouchParams
+    popularity: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"correction": self.correction.to_dict(), "popularity": list(self.popularity)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Population:
+        return cls(RetouchParams.from_dict(d["correction"]), tuple(float(p) for p in d["popularity"]))
+
+
+def sample_population(library: LookLibrary, cfg: LooksCrowdConfig, rng: np.random.Generator) -> Population:
+    """The shared part of the crowd's taste (one draw per dataset)."""
+    fams = library.families()
+    fam_p = rng.dirichlet([cfg.family_alpha] * len(fams))
+    pop = np.zeros(len(library))
+    for f, pf in zip(fams, fam_p):
+        idx = [i for i, lk in enumerate(library.looks) if lk.family == f]
+        pop[idx] = pf * rng.dirichlet([cfg.look_alpha] * len(idx))
+    correction = RetouchParams(
+        contrast=float(rng.uniform(0.15, 0.35)),
+        blacks=float(rng.uniform(-0.15, -0.05)),
+        whites=float(rng.uniform(0.0, 0.1)),
+        vibrance=float(rng.uniform(0.1, 0.25)),
+    )
+    return Population(correction, tuple(float(p) for p in pop / pop.sum()))
+
+
+def scaled_correction(correction: RetouchParams, scale: float) -> RetouchParams:
+    """The shared (scalar-only) correction at ``scale``."""
+    return RetouchParams(**{k: scale * getattr(correction, k) for k in ("contrast", "blacks", "whites", "vibrance")})
+
+
+_LIBRARIES: dict[str, LookLibrary] = {}
+
+
+def cached_library(path: str | Path) -> LookLibrary:
+    """``load_looks(path)``, loaded once per process."""
+    key = str(Path(path).resolve())
+    if key not in _LIBRARIES:
+        _LIBRARIES[key] = load_looks(key)
+    return _LIBRARIES[key]
+
+
+@dataclass(frozen=True)
+class LookTaste:
+    """A person's ideal rendition built from real looks.
+
+    ``ideal(x)``: (1) the correction ``correction`` with an extra exposure of
+    :func:`exposure_ev` ``(x, target_brightness, brightness_gain)``; (2) look ``looks[0]`` blended
+    with the identity at ``strengths[0]``; with two looks, the second (at ``strengths[1]``)
+    replaces the first by :func:`landscape_weight` ``(x)``; (3) the personal edit ``edit``.
+    ``looks`` are library names; ``tables`` ``(n,3,S,S,S)`` their LUTs (held in memory, not in
+    :meth:`to_dict`, which names the library file ``library`` instead).
+    """
+
+    looks: tuple[str, ...]
+    strengths: tuple[float, ...]
+    correction: RetouchParams
+    target_brightness: float
+    brightness_gain: float
+    edit: RetouchParams = NEUTRAL
+    library: str = ""
+    tables: torch.Tensor | None = field(default=None, compare=False, repr=False)
+
+    kind = "looks"
+
+    def luts(self) -> torch.Tensor:
+        if self.tables is None:
+            if not self.library:
+                raise PrefstyleError("a looks taste needs its look tables or the library file")
+            lib = cached_library(self.library)
+            object.__setattr__(self, "tables", torch.stack([lib.lut(n) for n in self.looks]))
+        return self.tables  # type: ignore[return-value]
+
+    def exposure_offsets(self, img: torch.Tensor) -> torch.Tensor:
+        return exposure_ev(img, self.target_brightness, self.brightness_gain)
+
+    def ideal(self, img: torch.Tensor) -> torch.Tensor:
+        """``(B,3,H,W)`` -> ``(B,3,H,W)``, sRGB in [0,1]."""
+        tables = self.luts().to(img.dtype)
+        vec = self.correction.to_vector().to(img.dtype).expand(img.shape[0], -1).clone()
+        vec[:, _EXPOSURE_INDEX] = vec[:, _EXPOSURE_INDEX] + self.exposure_offsets(img)
+        x = apply_retouch_vector(img.clamp(0, 1), vec, exact=True).clamp(0, 1)  # fused tables cost more per distinct vector
+        out = x + self.strengths[0] * (apply_lut(x, tables[0]).clamp(0, 1) - x)
+        if len(self.looks) > 1:
+            alt = x + self.strengths[1] * (apply_lut(x, tables[1]).clamp(0, 1) - x)
+            w = landscape_weight(img).view(-1, 1, 1, 1)
+            out = out + w * (alt - out)
+        if not self.edit.is_identity():
+            out = apply_retouch(out.clamp(0, 1), self.edit)
+        return out.clamp(0, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "looks": list(self.looks),
+            "strengths": list(self.strengths),
+            "correction": self.correction.to_dict(),
+            "target_brightness": self.target_brightness,
+            "brightness_gain": self.brightness_gain,
+            "edit": self.edit.to_dict(),
+            "library": self.library,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], tables: torch.Tensor | None = None) -> LookTaste:
+        return cls(
+            looks=tuple(d["looks"]),
+            strengths=tuple(float(s) for s in d["strengths"]),
+            correction=RetouchParams.from_dict(d["correction"]),
+            target_brightness=float(d["target_brightness"]),
+            brightness_gain=float(d["brightness_gain"]),
+            edit=RetouchParams.from_dict(d.get("edit") or {}),
+            library=str(d.get("library", "")),
+            tables=tables,
+        )
+
+
+def _exposure_index() -> int:
+    from prefstyle.imaging.params import SCALAR_FIELDS
+
+    return [n for n, *_ in SCALAR_FIELDS].index("exposure")
+
+
+_EXPOSURE_INDEX = _exposure_index()
+
+
+def split_families(library: LookLibrary, fractions: tuple[float, ...], seed: int) -> dict[str, list[str]]:
+    """Families -> train / val / test, whole families only, sized by their number of looks.
+
+    Families are ordered by a seeded hash; val and test each take families until they hold their
+    share of the looks (at least one family each), train takes the rest. Needs >= 3 families.
+    """
+    import hashlib
+
+    fams = library.families()
+    if len(fams) < 3:
+        raise PrefstyleError(f"the looks crowd needs at least 3 look families (train/val/test); the library has {len(fams)}")
+    count = {f: sum(lk.family == f for lk in library.looks) for f in fams}
+    order = sorted(fams, key=lambda f: hashlib.sha256(f"{seed}\x00{f}".encode()).hexdigest())
+    total = sum(count.values())
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for name, frac in (("test", fractions[2]), ("val", fractions[1])):
+        while order and (not out[name] or sum(count[f] for f in out[name]) < frac * total) and len(order) > 1:
+            out[name].append(order.pop(0))
+    out["train"] = order
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def sample_look_taste(
+    rng: np.random.Generator, library: LookLibrary, population: Population, families: list[str],
+    cfg: LooksCrowdConfig, library_ref: str = "",
+) -> LookTaste:
+    """One person's taste, with looks from ``families`` drawn by the population's popularity."""
+    from prefstyle.styles.presets import sample_params
+
+    allowed = set(families)
+    idx = np.array([i for i, lk in enumerate(library.looks) if lk.family in allowed])
+    p = np.array(population.popularity)[idx]
+    p = p / p.sum() if p.sum() > 0 else np.full(len(idx), 1.0 / len(idx))
+    lo, hi = cfg.strength
+    looks = [int(idx[rng.choice(len(idx), p=p)])]
+    strengths = [float(rng.uniform(lo, hi))]
+    if rng.random() < cfg.content_fraction:
+        looks.append(int(idx[rng.choice(len(idx), p=p)]))
+        strengths.append(float(rng.uniform(lo, hi)))
+    scale = float(rng.uniform(*cfg.correction_scale))
+    target = float(cfg.target_brightness * math.exp(rng.normal(0.0, cfg.target_sigma)))
+    gain = float(rng.uniform(*cfg.gain))
+    edit = sample_params(rng, strength=cfg.edit_strength) if rng.random() < cfg.edit_fraction else NEUTRAL
+    return LookTaste(
+        looks=tuple(library.looks[i].name for i in looks),
+        strengths=tuple(strengths),
+        correction=scaled_correction(population.correction, scale),
+        target_brightness=target,
+        brightness_gain=gain,
+        edit=edit,
+        library=library_ref,
+        tables=library.tables[looks].clone(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# sources and renditions
+# --------------------------------------------------------------------------------------------
+
+
+def source_camera(rng: np.random.Generator, cfg: LooksCrowdConfig) -> Any:
+    """The camera rendering that turns a pool photo into a scene's neutral source: often flat
+    (lower contrast, lifted blacks, duller colour) and mis-exposed."""
+    from prefstyle.styles.camera import CameraRendering
+
+    flat = bool(rng.random() < cfg.source_flat_fraction)
+    tone = {
+        "contrast": float(rng.uniform(-0.45, -0.2)) if flat else float(np.clip(rng.normal(0.0, 0.1), -0.3, 0.3)),
+        "gamma": float(np.exp(np.clip(rng.normal(0.0, 0.05), -0.15, 0.15))),
+        "black": float(rng.uniform(0.02, 0.07)) if flat else 0.0,
+        "white": float(rng.uniform(0.92, 0.98)) if flat else 1.0,
+    }
+    return CameraRendering(
+        "camera:source",
+        exposure=float(np.clip(rng.normal(*cfg.source_ev), -1.0, 1.0)),
+        wb_temperature=float(np.clip(rng.normal(0.0, 0.12), -0.35, 0.35)),
+        wb_tint=float(np.clip(rng.normal(0.0, 0.05), -0.15, 0.15)),
+        saturation=float(np.exp(rng.normal(-0.1, 0.08))) * (0.85 if flat else 1.0),
+        tone=tone,
+        description="flat" if flat else "standard",
+    )
+
+
+def _pick_looks(library: LookLibrary, rng: np.random.Generator, k: int) -> list[int]:
+    """``k`` distinct looks, uniform over families, then over the looks of the family."""
+    fams = library.families()
+    by_fam = {f: [i for i, lk in enumerate(library.looks) if lk.family == f] for f in fams}
+    out: list[int] = []
+    while len(out) < min(k, len(library)):
+        f = fams[int(rng.integers(len(fams)))]
+        i = by_fam[f][int(rng.integers(len(by_fam[f])))]
+        if i not in out:
+            out.append(i)
+    return out
+
+
+def _blend_look(scene: torch.Tensor, lut: torch.Tensor, strength: float) -> torch.Tensor:
+    return scene + strength * (apply_lut(scene, lut).clamp(0, 1) - scene)
+
+
+#: Share of look renditions applied straight to the camera source ("one-click filter"); the
+#: others are an editor's work: a basic correction first, then the look.
+RAW_LOOK_FRACTION = 0.3
+
+
+def editor_correction(scene: torch.Tensor, rng: np.random.Generator) -> RetouchParams:
+    """An editor's basic correction of a camera source ``(1,3,H,W)`` before a look: exposure a
+    share of the way to a mean linear luminance near 0.18, some contrast, deeper blacks, vibrance.
+    Drawn independently per rendition (editors differ), not from any person's taste."""
+    target = 0.18 * math.exp(rng.normal(0.0, 0.3))
+    ev = float(exposure_ev(scene, target, float(rng.uniform(0.3, 1.0)))[0])
+    return RetouchParams(exposure=ev, contrast=float(rng.uniform(-0.05, 0.4)), blacks=float(rng.uniform(-0.2, 0.0)),
+                         whites=float(rng.uniform(-0.05, 0.1)), vibrance=float(rng.uniform(-0.05, 0.3)))
+
+
+def _edited(scene: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, RetouchParams]:
+    """The scene as an editor would start a look from it (or as it is, for a one-click filter)."""
+    if rng.random() < RAW_LOOK_FRACTION:
+        return scene, NEUTRAL
+    corr = editor_correction(scene, rng)
+    return apply_retouch(scene, corr).clamp(0, 1), corr
+
+
+class LookSource:
+    """Types A and E: the scene rendered with other looks of the library (any family), at strength
+    0.6–1, after an editor's basic correction (:func:`editor_correction`) or straight on the source."""
+
+    def __init__(self, library: LookLibrary, origin: str = "A"):
+        self.library, self.origin = library, origin
+
+    def render(self, scene, rng, k, scene_id):
+        imgs, params = [], []
+        for i in _pick_looks(self.library, rng, k):
+            base, corr = _edited(scene, rng)
+            s = float(rng.uniform(0.6, 1.0))
+            imgs.append(_blend_look(base, self.library.lut(i), s))
+            params.append({"kind": "look", "look": self.library.looks[i].name, "strength": s,
+                           "correction": corr.to_dict()})
+        return torch.cat(imgs).clamp(0, 1), params
+
+
+class LookVariationSource:
+    """Type D: one base look varied along one control: its strength, or exposure or temperature after it."""
+
+    origin = "D"
+
+    def __init__(self, library: LookLibrary):
+        self.library = library
+
+    def render(self, scene, rng, k, scene_id):
+        i = _pick_looks(self.library, rng, 1)[0]
+        name = self.library.looks[i].name
+        lut = self.library.lut(i)
+        scene, corr = _edited(scene, rng)
+        control = ("strength", "exposure", "temperature")[int(rng.integers(3))]
+        if control == "strength":
+            values = np.linspace(0.25, 1.0, k)
+            imgs = [_blend_look(scene, lut, float(s)) for s in values]
+            edits = [NEUTRAL] * k
+        else:
+            span = 0.9 if control == "exposure" else 0.5
+            values = np.linspace(-span, span, k)
+            base = _blend_look(scene, lut, 1.0)
+            edits = [RetouchParams(**{control: float(v)}) for v in values]
+            imgs = [apply_retouch(base.clamp(0, 1), e) for e in edits]
+        params = [{"kind": "look", "look": name, "strength": float(v) if control == "strength" else 1.0,
+                   "correction": corr.to_dict(), "edit": e.to_dict(), "control": control} for v, e in zip(values, edits)]
+        return torch.cat(imgs).clamp(0, 1), params
+
+
+def rendition_sources(library: LookLibrary) -> dict[str, Any]:
+    """The looks crowd's rendition sources by PPS type."""
+    from prefstyle.data.simulate import CameraSource
+
+    return {"A": LookSource(library, "A"), "B": CameraSource(), "D": LookVariationSource(library),
+            "E": LookSource(library, "E")}
+
+
+# --------------------------------------------------------------------------------------------
+# synthetic libraries (tests and demos without the packaged one)
+# --------------------------------------------------------------------------------------------
+
+
+def synthetic_looks(families: int = 8, per_family: int = 5, size: int = 17, seed: int = 0) -> LookLibrary:
+    """A library of smooth random looks (NOT real looks: for tests, and for a crowd where no
+    packaged library exists). Each family has a character (a colour matrix and a tone curve
+    tendency); its looks vary it: per-channel gamma curves, a contrast S, a colour matrix with
+    rows summing to 1, split toning by luminance."""
+    from prefstyle.imaging.lut import lut_from_function
+
+    g = torch.Generator().manual_seed(seed)
+    rnd = lambda *s: torch.randn(*s, generator=g)
+    looks, tables = [], []
+    for f in range(families):
+        fam_m = 0.08 * rnd(3, 3)
+        fam_gamma = 0.15 * rnd(3)
+        fam_contrast = 0.3 * rnd(1)
+        for j in range(per_family):
+            m = torch.eye(3) + fam_m + 0.04 * rnd(3, 3)
+            m = m - (m.sum(1, keepdim=True) - 1.0) / 3.0  # rows sum to 1: greys stay grey before the curves
+            gam = torch.exp(fam_gamma + 0.08 * rnd(3)).view(1, 3, 1, 1)
+            contrast = float((fam_contrast + 0.15 * rnd(1)).clamp(-0.6, 0.8))
+            shadow_tint = 0.04 * rnd(3).view(1, 3, 1, 1)
+            high_tint = 0.04 * rnd(3).view(1, 3, 1, 1)
+
+            def fn(x, m=m, gam=gam, contrast=contrast, st=shadow_tint, ht=high_tint):
+                y = torch.einsum("ij,bjhw->bihw", m, x).clamp(0, 1) ** gam
+                s = y + contrast * (torch.sigmoid(8 * (y - 0.5)) - y) * 0.5
+                lum = s.mean(dim=1, keepdim=True)
+                return (s + st * (1 - lum) + ht * lum).clamp(0, 1)
+
+            tables.append(lut_from_function(fn, size))
+            looks.append(Look(name=f"synthetic{f}/look{j}", family=f"synthetic{f}", kind="creative",
+                              source="prefstyle.data.looks_crowd.synthetic_looks", author="prefstyle (random)",
+                              license="CC0-1.0"))
+    return LookLibrary(looks, torch.stack(tables))
+
+
+# --------------------------------------------------------------------------------------------
+# users and the dataset
+# --------------------------------------------------------------------------------------------
+
+
+def sample_look_users(
+    config: Any, cfg: LooksCrowdConfig, library: LookLibrary, population: Population,
+    families: dict[str, list[str]], rng: np.random.Generator, library_ref: str,
+) -> tuple[list[SimulatedUser], dict[str, list[str]]]:
+    """``config.users`` users and their split; a person's split decides their looks' families."""
+    from prefstyle.data.simulate import DEVICE_NAMES
+
+    users: list[SimulatedUser] = []
+    splits: dict[str, list[str]] = {s: [] for s in SPLITS}
+    frac = np.array(config.split_fractions, dtype=float)
+    p = 0
+    while len(users) < config.users:
+        split = SPLITS[int(rng.choice(3, p=frac / frac.sum()))]
+        careless = bool(rng.random() < config.careless_fraction)
+        person = Person(
+            id=f"p{p:04d}",
+            taste=sample_look_taste(rng, library, population, families[split], cfg, library_ref),  # type: ignore[arg-type]
+            temperature=float(config.temperature_median * math.exp(rng.normal(0, config.temperature_sigma))),
+            careless=careless,
+            position_bias=float(rng.normal(0, 0.05 if careless else 0.1)),
+            rt_median_ms=float(rng.uniform(350, 700) if careless else rng.uniform(1500, 4000)),
+            rt_sigma=float(rng.uniform(0.2, 0.5)),
+        )
+        n_dev = 2 if rng.random() < config.second_device_fraction else 1
+        for k in rng.choice(len(DEVICE_NAMES), size=n_dev, replace=False):
+            if len(users) < config.users:
+                u = SimulatedUser(person, sample_device(rng, DEVICE_NAMES[int(k)]), {"split": split})
+                users.append(u)
+                splits[split].append(u.id)
+        p += 1
+    return users, {k: sorted(v) for k, v in splits.items()}
+
+
+def _judgment_stats(user: SimulatedUser, judgments: list[Any], scenes: list[Any]) -> dict[str, float]:
+    """Counts behind the crowd's statistics for one user's main judgments (plain ΔE00 on thumbnails).
+
+    agree: the preferred rendition is the one closer to the ideal; source_closer: the neutral
+    source is closer to the ideal than the preferred rendition; preferred_closer_to_source: the
+    preferred rendition is the one closer to the source.
+    """
+    by_id = {sc.id: i for i, sc in enumerate(scenes)}
+    main = [j for j in judgments if j.kind == "main"]
+    if not main:
+        return {"n": 0, "agree": 0, "source_closer": 0, "pref_near_source": 0}
+    sidx = [by_id[j.scene] for j in main]
+    uniq = sorted(set(sidx))
+    pos = {s: i for i, s in enumerate(uniq)}
+    with torch.no_grad():
+        src = torch.cat([scenes[s].source_thumb for s in uniq])
+        ideal = user.ideal(src)
+        ideal_lab, src_lab = rgb_to_lab(ideal), rgb_to_lab(src)
+
+        def k_of(path: str) -> int:
+            return int(Path(path).stem[1:])
+
+        pref = torch.stack([scenes[s].thumbs[k_of(j.preferred_image)] for s, j in zip(sidx, main)])
+        other = torch.stack([scenes[s].thumbs[k_of(j.other_image)] for s, j in zip(sidx, main)])
+        rows = torch.tensor([pos[s] for s in sidx])
+        il, sl = ideal_lab[rows], src_lab[rows]
+        pl, ol = rgb_to_lab(pref), rgb_to_lab(other)
+        d = lambda x, y: delta_e_2000(x, y).mean(dim=(-2, -1))
+        dp, do, ds = d(pl, il), d(ol, il), d(sl, il)
+        agree = int((dp < do).sum())
+        source_closer = int((ds < dp).sum())
+        near_src = int((d(pl, sl) < d(ol, sl)).sum())
+    return {"n": len(main), "agree": agree, "source_closer": source_closer, "pref_near_source": near_src}
+
+
+def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = True, overwrite: bool = False,
+                           crowd: LooksCrowdConfig | None = None) -> Path:
+    """Simulate the looks crowd (module docstring) into ``out_dir``; ``config`` is a
+    :class:`~prefstyle.data.simulate.SimulationConfig` with ``tastes == "looks"`` (``looks``: the
+    library file, default the packaged one). Returns ``out_dir``."""
+    from tqdm.auto import tqdm
+
+    from prefstyle.data.filters import assess_users
+    from prefstyle.data.pairs import PairsDataset, Scene, write_pairs
+    from prefstyle.data.simulate import GROUND_TRUTH_FILE, _session, _write_png, build_scenes, parallel_map
+    from prefstyle.fsutil import atomic_write_text
+
+    crowd = crowd or LooksCrowdConfig()
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise PrefstyleError("output folder is not empty (pass --overwrite to replace it)", path=out)
+    library = load_looks(config.looks)
+    families = split_families(library, crowd.family_fractions, config.seed)
+    torch.manual_seed(config.seed)
+    pop_rng = np.random.default_rng([config.seed, 7])
+    population = sample_population(library, crowd, pop_rng)
+
+    def prepare(src: torch.Tensor, i: int) -> tuple[torch.Tensor, dict]:
+        cam = source_camera(np.random.default_rng([config.seed, 3, i]), crowd)
+        return cam.apply(src).clamp(0, 1), cam.params()
+
+    rng = np.random.default_rng(config.seed)
+    scenes = build_scenes(config, rng, progress=progress, sources=rendition_sources(library), prepare=prepare)
+    out.mkdir(parents=True, exist_ok=True)
+    lib_path = library.save(out / LOOKS_FILE)
+    users, splits = sample_look_users(config, crowd, library, population, families, rng, str(lib_path.resolve()))
+
+    def one(i: int) -> tuple[list[Any], dict[str, float]]:
+        js = _session(users[i], i, scenes, config, np.random.default_rng([config.seed, 1, i]))
+        return js, _judgment_stats(users[i], js, scenes)
+
+    results = parallel_map(one, len(users), config.workers, progress, "simulate users")
+    judgments = [j for js, _ in results for j in js]
+
+    for sc in tqdm(scenes, desc="write images", disable=not progress):
+        _write_png(out / sc.source_path, sc.source[0])
+        for k in range(sc.renditions.shape[0]):
+            _write_png(out / sc.rendition_path(k), sc.renditions[k])
+    scene_records = [
+        Scene(scene=sc.id, source=sc.source_path, origin=sc.origin, content=sc.content, extra={"split": sc.split})
+        for sc in scenes
+    ]
+    meta = {
+        "name": f"prefstyle simulated looks crowd (seed {config.seed})",
+        "license": "CC-BY-4.0 for the judgments; images derive from the photos listed in docs/PHOTOS.md "
+                   "and the looks listed in looks.json",
+        "simulated": True,
+        "tastes": "looks",
+        "ground_truth": GROUND_TRUTH_FILE,
+        "looks": LOOKS_FILE,
+        "look_families": families,
+    }
+    write_pairs(out, judgments, scenes=scene_records, splits=splits, meta=meta)
+
+    # statistics: attentive users' answers against the truth, and the PPS quality filters
+    stats = crowd_statistics(users, [s for _, s in results])
+    report = assess_users(PairsDataset.load(out))
+    kept = set(report.kept)
+    stats["filters"] = {
+        "users": len(users),
+        "kept": len(kept),
+        "kept_per_split": {s: sum(u in kept for u in splits[s]) for s in SPLITS},
+        "careless_kept": sum(u.person.careless and u.id in kept for u in users),
+        "careless": sum(u.person.careless for u in users),
+        "reason_counts": report.reason_counts(),
+    }
+    meta["statistics"] = stats
+    write_pairs(out, judgments, meta=meta)  # dataset.json again, now with the statistics
+
+    gt_config = asdict(config)
+    gt_config["looks"] = LOOKS_FILE
+    gt = {
+        "format": "prefstyle-ground-truth",
+        "version": 1,
+        "tastes": "looks",
+        "config": gt_config,
+        "looks_crowd": asdict(crowd),
+        "looks": {"file": LOOKS_FILE, "families": families, "source_library": str(config.looks or "packaged")},
+        "population": population.to_dict(),
+        "users": [_user_dict(u) for u in users],
+        "scenes": {sc.id: {"split": sc.split, "source_rendering": sc.source_params} for sc in scenes},
+        "renditions": {
+            sc.rendition_path(k): {"scene": sc.id, "origin": sc.origin, "style": sc.rendition_params[k]}
+            for sc in scenes
+            for k in range(len(sc.rendition_params))
+        },
+        "statistics": stats,
+    }
+    atomic_write_text(out / GROUND_TRUTH_FILE, json.dumps(gt, indent=1) + "\n")
+    return out
+
+
+def _user_dict(u: SimulatedUser) -> dict[str, Any]:
+    d = u.to_dict()
+    d["person"]["taste"]["library"] = LOOKS_FILE  # relative to the dataset folder
+    return d
+
+
+def crowd_statistics(users: list[SimulatedUser], per_user: list[dict[str, float]]) -> dict[str, Any]:
+    """Aggregate :func:`_judgment_stats` over attentive users (and over everyone for agreement)."""
+    att = [s for u, s in zip(users, per_user) if not u.person.careless]
+    n = sum(s["n"] for s in att) or 1
+    n_all = sum(s["n"] for s in per_user) or 1
+    return {
+        "main_judgments_attentive": int(sum(s["n"] for s in att)),
+        "agreement_attentive": sum(s["agree"] for s in att) / n,
+        "agreement_all": sum(s["agree"] for s in per_user) / n_all,
+        "source_closer_than_preferred": sum(s["source_closer"] for s in att) / n,
+        "preferred_closer_to_source": sum(s["pref_near_source"] for s in att) / n,
+    }
+
+
+def resolve_look_tastes(gt: dict[str, Any], root: Path) -> None:
+    """Point every looks taste of a ground-truth document at the dataset's own library (in place)."""
+    lib = gt.get("looks", {}).get("file") if isinstance(gt.get("looks"), dict) else None
+    if not lib:
+        return
+    path = (root / lib).resolve()
+    if not path.is_file():
+        raise PrefstyleError("the looks crowd's library is missing from the dataset", path=path)
+    for d in gt.get("users", []):
+        taste = d.get("person", {}).get("taste", {})
+        if taste.get("kind") == LookTaste.kind:
+            taste["library"] = str(path)
