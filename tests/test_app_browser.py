@@ -94,6 +94,8 @@ def test_participant_completes_a_study_with_the_keyboard(live_server):
                 if k < 7:
                     wait_ready(k + 1)
             page.wait_for_url(f"**/s/{SID}/style", timeout=30_000)
+            # rendered in the background: the page polls, then reloads itself with the results
+            page.wait_for_selector("#heldout", timeout=60_000)
             page.wait_for_load_state("load")
             page.screenshot(path=ARTIFACTS / "5-style.png", full_page=True)
             assert page.is_visible("#thanks")
