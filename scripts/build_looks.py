@@ -1055,6 +1055,41 @@ def write_list(lib, path: Path) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def cmd_sheet(args: argparse.Namespace) -> None:
+    """docs/img/looks_sheet.png: up to ``--per-family`` looks of every family on one bundled photo."""
+    import torch
+    from PIL import Image, ImageDraw
+
+    from prefstyle.data.looks import load_looks
+    from prefstyle.data.photos import bundled_photos, working_copy
+
+    lib = load_looks(args.library)
+    photo = next(p for p in bundled_photos() if p.id == args.photo)
+    img = working_copy(photo, max_side=args.thumb).pixels.float()[None]
+    picks = [None]
+    for fam in lib.families():
+        idx = [i for i, lk in enumerate(lib.looks) if lk.family == fam]
+        step = max(1, len(idx) // args.per_family)
+        picks += idx[::step][: args.per_family]
+    h, w = img.shape[-2:]
+    cols = args.cols
+    rows = -(-len(picks) // cols)
+    label = 14
+    sheet = Image.new("RGB", (cols * w, rows * (h + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, i in enumerate(picks):
+        out = img if i is None else lib.apply(i, img)
+        arr = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        x, y = (k % cols) * w, (k // cols) * (h + label)
+        sheet.paste(Image.fromarray(arr), (x, y))
+        text = "input (no look)" if i is None else lib.looks[i].name
+        draw.text((x + 2, y + h + 1), text[: w // 6], fill="black")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, optimize=True)
+    print(f"{len(picks) - 1} looks of {len(lib.families())} families on {photo.id} -> {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -1080,6 +1115,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dir", default="build/looks-src")
     p.add_argument("--out", default=str(ASSET))
     p.set_defaults(fn=cmd_build)
+    p = sub.add_parser("sheet", help="contact sheet of looks on a bundled photo")
+    p.add_argument("--library", default=str(ASSET))
+    p.add_argument("--photo", default="skimage/astronaut")
+    p.add_argument("--out", default=str(ROOT / "docs" / "img" / "looks_sheet.png"))
+    p.add_argument("--per-family", type=int, default=3)
+    p.add_argument("--thumb", type=int, default=150)
+    p.add_argument("--cols", type=int, default=8)
+    p.set_defaults(fn=cmd_sheet)
     args = ap.parse_args(argv)
     args.fn(args)
 
