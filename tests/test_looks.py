@@ -38,6 +38,17 @@ def test_packaged_library_size_and_families(lib):
     assert lib.size in (17, 33)
 
 
+def test_source_groups(lib):
+    from prefstyle.data.looks import family_group
+
+    groups = lib.groups()
+    assert set(groups) == set(lib.families())
+    assert family_group("sfl-bw") == family_group("sfl-kodak-cine") == "spectral-film-lut"
+    assert family_group("cssgram") == family_group("instagram-css")
+    assert family_group("digikam") == "digikam"
+    assert len(set(groups.values())) >= 10
+
+
 def test_tables_finite_and_in_a_sane_range(lib):
     assert torch.isfinite(lib.tables).all()
     assert lib.tables.min() > -0.5 and lib.tables.max() < 1.5

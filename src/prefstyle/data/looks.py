@@ -31,7 +31,7 @@ import torch
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_path, atomic_write_text
 
-__all__ = ["LOOKS_FORMAT", "Look", "LookLibrary", "load_looks", "packaged_looks_path"]
+__all__ = ["LOOKS_FORMAT", "Look", "LookLibrary", "family_group", "load_looks", "packaged_looks_path"]
 
 LOOKS_FORMAT = "prefstyle-looks"
 LOOKS_VERSION = 1
@@ -90,6 +90,10 @@ class LookLibrary:
     def families(self) -> list[str]:
         """The distinct families, sorted."""
         return sorted({lk.family for lk in self.looks})
+
+    def groups(self) -> dict[str, str]:
+        """``{family: source group}`` (see :func:`family_group`), for splits stricter than by family."""
+        return {f: family_group(f) for f in self.families()}
 
     def index(self, name: str) -> int:
         for i, lk in enumerate(self.looks):
@@ -158,6 +162,22 @@ class LookLibrary:
             return cls(looks, tables)
         except PrefstyleError as e:
             raise PrefstyleError(str(e), path=tpath) from None
+
+
+# Families of the packaged library that share a source or imitate the same originals: a split
+# that must keep sources apart puts a whole group on one side (docs/LOOKS.md, "Caveats").
+_FAMILY_GROUPS = {"instagram-css": "instagram-imitations", "cssgram": "instagram-imitations"}
+_GROUP_PREFIXES = {"sfl-": "spectral-film-lut"}
+
+
+def family_group(family: str) -> str:
+    """The source group of a family: the five ``sfl-*`` families come from one program
+    (spectral-film-lut), ``instagram-css`` and ``cssgram`` imitate the same filters; every other
+    family is its own group."""
+    for prefix, group in _GROUP_PREFIXES.items():
+        if family.startswith(prefix):
+            return group
+    return _FAMILY_GROUPS.get(family, family)
 
 
 def packaged_looks_path() -> Path:
