@@ -1037,7 +1037,8 @@ def cmd_build(args: argparse.Namespace) -> None:
     for fam, n in sorted(counts.items()):
         print(f"{fam:24s} {n:4d}  ({100 * n / len(looks):.1f} %)")
     print(f"{len(looks)} looks in {len(counts)} families -> {out}")
-    write_list(lib, ROOT / "docs" / "LOOKS_LIST.md")
+    if out.resolve() == ASSET.resolve():
+        write_list(lib, ROOT / "docs" / "LOOKS_LIST.md")
 
 
 def write_list(lib, path: Path) -> None:

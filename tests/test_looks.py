@@ -216,3 +216,65 @@ def test_bad_lookup_image_is_one_line_error(tmp_path):
     g.write_text("not an image")
     with pytest.raises(InputFormatError):
         read_tiled_lut(g)
+
+
+# ---------------------------------------------------------------------------------------
+# scripts/build_looks.py: the renderers of presets (CSS filters, DNG profile look tables)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def build():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "build_looks.py"
+    spec = importlib.util.spec_from_file_location("build_looks", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_css_filter_functions_follow_the_w3c_matrices(build):
+    rgb = np.random.default_rng(0).random((50, 3))
+    white = np.ones((1, 3))
+    assert np.allclose(build.css_filter(white, "sepia(1)"), [[1.0, 1.0, 0.937]], atol=1e-3)
+    grey = build.css_filter(rgb, "grayscale(100%)")
+    assert np.allclose(grey[:, 0], grey[:, 2]) and np.allclose(grey[:, 0], rgb @ [0.2126, 0.7152, 0.0722])
+    assert np.allclose(build.css_filter(rgb, "hue-rotate(0deg) saturate(1) brightness(1) contrast(1)"), rgb)
+    assert np.allclose(build.css_filter(rgb, "contrast(2)"), np.clip((rgb - 0.5) * 2 + 0.5, 0, 1))
+    with pytest.raises(ValueError, match="unknown CSS filter"):
+        build.css_filter(rgb, "wobble(3)")
+
+
+def test_css_blend_modes(build):
+    cb = np.random.default_rng(1).random((40, 3))
+    assert np.allclose(build.css_blend(cb, np.ones(3), "multiply"), cb)
+    assert np.allclose(build.css_blend(cb, np.zeros(3), "screen"), cb)
+    assert np.allclose(build.css_blend(cb, np.full(3, 0.5), "soft-light"), cb)
+    lum = build.css_blend(cb, np.array([0.2, 0.5, 0.9]), "color") @ np.array([0.3, 0.59, 0.11])
+    assert np.allclose(lum, cb @ np.array([0.3, 0.59, 0.11]), atol=1e-6)
+
+
+def test_css_stylesheet_parsing_keeps_pointwise_looks_only(build):
+    css = """
+    .f-a { filter: sepia(.2) contrast(1.1); }
+    .f-a::before { background: rgba(255, 0, 0, .5); mix-blend-mode: multiply; }
+    .f-b { filter: saturate(1.5); }
+    .f-b::after { background: radial-gradient(circle, transparent 0, black 100%); }
+    """
+    looks = build.parse_css_filters(css, "f-")
+    assert set(looks) == {"a", "b"}
+    assert looks["b"]["spatial"] and not looks["a"]["spatial"]
+    out = build.css_look(np.ones((1, 3)), looks["a"])
+    # white under a half-opaque red multiply overlay is pink before the filter
+    assert out[0, 0] > out[0, 1] and out[0, 0] > out[0, 2]
+
+
+def test_dcp_hsv_round_trip_and_neutral_table(build):
+    rgb = np.random.default_rng(2).random((100, 3))
+    h, s, v = build._rgb_to_hsv(rgb)
+    assert np.allclose(build._hsv_to_rgb(h, s, v), rgb, atol=1e-9)
+    table = np.tile(np.array([0.0, 1.0, 1.0]), 6 * 4 * 3)  # hue shift 0, scales 1
+    out = build._look_table(rgb, (6, 4, 3), table, srgb_value=True)
+    assert np.allclose(out, rgb, atol=1e-6)
