@@ -106,6 +106,18 @@ def cmd_fetch(args: argparse.Namespace) -> None:
         tgz = out / "npm" / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
         (out / NPM_DIRS[name]).mkdir(exist_ok=True)
         subprocess.run(["tar", "xzf", str(tgz), "-C", str(out / NPM_DIRS[name])], check=True)
+    # darktable's base-curve presets live in its source: the Debian source package's upstream tarball
+    lists = out / "apt-src"
+    (lists / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (lists / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (lists / "src.sources").write_text("Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n"
+                                       "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    apt = ["apt-get", "-o", "Dir::Etc::sourcelist=/dev/null", "-o", f"Dir::Etc::sourceparts={lists}",
+           "-o", f"Dir::State::lists={lists / 'lists'}", "-o", f"Dir::Cache={lists / 'cache'}"]
+    subprocess.run([*apt, "update"], check=True)
+    subprocess.run([*apt, "source", "--download-only", f"darktable={DARKTABLE_DEB}"], cwd=out, check=False)
+    subprocess.run(["tar", "xJf", f"darktable_{DARKTABLE_VERSION}.orig.tar.xz", "--wildcards",
+                    "*/src/iop/basecurve.c", "*/LICENSE"], cwd=out, check=True)
     for name, (url, commit) in MIRRORS.items():
         dest = out / "mirrors" / name
         if not dest.exists():
@@ -630,6 +642,71 @@ def source_ffmpeg(src: Path):
                         author="FFmpeg developers (vf_curves)", license="LGPL-2.1-or-later")
             yield look, torch.from_numpy(to_project_layout(res.reshape(LUT_SIZE, LUT_SIZE, LUT_SIZE, 3)))
 
+
+DARKTABLE_VERSION = "4.2.1"
+DARKTABLE_DEB = "4.2.1-4"
+
+
+def parse_basecurve_presets(text: str) -> list[dict]:
+    """The base-curve presets of darktable's ``src/iop/basecurve.c``: name, contributor, curve nodes.
+
+    Reads the two preset tables (cameras measured by contributors, makers' "... like" curves);
+    lines that are commented out are skipped. Each entry's first curve is the base curve (x, y).
+    """
+    names = dict(re.findall(r'static const char (\w+)\[\] = N_\("([^"]+)"\);', text))
+    presets, contributor = [], ""
+    for block in ("basecurve_camera_presets", "basecurve_presets"):
+        body = text[text.index(f"{block}[] = {{"):]
+        body = body[: body.index("\n};")]
+        for line in body.split("\n")[1:]:
+            stripped = line.strip()
+            if stripped.startswith("//"):
+                m = re.search(r"(?:by|contributed by)\s+(.+)$", stripped)
+                contributor = m[1].split(" - ")[0].split(" (")[0].strip() if m else contributor
+                continue
+            m = re.match(r'\{\s*(?:"([^"]+)"|N_\("([^"]+)"\)|(\w+))\s*,', stripped)
+            if not m:
+                continue
+            name = m[1] or m[2] or names.get(m[3], m[3])
+            pts = re.findall(r"\{\s*([0-9.]+)\s*,\s*([0-9.]+)\s*\}", stripped)
+            n = int(re.search(r"\}\s*\}\s*\}\s*,\s*\{\s*(\d+)\s*\}", stripped)[1])
+            xy = np.array([(float(a), float(b)) for a, b in pts[:n]])
+            presets.append({"name": name, "contributor": contributor if block == "basecurve_camera_presets" else "",
+                            "xy": xy, "camera": block == "basecurve_camera_presets"})
+        contributor = ""  # a comment names the contributor of the entries below it, within one table
+    return presets
+
+
+def basecurve_look(rgb: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """sRGB -> linear -> base curve on luminance (darktable's "preserve colors: luminance") -> sRGB.
+
+    As for the camera profiles, the input is scaled by the exposure that keeps mid grey fixed
+    through the curve (raw data reaches a base curve about an EV darker than a display rendition).
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    curve = PchipInterpolator(xy[:, 0], xy[:, 1], extrapolate=True)
+    xs = np.linspace(0, 1, 4097)
+    k = np.interp(0.18, curve(xs), xs) / 0.18
+    lin = srgb_decode(rgb) * k
+    y = lin @ np.array([0.2126, 0.7152, 0.0722])
+    ratio = np.where(y > 1e-6, curve(np.clip(y, 0, 1)) / np.maximum(y, 1e-6), curve(1e-6) / 1e-6)
+    return srgb_encode(np.clip(lin * ratio[:, None], 0, None))
+
+
+def source_darktable(src: Path):
+    """darktable's base curves: tone curves measured from cameras' own JPEGs (GPL-3.0-or-later)."""
+    from prefstyle.data.looks import Look
+
+    path = src / f"darktable-{DARKTABLE_VERSION}" / "src/iop/basecurve.c"
+    for p in parse_basecurve_presets(path.read_text(encoding="utf-8")):
+        who = p["contributor"] or "darktable developers"
+        look = Look(name=f"darktable-basecurve/{_slug(p['name'])}", family="darktable-basecurve", kind="camera",
+                    source=f"Debian source darktable {DARKTABLE_VERSION} (darktable_{DARKTABLE_VERSION}.orig.tar.xz): "
+                           f"src/iop/basecurve.c, preset \"{p['name']}\"",
+                    author=who, license="GPL-3.0-or-later")
+        yield look, _from_fn(lambda rgb, xy=p["xy"]: basecurve_look(rgb, xy))
+
 CSS_SOURCES = {
     # family: (package dir, stylesheet, class prefix, author, licence)
     "instagram-css": ("instagram.css", "package/dist/instagram.css", "filter-", "Yan Zhu (picturepan2)", "MIT"),
@@ -1000,6 +1077,7 @@ SOURCES = {
     "photon": (source_photon, "photon.npz"),
     "blender": (source_blender, "blender.npz"),
     "ffmpeg": (source_ffmpeg, "."),
+    "darktable": (source_darktable, f"darktable-{DARKTABLE_VERSION}"),
 }
 
 
