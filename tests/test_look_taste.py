@@ -1,0 +1,150 @@
+"""LookTaste (``looks``): its taste-space maths, inference on a small known taste, profiles."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from prefstyle.data.looks import Look, LookLibrary
+from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.lut import apply_lut, identity_lut, lut_from_function
+from prefstyle.models.base import Profile, Reference
+from prefstyle.models.look_fit import build_space
+from prefstyle.models.look_space import fit_basis, project, sample_tables, tables_from_coefficients
+from prefstyle.models.look_taste import LookTasteModel
+
+
+def _library(n: int = 8, size: int = 17, seed: int = 0) -> LookLibrary:
+    """Small looks made of channel curves and a colour matrix (split-toning-like), ``n`` of them."""
+    g = torch.Generator().manual_seed(seed)
+    looks, tables = [], []
+    for i in range(n):
+        gam = 0.7 + 0.6 * torch.rand(3, generator=g)
+        mix = torch.eye(3) + 0.15 * torch.randn(3, 3, generator=g)
+        lift = 0.08 * torch.rand(3, generator=g)
+
+        def fn(rgb: torch.Tensor, gam=gam, mix=mix, lift=lift) -> torch.Tensor:  # (1,3,H,W)
+            y = torch.einsum("ij,bjhw->bihw", mix, rgb.clamp(0, 1) ** gam.reshape(1, 3, 1, 1))
+            return (lift.reshape(1, 3, 1, 1) + (1 - lift.reshape(1, 3, 1, 1)) * y).clamp(0, 1)
+
+        tables.append(lut_from_function(fn, size))
+        looks.append(Look(name=f"fam{i % 4}/look{i}", family=f"fam{i % 4}", kind="creative", source="test",
+                          author="test", license="CC0-1.0"))
+    return LookLibrary(looks, torch.stack(tables))
+
+
+@pytest.fixture(scope="module")
+def space():
+    torch.manual_seed(0)
+    return build_space(_library(), n_sliders=48, n_blends=16, max_dim=24)
+
+
+def _photo(seed: int, size: int = 48) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(base[None], size=(size, size), mode="bilinear", align_corners=False)[0].clamp(0, 1)
+
+
+def test_sampling_the_basis_is_trilinear_lookup():
+    lut = identity_lut(9) + 0.05 * torch.randn(3, 9, 9, 9, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(3, 50, generator=torch.Generator().manual_seed(2))
+    want = apply_lut(x.reshape(1, 3, 5, 10), lut).reshape(3, 50)
+    got = sample_tables(lut[None], x)[0]
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_basis_is_orthonormal_and_reconstructs_its_examples():
+    d = torch.randn(30, 3, 5, 5, 5, generator=torch.Generator().manual_seed(3))
+    basis, info = fit_basis(d, max_dim=40, energy=0.9999)
+    flat = basis.reshape(basis.shape[0], -1)
+    assert torch.allclose(flat @ flat.T, torch.eye(len(flat)), atol=1e-4)
+    rec = project(d, basis) @ flat
+    assert info["relative_error"] < 0.02
+    assert torch.allclose(rec, d.reshape(30, -1), atol=0.05)
+
+
+def test_space_holds_every_look(space):
+    lib = _library()
+    tables = tables_from_coefficients(space["look_coeffs"], space["basis"])
+    err = (tables - lib.tables).abs().mean()
+    assert err < 0.01, f"library looks reconstructed {err:.4f} off"
+    assert space["coeffs"].shape[1] == space["basis"].shape[0]
+    assert set(space["gains"].tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+
+
+def _answers(ideal_lut: torch.Tensor, n: int, seed: int) -> list[Reference]:
+    """``n`` noiseless answers of a person whose ideal is ``ideal_lut`` applied to the source."""
+    from prefstyle.imaging.color import delta_e_2000_rgb
+
+    lib = _library(12, seed=99)  # renditions: other looks
+    refs = []
+    for i in range(n):
+        src = _photo(seed * 100 + i)
+        a, b = lib.apply(i % 12, src), lib.apply((i + 5) % 12, src)
+        ideal = apply_lut(src[None], ideal_lut)[0]
+        da, db = delta_e_2000_rgb(a[None], ideal[None]).mean(), delta_e_2000_rgb(b[None], ideal[None]).mean()
+        pref, other = (a, b) if da < db else (b, a)
+        refs.append(Reference(scene=f"s{i}", preferred=pref, other=other, source=src))
+    return refs
+
+
+def test_answers_move_the_taste_towards_the_ideal(space):
+    from prefstyle.imaging.color import delta_e_2000_rgb
+
+    model = LookTasteModel.from_space(space, temperature=1.0, lapse=0.05)
+    ideal_lut = _library().tables[3]
+    prof = model.personalize(_answers(ideal_lut, 16, seed=1), user="p")
+    held = [_photo(500 + i) for i in range(4)]
+    d_model = sum(float(delta_e_2000_rgb(model.render(x, prof)[None], apply_lut(x[None], ideal_lut)).mean()) for x in held)
+    d_input = sum(float(delta_e_2000_rgb(x[None], apply_lut(x[None], ideal_lut)).mean()) for x in held)
+    assert d_model < 0.6 * d_input, (d_model, d_input)
+    assert prof.data["n_used"] == 16 and prof.data["effective_particles"] >= 1
+    assert model.describe(prof).startswith("your look:")
+
+
+def test_no_answers_gives_a_valid_profile_near_identity(space):
+    model = LookTasteModel.from_space(space)
+    prof = model.personalize([], user="nobody")
+    x = _photo(7)
+    assert model.render(x, prof).shape == x.shape
+    assert math.isnan(prof.data["expected_de00"] or float("nan"))
+
+
+def test_luts_render_and_round_trip(space, tmp_path):
+    model = LookTasteModel.from_space(space)
+    prof = model.personalize(_answers(_library().tables[1], 6, seed=2), user="p")
+    x = _photo(9, 64)[None]
+    lut = model.luts(x, prof)
+    assert lut.shape == (1, 3, model.lut_size, model.lut_size, model.lut_size)
+    assert torch.allclose(apply_lut(x, lut[0]).clamp(0, 1), model.render(x, prof), atol=1e-6)
+    path = prof.save(tmp_path / "p.json")
+    again = Profile.load(path)
+    assert torch.allclose(model.render(x, again), model.render(x, prof))
+    ck = model.save(tmp_path / "model.json")
+    reloaded = LookTasteModel(checkpoint=ck)
+    assert torch.allclose(reloaded.render(x, again), model.render(x, prof), atol=1e-6)
+
+
+def test_bad_profiles_are_refused(space):
+    model = LookTasteModel.from_space(space)
+    prof = model.personalize([], user="p")
+    bad = Profile(model="looks", data=dict(prof.data), tensors={"lut": torch.full_like(prof.tensors["lut"], float("nan"))})
+    with pytest.raises(PrefstyleError, match="NaN"):
+        model.render(_photo(1), bad)
+    with pytest.raises(PrefstyleError, match="gain"):
+        model.render(_photo(1), Profile(model="looks", data={**prof.data, "gain": 3.0}, tensors=prof.tensors))
+    with pytest.raises(PrefstyleError, match="made by model"):
+        model.render(_photo(1), Profile(model="sliders", data={}, tensors={}))
+
+
+def test_question_values_are_symmetric_information(space):
+    model = LookTasteModel.from_space(space)
+    src = _photo(3)
+    lib = _library(4, seed=5)
+    rends = [lib.apply(i, src) for i in range(4)]
+    (v,) = model.question_values([], [(src, rends)])
+    assert v.shape == (4, 4)
+    assert torch.allclose(v, v.T, atol=1e-6) and float(v.diagonal().abs().max()) == 0.0
+    assert float(v.max()) > 0 and float(v.max()) <= math.log(2) + 1e-6
