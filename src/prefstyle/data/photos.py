@@ -41,6 +41,7 @@ import torch
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging import io as imio
+from prefstyle.imaging.resize import long_side_size
 
 #: A photo whose mean chroma (``max(R,G,B) - min(R,G,B)`` of sRGB values in [0, 1], averaged
 #: over a <= 256 px thumbnail) is below this is greyscale. 0.015 is about 4/255: JPEG chroma
@@ -275,16 +276,10 @@ def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                                       for c in range(arr.shape[0])]))
 
 
-def _fit(h: int, w: int, side: int) -> tuple[int, int]:
-    """``(h, w)`` scaled so that the long side is ``side`` (never enlarged)."""
-    scale = min(1.0, side / max(h, w))
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def mean_chroma(img: torch.Tensor) -> float:
     """Mean of ``max(R,G,B) - min(R,G,B)`` over a <= 256 px thumbnail of ``img`` (3, H, W) in [0, 1]."""
     t = img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
-    t = _resize(t, _fit(*t.shape[-2:], 256))
+    t = _resize(t, long_side_size(*t.shape[-2:], 256))
     return float((t.amax(dim=0) - t.amin(dim=0)).mean())
 
 
@@ -358,7 +353,7 @@ class WorkingCopy:
 
 def _make_working_copy(full: torch.Tensor, max_side: int | None) -> WorkingCopy:
     h, w = full.shape[-2:]
-    levels = [_resize(full, _fit(h, w, max_side)) if max_side is not None else full]
+    levels = [_resize(full, long_side_size(h, w, max_side)) if max_side is not None else full]
     while max(levels[-1].shape[-2:]) >= 512:
         lh, lw = levels[-1].shape[-2:]
         levels.append(_resize(levels[-1], (max(1, lh // 2), max(1, lw // 2))))

@@ -55,6 +55,7 @@ from prefstyle.data.photos import (
 from prefstyle.data.splits import split_scenes
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.io import write_image
+from prefstyle.imaging.resize import long_side_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +105,7 @@ def crop_boxes(
 def _output_size(h: int, w: int, size: int, square: bool) -> tuple[int, int]:
     if square:
         return size, size
-    scale = size / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    return long_side_size(h, w, size, upscale=True)
 
 
 class ContentPool:
