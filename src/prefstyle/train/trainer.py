@@ -19,7 +19,7 @@ rate (one phase per segment; PieNet uses one restart between its embedding and P
 Outputs in ``out``: ``config.yaml`` (the resolved config), ``metrics.jsonl`` (+ ``tb/`` with
 TensorBoard), ``checkpoints/step_*/`` (training checkpoints, the last ``keep_checkpoints``),
 and at the end ``model.safetensors`` + ``model.json`` (the final model; EMA weights when EMA
-is on), which :func:`prefstyle.train.load_model` reads.
+is on), which :func:`prefstyle.models.load` reads.
 """
 
 from __future__ import annotations
