@@ -578,7 +578,8 @@ def source_obs(src: Path):
         else:
             lut = _resized(read_lut_image(f))
         look = Look(name=f"obs/{_slug(f.stem)}-{f.suffix[1:]}", family="obs", kind="creative",
-                    source=f"Debian obs-studio {DEBS['obs-studio']}: /usr/share/obs/obs-plugins/obs-filters/LUTs/{f.name}",
+                    source=f"Debian obs-studio {DEBS['obs-studio']}: "
+                           f"/usr/share/obs/obs-plugins/obs-filters/LUTs/{f.name}",
                     author="OBS Studio contributors", license="GPL-2.0-or-later")
         yield look, lut
 
@@ -906,7 +907,8 @@ def source_dcp(src: Path):
         family = "rawtherapee-camera"  # one author and a handful of distinct looks across makers
         author = note.replace("Copyright", "").strip() if "dworak" in low else "RawTherapee contributors"
         look = Look(name=f"{family}/{_slug(f.stem)}", family=family, kind="camera",
-                    source=f"Debian rawtherapee-data {DEBS['rawtherapee-data']}: /usr/share/rawtherapee/dcpprofiles/{f.name} "
+                    source=f"Debian rawtherapee-data {DEBS['rawtherapee-data']}: "
+                           f"/usr/share/rawtherapee/dcpprofiles/{f.name} "
                            "(LookTable + ProfileToneCurve, in ProPhoto linear)",
                     author=author, license=lic)
         yield look, _from_fn(lambda rgb, t=tags: dcp_look(rgb, t))
@@ -964,7 +966,9 @@ def lr_params(st: dict):
         temp = _num(st, "IncrementalTemperature") / 100
     elif st.get("WhiteBalance") == "Custom" and "Temperature" in st:
         temp = (1e6 / 5500 - 1e6 / max(_num(st, "Temperature", 5500), 1000)) / 150
-    tint = _num(st, "IncrementalTint", _num(st, "Tint")) / 150 if st.get("WhiteBalance") == "Custom" or "IncrementalTint" in st else 0.0
+    tint = 0.0
+    if st.get("WhiteBalance") == "Custom" or "IncrementalTint" in st:
+        tint = _num(st, "IncrementalTint", _num(st, "Tint")) / 150
     tone = RetouchParams(
         temperature=_clip1(temp), tint=_clip1(tint),
         exposure=float(min(max(_num(st, "Exposure2012"), -3), 3)),
@@ -991,7 +995,8 @@ def _parametric(x: np.ndarray, st: dict) -> np.ndarray:
     the curve by up to a quarter of the range, with smooth windows split at the three splits."""
     splits = [0.0, _num(st, "ParametricShadowSplit", 25) / 100, _num(st, "ParametricMidtoneSplit", 50) / 100,
               _num(st, "ParametricHighlightSplit", 75) / 100, 1.0]
-    amounts = [_num(st, k) / 100 for k in ("ParametricShadows", "ParametricDarks", "ParametricLights", "ParametricHighlights")]
+    regions = ("ParametricShadows", "ParametricDarks", "ParametricLights", "ParametricHighlights")
+    amounts = [_num(st, k) / 100 for k in regions]
     y = x.copy()
     for k, a in enumerate(amounts):
         if a == 0:
@@ -1181,7 +1186,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=0, help="render only the first N (a smoke test)")
     p.set_defaults(fn=cmd_render_sfl)
     p = sub.add_parser("render-blender", help="render Blender's Filmic looks with OCIO (side venv)")
-    p.add_argument("--config", default="build/looks-src/blender-data/usr/share/blender/datafiles/colormanagement/config.ocio")
+    p.add_argument("--config",
+                   default="build/looks-src/blender-data/usr/share/blender/datafiles/colormanagement/config.ocio")
     p.add_argument("--out", default="build/looks-src/blender.npz")
     p.add_argument("--size", type=int, default=LUT_SIZE)
     p.set_defaults(fn=cmd_render_blender)
