@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import struct
-import uuid
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -172,7 +171,6 @@ def render_dtstyle(params: RetouchParams, gain: float, name: str, notes: list[st
             "   <multi_name></multi_name>\n  </plugin>\n")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<darktable_style version="1.0">\n<info>\n'
             f" <name>{escape(name)}</name>\n <description>{escape(desc)}</description>\n"
-            f" <id>{uuid.uuid5(uuid.NAMESPACE_URL, 'prefstyle:' + name + ':' + ''.join(h for *_, h in _items(params)))}</id>\n"
             "</info>\n<style>\n" + "".join(plugins) + "</style>\n</darktable_style>\n")
 
 

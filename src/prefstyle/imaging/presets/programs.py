@@ -16,7 +16,7 @@ import torch
 
 from prefstyle.errors import PrefstyleError
 
-__all__ = ["available", "render_darktable", "render_rawtherapee"]
+__all__ = ["available", "render_darktable", "render_darktable_style", "render_rawtherapee"]
 
 _PROGRAMS = {"rawtherapee": "rawtherapee-cli", "darktable": "darktable-cli"}
 
@@ -62,4 +62,24 @@ def render_darktable(image: str | Path, xmp_text: str, timeout: float = 180.0) -
                            capture_output=True, text=True, timeout=timeout)
         if not out.exists():
             raise PrefstyleError(f"darktable-cli failed: {(r.stderr or r.stdout).strip()[-300:]}", path=image)
+        return _read(out)
+
+
+def render_darktable_style(image: str | Path, dtstyle_text: str, name: str, timeout: float = 180.0) -> torch.Tensor:
+    """The ``.dtstyle`` file itself: imported by darktable (its Lua ``darktable.styles.import``) into a
+    throw-away configuration, then ``darktable-cli image out.png --style NAME``."""
+    exe = available()["darktable"]
+    if exe is None:
+        raise PrefstyleError("darktable-cli is not installed (Debian package 'darktable')")
+    with tempfile.TemporaryDirectory(prefix="prefstyle-dts-") as tmp:
+        style, out, conf = Path(tmp) / f"{name}.dtstyle", Path(tmp) / "out.png", Path(tmp) / "conf"
+        style.write_text(dtstyle_text, encoding="utf-8")
+        base = ["--core", "--configdir", str(conf), "--cachedir", str(Path(tmp) / "cache"), "--library", ":memory:"]
+        lua = f"local dt = require 'darktable'; dt.styles.import({str(style)!r})"
+        subprocess.run([exe, str(image), str(Path(tmp) / "import.png"), *base, "--luacmd", lua],
+                       capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([exe, str(image), str(out), "--style", name, *base,
+                            "--conf", "plugins/imageio/format/png/bpp=16"], capture_output=True, text=True, timeout=timeout)
+        if not out.exists():
+            raise PrefstyleError(f"darktable-cli --style failed: {(r.stderr or r.stdout).strip()[-300:]}", path=image)
         return _read(out)
