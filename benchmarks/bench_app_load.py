@@ -10,8 +10,8 @@ default 4, for PostgreSQL), each server process with one render process. N parti
 (asyncio + httpx) join, pass the screen check, then answer pair after pair, each after a think
 time of ``--think`` seconds (±20 %, seeded), until their study is done or ``--duration`` seconds
 have passed. A participant looks at "your style" as soon as it opens and again every
-``--style-every`` answers: it opens the page, polls ``api/style`` (every 0.5 s, as the page's
-script does at first) until the style is rendered, loads the page and its retouched images, then
+``--style-every`` answers: it opens the page, polls ``api/style`` (after 0.5 s, then 1.25 s, 1.5 s, ... up to 3 s apart, as
+the page's script does) until the style is rendered, loads the page and its retouched images, then
 goes on answering (a view still waiting ``--style-grace`` seconds after the answering phase is
 given up and counted as not ready). Reported per database:
 
@@ -252,7 +252,10 @@ async def view_style(c, out: dict, give_up_at: float) -> None:
     if r.status_code != 200:
         out["errors"].append(f"style {r.status_code}")
         return
+    delay = 0.5  # as static/style.js: first look after 0.5 s, then 1.25, 1.5, ... up to 3 s apart
     while True:
+        await asyncio.sleep(delay)
+        delay = min(3.0, max(1.0, delay) + 0.25)
         r = await c.get(f"/s/{SID}/api/style")
         d = r.json()
         if r.status_code != 200 or d.get("state") == "failed":
@@ -263,7 +266,6 @@ async def view_style(c, out: dict, give_up_at: float) -> None:
         if time.perf_counter() > give_up_at:
             out["style_not_ready"].append(time.perf_counter() - t)
             return
-        await asyncio.sleep(0.5)
     out["style_ready_s"].append(time.perf_counter() - t)
     page = (await c.get(f"/s/{SID}/style")).text
     import re

@@ -6,7 +6,8 @@ decoding uploads) runs in a :class:`RenderQueue`: a small pool of worker *proces
 more are refused with :class:`Busy`). Pages submit a job and answer at once; the browser polls
 ``/s/<study>/api/style`` (:func:`style_status`) until the files exist. Results live on disk
 (:mod:`prefstyle.app.personal`), so another server process serves what this one rendered, and
-the server itself never holds full-size images: its memory stays that of a web server. Each
+the server itself never holds full-size images: its memory stays that of a web server. Render
+processes run at a lower CPU priority (``nice`` +10), so where CPU is short answers get it first. Each
 worker process is replaced after :data:`MAX_TASKS_PER_CHILD` jobs, so memory that the image
 code does not give back to the system is released too. A job for the same thing already
 queued or running is not queued twice; a queued job for an older version of the same
@@ -29,6 +30,8 @@ from prefstyle.app.flow import FlowError
 
 log = logging.getLogger("prefstyle.app")
 MAX_TASKS_PER_CHILD = 200
+#: render processes run at this lower CPU priority (``nice``): an answer never waits for CPU a render holds
+RENDER_NICE = 10
 FAILED_TTL_S = 30.0
 
 # --------------------------------------------------------------------------------------------
@@ -41,6 +44,10 @@ _WORKER_STUDIES: dict[tuple, Any] = {}
 def _init_worker(threads: int) -> None:
     import os
 
+    try:  # answers first: where CPU is short the kernel gives it to the server processes
+        os.nice(RENDER_NICE)
+    except OSError:
+        pass
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
@@ -222,17 +229,20 @@ def style_status(db: Database, queue: RenderQueue, study: Any, participant: Any,
     if not prog.style_ready:
         out.update(state="not_ready", version=0, needed=max(0, study.cfg.style_after - prog.decided_main))
         return out
-    answers = personal.decided_mains(db, pid)
-    version = len(answers)
+    version = prog.decided_main  # the decided main answers: what the style is learned from
     result = personal.style_result(study, pid, version)
     out["version"] = version
-    group = (study.id, pid)
     if not result.ready:
-        st = _try(queue, (study.id, pid, "style", version), "build_style", study, participant.user, pid, answers,
-                  group=group)
-        out["state"] = st
-        if st == "failed":
-            out["message"] = queue.state((study.id, pid, "style", version))[1]
+        key = (study.id, pid, "style", version)
+        st, msg = queue.state(key)
+        if st not in ("queued", "rendering", "failed"):  # only now read the answers themselves (a poll costs one query)
+            answers = personal.decided_mains(db, pid)
+            version = len(answers)
+            key = (study.id, pid, "style", version)
+            out["version"] = version
+            st = _try(queue, key, "build_style", study, participant.user, pid, answers, group=(study.id, pid))
+            msg = queue.state(key)[1] if st == "failed" else None
+        out["state"], out["message"] = st, msg
         return out
     out["style_ready"] = True
     states = []
