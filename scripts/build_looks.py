@@ -118,6 +118,18 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     subprocess.run([*apt, "source", "--download-only", f"darktable={DARKTABLE_DEB}"], cwd=out, check=False)
     subprocess.run(["tar", "xJf", f"darktable_{DARKTABLE_VERSION}.orig.tar.xz", "--wildcards",
                     "*/src/iop/basecurve.c", "*/LICENSE"], cwd=out, check=True)
+    # OpenShot 3.4 (with its freshluts LUTs) is only in Debian sid
+    sid = out / "apt-sid"
+    (sid / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (sid / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (sid / "sid.sources").write_text("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: sid\n"
+                                     "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    apt = ["apt-get", "-o", "Dir::Etc::sourcelist=/dev/null", "-o", f"Dir::Etc::sourceparts={sid}",
+           "-o", f"Dir::State::lists={sid / 'lists'}", "-o", f"Dir::Cache={sid / 'cache'}"]
+    subprocess.run([*apt, "update"], check=True)
+    subprocess.run([*apt, "download", f"openshot-qt={OPENSHOT_DEB}"], cwd=out / "debs", check=True)
+    subprocess.run(["dpkg", "-x", str(next((out / "debs").glob("openshot-qt_*.deb"))), str(out / "openshot-qt")],
+                   check=True)
     for name, (url, commit) in MIRRORS.items():
         dest = out / "mirrors" / name
         if not dest.exists():
@@ -708,6 +720,50 @@ def source_darktable(src: Path):
                     author=who, license="GPL-3.0-or-later")
         yield look, _from_fn(lambda rgb, xy=p["xy"]: basecurve_look(rgb, xy))
 
+
+OPENSHOT_DEB = "3.4.0+dfsg1-2"  # Debian sid
+OPENSHOT_COLORS = "usr/lib/python3/dist-packages/openshot_qt/colors"
+# freshluts LUTs whose input is not display-referred Rec. 709 / sRGB: named for F-Log or HLG
+# footage, or mapping mid grey (0.46) below 0.1 as a log-to-display LUT does.
+OPENSHOT_LOG_INPUT = {"teal_cinema.cube": "made for F-Log footage ('Cinematic for Flog')",
+                      "teal_&_orange_cinema.cube": "made for F-Log footage ('TEAL-ORANGE for Flog')",
+                      "bold_red_cinema.cube": "made for HLG footage ('HLG BOSS')",
+                      "city_night_film.cube": "maps mid grey to 0.06: a log-input LUT",
+                      "cool_haze.cube": "maps mid grey to 0.03: a log-input LUT"}
+# authors with at least 3 LUTs are a family each; the others share "freshluts-other"
+OPENSHOT_AUTHOR_FAMILIES = {"SHAAM WORX", "Alex Jordan", "Andy", "vannoeun", "tjtop"}
+
+
+def source_openshot(src: Path):
+    """freshluts.com LUTs (CC0, per author) as bundled in OpenShot 3.4 (Debian sid openshot-qt)."""
+    from prefstyle.data.looks import Look
+    from prefstyle.imaging.lut import lut_from_function
+    from prefstyle.imaging.lut_io import read_cube
+
+    root = src / "openshot-qt" / OPENSHOT_COLORS
+    table = {}
+    for line in (root / "AUTHORS.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 10 and cells[9].endswith(".cube"):
+            table[cells[9]] = {"id": cells[1], "author": cells[2], "name": cells[3], "style": cells[7]}
+    for f in sorted(root.glob("*/*.cube")):
+        row = table.get(f.name)
+        if row is None:
+            print(f"  openshot {f.name}: left out (not in AUTHORS.md, no author or licence)")
+            continue
+        if f.name in OPENSHOT_LOG_INPUT:
+            print(f"  openshot {f.name}: left out ({OPENSHOT_LOG_INPUT[f.name]})")
+            continue
+        author = row["author"]
+        family = "freshluts-" + _slug(author) if author in OPENSHOT_AUTHOR_FAMILIES else "freshluts-other"
+        cube = read_cube(f)  # DOMAIN and any shaper applied by CubeLUT.apply
+        look = Look(name=f"{family}/{_slug(f.stem)}", family=family,
+                    kind="film" if row["style"].lower() == "film emulation" else "creative",
+                    source=f"Debian openshot-qt {OPENSHOT_DEB} (sid): {OPENSHOT_COLORS}/{f.parent.name}/{f.name} "
+                           f"(freshluts.com/luts/{row['id']} \"{row['name']}\")",
+                    author=author, license="CC0-1.0")
+        yield look, lut_from_function(lambda im, c=cube: c.apply(im), LUT_SIZE)
+
 CSS_SOURCES = {
     # family: (package dir, stylesheet, class prefix, author, licence)
     "instagram-css": ("instagram.css", "package/dist/instagram.css", "filter-", "Yan Zhu (picturepan2)", "MIT"),
@@ -1073,6 +1129,8 @@ def source_lightroom(src: Path):
 
 SOURCES = {
     "digikam": (source_digikam, "digikam-data"),
+    # before Kdenlive: two of Kdenlive's LUTs are freshluts LUTs, which keep their author this way
+    "openshot": (source_openshot, "openshot-qt"),
     "kdenlive": (source_kdenlive, "kdenlive-data"),
     "css": (source_css, "instagram.css"),
     "sfl": (source_sfl, "sfl.npz"),
