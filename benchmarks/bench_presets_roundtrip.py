@@ -9,8 +9,8 @@ Photos: the bundled content pool (:func:`prefstyle.data.photos.bundled_photos`),
 Python packages (``HELD_OUT``: scikit-image, scikit-learn, matplotlib), which calibration
 never sees.
 
-* ``calibrate``: for each editor slider whose scale is not exact (RawTherapee: temperature, tint,
-  vibrance, saturation; darktable: contrast, highlights, whites, shadows, blacks, vibrance,
+* ``calibrate``: for each editor slider whose scale is not exact (RawTherapee: vibrance,
+  saturation; darktable: contrast, highlights, whites, shadows, blacks, vibrance,
   saturation) and each prefstyle value in ``KNOTS``, the editor value that minimises the mean
   ΔE00 between the editor's rendering and prefstyle's (golden-section search over the editor's
   range, one slider at a time, the others neutral; a 2 x 2 montage of the photos, one editor run
@@ -66,8 +66,6 @@ HELD_OUT = ("skimage/astronaut", "skimage/chelsea", "skimage/coffee", "skimage/r
 KNOTS = (-0.6, 0.6)
 #: (editor, slider) -> editor range searched
 SEARCH = {
-    ("rawtherapee", "temperature"): (-4000.0, 8000.0),
-    ("rawtherapee", "tint"): (-1.0, 1.0),
     ("rawtherapee", "vibrance"): (-100.0, 100.0),
     ("rawtherapee", "saturation"): (-100.0, 100.0),
     ("darktable", "contrast"): (-1.0, 1.0),

@@ -91,8 +91,14 @@ def test_pp3_profile_holds_exposure_white_balance_and_the_tone_curve():
     assert text.startswith("# ana:") and "# note: prefstyle sets the brightness per photo" in text
     pp = pp3.parse_pp3(text)
     assert float(pp["Exposure"]["Compensation"]) == pytest.approx(0.45)
-    assert pp["White Balance"]["Setting"] == "Custom" and int(pp["White Balance"]["Temperature"]) > 6504
-    assert float(pp["White Balance"]["Green"]) > 1.0  # greener taste: RawTherapee's green up
+    # white balance: prefstyle's own gains as the channel mixer's diagonal (tenths of a percent), relative
+    assert "White Balance" not in pp and pp["Color Management"]["WorkingProfile"] == "sRGB"
+    mix = {row: [int(v) for v in pp["Channel Mixer"][row].rstrip(";").split(";")] for row in ("Red", "Green", "Blue")}
+    want = [round(1000 * g) for g in pp3.wb_gains(0.3, -0.2)]
+    assert [mix["Red"][0], mix["Green"][1], mix["Blue"][2]] == want and pp["Channel Mixer"]["Enabled"] == "true"
+    assert want[0] > 1000 > want[2]  # warmer: red up, blue down
+    assert want[1] > round(1000 * pp3.wb_gains(0.3, 0.0)[1])  # greener than without the tint
+    assert mix["Red"][1:] == [0, 0] and mix["Green"][0] == mix["Green"][2] == 0
     assert pp["Vibrance"]["Enabled"] == "true" and int(pp["Vibrance"]["Pastels"]) > 0
     assert int(pp["Exposure"]["Saturation"]) < 0
     vals = [float(v) for v in pp["Exposure"]["Curve"].rstrip(";").split(";")]

@@ -25,6 +25,14 @@ against ``darktable-cli`` renderings (:data:`SLIDER_MAP`, docs/PRESETS.md). colo
 tone controls act on luminance in its own perceptual space, prefstyle's on each channel: the
 two agree in direction and size, not pixel for pixel.
 
+Module order: darktable 4.2 gives every new image, JPEGs included, its "v3.0" order, which runs
+the exposure module *before* the input colour profile: on a JPEG it then scales the encoded
+values, not linear light (a +0.5 EV becomes about +1 EV in the highlights), while on raw files it
+is right. darktable's "v3.0 JPEG" order (module order module) puts the input profile first and
+makes the style's exposure exact; the style's description says so. The white balance (channel
+mixer) and color balance rgb come after the input profile in both orders. docs/PRESETS.md
+measures both.
+
 darktable applies a style's modules with their default blending (blend parameters are left
 empty, which darktable replaces by the module's defaults). Its automatic exposure
 ("deflicker") reads the raw histogram and does nothing on JPEGs, so the adaptive brightness
@@ -33,7 +41,6 @@ is a note in the style's description.
 
 from __future__ import annotations
 
-import math
 import struct
 from xml.sax.saxutils import escape
 
@@ -79,6 +86,9 @@ MODULES: dict[str, tuple[int, int, tuple[tuple[str, str], ...]]] = {
 }
 _ORDER = ("channelmixerrgb", "exposure", "colorbalancergb")  # darktable's pipeline order
 _IOP_ORDER_V30, _IOP_ORDER_V30_JPG = 2, 3  # darktable's dt_iop_order_t
+#: in every style's description: darktable's default module order runs exposure before the input profile
+JPEG_ORDER_NOTE = ("on JPEG/PNG/TIFF photos set the module order to 'v3.0 JPEG' (module order module) so that "
+                   "exposure acts in linear light as in prefstyle; raw files need nothing")
 _BLEND_VERSION = 11  # darktable 4.2; the empty blend parameters are replaced by the defaults
 
 # linear sRGB -> linear Rec.2020 (both D65), ITU-R BT.2087
@@ -107,12 +117,9 @@ def decode_params(op: str, blob: bytes) -> dict[str, float]:
 def wb_matrix_rec2020(temperature: float, tint: float) -> np.ndarray:
     """``(3, 3)``: prefstyle's white balance (per-channel gains in linear sRGB, :func:`prefstyle.imaging.ops.white_balance`)
     expressed in linear Rec.2020, ``M = T diag(g) T⁻¹``."""
-    from prefstyle.imaging import ops
+    from prefstyle.imaging.presets.pp3 import wb_gains
 
-    ln2 = math.log(2.0)
-    g = np.array([math.exp(ln2 * ops.WB_TEMPERATURE_STOPS * temperature), math.exp(-ln2 * ops.WB_TINT_STOPS * tint),
-                  math.exp(-ln2 * ops.WB_TEMPERATURE_STOPS * temperature)])
-    g /= float(np.dot(ops.LUMA_WEIGHTS, g))
+    g = np.array(wb_gains(temperature, tint))
     return _SRGB_TO_REC2020 @ np.diag(g) @ np.linalg.inv(_SRGB_TO_REC2020)
 
 
@@ -160,7 +167,7 @@ def _items(params: RetouchParams) -> list[tuple[str, int, str]]:
 
 def render_dtstyle(params: RetouchParams, gain: float, name: str, notes: list[str] | tuple[str, ...] = ()) -> str:
     """The ``.dtstyle`` XML of a slider taste (import it in darktable's styles module)."""
-    desc = "prefstyle taste (see docs/PRESETS.md)" + "".join(f"; note: {n}" for n in notes)
+    desc = "prefstyle taste (see docs/PRESETS.md); " + JPEG_ORDER_NOTE + "".join(f"; note: {n}" for n in notes)
     plugins = []
     for num, (op, ver, hexp) in enumerate(_items(params)):
         plugins.append(

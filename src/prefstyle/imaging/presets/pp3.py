@@ -2,8 +2,11 @@
 
 Mapping (RawTherapee 5.9, measured against ``rawtherapee-cli`` in docs/PRESETS.md):
 
-* temperature, tint -> ``[White Balance] Setting=Custom``: ``Temperature`` (K) around the 6504 K
-  a JPEG is taken to have (warmer = higher), ``Green`` around 1 (magenta = lower green);
+* temperature, tint -> ``[Channel Mixer]``: prefstyle's own white-balance gains (per channel in
+  linear sRGB, grey luminance kept) as the mixer's diagonal, in tenths of a percent. With the
+  sRGB working profile below this is exact (0.06 ΔE00 from prefstyle's rendering), and it is
+  relative: on a raw file it adds to the camera's white balance, which the profile leaves alone
+  (RawTherapee's own ``[White Balance]`` temperature is absolute on raws);
 * exposure -> ``[Exposure] Compensation`` (EV, both in linear light);
 * contrast, highlights, shadows, whites, blacks -> ``[Exposure] Curve``: the per-channel tone
   curve those five sliders make in prefstyle (``CurveMode=Standard``, RawTherapee's per-channel
@@ -11,7 +14,8 @@ Mapping (RawTherapee 5.9, measured against ``rawtherapee-cli`` in docs/PRESETS.m
   Shadows & Highlights tools act differently (the last one locally), so the curve is the
   faithful form;
 * vibrance -> ``[Vibrance] Pastels`` and ``Saturated`` (linked), saturation -> ``[Exposure]
-  Saturation``; their scales were fitted by least squares on training photos (:data:`SLIDER_MAP`).
+  Saturation``; their scales were fitted by least squares against ``rawtherapee-cli`` renderings
+  of training photos (:data:`SLIDER_MAP`).
 
 The profile also sets RawTherapee's working profile to sRGB: the per-channel curve then acts on
 the same channels as prefstyle's, and RawTherapee's neutral pipeline reproduces a JPEG within
@@ -25,24 +29,33 @@ black point): it is a comment at the top of the file.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from prefstyle.imaging.params import RetouchParams
 from prefstyle.imaging.presets import piecewise
 
-__all__ = ["SLIDER_MAP", "TONE_CURVE_POINTS", "parse_pp3", "render_pp3", "tone_curve_points"]
+__all__ = ["SLIDER_MAP", "TONE_CURVE_POINTS", "parse_pp3", "render_pp3", "tone_curve_points", "wb_gains"]
 
 #: prefstyle slider value -> RawTherapee value, piecewise linear (xs, ys); fitted, see docs/PRESETS.md
 SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "temperature": ((-1.0, 0.0, 1.0), (-2600.0, 0.0, 2600.0)),  # K added to 6504
-    "tint": ((-1.0, 0.0, 1.0), (0.25, 0.0, -0.25)),  # log2 of Green
     "vibrance": ((-1.0, 0.0, 1.0), (-100.0, 0.0, 100.0)),
     "saturation": ((-1.0, 0.0, 1.0), (-100.0, 0.0, 100.0)),
 }
-#: RawTherapee's white balance reference for non-raw images (D65)
-REFERENCE_KELVIN = 6504.0
 TONE_CURVE_POINTS = 17
 _CATMULL_ROM = 4  # RawTherapee's curve type id (DCT_CatumullRom)
+
+
+def wb_gains(temperature: float, tint: float) -> tuple[float, float, float]:
+    """prefstyle's white-balance gains (R, G, B) on linear sRGB (:func:`prefstyle.imaging.ops.white_balance`)."""
+    from prefstyle.imaging import ops
+
+    ln2 = math.log(2.0)
+    g = (math.exp(ln2 * ops.WB_TEMPERATURE_STOPS * temperature), math.exp(-ln2 * ops.WB_TINT_STOPS * tint),
+         math.exp(-ln2 * ops.WB_TEMPERATURE_STOPS * temperature))
+    norm = sum(w * x for w, x in zip(ops.LUMA_WEIGHTS, g))
+    return (g[0] / norm, g[1] / norm, g[2] / norm)
 
 
 def tone_curve_points(params: RetouchParams, n: int = TONE_CURVE_POINTS) -> list[tuple[float, float]]:
@@ -70,16 +83,15 @@ def render_pp3(params: RetouchParams, gain: float, name: str, notes: list[str] |
     lines = [f"# {name}: prefstyle taste as a RawTherapee partial processing profile (see docs/PRESETS.md)"]
     lines += [f"# note: {n}" for n in notes]
     lines += ["", "[Version]", "AppVersion=5.9", "Version=346", ""]
-    kelvin = REFERENCE_KELVIN + piecewise(SLIDER_MAP["temperature"], params.temperature)
-    green = 2.0 ** piecewise(SLIDER_MAP["tint"], params.tint)
+    gains = [round(1000 * g) for g in wb_gains(params.temperature, params.tint)]
     curve = tone_curve_points(params)
     curve_txt = f"{_CATMULL_ROM};" + "".join(f"{_fmt(x, 5)};{_fmt(y, 5)};" for x, y in curve) if curve else "0;"
     lines += [
         "[Exposure]", "Auto=false", f"Compensation={_fmt(params.exposure, 3)}", "Brightness=0", "Contrast=0",
         f"Saturation={round(piecewise(SLIDER_MAP['saturation'], params.saturation))}", "Black=0", "HighlightCompr=0",
         "ShadowCompr=50", "CurveMode=Standard", "CurveMode2=Standard", f"Curve={curve_txt}", "Curve2=0;", "",
-        "[White Balance]", "Enabled=true", "Setting=Custom", f"Temperature={round(kelvin)}", f"Green={_fmt(green, 3)}",
-        "Equal=1", "TemperatureBias=0", "",
+        "[Channel Mixer]", f"Enabled={'true' if gains != [1000, 1000, 1000] else 'false'}",
+        f"Red={gains[0]};0;0;", f"Green=0;{gains[1]};0;", f"Blue=0;0;{gains[2]};", "",
         "[Color Management]", "WorkingProfile=sRGB", "",
     ]
     vib = round(piecewise(SLIDER_MAP["vibrance"], params.vibrance))
