@@ -377,14 +377,25 @@ def source_camera(rng: np.random.Generator, cfg: LooksCrowdConfig) -> Any:
     )
 
 
-def _pick_looks(library: LookLibrary, rng: np.random.Generator, k: int) -> list[int]:
-    """``k`` distinct looks, uniform over families, then over the looks of the family."""
+#: Share of rendition looks drawn by the population's popularity (editors make what people like);
+#: the others are uniform over families, then over the family's looks.
+POPULAR_RENDITION_FRACTION = 0.5
+
+
+def _pick_looks(library: LookLibrary, rng: np.random.Generator, k: int,
+                popularity: tuple[float, ...] | None = None) -> list[int]:
+    """``k`` distinct looks: each by ``popularity`` (with probability
+    :data:`POPULAR_RENDITION_FRACTION`) or uniform over families, then over the family's looks."""
     fams = library.families()
     by_fam = {f: [i for i, lk in enumerate(library.looks) if lk.family == f] for f in fams}
+    pop = None if popularity is None else np.asarray(popularity, dtype=float) / sum(popularity)
     out: list[int] = []
     while len(out) < min(k, len(library)):
-        f = fams[int(rng.integers(len(fams)))]
-        i = by_fam[f][int(rng.integers(len(by_fam[f])))]
+        if pop is not None and rng.random() < POPULAR_RENDITION_FRACTION:
+            i = int(rng.choice(len(pop), p=pop))
+        else:
+            f = fams[int(rng.integers(len(fams)))]
+            i = by_fam[f][int(rng.integers(len(by_fam[f])))]
         if i not in out:
             out.append(i)
     return out
@@ -421,12 +432,12 @@ class LookSource:
     """Types A and E: the scene rendered with other looks of the library (any family), at strength
     0.6–1, after an editor's basic correction (:func:`editor_correction`) or straight on the source."""
 
-    def __init__(self, library: LookLibrary, origin: str = "A"):
-        self.library, self.origin = library, origin
+    def __init__(self, library: LookLibrary, origin: str = "A", popularity: tuple[float, ...] | None = None):
+        self.library, self.origin, self.popularity = library, origin, popularity
 
     def render(self, scene, rng, k, scene_id):
         imgs, params = [], []
-        for i in _pick_looks(self.library, rng, k):
+        for i in _pick_looks(self.library, rng, k, self.popularity):
             base, corr = _edited(scene, rng)
             s = float(rng.uniform(0.6, 1.0))
             imgs.append(_blend_look(base, self.library.lut(i), s))
@@ -440,11 +451,11 @@ class LookVariationSource:
 
     origin = "D"
 
-    def __init__(self, library: LookLibrary):
-        self.library = library
+    def __init__(self, library: LookLibrary, popularity: tuple[float, ...] | None = None):
+        self.library, self.popularity = library, popularity
 
     def render(self, scene, rng, k, scene_id):
-        i = _pick_looks(self.library, rng, 1)[0]
+        i = _pick_looks(self.library, rng, 1, self.popularity)[0]
         name = self.library.looks[i].name
         lut = self.library.lut(i)
         scene, corr = _edited(scene, rng)
@@ -464,12 +475,23 @@ class LookVariationSource:
         return torch.cat(imgs).clamp(0, 1), params
 
 
-def rendition_sources(library: LookLibrary) -> dict[str, Any]:
-    """The looks crowd's rendition sources by PPS type."""
-    from prefstyle.data.simulate import CameraSource
+class OtherCameraSource:
+    """Type B: the photographed scene as other cameras would have rendered it (the source is one
+    camera's rendering; these are others', from the same pool photo)."""
 
-    return {"A": LookSource(library, "A"), "B": CameraSource(), "D": LookVariationSource(library),
-            "E": LookSource(library, "E")}
+    origin = "B"
+    from_photo = True
+
+    def render(self, scene, rng, k, scene_id):
+        from prefstyle.data.simulate import CameraSource
+
+        return CameraSource().render(scene, rng, k, scene_id)
+
+
+def rendition_sources(library: LookLibrary, popularity: tuple[float, ...] | None = None) -> dict[str, Any]:
+    """The looks crowd's rendition sources by PPS type."""
+    return {"A": LookSource(library, "A", popularity), "B": OtherCameraSource(),
+            "D": LookVariationSource(library, popularity), "E": LookSource(library, "E", popularity)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -612,7 +634,8 @@ def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = Tr
         return cam.apply(src).clamp(0, 1), cam.params()
 
     rng = np.random.default_rng(config.seed)
-    scenes = build_scenes(config, rng, progress=progress, sources=rendition_sources(library), prepare=prepare)
+    scenes = build_scenes(config, rng, progress=progress, sources=rendition_sources(library, population.popularity),
+                          prepare=prepare)
     out.mkdir(parents=True, exist_ok=True)
     lib_path = library.save(out / LOOKS_FILE)
     users, splits = sample_look_users(config, crowd, library, population, families, rng, str(lib_path.resolve()))

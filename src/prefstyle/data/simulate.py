@@ -340,12 +340,15 @@ def build_scenes(
         sid, origin, src_pool = plan[i]
         scene_rng = np.random.default_rng([config.seed, 2, i])
         src = src_pool.scene_image(sid, size=config.size, square=True)[None].clamp(0, 1)
-        src_params = None
+        src_params, photo = None, src
         if prepare is not None:
             src, src_params = prepare(src, i)
         name = f"s{i:04d}"
         srcs = sources if sources is not None else SOURCES
-        imgs, params = srcs.get(origin, srcs["A"]).render(src, scene_rng, config.renditions, name)
+        source = srcs.get(origin, srcs["A"])
+        # a source that re-renders the photographed scene (other cameras) starts from the pool crop
+        start = photo if getattr(source, "from_photo", False) else src
+        imgs, params = source.render(start, scene_rng, config.renditions, name)
         sc = SimScene(id=name, origin=origin, content=sid, split=photo_split[src_pool.scene(sid).photo_id],
                       source=src, renditions=imgs, rendition_params=params, source_params=src_params)
         sc.make_thumbs(config.thumb)

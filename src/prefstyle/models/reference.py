@@ -58,6 +58,7 @@ __all__ = [
     "SIMULATED_ONLY",
     "BayesModel",
     "GlobalStyleModel",
+    "LooksBayesModel",
     "IdentityModel",
     "NearestPreferredModel",
     "OracleModel",
@@ -459,6 +460,7 @@ class OracleModel(PersonalizationModel):
     """
 
     name = "oracle"
+    reference_point = True
 
     def __init__(self, ground_truth: str | Path | Mapping[str, Any] | None = None):
         self.users = _load_users(ground_truth, self.name)
@@ -466,15 +468,28 @@ class OracleModel(PersonalizationModel):
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         if user is None or user not in self.users:
             raise PrefstyleError(f"oracle: user {user!r} is not in the ground truth ({len(self.users)} users)")
+        truth = self.users[user]
+        tensors = {}
+        luts = getattr(truth.person.taste, "luts", None)  # a looks crowd's taste: carry its LUTs along
+        if callable(luts):
+            tensors["look_tables"] = luts().contiguous()
         return Profile(model=self.name, user=user, model_config=self.config(),
-                       data={"truth": self.users[user].to_dict()})
+                       data={"truth": truth.to_dict()}, tensors=tensors)
 
     def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
-        from prefstyle.data.crowd import SimulatedUser
+        from prefstyle.data.crowd import Device, Person, SimulatedUser
 
         self.check_profile(profile)
+        truth = profile.data["truth"]
         with torch.no_grad():
-            return SimulatedUser.from_dict(profile.data["truth"]).ideal(img).clamp(0, 1)
+            if "look_tables" in profile.tensors:
+                from prefstyle.data.looks_crowd import LookTaste
+
+                person = dict(truth["person"])
+                person["taste"] = LookTaste.from_dict(person["taste"], tables=profile.tensors["look_tables"])
+                user = SimulatedUser(Person(**person), Device.from_dict(truth["device"]))
+                return user.ideal(img).clamp(0, 1)
+            return SimulatedUser.from_dict(truth).ideal(img).clamp(0, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,7 +549,6 @@ class _Particles:
     base_luts: torch.Tensor  # (Kb, 3, S, S, S): base styles baked (for the likelihood only)
 
 
-@register_model("bayes")
 class BayesModel(PersonalizationModel):
     """Bayes estimate of the user's ideal from N judgments (simulated data only).
 
@@ -565,6 +579,7 @@ class BayesModel(PersonalizationModel):
     """
 
     name = "bayes"
+    reference_point = True
     EV_NODES = torch.linspace(-1.5, 1.5, 7)
     BLOCK = 8
 
@@ -791,3 +806,240 @@ class BayesModel(PersonalizationModel):
             blended = (1 - frac) * luts[p_idx, i0] + frac * luts[p_idx, i0 + 1]  # (P, B, 3, S, S, S)
             lut_b = (w.view(-1, 1, 1, 1, 1, 1) * blended).sum(0)  # (B, 3, S, S, S)
             return apply_lut(img, lut_b.contiguous()).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# bayes on the looks crowd
+# --------------------------------------------------------------------------------------------
+
+
+def _ground_truth_doc(ground_truth: Any) -> dict[str, Any] | None:
+    """The parsed ``ground_truth.json`` of a dataset folder or file (None for mappings / None)."""
+    if ground_truth is None or isinstance(ground_truth, Mapping):
+        return None
+    path = _ground_truth_file(ground_truth)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise PrefstyleError(f"malformed JSON: {e.msg}", path=path, line=e.lineno) from None
+
+
+@register_model("bayes")
+def bayes_reference(ground_truth: Any = None, config: Any = None, **kwargs: Any) -> PersonalizationModel:
+    """The ``bayes`` reference point for a simulated dataset: :class:`LooksBayesModel` on a looks
+    crowd (``ground_truth.json`` with ``"tastes": "looks"``), else :class:`BayesModel`."""
+    doc = _ground_truth_doc(ground_truth) if config is None else None
+    if doc is not None and doc.get("tastes") == "looks":
+        known = {"particles", "seed", "thumb", "render_particles", "mass"}
+        return LooksBayesModel(ground_truth, **{k: v for k, v in kwargs.items() if k in known})
+    return BayesModel(ground_truth=ground_truth, config=config, **kwargs)
+
+
+class LooksBayesModel(PersonalizationModel):
+    """Bayes estimate of the user's ideal on a looks crowd (:mod:`prefstyle.data.looks_crowd`).
+
+    It knows the simulator: the dataset's look table (``looks.json`` beside ``ground_truth.json``),
+    the population's shared correction, brightness target, the looks' popularity and the family
+    split, the choice model's median temperature and careless share; not the user's own taste,
+    split or device.
+
+    Particles: every look of the table × ``STRENGTHS`` × ``GAINS`` (share of the EV gap to the
+    population's brightness target that the ideal closes), each the ideal
+    ``correction(x, EV) → look at strength`` with the shared correction at the mean personal
+    scale (the personal edit and the second, content-dependent look are not in the grid).
+    Prior over looks: the crowd's own marginal, ``Σ_split f_split · popularity restricted to the
+    split's families``; uniform over strengths and gains.
+
+    Likelihood: the crowd's. The distance of a rendition to a particle's ideal of the scene's
+    neutral source is the mean ΔE00 as seen on a standard display (gamma 2.2, brightness 0.95)
+    over 64 stratified pixels of a ``thumb``-pixel thumbnail (the correction's EV and the
+    content weight from the whole thumbnail); ``P(chosen) = (1−ε)·σ((d_other − d_chosen)/T) + ε/2``
+    with T the crowd's median temperature and ε its careless share.
+
+    Rendering: the Bayes decision under ΔE00. The heaviest particles holding ``mass`` of the
+    posterior (at most ``render_particles``) and their weighted mean are the candidates; per
+    image, the candidate with the least posterior expected ΔE00 to the particles' ideals on a 32-px
+    thumbnail is rendered at full size.
+    """
+
+    name = "bayes"
+    reference_point = True
+    STRENGTHS = (0.5, 0.75, 1.0)
+    GAINS = (0.5, 0.75, 1.0)
+    BLOCK = 8
+
+    def __init__(self, ground_truth: Any = None, particles: int | None = None, seed: int = 0, thumb: int = 64,
+                 render_particles: int = 24, mass: float = 0.99):
+        from prefstyle.data.looks import load_looks
+        from prefstyle.data.looks_crowd import LooksCrowdConfig, Population
+
+        doc = _ground_truth_doc(ground_truth)
+        if doc is None or doc.get("tastes") != "looks":
+            raise _no_truth(self.name)
+        root = _ground_truth_file(ground_truth).parent
+        self.library = load_looks(root / doc["looks"]["file"])
+        self.crowd = LooksCrowdConfig.from_dict(doc.get("looks_crowd", {}))
+        self.population = Population.from_dict(doc["population"])
+        cfg = _config_from_dict(doc.get("config", {}))
+        self.temperature, self.lapse = float(cfg.temperature_median), float(cfg.careless_fraction)
+        self.seed, self.thumb, self.render_particles, self.mass = seed, thumb, render_particles, mass
+        fams = doc["looks"]["families"]
+        pop = torch.tensor(self.population.popularity, dtype=torch.float64)
+        prior = torch.zeros(len(self.library), dtype=torch.float64)
+        for split, frac in zip(("train", "val", "test"), cfg.split_fractions):
+            member = torch.tensor([lk.family in set(fams.get(split, [])) for lk in self.library.looks])
+            if member.any() and pop[member].sum() > 0:
+                prior += frac * torch.where(member, pop, torch.zeros_like(pop)) / pop[member].sum()
+        self.look_prior = prior / prior.sum()
+        lo, hi = self.crowd.correction_scale
+        from prefstyle.data.looks_crowd import scaled_correction
+
+        self.correction = scaled_correction(self.population.correction, (lo + hi) / 2)
+        g = torch.Generator().manual_seed(seed)
+        nb = thumb // self.BLOCK
+        oy = torch.randint(0, self.BLOCK, (nb, nb), generator=g)
+        ox = torch.randint(0, self.BLOCK, (nb, nb), generator=g)
+        by, bx = torch.meshgrid(torch.arange(nb), torch.arange(nb), indexing="ij")
+        self._pixels = ((by * self.BLOCK + oy) * thumb + (bx * self.BLOCK + ox)).flatten()
+        self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "looks": len(self.library), "strengths": list(self.STRENGTHS),
+                "gains": list(self.GAINS), "thumb": self.thumb, "seed": self.seed,
+                "render_particles": self.render_particles, "mass": self.mass,
+                "temperature": self.temperature, "lapse": self.lapse}
+
+    @property
+    def n_particles(self) -> int:
+        return len(self.library) * len(self.STRENGTHS) * len(self.GAINS)
+
+    def _log_prior(self) -> torch.Tensor:
+        """``(K·S·G,)`` in particle order (look-major, then strength, then gain)."""
+        lp = torch.log(self.look_prior.clamp_min(1e-300))
+        per = len(self.STRENGTHS) * len(self.GAINS)
+        return lp.repeat_interleave(per) - math.log(per)
+
+    def _particle(self, i: int) -> tuple[int, float, float]:
+        ns, ng = len(self.STRENGTHS), len(self.GAINS)
+        return i // (ns * ng), self.STRENGTHS[(i // ng) % ns], self.GAINS[i % ng]
+
+    def _corrected(self, img_px: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
+        """The shared correction at each gain: ``(G,3,h,w)`` for pixels ``(1,3,h,w)`` of an image
+        whose statistics come from ``thumb`` ``(1,3,H,W)``."""
+        from prefstyle.data.looks_crowd import _EXPOSURE_INDEX, exposure_ev
+
+        gains = torch.tensor(self.GAINS)
+        ev = exposure_ev(thumb, torch.full_like(gains, self.crowd.target_brightness), gains)[:, 0]  # (G,)
+        vec = self.correction.to_vector().expand(len(gains), -1).clone()
+        vec[:, _EXPOSURE_INDEX] += ev
+        return apply_retouch_vector(img_px.expand(len(gains), -1, -1, -1).clamp(0, 1), vec, exact=True).clamp(0, 1)
+
+    def _ideals(self, img_px: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
+        """Every particle's ideal of pixels ``(1,3,h,w)``: ``(K·S·G,3,h,w)``."""
+        corr = self._corrected(img_px, thumb)  # (G,3,h,w)
+        K, G = len(self.library), len(self.GAINS)
+        x = corr[None].expand(K, -1, -1, -1, -1).reshape(K * G, *corr.shape[1:]).contiguous()
+        luts = self.library.tables.repeat_interleave(G, dim=0)
+        styled = apply_lut(x, luts).clamp(0, 1).view(K, 1, G, *corr.shape[1:])
+        base = corr[None, None]
+        s = torch.tensor(self.STRENGTHS).view(1, -1, 1, 1, 1, 1)
+        return (base + s * (styled - base)).reshape(-1, *corr.shape[1:])
+
+    @staticmethod
+    def _view(img: torch.Tensor) -> torch.Tensor:
+        from prefstyle.data.crowd import Device
+
+        return Device("standard", gamma=2.2, white_shift=0.0, brightness=0.95).view(img)
+
+    def _sampled(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = thumbnail(img.clamp(0, 1), self.thumb)
+        return t.flatten(2)[:, :, self._pixels][:, :, None, :], t
+
+    def _scene_ideals_lab(self, source: torch.Tensor) -> torch.Tensor:
+        px, t = self._sampled(source)
+        key = hashlib.sha1(t.numpy().tobytes()).hexdigest()
+        if key not in self._scene_cache:
+            with torch.no_grad():
+                self._scene_cache[key] = self._view(self._ideals(px, t))
+            while len(self._scene_cache) > 256:
+                self._scene_cache.popitem(last=False)
+        return self._scene_cache[key]
+
+    def log_likelihood(self, refs: Sequence[Reference]) -> torch.Tensor:
+        """``(K·S·G,)`` float64 log-likelihood of the references' choices under each particle."""
+        ll = torch.zeros(self.n_particles, dtype=torch.float64)
+        for r in refs:
+            if r.source is None:
+                raise PrefstyleError(f"bayes: reference of scene {r.scene!r} has no neutral source")
+            with torch.no_grad():
+                ideals = self._scene_ideals_lab(r.source)
+                pref = self._view(self._sampled(r.preferred)[0])
+                other = self._view(self._sampled(r.other)[0])
+                d_p = delta_e_2000(pref, ideals).mean(dim=(-2, -1))
+                d_o = delta_e_2000(other, ideals).mean(dim=(-2, -1))
+                p = (1 - self.lapse) * torch.sigmoid((d_o - d_p) / self.temperature) + self.lapse / 2
+                ll += torch.log(p.double().clamp_min(1e-12))
+        return ll
+
+    def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
+        ll = self.log_likelihood(refs)
+        lp = ll + self._log_prior()
+        w = torch.softmax(lp, dim=0)
+        order = torch.argsort(w, descending=True)
+        cum = torch.cumsum(w[order], dim=0)
+        n_keep = int(min(self.render_particles, int((cum < self.mass).sum()) + 1))
+        keep = order[:n_keep]
+        wk = w[keep] / w[keep].sum()
+        parts = []
+        for i, wi in zip(keep.tolist(), wk.tolist()):
+            k, s, g = self._particle(i)
+            parts.append({"look": self.library.looks[k].name, "strength": s, "gain": g, "weight": wi})
+        data = {"particles": parts, "kept_mass": float(w[keep].sum()), "ess": float(1.0 / (w**2).sum()),
+                "n_refs": len(refs), "n_particles": self.n_particles}
+        return Profile(model=self.name, user=user, model_config=self.config(), data=data)
+
+    def _taste(self, part: Mapping[str, Any]) -> Any:
+        from prefstyle.data.looks_crowd import LookTaste
+
+        lut = self.library.lut(part["look"])[None]
+        return LookTaste(looks=(part["look"],), strengths=(float(part["strength"]),), correction=self.correction,
+                         target_brightness=self.crowd.target_brightness, brightness_gain=float(part["gain"]),
+                         tables=lut)
+
+    def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
+        self.check_profile(profile)
+        parts = profile.data["particles"]
+        tastes = [self._taste(p) for p in parts]
+        w = torch.tensor([p["weight"] for p in parts], dtype=img.dtype)
+        out = []
+        with torch.no_grad():
+            for b in range(img.shape[0]):
+                x = img[b : b + 1]
+                small = thumbnail(x, 32)
+                # the ideals' statistics come from the image itself, not its thumbnail's thumbnail
+                ideals = torch.cat([_ideal_of(t, x, small) for t in tastes])  # (P,3,32,32)
+                mean = (w.view(-1, 1, 1, 1) * ideals).sum(0, keepdim=True)
+                cands = torch.cat([ideals, mean])
+                lab_c, lab_p = rgb_to_lab(cands), rgb_to_lab(ideals)
+                risk = torch.stack([(w * delta_e_2000(lab_c[c : c + 1], lab_p).mean(dim=(-2, -1))).sum()
+                                    for c in range(cands.shape[0])])
+                best = int(risk.argmin())
+                if best == len(tastes):
+                    full = sum(wi * t.ideal(x) for wi, t in zip(w.tolist(), tastes))
+                else:
+                    full = tastes[best].ideal(x)
+                out.append(full.clamp(0, 1))
+        return torch.cat(out)
+
+
+def _ideal_of(taste: Any, full: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+    """``taste.ideal`` of ``small`` (a thumbnail of ``full``) with the image statistics of ``full``."""
+    from prefstyle.data.looks_crowd import _EXPOSURE_INDEX
+
+    vec = taste.correction.to_vector().to(small.dtype)[None].clone()
+    vec[:, _EXPOSURE_INDEX] += taste.exposure_offsets(full)
+    x = apply_retouch_vector(small.clamp(0, 1), vec, exact=True).clamp(0, 1)
+    s = taste.strengths[0]
+    return (x + s * (apply_lut(x, taste.luts()[0]).clamp(0, 1) - x)).clamp(0, 1)
