@@ -67,7 +67,7 @@ def make_pairs_dataset(root: str | Path, users: int = 8, scenes: int = 6, rendit
 def references(root: str | Path, user: str, n: int):
     """``n`` :class:`~prefstyle.models.base.Reference` objects of ``user`` (images loaded)."""
     from prefstyle.data.pairs import PairsDataset
-    from prefstyle.models.pps_common import references_from_judgments
+    from prefstyle.models.pps import references_from_judgments
 
     ds = PairsDataset.load(root)
     return references_from_judgments(ds, ds.references(user, n))

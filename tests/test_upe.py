@@ -8,7 +8,7 @@ from _pps_data import make_pairs_dataset, references, tiny_config
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.models.base import Profile, Reference, create_model
-from prefstyle.models.pps_common import FrozenBackbone
+from prefstyle.models.pps import FrozenBackbone
 from prefstyle.models.upe import UPEModel, UPENet
 
 

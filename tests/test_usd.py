@@ -9,7 +9,7 @@ from _pps_data import make_pairs_dataset, references, tiny_config
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.models.base import Profile, Reference, create_model
-from prefstyle.models.pps_common import guided_upsample
+from prefstyle.models.pps import guided_upsample
 from prefstyle.models.usd import USDModel, USDNet, make_coord
 
 

