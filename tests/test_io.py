@@ -846,8 +846,10 @@ def test_failed_write_leaves_existing_file_untouched(tmp_path, monkeypatch, ext)
     if ext == ".jpg":
         monkeypatch.setattr(Image.Image, "save", lambda self, fp, *a, **k: _fail_halfway(fp))
     elif ext == ".png":
+        from prefstyle.imaging import encode  # the PNG encoder lives there since io.py was split
+
         monkeypatch.setattr(
-            pio, "_encode_png", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+            encode, "_encode_png", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device"))
         )
     else:
         monkeypatch.setattr(pio.tifffile, "imwrite", lambda fp, *a, **k: _fail_halfway(fp))
