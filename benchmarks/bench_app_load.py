@@ -25,8 +25,8 @@ given up and counted as not ready). Reported per database:
 
 ``--kill-after S``: after S seconds of load the whole server (parent, workers, render processes)
 is killed with SIGKILL; then every acknowledged answer must be in the database, and after a
-restart every participant must resume after their stored answers, at the pair they were last
-served when nothing was in flight.
+restart every participant must resume after their stored answers, and (when no answer of theirs
+was stored without being acknowledged) at the pair they were last served.
 
 Prints one JSON object (also written to ``--out`` when given). Database settings are the app's
 defaults (SQLite ``synchronous=FULL``; PostgreSQL with ``fsync`` and ``synchronous_commit`` on).
@@ -391,17 +391,21 @@ def check_resume(url: str, out: dict, stored: dict[str, dict[int, str]]) -> dict
     """After a restart: each participant resumes after their stored answers, at their last served pair."""
     import httpx
 
-    checked = wrong_count = wrong_pair = 0
+    checked = wrong_count = wrong_pair = pairs_checked = 0
     for i, st in out["people"].items():
         if not st["cookies"]:
             continue
         d = httpx.get(f"{url}/s/{SID}/api/question", cookies=st["cookies"], timeout=60).json()
         checked += 1
-        if d["progress"]["answered"] != len(stored.get(f"load{i}", {})):
+        mine = stored.get(f"load{i}", {})
+        if d["progress"]["answered"] != len(mine):
             wrong_count += 1
-        elif not st["in_flight"] and d["question"] != st["next"]:
-            wrong_pair += 1
-    return {"participants_checked": checked, "wrong_answer_count": wrong_count, "wrong_pair": wrong_pair}
+        elif len(mine) == len(st["acked"]):  # nothing stored unacknowledged: the pair last served again
+            pairs_checked += 1
+            if d["question"] != st["next"]:
+                wrong_pair += 1
+    return {"participants_checked": checked, "wrong_answer_count": wrong_count,
+            "pairs_checked": pairs_checked, "wrong_pair": wrong_pair}
 
 
 def run_backend(name: str, db_url: str, workers: int, args) -> dict:
@@ -449,7 +453,7 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
         }
         if args.kill_after:
             res["killed_after_s"] = round(out.get("killed_after_s", 0), 1)
-            res["in_flight_at_kill"] = sum(1 for st in out["people"].values() if st["in_flight"])
+            res["stored_but_not_acknowledged"] = n_stored - (out["acked"] - lost)
             server = Server(study, db_url, tmp, workers, args.render_workers)
             try:
                 server.wait_ready()
