@@ -869,6 +869,7 @@ class LooksBayesModel(PersonalizationModel):
     STRENGTHS = (0.5, 0.75, 1.0)
     GAINS = (0.5, 0.75, 1.0)
     BLOCK = 8
+    DECISION_THUMB = 16
 
     def __init__(self, ground_truth: Any = None, particles: int | None = None, seed: int = 0, thumb: int = 64,
                  render_particles: int = 24, mass: float = 0.99):
@@ -942,7 +943,7 @@ class LooksBayesModel(PersonalizationModel):
         K, G = len(self.library), len(self.GAINS)
         x = corr[None].expand(K, -1, -1, -1, -1).reshape(K * G, *corr.shape[1:]).contiguous()
         luts = self.library.tables.repeat_interleave(G, dim=0)
-        styled = apply_lut(x, luts).clamp(0, 1).view(K, 1, G, *corr.shape[1:])
+        styled = _apply_luts_batched(x, luts).clamp(0, 1).view(K, 1, G, *corr.shape[1:])
         base = corr[None, None]
         s = torch.tensor(self.STRENGTHS).view(1, -1, 1, 1, 1, 1)
         return (base + s * (styled - base)).reshape(-1, *corr.shape[1:])
@@ -975,10 +976,10 @@ class LooksBayesModel(PersonalizationModel):
                 raise PrefstyleError(f"bayes: reference of scene {r.scene!r} has no neutral source")
             with torch.no_grad():
                 ideals = self._scene_ideals_lab(r.source)
-                pref = self._view(self._sampled(r.preferred)[0])
-                other = self._view(self._sampled(r.other)[0])
-                d_p = delta_e_2000(pref, ideals).mean(dim=(-2, -1))
-                d_o = delta_e_2000(other, ideals).mean(dim=(-2, -1))
+                pair = self._view(torch.cat([self._sampled(r.preferred)[0], self._sampled(r.other)[0]], dim=-1))
+                d = delta_e_2000(pair.expand(ideals.shape[0], -1, -1, -1), ideals.repeat(1, 1, 1, 2))
+                n_px = ideals.shape[-1]
+                d_p, d_o = d[..., :n_px].mean(dim=(-2, -1)), d[..., n_px:].mean(dim=(-2, -1))
                 p = (1 - self.lapse) * torch.sigmoid((d_o - d_p) / self.temperature) + self.lapse / 2
                 ll += torch.log(p.double().clamp_min(1e-12))
         return ll
@@ -1017,14 +1018,14 @@ class LooksBayesModel(PersonalizationModel):
         with torch.no_grad():
             for b in range(img.shape[0]):
                 x = img[b : b + 1]
-                small = thumbnail(x, 32)
+                small = thumbnail(x, self.DECISION_THUMB)
                 # the ideals' statistics come from the image itself, not its thumbnail's thumbnail
-                ideals = torch.cat([_ideal_of(t, x, small) for t in tastes])  # (P,3,32,32)
+                ideals = torch.cat([_ideal_of(t, x, small) for t in tastes])  # (P,3,t,t)
                 mean = (w.view(-1, 1, 1, 1) * ideals).sum(0, keepdim=True)
-                cands = torch.cat([ideals, mean])
-                lab_c, lab_p = rgb_to_lab(cands), rgb_to_lab(ideals)
-                risk = torch.stack([(w * delta_e_2000(lab_c[c : c + 1], lab_p).mean(dim=(-2, -1))).sum()
-                                    for c in range(cands.shape[0])])
+                lab_c, lab_p = rgb_to_lab(torch.cat([ideals, mean])), rgb_to_lab(ideals)
+                n_c, n_p = lab_c.shape[0], lab_p.shape[0]
+                pair = delta_e_2000(lab_c.repeat_interleave(n_p, dim=0), lab_p.repeat(n_c, 1, 1, 1))
+                risk = (pair.mean(dim=(-2, -1)).view(n_c, n_p) * w).sum(1)
                 best = int(risk.argmin())
                 if best == len(tastes):
                     full = sum(wi * t.ideal(x) for wi, t in zip(w.tolist(), tastes))
@@ -1032,6 +1033,16 @@ class LooksBayesModel(PersonalizationModel):
                     full = tastes[best].ideal(x)
                 out.append(full.clamp(0, 1))
         return torch.cat(out)
+
+
+def _apply_luts_batched(x: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(N,3,h,w)`` through one LUT each, ``luts`` ``(N,3,S,S,S)``: trilinear, what
+    :func:`prefstyle.imaging.lut.apply_lut` computes, in one ``grid_sample`` call (fast for many
+    LUTs on few pixels)."""
+    n, _, h, w = x.shape
+    grid = (x.clamp(0, 1) * 2 - 1).permute(0, 2, 3, 1).reshape(n, 1, h, w, 3)  # (r, g, b) -> (W, H, D)
+    out = F.grid_sample(luts.to(x.dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.reshape(n, 3, h, w)
 
 
 def _ideal_of(taste: Any, full: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
