@@ -52,18 +52,29 @@ def test_dtstyle_blobs_decode_back_to_the_numbers_written():
     root = ET.fromstring(text)
     assert root.tag == "darktable_style" and root.findtext("info/name") == "ana"
     ops_written = [p.findtext("operation") for p in root.iter("plugin")]
-    assert ops_written == ["channelmixerrgb", "exposure", "colorbalancergb"]  # darktable's pipeline order
+    assert ops_written == ["channelmixerrgb", "exposure", "colorbalancergb", "rgbcurve"]  # darktable's order
     for plugin in root.iter("plugin"):
         op = plugin.findtext("operation")
         assert len(bytes.fromhex(plugin.findtext("op_params"))) == dtstyle.MODULES[op][1]
         assert int(plugin.findtext("module")) == dtstyle.MODULES[op][0]
     mods = dtstyle.parse_dtstyle(text)
     assert mods["exposure"]["exposure"] == pytest.approx(0.45) and mods["exposure"]["mode"] == 0
-    assert mods["exposure"]["black"] == pytest.approx(dtstyle.piecewise(dtstyle.SLIDER_MAP["blacks"], -0.15), abs=1e-6)
-    assert mods["exposure"]["black"] > 0  # deeper blacks: a positive black level
+    assert mods["exposure"]["black"] == 0
     cb = mods["colorbalancergb"]
-    assert cb["contrast"] > 0 and cb["shadows_Y"] > 0 and cb["vibrance"] > 0 and cb["chroma_global"] < 0
+    assert cb["vibrance"] > 0 and cb["chroma_global"] < 0 and cb["contrast"] == 0
     assert cb["grey_fulcrum"] == pytest.approx(0.1845) and cb["saturation_formula"] == 1
+    # the tone sliders: one monotone curve in linear light, the same for R, G and B
+    rc = mods["rgbcurve"]
+    n = dtstyle.RGBCURVE_NODES
+    assert [rc[f"curve_num_nodes[{c}]"] for c in range(3)] == [n] * 3 and rc["preserve_colors"] == 0
+    nodes = [(rc[f"curve_nodes[0][{i}].x"], rc[f"curve_nodes[0][{i}].y"]) for i in range(n)]
+    assert nodes == [(rc[f"curve_nodes[2][{i}].x"], rc[f"curve_nodes[2][{i}].y"]) for i in range(n)]
+    xs, ys = torch.tensor(nodes, dtype=torch.float64).T
+    assert xs[0] == 0 and xs[-1] == pytest.approx(1) and bool((xs.diff() > 0).all()) and bool((ys.diff() >= 0).all())
+    tone = RetouchParams(contrast=0.25, highlights=-0.3, shadows=0.2, whites=0.1, blacks=-0.15)
+    enc = ops.linear_to_srgb(xs.float()).clamp(0, 1)
+    want = apply_retouch(enc.reshape(1, 1, 1, -1).expand(1, 3, 1, -1).contiguous(), tone, method="exact")[0, 0, 0]
+    torch.testing.assert_close(ops.linear_to_srgb(ys.float()), want, atol=2e-4, rtol=0)
     m = dtstyle.wb_matrix_rec2020(0.3, -0.2)
     got = np.array([[mods["channelmixerrgb"][f"{row}[{i}]"] for i in range(3)] for row in ("red", "green", "blue")])
     np.testing.assert_allclose(got, m, atol=1e-6)
@@ -100,7 +111,7 @@ def test_pp3_profile_holds_exposure_white_balance_and_the_tone_curve():
     assert want[1] > round(1000 * pp3.wb_gains(0.3, 0.0)[1])  # greener than without the tint
     assert mix["Red"][1:] == [0, 0] and mix["Green"][0] == mix["Green"][2] == 0
     assert pp["Vibrance"]["Enabled"] == "true" and int(pp["Vibrance"]["Pastels"]) > 0
-    assert int(pp["Exposure"]["Saturation"]) < 0
+    assert int(pp["Luminance Curve"]["Chromaticity"]) < 0 and int(pp["Exposure"]["Saturation"]) == 0
     vals = [float(v) for v in pp["Exposure"]["Curve"].rstrip(";").split(";")]
     assert vals[0] == 4 and len(vals) == 1 + 2 * pp3.TONE_CURVE_POINTS
     xs, ys = np.array(vals[1::2]), np.array(vals[2::2])

@@ -1,4 +1,4 @@
-"""darktable style (``.dtstyle``) and sidecar XMP: the taste as three scene-referred modules.
+"""darktable style (``.dtstyle``) and sidecar XMP: the taste as four darktable modules.
 
 darktable stores each module's settings as the raw bytes of its C ``params`` struct. The
 layouts below are those of darktable 4.2 (read from the modules' introspection data of the
@@ -8,29 +8,35 @@ them):
 ===============  =======  =====  ===========================================================
 module           version  bytes  fields used
 ===============  =======  =====  ===========================================================
-exposure         6        24     mode (manual), black, exposure (EV), deflicker defaults
-colorbalancergb  5        132    contrast, shadows_Y (lift), highlights_Y (gain), vibrance,
-                                 chroma_global; fulcrums and weights at their defaults
 channelmixerrgb  3        160    a 3x3 matrix in the pipeline's linear Rec.2020 RGB with no
                                  chromatic adaptation (illuminant "as set in the pipeline",
                                  adaptation "none (bypass)"), gamut compression off
+exposure         6        24     mode manual, exposure (EV); black 0, deflicker defaults
+colorbalancergb  5        132    vibrance, chroma_global; everything else at its default
+rgbcurve         1        516    one curve for R, G and B ("RGB, linked channels", preserve
+                                 colours: none), 20 monotone-Hermite nodes in linear light
 ===============  =======  =====  ===========================================================
 
-Mapping: exposure -> exposure EV (both linear light); blacks -> exposure's black level;
-temperature and tint -> channelmixerrgb: prefstyle's own white-balance gains (linear sRGB,
-grey luminance kept) turned into the same transform in Rec.2020 (exact up to gamut clipping);
-contrast, highlights (+ whites), shadows, vibrance, saturation -> colorbalancergb's contrast,
-highlights gain, shadows lift, vibrance and global chroma, with scales fitted by least squares
-against ``darktable-cli`` renderings (:data:`SLIDER_MAP`, docs/PRESETS.md). colorbalancergb's
-tone controls act on luminance in its own perceptual space, prefstyle's on each channel: the
-two agree in direction and size, not pixel for pixel.
+Mapping:
+
+* temperature, tint -> channelmixerrgb: prefstyle's own white-balance gains (linear sRGB, grey
+  luminance kept) as the same transform in Rec.2020 (exact up to gamut clipping);
+* exposure -> exposure EV (both linear light);
+* contrast, highlights, shadows, whites, blacks -> rgbcurve: the per-channel tone curve the five
+  sliders make in prefstyle (sRGB-encoded), carried into linear light. darktable's own tone
+  controls (color balance rgb's contrast and 4-ways) act on luminance in a perceptual space and
+  came no closer to prefstyle's rendering than the untouched photo in a first check, so the
+  curve is the faithful form;
+* vibrance, saturation -> colorbalancergb's vibrance and global chroma, with scales fitted by
+  least squares against ``darktable-cli`` renderings of training photos (:data:`SLIDER_MAP`,
+  docs/PRESETS.md).
 
 Module order: darktable 4.2 gives every new image, JPEGs included, its "v3.0" order, which runs
 the exposure module *before* the input colour profile: on a JPEG it then scales the encoded
 values, not linear light (a +0.5 EV becomes about +1 EV in the highlights), while on raw files it
 is right. darktable's "v3.0 JPEG" order (module order module) puts the input profile first and
 makes the style's exposure exact; the style's description says so. The white balance (channel
-mixer) and color balance rgb come after the input profile in both orders. docs/PRESETS.md
+mixer), color balance rgb and rgb curve come after the input profile in both orders. docs/PRESETS.md
 measures both.
 
 darktable applies a style's modules with their default blending (blend parameters are left
@@ -45,6 +51,7 @@ import struct
 from xml.sax.saxutils import escape
 
 import numpy as np
+import torch
 
 from prefstyle.imaging.params import RetouchParams
 from prefstyle.imaging.presets import piecewise
@@ -54,12 +61,8 @@ __all__ = ["MODULES", "SLIDER_MAP", "decode_params", "module_params", "parse_dts
 
 #: prefstyle slider value -> darktable value, piecewise linear (xs, ys); fitted, see docs/PRESETS.md
 SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "blacks": ((-1.0, 0.0, 1.0), (0.015, 0.0, -0.02)),  # exposure: black level (linear)
-    "contrast": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: contrast
-    "highlights": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: highlights_Y
-    "whites": ((-1.0, 0.0, 1.0), (-0.3, 0.0, 0.3)),  # colorbalancergb: highlights_Y, added
-    "shadows": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: shadows_Y
-    "vibrance": ((-1.0, 0.0, 1.0), (-0.5, 0.0, 0.5)),  # colorbalancergb: vibrance
+    # benchmarks/results/presets_calibration.json
+    "vibrance": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-0.2077, -0.1246, 0.0, 0.4164, 0.694)),  # colorbalancergb: vibrance
     "saturation": ((-1.0, 0.0, 1.0), (-1.0, 0.0, 1.0)),  # colorbalancergb: chroma_global
 }
 
@@ -78,13 +81,21 @@ _CMIX_FIELDS = tuple((f"{row}[{i}]", "f") for row in ("red", "green", "blue", "s
     + (("illuminant", "i"), ("illum_fluo", "i"), ("illum_led", "i"), ("adaptation", "i"), ("x", "f"), ("y", "f"),
        ("temperature", "f"), ("gamut", "f"), ("clip", "i"), ("version", "i"))
 
+RGBCURVE_NODES = 20  # darktable's DT_IOP_RGBCURVE_MAXNODES
+_RGBCURVE_FIELDS = tuple((f"curve_nodes[{c}][{i}].{a}", "f") for c in range(3) for i in range(RGBCURVE_NODES)
+                         for a in "xy") \
+    + tuple((f"curve_num_nodes[{c}]", "i") for c in range(3)) + tuple((f"curve_type[{c}]", "i") for c in range(3)) \
+    + (("curve_autoscale", "i"), ("compensate_middle_grey", "i"), ("preserve_colors", "i"))
+_MONOTONE_HERMITE, _SCALE_AUTOMATIC_RGB, _NORM_NONE = 2, 0, 0  # rgbcurve's enums
+
 #: operation -> (module version, struct size, fields)
 MODULES: dict[str, tuple[int, int, tuple[tuple[str, str], ...]]] = {
     "channelmixerrgb": (3, 160, _CMIX_FIELDS),
     "exposure": (6, 24, _EXPOSURE_FIELDS),
     "colorbalancergb": (5, 132, _CBRGB_FIELDS),
+    "rgbcurve": (1, 516, _RGBCURVE_FIELDS),
 }
-_ORDER = ("channelmixerrgb", "exposure", "colorbalancergb")  # darktable's pipeline order
+_ORDER = ("channelmixerrgb", "exposure", "colorbalancergb", "rgbcurve")  # darktable's pipeline order
 _IOP_ORDER_V30, _IOP_ORDER_V30_JPG = 2, 3  # darktable's dt_iop_order_t
 #: in every style's description: darktable's default module order runs exposure before the input profile
 JPEG_ORDER_NOTE = ("on JPEG/PNG/TIFF photos set the module order to 'v3.0 JPEG' (module order module) so that "
@@ -123,6 +134,20 @@ def wb_matrix_rec2020(temperature: float, tint: float) -> np.ndarray:
     return _SRGB_TO_REC2020 @ np.diag(g) @ np.linalg.inv(_SRGB_TO_REC2020)
 
 
+def rgbcurve_nodes(params: RetouchParams) -> list[tuple[float, float]]:
+    """The per-channel tone map of the contrast, highlights, shadows, whites and blacks sliders as
+    :data:`RGBCURVE_NODES` ``(x, y)`` nodes in linear light (rgbcurve's domain), spaced evenly in
+    sRGB-encoded values; [] when the five sliders are neutral."""
+    from prefstyle.imaging.ops import srgb_to_linear
+    from prefstyle.imaging.presets.pp3 import tone_curve_points
+
+    pts = tone_curve_points(params, RGBCURVE_NODES)
+    if not pts:
+        return []
+    lin = srgb_to_linear(torch.tensor(pts, dtype=torch.float64).clamp(0.0, 1.0))
+    return [(float(x), float(y)) for x, y in lin.tolist()]
+
+
 def module_params(params: RetouchParams) -> dict[str, dict[str, float]]:
     """Every module's field values for a slider taste (only modules that change something)."""
     out: dict[str, dict[str, float]] = {}
@@ -139,23 +164,27 @@ def module_params(params: RetouchParams) -> dict[str, dict[str, float]]:
         v.update(illuminant=0, illum_fluo=2, illum_led=4, adaptation=4, x=0.333, y=0.333, temperature=5003.0,
                  gamut=0.0, clip=1, version=2)
         out["channelmixerrgb"] = v
-    black = piecewise(SLIDER_MAP["blacks"], params.blacks)
-    if params.exposure or black:
-        out["exposure"] = {"mode": 0, "black": black, "exposure": params.exposure, "deflicker_percentile": 50.0,
+    if params.exposure:
+        out["exposure"] = {"mode": 0, "black": 0.0, "exposure": params.exposure, "deflicker_percentile": 50.0,
                            "deflicker_target_level": -4.0, "compensate_exposure_bias": 0}
     cb = {n: 0.0 for n, _ in _CBRGB_FIELDS}
     cb.update(shadows_weight=1.0, highlights_weight=1.0, mask_grey_fulcrum=0.1845, grey_fulcrum=0.1845,
               saturation_formula=1)
-    cb["contrast"] = piecewise(SLIDER_MAP["contrast"], params.contrast)
-    cb["highlights_Y"] = piecewise(SLIDER_MAP["highlights"], params.highlights) + piecewise(SLIDER_MAP["whites"],
-                                                                                            params.whites)
-    cb["shadows_Y"] = piecewise(SLIDER_MAP["shadows"], params.shadows)
-    cb["vibrance"] = piecewise(SLIDER_MAP["vibrance"], params.vibrance)
-    cb["chroma_global"] = piecewise(SLIDER_MAP["saturation"], params.saturation)
-    for k in ("contrast", "highlights_Y", "shadows_Y", "vibrance", "chroma_global"):
-        cb[k] = min(max(cb[k], -1.0), 1.0)
-    if any(cb[k] for k in ("contrast", "highlights_Y", "shadows_Y", "vibrance", "chroma_global")):
+    cb["vibrance"] = min(max(piecewise(SLIDER_MAP["vibrance"], params.vibrance), -1.0), 1.0)
+    cb["chroma_global"] = min(max(piecewise(SLIDER_MAP["saturation"], params.saturation), -1.0), 1.0)
+    if cb["vibrance"] or cb["chroma_global"]:
         out["colorbalancergb"] = cb
+    curve = rgbcurve_nodes(params)
+    if curve:
+        rc: dict[str, float] = {}
+        for c in range(3):
+            for i in range(RGBCURVE_NODES):
+                x, y = curve[i] if i < len(curve) else (0.0, 0.0)
+                rc[f"curve_nodes[{c}][{i}].x"], rc[f"curve_nodes[{c}][{i}].y"] = x, y
+            rc[f"curve_num_nodes[{c}]"] = len(curve)
+            rc[f"curve_type[{c}]"] = _MONOTONE_HERMITE
+        rc.update(curve_autoscale=_SCALE_AUTOMATIC_RGB, compensate_middle_grey=0, preserve_colors=_NORM_NONE)
+        out["rgbcurve"] = rc
     return out
 
 

@@ -13,8 +13,9 @@ Mapping (RawTherapee 5.9, measured against ``rawtherapee-cli`` in docs/PRESETS.m
   RGB curve, 17 Catmull-Rom points). RawTherapee's own Contrast / Highlight compression /
   Shadows & Highlights tools act differently (the last one locally), so the curve is the
   faithful form;
-* vibrance -> ``[Vibrance] Pastels`` and ``Saturated`` (linked), saturation -> ``[Exposure]
-  Saturation``; their scales were fitted by least squares against ``rawtherapee-cli`` renderings
+* vibrance -> ``[Vibrance] Pastels`` and ``Saturated`` (linked), saturation -> ``[Luminance Curve]
+  Chromaticity`` (a CIELAB chroma scale; the Exposure tool's Saturation was much further from
+  prefstyle's chroma scale in a first check, 12.9 against 3.3 ΔE00 at -0.6); their scales were fitted by least squares against ``rawtherapee-cli`` renderings
   of training photos (:data:`SLIDER_MAP`).
 
 The profile also sets RawTherapee's working profile to sRGB: the per-channel curve then acts on
@@ -40,7 +41,9 @@ __all__ = ["SLIDER_MAP", "TONE_CURVE_POINTS", "parse_pp3", "render_pp3", "tone_c
 
 #: prefstyle slider value -> RawTherapee value, piecewise linear (xs, ys); fitted, see docs/PRESETS.md
 SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "vibrance": ((-1.0, 0.0, 1.0), (-100.0, 0.0, 100.0)),
+    # benchmarks/results/presets_calibration_rawtherapee.json
+    "vibrance": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-4.9028, -2.9417, 0.0, 33.4369, 55.7282)),
+    # benchmarks/results/presets_calibration_rawtherapee_saturation.json
     "saturation": ((-1.0, 0.0, 1.0), (-100.0, 0.0, 100.0)),
 }
 TONE_CURVE_POINTS = 17
@@ -88,12 +91,14 @@ def render_pp3(params: RetouchParams, gain: float, name: str, notes: list[str] |
     curve_txt = f"{_CATMULL_ROM};" + "".join(f"{_fmt(x, 5)};{_fmt(y, 5)};" for x, y in curve) if curve else "0;"
     lines += [
         "[Exposure]", "Auto=false", f"Compensation={_fmt(params.exposure, 3)}", "Brightness=0", "Contrast=0",
-        f"Saturation={round(piecewise(SLIDER_MAP['saturation'], params.saturation))}", "Black=0", "HighlightCompr=0",
+        "Saturation=0", "Black=0", "HighlightCompr=0",
         "ShadowCompr=50", "CurveMode=Standard", "CurveMode2=Standard", f"Curve={curve_txt}", "Curve2=0;", "",
         "[Channel Mixer]", f"Enabled={'true' if gains != [1000, 1000, 1000] else 'false'}",
         f"Red={gains[0]};0;0;", f"Green=0;{gains[1]};0;", f"Blue=0;0;{gains[2]};", "",
         "[Color Management]", "WorkingProfile=sRGB", "",
     ]
+    chroma = round(piecewise(SLIDER_MAP["saturation"], params.saturation))
+    lines += ["[Luminance Curve]", f"Enabled={'true' if chroma else 'false'}", f"Chromaticity={chroma}", ""]
     vib = round(piecewise(SLIDER_MAP["vibrance"], params.vibrance))
     lines += ["[Vibrance]", f"Enabled={'true' if vib else 'false'}", f"Pastels={vib}", f"Saturated={vib}",
               "PSThreshold=0;75;", "ProtectSkins=false", "AvoidColorShift=true", "PastSatTog=true", ""]
