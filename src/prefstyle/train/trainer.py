@@ -208,6 +208,59 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+@dataclass
+class _RunState:
+    """What one :meth:`Trainer.run` holds between setup, resume, loop and finish."""
+
+    cfg: dict[str, Any]
+    device: torch.device
+    info: DistInfo
+    out: Path
+    seed: int
+    task: TrainTask
+    model: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    base_lrs: list[float]
+    ema: EMA | None
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    steps: int
+    step: int = 0
+    start_step: int = 0
+    last_val: dict[str, float] = field(default_factory=dict)
+    logger: MetricsLogger = field(init=False)
+    loader: Any = field(init=False)
+    batches: Iterator[Any] = field(init=False)
+
+
+class _LogWindow:
+    """Running means of the logged values since the last log line, and the step rate."""
+
+    def __init__(self) -> None:
+        self.acc: dict[str, float] = defaultdict(float)
+        self.cnt: dict[str, int] = defaultdict(int)
+        self.n = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, vals: dict[str, float]) -> None:
+        for k, v in vals.items():
+            self.acc[k] += v
+            self.cnt[k] += 1
+        self.n += 1
+
+    def flush(self, lr: float) -> dict[str, float]:
+        """The record to log (means, ``lr``, ``steps_per_s``); starts a new window."""
+        now = time.perf_counter()
+        rec = {k: v / self.cnt[k] for k, v in self.acc.items()}
+        rec["lr"] = lr
+        rec["steps_per_s"] = self.n / max(1e-9, now - self.t0)
+        self.acc.clear()
+        self.cnt.clear()
+        self.n, self.t0 = 0, now
+        return rec
+
+
 class Trainer:
     """Runs one training config (see the module docstring).
 
@@ -242,6 +295,16 @@ class Trainer:
                 cleanup()
 
     def _run(self, cfg: dict[str, Any], device: torch.device, info: DistInfo, t_start: float) -> TrainResult:
+        """Setup, resume, loop and finish (in this order: the random streams depend on it)."""
+        self._check_process(cfg, info)
+        run = self._setup(cfg, device, info)
+        loader_state = self._resume(run)
+        self._open_outputs(run, loader_state)
+        stopped, checkpoint = self._loop(run)
+        return self._finish(run, stopped, checkpoint, t_start)
+
+    def _check_process(self, cfg: dict[str, Any], info: DistInfo) -> None:
+        """Thread and determinism settings; refuse an unsplittable batch or a folder that holds a run."""
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg["threads"]))
         if cfg.get("deterministic"):
@@ -255,6 +318,8 @@ class Trainer:
                                  "or choose another out=", path=out)
         barrier(info)
 
+    def _setup(self, cfg: dict[str, Any], device: torch.device, info: DistInfo) -> _RunState:
+        """The task, its model (same on every process), the optimizer, EMA and mixed precision."""
         seed = int(cfg["seed"])
         seed_everything(seed)
         task_cls = get_task(cfg["task"]["name"], cfg["task"].get("module"))
@@ -275,177 +340,185 @@ class Trainer:
                 raise PrefstyleError(f"task '{task.name}': param_groups must list every trainable parameter once")
             params = grouped
         opt = _build_optimizer(groups if groups is not None else params, cfg["optim"])
-        base_lrs = [g["lr"] for g in opt.param_groups]
-        ema = EMA(model, float(cfg["ema"])) if cfg.get("ema") else None
         amp_dtype = _amp_dtype(cfg.get("amp", "auto"), device)
-        scaler = torch.amp.GradScaler("cuda") if (amp_dtype == torch.float16 and device.type == "cuda") else None
+        return _RunState(
+            cfg=cfg, device=device, info=info, out=Path(cfg["out"]), seed=seed, task=task, model=model,
+            params=params, opt=opt, base_lrs=[g["lr"] for g in opt.param_groups],
+            ema=EMA(model, float(cfg["ema"])) if cfg.get("ema") else None, amp_dtype=amp_dtype,
+            scaler=torch.amp.GradScaler("cuda") if (amp_dtype == torch.float16 and device.type == "cuda") else None,
+            steps=int(cfg["steps"]),
+        )
 
-        steps = int(cfg["steps"])
-        step, loader_state, last_val = 0, None, {}
-        ck = latest_checkpoint(out) if self.resume else None
-        if ck is not None:
-            model_state, tensors, meta = load_train_state(ck)
-            raw = {k[4:]: v for k, v in tensors.items() if k.startswith("raw.")}
-            model.load_state_dict(raw or model_state)
-            if ema is not None and meta.get("extra", {}).get("ema_in_model"):
-                ema.shadow = {k: v.to(device).clone() for k, v in model_state.items() if k in ema.shadow}
-            restore_optimizer(opt, tensors, meta)
-            if scaler is not None and meta.get("scaler"):
-                scaler.load_state_dict(meta["scaler"])
-            restore_rng(tensors, meta)
-            rank_rng = tensors.get(f"rng.torch.rank{info.rank}")
-            if rank_rng is not None:
-                torch.set_rng_state(rank_rng.to(torch.uint8))
-            step = int(meta["step"])
-            loader_state = meta.get("loader")
-            last_val = dict(meta.get("extra", {}).get("last_val", {}))
-            model.to(device)
-            if info.is_main:
-                log.info("resumed %s at step %d", ck, step)
-        start_step = step
+    def _resume(self, run: _RunState) -> dict[str, Any] | None:
+        """With ``resume``, restore weights, optimizer, scaler, random streams and step from the latest
+        checkpoint; returns the loader's saved state (None on a fresh start)."""
+        ck = latest_checkpoint(run.out) if self.resume else None
+        if ck is None:
+            return None
+        model, ema = run.model, run.ema
+        model_state, tensors, meta = load_train_state(ck)
+        raw = {k[4:]: v for k, v in tensors.items() if k.startswith("raw.")}
+        model.load_state_dict(raw or model_state)
+        if ema is not None and meta.get("extra", {}).get("ema_in_model"):
+            ema.shadow = {k: v.to(run.device).clone() for k, v in model_state.items() if k in ema.shadow}
+        restore_optimizer(run.opt, tensors, meta)
+        if run.scaler is not None and meta.get("scaler"):
+            run.scaler.load_state_dict(meta["scaler"])
+        restore_rng(tensors, meta)
+        rank_rng = tensors.get(f"rng.torch.rank{run.info.rank}")
+        if rank_rng is not None:
+            torch.set_rng_state(rank_rng.to(torch.uint8))
+        run.step = run.start_step = int(meta["step"])
+        run.last_val = dict(meta.get("extra", {}).get("last_val", {}))
+        model.to(run.device)
+        if run.info.is_main:
+            log.info("resumed %s at step %d", ck, run.step)
+        return meta.get("loader")
 
+    def _open_outputs(self, run: _RunState, loader_state: dict[str, Any] | None) -> None:
+        """The run folder, its ``config.yaml``, the metrics logger and this process's batches."""
+        cfg, info = run.cfg, run.info
         if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-        logger = MetricsLogger(out, enabled=info.is_main, tensorboard=self.tensorboard)
+            run.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run.out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        run.logger = MetricsLogger(run.out, enabled=info.is_main, tensorboard=self.tensorboard)
         per_rank = cfg["batch_size"] // info.world_size
-        loader = task.train_loader(per_rank, seed, info.rank, info.world_size)
-        batches = self._batches(loader, loader_state, step, seed)
+        run.loader = task_loader = run.task.train_loader(per_rank, run.seed, info.rank, info.world_size)
+        run.batches = self._batches(task_loader, loader_state, run.step, run.seed)
 
-        def save_ckpt(at: int) -> Path | None:
-            rng_ranks = self._gather_rng(info)
-            if not info.is_main:
-                barrier(info)
-                return None
-            export = ema.state_dict_for(model) if ema is not None else model.state_dict()
-            card = make_card(task.name, task.model_cfg, task.describe_data(), cfg, at, last_val)
-            lstate = loader.state_dict() if hasattr(loader, "state_dict") else {"consumed": at}
-            path = save_train_checkpoint(
-                out, at, export, card, opt,
-                raw_state=model.state_dict() if ema is not None else None,
-                scaler_state=scaler.state_dict() if scaler is not None else None,
-                loader_state=lstate,
-                extra={"ema_in_model": ema is not None, "last_val": last_val,
-                       "rng_ranks": sorted(rng_ranks)},
-                keep=int(cfg.get("keep_checkpoints", 3)),
-                rank_rng=rng_ranks,
-            )
-            barrier(info)
-            return path
-
-        def validate(at: int) -> dict[str, float]:
-            nonlocal last_val
-            res: dict[str, float] = {}
-            if info.is_main:
-                model.eval()
-                ctx = ema.applied(model) if ema is not None else contextlib.nullcontext()
-                t0 = time.perf_counter()
-                with ctx, torch.no_grad():
-                    res = {k: float(v) for k, v in task.validate(model).items()}
-                res["val_seconds"] = round(time.perf_counter() - t0, 3)
-                model.train()
-                logger.log(at, res, split="val")
-                last_val = res
-            barrier(info)
-            return res
-
+    def _loop(self, run: _RunState) -> tuple[bool, Path | None]:
+        """Train to ``steps`` (or until stopped: a signal, ``stop_after``); returns ``(stopped, last checkpoint)``."""
+        cfg, info = run.cfg, run.info
         pbar = None
         if self.progress and info.is_main:
             from tqdm.auto import tqdm
 
-            pbar = tqdm(total=steps, initial=step, desc=f"train {task.name}", dynamic_ncols=True)
-
+            pbar = tqdm(total=run.steps, initial=run.step, desc=f"train {run.task.name}", dynamic_ncols=True)
         checkpoint: Path | None = None
-        acc: dict[str, float] = defaultdict(float)
-        cnt: dict[str, int] = defaultdict(int)
-        n_acc = 0
-        t_win = time.perf_counter()
-        stopped = False
+        window = _LogWindow()
         try:
             with _StopFlag() as stop:
-                if cfg.get("val_at_start") and step == 0:
-                    validate(0)
-                model.train()
-                while step < steps:
-                    batch = task.batch_to(next(batches), device)
-                    progress = step / steps
-                    f = lr_factor(step, steps, cfg["schedule"])
-                    for g, base in zip(opt.param_groups, base_lrs):
-                        g["lr"] = base * f
-                    autocast = (torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None
-                                else contextlib.nullcontext())
-                    with autocast:
-                        loss, logs = task.loss(model, batch, progress)
-                    if not torch.isfinite(loss.detach()):
-                        raise PrefstyleError(f"training diverged: loss is {loss.item()} at step {step} "
-                                             "(lower optim.lr, or set grad_clip)")
-                    opt.zero_grad(set_to_none=True)
-                    (scaler.scale(loss) if scaler is not None else loss).backward()
-                    all_reduce_gradients(params, info)
-                    if scaler is not None:
-                        scaler.unscale_(opt)
-                    gnorm = None
-                    if cfg.get("grad_clip"):
-                        with_grad = [p for p in params if p.grad is not None]
-                        if with_grad:
-                            gnorm = float(torch.nn.utils.clip_grad_norm_(with_grad, float(cfg["grad_clip"])))
-                    if scaler is not None:
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        opt.step()
-                    broadcast_buffers(model, info)
-                    if ema is not None:
-                        ema.update(model, step)
-                    step += 1
-
-                    vals = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
-                    if gnorm is not None:
-                        vals["grad_norm"] = gnorm
-                    for k, v in vals.items():
-                        acc[k] += v
-                        cnt[k] += 1
-                    n_acc += 1
+                if cfg.get("val_at_start") and run.step == 0:
+                    self._validate(run, 0)
+                run.model.train()
+                while run.step < run.steps:
+                    loss, vals = self._train_step(run)
+                    window.add(vals)
                     if pbar is not None:
                         pbar.update(1)
-                        pbar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
-                    if step % max(1, int(cfg["log_every"])) == 0 or step == steps:
-                        now = time.perf_counter()
-                        rec = {k: v / cnt[k] for k, v in acc.items()}
-                        rec["lr"] = opt.param_groups[0]["lr"]
-                        rec["steps_per_s"] = n_acc / max(1e-9, now - t_win)
-                        logger.log(step, rec)
-                        acc.clear()
-                        cnt.clear()
-                        n_acc, t_win = 0, now
-                    if int(cfg["val_every"]) > 0 and step % int(cfg["val_every"]) == 0 and step < steps:
-                        validate(step)
-                    halt = stop.requested or (self.stop_after is not None and step - start_step >= self.stop_after)
-                    halt = self._any(halt, info, device)
-                    if halt and step < steps:
-                        checkpoint = save_ckpt(step)
-                        stopped = True
-                        break
-                    if int(cfg["ckpt_every"]) > 0 and step % int(cfg["ckpt_every"]) == 0 and step < steps:
-                        checkpoint = save_ckpt(step)
+                        pbar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                    step = run.step
+                    if step % max(1, int(cfg["log_every"])) == 0 or step == run.steps:
+                        run.logger.log(step, window.flush(run.opt.param_groups[0]["lr"]))
+                    if int(cfg["val_every"]) > 0 and step % int(cfg["val_every"]) == 0 and step < run.steps:
+                        self._validate(run, step)
+                    halt = stop.requested or (self.stop_after is not None and step - run.start_step >= self.stop_after)
+                    if self._any(halt, info, run.device) and step < run.steps:
+                        return True, self._save_checkpoint(run, step)
+                    if int(cfg["ckpt_every"]) > 0 and step % int(cfg["ckpt_every"]) == 0 and step < run.steps:
+                        checkpoint = self._save_checkpoint(run, step)
         finally:
             if pbar is not None:
                 pbar.close()
+        return False, checkpoint
 
+    def _train_step(self, run: _RunState) -> tuple[float, dict[str, float]]:
+        """One optimizer step (schedule, mixed precision, gradient sync and clipping, EMA); returns
+        the loss and the values to log."""
+        cfg, opt, model, scaler, step = run.cfg, run.opt, run.model, run.scaler, run.step
+        batch = run.task.batch_to(next(run.batches), run.device)
+        f = lr_factor(step, run.steps, cfg["schedule"])
+        for g, base in zip(opt.param_groups, run.base_lrs):
+            g["lr"] = base * f
+        autocast = (torch.autocast(device_type=run.device.type, dtype=run.amp_dtype) if run.amp_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            loss, logs = run.task.loss(model, batch, step / run.steps)
+        if not torch.isfinite(loss.detach()):
+            raise PrefstyleError(f"training diverged: loss is {loss.item()} at step {step} "
+                                 "(lower optim.lr, or set grad_clip)")
+        opt.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        all_reduce_gradients(run.params, run.info)
+        if scaler is not None:
+            scaler.unscale_(opt)
+        gnorm = None
+        if cfg.get("grad_clip"):
+            with_grad = [p for p in run.params if p.grad is not None]
+            if with_grad:
+                gnorm = float(torch.nn.utils.clip_grad_norm_(with_grad, float(cfg["grad_clip"])))
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        broadcast_buffers(model, run.info)
+        if run.ema is not None:
+            run.ema.update(model, step)
+        run.step += 1
+        vals = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+        if gnorm is not None:
+            vals["grad_norm"] = gnorm
+        return float(loss.detach()), vals
+
+    def _save_checkpoint(self, run: _RunState, at: int) -> Path | None:
+        """A resumable checkpoint at step ``at`` (written by the main process; None elsewhere)."""
+        info, model, ema, task = run.info, run.model, run.ema, run.task
+        rng_ranks = self._gather_rng(info)
+        if not info.is_main:
+            barrier(info)
+            return None
+        export = ema.state_dict_for(model) if ema is not None else model.state_dict()
+        card = make_card(task.name, task.model_cfg, task.describe_data(), run.cfg, at, run.last_val)
+        loader = run.loader
+        lstate = loader.state_dict() if hasattr(loader, "state_dict") else {"consumed": at}
+        path = save_train_checkpoint(
+            run.out, at, export, card, run.opt,
+            raw_state=model.state_dict() if ema is not None else None,
+            scaler_state=run.scaler.state_dict() if run.scaler is not None else None,
+            loader_state=lstate,
+            extra={"ema_in_model": ema is not None, "last_val": run.last_val,
+                   "rng_ranks": sorted(rng_ranks)},
+            keep=int(run.cfg.get("keep_checkpoints", 3)),
+            rank_rng=rng_ranks,
+        )
+        barrier(info)
+        return path
+
+    def _validate(self, run: _RunState, at: int) -> dict[str, float]:
+        """The task's validation on the main process (with the EMA weights when kept), logged."""
+        res: dict[str, float] = {}
+        if run.info.is_main:
+            model = run.model
+            model.eval()
+            ctx = run.ema.applied(model) if run.ema is not None else contextlib.nullcontext()
+            t0 = time.perf_counter()
+            with ctx, torch.no_grad():
+                res = {k: float(v) for k, v in run.task.validate(model).items()}
+            res["val_seconds"] = round(time.perf_counter() - t0, 3)
+            model.train()
+            run.logger.log(at, res, split="val")
+            run.last_val = res
+        barrier(run.info)
+        return res
+
+    def _finish(self, run: _RunState, stopped: bool, checkpoint: Path | None, t_start: float) -> TrainResult:
+        """After the loop: replica check (DDP); when finished, a last validation, checkpoint and ``model.json``."""
+        info, model, ema, task, step = run.info, run.model, run.ema, run.task, run.step
         if info.enabled:
-            diff = self._replica_difference(model, info, device)
-            logger.log(step, {"replica_max_abs_diff": diff, "world_size": info.world_size}, split="ddp")
+            diff = self._replica_difference(model, info, run.device)
+            run.logger.log(step, {"replica_max_abs_diff": diff, "world_size": info.world_size}, split="ddp")
         model_path = None
         if not stopped:
-            validate(step)
-            checkpoint = save_ckpt(step)
+            self._validate(run, step)
+            checkpoint = self._save_checkpoint(run, step)
             if info.is_main:
                 export = ema.state_dict_for(model) if ema is not None else model.state_dict()
-                card = make_card(task.name, task.model_cfg, task.describe_data(), cfg, step, last_val)
-                model_path = save_model(out, export, card)
+                card = make_card(task.name, task.model_cfg, task.describe_data(), run.cfg, step, run.last_val)
+                model_path = save_model(run.out, export, card)
             barrier(info)
-        logger.close()
-        return TrainResult(out=out, step=step, steps=steps, finished=not stopped, metrics=dict(last_val),
+        run.logger.close()
+        return TrainResult(out=run.out, step=step, steps=run.steps, finished=not stopped, metrics=dict(run.last_val),
                            checkpoint=checkpoint, model_path=model_path, seconds=time.perf_counter() - t_start)
 
     # ------------------------------------------------------------------------------------
