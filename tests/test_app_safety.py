@@ -98,8 +98,14 @@ def test_adopt_data_keeps_the_files_aside_and_starts_afresh(tmp_path):
         assert c.get("/s/keep/me/file/uploads/x.jpg").status_code == 404
         old_upload = next(k for k in before if k.startswith("1/uploads/"))
         assert c.get(f"/s/keep/me/file/{old_upload.removeprefix('1/')}").status_code == 404
+        answer_n(c, "keep", 3)
+        wait_style(c, "keep")  # the new participant 1 has a folder now
     finally:
         st.db.dispose()
+    # back to the first database: its participant 1 is someone else, whose folder this is not
+    with pytest.raises(PrefstyleError, match="--adopt-data"):
+        open_state(tmp_path, study, db_url=f"sqlite:///{tmp_path / 'first.db'}")
+    assert (folder / "participants" / "1" / ".owner").is_file()
 
 
 def test_style_page_of_a_participant_whose_upload_file_is_missing(state):

@@ -263,6 +263,34 @@ def clean_stale_parts(data_dir: str | Path) -> list[Path]:
     return removed
 
 
+OWNER_FILE = ".owner"
+
+
+def owner_mark(token_hash: str) -> str:
+    """What a participant's folder records about its owner: derived from the participant's row
+    (not the token, not the stored hash itself), so a folder can be matched to its database."""
+    import hashlib
+
+    return hashlib.sha256(f"prefstyle-owner:{token_hash}".encode()).hexdigest()[:24]
+
+
+def mark_owner(folder: Path, token_hash: str) -> None:
+    """Record in a participant's folder whose it is (once; see :func:`sync_study`)."""
+    f = folder / OWNER_FILE
+    if not f.is_file():
+        from prefstyle.fsutil import atomic_write_text
+
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(f, owner_mark(token_hash) + "\n")
+
+
+def _folder_owner(d: Path) -> str | None:
+    try:
+        return (d / OWNER_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 def participant_folders(folder: Path) -> list[Path]:
     """Participants' folders (``participants/<id>/``) under a study folder that hold any file."""
     root = folder / "participants"
@@ -278,11 +306,17 @@ def _safe_url(db: Database) -> str:
 
 
 def _check_orphans(db: Database, cfg: StudyConfig, folder: Path, adopt_data: bool) -> None:
-    """Participants' files the database does not know: refuse to go on, or (``adopt_data``) move
-    them aside, kept and never served, so the study starts afresh without deleting anything."""
+    """Participants' files the database does not know (no such participant, or a folder whose
+    ``.owner`` names another one): refuse to go on, or (``adopt_data``) move the whole
+    ``participants/`` folder aside, kept and never served, so the study starts afresh without
+    deleting anything."""
     with db.read() as s:
-        known = {str(i) for i in s.scalars(select(Participant.id).where(Participant.study_id == cfg.id))}
-    orphans = [d for d in participant_folders(folder) if d.name not in known]
+        known = {str(i): h for i, h in s.execute(select(Participant.id, Participant.token_hash)
+                                                  .where(Participant.study_id == cfg.id))}
+    # a folder is this database's when its id is a participant here and, when it records its owner,
+    # that owner is this participant (ids restart in another database: the same number, someone else)
+    orphans = [d for d in participant_folders(folder)
+               if d.name not in known or _folder_owner(d) not in (None, owner_mark(known[d.name]))]
     if not orphans:
         return
     if not adopt_data:

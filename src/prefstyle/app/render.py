@@ -229,6 +229,9 @@ def style_status(db: Database, queue: RenderQueue, study: Any, participant: Any,
     if not prog.style_ready:
         out.update(state="not_ready", version=0, needed=max(0, study.cfg.style_after - prog.decided_main))
         return out
+    from prefstyle.app.catalog import mark_owner
+
+    mark_owner(personal.participant_dir(study, pid), participant.token_hash)
     version = prog.decided_main  # the decided main answers: what the style is learned from
     result = personal.style_result(study, pid, version)
     out["version"] = version

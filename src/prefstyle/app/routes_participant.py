@@ -39,6 +39,7 @@ from sqlalchemy import func, select
 from starlette.datastructures import UploadFile
 
 from prefstyle.app import flow, personal, render, uploads
+from prefstyle.app.catalog import mark_owner
 from prefstyle.app.flow import MAX_RESPONSE_MS, FlowError
 from prefstyle.app.models import Participant, Upload
 from prefstyle.app.security import csrf_token, participant_cookie, participant_token, same_origin
@@ -445,6 +446,7 @@ async def upload(request: Request, sid: str):
                     raise FlowError(400, "the file is empty")
                 with open(tmp, "rb") as fh:
                     uploads.check_type(fh.read(16), limits)  # cheap: refuse non-images before queueing
+                mark_owner(personal.participant_dir(study, p.id), p.token_hash)
                 try:
                     job = st.renders.submit(("store-upload", study.id, p.id, tmp_name), "store_upload", tmp, limits,
                                             study.cfg.image_size, personal.participant_dir(study, p.id))
