@@ -8,7 +8,11 @@
   neutral rendition as ``_source.jpg``), and the rows written;
 * an existing study with the same scenes: only the settings are updated (they apply to
   participants who join from now on); missing image files are rendered again;
-* an existing study with participants whose scenes changed: refused (give the study a new id).
+* an existing study with participants whose scenes changed: refused (give the study a new id);
+* participants' files (``participants/<id>/``) are never deleted: files the database does not
+  know stop the start, unless ``adopt_data`` moves them aside (:func:`sync_study`); only
+  ``images/`` is ever replaced. A half-built folder of a killed start is removed at the next one
+  (:func:`clean_stale_parts`).
 
 Sources (``source.kind``):
 
