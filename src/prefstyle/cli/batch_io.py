@@ -1,11 +1,19 @@
-"""Input collection and full-resolution rendering shared by the batch commands (`styles apply`, `enhance`)."""
+"""Input collection and full-resolution rendering shared by the batch commands (`styles apply`, `enhance`).
+
+* :func:`collect_inputs` / :func:`output_name` - the files a batch reads and the names it writes;
+* :func:`enhance_file` - one photo of ``prefstyle enhance``: decode, render, encode. 8-bit
+  photos stay uint8 end to end when the model gives a LUT (decode -> the photo's 3D LUT applied
+  by Pillow's ``Color3DLUT`` -> encode, :func:`prefstyle.models.render.render_image_uint8`);
+  others go through the float path (:func:`enhance_pixels`);
+* :func:`enhance_pixels` - the retouched float pixels of a decoded image.
+
+Nothing heavy is imported at module level (the command line's start-up stays fast).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from prefstyle.imaging.raw import RAW_EXTENSIONS  # camera raw inputs are written as 16-bit .tif
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -13,12 +21,21 @@ if TYPE_CHECKING:
     from prefstyle.imaging.io import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
 
-__all__ = ["RAW_EXTENSIONS", "collect_inputs", "enhance_pixels", "output_name"]
+__all__ = ["RAW_EXTENSIONS", "collect_inputs", "enhance_file", "enhance_pixels", "output_name"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RAW_EXTENSIONS":  # camera raw inputs are written as 16-bit .tif
+        from prefstyle.imaging.raw import RAW_EXTENSIONS
+
+        return RAW_EXTENSIONS
+    raise AttributeError(f"module 'prefstyle.cli.batch_io' has no attribute {name!r}")
 
 
 def output_name(rel: Path) -> Path:
     """The output path for an input at ``rel``: same name, or ``.tif`` (RAW) / ``.png`` (unwritable formats)."""
-    from prefstyle.imaging.io import WRITE_EXTENSIONS
+    from prefstyle.imaging.encode import WRITE_EXTENSIONS
+    from prefstyle.imaging.raw import RAW_EXTENSIONS
 
     if rel.suffix.lower() in WRITE_EXTENSIONS:
         return rel
@@ -52,3 +69,26 @@ def enhance_pixels(model: PersonalizationModel, profile: Profile, data: ImageDat
     from prefstyle.models.render import render_image
 
     return render_image(model, profile, data, strength=strength, lut_path=lut_path, device=device)
+
+
+def enhance_file(model: PersonalizationModel, profile: Profile, src: Path, dst: Path, *, strength: float = 1.0,
+                 quality: int = 95, device: str = "cpu", lut_path: bool = True, threads: int | None = None) -> None:
+    """Retouch the photo at ``src`` into ``dst`` (full resolution, bit depth, EXIF, ICC, alpha kept).
+
+    8-bit RGB photos of a model with a LUT stay uint8 from decoding to encoding (no float copy of
+    the photo); ``threads``: strips the LUT is applied in (default: torch's thread count).
+    Raises :class:`~prefstyle.errors.PrefstyleError` for unreadable inputs and unwritable outputs.
+    """
+    import torch
+
+    from prefstyle.imaging.io import read_image, write_like
+    from prefstyle.models.render import render_image, render_image_uint8
+
+    data = read_image(src, keep_alpha=True)
+    y = None
+    if lut_path and torch.device(device).type == "cpu" and data.rgb8 is not None:
+        y = render_image_uint8(model, profile, data, strength, threads=threads)
+    if y is None:
+        with torch.inference_mode():
+            y = render_image(model, profile, data, strength=strength, lut_path=lut_path, device=device)
+    write_like(dst, y, data, quality=quality)

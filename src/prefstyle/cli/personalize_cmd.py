@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from prefstyle.cli.batch_io import collect_inputs, enhance_pixels
+from prefstyle.cli.batch_io import collect_inputs, enhance_file
 from prefstyle.errors import PrefstyleError
 from prefstyle.models.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
 
@@ -209,6 +209,8 @@ def enhance(
     8-bit photos are rendered through one 3D LUT per photo where the model can give one;
     --full-render turns that off.
     """
+    import os
+
     import torch
     from rich.console import Console
     from rich.progress import (
@@ -218,8 +220,6 @@ def enhance(
         TextColumn,
         TimeRemainingColumn,
     )
-
-    from prefstyle.imaging.io import read_image, write_like
 
     from prefstyle.cli.outputs import plan_outputs
 
@@ -231,18 +231,20 @@ def enhance(
         jobs_in = [(src, rel.with_suffix(suffix)) for src, rel in jobs_in]
     jobs_in, kept = plan_outputs(jobs_in, inputs, out, force=force, skip_existing=skip_existing)
     prof, m = load_profile_and_model(profile, model, device)
+    # one photo per job, each job's numeric work on its share of the cores (torch's own pool and
+    # the LUT strips), so that jobs do not fight over threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
     if jobs > 1:
-        torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
+        torch.set_num_threads(threads)
     for p, reason in failed:
         typer.echo(f"skipped {p}: {reason}", err=True)
     if kept:
         typer.echo(f"kept {len(kept)} existing output(s) in {out} (--skip-existing)", err=True)
 
     def one(src_path: Path, rel: Path) -> None:
-        data = read_image(src_path, keep_alpha=True)
-        with torch.inference_mode():
-            y = enhance_pixels(m, prof, data, strength, device, lut_path=not full_render)
-        write_like(out / rel, y, data, quality=quality)
+        enhance_file(m, prof, src_path, out / rel, strength=strength, quality=quality, device=device,
+                     lut_path=not full_render, threads=threads)
 
     n_ok = 0
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -8,6 +8,9 @@
   when it gives one (:meth:`~prefstyle.models.base.PersonalizationModel.luts`): the per-photo
   3D LUT, blended with the identity by ``strength`` (the same blend: trilinear interpolation is
   linear in the LUT), applied to the 8-bit pixels by :func:`~prefstyle.imaging.lut.apply_lut_uint8`;
+* :func:`render_image_uint8` - the 8-bit fast path alone, uint8 end to end: the photo's
+  ``(H,W,3)`` uint8 array through the LUT into a new uint8 array (``prefstyle enhance`` writes
+  it as it is), or None when the fast path does not apply;
 * :func:`blend` - the strength blend alone (evaluation renders once and scores several strengths).
 """
 
@@ -15,16 +18,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from prefstyle.errors import PrefstyleError
+from prefstyle.imaging.decode import rgb8_to_float
 from prefstyle.imaging.lut import apply_lut_uint8, identity_lut
 from prefstyle.models.base import PersonalizationModel, Profile
+from prefstyle.models.slider_taste import _METER_SIDE
 
 if TYPE_CHECKING:
-    from prefstyle.imaging.io import ImageData
+    from prefstyle.imaging.decode import ImageData
 
-__all__ = ["blend", "render_batch", "render_image"]
+__all__ = ["blend", "render_batch", "render_image", "render_image_uint8"]
 
 
 def blend(inputs: torch.Tensor, outputs: torch.Tensor, strength: float) -> torch.Tensor:
@@ -56,21 +62,71 @@ def render_image(model: PersonalizationModel, profile: Profile, image: ImageData
     extrapolates). ``lut_path``: allow the 8-bit LUT fast path (False: always ``model.render``,
     which keeps a model's local edits).
     """
+    if lut_path and not isinstance(image, torch.Tensor) and torch.device(device).type == "cpu":
+        y8 = render_image_uint8(model, profile, image, strength)
+        if y8 is not None:
+            return torch.from_numpy(y8).permute(2, 0, 1).float().div_(255.0)
     pixels = image if isinstance(image, torch.Tensor) else image.pixels
     if pixels.ndim != 3 or pixels.shape[0] != 3:
         raise ValueError(f"expected a (3,H,W) image, got shape {tuple(pixels.shape)}")
-    x = pixels[None].to(device)
-    eight_bit = not isinstance(image, torch.Tensor) and image.bit_depth == 8
-    if lut_path and eight_bit and x.device.type == "cpu":
+    return render_batch(model, profile, pixels[None].to(device), strength)[0].cpu()
+
+
+def render_image_uint8(model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0,
+                       threads: int | None = None) -> np.ndarray | None:
+    """The retouched ``(H,W,3)`` uint8 pixels of an 8-bit photo through the model's LUT, or None.
+
+    None when the photo is not 8-bit or the model gives no LUT (then :func:`render_image` takes
+    ``model.render``). The model is shown a float thumbnail of the uint8 array (every ``s``-th
+    pixel, :func:`_metering_view`), not a float copy of the whole photo; the LUT (``strength``-blended with the identity) is applied to the
+    uint8 array by :func:`~prefstyle.imaging.lut.apply_lut_uint8` in ``threads`` strips
+    (default: torch's thread count). Same result as the LUT branch of :func:`render_image`.
+    """
+    if image.bit_depth != 8:
+        return None
+    u8 = image.rgb8
+    if u8 is None:
+        pixels = image.pixels
+        if pixels.ndim != 3 or pixels.shape[0] != 3:
+            raise ValueError(f"expected a (3,H,W) image, got shape {tuple(pixels.shape)}")
+        x = pixels[None]
+    else:
+        x = rgb8_to_float(_metering_view(u8, getattr(model, "meter", None) in ("mean", "log_mean")))[None]
+    with torch.inference_mode():
         luts = model.luts(x, profile)
-        if luts is not None:
-            lut = luts[0].float()
-            if strength != 1.0:
-                ident = identity_lut(lut.shape[-1])
-                lut = ident + strength * (lut - ident)
-            u8 = image.rgb8  # type: ignore[union-attr]
-            if u8 is None:
-                u8 = pixels.mul(255.0).add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-            y8 = apply_lut_uint8(u8, lut)
-            return torch.from_numpy(y8).permute(2, 0, 1).float().div_(255.0)
-    return render_batch(model, profile, x, strength)[0].cpu()
+    del x
+    if luts is None:
+        return None
+    lut = luts[0].float()
+    if strength != 1.0:
+        ident = identity_lut(lut.shape[-1])
+        lut = ident + strength * (lut - ident)
+    if u8 is None:
+        u8 = image.pixels.mul(255.0).add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    return apply_lut_uint8(u8, lut, threads=threads)
+
+
+#: The metering of the LUT models (:func:`~prefstyle.models.slider_taste.metered_ev`) reads every
+#: ``long_side // METER_STRIDE_DIVISOR``-th pixel of the photo.
+METER_STRIDE_DIVISOR = 4 * _METER_SIDE
+#: Thumbnails shown to ``model.luts`` keep at least this many pixels on their long side.
+MIN_THUMBNAIL_SIDE = 1024
+
+
+def _metering_view(u8: np.ndarray, metered: bool) -> np.ndarray:
+    """Every ``s``-th pixel of ``u8`` ``(H,W,3)``: the thumbnail ``model.luts`` is shown.
+
+    The LUT models that only meter the photo's brightness (``metered``: sliders, looks, which
+    carry :func:`~prefstyle.models.slider_taste.metered_ev`'s ``meter`` setting) read every
+    ``q = long_side // METER_STRIDE_DIVISOR``-th pixel; they get exactly those pixels
+    (``s = q``), so their EV, and the rendering, are the same to the bit. Other models (PieNet,
+    which resizes the photo for its network) get the largest ``s`` dividing ``q`` that keeps
+    the long side at least :data:`MIN_THUMBNAIL_SIDE`, or the full photo when none does.
+    """
+    side = max(u8.shape[:2])
+    q = max(1, side // METER_STRIDE_DIVISOR)
+    if metered:
+        s = q
+    else:
+        s = max(d for d in range(1, q + 1) if q % d == 0 and (d == 1 or side // d >= MIN_THUMBNAIL_SIDE))
+    return u8 if s == 1 else np.ascontiguousarray(u8[::s, ::s])
