@@ -16,13 +16,18 @@ from prefstyle.data.looks_crowd import (
     synthetic_looks,
 )
 from prefstyle.data.pairs import PairsDataset
-from prefstyle.data.simulate import SimulationConfig, load_ground_truth, simulate_dataset
+from prefstyle.data.simulate import (
+    SimulationConfig,
+    load_ground_truth,
+    simulate_dataset,
+)
 from prefstyle.eval.protocol import load_references
 from prefstyle.imaging.color import delta_e_2000_rgb
 from prefstyle.imaging.io import load_image
 from prefstyle.models.base import create_model
 
-TINY = dict(users=16, scenes=10, renditions=4, size=48, thumb=24, main=24, consistency=4, careless_fraction=0.2,
+TINY: dict = dict(users=16, scenes=10, renditions=4, size=48, thumb=24, main=24, consistency=4,  # noqa: C408
+                  careless_fraction=0.2,
             photos="packages", workers=1)
 
 

@@ -616,7 +616,13 @@ def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = Tr
 
     from prefstyle.data.filters import assess_users
     from prefstyle.data.pairs import PairsDataset, Scene, write_pairs
-    from prefstyle.data.simulate import GROUND_TRUTH_FILE, _session, _write_png, build_scenes, parallel_map
+    from prefstyle.data.simulate import (
+        GROUND_TRUTH_FILE,
+        _session,
+        _write_png,
+        build_scenes,
+        parallel_map,
+    )
     from prefstyle.fsutil import atomic_write_text
 
     crowd = crowd or LooksCrowdConfig()
