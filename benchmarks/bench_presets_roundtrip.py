@@ -9,13 +9,13 @@ Photos: the bundled content pool (:func:`prefstyle.data.photos.bundled_photos`),
 Python packages (``HELD_OUT``: scikit-image, scikit-learn, matplotlib), which calibration
 never sees.
 
-* ``calibrate``: for each editor slider whose scale is not exact (RawTherapee: vibrance,
-  saturation; darktable: contrast, highlights, whites, shadows, blacks, vibrance,
-  saturation) and each prefstyle value in ``KNOTS``, the editor value that minimises the mean
-  ΔE00 between the editor's rendering and prefstyle's (golden-section search over the editor's
-  range, one slider at a time, the others neutral; a 2 x 2 montage of the photos, one editor run
-  per evaluation). Prints the ``SLIDER_MAP`` tables to paste
-  into ``imaging/presets/pp3.py`` / ``dtstyle.py``.
+* ``calibrate``: for each editor slider whose scale is not exact (vibrance and saturation in
+  both editors; white balance, exposure and the tone curve are written exactly) and each
+  prefstyle value in ``KNOTS``, the editor value that minimises the mean ΔE00 between the
+  editor's rendering and prefstyle's (golden-section search over the editor's range, one slider
+  at a time, the others neutral; a 2 x 2 montage of the photos, one editor run per
+  evaluation). Prints the ``SLIDER_MAP`` tables to paste into ``imaging/presets/pp3.py`` /
+  ``dtstyle.py``.
 * ``report``: darktable twice: the modules in a sidecar XMP with darktable's "v3.0 JPEG" module
   order (``darktable``), and the ``.dtstyle`` file itself, imported by darktable and applied with
   ``darktable-cli --style`` (``darktable_style``: darktable-cli then runs the exposure module
@@ -68,11 +68,6 @@ KNOTS = (-0.6, 0.6)
 SEARCH = {
     ("rawtherapee", "vibrance"): (-100.0, 100.0),
     ("rawtherapee", "saturation"): (-100.0, 100.0),
-    ("darktable", "contrast"): (-1.0, 1.0),
-    ("darktable", "highlights"): (-1.0, 1.0),
-    ("darktable", "whites"): (-1.0, 1.0),
-    ("darktable", "shadows"): (-1.0, 1.0),
-    ("darktable", "blacks"): (-0.1, 0.1),
     ("darktable", "vibrance"): (-1.0, 1.0),
     ("darktable", "saturation"): (-1.0, 1.0),
 }

@@ -44,7 +44,7 @@ SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # benchmarks/results/presets_calibration_rawtherapee.json
     "vibrance": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-4.9028, -2.9417, 0.0, 33.4369, 55.7282)),
     # benchmarks/results/presets_calibration_rawtherapee_saturation.json
-    "saturation": ((-1.0, 0.0, 1.0), (-100.0, 0.0, 100.0)),
+    "saturation": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-92.8802, -55.7281, 0.0, 8.2039, 13.6732)),
 }
 TONE_CURVE_POINTS = 17
 _CATMULL_ROM = 4  # RawTherapee's curve type id (DCT_CatumullRom)
