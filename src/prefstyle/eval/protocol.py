@@ -58,6 +58,8 @@ __all__ = [
     "DEFAULT_METRICS",
     "REL_CQS_METRICS",
     "ImageCache",
+    "PPSConfig",
+    "PPSEvaluation",
     "Results",
     "Sample",
     "ablate_n_refs",
@@ -327,6 +329,327 @@ def default_users(dataset: Any, split: str | None = "test") -> list[str]:
     return sorted(dict.fromkeys(users))
 
 
+@dataclass(frozen=True)
+class PPSConfig:
+    """The knobs of one PPS run (the module docstring says what each does).
+
+    ``n_refs``: references per user (>= 0); ``n_evals``: evaluation pairs per user (>= 1);
+    ``seed``: the order of each user's judgments; ``metrics``: registry names (those that cannot
+    run here, e.g. LPIPS without weights, are skipped with a note); ``size``: longer image side
+    (None: as stored); ``eval_after``: choose evaluation pairs as if this many references had been
+    drawn (the N ablation); ``keep_samples``: users whose images are kept for the report's grids;
+    ``flip``: the fraction of each user's references whose answer is reversed (``round(flip·N)``,
+    seeded per user; evaluation pairs are never flipped); ``eval_scenes``: score only pairs on
+    these scenes, personalize only from pairs on others (the held-out-photos protocol);
+    ``strengths``: also score every model but identity at these strengths of its edit, as rows
+    ``"name@s"``: ``x + s·(f(x) − x)`` (1.0 is the model itself and is dropped; each in [0, 2]).
+    """
+
+    n_refs: int = 16
+    n_evals: int = 16
+    seed: int = 0
+    metrics: Sequence[str] = DEFAULT_METRICS
+    size: int | None = None
+    eval_after: int | None = None
+    keep_samples: int = 6
+    flip: float = 0.0
+    eval_scenes: Collection[str] | None = None
+    strengths: Sequence[float] = ()
+
+    def __post_init__(self) -> None:
+        if self.n_refs < 0 or self.n_evals < 1:
+            raise PrefstyleError(f"need n_refs >= 0 and n_evals >= 1 (got {self.n_refs}, {self.n_evals})")
+        strengths = [float(x) for x in self.strengths if float(x) != 1.0]
+        if any(not 0.0 <= x <= 2.0 for x in strengths):
+            raise PrefstyleError(f"strengths must lie in [0, 2], got {strengths}")
+        object.__setattr__(self, "strengths", tuple(strengths))
+
+    def to_json(self, metrics: Sequence[str], n_users: int) -> dict[str, Any]:
+        """The ``config`` part of ``results.json`` (``metrics``: those that ran)."""
+        return {
+            "protocol": "pps",
+            "n_refs": self.n_refs,
+            "flip": self.flip,
+            "eval_scenes": None if self.eval_scenes is None else len(set(self.eval_scenes)),
+            "strengths": list(self.strengths),
+            "n_evals": self.n_evals,
+            "eval_after": self.eval_after,
+            "seed": self.seed,
+            "metrics": list(metrics),
+            "size": self.size,
+            "cqs_aggregation": "pooled per user, then mean over users",
+            "users": n_users,
+        }
+
+
+#: the row of the inputs themselves (always measured; shown as identity when identity did not run)
+_INPUTS = "\x00identity"
+
+
+class _PairScores:
+    """Per-pair distances per (row, metric): ``d̄_p``, ``d̄_n`` and the pair's user; wins per user."""
+
+    def __init__(self) -> None:
+        self.d_p: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.d_n: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.users: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.wins: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+
+    def add(self, row: str, metric: str, user: str, r: Mapping[str, list[float]]) -> None:
+        """One :func:`~prefstyle.metrics.cqs.cqs_pair` result of ``user``'s pairs for ``row``."""
+        self.d_p[(row, metric)] += r["d_p"]
+        self.d_n[(row, metric)] += r["d_n"]
+        self.users[(row, metric)] += [user] * len(r["d_p"])
+        self.wins[(row, metric, user)] += [w / 2 for w in r["wins"]]
+
+    def aggregate(self, row: str, spec: Any) -> dict[str, Any] | None:
+        """CQS pooled per user (None where undefined)."""
+        key = (row, spec.name)
+        return _aggregate(self.d_p[key], self.d_n[key], spec, self.users[key])
+
+    def user_wins(self, row: str, metric: str) -> dict[str, float]:
+        """``{user: win rate}`` of ``row`` on ``metric``."""
+        return {u: sum(v) / len(v) for (n, m, u), v in self.wins.items() if n == row and m == metric}
+
+
+@dataclass
+class _UserPairs:
+    """One user's references and evaluation pairs, loaded (images ``(3,H,W)`` in [0,1])."""
+
+    user: str
+    refs: list[Reference]
+    evals: list[Any]
+    i_p: list[torch.Tensor]
+    i_n: list[torch.Tensor]
+    scenes: list[str]
+    sources: dict[str, torch.Tensor]
+    ideals: dict[str, torch.Tensor]
+    groups: list[list[int]]
+
+
+class PPSEvaluation:
+    """The PPS protocol as an accumulator (torchmetrics style): :meth:`update` with one user at a
+    time, :meth:`compute` the :class:`Results`.
+
+    ``models``: ``{name: model}``; ``config``: :class:`PPSConfig`; ``users``: whom
+    :meth:`run` evaluates (default: the ``test`` split, else everyone); ``ground_truth``:
+    ``{user: SimulatedUser}`` for the distance to the true ideal (simulated data); ``cache``:
+    an :class:`ImageCache` to share between runs.
+    """
+
+    def __init__(self, dataset: Any, models: Mapping[str, PersonalizationModel], config: PPSConfig | None = None,
+                 users: Sequence[str] | None = None, ground_truth: Mapping[str, Any] | None = None,
+                 cache: ImageCache | None = None):
+        self.config = config = config or PPSConfig()
+        if not models:
+            raise PrefstyleError("no models to evaluate")
+        self.specs, notes = available_metrics(list(config.metrics))
+        if not self.specs:
+            raise PrefstyleError("none of the requested metrics can be computed here: " + "; ".join(notes))
+        self.dataset, self.models, self.ground_truth = dataset, models, ground_truth
+        self.notes: list[str] = list(notes)
+        self.users = list(users) if users is not None else default_users(dataset)
+        self.cache = cache or ImageCache(dataset, config.size)
+        #: per model: its rows, ``(row name, strength)``, the model itself first
+        self.variants = {name: [(name, 1.0)] + ([] if m.name == IDENTITY else
+                                                [(f"{name}@{x:g}", x) for x in config.strengths])
+                         for name, m in models.items()}
+        self.scores = _PairScores()
+        self.ideal_rows: dict[tuple[str, str], dict[str, float]] = {}
+        self.user_info: dict[str, dict[str, Any]] = {}
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.samples: list[Sample] = []
+
+    # -- update ------------------------------------------------------------------------------
+
+    def run(self, progress: bool = False) -> Results:
+        """:meth:`update` every user of :attr:`users` (with a progress bar), then :meth:`compute`."""
+        it: Iterable[str] = self.users
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(self.users, desc="evaluate users", unit="user")
+        for user in it:
+            self.update(user)
+        return self.compute()
+
+    def update(self, user: str) -> None:
+        """Personalize every model on ``user``'s references and score its evaluation pairs."""
+        pairs = self._load_user(user)
+        if pairs is None:
+            return
+        kept = self._start_sample(pairs) if len(self.samples) < self.config.keep_samples else None
+        if pairs.ideals:
+            self.ideal_rows[(_INPUTS, user)] = _ideal_row([pairs.sources[s] for s in pairs.ideals],
+                                                          list(pairs.ideals.values()))
+        for spec in self.specs:
+            for g in pairs.groups:
+                P = torch.stack([pairs.i_p[i] for i in g])
+                N = torch.stack([pairs.i_n[i] for i in g])
+                self.scores.add(_INPUTS, spec.name, user, cqs_pair(P, N, P, N, spec))
+        for name, model in self.models.items():
+            self._score_model(name, model, pairs, kept)
+        if kept is not None:
+            self.samples.append(kept[0])
+
+    def _load_user(self, user: str) -> _UserPairs | None:
+        cfg, ds, cache = self.config, self.dataset, self.cache
+        draw = max(cfg.n_refs, cfg.eval_after or 0)
+        refs_j, evals_j = ds.split_user_judgments(user, draw, cfg.n_evals, seed=cfg.seed, eval_scenes=cfg.eval_scenes)
+        refs_j = refs_j[: cfg.n_refs]
+        if not evals_j:
+            self.notes.append(f"user {user}: no evaluation pairs left after {len(refs_j)} references; skipped")
+            return None
+        refs = flip_references(load_references(ds, refs_j, cache), cfg.flip, cfg.seed, user)
+        i_p = [cache.get(j.preferred_image) for j in evals_j]
+        i_n = [_same_size(cache.get(j.other_image), p) for j, p in zip(evals_j, i_p)]
+        truth = self.ground_truth.get(user) if self.ground_truth is not None else None
+        if self.ground_truth is not None and truth is None:
+            self.notes.append(f"user {user}: not in the ground truth; no distance to the ideal")
+        scenes = list(dict.fromkeys(j.scene for j in evals_j))
+        sources = {s: src for s in scenes if (src := cache.source_of(s)) is not None}
+        ideals: dict[str, torch.Tensor] = {}
+        if truth is not None and sources:
+            with torch.no_grad():
+                ideals = {s: truth.ideal(x[None])[0].clamp(0, 1) for s, x in sources.items()}
+        self.user_info[user] = {"n_refs": len(refs), "n_evals": len(evals_j), "n_ideal_scenes": len(ideals)}
+        return _UserPairs(user=user, refs=refs, evals=evals_j, i_p=i_p, i_n=i_n, scenes=scenes, sources=sources,
+                          ideals=ideals, groups=_by_shape(i_p))
+
+    def _start_sample(self, pairs: _UserPairs) -> tuple[Sample, torch.Tensor]:
+        """The report's grid row of this user, and the full-size input the models render for it."""
+        s0 = next((s for s in pairs.scenes if s in pairs.sources), None)
+        inp, kind = (pairs.sources[s0], "source") if s0 is not None else (pairs.i_n[0], "non-preferred")
+        sample = Sample(user=pairs.user, scene=s0 or pairs.evals[0].scene, input=_thumb(inp), input_kind=kind,
+                        refs=[_thumb(r.preferred) for r in pairs.refs[:4]], outputs={},
+                        ideal=_thumb(pairs.ideals[s0]) if s0 in pairs.ideals else None)
+        return sample, inp
+
+    def _score_model(self, name: str, model: PersonalizationModel, pairs: _UserPairs,
+                     kept: tuple[Sample, torch.Tensor] | None) -> None:
+        t0 = time.perf_counter()
+        profile = model.personalize(pairs.refs, pairs.user)
+        out_p = _render(model, profile, pairs.i_p)
+        out_n = _render(model, profile, pairs.i_n)
+        src_keys = list(pairs.ideals)
+        src_imgs = [pairs.sources[s] for s in src_keys]
+        outs_src = _render(model, profile, src_imgs) if src_keys else []
+        if kept is not None:
+            kept[0].outputs[name] = _thumb(_render(model, profile, [kept[1]])[0])
+        self.seconds[name] += time.perf_counter() - t0
+        i_p, i_n = pairs.i_p, pairs.i_n
+        for vname, x in self.variants[name]:
+            vp, vn, vsrc = (_blend(outs, ins, x) for outs, ins in ((out_p, i_p), (out_n, i_n), (outs_src, src_imgs)))
+            for spec in self.specs:
+                for g in pairs.groups:
+                    r = cqs_pair(torch.stack([vp[i] for i in g]), torch.stack([vn[i] for i in g]),
+                                 torch.stack([i_p[i] for i in g]), torch.stack([i_n[i] for i in g]), spec)
+                    self.scores.add(vname, spec.name, pairs.user, r)
+            if src_keys:
+                self.ideal_rows[(vname, pairs.user)] = _ideal_row(vsrc, [pairs.ideals[s] for s in src_keys])
+
+    # -- compute -----------------------------------------------------------------------------
+
+    def _row_names(self) -> list[str]:
+        """Every table row: the models' variants, and identity (the inputs) when it did not run."""
+        return ([v for name in self.models for v, _ in self.variants[name]]
+                + ([] if IDENTITY in self.models else [IDENTITY]))
+
+    def _key(self, name: str) -> str:
+        """The scores behind row ``name`` (identity's are the inputs' when identity did not run)."""
+        return _INPUTS if name == IDENTITY and IDENTITY not in self.models else name
+
+    def compute(self) -> Results:
+        """The :class:`Results` of every user updated so far."""
+        if not self.user_info:
+            cfg = self.config
+            raise PrefstyleError(f"no user has evaluation pairs ({len(self.users)} users, {cfg.n_refs} references, "
+                                 f"{cfg.n_evals} evaluation pairs)", path=self.dataset.root)
+        notes = list(self.notes)
+        tables, per_user_rows = self._tables(notes)
+        ideal = self._ideal_table(per_user_rows)
+        model_info = self._model_info()
+        order = _table_order(list(model_info))
+        model_info = {k: model_info[k] for k in order}
+        tables = {m: {k: t[k] for k in order if k in t} for m, t in tables.items()}
+        results = Results(
+            config=self.config.to_json([s.name for s in self.specs], len(self.users)),
+            dataset=describe_dataset(self.dataset, self.users, self.ground_truth is not None),
+            models=model_info,
+            tables=tables,
+            ideal=ideal,
+            per_user=[per_user_rows[k] for k in sorted(per_user_rows, key=lambda k: (k[1], order.index(k[0])))],
+            notes=notes,
+            samples=list(self.samples),
+        )
+        results.checks = compute_checks(results)
+        return results
+
+    def _tables(self, notes: list[str]) -> tuple[dict[str, dict[str, dict[str, Any]]],
+                                                 dict[tuple[str, str], dict[str, Any]]]:
+        """``{metric: {row: values}}`` and the per-user rows ``{(row, user): ...}`` (appends to ``notes``)."""
+        tables: dict[str, dict[str, dict[str, Any]]] = {}
+        per_user_rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for spec in self.specs:
+            tables[spec.name] = {}
+            agg_id = self.scores.aggregate(_INPUTS, spec)
+            id_cqs = agg_id["cqs"] if agg_id else None
+            for name in self._row_names():
+                key = self._key(name)
+                agg = self.scores.aggregate(key, spec)
+                if agg is None:
+                    notes.append(f"{name} / {spec.name}: CQS undefined (a user's mean distance is 0); left empty")
+                    agg = {"per_user": {}}
+                user_wins = self.scores.user_wins(key, spec.name)
+                row = {k: agg.get(k) for k in ("cqs", "bfs", "cmr", "s_p", "s_n", "d_p", "d_n", "n_pairs", "n_users")}
+                row["win_rate"] = sum(user_wins.values()) / len(user_wins) if user_wins else None
+                rel_ok = spec.name in REL_CQS_METRICS and id_cqs and row["cqs"] is not None
+                row["cqs_rel"] = row["cqs"] / id_cqs if rel_ok else None
+                tables[spec.name][name] = row
+                for u, pu in agg["per_user"].items():
+                    pr = per_user_rows.setdefault((name, u), {"user": u, "model": name, **self.user_info[u],
+                                                              "metrics": {}})
+                    pr["metrics"][spec.name] = {
+                        "cqs": pu["cqs"], "cmr": pu["cmr"], "bfs": pu["bfs"], "d_p": pu["d_p"], "d_n": pu["d_n"],
+                        "win_rate": user_wins.get(u),
+                    }
+        return tables, per_user_rows
+
+    def _ideal_table(self, per_user_rows: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+        """Distance to the true ideal per row (None without ground truth); adds it to the per-user rows."""
+        if not self.ideal_rows:
+            return None
+        ideal: dict[str, dict[str, Any]] = {}
+        names = self._row_names()
+        for name in names:
+            rows = [r for (n, _), r in self.ideal_rows.items() if n == self._key(name)]
+            if rows:
+                ideal[name] = {m: sum(r[m] for r in rows) / len(rows) for m in IDEAL_METRICS}
+                ideal[name]["n_users"] = len(rows)
+                ideal[name]["n_images"] = sum(r["n_images"] for r in rows)
+        for name in names:
+            for (n, u), r in self.ideal_rows.items():
+                if n == self._key(name) and (name, u) in per_user_rows:
+                    per_user_rows[(name, u)]["ideal"] = {m: r[m] for m in IDEAL_METRICS}
+        return ideal
+
+    def _model_info(self) -> dict[str, dict[str, Any]]:
+        info: dict[str, dict[str, Any]] = {}
+        for name, model in self.models.items():
+            info[name] = {
+                "registered_name": model.name,
+                "reference_point": model.reference_point or model.name in REFERENCE_POINTS,
+                "config": _finite(model.config()),
+                "seconds": self.seconds.get(name, 0.0),
+            }
+            for vname, x in self.variants[name][1:]:
+                info[vname] = {**info[name], "strength": x, "seconds": 0.0}
+        if IDENTITY not in self.models:
+            info[IDENTITY] = {"registered_name": IDENTITY, "reference_point": True,
+                              "config": {"name": IDENTITY, "note": "measured from the inputs"}, "seconds": 0.0}
+        return info
+
+
 def evaluate_pps(
     dataset: Any,
     models: Mapping[str, PersonalizationModel],
@@ -347,215 +670,14 @@ def evaluate_pps(
 ) -> Results:
     """Run the PPS protocol (module docstring) for ``models`` (``{name: model}``) on a pairs dataset.
 
-    ``users``: whom to evaluate (default: the ``test`` split, else everyone). ``ground_truth``:
-    ``{user: SimulatedUser}`` for the distance to the true ideal (simulated data). ``metrics``
-    that cannot run here (LPIPS without weights) are skipped with a note. ``keep_samples``:
-    users whose images are kept for the report's grids. ``flip``: the fraction of each user's
-    references whose answer is reversed (``round(flip·N)`` of them, seeded per user; the
-    robustness test for noisy or careless answers; evaluation pairs are never flipped).
-    ``eval_scenes``: score only pairs on these scenes, personalize only from pairs on others
-    (:meth:`PairsDataset.split_user_judgments`; the held-out-photos protocol).
-    ``strengths``: also score every model but identity at these strengths of its edit, as rows ``"name@s"``:
-    each output blended with its input, ``x + s·(f(x) − x)`` (``enhance --strength``; no extra
-    rendering).
+    A shorthand for ``PPSEvaluation(dataset, models, PPSConfig(...), users, ground_truth,
+    cache).run(progress)``; the options are :class:`PPSConfig`'s and :class:`PPSEvaluation`'s.
     Returns :class:`Results`.
     """
-    if not models:
-        raise PrefstyleError("no models to evaluate")
-    if n_refs < 0 or n_evals < 1:
-        raise PrefstyleError(f"need n_refs >= 0 and n_evals >= 1 (got {n_refs}, {n_evals})")
-    strengths = [float(x) for x in strengths if float(x) != 1.0]
-    if any(not 0.0 <= x <= 2.0 for x in strengths):
-        raise PrefstyleError(f"strengths must lie in [0, 2], got {strengths}")
-    variants = {name: [(name, 1.0)] + ([] if m.name == IDENTITY else
-                                       [(f"{name}@{x:g}", x) for x in strengths]) for name, m in models.items()}
-    users = list(users) if users is not None else default_users(dataset)
-    specs, notes = available_metrics(list(metrics))
-    if not specs:
-        raise PrefstyleError("none of the requested metrics can be computed here: " + "; ".join(notes))
-    notes = list(notes)
-    cache = cache or ImageCache(dataset, size)
-    draw = max(n_refs, eval_after or 0)
-
-    # per (model, metric): per-pair d_p, d_n and the user of each pair; wins per (model, metric, user)
-    d_p: dict[tuple[str, str], list[float]] = defaultdict(list)
-    d_n: dict[tuple[str, str], list[float]] = defaultdict(list)
-    pair_users: dict[tuple[str, str], list[str]] = defaultdict(list)
-    wins: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    ideal_rows: dict[tuple[str, str], dict[str, float]] = {}
-    user_info: dict[str, dict[str, Any]] = {}
-    seconds: dict[str, float] = defaultdict(float)
-    samples: list[Sample] = []
-    ident = "\x00identity"  # the inputs themselves, always measured
-
-    it: Iterable[str] = users
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(users, desc="evaluate users", unit="user")
-    for user in it:
-        refs_j, evals_j = dataset.split_user_judgments(user, draw, n_evals, seed=seed, eval_scenes=eval_scenes)
-        refs_j = refs_j[:n_refs]
-        if not evals_j:
-            notes.append(f"user {user}: no evaluation pairs left after {len(refs_j)} references; skipped")
-            continue
-        refs = flip_references(load_references(dataset, refs_j, cache), flip, seed, user)
-        i_p = [cache.get(j.preferred_image) for j in evals_j]
-        i_n = [_same_size(cache.get(j.other_image), p) for j, p in zip(evals_j, i_p)]
-        truth = ground_truth.get(user) if ground_truth is not None else None
-        if ground_truth is not None and truth is None:
-            notes.append(f"user {user}: not in the ground truth; no distance to the ideal")
-        scenes = list(dict.fromkeys(j.scene for j in evals_j))
-        sources = {s: src for s in scenes if (src := cache.source_of(s)) is not None}
-        ideals: dict[str, torch.Tensor] = {}
-        if truth is not None and sources:
-            with torch.no_grad():
-                ideals = {s: truth.ideal(x[None])[0].clamp(0, 1) for s, x in sources.items()}
-        user_info[user] = {"n_refs": len(refs), "n_evals": len(evals_j), "n_ideal_scenes": len(ideals)}
-
-        keep = len(samples) < keep_samples
-        if keep:
-            s0 = next((s for s in scenes if s in sources), None)
-            inp, kind = (sources[s0], "source") if s0 is not None else (i_n[0], "non-preferred")
-            sample = Sample(user=user, scene=s0 or evals_j[0].scene, input=_thumb(inp), input_kind=kind,
-                            refs=[_thumb(r.preferred) for r in refs[:4]], outputs={},
-                            ideal=_thumb(ideals[s0]) if s0 in ideals else None)
-            sample_full = inp
-
-        if ideals:
-            ideal_rows[(ident, user)] = _ideal_row([sources[s] for s in ideals], list(ideals.values()))
-
-        groups = _by_shape(i_p)
-        for spec in specs:
-            for g in groups:
-                P = torch.stack([i_p[i] for i in g])
-                N = torch.stack([i_n[i] for i in g])
-                r = cqs_pair(P, N, P, N, spec)
-                d_p[(ident, spec.name)] += r["d_p"]
-                d_n[(ident, spec.name)] += r["d_n"]
-                pair_users[(ident, spec.name)] += [user] * len(g)
-                wins[(ident, spec.name, user)] += [w / 2 for w in r["wins"]]
-
-        for name, model in models.items():
-            t0 = time.perf_counter()
-            profile = model.personalize(refs, user)
-            out_p = _render(model, profile, i_p)
-            out_n = _render(model, profile, i_n)
-            src_keys = list(ideals) if ideals else []
-            outs_src = _render(model, profile, [sources[s] for s in src_keys]) if src_keys else []
-            if keep:
-                sample.outputs[name] = _thumb(_render(model, profile, [sample_full])[0])
-            seconds[name] += time.perf_counter() - t0
-            src_imgs = [sources[s] for s in src_keys]
-            for vname, x in variants[name]:
-                vp, vn, vsrc = (_blend(outs, ins, x) for outs, ins in ((out_p, i_p), (out_n, i_n), (outs_src, src_imgs)))
-                for spec in specs:
-                    for g in groups:
-                        r = cqs_pair(torch.stack([vp[i] for i in g]), torch.stack([vn[i] for i in g]),
-                                     torch.stack([i_p[i] for i in g]), torch.stack([i_n[i] for i in g]), spec)
-                        d_p[(vname, spec.name)] += r["d_p"]
-                        d_n[(vname, spec.name)] += r["d_n"]
-                        pair_users[(vname, spec.name)] += [user] * len(g)
-                        wins[(vname, spec.name, user)] += [w / 2 for w in r["wins"]]
-                if src_keys:
-                    ideal_rows[(vname, user)] = _ideal_row(vsrc, [ideals[s] for s in src_keys])
-        if keep:
-            samples.append(sample)
-
-    if not user_info:
-        raise PrefstyleError(
-            f"no user has evaluation pairs ({len(users)} users, {n_refs} references, {n_evals} evaluation pairs)",
-            path=dataset.root,
-        )
-
-    # -- aggregate ---------------------------------------------------------------------------
-    # identity is always in the tables: the run's own identity model, else the inputs themselves
-    names = [v for name in models for v, _ in variants[name]] + ([] if IDENTITY in models else [IDENTITY])
-
-    def key_of(name: str) -> str:
-        return ident if name == IDENTITY and IDENTITY not in models else name
-
-    tables: dict[str, dict[str, dict[str, Any]]] = {}
-    per_user_rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for spec in specs:
-        tables[spec.name] = {}
-        agg_id = _aggregate(d_p[(ident, spec.name)], d_n[(ident, spec.name)], spec, pair_users[(ident, spec.name)])
-        id_cqs = agg_id["cqs"] if agg_id else None
-        for name in names:
-            key = (key_of(name), spec.name)
-            agg = _aggregate(d_p[key], d_n[key], spec, pair_users[key])
-            if agg is None:
-                notes.append(f"{name} / {spec.name}: CQS undefined (a user's mean distance is 0); left empty")
-                agg = {"per_user": {}}
-            user_wins = {u: sum(v) / len(v) for (n2, m2, u), v in wins.items() if n2 == key[0] and m2 == spec.name}
-            row = {k: agg.get(k) for k in ("cqs", "bfs", "cmr", "s_p", "s_n", "d_p", "d_n", "n_pairs", "n_users")}
-            row["win_rate"] = sum(user_wins.values()) / len(user_wins) if user_wins else None
-            rel_ok = spec.name in REL_CQS_METRICS and id_cqs and row["cqs"] is not None
-            row["cqs_rel"] = row["cqs"] / id_cqs if rel_ok else None
-            tables[spec.name][name] = row
-            for u, pu in agg["per_user"].items():
-                pr = per_user_rows.setdefault((name, u), {"user": u, "model": name, **user_info[u], "metrics": {}})
-                pr["metrics"][spec.name] = {
-                    "cqs": pu["cqs"], "cmr": pu["cmr"], "bfs": pu["bfs"], "d_p": pu["d_p"], "d_n": pu["d_n"],
-                    "win_rate": user_wins.get(u),
-                }
-
-    ideal: dict[str, dict[str, Any]] | None = None
-    if ideal_rows:
-        ideal = {}
-        for name in names:
-            rows = [r for (n, _), r in ideal_rows.items() if n == key_of(name)]
-            if rows:
-                ideal[name] = {m: sum(r[m] for r in rows) / len(rows) for m in IDEAL_METRICS}
-                ideal[name]["n_users"] = len(rows)
-                ideal[name]["n_images"] = sum(r["n_images"] for r in rows)
-        for name in names:
-            for (n, u), r in ideal_rows.items():
-                if n == key_of(name) and (name, u) in per_user_rows:
-                    per_user_rows[(name, u)]["ideal"] = {m: r[m] for m in IDEAL_METRICS}
-
-    model_info = {}
-    for name, model in models.items():
-        model_info[name] = {
-            "registered_name": model.name,
-            "reference_point": model.reference_point or model.name in REFERENCE_POINTS,
-            "config": _finite(model.config()),
-            "seconds": seconds.get(name, 0.0),
-        }
-        for vname, x in variants[name][1:]:
-            model_info[vname] = {**model_info[name], "strength": x, "seconds": 0.0}
-    if IDENTITY not in models:
-        model_info[IDENTITY] = {"registered_name": IDENTITY, "reference_point": True,
-                                "config": {"name": IDENTITY, "note": "measured from the inputs"}, "seconds": 0.0}
-    order = _table_order(list(model_info))
-    model_info = {k: model_info[k] for k in order}
-    tables = {m: {k: t[k] for k in order if k in t} for m, t in tables.items()}
-
-    results = Results(
-        config={
-            "protocol": "pps",
-            "n_refs": n_refs,
-            "flip": flip,
-            "eval_scenes": None if eval_scenes is None else len(set(eval_scenes)),
-            "strengths": strengths,
-            "n_evals": n_evals,
-            "eval_after": eval_after,
-            "seed": seed,
-            "metrics": [s.name for s in specs],
-            "size": size,
-            "cqs_aggregation": "pooled per user, then mean over users",
-            "users": len(users),
-        },
-        dataset=describe_dataset(dataset, users, ground_truth is not None),
-        models=model_info,
-        tables=tables,
-        ideal=ideal,
-        per_user=[per_user_rows[k] for k in sorted(per_user_rows, key=lambda k: (k[1], order.index(k[0])))],
-        notes=notes,
-        samples=samples,
-    )
-    results.checks = compute_checks(results)
-    return results
+    config = PPSConfig(n_refs=n_refs, n_evals=n_evals, seed=seed, metrics=tuple(metrics), size=size,
+                       eval_after=eval_after, keep_samples=keep_samples, flip=flip, eval_scenes=eval_scenes,
+                       strengths=tuple(strengths))
+    return PPSEvaluation(dataset, models, config, users=users, ground_truth=ground_truth, cache=cache).run(progress)
 
 
 def _blend(outputs: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor], strength: float) -> list[torch.Tensor]:
