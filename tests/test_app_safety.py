@@ -216,6 +216,29 @@ def test_the_style_cache_is_on_disk_so_another_process_serves_it(tmp_path):
         b.db.dispose()
 
 
+def test_a_style_another_process_is_rendering_is_not_rendered_twice(state):
+    from prefstyle.app import personal
+
+    c, _ = participant(state)
+    answer_n(c, SID, 3)
+    study = state.studies[SID]
+    with state.db.read() as s:
+        from prefstyle.app.models import Participant
+
+        pid = max(s.query(Participant.id).all())[0]
+    lock = personal.participant_dir(study, pid) / ".v3.rendering"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.touch()  # another server process's render worker is on it
+    waiting = state.renders.waiting()
+    d = c.get(f"/s/{SID}/api/style").json()
+    assert d["state"] == "rendering" and not d["ready"] and state.renders.waiting() == waiting
+    time.sleep(0.3)
+    assert not (personal.participant_dir(study, pid) / "v3" / "done").exists()
+    old = time.time() - personal.RENDER_LOCK_S - 1
+    os.utime(lock, (old, old))  # that process was killed: its lock expires
+    assert wait_style(c, SID)["version"] == 3 and not lock.exists()
+
+
 def test_style_renders_in_a_worker_process_with_the_models_words(tmp_path):
     """The production mode: a spawned render process; the page shows ``model.describe`` when it has words."""
     from prefstyle.app import personal

@@ -32,7 +32,7 @@ from prefstyle.app.state import LoadedStudy
 THUMB = 64
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=2048)  # at most 2048 x 49 kB
 def _thumb(path: str) -> Any:
     """``(3, h, w)`` float tensor in [0, 1], long side at most :data:`THUMB` (cached per file)."""
     import numpy as np

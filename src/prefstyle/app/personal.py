@@ -176,18 +176,53 @@ def _write_jpeg(path: Path, img) -> None:
     write_image(path, img, quality=92)  # atomic
 
 
+RENDER_LOCK_S = 300.0
+
+
+def _lock_path(study: LoadedStudy, pid: int, version: int) -> Path:
+    return participant_dir(study, pid) / f".v{version}.rendering"
+
+
+def render_in_progress(study: LoadedStudy, pid: int, version: int) -> bool:
+    """True while some process (of any server process) renders this version: its lock file is
+    younger than :data:`RENDER_LOCK_S` (the lock of a killed render expires)."""
+    import time
+
+    try:
+        return time.time() - _lock_path(study, pid, version).stat().st_mtime < RENDER_LOCK_S
+    except OSError:
+        return False
+
+
+def _take_lock(study: LoadedStudy, pid: int, version: int) -> bool:
+    import os
+
+    lock = _lock_path(study, pid, version)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            if render_in_progress(study, pid, version):
+                return False
+            lock.unlink(missing_ok=True)  # left by a killed render
+    return False
+
+
 def build_style(study: LoadedStudy, user: str, pid: int, answers: list[Answer]) -> int:
     """Render version ``len(answers)``: profile, held-out photos retouched, the taste in words.
 
-    Written into a temporary folder renamed to ``v<N>`` when complete (a concurrent render of the
-    same version by another process is discarded); older versions are then removed. Returns N.
+    Written into a temporary folder renamed to ``v<N>`` when complete; older versions are then
+    removed. A lock file (``.v<N>.rendering``) keeps other server processes' render workers from
+    rendering the same version at once (they return and their pages poll). Returns N.
     """
     if not answers:
         raise FlowError(409, "answer a few pairs first: your style is learned from your choices")
     version = len(answers)
     base = participant_dir(study, pid)
     final = base / f"v{version}"
-    if (final / "done").is_file():
+    if (final / "done").is_file() or not _take_lock(study, pid, version):
         return version
     tmp = base / f".v{version}.{uuid.uuid4().hex[:8]}.part"
     try:
@@ -211,6 +246,7 @@ def build_style(study: LoadedStudy, user: str, pid: int, answers: list[Answer]) 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        _lock_path(study, pid, version).unlink(missing_ok=True)
     for old in base.iterdir():  # keep the newest version (and any newer one another process made)
         m = VERSION_DIR.match(old.name)
         if m and int(m.group(1)) < version and old.is_dir():

@@ -238,6 +238,8 @@ def style_status(db: Database, queue: RenderQueue, study: Any, participant: Any,
     if not result.ready:
         key = (study.id, pid, "style", version)
         st, msg = queue.state(key)
+        if st is None and personal.render_in_progress(study, pid, version):
+            st = "rendering"  # by another server process's render worker: poll until its files appear
         if st not in ("queued", "rendering", "failed"):  # only now read the answers themselves (a poll costs one query)
             answers = personal.decided_mains(db, pid)
             version = len(answers)
