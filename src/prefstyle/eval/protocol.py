@@ -47,9 +47,9 @@ import torch.nn.functional as F
 from prefstyle import __version__
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_write_text
+from prefstyle.imaging.resize import resize_long_side
 from prefstyle.metrics.cqs import aggregate_cqs, cqs_pair
 from prefstyle.metrics.registry import available_metrics, get_metric
-from prefstyle.imaging.resize import resize_long_side
 from prefstyle.models.base import PersonalizationModel, Profile, Reference
 from prefstyle.models.reference import REFERENCE_POINTS, IdentityModel, OracleModel
 from prefstyle.models.render import blend, render_batch
@@ -601,7 +601,8 @@ class PPSEvaluation:
                     notes.append(f"{name} / {spec.name}: CQS undefined (a user's mean distance is 0); left empty")
                     agg = {"per_user": {}}
                 user_wins = self.scores.user_wins(key, spec.name)
-                row = {k: agg.get(k) for k in ("cqs", "bfs", "cmr", "s_p", "s_n", "d_p", "d_n", "n_pairs", "n_users")}
+                row: dict[str, Any] = {k: agg.get(k) for k in ("cqs", "bfs", "cmr", "s_p", "s_n", "d_p", "d_n",
+                                                              "n_pairs", "n_users")}
                 row["win_rate"] = sum(user_wins.values()) / len(user_wins) if user_wins else None
                 rel_ok = spec.name in REL_CQS_METRICS and id_cqs and row["cqs"] is not None
                 row["cqs_rel"] = row["cqs"] / id_cqs if rel_ok else None

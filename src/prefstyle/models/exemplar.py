@@ -163,6 +163,8 @@ class ExemplarModel(NetModelMixin, PersonalizationModel):
 
     name = "exemplar"
 
+    net: ExemplarNet
+
     def __init__(self, net: ExemplarNet | None = None, **arch: Any):
         self.net = net if net is not None else ExemplarNet(**arch).eval()
 

@@ -215,7 +215,7 @@ class PieNetNet(nn.Module):
         self.head1 = nn.Conv2d(d[3] + 3, cfg.head_channels, 3, padding=1)
         self.head2 = nn.Conv2d(cfg.head_channels, 3, 3, padding=1)
         nn.init.normal_(self.head2.weight, std=1e-3)
-        nn.init.zeros_(self.head2.bias)
+        nn.init.zeros_(self.head2.bias)  # type: ignore[arg-type]  # Conv2d built with bias=True
 
     def forward(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -243,6 +243,9 @@ class PieNetSystem(nn.Module):
     gets. :meth:`conditioning` is what PieNet is trained with: the centroids when they are
     set, else the learned vectors.
     """
+
+    user_centroids: torch.Tensor
+    centroids_ready: torch.Tensor
 
     def __init__(self, cfg: PieNetConfig):
         super().__init__()
@@ -429,7 +432,7 @@ class PieNetModel(PersonalizationModel):
                     f"checkpoint does not fit the PieNet architecture (missing {missing[:3]}, unexpected {unexpected[:3]})",
                     path=weights,
                 )
-            self.checkpoint_path = str(weights.parent.resolve())
+            self.checkpoint_path: str | None = str(weights.parent.resolve())
         else:
             self.checkpoint_path = None
         assert system is not None

@@ -135,6 +135,8 @@ class UPEModel(NetModelMixin, PersonalizationModel):
 
     name = "upe"
 
+    net: UPENet
+
     def __init__(self, net: UPENet | None = None, **arch: Any):
         self.net = net if net is not None else UPENet(**arch).eval()
 

@@ -40,6 +40,7 @@ import torch
 from prefstyle import __version__
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_path, atomic_write_text
+
 # reading checkpoints is inference's business: it lives in the models layer
 from prefstyle.models.card import (
     CARD_FORMAT,
@@ -175,7 +176,7 @@ def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
     py = random.getstate()
-    npst = np.random.get_state()
+    npst: Any = np.random.get_state()  # the legacy tuple form (typed as a dict too)
     meta = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]), float(npst[4])],

@@ -46,11 +46,14 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from prefstyle.errors import InputFormatError, PrefstyleError
+
+if TYPE_CHECKING:
+    from prefstyle.train.task import TrainTask
 
 __all__ = ["DEFAULTS", "apply_overrides", "load_config", "merge", "resolve_config", "task_model_cfg", "task_option_keys"]
 
@@ -167,7 +170,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def resolve_config(doc: dict[str, Any], source: str | Path | None = None) -> dict[str, Any]:
     """Merge ``doc`` over :data:`DEFAULTS` and validate it; returns a new dict."""
-    where = {"path": source} if source is not None else {}
+    where: dict[str, Any] = {"path": source} if source is not None else {}
     unknown = sorted(set(doc) - set(DEFAULTS))
     if unknown:
         raise PrefstyleError(f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(sorted(DEFAULTS))})",
@@ -380,6 +383,7 @@ def task_option_keys(name: str, module: str | None = None) -> dict[str, Any] | N
     from prefstyle.train.task import _TASKS, get_task
 
     _load_builtin_models()
+    task_cls: type[TrainTask] | None
     try:
         task_cls = get_task(name, module)
     except PrefstyleError:
@@ -393,7 +397,7 @@ def task_option_keys(name: str, module: str | None = None) -> dict[str, Any] | N
     if inspect.isclass(model_cls):
         keys.update(_signature_defaults(model_cls.__init__))
         if task_cls is None and callable(getattr(model_cls, "fit", None)):
-            keys.update(_signature_defaults(model_cls.fit))
+            keys.update(_signature_defaults(model_cls.fit))  # type: ignore[attr-defined]  # checked just above
     if task_cls is not None:
         modules = []
         for c in task_cls.__mro__:

@@ -123,7 +123,9 @@ def all_reduce_gradients(params: list[nn.Parameter], info: DistInfo, bucket_mb: 
 
     by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
     for p in active:
-        by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+        grad = p.grad
+        assert grad is not None  # set above for every active parameter
+        by_dtype.setdefault(grad.dtype, []).append(grad)
     for grads in by_dtype.values():
         for g in grads:
             bucket.append(g)

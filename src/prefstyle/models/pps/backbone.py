@@ -46,6 +46,8 @@ class FrozenBackbone(nn.Module):
     The module never trains (``train()`` keeps it in eval mode; no parameter needs grad).
     """
 
+    net: Any  # EfficientNet-Lite0 (prefstyle.models.backbones) or a timm ViT: different interfaces
+
     def __init__(self, name: str = "efficientnet_lite0", weights: str | None = None, input_size: int = 224,
                  stats: bool = True):
         super().__init__()
@@ -53,7 +55,7 @@ class FrozenBackbone(nn.Module):
         if name == "efficientnet_lite0":
             from prefstyle.models.backbones import create_backbone
 
-            net = create_backbone("efficientnet_lite0", weights=weights if weights else "default")
+            net: Any = create_backbone("efficientnet_lite0", weights=weights if weights else "default")
             self.mean, self.std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
             self.dim = net.pooled_dim + (2 * (net.channels[1] + net.channels[2]) if self.stats else 0)
         elif name in _DINO_TIMM:

@@ -13,6 +13,7 @@ Images are ``(B,3,H,W)`` float32 sRGB in [0,1]; LUTs ``(B,3,S,S,S)`` indexed ``l
 from __future__ import annotations
 
 import itertools
+from typing import Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,8 @@ class BasisLUT(nn.Module):
     and monotonicity terms of the produced LUTs.
     """
 
+    identity: torch.Tensor
+
     def __init__(self, n_basis: int = 16, size: int = 17):
         super().__init__()
         self.n_basis, self.size = int(n_basis), int(size)
@@ -103,6 +106,10 @@ class FeatureScaler(nn.Module):
     by :meth:`fit` (identity until then).
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+    fitted: torch.Tensor
+
     def __init__(self, dim: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
@@ -135,10 +142,13 @@ class LUTDecoder(nn.Module):
         return self.lut(self.mlp(cond))
 
 
-class Unregistered:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+class Unregistered(Generic[ModuleT]):
     """Holds a module outside its owner's parameter tree (not saved, not trained, not moved by ``.to``)."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: ModuleT):
         self.module = module
 
 

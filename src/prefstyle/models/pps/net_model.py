@@ -35,7 +35,7 @@ class NetModelMixin:
     """
 
     name: str
-    net: nn.Module
+    net: Any  # the model's own network (declared with its type by each model)
     _fingerprint: str | None = None
 
     @property

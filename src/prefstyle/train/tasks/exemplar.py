@@ -42,15 +42,19 @@ def exemplar_batch_loss(model: nn.Module, bank: Any, batch: PairBatch, w: float 
     b, n = ctx.shape
     q_idx = inv[:b]
     s_idx, p_idx, n_idx = (inv[b + k * b * n : b + (k + 1) * b * n].view(b, n) for k in range(3))
-    feats = bank.features
+    feats = bank.require_features()
     aux_idx = None
     if aux_weight > 0 and n > 0:
         # one real context triplet per sample, from its noise seed (samples without context: masked below)
         counts = batch.context_mask.sum(1).clamp_min(1)
         aux_idx = (batch.noise % counts).clamp_max(n - 1)
-    mv = lambda t: None if t is None else t.to(dev)
+
+    def mv(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dev)
+
     _, luts, aux = model(mv(bank.thumbs[net.style_size][uniq]), mv(q_idx), mv(s_idx), mv(p_idx), mv(n_idx),
-                         mv(batch.context_mask), mv(feats[q_rows]), mv(feats[cs]), mv(aux_idx))
+                         mv(batch.context_mask), mv(feats[q_rows]), mv(feats[cs]),
+                         None if aux_idx is None else mv(aux_idx))
     th = bank.thumbs[net.thumb]
     x, i_p, i_n = mv(th[q_rows]), mv(th[p_rows]), mv(th[n_rows])
     if torch.is_tensor(w):
@@ -104,7 +108,7 @@ class ExemplarTask(PPSTask):
     def _prepare(self, model: ExemplarNet) -> Any:
         bank = self.bank(model)
         if not bool(model.scaler.fitted):
-            model.scaler.fit(bank.features)
+            model.scaler.fit(bank.require_features())
         return bank
 
     def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> Any:

@@ -190,7 +190,7 @@ def _pool(cfg: dict[str, Any]) -> Any:
     from prefstyle.data.pool import ContentPool
 
     photos = cfg["photos"]
-    kw = {"crops_per_photo": int(cfg["crops_per_photo"]), "seed": int(cfg["pool_seed"])}
+    kw: dict[str, Any] = {"crops_per_photo": int(cfg["crops_per_photo"]), "seed": int(cfg["pool_seed"])}
     if photos == "bundled":
         return ContentPool.bundled(system=True, **kw)
     if photos == "packages":
@@ -272,7 +272,10 @@ def build_method_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
     vsrc = scene_batch(val_scenes)
     ref_idx = [train_scenes.index(s) for s in ref_scenes]
     it = tqdm(users["train"] + users["val"], desc="pienet: render method users", disable=not progress)
-    targets, vt, vr, seen = [], [], [], []
+    targets: list[torch.Tensor] = []
+    vt: list[torch.Tensor] = []
+    vr: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
     n_seen = min(int(cfg["val_seen_users"]), len(users["train"]))
     for name in it:
         if name in users["train"]:

@@ -94,7 +94,11 @@ class PairBank:
                 order.append(key)
             return rows[key]
 
-        pref, other, source, user_of, scenes = [], [], [], [], []
+        pref: list[int] = []
+        other: list[int] = []
+        source: list[int] = []
+        user_of: list[int] = []
+        scene_names: list[str] = []
         self.by_user: list[np.ndarray] = []
         for ui, u in enumerate(self.users):
             start = len(pref)
@@ -104,14 +108,14 @@ class PairBank:
                 sc = dataset.scenes.get(j.scene)
                 source.append(row(sc.source) if sc is not None and sc.source else -1)
                 user_of.append(ui)
-                scenes.append(j.scene)
+                scene_names.append(j.scene)
             self.by_user.append(np.arange(start, len(pref)))
         self.pref = torch.tensor(pref)
         self.other = torch.tensor(other)
         self.source = torch.tensor(source)
         self.user_of = torch.tensor(user_of)
-        scene_ids = {s: i for i, s in enumerate(dict.fromkeys(scenes))}
-        self.scene_of = torch.tensor([scene_ids[s] for s in scenes])
+        scene_ids = {s: i for i, s in enumerate(dict.fromkeys(scene_names))}
+        self.scene_of = torch.tensor([scene_ids[s] for s in scene_names])
         self.paths = order
         self.thumbs = {s: torch.empty(len(order), 3, s, s) for s in self.sizes}
         self.features: torch.Tensor | None = None
@@ -163,6 +167,12 @@ class PairBank:
         for k in cls._SAVED:
             setattr(bank, k, state[k])
         return bank
+
+    def require_features(self) -> torch.Tensor:
+        """:attr:`features` ``(M, D)``, which a bank built without a backbone does not have."""
+        if self.features is None:
+            raise PrefstyleError("this pair bank was built without backbone features")
+        return self.features
 
     @property
     def has_sources(self) -> bool:

@@ -62,9 +62,9 @@ def validate_personalization(model: Any, dataset: Any, users: Sequence[str], n_r
                 p, n = r.preferred[None], r.other[None]
                 if n.shape != p.shape:
                     n = F.interpolate(n, size=p.shape[-2:], mode="area")
-                out = model.render(torch.cat([p, n]), profile).clamp(0, 1)
-                to_p = delta_e00(out, torch.cat([p, p]))
-                to_n = delta_e00(out, torch.cat([n, n]))
+                rendered = model.render(torch.cat([p, n]), profile).clamp(0, 1)
+                to_p = delta_e00(rendered, torch.cat([p, p]))
+                to_n = delta_e00(rendered, torch.cat([n, n]))
                 dps.append(float(to_p.mean()))
                 dns.append(float(to_n.mean()))
                 wins += [float(a < b) + 0.5 * float(a == b) for a, b in zip(to_p.tolist(), to_n.tolist())]
@@ -84,9 +84,9 @@ def validate_personalization(model: Any, dataset: Any, users: Sequence[str], n_r
                     p, n = r.preferred[None], r.other[None]
                     if n.shape != p.shape:
                         n = F.interpolate(n, size=p.shape[-2:], mode="area")
-                    out = model.render(torch.cat([p, n]), empty).clamp(0, 1)
-                    nr_p.append(float(delta_e00(out, torch.cat([p, p])).mean()))
-                    nr_n.append(float(delta_e00(out, torch.cat([n, n])).mean()))
+                    rendered = model.render(torch.cat([p, n]), empty).clamp(0, 1)
+                    nr_p.append(float(delta_e00(rendered, torch.cat([p, p])).mean()))
+                    nr_n.append(float(delta_e00(rendered, torch.cat([n, n])).mean()))
                     if truth is not None and r.source is not None:
                         x = r.source[None]
                         nr_ideal.append(float(delta_e00(model.render(x, empty).clamp(0, 1), truth.ideal(x).clamp(0, 1))[0]))

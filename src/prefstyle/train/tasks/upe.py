@@ -85,8 +85,9 @@ class UPETask(PPSTask):
     def _prepare(self, model: UPENet) -> Any:
         bank = self.bank(model)
         if not bool(model.scaler.fitted):
-            model.scaler.fit(bank.features)
-            diffs = bank.features[bank.pref] - bank.features[bank.other]
+            feats = bank.require_features()
+            model.scaler.fit(feats)
+            diffs = feats[bank.pref] - feats[bank.other]
             model.style_scaler.fit(torch.cat([diffs, -diffs]))  # symmetric: the std of a preference difference
         return bank
 
@@ -96,7 +97,7 @@ class UPETask(PPSTask):
             self._prepare(self._model)
         return loader
 
-    def loss(self, model: UPENet, batch: PairBatch, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, model: nn.Module, batch: PairBatch, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
         bank = self._prepare(unwrap(model))
         n = len(batch.judgment)
         w = pps_weight(progress, self.model_cfg.get("w_schedule", "linear"), float(self.model_cfg.get("w_start", 0.5)),
