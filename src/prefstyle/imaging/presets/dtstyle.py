@@ -61,9 +61,9 @@ __all__ = ["MODULES", "SLIDER_MAP", "decode_params", "module_params", "parse_dts
 
 #: prefstyle slider value -> darktable value, piecewise linear (xs, ys); fitted, see docs/PRESETS.md
 SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    # benchmarks/results/presets_calibration.json
+    # benchmarks/results/presets_calibration_darktable.json
     "vibrance": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-0.2077, -0.1246, 0.0, 0.4164, 0.694)),  # colorbalancergb: vibrance
-    "saturation": ((-1.0, 0.0, 1.0), (-1.0, 0.0, 1.0)),  # colorbalancergb: chroma_global
+    "saturation": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-0.8933, -0.536, 0.0, 0.4458, 0.743)),  # colorbalancergb: chroma_global
 }
 
 # (field name, struct format) in struct order, per module: darktable 4.2's introspection
