@@ -28,7 +28,7 @@ from prefstyle.models.base import create_model
 
 TINY: dict = dict(users=16, scenes=10, renditions=4, size=48, thumb=24, main=24, consistency=4,  # noqa: C408
                   careless_fraction=0.2,
-            photos="packages", workers=1)
+                  photos="packages", workers=1)
 
 
 @pytest.fixture(scope="module")

@@ -1020,7 +1020,7 @@ class LooksBayesModel(PersonalizationModel):
                 x = img[b : b + 1]
                 small = thumbnail(x, self.DECISION_THUMB)
                 # the ideals' statistics come from the image itself, not its thumbnail's thumbnail
-                ideals = torch.cat([_ideal_of(t, x, small) for t in tastes])  # (P,3,t,t)
+                ideals = _ideals_of(tastes, x, small)  # (P,3,t,t)
                 mean = (w.view(-1, 1, 1, 1) * ideals).sum(0, keepdim=True)
                 lab_c, lab_p = rgb_to_lab(torch.cat([ideals, mean])), rgb_to_lab(ideals)
                 n_c, n_p = lab_c.shape[0], lab_p.shape[0]
@@ -1045,12 +1045,14 @@ def _apply_luts_batched(x: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
     return out.reshape(n, 3, h, w)
 
 
-def _ideal_of(taste: Any, full: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
-    """``taste.ideal`` of ``small`` (a thumbnail of ``full``) with the image statistics of ``full``."""
+def _ideals_of(tastes: Sequence[Any], full: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
+    """Single-look tastes' ideals of ``small`` ``(1,3,t,t)`` (a thumbnail of ``full`` ``(1,3,H,W)``,
+    whose statistics set the exposure): ``(P,3,t,t)``, all in one retouch and one LUT call."""
     from prefstyle.data.looks_crowd import _EXPOSURE_INDEX
 
-    vec = taste.correction.to_vector().to(small.dtype)[None].clone()
-    vec[:, _EXPOSURE_INDEX] += taste.exposure_offsets(full)
-    x = apply_retouch_vector(small.clamp(0, 1), vec, exact=True).clamp(0, 1)
-    s = taste.strengths[0]
-    return (x + s * (apply_lut(x, taste.luts()[0]).clamp(0, 1) - x)).clamp(0, 1)
+    vec = torch.stack([t.correction.to_vector() for t in tastes]).to(small.dtype)
+    vec[:, _EXPOSURE_INDEX] += torch.cat([t.exposure_offsets(full) for t in tastes])
+    x = apply_retouch_vector(small.clamp(0, 1).expand(len(tastes), -1, -1, -1), vec, exact=True).clamp(0, 1)
+    luts = torch.stack([t.luts()[0] for t in tastes])
+    s = torch.tensor([t.strengths[0] for t in tastes], dtype=small.dtype).view(-1, 1, 1, 1)
+    return (x + s * (_apply_luts_batched(x, luts).clamp(0, 1) - x)).clamp(0, 1)
