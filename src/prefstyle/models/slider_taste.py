@@ -408,10 +408,8 @@ class SliderTasteModel(PersonalizationModel):
             self._lut_cache.move_to_end(key)
             return hit
         s = self.lut_size
-        grid = identity_lut(s).reshape(1, 3, s, s * s)
         with torch.no_grad():
-            out = apply_retouch_vector(grid.expand(len(w), -1, -1, -1).contiguous(), adapted_vectors(v, g, ev),
-                                       exact=True).clamp(0, 1)
+            out = _edits_on_grid(adapted_vectors(v, g, ev), s).clamp(0, 1)
         lut = (w[:, None, None, None] * out).sum(0).reshape(3, s, s, s).contiguous()
         return _remember(self._lut_cache, key, lut, 64)
 
@@ -500,6 +498,34 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
     """Binary entropy in nats, elementwise (0 at p = 0 or 1)."""
     q = p.clamp(1e-12, 1 - 1e-12)
     return -(q * q.log() + (1 - q) * (1 - q).log())
+
+
+def _edits_on_grid(vecs: torch.Tensor, size: int) -> torch.Tensor:
+    """``(K, 3, S, S²)``: each edit ``vecs`` ``(K, VECTOR_DIM)`` applied to the identity LUT's nodes
+    (layout of :func:`~prefstyle.imaging.lut.identity_lut`, as an ``S x S²`` image), exactly as
+    ``apply_retouch_vector(grid, vecs, exact=True)`` evaluates it, at a fraction of the cost: the
+    per-channel steps (white balance .. tone curve) map each channel on its own, so they are
+    evaluated on the ``S`` node values of each channel and spread over the grid; the colour
+    steps then run on every node. (The LUT of each photo's EV is built per photo: this is most
+    of the cost of ``prefstyle enhance`` besides decoding, filtering and encoding.)
+    """
+    from prefstyle.imaging.pipeline import N_PER_CHANNEL_STEPS, _active_steps, unpack_vector
+
+    k, n = vecs.shape[0], size
+    fields = unpack_vector(vecs.float(), clamp=True)
+    ramp = identity_lut(n)[0, 0, 0]  # the node values k / (S - 1)
+    t = ramp.expand(k, 3, 1, n).contiguous()
+    for fn in _active_steps(fields, 0, N_PER_CHANNEL_STEPS):
+        t = fn(t, fields)
+    t = t.reshape(k, 3, n)
+    grid = torch.empty((k, 3, n, n, n), dtype=t.dtype)
+    grid[:, 0] = t[:, 0, None, None, :]  # red varies along the last axis
+    grid[:, 1] = t[:, 1, None, :, None]
+    grid[:, 2] = t[:, 2, :, None, None]
+    x = grid.reshape(k, 3, n, n * n)
+    for fn in _active_steps(fields, N_PER_CHANNEL_STEPS):
+        x = fn(x, fields)
+    return x
 
 
 def _remember(cache: OrderedDict[str, torch.Tensor], key: str, value: torch.Tensor, limit: int) -> torch.Tensor:
