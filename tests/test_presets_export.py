@@ -214,8 +214,9 @@ def _de(a, b):
 @pytest.mark.slow
 @pytest.mark.parametrize("program", ["rawtherapee", "darktable"])
 def test_real_editor_renders_the_preset_close_to_prefstyle(tmp_path, astronaut_small, program):
-    """The editor's rendering with the exported preset is much closer to prefstyle's than the
-    input is; with the identity taste the editor leaves the photo nearly unchanged."""
+    """With the identity taste the editor leaves the photo unchanged; with a slider taste its
+    rendering is within about 1 ΔE00 of prefstyle's (the edit itself is 7.4); exposure is exact.
+    (Measured: RawTherapee 0.007 / 0.87 / 0.18, darktable 0.0007 / 0.34 / 0.002.)"""
     from prefstyle.imaging.io import read_image
     from prefstyle.imaging.presets.programs import render_darktable, render_rawtherapee
 
@@ -228,13 +229,28 @@ def test_real_editor_renders_the_preset_close_to_prefstyle(tmp_path, astronaut_s
             return render_rawtherapee(path, pp3.render_pp3(params, 0.0, "t"))
         return render_darktable(path, dtstyle.render_darktable_xmp(params))
 
-    assert _de(run(RetouchParams()), x) < 3.0
+    assert _de(run(RetouchParams()), x) < 0.1
     taste = RetouchParams(temperature=0.4, exposure=0.5, contrast=0.2, shadows=0.2, vibrance=0.2)
     ours = apply_retouch(x, taste, method="exact")
     theirs = run(taste)
-    assert theirs.shape == ours.shape
-    assert _de(theirs, ours) < 0.5 * _de(x, ours)
-    # exposure alone is exact in darktable (linear light); close in RawTherapee
+    assert theirs.shape == ours.shape and _de(x, ours) > 5.0
+    assert _de(theirs, ours) < 1.5
     e = RetouchParams(exposure=0.5)
-    assert _de(run(e), apply_retouch(x, e, method="exact")) < (0.5 if program == "darktable" else 3.5)
+    assert _de(run(e), apply_retouch(x, e, method="exact")) < 0.5
     assert not math.isnan(_de(theirs, ours))
+
+
+@pytest.mark.slow
+def test_darktable_imports_the_dtstyle_file_and_applies_it(tmp_path, astronaut_small):
+    """The .dtstyle itself, imported by darktable and applied with darktable-cli --style: its
+    white balance (channel mixer, after the input profile in any module order) is exact."""
+    from prefstyle.imaging.io import read_image
+    from prefstyle.imaging.presets.programs import render_darktable_style
+
+    _need("darktable")
+    path = _photo(tmp_path, astronaut_small)
+    x = read_image(path).pixels[None]
+    wb = RetouchParams(temperature=0.4, tint=0.2)
+    theirs = render_darktable_style(path, preset_text("dtstyle", wb, 0.0, "wb")[0], "wb")
+    ours = apply_retouch(x, wb, method="exact")
+    assert _de(x, ours) > 2.0 and _de(theirs, ours) < 0.1
