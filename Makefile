@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-packages.
 SYSTEM_STAMP := $(VENV)/.system-installed-$(shell cat scripts/system-packages.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
 
-.PHONY: all setup system demo test test-slow test-all bench clean
+.PHONY: all setup system demo lint test test-slow test-all bench clean
 
 all: test
 
@@ -37,7 +37,12 @@ system: $(SYSTEM_STAMP)
 demo: setup
 	$(BIN)/prefstyle demo
 
-test: setup
+# ruff's linter and mypy over src/ (settings in pyproject.toml); `ruff format --check` is not run yet
+lint: setup
+	$(BIN)/ruff check src
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 
 test-slow: setup

@@ -18,8 +18,7 @@ __all__ = ["atomic_path", "atomic_write_text", "check_writable", "current_umask"
 
 def current_umask() -> int:
     """The process umask, read without changing it where the system allows (Linux ``/proc``)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
@@ -106,6 +105,6 @@ def load_safetensors(path: str | Path, what: str = "weights") -> dict:
         raise PrefstyleError(f"{what} missing", path=p)
     try:
         return load_file(str(p))
-    except Exception as e:  # SafetensorError (header), OSError, or a torch error on a damaged body
+    except Exception as e:  # noqa: BLE001 - SafetensorError (header), OSError, or a torch error on a damaged body
         msg = " ".join(str(e).split())[:200] or type(e).__name__
         raise PrefstyleError(f"{what} unreadable (truncated or not a safetensors file: {msg})", path=p) from None

@@ -197,7 +197,10 @@ def pairwise_preference_loss(
     target) -> (B,)`` is the per-sample distance ``L`` (default :func:`l1_loss` per sample).
     """
     if loss_fn is None:
-        loss_fn = lambda a, b: l1_loss(a, b, reduction="none")
+
+        def loss_fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return l1_loss(a, b, reduction="none")
+
     lp = loss_fn(output, preferred)
     ln = loss_fn(output, non_preferred)
     w_t = torch.as_tensor(w, dtype=lp.dtype, device=lp.device)

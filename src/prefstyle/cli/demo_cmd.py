@@ -67,7 +67,10 @@ def _summary_table(results_path: Path) -> str:
     doc = json.loads(results_path.read_text(encoding="utf-8"))
     table = doc["tables"].get("delta_e00") or next(iter(doc["tables"].values()))
     ideal = doc.get("distance_to_ideal") or {}
-    fmt = lambda v, f: "–" if v is None else format(v, f)
+
+    def fmt(v: float | None, f: str) -> str:
+        return "–" if v is None else format(v, f)
+
     rows = "".join(
         f"<tr><th>{html.escape(name)}</th><td>{fmt(row.get('cqs'), '.3f')}</td><td>{fmt(row.get('cqs_rel'), '.3f')}</td>"
         f"<td>{fmt(row.get('win_rate'), '.3f')}</td><td>{fmt(ideal.get(name, {}).get('delta_e00'), '.2f')}</td></tr>"

@@ -181,7 +181,7 @@ def evaluate(
     if not models:
         raise PrefstyleError("no model can be evaluated on this dataset")
     err.print(f"evaluating {', '.join(models)} on {len(users)} users of {data}")
-    kw = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size,
+    kw: dict[str, Any] = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size,
           "flip": flip, "eval_scenes": ds.scenes_of_split(eval_scenes) if eval_scenes else None}
     results = evaluate_pps(ds, models, n_refs=refs, progress=progress, strengths=strength_list, **kw)
     results.notes[:0] = notes
@@ -210,7 +210,10 @@ def evaluate(
                   title_justify="left")
     for col in ("model", "CQS", "CQS/identity", "win rate", "ΔE00 to ideal"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    fmt = lambda v: "–" if v is None else f"{v:.4g}"
+
+    def fmt(v: float | None) -> str:
+        return "–" if v is None else f"{v:.4g}"
+
     for name, row in results.tables[metric].items():
         ideal = (results.ideal or {}).get(name, {}).get("delta_e00") if results.ideal else None
         table.add_row(name, fmt(row.get("cqs")), fmt(row.get("cqs_rel")), fmt(row.get("win_rate")), fmt(ideal))

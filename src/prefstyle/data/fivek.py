@@ -132,13 +132,13 @@ def _match_layout(root: Path) -> FiveKLayout | None:
     star_inputs = [d for d in dirs if _STAR_INPUT.match(d.name)]
     if star_targets and star_inputs:
         inp = _one_input(root, star_inputs, "StarEnhancer")
-        return FiveKLayout("starenhancer", root, {e: inp for e in star_targets}, star_targets)
+        return FiveKLayout("starenhancer", root, dict.fromkeys(star_targets, inp), star_targets)
 
     targets = {m.group(1).upper(): d for d in dirs if (m := _EXPERT_NAME.match(d.name))}
     inputs = [d for d in dirs if _INPUT_NAME.match(d.name)]
     if targets and inputs:
         inp = _one_input(root, inputs, "input/ + expertX/")
-        return FiveKLayout("folders", root, {e: inp for e in targets}, targets)
+        return FiveKLayout("folders", root, dict.fromkeys(targets, inp), targets)
     return None
 
 

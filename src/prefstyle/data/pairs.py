@@ -87,7 +87,7 @@ def normalize_relpath(rel: str) -> str:
 
 def _path_error(rel: str) -> str | None:
     """Why ``rel`` cannot be a path inside the dataset folder, or None if it can."""
-    if rel.startswith("/") or rel.startswith("\\") or (len(rel) > 1 and rel[1] == ":"):
+    if rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
         return "must be a path relative to the dataset folder"
     norm = normalize_relpath(rel)
     if norm == "." or norm == ".." or norm.startswith("../"):
@@ -740,8 +740,8 @@ class _Reader:
                     self.problem(jpath, j.line, f"scene {_shown(j.scene)} is not listed in {SCENES_FILE}", "warning")
         reported_users: set[str] = set()
         for j in judgments:
-            if j.person is not None and j.device is not None and j.user != f"{j.person}@{j.device}":
-                if j.user not in reported_users:
+            if (j.person is not None and j.device is not None and j.user != f"{j.person}@{j.device}"
+                    and j.user not in reported_users):
                     reported_users.add(j.user)
                     self.problem(
                         jpath,

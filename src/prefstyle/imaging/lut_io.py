@@ -617,7 +617,7 @@ def _header_size(path: Path) -> tuple[int, int]:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             return int(page.imagewidth), int(page.imagelength)
-    except Exception as exc:  # tifffile raises its own errors for anything that is not a TIFF
+    except Exception as exc:  # noqa: BLE001 - tifffile raises its own errors for anything that is not a TIFF
         raise InputFormatError(f"cannot decode the image ({exc})", path=path) from None
 
 

@@ -366,7 +366,7 @@ def _band_weights(hue_deg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ``(1 - cos(pi u)) / 2`` of the position ``u`` between them: a partition of unity, so a hue
     exactly on a band centre gets that band's value and equal values give a constant.
     """
-    centres = torch.tensor(HUE_CENTRES_DEG + (HUE_CENTRES_DEG[0] + 360.0,), dtype=hue_deg.dtype, device=hue_deg.device)
+    centres = torch.tensor((*HUE_CENTRES_DEG, HUE_CENTRES_DEG[0] + 360.0), dtype=hue_deg.dtype, device=hue_deg.device)
     flat = hue_deg.reshape(hue_deg.shape[0], -1)
     seg = torch.bucketize(flat.detach(), centres[1:-1], right=True)  # 0..7
     lo = centres[seg]

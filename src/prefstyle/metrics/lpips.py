@@ -252,6 +252,9 @@ class LPIPS(nn.Module):
     still flow to the inputs, so it can serve as a perceptual loss.
     """
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, net: str = "alex", weights_path: str | Path | None = None, pretrained: bool = True):
         super().__init__()
         self.spec = _net_spec(net)

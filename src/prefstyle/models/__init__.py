@@ -31,7 +31,7 @@ _EXPORTS = {
     "render_image": "render",
 }
 
-__all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL", *_EXPORTS]  # noqa: PLE0604
+__all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

@@ -68,6 +68,8 @@ class Backbone(nn.Module):
     channels: tuple[int, int, int, int]
     pooled_dim: int
     name: str = "backbone"
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -239,7 +241,7 @@ class EfficientNetLite0Backbone(Backbone):
         super().__init__()
         import timm
 
-        net = timm.create_model("efficientnet_lite0", pretrained=False)
+        net: Any = timm.create_model("efficientnet_lite0", pretrained=False)
         self.weights_source = "random"
         if weights is not None:
             path = efficientnet_lite0_weights_path() if str(weights) == "imagenet" else Path(weights)
@@ -249,7 +251,7 @@ class EfficientNetLite0Backbone(Backbone):
             net.load_state_dict(sd, strict=True)
             self.weights_source = str(path)
         self.conv_stem, self.bn1 = net.conv_stem, net.bn1
-        self.blocks = net.blocks
+        self.blocks: nn.Sequential = net.blocks
         self.conv_head, self.bn2 = net.conv_head, net.bn2
         chans = [b[-1].conv_pwl.out_channels if hasattr(b[-1], "conv_pwl") else b[-1].conv_pw.out_channels
                  for b in self.blocks]

@@ -151,7 +151,7 @@ class Profile:
                 raise PrefstyleError("profile tensors missing (expected beside the .json)", path=tpath)
             try:
                 tensors = load_file(str(tpath))
-            except Exception as e:  # safetensors raises its own error type (or OSError) for bad files
+            except Exception as e:  # noqa: BLE001 - safetensors raises its own error type (or OSError) for bad files
                 raise PrefstyleError(f"profile tensors unreadable (truncated or not a safetensors file: "
                                      f"{' '.join(str(e).split())[:200]})", path=tpath) from None
             missing = sorted(set(names) - set(tensors))

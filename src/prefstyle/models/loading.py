@@ -182,7 +182,7 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     from prefstyle.fsutil import load_safetensors
 
     card, weights = read_card(path)
-    task = card.get("task") if isinstance(card.get("task"), dict) else {}
+    task: dict[str, Any] = card["task"] if isinstance(card.get("task"), dict) else {}
     name = str(task.get("name", ""))
     train = card.get("train") if isinstance(card.get("train"), dict) else {}
     extra = (train.get("task") or {}).get("module") if isinstance(train.get("task"), dict) else None

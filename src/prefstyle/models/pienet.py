@@ -49,23 +49,23 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.resize import resize_long_side
 from prefstyle.losses import triplet_loss
 from prefstyle.models.backbones import Backbone, create_backbone, resize_to
-from prefstyle.models.card import read_card
-from prefstyle.models.loading import register_architecture
 from prefstyle.models.base import (
     PersonalizationModel,
     Profile,
     Reference,
     register_model,
 )
+from prefstyle.models.card import read_card
+from prefstyle.models.loading import register_architecture
 
 __all__ = [
     "PersonalizedUpBlock",
-    "build_pienet_system",
     "PieNetConfig",
     "PieNetModel",
     "PieNetNet",
     "PieNetSystem",
     "PreferenceEmbedding",
+    "build_pienet_system",
     "guided_upsample",
     "optimize_preference",
     "perturb_preference",
@@ -327,7 +327,7 @@ def guided_coefficients(lo_in: torch.Tensor, lo_out: torch.Tensor, radius: int =
     ``lo_out ≈ A·lo_in + b`` in every ``(2r+1)²`` window, ridge ``eps`` on ``A``, smoothed as in
     the guided filter. ``lo_in``, ``lo_out``: ``(B,3,h,w)``."""
     B, _, h, w = lo_in.shape
-    I, O = lo_in.double(), lo_out.double()
+    I, O = lo_in.double(), lo_out.double()  # noqa: E741 - the guided filter's guide I and output O
     mI, mO = _box(I, radius), _box(O, radius)
     ii = torch.stack([I[:, i] * I[:, j] for i in range(3) for j in range(3)], 1)
     io = torch.stack([O[:, i] * I[:, j] for i in range(3) for j in range(3)], 1)

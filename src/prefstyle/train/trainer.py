@@ -192,7 +192,7 @@ class _StopFlag:
         self.requested = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopFlag:  # noqa: PYI034
+    def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handler)
@@ -550,7 +550,7 @@ class Trainer:
             return {}
         gathered = [torch.empty_like(state) for _ in range(info.world_size)]
         dist.all_gather(gathered, state)
-        return {r: g for r, g in enumerate(gathered)}
+        return dict(enumerate(gathered))
 
     @staticmethod
     def _batches(loader: Any, state: dict[str, Any] | None, step: int, seed: int) -> Iterator[Any]:

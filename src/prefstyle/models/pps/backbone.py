@@ -74,7 +74,7 @@ class FrozenBackbone(nn.Module):
                 from timm.models.vision_transformer import checkpoint_filter_fn
 
                 sd = checkpoint_filter_fn(sd, net)
-            except Exception:  # noqa: BLE001, S110 - a timm-format checkpoint needs no conversion
+            except Exception:  # noqa: BLE001 - a timm-format checkpoint needs no conversion
                 pass
             missing, _ = net.load_state_dict(sd, strict=False)
             if missing:

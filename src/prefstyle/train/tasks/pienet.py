@@ -680,7 +680,7 @@ class PieNetTask(TrainTask):
 
     def describe_data(self) -> dict:
         m = self._methods
-        desc: dict[str, Any] = {"options": {k: v for k, v in self.data.items()}}
+        desc: dict[str, Any] = {"options": dict(self.data.items())}
         if m is not None:
             desc["method_users"] = method_user_splits(self.data)
             desc["scenes"] = {"train": m.train_scenes, "val": m.val_scenes, "val_refs": m.ref_scenes}
