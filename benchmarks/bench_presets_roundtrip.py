@@ -40,9 +40,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
-
 from _report import emit
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -146,7 +145,8 @@ def calibrate(args: argparse.Namespace) -> None:
                        for _, p in photos] for v in KNOTS}
         fits = []
         for v in KNOTS:
-            def loss(e: float, v: float = v) -> float:
+            def loss(e: float, v: float = v, table: dict = table, slider: str = slider, editor: str = editor,
+                     targets: dict = targets) -> float:
                 table[slider] = ((-1.0, 1.0), (e, e))  # every prefstyle value -> editor value e
                 return sum(mean_de(render(editor, p, RetouchParams(**{slider: v})), t)
                            for (_, p), t in zip(photos, targets[v])) / len(photos)

@@ -18,8 +18,7 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.imaging import ops
 from prefstyle.imaging.params import RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch
-from prefstyle.imaging.presets import FORMATS, gain_note, preset_text
-from prefstyle.imaging.presets import dtstyle, pp3, xmp
+from prefstyle.imaging.presets import FORMATS, dtstyle, gain_note, pp3, preset_text, xmp
 from prefstyle.models.base import Profile
 
 TASTE = RetouchParams(temperature=0.3, tint=-0.2, exposure=0.45, contrast=0.25, highlights=-0.3, shadows=0.2,
