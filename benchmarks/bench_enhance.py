@@ -19,6 +19,21 @@ Usage::
 
     python benchmarks/bench_enhance.py [--model NAME_OR_RUN] [--megapixels 12] [--repeats 5]
         [--batch 50] [--jobs 1 2] [--full-render] [--out FILE]
+
+``--compare``: prefstyle against the floor, a plain Pillow script (decode the JPEG, apply the
+same taste exported as one 33³ LUT with ``ImageFilter.Color3DLUT``, encode at the same quality
+and chroma subsampling with EXIF and ICC, one thread), on the same ``--photos`` (default: ten
+12 MP JPEGs with EXIF and an sRGB ICC profile made from the bundled photos, in a temporary
+folder)::
+
+    python benchmarks/bench_enhance.py --compare [--photos DIR] [--rounds 3] [--model NAME]
+
+* in process, alternating photo by photo (prefstyle's :func:`prefstyle.cli.batch_io.enhance_file`,
+  then the plain pipeline, on one thread each): seconds per photo (wall and CPU) and their ratio,
+  per round and the median over ``--rounds``;
+* the commands, in fresh processes, alternating: ``prefstyle enhance DIR --jobs 1``, the plain
+  script, ``prefstyle enhance DIR --jobs 2``: wall time, photos/s and peak resident memory of each
+  (start-up included).
 """
 
 from __future__ import annotations
@@ -35,11 +50,154 @@ import time
 from pathlib import Path
 
 import torch
-
 from _report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+PLAIN_PIPELINE = """
+import resource, sys, time
+from pathlib import Path
+import numpy as np
+from PIL import Image, ImageFilter
+lut = np.load(sys.argv[1])
+size = lut.shape[-1]
+flt = ImageFilter.Color3DLUT(size, np.ascontiguousarray(lut.transpose(1, 2, 3, 0)).reshape(-1))
+out = Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+for f in sys.argv[3:]:
+    with Image.open(f) as im:
+        exif, icc = im.info.get("exif"), im.info.get("icc_profile")
+        im.convert("RGB").filter(flt).save(out / Path(f).name, quality=95, subsampling=0, exif=exif, icc_profile=icc)
+print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+CLI_CHILD = ("import resource, sys\nfrom prefstyle.cli import main\n"
+             "try:\n    rc = main(sys.argv[1:])\nfinally:\n"
+             "    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+             "sys.exit(rc)\n")
+
+
+def make_photos(folder: Path, n: int = 10, width: int = 4000, height: int = 3000) -> list[Path]:
+    """``n`` JPEGs (quality 92) of the bundled photos upscaled to ``width`` x ``height`` with mild
+    noise, each with a small EXIF block and LittleCMS's sRGB ICC profile."""
+    import numpy as np
+    from PIL import Image
+
+    from prefstyle.data.photos import bundled_photos
+    from prefstyle.imaging.io import srgb_icc_profile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    out = []
+    for i, photo in enumerate(bundled_photos()[:n]):
+        with Image.open(photo.path) as im:
+            big = im.convert("RGB").resize((width, height), Image.BICUBIC)
+        arr = np.asarray(big).astype(np.int16) + rng.integers(-3, 4, size=(height, width, 3), dtype=np.int16)
+        ex = Image.Exif()
+        ex[271], ex[272], ex[274], ex[306] = "Bench", "Camera 12MP", 1, "2024:05:01 12:00:00"
+        path = folder / f"photo_{i:02d}.jpg"
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=92, exif=ex.tobytes(),
+                                                                    icc_profile=srgb_icc_profile())
+        out.append(path)
+    return out
+
+
+def _child(args: list[str], code: str) -> tuple[float, float]:
+    """Run ``python -c code args``; (wall seconds, peak resident MB it reports)."""
+    t0 = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", code, *args], check=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    return wall, int(run.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0]) / 1024
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """The ``--compare`` mode (module docstring)."""
+    import numpy as np
+    from bench_pps import references
+    from PIL import Image, ImageFilter
+
+    from prefstyle.cli.batch_io import enhance_file
+    from prefstyle.eval.lut_export import default_images, profile_to_lut
+    from prefstyle.models import load as load_model
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_enhance_cmp_"))
+    photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
+    folder = photos[0].parent
+    model = load_model(args.model)
+    profile = model.personalize(references(16), "bench-user")
+    profile.model_config = {**profile.model_config, "source": args.model}
+    prof_path = profile.save(tmp / "profile.json")
+    lut = profile_to_lut(model, profile, size=33, images=default_images(system=False))
+    np.save(tmp / "lut.npy", lut.numpy())
+    table = lut.permute(1, 2, 3, 0).reshape(-1).numpy()
+    flt = ImageFilter.Color3DLUT(33, table)
+
+    def plain(src: Path, dst: Path) -> None:
+        with Image.open(src) as im:
+            exif, icc = im.info.get("exif"), im.info.get("icc_profile")
+            im.convert("RGB").filter(flt).save(dst, quality=95, subsampling=0, exif=exif, icc_profile=icc)
+
+    torch.set_num_threads(1)
+    (tmp / "a").mkdir()
+    (tmp / "b").mkdir()
+    rounds = []
+    for _ in range(args.rounds):
+        model = load_model(args.model)  # a fresh model: no LUT cached from the last round
+        t = {"prefstyle": [0.0, 0.0], "plain": [0.0, 0.0]}
+        for src in photos:
+            for name in ("prefstyle", "plain"):
+                w0, c0 = time.perf_counter(), time.process_time()
+                if name == "prefstyle":
+                    enhance_file(model, profile, src, tmp / "a" / src.name, quality=95, threads=1)
+                else:
+                    plain(src, tmp / "b" / src.name)
+                t[name][0] += time.perf_counter() - w0
+                t[name][1] += time.process_time() - c0
+        n = len(photos)
+        rounds.append({"prefstyle_s_per_photo": round(t["prefstyle"][0] / n, 3),
+                       "plain_s_per_photo": round(t["plain"][0] / n, 3),
+                       "ratio_wall": round(t["prefstyle"][0] / t["plain"][0], 3),
+                       "prefstyle_cpu_s_per_photo": round(t["prefstyle"][1] / n, 3),
+                       "plain_cpu_s_per_photo": round(t["plain"][1] / n, 3),
+                       "ratio_cpu": round(t["prefstyle"][1] / t["plain"][1], 3)})
+        print(json.dumps(rounds[-1]), file=sys.stderr)
+
+    names = [str(p) for p in photos]
+    cli: dict[str, list[dict]] = {"prefstyle_jobs_1": [], "plain": [], "prefstyle_jobs_2": []}
+    for k in range(args.rounds):
+        for name in cli:
+            out = tmp / f"cli_{name}_{k}"
+            if name == "plain":
+                wall, peak = _child([str(tmp / "lut.npy"), str(out), *names], PLAIN_PIPELINE)
+            else:
+                jobs = name[-1]
+                wall, peak = _child(["enhance", str(folder), "--profile", str(prof_path), "--out", str(out),
+                                     "--jobs", jobs], CLI_CHILD)
+            cli[name].append({"wall_s": round(wall, 2), "photos_per_s": round(len(photos) / wall, 3),
+                              "peak_rss_mb": round(peak, 1)})
+            print(name, json.dumps(cli[name][-1]), file=sys.stderr)
+
+    def med(rows: list[dict], key: str) -> float:
+        return round(statistics.median(r[key] for r in rows), 3)
+
+    return {
+        "benchmark": "enhance_vs_plain_pillow",
+        "model": args.model,
+        "command": "python benchmarks/bench_enhance.py " + " ".join(sys.argv[1:]),
+        "photos": len(photos),
+        "megapixels": round(Image.open(photos[0]).width * Image.open(photos[0]).height / 1e6, 2),
+        "in_process_one_thread": {"rounds": rounds, "median_ratio_wall": med(rounds, "ratio_wall"),
+                                  "median_ratio_cpu": med(rounds, "ratio_cpu")},
+        "commands": {name: {"runs": rows, "median_wall_s": med(rows, "wall_s"),
+                            "median_photos_per_s": med(rows, "photos_per_s"),
+                            "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rows)} for name, rows in cli.items()},
+        "cpus": os.cpu_count(),
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+        "torch": torch.__version__,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,8 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from prefstyle.cli.batch_io import enhance_pixels
     from prefstyle.imaging.io import read_image, write_image, write_like
-    from prefstyle.models import load as load_model
     from prefstyle.models import DEFAULT_MODEL
+    from prefstyle.models import load as load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -59,7 +217,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--full-render", action="store_true",
                     help="time enhance --full-render (no per-photo LUT fast path for 8-bit photos)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--compare", action="store_true", help="prefstyle against the plain Pillow pipeline (docstring)")
+    ap.add_argument("--photos", type=Path, default=None, help="--compare: a folder of JPEGs (default: ten made)")
+    ap.add_argument("--rounds", type=int, default=3, help="--compare: alternating rounds")
     args = ap.parse_args(argv)
+    if args.compare:
+        result = compare(args)
+        emit(result, args.out)
+        return result
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_enhance_"))
     src = tmp / "in"

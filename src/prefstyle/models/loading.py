@@ -20,8 +20,10 @@ the training users or reading the simulator's ground truth) declare a factory
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,9 +169,40 @@ def settings_checkpoint(path: Path) -> PersonalizationModel | None:
     if doc is None:
         return None
     try:
-        return create_model(doc["model"], checkpoint=path)
+        return _create_lazily(doc["model"], checkpoint=path)
     except TypeError:
         raise PrefstyleError(f"model '{doc['model']}' cannot be loaded from a checkpoint file", path=path) from None
+
+
+_REGISTERED_AS = re.compile(r"""^@register_model\(\s*["']([^"']+)["']\s*\)""", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=1)
+def _declaring_modules() -> dict[str, str]:
+    """Registered model name -> the ``prefstyle.models`` module whose ``@register_model("name")``
+    declares it, read from the sources (a few ms) so that one model can be imported alone."""
+    out: dict[str, str] = {}
+    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for name in _REGISTERED_AS.findall(text):
+            out.setdefault(name, f"prefstyle.models.{f.stem}")
+    return out
+
+
+def _create_lazily(name: str, **kwargs: Any) -> PersonalizationModel:
+    """:func:`~prefstyle.models.base.create_model`, importing only the module that declares ``name``
+    when it is known (the command line then loads nothing the model does not need); otherwise
+    every built-in model module, as ``create_model`` does."""
+    from prefstyle.models.base import _REGISTRY
+
+    module = _declaring_modules().get(name)
+    if module is not None and name not in _REGISTRY:
+        importlib.import_module(module)
+    factory = _REGISTRY.get(name)
+    return factory(**kwargs) if factory is not None else create_model(name, **kwargs)
 
 
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> PersonalizationModel:
