@@ -476,21 +476,25 @@ class LookVariationSource:
 
 
 class OtherCameraSource:
-    """Type B: the photographed scene as other cameras would have rendered it (the source is one
-    camera's rendering; these are others', from the same pool photo)."""
+    """Type B: the photographed scene as other cameras would have rendered it. The source is one
+    camera's rendering of the pool photo (:func:`source_camera`); these are ``k`` more draws from
+    the same camera distribution, so the source is no more special than any of them."""
 
     origin = "B"
     from_photo = True
 
+    def __init__(self, cfg: LooksCrowdConfig):
+        self.cfg = cfg
+
     def render(self, scene, rng, k, scene_id):
-        from prefstyle.data.simulate import CameraSource
+        cams = [source_camera(rng, self.cfg) for _ in range(k)]
+        return torch.cat([c.apply(scene) for c in cams]).clamp(0, 1), [c.params() for c in cams]
 
-        return CameraSource().render(scene, rng, k, scene_id)
 
-
-def rendition_sources(library: LookLibrary, popularity: tuple[float, ...] | None = None) -> dict[str, Any]:
+def rendition_sources(library: LookLibrary, cfg: LooksCrowdConfig,
+                      popularity: tuple[float, ...] | None = None) -> dict[str, Any]:
     """The looks crowd's rendition sources by PPS type."""
-    return {"A": LookSource(library, "A", popularity), "B": OtherCameraSource(),
+    return {"A": LookSource(library, "A", popularity), "B": OtherCameraSource(cfg),
             "D": LookVariationSource(library, popularity), "E": LookSource(library, "E", popularity)}
 
 
@@ -582,7 +586,7 @@ def _judgment_stats(user: SimulatedUser, judgments: list[Any], scenes: list[Any]
     by_id = {sc.id: i for i, sc in enumerate(scenes)}
     main = [j for j in judgments if j.kind == "main"]
     if not main:
-        return {"n": 0, "agree": 0, "source_closer": 0, "pref_near_source": 0}
+        return {"n": 0, "agree": 0, "source_closer": 0, "pref_near_source": 0, "by_origin": {}}
     sidx = [by_id[j.scene] for j in main]
     uniq = sorted(set(sidx))
     pos = {s: i for i, s in enumerate(uniq)}
@@ -604,7 +608,13 @@ def _judgment_stats(user: SimulatedUser, judgments: list[Any], scenes: list[Any]
         agree = int((dp < do).sum())
         source_closer = int((ds < dp).sum())
         near_src = int((d(pl, sl) < d(ol, sl)).sum())
-    return {"n": len(main), "agree": agree, "source_closer": source_closer, "pref_near_source": near_src}
+        by_origin: dict[str, list[int]] = {}
+        for s, closer in zip(sidx, (ds < dp).tolist()):
+            c = by_origin.setdefault(scenes[s].origin, [0, 0])
+            c[0] += int(closer)
+            c[1] += 1
+    return {"n": len(main), "agree": agree, "source_closer": source_closer, "pref_near_source": near_src,
+            "by_origin": by_origin}
 
 
 def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = True, overwrite: bool = False,
@@ -640,7 +650,7 @@ def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = Tr
         return cam.apply(src).clamp(0, 1), cam.params()
 
     rng = np.random.default_rng(config.seed)
-    scenes = build_scenes(config, rng, progress=progress, sources=rendition_sources(library, population.popularity),
+    scenes = build_scenes(config, rng, progress=progress, sources=rendition_sources(library, crowd, population.popularity),
                           prepare=prepare)
     out.mkdir(parents=True, exist_ok=True)
     lib_path = library.save(out / LOOKS_FILE)
@@ -728,6 +738,10 @@ def crowd_statistics(users: list[SimulatedUser], per_user: list[dict[str, float]
         "agreement_all": sum(s["agree"] for s in per_user) / n_all,
         "source_closer_than_preferred": sum(s["source_closer"] for s in att) / n,
         "preferred_closer_to_source": sum(s["pref_near_source"] for s in att) / n,
+        "source_closer_by_origin": {
+            o: sum(s["by_origin"].get(o, [0, 0])[0] for s in att) / max(1, sum(s["by_origin"].get(o, [0, 0])[1] for s in att))
+            for o in sorted({o for s in att for o in s["by_origin"]})
+        },
     }
 
 
