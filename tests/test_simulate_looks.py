@@ -68,6 +68,7 @@ def test_statistics_and_filters_written(looks_ds: Path):
     st = json.loads((looks_ds / "dataset.json").read_text())["statistics"]
     assert 0.5 < st["agreement_attentive"] <= 1.0  # attentive people mostly pick the rendition nearer their ideal
     assert 0.0 <= st["source_closer_than_preferred"] <= 1.0
+    assert set(st["source_closer_by_origin"]) <= {"A", "B", "D", "E"}
     f = st["filters"]
     assert f["users"] == TINY["users"] and 0 < f["kept"] <= f["users"]
     assert sum(f["kept_per_split"].values()) == f["kept"]
