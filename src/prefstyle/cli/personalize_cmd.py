@@ -156,7 +156,8 @@ def check_model_matches(model: PersonalizationModel, profile: Profile) -> None:
         )
 
 
-def load_profile_and_model(profile: Path, model: str | None = None, device: str = "cpu") -> tuple[Any, Any]:
+def load_profile_and_model(profile: Path, model: str | None = None, device: str = "cpu"
+                           ) -> tuple[Profile, PersonalizationModel]:
     """The profile at ``profile`` and the model to use it with (``model``, else the one that made it).
 
     A model other than the profile's (or another checkpoint of it) is refused.

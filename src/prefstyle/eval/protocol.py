@@ -39,7 +39,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,10 @@ from prefstyle.metrics.registry import available_metrics, get_metric
 from prefstyle.models.base import PersonalizationModel, Profile, Reference
 from prefstyle.models.reference import REFERENCE_POINTS, IdentityModel, OracleModel
 from prefstyle.models.render import blend, render_batch
+
+if TYPE_CHECKING:
+    from prefstyle.data.crowd import SimulatedUser
+    from prefstyle.data.pairs import Judgment, PairsDataset
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -96,7 +100,7 @@ def _fit_side(img: torch.Tensor, size: int | None) -> torch.Tensor:
 class ImageCache:
     """Loads a dataset's images once: ``cache.get(rel) -> (3,H,W)`` float32 sRGB [0,1]."""
 
-    def __init__(self, dataset: Any, size: int | None = None, max_items: int = 4096):
+    def __init__(self, dataset: PairsDataset, size: int | None = None, max_items: int = 4096):
         self.dataset, self.size, self.max_items = dataset, size, max_items
         self._items: dict[str, torch.Tensor] = {}
 
@@ -120,7 +124,7 @@ def _same_size(img: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(img[None], size=like.shape[-2:], mode="bilinear", antialias=True, align_corners=False)[0]
 
 
-def load_references(dataset: Any, judgments: Iterable[Any], cache: ImageCache | None = None) -> list[Reference]:
+def load_references(dataset: PairsDataset, judgments: Iterable[Judgment], cache: ImageCache | None = None) -> list[Reference]:
     """:class:`Reference` objects for judgments of a pairs dataset (images loaded, sources when listed).
 
     ``meta`` carries ``preferred_side`` (``"a"``/``"b"``), the two image paths and the judgment's line.
@@ -313,7 +317,7 @@ def _thumb(img: torch.Tensor) -> torch.Tensor:
     return _fit_side(img, SAMPLE_SIDE).clone()
 
 
-def default_users(dataset: Any, split: str | None = "test") -> list[str]:
+def default_users(dataset: PairsDataset, split: str | None = "test") -> list[str]:
     """The users to evaluate: the named split (``"all"`` or None: everyone); everyone when the
     dataset has no such split (an empty split is an error)."""
     if split in (None, "all"):
@@ -437,8 +441,8 @@ class PPSEvaluation:
     an :class:`ImageCache` to share between runs.
     """
 
-    def __init__(self, dataset: Any, models: Mapping[str, PersonalizationModel], config: PPSConfig | None = None,
-                 users: Sequence[str] | None = None, ground_truth: Mapping[str, Any] | None = None,
+    def __init__(self, dataset: PairsDataset, models: Mapping[str, PersonalizationModel], config: PPSConfig | None = None,
+                 users: Sequence[str] | None = None, ground_truth: Mapping[str, SimulatedUser] | None = None,
                  cache: ImageCache | None = None):
         self.config = config = config or PPSConfig()
         if not models:
@@ -652,13 +656,13 @@ class PPSEvaluation:
 
 
 def evaluate_pps(
-    dataset: Any,
+    dataset: PairsDataset,
     models: Mapping[str, PersonalizationModel],
     n_refs: int = 16,
     n_evals: int = 16,
     users: Sequence[str] | None = None,
     seed: int = 0,
-    ground_truth: Mapping[str, Any] | None = None,
+    ground_truth: Mapping[str, SimulatedUser] | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
     size: int | None = None,
     eval_after: int | None = None,
@@ -711,7 +715,7 @@ def _table_order(names: list[str]) -> list[str]:
     return refs + [n for n in names if n not in refs]
 
 
-def describe_dataset(dataset: Any, users: Sequence[str], simulated: bool) -> dict[str, Any]:
+def describe_dataset(dataset: PairsDataset, users: Sequence[str], simulated: bool) -> dict[str, Any]:
     """The dataset part of ``results.json``."""
     return {
         "root": str(dataset.root),
@@ -781,7 +785,7 @@ def summarize_ablation(parameter: str, runs: Mapping[int, Results]) -> dict[str,
 
 
 def ablate_n_refs(
-    dataset: Any,
+    dataset: PairsDataset,
     models: Mapping[str, PersonalizationModel],
     ns: Sequence[int] = (4, 16, 32),
     progress: bool = False,
@@ -805,7 +809,7 @@ def ablate_n_refs(
 
 
 def ablate_training_users(
-    dataset: Any,
+    dataset: PairsDataset,
     make_model: Callable[[list[str]], PersonalizationModel],
     ks: Sequence[int],
     train_users: Sequence[str] | None = None,

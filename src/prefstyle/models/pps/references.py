@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from prefstyle.imaging.resize import resize_long_side
 from prefstyle.models.base import Reference
 
+if TYPE_CHECKING:
+    from prefstyle.data.pairs import Judgment, PairsDataset
+
 __all__ = ["references_from_judgments"]
 
 
-def references_from_judgments(dataset: Any, judgments: Sequence[Any], cache: dict[str, torch.Tensor] | None = None,
+def references_from_judgments(dataset: PairsDataset, judgments: Sequence[Judgment], cache: dict[str, torch.Tensor] | None = None,
                               max_side: int | None = None) -> list[Reference]:
     """:class:`Reference` objects for judgments (images loaded, ``(3,H,W)``; sources when listed)."""
     from prefstyle.imaging.io import load_image

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from prefstyle.data.batches import SeededBatches
 from prefstyle.errors import PrefstyleError
 from prefstyle.models.pps.backbone import FrozenBackbone
 from prefstyle.models.pps.thumbs import square_thumbs
+
+if TYPE_CHECKING:
+    from prefstyle.data.pairs import PairsDataset
 
 __all__ = ["PairBank", "PairBatch", "PairBatchLoader"]
 
@@ -69,7 +72,7 @@ class PairBank:
     without a neutral source), ``user_of[j]`` (index into ``users``) and ``scene_of[j]``.
     """
 
-    def __init__(self, dataset: Any, users: Sequence[str], sizes: Sequence[int] = (64,),
+    def __init__(self, dataset: PairsDataset, users: Sequence[str], sizes: Sequence[int] = (64,),
                  backbone: FrozenBackbone | None = None, kind: str = "main", min_judgments: int = 2,
                  progress: bool = False, max_images_in_flight: int = 32, scenes: Collection[str] | None = None):
         from prefstyle.data.pairs import normalize_relpath
@@ -159,7 +162,7 @@ class PairBank:
             torch.save({k: getattr(self, k) for k in self._SAVED}, tmp)
 
     @classmethod
-    def load(cls, path: str | Path, dataset: Any) -> PairBank:
+    def load(cls, path: str | Path, dataset: PairsDataset) -> PairBank:
         """A bank written by :meth:`save` (for the same dataset)."""
         state = torch.load(path, map_location="cpu", weights_only=False)
         bank = cls.__new__(cls)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from prefstyle.models.pps.backbone import FrozenBackbone
 from prefstyle.train.task import TrainTask
 from prefstyle.train.tasks.pps_bank import PairBank, PairBatch, PairBatchLoader
 from prefstyle.train.tasks.pps_validate import load_truth, validate_personalization
+
+if TYPE_CHECKING:
+    from prefstyle.data.pairs import PairsDataset
 
 __all__ = ["PPSTask", "unwrap"]
 
@@ -49,7 +52,7 @@ class PPSTask(TrainTask):
         self.model_cfg = {k: v for k, v in dict(model_cfg or {}).items() if k != "name"}
         self.data_cfg = dict(data_cfg or {})
         self.seed = int(seed)
-        self._dataset: Any = None
+        self._dataset: PairsDataset | None = None
         self._bank: PairBank | None = None
         self._truth: Any = False
         self._val_cache: dict[str, torch.Tensor] = {}
@@ -57,7 +60,7 @@ class PPSTask(TrainTask):
     # -- dataset -----------------------------------------------------------------------------
 
     @property
-    def dataset(self) -> Any:
+    def dataset(self) -> PairsDataset:
         if self._dataset is None:
             from prefstyle.data.pairs import PairsDataset
 
