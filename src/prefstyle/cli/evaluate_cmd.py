@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from prefstyle.errors import PrefstyleError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from prefstyle.eval.protocol import Results
 
 DEFAULT_METRICS = "delta_e00,lpips,ssim,psnr"
 
@@ -144,7 +149,6 @@ def evaluate(
 ) -> None:
     """Evaluate models on a pairs dataset (PPS protocol): write results.json and an HTML report."""
     from rich.console import Console
-    from rich.table import Table
 
     from prefstyle.data.pairs import PairsDataset
     from prefstyle.data.simulate import GROUND_TRUTH_FILE, load_ground_truth
@@ -204,9 +208,17 @@ def evaluate(
 
         index = write_report(results, out)
 
-    console = Console()
+    _print_summary(results, len(users), err)
+    typer.echo(f"wrote {path}" + (f" and {index}" if index else ""))
+
+
+def _print_summary(results: Results, n_users: int, err: Console) -> None:
+    """The main table (ΔE00 CQS, else the first metric's) on stdout, the run's notes on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
     metric = "delta_e00" if "delta_e00" in results.tables else next(iter(results.tables))
-    table = Table(title=f"PPS evaluation ({metric} CQS), {results.config['n_refs']} refs, {len(users)} users",
+    table = Table(title=f"PPS evaluation ({metric} CQS), {results.config['n_refs']} refs, {n_users} users",
                   title_justify="left")
     for col in ("model", "CQS", "CQS/identity", "win rate", "ΔE00 to ideal"):
         table.add_column(col, justify="left" if col == "model" else "right")
@@ -217,7 +229,6 @@ def evaluate(
     for name, row in results.tables[metric].items():
         ideal = (results.ideal or {}).get(name, {}).get("delta_e00") if results.ideal else None
         table.add_row(name, fmt(row.get("cqs")), fmt(row.get("cqs_rel")), fmt(row.get("win_rate")), fmt(ideal))
-    console.print(table)
+    Console().print(table)
     for note in results.notes:
         err.print(f"note: {note}")
-    typer.echo(f"wrote {path}" + (f" and {index}" if index else ""))
