@@ -8,7 +8,7 @@ Three measurements:
   median of ``--repeats`` runs after one warm-up, with the split into the three parts.
 * ``batch`` - the command itself, ``prefstyle enhance IN/ --profile P --out OUT [--jobs J]``, on
   ``--batch`` such photos, in a fresh process (model loading and start-up included): wall time,
-  photos per second, and the process's peak resident memory (``ru_maxrss`` of the child).
+  photos per second, and the process's peak resident memory (``VmHWM`` of the child).
 * the profile is made once by ``personalize`` from 16 reference pairs of real photos
   (:func:`bench_pps.references`).
 
@@ -56,8 +56,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-PLAIN_PIPELINE = """
-import resource, sys, time
+# The children report their own peak resident memory as VmHWM (ru_maxrss would include the
+# forked parent's, which Linux carries over exec).
+PEAK = """
+def peak_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+PLAIN_PIPELINE = PEAK + """
+import sys, time
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
@@ -70,13 +81,13 @@ for f in sys.argv[3:]:
     with Image.open(f) as im:
         exif, icc = im.info.get("exif"), im.info.get("icc_profile")
         im.convert("RGB").filter(flt).save(out / Path(f).name, quality=95, subsampling=0, exif=exif, icc_profile=icc)
-print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+print("PEAK_RSS_KB", peak_kb(), file=sys.stderr)
 """
 
-CLI_CHILD = ("import resource, sys\nfrom prefstyle.cli import main\n"
-             "try:\n    rc = main(sys.argv[1:])\nfinally:\n"
-             "    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-             "sys.exit(rc)\n")
+CLI_CHILD = PEAK + ("import sys\nfrom prefstyle.cli import main\n"
+                    "try:\n    rc = main(sys.argv[1:])\nfinally:\n"
+                    "    print('PEAK_RSS_KB', peak_kb(), file=sys.stderr)\n"
+                    "sys.exit(rc)\n")
 
 
 def make_photos(folder: Path, n: int = 10, width: int = 4000, height: int = 3000) -> list[Path]:
@@ -265,9 +276,9 @@ def main(argv: list[str] | None = None) -> dict:
         args_cli = ["enhance", str(src), "--profile", str(prof_path), "--out", str(out), "--jobs", str(jobs)]
         args_cli += ["--full-render"] if args.full_render else []
         # the child reports its own peak resident memory (threads included) on its last line
-        code = ("import resource, sys\nfrom prefstyle.cli import app\n"
-                "try:\n    app(sys.argv[1:], standalone_mode=False)\nfinally:\n"
-                "    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+        code = PEAK + ("import sys\nfrom prefstyle.cli import app\n"
+                       "try:\n    app(sys.argv[1:], standalone_mode=False)\nfinally:\n"
+                       "    print('PEAK_RSS_KB', peak_kb(), file=sys.stderr)\n")
         t0 = time.perf_counter()
         run = subprocess.run([sys.executable, "-c", code, *args_cli], check=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
