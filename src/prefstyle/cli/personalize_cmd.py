@@ -232,8 +232,8 @@ def enhance(
         jobs_in = [(src, rel.with_suffix(suffix)) for src, rel in jobs_in]
     jobs_in, kept = plan_outputs(jobs_in, inputs, out, force=force, skip_existing=skip_existing)
     prof, m = load_profile_and_model(profile, model, device)
-    # one photo per job, each job's numeric work on its share of the cores (torch's own pool and
-    # the LUT strips), so that jobs do not fight over threads
+    # one photo per job, each job's numeric work on its share of the cores (torch's own pool, and
+    # the strips Pillow applies the full-size LUT in, without the GIL): jobs never fight over threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // jobs)
     if jobs > 1:
