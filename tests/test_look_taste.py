@@ -41,7 +41,7 @@ def space():
     return build_space(_library(), n_sliders=48, n_blends=16, max_dim=24)
 
 
-def _photo(seed: int, size: int = 48) -> torch.Tensor:
+def _photo(seed: int, size: int = 32) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(3, 4, 4, generator=g)
     return torch.nn.functional.interpolate(base[None], size=(size, size), mode="bilinear", align_corners=False)[0].clamp(0, 1)
@@ -95,12 +95,12 @@ def test_answers_move_the_taste_towards_the_ideal(space):
 
     model = LookTasteModel.from_space(space, temperature=1.0, lapse=0.05)
     ideal_lut = _library().tables[3]
-    prof = model.personalize(_answers(ideal_lut, 16, seed=1), user="p")
+    prof = model.personalize(_answers(ideal_lut, 12, seed=1), user="p")
     held = [_photo(500 + i) for i in range(4)]
     d_model = sum(float(delta_e_2000_rgb(model.render(x, prof)[None], apply_lut(x[None], ideal_lut)).mean()) for x in held)
     d_input = sum(float(delta_e_2000_rgb(x[None], apply_lut(x[None], ideal_lut)).mean()) for x in held)
     assert d_model < 0.6 * d_input, (d_model, d_input)
-    assert prof.data["n_used"] == 16 and prof.data["effective_particles"] >= 1
+    assert prof.data["n_used"] == 12 and prof.data["effective_particles"] >= 1
     assert model.describe(prof).startswith("your look:")
 
 

@@ -146,6 +146,10 @@ def evaluate(
     ] = 150,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    quality_filter: Annotated[bool, typer.Option(
+        "--quality-filter/--no-quality-filter",
+        help="Leave out the users who fail the PPS quality filters (inconsistent or too fast answers) first, "
+             "as the PPS paper does; the counts go into results.json.")] = False,
 ) -> None:
     """Evaluate models on a pairs dataset (PPS protocol): write results.json and an HTML report."""
     from rich.console import Console
@@ -174,6 +178,15 @@ def evaluate(
 
     err = Console(stderr=True)
     ds = PairsDataset.load(data)
+    filter_note = None
+    if quality_filter:
+        from prefstyle.data.filters import filter_users
+
+        before = len(default_users(ds, users_split))
+        ds, _ = filter_users(ds)
+        filter_note = (f"PPS quality filters: {len(default_users(ds, users_split))} of {before} "
+                       f"{users_split} users kept")
+        err.print(filter_note)
     users = default_users(ds, users_split)
     if max_users is not None:
         users = users[:max_users]
@@ -188,7 +201,7 @@ def evaluate(
     kw: dict[str, Any] = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size,
           "flip": flip, "eval_scenes": ds.scenes_of_split(eval_scenes) if eval_scenes else None}
     results = evaluate_pps(ds, models, n_refs=refs, progress=progress, strengths=strength_list, **kw)
-    results.notes[:0] = notes
+    results.notes[:0] = notes + ([filter_note] if filter_note else [])
     if n_ablate:
         err.print(f"ablation over N = {', '.join(map(str, n_ablate))}")
         results.ablations["n_refs"], _ = ablate_n_refs(ds, models, ns=n_ablate, **kw)

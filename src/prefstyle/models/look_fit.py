@@ -147,17 +147,26 @@ def fit_look_taste(dataset: Any, library: Any | None = None, n_refs: int = 16, m
                    temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0), lapses: Sequence[float] = (0.05, 0.1, 0.2),
                    floors: Sequence[float] = (0.05, 0.2, 0.5, 1.0), user_masses: Sequence[float] = (0.0, 0.05, 0.2, 0.5),
                    em_iters: int = 50, n_sliders: int = 1024, n_blends: int = 512, seed: int = 0,
-                   progress: bool = True) -> Any:
+                   quality_filter: bool = True, progress: bool = True) -> Any:
     """A fitted :class:`~prefstyle.models.look_taste.LookTasteModel` (module docstring).
 
     The library's looks of the families a looks-crowd dataset declares for validation or test
     are left out of the taste space. Train: the dataset's ``train`` split (up to ``max_users``);
-    validation: its ``val`` split (the training people when it has none).
+    validation: its ``val`` split (the training people when it has none). With ``quality_filter``
+    the people who fail the PPS quality filters (:mod:`prefstyle.data.filters`: inconsistent or
+    too fast answers) are left out first, as the PPS paper does before training.
     """
     from prefstyle.models.look_taste import LookTasteModel
     from prefstyle.models.pps_common import references_from_judgments
 
     t0 = time.perf_counter()
+    filtered: dict[str, int] = {}
+    if quality_filter:
+        from prefstyle.data.filters import filter_users
+
+        before = len(dataset.users())
+        dataset, report = filter_users(dataset)
+        filtered = {"users": before, "kept": len(report.kept)}
     fams = _declared_families(dataset)
     held = set(fams.get("val", [])) | set(fams.get("test", []))
     if library is not None and held:
@@ -205,7 +214,7 @@ def fit_look_taste(dataset: Any, library: Any | None = None, n_refs: int = 16, m
     model.pop_log_prior = pop.log().float()
     model.clear_cache()
     model.fit_info = {"dataset": str(getattr(dataset, "root", "")), "train_users": len(train_users),
-                      "val_users": len(val_users), "n_refs": n_refs, "space": space["info"],
+                      "val_users": len(val_users), "n_refs": n_refs, "quality_filter": filtered, "space": space["info"],
                       "rendition_looks": int(len(extra)), "held_out_families": sorted(held),
                       "population_effective_particles": round(float(1.0 / (pop**2).sum()), 1),
                       "log_marginal": table, "seconds": round(time.perf_counter() - t0, 1)}

@@ -49,8 +49,8 @@ from prefstyle.imaging.color import delta_e_2000, rgb_to_lab
 from prefstyle.imaging.lut import apply_lut, identity_lut
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
 from prefstyle.models.look_space import (
-    GAINS,
     exposed,
+    node_major,
     sample_colours,
     sample_tables,
     tables_from_coefficients,
@@ -73,11 +73,11 @@ FIT_SIDE, FIT_STEP = 32, 2
 class _Scene:
     """A scene's sample colours and the basis looked up at them, per exposure (cached per source)."""
 
-    def __init__(self, source: torch.Tensor, basis: torch.Tensor, meter: str):
+    def __init__(self, source: torch.Tensor, basis: torch.Tensor, nodes: torch.Tensor, meter: str):
         self.colours = sample_colours(source)                       # (3,h,w)
         self.ev = float(metered_ev(source, meter)[0])
         self.fit_colours = sample_colours(source, FIT_SIDE, FIT_STEP)  # (3,h2,w2)
-        self._basis = basis
+        self._basis, self._nodes = basis, nodes
         self._at: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def at_gain(self, g: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +86,7 @@ class _Scene:
         hit = self._at.get(g)
         if hit is None:
             x = exposed(self.colours.reshape(3, -1), g * self.ev)
-            hit = (x, sample_tables(self._basis, x).reshape(self._basis.shape[0], -1))
+            hit = (x, sample_tables(self._basis, x, self._nodes).reshape(self._basis.shape[0], -1))
             self._at[g] = hit
         return hit
 
@@ -159,6 +159,7 @@ class LookTasteModel(PersonalizationModel):
     def _set_space(self, basis: torch.Tensor, coeffs: torch.Tensor, gains: torch.Tensor, log_prior: torch.Tensor | None,
                    look_names: list[str], look_coeffs: torch.Tensor) -> None:
         self.basis = basis.float().contiguous()            # (D,3,S,S,S)
+        self._nodes = node_major(self.basis)               # (S³,3D)
         self.coeffs = coeffs.float().contiguous()          # (K,D)
         self.gains = gains.float().contiguous()            # (K,)
         k = len(self.coeffs)
@@ -233,7 +234,7 @@ class LookTasteModel(PersonalizationModel):
         key = hashlib.sha1(thumb.numpy().tobytes() + f"{self.meter}".encode()).hexdigest()
         sc = self._scenes.get(key)
         if sc is None:
-            sc = _Scene(source, self.basis, self.meter)
+            sc = _Scene(source, self.basis, self._nodes, self.meter)
             _remember(self._scenes, key, sc, 2048)
         else:
             self._scenes.move_to_end(key)
@@ -272,7 +273,7 @@ class LookTasteModel(PersonalizationModel):
         (least squares on 256 sample colours, a small ridge)."""
         x = sc.fit_colours.reshape(3, -1)
         y = sample_colours(rendition, FIT_SIDE, FIT_STEP).reshape(3, -1)
-        a = sample_tables(self.basis, x).reshape(self.basis.shape[0], -1).double()  # (D,3P)
+        a = sample_tables(self.basis, x, self._nodes).reshape(self.basis.shape[0], -1).double()  # (D,3P)
         r = (y - x).reshape(-1).double()
         lhs = a @ a.T + ridge * torch.eye(a.shape[0], dtype=a.dtype) * a.shape[1]
         return torch.linalg.solve(lhs, a @ r).float()
@@ -298,7 +299,7 @@ class LookTasteModel(PersonalizationModel):
         """``(gaps (K+Ku, N') float64, user coeffs (Ku,D), user gains (Ku,), log prior (K+Ku,))``:
         ``d(other) − d(preferred)`` per particle for the references with a source."""
         used = [r for r in refs if r.source is not None]
-        uc, ug = self.user_particles(used)
+        uc, ug = self.user_particles(used) if self.user_mass > 0 else (torch.zeros(0, self.basis.shape[0]), torch.zeros(0))
         k, ku = len(self.coeffs), len(uc)
         lp = self.log_prior()
         if ku:
