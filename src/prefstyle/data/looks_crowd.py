@@ -247,9 +247,10 @@ class LookTaste:
     def ideal(self, img: torch.Tensor) -> torch.Tensor:
         """``(B,3,H,W)`` -> ``(B,3,H,W)``, sRGB in [0,1]."""
         tables = self.luts().to(img.dtype)
-        vec = self.correction.to_vector().to(img.dtype).expand(img.shape[0], -1).clone()
-        vec[:, _EXPOSURE_INDEX] = vec[:, _EXPOSURE_INDEX] + self.exposure_offsets(img)
-        x = apply_retouch_vector(img.clamp(0, 1), vec, exact=True).clamp(0, 1)  # fused tables cost more per distinct vector
+        n = img.shape[0]
+        vec = self.correction.to_vector().to(img.dtype).expand(n, -1)
+        share = torch.full((n,), self.brightness_gain, dtype=img.dtype)
+        x = correct(img, vec, self.exposure_offsets(img), share, _thumb(img.clamp(0, 1)))
         out = x + self.strengths[0] * (apply_lut(x, tables[0]).clamp(0, 1) - x)
         if len(self.looks) > 1:
             alt = x + self.strengths[1] * (apply_lut(x, tables[1]).clamp(0, 1) - x)
@@ -283,6 +284,32 @@ class LookTaste:
             library=str(d.get("library", "")),
             tables=tables,
         )
+
+
+def range_points(thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Black and white points of images ``(N,3,h,w)``: the 0.5 % and 99.5 % quantiles of encoded
+    luma, ``(N,)`` each, the black point at most 0.2, the white point at least 0.6."""
+    y = (0.2126 * thumb[:, 0] + 0.7152 * thumb[:, 1] + 0.0722 * thumb[:, 2]).flatten(1)
+    q = torch.quantile(y, torch.tensor([0.005, 0.995], dtype=y.dtype), dim=1)
+    return q[0].clamp(max=0.2), q[1].clamp(min=0.6)
+
+
+def correct(img: torch.Tensor, vec: torch.Tensor, ev: torch.Tensor, share: torch.Tensor,
+            stats: torch.Tensor) -> torch.Tensor:
+    """The correction a person wants before a look: ``(N,3,h,w)`` -> ``(N,3,h,w)``.
+
+    The slider correction ``vec`` ``(N,D)`` with ``ev`` ``(N,)`` added to its exposure, then a
+    levels stretch that moves the black and white points (:func:`range_points` of the corrected
+    ``stats`` thumbnails ``(N,3,t,t)``, the images whose statistics decide) a share ``share``
+    ``(N,)`` of the way to 0 and 1: a flat camera rendering regains its range.
+    """
+    v = vec.to(img.dtype).clone()
+    v[:, _EXPOSURE_INDEX] = v[:, _EXPOSURE_INDEX] + ev
+    x = apply_retouch_vector(img.clamp(0, 1), v, exact=True).clamp(0, 1)  # fused tables cost more per distinct vector
+    lo, hi = range_points(apply_retouch_vector(stats.clamp(0, 1), v, exact=True).clamp(0, 1))
+    a = (share * lo).view(-1, 1, 1, 1)
+    b = (1 - share * (1 - hi)).view(-1, 1, 1, 1)
+    return ((x - a) / (b - a)).clamp(0, 1)
 
 
 def _exposure_index() -> int:

@@ -929,13 +929,14 @@ class LooksBayesModel(PersonalizationModel):
     def _corrected(self, img_px: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
         """The shared correction at each gain: ``(G,3,h,w)`` for pixels ``(1,3,h,w)`` of an image
         whose statistics come from ``thumb`` ``(1,3,H,W)``."""
-        from prefstyle.data.looks_crowd import _EXPOSURE_INDEX, exposure_ev
+        from prefstyle.data.looks_crowd import _thumb, correct, exposure_ev
 
         gains = torch.tensor(self.GAINS)
+        G = len(gains)
         ev = exposure_ev(thumb, torch.full_like(gains, self.crowd.target_brightness), gains)[:, 0]  # (G,)
-        vec = self.correction.to_vector().expand(len(gains), -1).clone()
-        vec[:, _EXPOSURE_INDEX] += ev
-        return apply_retouch_vector(img_px.expand(len(gains), -1, -1, -1).clamp(0, 1), vec, exact=True).clamp(0, 1)
+        vec = self.correction.to_vector().expand(G, -1)
+        stats = _thumb(thumb.clamp(0, 1)).expand(G, -1, -1, -1)
+        return correct(img_px.expand(G, -1, -1, -1), vec, ev, gains, stats)
 
     def _ideals(self, img_px: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
         """Every particle's ideal of pixels ``(1,3,h,w)``: ``(K·S·G,3,h,w)``."""
@@ -1048,11 +1049,14 @@ def _apply_luts_batched(x: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
 def _ideals_of(tastes: Sequence[Any], full: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
     """Single-look tastes' ideals of ``small`` ``(1,3,t,t)`` (a thumbnail of ``full`` ``(1,3,H,W)``,
     whose statistics set the exposure): ``(P,3,t,t)``, all in one retouch and one LUT call."""
-    from prefstyle.data.looks_crowd import _EXPOSURE_INDEX
+    from prefstyle.data.looks_crowd import _thumb, correct
 
+    n = len(tastes)
     vec = torch.stack([t.correction.to_vector() for t in tastes]).to(small.dtype)
-    vec[:, _EXPOSURE_INDEX] += torch.cat([t.exposure_offsets(full) for t in tastes])
-    x = apply_retouch_vector(small.clamp(0, 1).expand(len(tastes), -1, -1, -1), vec, exact=True).clamp(0, 1)
+    ev = torch.cat([t.exposure_offsets(full) for t in tastes])
+    share = torch.tensor([t.brightness_gain for t in tastes], dtype=small.dtype)
+    stats = _thumb(full.clamp(0, 1)).expand(n, -1, -1, -1)
+    x = correct(small.expand(n, -1, -1, -1), vec, ev, share, stats)
     luts = torch.stack([t.luts()[0] for t in tastes])
     s = torch.tensor([t.strengths[0] for t in tastes], dtype=small.dtype).view(-1, 1, 1, 1)
     return (x + s * (_apply_luts_batched(x, luts).clamp(0, 1) - x)).clamp(0, 1)
