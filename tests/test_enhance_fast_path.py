@@ -17,7 +17,7 @@ from PIL import Image, ImageCms
 
 from prefstyle.cli.batch_io import enhance_file
 from prefstyle.imaging.decode import rgb8_to_float
-from prefstyle.imaging.io import read_image, srgb_icc_profile, write_image
+from prefstyle.imaging.io import read_image, srgb_icc_profile, write_image, write_like
 from prefstyle.models import load
 from prefstyle.models.base import Reference
 from prefstyle.models.render import _metering_view, render_batch, render_image_uint8
@@ -108,6 +108,10 @@ def test_8bit_uint8_path_matches_the_float_render(tmp_path, model_profile, name,
     assert np.array_equal(back.rgb8, y8)
     assert back.exif is not None and Image.Exif().load(back.exif) is None
     assert back.icc == data.output_icc
+    jpg = tmp_path / "out" / f"{src.stem}.jpg"  # written from a Pillow image: the same file as from y8
+    enhance_file(m, prof, src, jpg, threads=2)
+    write_like(tmp_path / "ref.jpg", y8, read_image(src, keep_alpha=True))
+    assert jpg.read_bytes() == (tmp_path / "ref.jpg").read_bytes()
 
 
 @pytest.mark.parametrize("ext", [".png", ".tif"])

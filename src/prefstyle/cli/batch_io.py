@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from prefstyle.imaging.io import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
 
-__all__ = ["RAW_EXTENSIONS", "collect_inputs", "enhance_file", "enhance_pixels", "output_name"]
+__all__ = ["RAW_EXTENSIONS", "collect_inputs", "enhance_file", "enhance_pixels", "output_name"]  # noqa: F822
 
 
 def __getattr__(name: str) -> Any:
@@ -82,12 +82,15 @@ def enhance_file(model: PersonalizationModel, profile: Profile, src: Path, dst: 
     import torch
 
     from prefstyle.imaging.io import read_image, write_like
-    from prefstyle.models.render import render_image, render_image_uint8
+    from prefstyle.models.render import render_image, render_image_pil, render_image_uint8
 
     data = read_image(src, keep_alpha=True)
     y = None
     if lut_path and torch.device(device).type == "cpu" and data.rgb8 is not None:
-        y = render_image_uint8(model, profile, data, strength, threads=threads)
+        if dst.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".webp"):  # Pillow encodes its own image as it is
+            y = render_image_pil(model, profile, data, strength, threads=threads)
+        else:
+            y = render_image_uint8(model, profile, data, strength, threads=threads)
     if y is None:
         with torch.inference_mode():
             y = render_image(model, profile, data, strength=strength, lut_path=lut_path, device=device)

@@ -62,7 +62,7 @@ def write_image(
     grayscale: bool = False,
 ) -> int:
     """Write sRGB ``pixels`` (``(3, H, W)`` or ``(1, 3, H, W)``, values clamped to [0, 1]; or an
-    ``(H, W, 3)`` uint8 array, written as it is at 8 bit).
+    ``(H, W, 3)`` uint8 array or a Pillow ``RGB`` image, written as they are at 8 bit).
 
     The format follows the extension (``WRITE_EXTENSIONS``). ``bit_depth`` is 8 or 16; JPEG
     is always written at 8 bit. ``exif`` (raw block, with or without the ``Exif\\0\\0``
@@ -88,6 +88,12 @@ def write_image(
         exif = exif.tobytes()
     exif = _exif_with_orientation(exif, 1)
 
+    if isinstance(pixels, Image.Image):
+        if pixels.mode != "RGB":
+            raise ValueError(f"a Pillow image to write must be RGB, got {pixels.mode}")
+        if bit_depth == 8 and alpha is None and not grayscale and fmt in ("JPEG", "WEBP"):
+            return _write_arr(path, fmt, pixels, exif, icc, int(quality), bit_depth)
+        pixels = np.asarray(pixels)
     if _is_rgb8(pixels):
         if bit_depth == 8 and alpha is None and not grayscale:
             return _write_arr(path, fmt, np.ascontiguousarray(pixels), exif, icc, int(quality), bit_depth)
@@ -113,7 +119,7 @@ def _is_rgb8(pixels: object) -> bool:
     return isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
 
 
-def _write_arr(path: Path, fmt: str, arr: np.ndarray, exif: bytes | None, icc: bytes | None, quality: int,
+def _write_arr(path: Path, fmt: str, arr: np.ndarray | Image.Image, exif: bytes | None, icc: bytes | None, quality: int,
                bit_depth: int) -> int:
     """Write the quantized ``(H, W[, C])`` array atomically in ``fmt``; returns ``bit_depth``."""
     try:
@@ -176,7 +182,7 @@ def _quantize(x: torch.Tensor, bit_depth: int) -> np.ndarray:
     return arr[..., 0] if arr.shape[2] == 1 else arr
 
 
-def _write_jpeg(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, quality: int) -> None:
+def _write_jpeg(tmp: Path, arr: np.ndarray | Image.Image, exif: bytes | None, icc: bytes | None, quality: int) -> None:
     kwargs: dict = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
     if icc:
         kwargs["icc_profile"] = icc
@@ -185,16 +191,18 @@ def _write_jpeg(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | Non
             exif = _shrink_exif(exif)
         if exif is not None:
             kwargs["exif"] = exif
-    Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB").save(tmp, format="JPEG", **kwargs)
+    img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
+    img.save(tmp, format="JPEG", **kwargs)
 
 
-def _write_webp(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, quality: int) -> None:
+def _write_webp(tmp: Path, arr: np.ndarray | Image.Image, exif: bytes | None, icc: bytes | None, quality: int) -> None:
     kwargs: dict = {"quality": quality, "lossless": quality == 100, "method": 4}
     if icc:
         kwargs["icc_profile"] = icc
     if exif:
         kwargs["exif"] = exif
-    Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB").save(tmp, format="WEBP", **kwargs)
+    img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
+    img.save(tmp, format="WEBP", **kwargs)
 
 def _png_chunk(ctype: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data) & 0xFFFFFFFF)

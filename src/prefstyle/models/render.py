@@ -8,9 +8,10 @@
   when it gives one (:meth:`~prefstyle.models.base.PersonalizationModel.luts`): the per-photo
   3D LUT, blended with the identity by ``strength`` (the same blend: trilinear interpolation is
   linear in the LUT), applied to the 8-bit pixels by :func:`~prefstyle.imaging.lut.apply_lut_uint8`;
-* :func:`render_image_uint8` - the 8-bit fast path alone, uint8 end to end: the photo's
-  ``(H,W,3)`` uint8 array through the LUT into a new uint8 array (``prefstyle enhance`` writes
-  it as it is), or None when the fast path does not apply;
+* :func:`render_image_uint8` / :func:`render_image_pil` - the 8-bit fast path alone, uint8 end
+  to end: the photo's ``(H,W,3)`` uint8 array through its LUT (:func:`photo_lut`) into a new
+  uint8 array or Pillow image (``prefstyle enhance`` writes that as it is), or None when the
+  fast path does not apply;
 * :func:`blend` - the strength blend alone (evaluation renders once and scores several strengths).
 """
 
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from PIL import Image
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.decode import rgb8_to_float
@@ -30,7 +32,8 @@ from prefstyle.models.slider_taste import _METER_SIDE
 if TYPE_CHECKING:
     from prefstyle.imaging.decode import ImageData
 
-__all__ = ["blend", "render_batch", "render_image", "render_image_uint8"]
+__all__ = ["blend", "lut_filtered_image", "photo_lut", "render_batch", "render_image", "render_image_pil",
+           "render_image_uint8"]
 
 
 def blend(inputs: torch.Tensor, outputs: torch.Tensor, strength: float) -> torch.Tensor:
@@ -72,38 +75,90 @@ def render_image(model: PersonalizationModel, profile: Profile, image: ImageData
     return render_batch(model, profile, pixels[None].to(device), strength)[0].cpu()
 
 
-def render_image_uint8(model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0,
-                       threads: int | None = None) -> np.ndarray | None:
-    """The retouched ``(H,W,3)`` uint8 pixels of an 8-bit photo through the model's LUT, or None.
+def photo_lut(model: PersonalizationModel, profile: Profile, image: ImageData,
+              strength: float = 1.0) -> torch.Tensor | None:
+    """The ``(3,S,S,S)`` LUT that renders the 8-bit photo ``image`` (``strength``-blended with the
+    identity), or None when the photo is not 8-bit or the model gives no LUT.
 
-    None when the photo is not 8-bit or the model gives no LUT (then :func:`render_image` takes
-    ``model.render``). The model is shown a float thumbnail of the uint8 array (every ``s``-th
-    pixel, :func:`_metering_view`), not a float copy of the whole photo; the LUT (``strength``-blended with the identity) is applied to the
-    uint8 array by :func:`~prefstyle.imaging.lut.apply_lut_uint8` in ``threads`` strips
-    (default: torch's thread count). Same result as the LUT branch of :func:`render_image`.
+    The model is shown a float thumbnail of the uint8 array (every ``s``-th pixel,
+    :func:`_metering_view`), not a float copy of the whole photo.
     """
     if image.bit_depth != 8:
         return None
-    u8 = image.rgb8
-    if u8 is None:
+    if image.rgb8 is None:
         pixels = image.pixels
         if pixels.ndim != 3 or pixels.shape[0] != 3:
             raise ValueError(f"expected a (3,H,W) image, got shape {tuple(pixels.shape)}")
         x = pixels[None]
     else:
-        x = rgb8_to_float(_metering_view(u8, getattr(model, "meter", None) in ("mean", "log_mean")))[None]
+        x = rgb8_to_float(_metering_view(image.rgb8, getattr(model, "meter", None) in ("mean", "log_mean")))[None]
     with torch.inference_mode():
         luts = model.luts(x, profile)
-    del x
     if luts is None:
         return None
     lut = luts[0].float()
     if strength != 1.0:
         ident = identity_lut(lut.shape[-1])
         lut = ident + strength * (lut - ident)
-    if u8 is None:
-        u8 = image.pixels.mul(255.0).add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-    return apply_lut_uint8(u8, lut, threads=threads)
+    return lut
+
+
+def render_image_uint8(model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0,
+                       threads: int | None = None) -> np.ndarray | None:
+    """The retouched ``(H,W,3)`` uint8 pixels of an 8-bit photo through the model's LUT, or None.
+
+    None when the photo is not 8-bit or the model gives no LUT (then :func:`render_image` takes
+    ``model.render``). The LUT (:func:`photo_lut`) is applied to the uint8 array by
+    :func:`~prefstyle.imaging.lut.apply_lut_uint8` in ``threads`` strips (default: torch's
+    thread count). Same result as the LUT branch of :func:`render_image`.
+    """
+    lut = photo_lut(model, profile, image, strength)
+    if lut is None:
+        return None
+    return apply_lut_uint8(_rgb8_of(image), lut, threads=threads)
+
+
+def render_image_pil(model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0,
+                     threads: int | None = None) -> Image.Image | None:
+    """:func:`render_image_uint8` as a Pillow ``RGB`` image (the same pixels), for writing it
+    without copying it back to numpy; None where that gives None."""
+    lut = photo_lut(model, profile, image, strength)
+    if lut is None:
+        return None
+    return lut_filtered_image(_rgb8_of(image), lut, threads)
+
+
+def lut_filtered_image(u8: np.ndarray, lut: torch.Tensor, threads: int | None = None) -> Image.Image:
+    """``(H,W,3)`` uint8 through the ``(3,S,S,S)`` LUT by Pillow's ``Color3DLUT``, as a Pillow image:
+    what :func:`~prefstyle.imaging.lut.apply_lut_uint8` computes (same filter, same strips in
+    ``threads`` threads; the GIL is released while filtering), without its copy back to numpy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import ImageFilter
+
+    size = lut.shape[-1]
+    table = lut.detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 3, 0).reshape(-1).numpy()
+    flt = ImageFilter.Color3DLUT(size, table)
+    threads = max(1, torch.get_num_threads() if threads is None else int(threads))
+    h = u8.shape[0]
+    if threads == 1 or u8.shape[0] * u8.shape[1] < (1 << 20):
+        return Image.fromarray(np.ascontiguousarray(u8), "RGB").filter(flt)
+    out = Image.new("RGB", (u8.shape[1], h))
+    bounds = np.linspace(0, h, threads + 1).astype(int)
+
+    def strip(i: int) -> None:
+        a, b = int(bounds[i]), int(bounds[i + 1])
+        out.paste(Image.fromarray(np.ascontiguousarray(u8[a:b]), "RGB").filter(flt), (0, a))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(strip, range(threads)))
+    return out
+
+
+def _rgb8_of(image: ImageData) -> np.ndarray:
+    if image.rgb8 is not None:
+        return image.rgb8
+    return image.pixels.mul(255.0).add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 #: The metering of the LUT models (:func:`~prefstyle.models.slider_taste.metered_ev`) reads every
