@@ -22,6 +22,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("train/tasks/pienet.py", "pienet"): "the name of PieNet's second training phase (logged), not a model lookup",
     ("cli/data_cmd.py", "sliders"): "a kind of simulated crowd (data simulate --tastes), not a model",
     ("cli/data_cmd.py", "looks"): "a kind of simulated crowd (data simulate --tastes), not a model",
+    ("cli/demo_cmd.py", "looks"): "a kind of simulated crowd (demo --tastes), not a model",
+    ("cli/demo_cmd.py", "sliders"): "a kind of simulated crowd (demo --tastes), not a model",
     # the study app's helper switches it to prefstyle.models.load / DEFAULT_MODEL; until then its
     # fallback model for a tree without packaged weights is spelled out:
     ("app/state.py", "nearest-preferred"): "app fallback, until the app helper switches to prefstyle.models",

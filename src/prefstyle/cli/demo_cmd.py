@@ -83,8 +83,9 @@ def _summary_table(results_path: Path) -> str:
             '<p><a href="evaluation/index.html">Full evaluation report: every metric, per-user image grids</a></p>')
 
 
-def _train_default(out: Path, name: str) -> Path:
-    """``--retrain``: simulate the committed training crowd and train ``configs/<name>.yaml`` into ``out``."""
+def _train_default(out: Path, name: str, tastes: str = "looks") -> Path:
+    """``--retrain``: simulate the committed training crowd (500 people of the ``tastes`` crowd, seed 0)
+    and train ``configs/<name>.yaml`` into ``out``."""
     from prefstyle.data.simulate import SimulationConfig, simulate_dataset
     from prefstyle.train import train as run_training
 
@@ -93,8 +94,8 @@ def _train_default(out: Path, name: str) -> Path:
         raise PrefstyleError(f"--retrain needs the committed config configs/{name}.yaml (a source checkout)", path=config)
     data = out / "train_data"
     if not (data / "judgments.jsonl").is_file():
-        typer.echo("  simulating the training crowd (500 users, seed 0) ...", err=True)
-        simulate_dataset(SimulationConfig(users=500, seed=0), data, progress=True)
+        typer.echo(f"  simulating the training crowd (500 users, seed 0, {tastes}) ...", err=True)
+        simulate_dataset(SimulationConfig(users=500, seed=0, tastes=tastes), data, progress=True)
     res = run_training(config, [f"data.path={data}", f"out={out / 'model'}"], progress=True)
     if res.model_path is not None and res.model_path.suffix == ".json":  # a fitted model without weights
         return res.model_path
@@ -163,7 +164,11 @@ def _photographer(out: Path, model_spec: str, data: Path, user: str, n_photos: i
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="report folder")] = DEFAULT_OUT,
     users: Annotated[int, typer.Option("--users", help="simulated users (a tenth are evaluated)")] = 80,
-    seed: Annotated[int, typer.Option("--seed", help="random seed of the demo crowd")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="random seed of the demo crowd (with --tastes looks it also "
+                                                       "picks which look families are held out for testing: the "
+                                                       "shipped model was fitted with seed 0's split)")] = 0,
+    tastes: Annotated[str, typer.Option("--tastes", help="the demo crowd: 'looks' (ideals are real looks, the "
+                                                         "default) or 'sliders' (ideals are slider edits)")] = "looks",
     retrain: Annotated[
         bool, typer.Option("--retrain", help="retrain the default model from scratch with its committed config first")
     ] = False,
@@ -187,17 +192,19 @@ def demo(
     default_spec = DEFAULT_MODEL
     if retrain:
         typer.echo(f"0/4 retraining the default model ({DEFAULT_MODEL}) with configs/{DEFAULT_MODEL}.yaml ...", err=True)
-        default_spec = str(_train_default(out / "retrain", DEFAULT_MODEL))
+        default_spec = str(_train_default(out / "retrain", DEFAULT_MODEL, tastes))
     elif DEFAULT_MODEL not in packaged_models():
         raise PrefstyleError(f"the default model '{DEFAULT_MODEL}' has no packaged weights; run `prefstyle demo --retrain`")
     typer.echo("1/4 rendering the style gallery on bundled photos ...", err=True)
     gallery = _gallery(out)
 
-    typer.echo(f"2/4 simulating a crowd of {users} users ...", err=True)
+    typer.echo(f"2/4 simulating a crowd of {users} users ({tastes}) ...", err=True)
     data = out / "data"
     if data.exists():
         shutil.rmtree(data)
-    cfg = SimulationConfig(users=users, seed=seed, scenes=60, renditions=6, size=192)
+    if tastes not in ("looks", "sliders"):
+        raise PrefstyleError(f"--tastes must be 'looks' or 'sliders', got {tastes!r}")
+    cfg = SimulationConfig(users=users, seed=seed, scenes=60, renditions=6, size=192, tastes=tastes)
     simulate_dataset(cfg, data, progress=True)
     ds = PairsDataset.load(data)
     stats = statistics(ds)
@@ -209,8 +216,12 @@ def demo(
     models = list(REFERENCE_POINTS) + [m for m in packaged_models() if m != DEFAULT_MODEL or not retrain]
     if retrain:
         models.append(default_spec)
+    try:  # score on photos no model was fitted on
+        held_out: str | None = "test" if ds.scenes_of_split("test") else None
+    except PrefstyleError:
+        held_out = None
     evaluate(data, model=models, refs=16, evals=8, size=128, out=out / "evaluation", seed=seed,
-             metrics="delta_e00,lpips,ssim,psnr")
+             metrics="delta_e00,lpips,ssim,psnr", eval_scenes=held_out, quality_filter=True)
     evaluation_link = _summary_table(out / "evaluation" / "results.json")
 
     typer.echo("4/4 a photographer's path: full-size retouching and a .cube LUT ...", err=True)
