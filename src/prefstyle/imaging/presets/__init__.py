@@ -10,8 +10,8 @@ adds ``g · log2(0.18 / Ȳ)`` EV to the exposure of a photo whose metered linear
 format     module                 what it writes
 =========  =====================  ==========================================================
 xmp        :mod:`.xmp`            Adobe Camera Raw / Lightroom Classic preset (``crs:``, PV2012)
-dtstyle    :mod:`.dtstyle`        darktable 4.2 style: exposure v6, colorbalancergb v5,
-                                  channelmixerrgb v3 (also as a sidecar XMP for darktable-cli)
+dtstyle    :mod:`.dtstyle`        darktable 4.2 style: channelmixerrgb v3, exposure v6,
+                                  colorbalancergb v5, rgbcurve v1 (also as a sidecar XMP)
 pp3        :mod:`.pp3`            RawTherapee 5.x partial processing profile
 =========  =====================  ==========================================================
 
