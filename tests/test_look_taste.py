@@ -148,3 +148,12 @@ def test_question_values_are_symmetric_information(space):
     assert v.shape == (4, 4)
     assert torch.allclose(v, v.T, atol=1e-6) and float(v.diagonal().abs().max()) == 0.0
     assert float(v.max()) > 0 and float(v.max()) <= math.log(2) + 1e-6
+
+
+def test_config_options_are_the_fit_settings():
+    import inspect
+
+    from prefstyle.models.look_fit import fit_look_taste
+
+    params = set(inspect.signature(fit_look_taste).parameters) - {"dataset", "library", "progress"}
+    assert set(LookTasteModel.OPTIONS) == params | {"library"}

@@ -120,6 +120,10 @@ class LookTasteModel(PersonalizationModel):
     """
 
     name = "looks"
+    #: the ``task`` keys of a training config (``configs/looks.yaml``): the look library and the
+    #: settings of :func:`prefstyle.models.look_fit.fit_look_taste`
+    OPTIONS = ("library", "n_sliders", "n_blends", "temperatures", "lapses", "floors", "user_masses", "em_iters",
+               "n_refs", "max_users", "seed", "quality_filter")
 
     def __init__(self, checkpoint: str | Path | None = None, temperature: float = 1.0, lapse: float = 0.1,
                  floor: float = 0.2, user_mass: float = 0.1, meter: str = "mean", lut_size: int = 33):
