@@ -86,8 +86,7 @@ def admin_token_for(settings: AppSettings) -> str:
             return token
     token = secrets.token_urlsafe(24)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, token + "\n")
-    path.chmod(0o600)
+    atomic_write_text(path, token + "\n", mode=0o600)  # never readable by others, not even for a moment
     return token
 
 
@@ -151,13 +150,12 @@ class LoadedStudy:
         """The study's personalization model (loaded on first use)."""
         with self._model_lock:
             if self._model is None:
-                from prefstyle.train import load_model
-                from prefstyle.train.loading import DEFAULT_MODEL, packaged_models
+                from prefstyle.models import DEFAULT_MODEL, load, packaged_models
 
                 spec = self.cfg.model
                 if spec == "default":  # the shipped default model; a reference point where none ships
                     spec = DEFAULT_MODEL if DEFAULT_MODEL in packaged_models() else "nearest-preferred"
-                self._model = load_model(spec)
+                self._model = load(spec)
             return self._model
 
 
