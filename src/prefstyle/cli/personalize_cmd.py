@@ -60,7 +60,7 @@ def personalize(
     user: Annotated[str | None, typer.Option("--user", help="the user to personalize for (person@device)")] = None,
     refs: Annotated[int, typer.Option("--refs", help="use at most this many of the user's main judgments")] = 16,
     liked: Annotated[
-        Path | None, typer.Option("--liked", help="a folder of photos the person likes, instead of DATA (PieNet's scheme)")
+        Path | None, typer.Option("--liked", help="a folder of photos the person likes, instead of DATA (PieNet's scheme; experimental)")
     ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help=f"registered model name or checkpoint path [default: {DEFAULT_MODEL}; "
@@ -93,6 +93,9 @@ def personalize(
         m = load_model(spec, device=device)
         profile = m.personalize_liked(images, user=user or liked.resolve().name)
         what = f"{len(images)} liked photo(s)"
+        typer.echo("note: --liked is experimental: learning a taste from photos alone (PieNet's scheme 2, trained "
+                   "on simulated tastes) can make ordinary photos darker or duller than the input; check a few "
+                   "results, or answer pairwise questions instead (prefstyle serve)", err=True)
         profile.data = {**profile.data, "liked": str(liked.resolve())}
     else:
         from prefstyle.data.pairs import PairsDataset
