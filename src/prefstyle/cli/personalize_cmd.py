@@ -98,6 +98,7 @@ def personalize(
                    "results, or answer pairwise questions instead (prefstyle serve)", err=True)
         profile.data = {**profile.data, "liked": str(liked.resolve())}
     else:
+        assert data is not None  # exactly one of DATA and --liked, checked above
         from prefstyle.data.pairs import PairsDataset
         from prefstyle.eval.protocol import load_references
 

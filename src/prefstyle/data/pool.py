@@ -80,7 +80,7 @@ def crop_boxes(
     width: int,
     n: int,
     scale_range: tuple[float, float],
-    min_crop_side: int,
+    min_crop_side: float,
     rng: random.Random,
 ) -> list[tuple[int, int, int, int]]:
     """The whole frame, then up to ``n - 1`` random crops ``(left, top, width, height)``.

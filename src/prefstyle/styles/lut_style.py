@@ -100,7 +100,7 @@ class LUTStyle(Style):
     def to_lut(self, size: int = 33, image: torch.Tensor | None = None) -> torch.Tensor:
         c = self.cube
         plain = c.lut1d is None and c.domain_min == (0.0,) * 3 and c.domain_max == (1.0,) * 3
-        if plain and self.size == size and self.strength == 1.0:
+        if plain and c.lut3d is not None and self.size == size and self.strength == 1.0:
             return c.lut3d.clamp(0, 1).clone()
         return super().to_lut(size, image)
 
