@@ -33,7 +33,8 @@ folder)::
   per round and the median over ``--rounds``;
 * the commands, in fresh processes, alternating: ``prefstyle enhance DIR --jobs 1``, the plain
   script, ``prefstyle enhance DIR --jobs 2``: wall time, photos/s and peak resident memory of each
-  (start-up included; ``VmHWM``, and the peak of the anonymous part, ``RssAnon``, which leaves
+  (start-up included: also timed alone, ``enhance`` on an empty folder, and subtracted for the
+  photos/s after start-up; ``VmHWM``, and the peak of the anonymous part, ``RssAnon``, which leaves
   out the pages of shared libraries: importing the CUDA build of torch alone maps about 440 MB
   of them).
 """
@@ -198,11 +199,15 @@ def compare(args: argparse.Namespace) -> dict:
         print(json.dumps(rounds[-1]), file=sys.stderr)
 
     names = [str(p) for p in photos]
-    cli: dict[str, list[dict]] = {"prefstyle_jobs_1": [], "plain": [], "prefstyle_jobs_2": []}
+    cli: dict[str, list[dict]] = {"prefstyle_start_up": [], "prefstyle_jobs_1": [], "plain": [], "prefstyle_jobs_2": []}
+    (tmp / "empty").mkdir()
     for k in range(args.rounds):
         for name in cli:
             out = tmp / f"cli_{name}_{k}"
-            if name == "plain":
+            if name == "prefstyle_start_up":  # start-up and model loading alone: an empty input folder
+                wall, peak, anon = _child(["enhance", str(tmp / "empty"), "--profile", str(prof_path), "--out",
+                                           str(out)], CLI_CHILD)
+            elif name == "plain":
                 wall, peak, anon = _child([str(tmp / "lut.npy"), str(out), *names], PLAIN_PIPELINE)
             else:
                 jobs = name[-1]
@@ -214,6 +219,10 @@ def compare(args: argparse.Namespace) -> dict:
 
     def med(rows: list[dict], key: str) -> float:
         return round(statistics.median(r[key] for r in rows), 3)
+
+    start = med(cli["prefstyle_start_up"], "wall_s")
+    after_start = {name: round(len(photos) / max(1e-9, med(cli[name], "wall_s") - start), 3)
+                   for name in ("prefstyle_jobs_1", "prefstyle_jobs_2")}
 
     return {
         "benchmark": "enhance_vs_plain_pillow",
@@ -227,6 +236,7 @@ def compare(args: argparse.Namespace) -> dict:
                             "median_photos_per_s": med(rows, "photos_per_s"),
                             "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
                             "max_peak_anon_mb": max(r["peak_anon_mb"] for r in rows)} for name, rows in cli.items()},
+        "photos_per_s_after_start_up": after_start,
         "cpus": os.cpu_count(),
         "loadavg_end": [round(v, 2) for v in os.getloadavg()],
         "torch": torch.__version__,

@@ -236,12 +236,14 @@ def enhance(
         jobs_in = [(src, rel.with_suffix(suffix)) for src, rel in jobs_in]
     jobs_in, kept = plan_outputs(jobs_in, inputs, out, force=force, skip_existing=skip_existing)
     prof, m = load_profile_and_model(profile, model, device)
-    # one photo per job, each job's numeric work on its share of the cores (torch's own pool, and
-    # the strips Pillow applies the full-size LUT in, without the GIL): jobs never fight over threads
+    # One photo per job. torch runs on one thread: its work per 8-bit photo is small (metering a
+    # thumbnail, building the photo's LUT), and OpenMP threads spin-waiting for each other on a
+    # busy machine doubled the time of a 10-photo batch (docs/BENCHMARKS.md, issue 19). The
+    # full-size LUT pass runs in Pillow (no GIL) in strips, the job's share of the cores; more
+    # cores for the float path (16-bit photos, --full-render): --jobs.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // jobs)
-    if jobs > 1:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     for p, reason in failed:
         typer.echo(f"skipped {p}: {reason}", err=True)
     if kept:
