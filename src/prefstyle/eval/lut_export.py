@@ -45,6 +45,9 @@ def profile_to_lut(model: PersonalizationModel, profile: Profile, size: int = 33
     imgs = [im if im.dim() == 4 else im[None] for im in (images if images is not None else default_images())]
     if not imgs:
         raise ValueError("no images to export a LUT from")
+    direct = per_photo_luts_mean(model, profile, imgs, size, progress)
+    if direct is not None:
+        return direct
     outs = []
     with torch.no_grad():
         for k, im in enumerate(imgs):
@@ -53,3 +56,28 @@ def profile_to_lut(model: PersonalizationModel, profile: Profile, size: int = 33
                 progress(k + 1, len(imgs))
     x, y = lut_samples([i[0] for i in imgs], [o[0] for o in outs])
     return fit_lut(x, y, size=size)
+
+
+def per_photo_luts_mean(model: PersonalizationModel, profile: Profile, images: Sequence[torch.Tensor], size: int,
+                        progress: Callable[[int, int], None] | None = None) -> torch.Tensor | None:
+    """For a model that renders each photo with one LUT (:meth:`~PersonalizationModel.luts`): the
+    mean of those LUTs over ``images`` ``(1,3,H,W)``, resized to ``size``³ and clamped to [0, 1]
+    (the single mapping closest to them all; it equals the model's LUT when the LUT does not
+    depend on the photo). None for models without per-photo LUTs (then the LUT is fitted to
+    their renderings)."""
+    from prefstyle.imaging.lut import resize_lut
+
+    total: torch.Tensor | None = None
+    with torch.no_grad():
+        for k, im in enumerate(images):
+            lut = model.luts(im.float(), profile)
+            if lut is None:
+                return None
+            total = lut[0].float() if total is None else total + lut[0].float()
+            if progress is not None:
+                progress(k + 1, len(images))
+    assert total is not None
+    mean = total / len(images)
+    if mean.shape[-1] != size:
+        mean = resize_lut(mean, size)
+    return mean.clamp(0.0, 1.0).contiguous()
