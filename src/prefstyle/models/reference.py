@@ -583,6 +583,15 @@ class BayesModel(PersonalizationModel):
     EV_NODES = torch.linspace(-1.5, 1.5, 7)
     BLOCK = 8
 
+    def __new__(cls, ground_truth: Any = None, config: Any = None, *args: Any, **kwargs: Any) -> BayesModel:
+        # On a looks crowd's ground truth, ``BayesModel(...)`` is the looks crowd's posterior
+        # (every caller that builds "bayes" from a dataset gets the right reference point).
+        if cls is BayesModel and config is None:
+            doc = _ground_truth_doc(ground_truth)
+            if doc is not None and doc.get("tastes") == "looks":
+                return super().__new__(LooksBayesModel)
+        return super().__new__(cls)
+
     def __init__(
         self,
         ground_truth: str | Path | None = None,
@@ -833,11 +842,11 @@ def bayes_reference(ground_truth: Any = None, config: Any = None, **kwargs: Any)
     doc = _ground_truth_doc(ground_truth) if config is None else None
     if doc is not None and doc.get("tastes") == "looks":
         known = {"particles", "seed", "thumb", "render_particles", "mass"}
-        return LooksBayesModel(ground_truth, **{k: v for k, v in kwargs.items() if k in known})
+        return LooksBayesModel(ground_truth, **{k: v for k, v in kwargs.items() if k in known})  # type: ignore[return-value]
     return BayesModel(ground_truth=ground_truth, config=config, **kwargs)
 
 
-class LooksBayesModel(PersonalizationModel):
+class LooksBayesModel(BayesModel):
     """Bayes estimate of the user's ideal on a looks crowd (:mod:`prefstyle.data.looks_crowd`).
 
     It knows the simulator: the dataset's look table (``looks.json`` beside ``ground_truth.json``),
@@ -871,8 +880,8 @@ class LooksBayesModel(PersonalizationModel):
     BLOCK = 8
     DECISION_THUMB = 16
 
-    def __init__(self, ground_truth: Any = None, particles: int | None = None, seed: int = 0, thumb: int = 64,
-                 render_particles: int = 24, mass: float = 0.99):
+    def __init__(self, ground_truth: Any = None, config: Any = None, particles: int | None = None, seed: int = 0,
+                 thumb: int = 64, render_particles: int = 24, mass: float = 0.99, **_slider_options: Any):
         from prefstyle.data.looks import load_looks
         from prefstyle.data.looks_crowd import LooksCrowdConfig, Population
 
