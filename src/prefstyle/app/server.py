@@ -82,7 +82,6 @@ def open_state(settings: AppSettings, sync: bool = True) -> AppState:
 def create_app(settings: AppSettings | None = None, state: AppState | None = None) -> FastAPI:
     """The web app for ``settings`` (or an already opened ``state``)."""
     from prefstyle.app import routes_admin, routes_participant
-
     from prefstyle.app.render import RenderQueue
 
     state = state or open_state(settings or AppSettings())

@@ -538,7 +538,10 @@ def synthetic_looks(families: int = 8, per_family: int = 5, size: int = 17, seed
     from prefstyle.imaging.lut import lut_from_function
 
     g = torch.Generator().manual_seed(seed)
-    rnd = lambda *s: torch.randn(*s, generator=g)
+
+    def rnd(*s: int) -> torch.Tensor:
+        return torch.randn(*s, generator=g)
+
     looks, tables = [], []
     for f in range(families):
         fam_m = 0.08 * rnd(3, 3)
@@ -630,7 +633,10 @@ def _judgment_stats(user: SimulatedUser, judgments: list[Any], scenes: list[Any]
         rows = torch.tensor([pos[s] for s in sidx])
         il, sl = ideal_lab[rows], src_lab[rows]
         pl, ol = rgb_to_lab(pref), rgb_to_lab(other)
-        d = lambda x, y: delta_e_2000(x, y).mean(dim=(-2, -1))
+
+        def d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return delta_e_2000(x, y).mean(dim=(-2, -1))
+
         dp, do, ds = d(pl, il), d(ol, il), d(sl, il)
         agree = int((dp < do).sum())
         source_closer = int((ds < dp).sum())

@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -190,7 +190,7 @@ class ControlledEditSource:
     """Type D: one base look varied along a single parameter, or a pro look at several strengths."""
 
     origin = "D"
-    FIELDS = {"saturation": 0.6, "exposure": 0.9, "temperature": 0.6, "contrast": 0.6}
+    FIELDS: ClassVar[dict[str, float]] = {"saturation": 0.6, "exposure": 0.9, "temperature": 0.6, "contrast": 0.6}
 
     def render(self, scene, rng, k, scene_id):
         from prefstyle.styles.presets import PRESETS, sample_params

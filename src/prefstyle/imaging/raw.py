@@ -39,7 +39,7 @@ import numpy as np
 
 from prefstyle.errors import PrefstyleError
 
-__all__ = ["RAW_EXTENSIONS", "RAWPY_VERSION", "DevelopedRaw", "develop_raw", "is_raw_path", "raw_exif", "tiff_exif"]
+__all__ = ["RAWPY_VERSION", "RAW_EXTENSIONS", "DevelopedRaw", "develop_raw", "is_raw_path", "raw_exif", "tiff_exif"]
 
 #: Camera raw extensions (any case) read through rawpy.
 RAW_EXTENSIONS = frozenset({
@@ -134,7 +134,7 @@ def raw_exif(raw: object) -> bytes | None:
         focal = float(getattr(other, "focal_length", 0) or 0)
         stamp = getattr(other, "timestamp", None)
         if iso > 0:
-            sub[0x8827] = int(round(iso))
+            sub[0x8827] = round(iso)
         if shutter > 0:
             sub[0x829A] = shutter
         if aperture > 0:
@@ -209,6 +209,6 @@ def tiff_exif(path: str | Path) -> bytes | None:
             if not len(exif) and not exif.get_ifd(0x8769):
                 return None
             data = exif.tobytes()
-    except Exception:  # an unreadable EXIF never stops the photo
+    except Exception:  # noqa: BLE001 - an unreadable EXIF never stops the photo
         return None
     return data if data.startswith(b"Exif\0\0") else b"Exif\0\0" + data

@@ -215,7 +215,7 @@ def fit_look_taste(dataset: Any, library: Any | None = None, n_refs: int = 16, m
     model.clear_cache()
     model.fit_info = {"dataset": str(getattr(dataset, "root", "")), "train_users": len(train_users),
                       "val_users": len(val_users), "n_refs": n_refs, "quality_filter": filtered, "space": space["info"],
-                      "rendition_looks": int(len(extra)), "held_out_families": sorted(held),
+                      "rendition_looks": len(extra), "held_out_families": sorted(held),
                       "population_effective_particles": round(float(1.0 / (pop**2).sum()), 1),
                       "log_marginal": table, "seconds": round(time.perf_counter() - t0, 1)}
     return model

@@ -521,7 +521,10 @@ def view_batch(img: torch.Tensor, gamma: torch.Tensor, white_shift: torch.Tensor
 
     Returns CIELAB ``(B,3,H,W)`` as seen on each display (same formula as ``Device.view``).
     """
-    v = lambda t: t.to(img.dtype).view(-1, 1, 1, 1)
+
+    def v(t: torch.Tensor) -> torch.Tensor:
+        return t.to(img.dtype).view(-1, 1, 1, 1)
+
     lin = img.clamp(0.0, 1.0).pow(v(gamma))
     ws = white_shift.to(img.dtype)
     gains = torch.stack([1.0 + 0.08 * ws, torch.ones_like(ws), 1.0 - 0.08 * ws], dim=1).view(-1, 3, 1, 1)
@@ -664,7 +667,10 @@ class BayesModel(PersonalizationModel):
                     base_luts.append(from_params(t.base_style).apply(grid).reshape(3, s, s, s))
                 else:
                     base_index.append(-1)
-        f32 = lambda v: torch.tensor(v, dtype=torch.float32)
+
+        def f32(v: Any) -> torch.Tensor:
+            return torch.tensor(v, dtype=torch.float32)
+
         return _Particles(
             tastes=tastes,
             vecs=torch.stack([t.params.to_vector() for t in tastes]),
