@@ -206,3 +206,17 @@ def test_cuda_matches_cpu():
     assert torch.allclose(cpu, gpu, atol=1e-8)
     rgb = torch.rand(1, 3, 8, 8, dtype=torch.float64)
     assert torch.allclose(C.rgb_to_oklab(rgb.cuda()).cpu(), C.rgb_to_oklab(rgb), atol=1e-10)
+
+
+def test_values_only_delta_e_equals_the_guarded_one():
+    lab1, lab2, expected = _sharma()
+    got = C.delta_e_2000_values(lab1, lab2)[0, :, 0]
+    assert torch.equal(torch.round(got * 1e4) / 1e4, expected)
+    a, b = _random_lab((3, 40, 40), 5), _random_lab((3, 40, 40), 6)
+    a[..., 1:, :5, :] = 0.0  # achromatic, with negative zeros too
+    b[..., 1:, :3, :] = -0.0
+    b[..., :, 30:, :] = a[..., :, 30:, :]  # identical pixels
+    for x, y in ((a, b), (a.float(), b.float())):
+        ref = C.delta_e_2000(x, y)
+        assert torch.allclose(C.delta_e_2000_values(x, y), ref, atol=1e-4, rtol=1e-5), (
+            (C.delta_e_2000_values(x, y) - ref).abs().max())

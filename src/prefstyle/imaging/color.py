@@ -59,6 +59,7 @@ from kornia.color import rgb_to_linear_rgb as srgb_to_linear
 __all__ = [
     "delta_e_2000",
     "delta_e_2000_rgb",
+    "delta_e_2000_values",
     "hls_to_rgb",
     "hsv_to_rgb",
     "lab_to_rgb",
@@ -240,6 +241,46 @@ def delta_e_2000(
 
     l_term, c_term, h_term = dLp / (kL * s_l), dCp / (kC * s_c), dHp / (kH * s_h)
     return _safe_sqrt(l_term**2 + c_term**2 + h_term**2 + r_t * c_term * h_term)
+
+
+def delta_e_2000_values(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
+    """:func:`delta_e_2000` (kL = kC = kH = 1) for values only, no gradient: the same formula with the
+    gradient guards left out, about a third faster. ``(*, 3, H, W)`` CIELAB -> ``(*, H, W)``.
+
+    Where a colour is achromatic (a' = b = 0) its cross and dot products with the other are 0 and
+    ``atan2(0, 0) = 0``, which gives the guarded function's values without its ``where`` branches.
+    """
+    with torch.no_grad():
+        L1, a1, b1 = lab1.unbind(dim=-3)
+        L2, a2, b2 = lab2.unbind(dim=-3)
+        pow25_7 = 25.0**7
+        c_mean7 = (0.5 * ((a1 * a1 + b1 * b1).sqrt() + (a2 * a2 + b2 * b2).sqrt())) ** 7
+        g1 = 1.5 - 0.5 * (c_mean7 / (c_mean7 + pow25_7)).sqrt()  # 1 + G
+        a1p, a2p = g1 * a1, g1 * a2
+        c1p, c2p = (a1p * a1p + b1 * b1).sqrt(), (a2p * a2p + b2 * b2).sqrt()
+        h1p, h2p = torch.atan2(b1, a1p), torch.atan2(b2, a2p)
+        h1p = (h1p + (h1p < 0) * (2 * math.pi)).masked_fill_(c1p == 0, 0.0)  # atan2(-0, -0) is -pi
+        h2p = (h2p + (h2p < 0) * (2 * math.pi)).masked_fill_(c2p == 0, 0.0)
+        cross, dot = a1p * b2 - b1 * a2p, a1p * a2p + b1 * b2
+        dhp = torch.atan2(cross, dot)
+        opposite = (cross == 0) & (dot < 0)
+        if bool(opposite.any()):
+            dhp = torch.where(opposite, torch.where(h2p > h1p, dhp.abs(), -dhp.abs()), dhp)
+        cc = c1p * c2p
+        dHp = 2.0 * cc.sqrt() * torch.sin(0.5 * dhp)
+        hp_mean = torch.where(cc > 0, torch.remainder(h1p + 0.5 * dhp, 2 * math.pi), h1p + h2p)
+        dLp, dCp = L2 - L1, c2p - c1p
+        lp_mean50sq = (0.5 * (L1 + L2) - 50.0) ** 2
+        cp_mean = 0.5 * (c1p + c2p)
+        t = (1.0 - 0.17 * torch.cos(hp_mean - math.radians(30)) + 0.24 * torch.cos(2 * hp_mean)
+             + 0.32 * torch.cos(3 * hp_mean + math.radians(6)) - 0.20 * torch.cos(4 * hp_mean - math.radians(63)))
+        d_theta = math.radians(30) * torch.exp(-(((hp_mean * (180.0 / math.pi) - 275.0) / 25.0) ** 2))
+        cp_mean7 = cp_mean**7
+        r_c = 2.0 * (cp_mean7 / (cp_mean7 + pow25_7)).sqrt()
+        s_l = 1.0 + 0.015 * lp_mean50sq / (20.0 + lp_mean50sq).sqrt()
+        l_term, c_term, h_term = dLp / s_l, dCp / (1.0 + 0.045 * cp_mean), dHp / (1.0 + 0.015 * cp_mean * t)
+        r_t = -torch.sin(2 * d_theta) * r_c
+        return (l_term * l_term + c_term * c_term + h_term * h_term + r_t * c_term * h_term).clamp_min(0).sqrt()
 
 
 def delta_e_2000_rgb(

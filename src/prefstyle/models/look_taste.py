@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from prefstyle.errors import PrefstyleError
-from prefstyle.imaging.color import delta_e_2000, rgb_to_lab
+from prefstyle.imaging.color import delta_e_2000_values, rgb_to_lab
 from prefstyle.imaging.lut import apply_lut, identity_lut
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
 from prefstyle.models.look_space import (
@@ -270,7 +270,7 @@ class LookTasteModel(PersonalizationModel):
     def _distance(ideal_lab: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """``(M,K)`` mean CIEDE2000 between ``(K,3,h,w)`` ideals and ``(M,3,h,w)`` samples."""
         shape = (len(lab), *ideal_lab.shape)
-        return delta_e_2000(ideal_lab[None].expand(shape), lab[:, None].expand(shape)).flatten(2).mean(2)
+        return delta_e_2000_values(ideal_lab[None].expand(shape), lab[:, None].expand(shape)).flatten(2).mean(2)
 
     def fit_rendition(self, sc: _Scene, rendition: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
         """Coefficients ``(D,)`` of the look that best turns the scene's source into ``rendition``
