@@ -71,14 +71,24 @@ def _summary_table(results_path: Path) -> str:
     def fmt(v: float | None, f: str) -> str:
         return "–" if v is None else format(v, f)
 
+    info = doc.get("models") or {}
+
+    def kind(name: str) -> str:  # reference points know the simulator's truth (or are the input itself)
+        return "reference point" if (info.get(name) or {}).get("reference_point") else "model"
+
+    order = sorted(table, key=lambda name: kind(name) != "model")  # real models first, order kept within
     rows = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{fmt(row.get('cqs'), '.3f')}</td><td>{fmt(row.get('cqs_rel'), '.3f')}</td>"
-        f"<td>{fmt(row.get('win_rate'), '.3f')}</td><td>{fmt(ideal.get(name, {}).get('delta_e00'), '.2f')}</td></tr>"
-        for name, row in table.items()
+        f"<tr><th>{html.escape(name)}</th><td>{kind(name)}</td><td>{fmt(table[name].get('cqs'), '.3f')}</td>"
+        f"<td>{fmt(table[name].get('cqs_rel'), '.3f')}</td><td>{fmt(table[name].get('win_rate'), '.3f')}</td>"
+        f"<td>{fmt(ideal.get(name, {}).get('delta_e00'), '.2f')}</td></tr>"
+        for name in order
     )
     n = doc["config"]
     return (f"<h2>How every model scores ({n.get('users')} held-out users, {n.get('n_refs')} answers each)</h2>"
-            "<table><tr><th>model</th><th>ΔE00-CQS</th><th>CQS / identity</th><th>win rate</th>"
+            "<p>Reference points are not models a photographer can use: <code>identity</code> is the input, "
+            "<code>oracle</code> and <code>bayes</code> know the simulated people's true tastes or the looks they "
+            "were drawn from.</p>"
+            "<table><tr><th>model</th><th>kind</th><th>ΔE00-CQS</th><th>CQS / identity</th><th>win rate</th>"
             "<th>ΔE00 to the true ideal (lower is better)</th></tr>" + rows + "</table>"
             '<p><a href="evaluation/index.html">Full evaluation report: every metric, per-user image grids</a></p>')
 
