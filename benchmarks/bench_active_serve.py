@@ -42,6 +42,8 @@ def run(sampling: str, answers: int) -> dict:
     client = TestClient(create_app(state=state), follow_redirects=False)
     r = client.post("/s/demo/join", data={"person": "Bench", "device": "laptop", "consent": "yes"})
     assert r.status_code == 303, r.text
+    r = client.post("/s/demo/calibrate", data={"dark_steps": "12", "light_steps": "12"})  # the screen check
+    assert r.status_code in (200, 303), r.text
     data = client.get("/s/demo/api/question").json()
     times = []
     for k in range(answers):
