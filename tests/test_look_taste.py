@@ -157,3 +157,17 @@ def test_config_options_are_the_fit_settings():
 
     params = set(inspect.signature(fit_look_taste).parameters) - {"dataset", "library", "progress"}
     assert set(LookTasteModel.OPTIONS) == params | {"library"}
+
+
+def test_broken_checkpoints_are_one_line_errors(space, tmp_path):
+    garbage = tmp_path / "looks.json"
+    garbage.write_text("{not json", encoding="utf-8")
+    with pytest.raises(PrefstyleError, match=r"looks\.json"):
+        LookTasteModel(checkpoint=garbage)
+    other = Profile(model="sliders", data={"prior_scale": 1.0}).save(tmp_path / "sliders.json")
+    with pytest.raises(PrefstyleError, match="not a looks checkpoint"):
+        LookTasteModel(checkpoint=other)
+    ck = LookTasteModel.from_space(space).save(tmp_path / "ok.json")
+    (tmp_path / "ok.safetensors").write_bytes(b"truncated")
+    with pytest.raises(PrefstyleError):
+        LookTasteModel(checkpoint=ck)

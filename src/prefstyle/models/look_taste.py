@@ -55,7 +55,7 @@ from prefstyle.models.look_space import (
     sample_tables,
     tables_from_coefficients,
 )
-from prefstyle.models.slider_taste import metered_ev
+from prefstyle.models.slider_taste import _entropy, _remember, metered_ev
 
 __all__ = ["LookTasteModel"]
 
@@ -126,18 +126,20 @@ class LookTasteModel(PersonalizationModel):
                "n_refs", "max_users", "seed", "quality_filter")
 
     def __init__(self, checkpoint: str | Path | None = None, temperature: float = 1.0, lapse: float = 0.1,
-                 floor: float = 0.2, user_mass: float = 0.1, meter: str = "mean", lut_size: int = 33):
+                 floor: float = 0.2, user_mass: float = 0.1, meter: str = "mean", lut_size: int = 33,
+                 space: dict[str, Any] | None = None):
         self.fit_info: dict[str, Any] = {}
         self.temperature, self.lapse, self.floor, self.user_mass = float(temperature), float(lapse), float(floor), float(user_mass)
         self.meter, self.lut_size = meter, int(lut_size)
         self.look_names: list[str] = []
-        if checkpoint is None:
-            from prefstyle.models.look_fit import build_space
-
-            space = build_space(library=None)
-            self._set_space(space["basis"], space["coeffs"], space["gains"], None, space["names"], space["look_coeffs"])
-        else:
+        if checkpoint is not None:
             self._load(Path(checkpoint))
+        else:
+            if space is None:
+                from prefstyle.models.look_fit import build_space
+
+                space = build_space(library=None)
+            self._set_space(space["basis"], space["coeffs"], space["gains"], None, space["names"], space["look_coeffs"])
         self._check_settings()
         self._scenes: OrderedDict[str, _Scene] = OrderedDict()
         self._ideal_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -147,16 +149,7 @@ class LookTasteModel(PersonalizationModel):
     @classmethod
     def from_space(cls, space: dict[str, Any], **settings: Any) -> LookTasteModel:
         """A model over a taste space built by :func:`prefstyle.models.look_fit.build_space` (uniform prior)."""
-        model = cls.__new__(cls)
-        model.fit_info = {}
-        model.temperature, model.lapse = float(settings.get("temperature", 1.0)), float(settings.get("lapse", 0.1))
-        model.floor, model.user_mass = float(settings.get("floor", 0.2)), float(settings.get("user_mass", 0.1))
-        model.meter, model.lut_size = str(settings.get("meter", "mean")), int(settings.get("lut_size", 33))
-        model._set_space(space["basis"], space["coeffs"], space["gains"], None, space["names"], space["look_coeffs"])
-        model._check_settings()
-        model._scenes, model._ideal_cache, model._lut_cache = OrderedDict(), OrderedDict(), OrderedDict()
-        model._dist_cache = OrderedDict()
-        return model
+        return cls(space=space, **settings)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -464,14 +457,3 @@ class LookTasteModel(PersonalizationModel):
                 out.append(gain.fill_diagonal_(0.0).float())
         return out
 
-
-def _entropy(p: torch.Tensor) -> torch.Tensor:
-    q = p.clamp(1e-12, 1 - 1e-12)
-    return -(q * q.log() + (1 - q) * (1 - q).log())
-
-
-def _remember(cache: OrderedDict, key: str, value: Any, limit: int) -> Any:
-    cache[key] = value
-    while len(cache) > limit:
-        cache.popitem(last=False)
-    return value
