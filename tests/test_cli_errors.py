@@ -522,3 +522,13 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
     finally:
         tb.SummaryWriter = orig
     assert seen["purge_step"] == 7  # TensorBoard drops the events of steps > 6
+
+
+def test_demo_refuses_an_unknown_crowd_before_any_work(tmp_path, capsys):
+    from prefstyle.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--tastes", "bogus", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tastes" in err[0]
+    assert not out.exists()

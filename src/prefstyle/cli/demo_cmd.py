@@ -197,6 +197,8 @@ def demo(
     from prefstyle.fsutil import atomic_write_text
     from prefstyle.models.loading import DEFAULT_MODEL, packaged_models
 
+    if tastes not in ("looks", "sliders"):
+        raise PrefstyleError(f"--tastes must be 'looks' or 'sliders', got {tastes!r}")
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     default_spec = DEFAULT_MODEL
@@ -212,8 +214,6 @@ def demo(
     data = out / "data"
     if data.exists():
         shutil.rmtree(data)
-    if tastes not in ("looks", "sliders"):
-        raise PrefstyleError(f"--tastes must be 'looks' or 'sliders', got {tastes!r}")
     cfg = SimulationConfig(users=users, seed=seed, scenes=60, renditions=6, size=192, tastes=tastes)
     simulate_dataset(cfg, data, progress=True)
     ds = PairsDataset.load(data)
