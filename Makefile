@@ -37,9 +37,10 @@ system: $(SYSTEM_STAMP)
 demo: setup
 	$(BIN)/prefstyle demo
 
-# ruff's linter and mypy over src/ (settings in pyproject.toml); `ruff format --check` is not run yet
+# ruff's linter and mypy over src/, ruff's formatter check over all Python (settings in pyproject.toml)
 lint: setup
 	$(BIN)/ruff check src
+	$(BIN)/ruff format --check --quiet src tests benchmarks scripts
 	$(BIN)/mypy
 
 test: setup lint

@@ -105,8 +105,13 @@ def main(argv: list[str] | None = None) -> dict:
                     loaded = [images(s) for s in cands]
                     t0 = time.perf_counter()
                     values = model.question_values(refs, [(src, imgs) for src, _, imgs in loaded])
-                    best = max(((v[a, b].item(), k, a, b) for k, v in enumerate(values)
-                                for a, b in combinations(range(v.shape[0]), 2)))
+                    best = max(
+                        (
+                            (v[a, b].item(), k, a, b)
+                            for k, v in enumerate(values)
+                            for a, b in combinations(range(v.shape[0]), 2)
+                        )
+                    )
                     select_seconds.append(time.perf_counter() - t0)
                     _, k, i, j = best
                     scene = cands[k]
@@ -126,12 +131,24 @@ def main(argv: list[str] | None = None) -> dict:
                     row["ideal_delta_e00"][len(refs)] = d
             rows.append(row)
 
-    summary = {s: {n: float(np.mean([r["ideal_delta_e00"][n] for r in rows if r["strategy"] == s]))
-                   for n in args.ns} for s in ("random", "active")}
+    summary = {
+        s: {n: float(np.mean([r["ideal_delta_e00"][n] for r in rows if r["strategy"] == s])) for n in args.ns}
+        for s in ("random", "active")
+    }
     with torch.no_grad():
-        ident = float(np.mean([float(delta_e_2000_rgb(torch.stack([cache.source_of(s) for s in eval_scenes]),
-                                                        truth[u].ideal(torch.stack([cache.source_of(s) for s in eval_scenes]))
-                                                        .clamp(0, 1)).mean()) for u in users]))
+        ident = float(
+            np.mean(
+                [
+                    float(
+                        delta_e_2000_rgb(
+                            torch.stack([cache.source_of(s) for s in eval_scenes]),
+                            truth[u].ideal(torch.stack([cache.source_of(s) for s in eval_scenes])).clamp(0, 1),
+                        ).mean()
+                    )
+                    for u in users
+                ]
+            )
+        )
     result = {
         "benchmark": "active_query",
         "command": "python benchmarks/bench_active_query.py " + " ".join(sys.argv[1:] if argv is None else argv),

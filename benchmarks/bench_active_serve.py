@@ -36,8 +36,9 @@ def run(sampling: str, answers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="prefstyle-bench-"))
     study = dataclasses.replace(default_study(), sampling=sampling)
     t0 = time.perf_counter()
-    state = open_state(AppSettings(db_url=f"sqlite:///{tmp / 'app.db'}", data_dir=tmp / "data", studies=[study],
-                                   admin_token="b" * 32))
+    state = open_state(
+        AppSettings(db_url=f"sqlite:///{tmp / 'app.db'}", data_dir=tmp / "data", studies=[study], admin_token="b" * 32)
+    )
     opened = time.perf_counter() - t0
     client = TestClient(create_app(state=state), follow_redirects=False)
     r = client.post("/s/demo/join", data={"person": "Bench", "device": "laptop", "consent": "yes"})
@@ -48,16 +49,27 @@ def run(sampling: str, answers: int) -> dict:
     times = []
     for k in range(answers):
         q = data["question"]
-        payload = {"question_id": q["id"], "a": q["a"]["id"], "b": q["b"]["id"], "choice": "ab"[k % 2],
-                   "response_ms": 1500}
+        payload = {
+            "question_id": q["id"],
+            "a": q["a"]["id"],
+            "b": q["b"]["id"],
+            "choice": "ab"[k % 2],
+            "response_ms": 1500,
+        }
         t = time.perf_counter()
         r = client.post("/s/demo/api/answer", json=payload)
         times.append(time.perf_counter() - t)
         assert r.status_code == 200, r.text
         data = r.json()
     state.db.dispose()
-    return {"open_s": round(opened, 2), "answers": answers, "median_s": round(statistics.median(times), 4),
-            "max_s": round(max(times), 4), "first_s": round(times[0], 4), "all_s": [round(t, 4) for t in times]}
+    return {
+        "open_s": round(opened, 2),
+        "answers": answers,
+        "median_s": round(statistics.median(times), 4),
+        "max_s": round(max(times), 4),
+        "first_s": round(times[0], 4),
+        "all_s": [round(t, 4) for t in times],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,10 +86,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {"benchmark": "active_serve",
-              "command": "python benchmarks/bench_active_serve.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "platform": platform.platform(),
-              "loadavg_before": list(os.getloadavg()), "sampling": {}}
+    result = {
+        "benchmark": "active_serve",
+        "command": "python benchmarks/bench_active_serve.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_before": list(os.getloadavg()),
+        "sampling": {},
+    }
     for s in args.sampling:
         result["sampling"][s] = run(s, args.answers)
         print(f"{s}: median {result['sampling'][s]['median_s'] * 1000:.0f} ms per answer", file=sys.stderr)

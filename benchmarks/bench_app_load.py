@@ -82,15 +82,46 @@ def postgres(pg_url: str | None):
     as_pg = ["runuser", "-u", "postgres", "--"]
     port = free_port()
     try:
-        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
-                        "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-w", "-l", str(root / "log"),
-                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root / 'sock'} -c max_connections=300",
-                        "start"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(root / "data"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(root / "data"),
+                "-w",
+                "-l",
+                str(root / "log"),
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {root / 'sock'} -c max_connections=300",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "stop"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -102,14 +133,19 @@ def prepare(tmp: Path, db_url: str, args) -> Path:
     from prefstyle.app.state import AppSettings
     from prefstyle.app.study import parse_study
 
-    study = {"id": SID, "questions": {"main": args.main, "consistency": args.consistency,
-                                      "style_after": args.style_after},
-             "heldout": args.heldout, "model": args.model, "sampling": args.sampling,
-             "images": {"size": args.image_size},
-             "source": {"kind": "simulator", "scenes": 8, "renditions": 4, "seed": 0}}
+    study = {
+        "id": SID,
+        "questions": {"main": args.main, "consistency": args.consistency, "style_after": args.style_after},
+        "heldout": args.heldout,
+        "model": args.model,
+        "sampling": args.sampling,
+        "images": {"size": args.image_size},
+        "source": {"kind": "simulator", "scenes": 8, "renditions": 4, "seed": 0},
+    }
     (tmp / "study.yaml").write_text(yaml.safe_dump(study))
-    state = open_state(AppSettings(db_url=db_url, data_dir=tmp / "data", studies=[parse_study(study)],
-                                   admin_token=ADMIN_TOKEN))
+    state = open_state(
+        AppSettings(db_url=db_url, data_dir=tmp / "data", studies=[parse_study(study)], admin_token=ADMIN_TOKEN)
+    )
     state.db.dispose()
     return tmp / "study.yaml"
 
@@ -124,10 +160,30 @@ class Server:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.workers = workers
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "prefstyle.app", "--study", str(study), "--db", db_url, "--data",
-             str(tmp / "data"), "--port", str(self.port), "--admin-token", ADMIN_TOKEN, "--workers", str(workers),
-             "--render-workers", str(render_workers)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "prefstyle.app",
+                "--study",
+                str(study),
+                "--db",
+                db_url,
+                "--data",
+                str(tmp / "data"),
+                "--port",
+                str(self.port),
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--workers",
+                str(workers),
+                "--render-workers",
+                str(render_workers),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
     def wait_ready(self) -> None:
         import httpx
@@ -212,8 +268,13 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.root, self.workers = root, workers
         self.stop_event = threading.Event()
-        self.peak = {"server_process_max_mb": 0.0, "servers_total_mb": 0.0, "render_process_max_mb": 0.0,
-                     "all_total_mb": 0.0, "all_total_pss_mb": 0.0}
+        self.peak = {
+            "server_process_max_mb": 0.0,
+            "servers_total_mb": 0.0,
+            "render_process_max_mb": 0.0,
+            "all_total_mb": 0.0,
+            "all_total_pss_mb": 0.0,
+        }
         self.first: dict[str, float] | None = None
 
     def run(self) -> None:
@@ -223,11 +284,14 @@ class MemorySampler(threading.Thread):
             others = [c for s in servers for c in kids.get(s, [])]
             srv = [_rss_mb(p) for p in servers]
             ren = [_rss_mb(p) for p in others]
-            now = {"server_process_max_mb": max(srv, default=0), "servers_total_mb": sum(srv),
-                   "render_process_max_mb": max(ren, default=0),
-                   "all_total_mb": sum(srv) + sum(ren) + (_rss_mb(self.root) if self.workers > 1 else 0),
-                   "all_total_pss_mb": sum(_pss_mb(p) for p in [*servers, *others])
-                   + (_pss_mb(self.root) if self.workers > 1 else 0)}
+            now = {
+                "server_process_max_mb": max(srv, default=0),
+                "servers_total_mb": sum(srv),
+                "render_process_max_mb": max(ren, default=0),
+                "all_total_mb": sum(srv) + sum(ren) + (_rss_mb(self.root) if self.workers > 1 else 0),
+                "all_total_pss_mb": sum(_pss_mb(p) for p in [*servers, *others])
+                + (_pss_mb(self.root) if self.workers > 1 else 0),
+            }
             if self.first is None:
                 self.first = now
             for k, v in now.items():
@@ -236,8 +300,10 @@ class MemorySampler(threading.Thread):
     def result(self) -> dict:
         self.stop_event.set()
         self.join(timeout=5)
-        return {"at_start": {k: round(v, 1) for k, v in (self.first or {}).items()},
-                "peak": {k: round(v, 1) for k, v in self.peak.items()}}
+        return {
+            "at_start": {k: round(v, 1) for k, v in (self.first or {}).items()},
+            "peak": {k: round(v, 1) for k, v in self.peak.items()},
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,8 +367,7 @@ async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
             await asyncio.sleep(args.think * rng.uniform(0.8, 1.2))
             q = d["question"]
             choice = "a" if (q["a"]["id"] + i) % 2 else "b"
-            body = {"question_id": q["id"], "a": q["a"]["id"], "b": q["b"]["id"], "choice": choice,
-                    "response_ms": 1000}
+            body = {"question_id": q["id"], "a": q["a"]["id"], "b": q["b"]["id"], "choice": choice, "response_ms": 1000}
             t = time.perf_counter()
             state["in_flight"] = True
             try:
@@ -320,9 +385,12 @@ async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
             if not d["duplicate"]:
                 out["acked"] += 1
             since_view += 1
-            if args.style_every and d["progress"]["style_ready"] and (not viewed or since_view >= args.style_every
-                                                                        or d["done"]) \
-                    and time.perf_counter() < holder["deadline"]:
+            if (
+                args.style_every
+                and d["progress"]["style_ready"]
+                and (not viewed or since_view >= args.style_every or d["done"])
+                and time.perf_counter() < holder["deadline"]
+            ):
                 viewed, since_view = True, 0
                 try:
                     await view_style(c, out, holder["deadline"] + args.style_grace)
@@ -332,8 +400,16 @@ async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
 
 
 async def load(base: str, args, kill=None) -> dict:
-    out = {"latency": [], "join_s": [], "errors": [], "acked": 0, "style_ready_s": [], "style_views": 0,
-           "style_not_ready": [], "people": {}}
+    out = {
+        "latency": [],
+        "join_s": [],
+        "errors": [],
+        "acked": 0,
+        "style_ready_s": [],
+        "style_views": 0,
+        "style_not_ready": [],
+        "people": {},
+    }
     holder = {"go": asyncio.Event(), "deadline": 0.0}
     t0 = time.perf_counter()
     tasks = [asyncio.create_task(participant(base, i, holder, out, args)) for i in range(args.participants)]
@@ -361,9 +437,11 @@ def stored_answers(db_url: str) -> dict[str, dict[int, str]]:
     db = Database(db_url)
     try:
         with db.read() as s:
-            rows = s.execute(select(Participant.person, Question.id, Question.answer)
-                             .join(Participant, Question.participant_id == Participant.id)
-                             .where(Participant.study_id == SID, Question.answer.is_not(None))).all()
+            rows = s.execute(
+                select(Participant.person, Question.id, Question.answer)
+                .join(Participant, Question.participant_id == Participant.id)
+                .where(Participant.study_id == SID, Question.answer.is_not(None))
+            ).all()
     finally:
         db.dispose()
     out: dict[str, dict[int, str]] = {}
@@ -404,8 +482,12 @@ def check_resume(url: str, out: dict, stored: dict[str, dict[int, str]]) -> dict
             pairs_checked += 1
             if d["question"] != st["next"]:
                 wrong_pair += 1
-    return {"participants_checked": checked, "wrong_answer_count": wrong_count,
-            "pairs_checked": pairs_checked, "wrong_pair": wrong_pair}
+    return {
+        "participants_checked": checked,
+        "wrong_answer_count": wrong_count,
+        "pairs_checked": pairs_checked,
+        "wrong_pair": wrong_pair,
+    }
 
 
 def run_backend(name: str, db_url: str, workers: int, args) -> dict:
@@ -424,8 +506,12 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
             server.stop()
         stored = stored_answers(db_url)
         n_stored = sum(len(v) for v in stored.values())
-        lost = sum(1 for i, st in out["people"].items() for qid, ans in st["acked"].items()
-                   if stored.get(f"load{i}", {}).get(qid) != ans)
+        lost = sum(
+            1
+            for i, st in out["people"].items()
+            for qid, ans in st["acked"].items()
+            if stored.get(f"load{i}", {}).get(qid) != ans
+        )
         res = {
             "database": name,
             "server_processes": workers,
@@ -444,8 +530,10 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
             "style_ready_s": _summary(out["style_ready_s"], 1, keys=(50, 95)),
             "style_views_not_ready_when_given_up": len(out["style_not_ready"]),
             "style_ready_s_median_all_views_lower_bound": round(
-                statistics.median(out["style_ready_s"] + out["style_not_ready"]), 2)
-            if out["style_ready_s"] or out["style_not_ready"] else None,
+                statistics.median(out["style_ready_s"] + out["style_not_ready"]), 2
+            )
+            if out["style_ready_s"] or out["style_not_ready"]
+            else None,
             "memory_mb": memory,
             "errors": sorted(set(out["errors"]))[:20],
             "error_count": len(out["errors"]),
@@ -470,10 +558,18 @@ def main() -> None:
     ap.add_argument("--participants", type=int, default=100)
     ap.add_argument("--think", type=float, default=1.0, help="seconds between a pair arriving and its answer")
     ap.add_argument("--duration", type=float, default=120.0, help="answering phase bound, seconds")
-    ap.add_argument("--style-every", type=int, default=20,
-                    help="look at the style when it opens and every this many answers (0: never)")
-    ap.add_argument("--style-grace", type=float, default=30.0,
-                    help="after the answering phase, wait this long at most for a style being looked at")
+    ap.add_argument(
+        "--style-every",
+        type=int,
+        default=20,
+        help="look at the style when it opens and every this many answers (0: never)",
+    )
+    ap.add_argument(
+        "--style-grace",
+        type=float,
+        default=30.0,
+        help="after the answering phase, wait this long at most for a style being looked at",
+    )
     ap.add_argument("--main", type=int, default=80)
     ap.add_argument("--consistency", type=int, default=10)
     ap.add_argument("--style-after", type=int, default=16)
@@ -486,8 +582,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4, help="server processes on PostgreSQL")
     ap.add_argument("--render-workers", type=int, default=1, help="render processes per server process")
     ap.add_argument("--pg-url", default=None, help="use this PostgreSQL database instead of starting a server")
-    ap.add_argument("--kill-after", type=float, default=0.0,
-                    help="SIGKILL the whole server after this many seconds of load, then check (0: no kill)")
+    ap.add_argument(
+        "--kill-after",
+        type=float,
+        default=0.0,
+        help="SIGKILL the whole server after this many seconds of load, then check (0: no kill)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 

@@ -70,7 +70,9 @@ def peak_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
-PLAIN_PIPELINE = PEAK + """
+PLAIN_PIPELINE = (
+    PEAK
+    + """
 import sys, time
 from pathlib import Path
 import numpy as np
@@ -86,11 +88,14 @@ for f in sys.argv[3:]:
         im.convert("RGB").filter(flt).save(out / Path(f).name, quality=95, subsampling=0, exif=exif, icc_profile=icc)
 print("PEAK_RSS_KB", peak_kb(), file=sys.stderr)
 """
+)
 
-CLI_CHILD = PEAK + ("import sys\nfrom prefstyle.cli import main\n"
-                    "try:\n    rc = main(sys.argv[1:])\nfinally:\n"
-                    "    print('PEAK_RSS_KB', peak_kb(), file=sys.stderr)\n"
-                    "sys.exit(rc)\n")
+CLI_CHILD = PEAK + (
+    "import sys\nfrom prefstyle.cli import main\n"
+    "try:\n    rc = main(sys.argv[1:])\nfinally:\n"
+    "    print('PEAK_RSS_KB', peak_kb(), file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
 
 
 def make_photos(folder: Path, n: int = 10, width: int = 4000, height: int = 3000) -> list[Path]:
@@ -112,8 +117,9 @@ def make_photos(folder: Path, n: int = 10, width: int = 4000, height: int = 3000
         ex = Image.Exif()
         ex[271], ex[272], ex[274], ex[306] = "Bench", "Camera 12MP", 1, "2024:05:01 12:00:00"
         path = folder / f"photo_{i:02d}.jpg"
-        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=92, exif=ex.tobytes(),
-                                                                    icc_profile=srgb_icc_profile())
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(
+            path, quality=92, exif=ex.tobytes(), icc_profile=srgb_icc_profile()
+        )
         out.append(path)
     return out
 
@@ -133,8 +139,9 @@ def _child(args: list[str], code: str) -> tuple[float, float, float]:
     """Run ``python -c code args``: (wall seconds, peak resident MB it reports, peak anonymous
     resident MB polled every 20 ms: its own memory, without the shared libraries' pages)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     anon = 0
     while proc.poll() is None:
         anon = max(anon, _anon_kb(proc.pid))
@@ -190,12 +197,16 @@ def compare(args: argparse.Namespace) -> dict:
                 t[name][0] += time.perf_counter() - w0
                 t[name][1] += time.process_time() - c0
         n = len(photos)
-        rounds.append({"prefstyle_s_per_photo": round(t["prefstyle"][0] / n, 3),
-                       "plain_s_per_photo": round(t["plain"][0] / n, 3),
-                       "ratio_wall": round(t["prefstyle"][0] / t["plain"][0], 3),
-                       "prefstyle_cpu_s_per_photo": round(t["prefstyle"][1] / n, 3),
-                       "plain_cpu_s_per_photo": round(t["plain"][1] / n, 3),
-                       "ratio_cpu": round(t["prefstyle"][1] / t["plain"][1], 3)})
+        rounds.append(
+            {
+                "prefstyle_s_per_photo": round(t["prefstyle"][0] / n, 3),
+                "plain_s_per_photo": round(t["plain"][0] / n, 3),
+                "ratio_wall": round(t["prefstyle"][0] / t["plain"][0], 3),
+                "prefstyle_cpu_s_per_photo": round(t["prefstyle"][1] / n, 3),
+                "plain_cpu_s_per_photo": round(t["plain"][1] / n, 3),
+                "ratio_cpu": round(t["prefstyle"][1] / t["plain"][1], 3),
+            }
+        )
         print(json.dumps(rounds[-1]), file=sys.stderr)
 
     names = [str(p) for p in photos]
@@ -205,24 +216,34 @@ def compare(args: argparse.Namespace) -> dict:
         for name in cli:
             out = tmp / f"cli_{name}_{k}"
             if name == "prefstyle_start_up":  # start-up and model loading alone: an empty input folder
-                wall, peak, anon = _child(["enhance", str(tmp / "empty"), "--profile", str(prof_path), "--out",
-                                           str(out)], CLI_CHILD)
+                wall, peak, anon = _child(
+                    ["enhance", str(tmp / "empty"), "--profile", str(prof_path), "--out", str(out)], CLI_CHILD
+                )
             elif name == "plain":
                 wall, peak, anon = _child([str(tmp / "lut.npy"), str(out), *names], PLAIN_PIPELINE)
             else:
                 jobs = name[-1]
-                wall, peak, anon = _child(["enhance", str(folder), "--profile", str(prof_path), "--out", str(out),
-                                           "--jobs", jobs], CLI_CHILD)
-            cli[name].append({"wall_s": round(wall, 2), "photos_per_s": round(len(photos) / wall, 3),
-                              "peak_rss_mb": round(peak, 1), "peak_anon_mb": round(anon, 1)})
+                wall, peak, anon = _child(
+                    ["enhance", str(folder), "--profile", str(prof_path), "--out", str(out), "--jobs", jobs], CLI_CHILD
+                )
+            cli[name].append(
+                {
+                    "wall_s": round(wall, 2),
+                    "photos_per_s": round(len(photos) / wall, 3),
+                    "peak_rss_mb": round(peak, 1),
+                    "peak_anon_mb": round(anon, 1),
+                }
+            )
             print(name, json.dumps(cli[name][-1]), file=sys.stderr)
 
     def med(rows: list[dict], key: str) -> float:
         return round(statistics.median(r[key] for r in rows), 3)
 
     start = med(cli["prefstyle_start_up"], "wall_s")
-    after_start = {name: round(len(photos) / max(1e-9, med(cli[name], "wall_s") - start), 3)
-                   for name in ("prefstyle_jobs_1", "prefstyle_jobs_2")}
+    after_start = {
+        name: round(len(photos) / max(1e-9, med(cli[name], "wall_s") - start), 3)
+        for name in ("prefstyle_jobs_1", "prefstyle_jobs_2")
+    }
 
     return {
         "benchmark": "enhance_vs_plain_pillow",
@@ -230,12 +251,21 @@ def compare(args: argparse.Namespace) -> dict:
         "command": "python benchmarks/bench_enhance.py " + " ".join(sys.argv[1:]),
         "photos": len(photos),
         "megapixels": round(Image.open(photos[0]).width * Image.open(photos[0]).height / 1e6, 2),
-        "in_process_one_thread": {"rounds": rounds, "median_ratio_wall": med(rounds, "ratio_wall"),
-                                  "median_ratio_cpu": med(rounds, "ratio_cpu")},
-        "commands": {name: {"runs": rows, "median_wall_s": med(rows, "wall_s"),
-                            "median_photos_per_s": med(rows, "photos_per_s"),
-                            "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
-                            "max_peak_anon_mb": max(r["peak_anon_mb"] for r in rows)} for name, rows in cli.items()},
+        "in_process_one_thread": {
+            "rounds": rounds,
+            "median_ratio_wall": med(rounds, "ratio_wall"),
+            "median_ratio_cpu": med(rounds, "ratio_cpu"),
+        },
+        "commands": {
+            name: {
+                "runs": rows,
+                "median_wall_s": med(rows, "wall_s"),
+                "median_photos_per_s": med(rows, "photos_per_s"),
+                "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
+                "max_peak_anon_mb": max(r["peak_anon_mb"] for r in rows),
+            }
+            for name, rows in cli.items()
+        },
         "photos_per_s_after_start_up": after_start,
         "cpus": os.cpu_count(),
         "loadavg_end": [round(v, 2) for v in os.getloadavg()],
@@ -257,8 +287,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--full-render", action="store_true",
-                    help="time enhance --full-render (no per-photo LUT fast path for 8-bit photos)")
+    ap.add_argument(
+        "--full-render",
+        action="store_true",
+        help="time enhance --full-render (no per-photo LUT fast path for 8-bit photos)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--compare", action="store_true", help="prefstyle against the plain Pillow pipeline (docstring)")
     ap.add_argument("--photos", type=Path, default=None, help="--compare: a folder of JPEGs (default: ten made)")
@@ -308,17 +341,29 @@ def main(argv: list[str] | None = None) -> dict:
         args_cli = ["enhance", str(src), "--profile", str(prof_path), "--out", str(out), "--jobs", str(jobs)]
         args_cli += ["--full-render"] if args.full_render else []
         # the child reports its own peak resident memory (threads included) on its last line
-        code = PEAK + ("import sys\nfrom prefstyle.cli import app\n"
-                       "try:\n    app(sys.argv[1:], standalone_mode=False)\nfinally:\n"
-                       "    print('PEAK_RSS_KB', peak_kb(), file=sys.stderr)\n")
+        code = PEAK + (
+            "import sys\nfrom prefstyle.cli import app\n"
+            "try:\n    app(sys.argv[1:], standalone_mode=False)\nfinally:\n"
+            "    print('PEAK_RSS_KB', peak_kb(), file=sys.stderr)\n"
+        )
         t0 = time.perf_counter()
-        run = subprocess.run([sys.executable, "-c", code, *args_cli], check=True, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+        run = subprocess.run(
+            [sys.executable, "-c", code, *args_cli],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         peak_kb = int(run.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
         written = len(list(out.glob("*.jpg")))
-        batch[f"jobs_{jobs}"] = {"photos": args.batch, "written": written, "wall_s": round(wall, 2),
-                                 "photos_per_s": round(args.batch / wall, 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
+        batch[f"jobs_{jobs}"] = {
+            "photos": args.batch,
+            "written": written,
+            "wall_s": round(wall, 2),
+            "photos_per_s": round(args.batch / wall, 3),
+            "peak_rss_mb": round(peak_kb / 1024, 1),
+        }
     result = {
         "benchmark": "enhance_12mp",
         "model": args.model,

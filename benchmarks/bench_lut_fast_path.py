@@ -92,23 +92,39 @@ def main(argv: list[str] | None = None) -> dict:
                 x, f, s = down(data.pixels), down(fast), down(full)
                 d_edit = delta_e_2000_rgb(x, s).flatten()
                 d_fast = delta_e_2000_rgb(f, s).flatten()
-                rows.append({"user": u, "photo": n, "edit": float(d_edit.mean()), "fast_vs_full": float(d_fast.mean()),
-                             "fast_vs_full_p99": float(torch.quantile(d_fast[::7], 0.99))})
+                rows.append(
+                    {
+                        "user": u,
+                        "photo": n,
+                        "edit": float(d_edit.mean()),
+                        "fast_vs_full": float(d_fast.mean()),
+                        "fast_vs_full_p99": float(torch.quantile(d_fast[::7], 0.99)),
+                    }
+                )
     edit = [r["edit"] for r in rows]
     gap = [r["fast_vs_full"] for r in rows]
     ratio = [r["fast_vs_full"] / max(r["edit"], 1e-6) for r in rows if r["edit"] >= 0.5]
     result = {
         "benchmark": "lut_fast_path_fidelity",
         "command": "python benchmarks/bench_lut_fast_path.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "model": args.model, "users": len(users), "refs": args.refs, "megapixels": args.megapixels,
-        "photos": list(PHOTOS), "size": list(next(iter(photos.values())).pixels.shape[-2:]),
-        "edit_de00_mean": statistics.mean(edit), "edit_de00_max": max(edit),
-        "fast_vs_full_de00_mean": statistics.mean(gap), "fast_vs_full_de00_max": max(gap),
+        "model": args.model,
+        "users": len(users),
+        "refs": args.refs,
+        "megapixels": args.megapixels,
+        "photos": list(PHOTOS),
+        "size": list(next(iter(photos.values())).pixels.shape[-2:]),
+        "edit_de00_mean": statistics.mean(edit),
+        "edit_de00_max": max(edit),
+        "fast_vs_full_de00_mean": statistics.mean(gap),
+        "fast_vs_full_de00_max": max(gap),
         "fast_vs_full_p99_max": max(r["fast_vs_full_p99"] for r in rows),
         "gap_over_edit_median": statistics.median(ratio) if ratio else None,
         "gap_over_edit_n": len(ratio),
-        "fast_s_median": statistics.median(t_fast), "full_s_median": statistics.median(t_full),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "platform": platform.platform(),
+        "fast_s_median": statistics.median(t_fast),
+        "full_s_median": statistics.median(t_full),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
         "rows": rows,
     }
     emit(result, args.out, shown={k: v for k, v in result.items() if k != "rows"})

@@ -92,12 +92,15 @@ def _users(images: Images, styles: list[str], ref_scenes: list[str], test_scenes
     def ld(fn, *a):
         return lambda: fn(*a)
 
-    return [ImageUser(
-        name=f"style:{st}",
-        refs=[(s, ld(images.source, s), ld(images.styled, st, s)) for s in ref_scenes],
-        tests=[(s, ld(images.source, s), ld(images.styled, st, s)) for s in test_scenes],
-        info={"style": st},
-    ) for st in styles]
+    return [
+        ImageUser(
+            name=f"style:{st}",
+            refs=[(s, ld(images.source, s), ld(images.styled, st, s)) for s in ref_scenes],
+            tests=[(s, ld(images.source, s), ld(images.styled, st, s)) for s in test_scenes],
+            info={"style": st},
+        )
+        for st in styles
+    ]
 
 
 def _global_style_from_methods(images: Images, train_styles: list[str], scenes: list[str], seed: int) -> Any:
@@ -188,14 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"held-out method users: {test_styles}; {len(test_scenes)} test scenes; N_pref {n_values}", flush=True)
 
     results: dict[str, Any] = {
-        "model": str(Path(args.model).resolve()), "checkpoint_id": model.checkpoint_id,
+        "model": str(Path(args.model).resolve()),
+        "checkpoint_id": model.checkpoint_id,
         "card": {k: card.get(k) for k in ("step", "metrics", "git_commit", "prefstyle_version")},
         "architecture": {k: v for k, v in card["task"]["model"].items() if k != "users"},
         "n_training_users": len(card["task"]["model"].get("users", [])),
-        "test_users": test_styles, "test_scenes": len(test_scenes), "eval_size": args.size,
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "python": sys.version.split()[0],
-                    "loadavg_start": os.getloadavg()},
+        "test_users": test_styles,
+        "test_scenes": len(test_scenes),
+        "eval_size": args.size,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "loadavg_start": os.getloadavg(),
+        },
     }
 
     # -- 1. comparison at N = n_main -----------------------------------------------------
@@ -206,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         "pienet (no references: mean user)": None,
         "identity": create_model("identity"),
         "global-style (method users)": _global_style_from_methods(
-            images, list(splits["train"]), train_scenes[:24], args.seed),
+            images, list(splits["train"]), train_scenes[:24], args.seed
+        ),
     }
     crowd_gs = _global_style_from_crowd(card)
     if crowd_gs is not None:
@@ -219,11 +230,18 @@ def main(argv: list[str] | None = None) -> int:
             res = evaluate_preferred_images(model, users)
         else:
             res = evaluate_preferred_images(m, main_users)
-        table[name] = {**res["mean"], "per_user": {u: {k: v for k, v in r.items() if k in ("psnr", "ssim", "delta_e00")}
-                                                   for u, r in res["users"].items()},
-                       "seconds": time.perf_counter() - t0}
-        print(f"{name:38s} mPSNR {res['mean']['psnr']:.2f}  mSSIM {res['mean']['ssim']:.4f}  "
-              f"dE00 {res['mean']['delta_e00']:.2f}", flush=True)
+        table[name] = {
+            **res["mean"],
+            "per_user": {
+                u: {k: v for k, v in r.items() if k in ("psnr", "ssim", "delta_e00")} for u, r in res["users"].items()
+            },
+            "seconds": time.perf_counter() - t0,
+        }
+        print(
+            f"{name:38s} mPSNR {res['mean']['psnr']:.2f}  mSSIM {res['mean']['ssim']:.4f}  "
+            f"dE00 {res['mean']['delta_e00']:.2f}",
+            flush=True,
+        )
     results["comparison"] = {"n_pref": args.n_main, "models": table}
     by_size = {}
     for rs in [int(v) for v in args.render_sizes.split(",") if v.strip()]:
@@ -290,25 +308,34 @@ def main(argv: list[str] | None = None) -> int:
             "delta_e00_guided_vs_full": float(delta_e00(guided, full)[0]),
             "psnr_input_vs_guided": float(psnr(big, guided)[0]),
             "psnr_input_vs_full": float(psnr(big, full)[0]),
-            "seconds_guided": t_guided, "seconds_full": t_full,
+            "seconds_guided": t_guided,
+            "seconds_full": t_full,
         }
     mean = {k: statistics.fmean(u[k] for u in per_user.values()) for k in next(iter(per_user.values()))}
     results["fullres"] = {
-        "photo": photo_id, "size": list(big.shape[-2:]), "megapixels": big.shape[-2] * big.shape[-1] / 1e6,
-        "render_size": model.render_size, **mean, "per_user": per_user,
+        "photo": photo_id,
+        "size": list(big.shape[-2:]),
+        "megapixels": big.shape[-2] * big.shape[-1] / 1e6,
+        "render_size": model.render_size,
+        **mean,
+        "per_user": per_user,
     }
     t_guided, t_full = mean["seconds_guided"], mean["seconds_full"]
-    print(f"full resolution ({results['fullres']['megapixels']:.1f} MP): guided vs full-size run "
-          f"PSNR {results['fullres']['psnr_guided_vs_full']:.2f} dB, dE00 "
-          f"{results['fullres']['delta_e00_guided_vs_full']:.2f}; {t_guided:.2f} s vs {t_full:.2f} s", flush=True)
+    print(
+        f"full resolution ({results['fullres']['megapixels']:.1f} MP): guided vs full-size run "
+        f"PSNR {results['fullres']['psnr_guided_vs_full']:.2f} dB, dE00 "
+        f"{results['fullres']['delta_e00_guided_vs_full']:.2f}; {t_guided:.2f} s vs {t_full:.2f} s",
+        flush=True,
+    )
     del full, guided
 
     # -- 4. timings --------------------------------------------------------------------------
     if not args.skip_timing:
         refs20 = _refs_for(model, images, test_styles[0], train_scenes[:20], size=512)
         t_pers, ts_p = _median_time(lambda: model.personalize(refs20), args.repeats)
-        t_pers1, ts_p1 = _median_time(lambda: PieNetModel(system=model.system, scheme=1).personalize(refs20),
-                                      args.repeats)
+        t_pers1, ts_p1 = _median_time(
+            lambda: PieNetModel(system=model.system, scheme=1).personalize(refs20), args.repeats
+        )
         img12, _ = _big_photo(12.0)
         t_ren, ts_r = _median_time(lambda: model.render(img12, prof), args.repeats)
         # the whole enhance path once (decode + render + encode a 12 MP JPEG)
@@ -326,14 +353,20 @@ def main(argv: list[str] | None = None) -> int:
             write_like(Path(td) / "out.jpg", y, data)
             t_enh = time.perf_counter() - t0
         results["timing"] = {
-            "personalize_20_scheme2_s": t_pers, "personalize_20_scheme2_runs": ts_p,
-            "personalize_20_scheme1_s": t_pers1, "personalize_20_scheme1_runs": ts_p1,
-            "render_12mp_s": t_ren, "render_12mp_runs": ts_r, "render_12mp_size": list(img12.shape[-2:]),
+            "personalize_20_scheme2_s": t_pers,
+            "personalize_20_scheme2_runs": ts_p,
+            "personalize_20_scheme1_s": t_pers1,
+            "personalize_20_scheme1_runs": ts_p1,
+            "render_12mp_s": t_ren,
+            "render_12mp_runs": ts_r,
+            "render_12mp_size": list(img12.shape[-2:]),
             "enhance_12mp_jpeg_end_to_end_s": t_enh,
         }
-        print(f"personalize from 20 images: {t_pers:.2f} s (scheme 2), {t_pers1:.2f} s (scheme 1); "
-              f"render 12 MP: {t_ren:.2f} s (median of {args.repeats}); enhance 12 MP JPEG end to end {t_enh:.2f} s",
-              flush=True)
+        print(
+            f"personalize from 20 images: {t_pers:.2f} s (scheme 2), {t_pers1:.2f} s (scheme 1); "
+            f"render 12 MP: {t_ren:.2f} s (median of {args.repeats}); enhance 12 MP JPEG end to end {t_enh:.2f} s",
+            flush=True,
+        )
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["seconds"] = time.perf_counter() - t_all
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -361,33 +394,50 @@ def _report(r: dict[str, Any]) -> str:
     lines = [
         "## PieNet on the embedded default (expanded protocol, held-out method users)",
         "",
-        (f"Checkpoint `{r['model']}` (step {r['card']['step']}, {r['n_training_users']} training users); "
-         f"held-out method users: {', '.join(r['test_users'])}; {r['test_scenes']} test scenes of the content "
-         f"pool (photos unseen in training) at {r['eval_size']} px. References: N_pref = {comp['n_pref']} "
-         "preferred images (the style applied to training scenes)."),
+        (
+            f"Checkpoint `{r['model']}` (step {r['card']['step']}, {r['n_training_users']} training users); "
+            f"held-out method users: {', '.join(r['test_users'])}; {r['test_scenes']} test scenes of the content "
+            f"pool (photos unseen in training) at {r['eval_size']} px. References: N_pref = {comp['n_pref']} "
+            "preferred images (the style applied to training scenes)."
+        ),
         "",
         "| model | mPSNR (dB) | mSSIM | mean ΔE00 |",
         "|---|---|---|---|",
     ]
     for name, row in comp["models"].items():
         lines.append(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['delta_e00']:.2f} |")
-    lines += ["", "Scheme 2 over N_pref (figure 6 of the paper): " + ", ".join(
-        f"N={c['n_pref']}: {c['psnr']:.2f} dB" for c in r["curve"]) + f". Shape: {r['curve_shape']}.", ""]
+    lines += [
+        "",
+        "Scheme 2 over N_pref (figure 6 of the paper): "
+        + ", ".join(f"N={c['n_pref']}: {c['psnr']:.2f} dB" for c in r["curve"])
+        + f". Shape: {r['curve_shape']}.",
+        "",
+    ]
     if "curve_figure" in r:
         lines += ["![PieNet scheme 2 over N_pref](img/pienet_curve.png)", ""]
     f = r["fullres"]
-    lines += [(f"Full resolution: on a {f['megapixels']:.1f} MP photo, running at {f['render_size']} px with the "
-               f"guided upsampling vs running on the full image, mean over the {len(f['per_user'])} held-out users: "
-               f"PSNR {f['psnr_guided_vs_full']:.2f} dB, mean ΔE00 {f['delta_e00_guided_vs_full']:.2f} between the two "
-               f"(the edits themselves: PSNR {f['psnr_input_vs_guided']:.2f} dB input vs output); "
-               f"{f['seconds_guided']:.2f} s vs {f['seconds_full']:.2f} s."), ""]
+    lines += [
+        (
+            f"Full resolution: on a {f['megapixels']:.1f} MP photo, running at {f['render_size']} px with the "
+            f"guided upsampling vs running on the full image, mean over the {len(f['per_user'])} held-out users: "
+            f"PSNR {f['psnr_guided_vs_full']:.2f} dB, mean ΔE00 {f['delta_e00_guided_vs_full']:.2f} between the two "
+            f"(the edits themselves: PSNR {f['psnr_input_vs_guided']:.2f} dB input vs output); "
+            f"{f['seconds_guided']:.2f} s vs {f['seconds_full']:.2f} s."
+        ),
+        "",
+    ]
     if "timing" in r:
         t = r["timing"]
-        lines += [(f"Inference on this CPU ({r['machine']['cpu_count']} cores, median of 5): personalize a new user "
-                   f"from 20 preferred images {t['personalize_20_scheme2_s']:.2f} s (scheme 2), "
-                   f"{t['personalize_20_scheme1_s']:.2f} s (scheme 1); render a 12 MP photo "
-                   f"{t['render_12mp_s']:.2f} s; `enhance` on a 12 MP JPEG end to end "
-                   f"{t['enhance_12mp_jpeg_end_to_end_s']:.2f} s."), ""]
+        lines += [
+            (
+                f"Inference on this CPU ({r['machine']['cpu_count']} cores, median of 5): personalize a new user "
+                f"from 20 preferred images {t['personalize_20_scheme2_s']:.2f} s (scheme 2), "
+                f"{t['personalize_20_scheme1_s']:.2f} s (scheme 1); render a 12 MP photo "
+                f"{t['render_12mp_s']:.2f} s; `enhance` on a 12 MP JPEG end to end "
+                f"{t['enhance_12mp_jpeg_end_to_end_s']:.2f} s."
+            ),
+            "",
+        ]
     lines += [f"Command: `python benchmarks/bench_pienet.py --model {r['model']}`", ""]
     return "\n".join(lines)
 

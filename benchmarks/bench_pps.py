@@ -87,8 +87,14 @@ def references(n: int, size: int = 256) -> list[Any]:
         s = 0.5 + 0.5 * ((i // len(names)) % 2)
         ch, cw = int(hh * s), int(ww * s)
         x = F.interpolate(x[..., :ch, :cw], size=(size, size), mode="area").clamp(0, 1)
-        out.append(Reference(scene=f"s{i}", preferred=apply_retouch(x, warm)[0].clamp(0, 1),
-                             other=apply_retouch(x, cold)[0].clamp(0, 1), source=x[0]))
+        out.append(
+            Reference(
+                scene=f"s{i}",
+                preferred=apply_retouch(x, warm)[0].clamp(0, 1),
+                other=apply_retouch(x, cold)[0].clamp(0, 1),
+                source=x[0],
+            )
+        )
     return out
 
 
@@ -156,8 +162,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model, source = build(name, ckpts.get(name))
         with torch.no_grad():
             # models that cache per-scene work (sliders) start cold each time: a new user on new scenes
-            p_med, p_all, profile = timed(lambda m=model: (getattr(m, "clear_cache", lambda: None)(),
-                                                            m.personalize(refs, "bench-user"))[1], args.repeats)
+            p_med, p_all, profile = timed(
+                lambda m=model: (getattr(m, "clear_cache", lambda: None)(), m.personalize(refs, "bench-user"))[1],
+                args.repeats,
+            )
             e_med, e_all, out = timed(lambda m=model, p=profile: m.render(img, p), args.repeats)
         assert out.shape == img.shape
         extra = {}
@@ -174,11 +182,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             with torch.no_grad():
                 q_med, q_all, _ = timed(lambda m=model, p=profile: enhance_pixels(m, p, data), args.repeats)
                 t_med, t_all, _ = timed(lambda m=model, p=profile: apply_lut_uint8(u8, m.luts(img, p)[0]), args.repeats)
-            extra = {"enhance_8bit_s": round(q_med, 4), "enhance_8bit_all_s": [round(t, 4) for t in q_all],
-                     "transform_8bit_s": round(t_med, 4), "transform_8bit_all_s": [round(t, 4) for t in t_all]}
-        row = {"source": source, "personalize_s": round(p_med, 4), "personalize_all_s": [round(t, 4) for t in p_all],
-               "enhance_s": round(e_med, 4), "enhance_all_s": [round(t, 4) for t in e_all], **extra,
-               "loadavg_before": [round(v, 2) for v in load0], "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+            extra = {
+                "enhance_8bit_s": round(q_med, 4),
+                "enhance_8bit_all_s": [round(t, 4) for t in q_all],
+                "transform_8bit_s": round(t_med, 4),
+                "transform_8bit_all_s": [round(t, 4) for t in t_all],
+            }
+        row = {
+            "source": source,
+            "personalize_s": round(p_med, 4),
+            "personalize_all_s": [round(t, 4) for t in p_all],
+            "enhance_s": round(e_med, 4),
+            "enhance_all_s": [round(t, 4) for t in e_all],
+            **extra,
+            "loadavg_before": [round(v, 2) for v in load0],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        }
         if name == "usd":
             row["adapt_steps"] = model.adapt_steps
             row["render_side"] = model.render_side

@@ -60,8 +60,16 @@ from prefstyle.imaging.presets.programs import (  # noqa: E402
 )
 
 CALIBRATION = ("mate/Aqua", "mate/Blinds", "mate/Dune", "mate/FreshFlower")
-HELD_OUT = ("skimage/astronaut", "skimage/chelsea", "skimage/coffee", "skimage/rocket", "skimage/motorcycle",
-            "sklearn/china", "sklearn/flower", "matplotlib/grace_hopper")
+HELD_OUT = (
+    "skimage/astronaut",
+    "skimage/chelsea",
+    "skimage/coffee",
+    "skimage/rocket",
+    "skimage/motorcycle",
+    "sklearn/china",
+    "sklearn/flower",
+    "matplotlib/grace_hopper",
+)
 KNOTS = (-0.6, 0.6)
 #: (editor, slider) -> editor range searched
 SEARCH = {
@@ -129,27 +137,44 @@ def calibrate(args: argparse.Namespace) -> None:
     h, w = args.side * 3 // 4, args.side
     tiles = [F.interpolate(t, size=(h, w), mode="area") for t in tiles]
     tiles += [tiles[-1]] * (-len(tiles) % 2)
-    rows_ = [torch.cat(tiles[i:i + 2], dim=3) for i in range(0, len(tiles), 2)]
+    rows_ = [torch.cat(tiles[i : i + 2], dim=3) for i in range(0, len(tiles), 2)]
     write_image(tmp / "montage.png", torch.cat(rows_, dim=2)[0], bit_depth=16)
     photos = [("montage", tmp / "montage.png")]
     have = available()
     maps = {"rawtherapee": pp3.SLIDER_MAP, "darktable": dtstyle.SLIDER_MAP}
     result: dict = {"photos": list(CALIBRATION), "side": args.side, "knots": list(KNOTS), "fits": {}}
-    jobs = [(e, s) for (e, s) in SEARCH
-            if have[e] and (not args.only or s in args.only) and (not args.editors or e in args.editors)]
+    jobs = [
+        (e, s)
+        for (e, s) in SEARCH
+        if have[e] and (not args.only or s in args.only) and (not args.editors or e in args.editors)
+    ]
     t0 = time.perf_counter()
     for editor, slider in tqdm(jobs, desc="calibrate", unit="slider"):
         table = maps[editor]
         saved = table[slider]
-        targets = {v: [apply_retouch(read_image(p).pixels[None], RetouchParams(**{slider: v}), method="exact")
-                       for _, p in photos] for v in KNOTS}
+        targets = {
+            v: [
+                apply_retouch(read_image(p).pixels[None], RetouchParams(**{slider: v}), method="exact")
+                for _, p in photos
+            ]
+            for v in KNOTS
+        }
         fits = []
         for v in KNOTS:
-            def loss(e: float, v: float = v, table: dict = table, slider: str = slider, editor: str = editor,
-                     targets: dict = targets) -> float:
+
+            def loss(
+                e: float,
+                v: float = v,
+                table: dict = table,
+                slider: str = slider,
+                editor: str = editor,
+                targets: dict = targets,
+            ) -> float:
                 table[slider] = ((-1.0, 1.0), (e, e))  # every prefstyle value -> editor value e
-                return sum(mean_de(render(editor, p, RetouchParams(**{slider: v})), t)
-                           for (_, p), t in zip(photos, targets[v])) / len(photos)
+                return sum(
+                    mean_de(render(editor, p, RetouchParams(**{slider: v})), t) for (_, p), t in zip(photos, targets[v])
+                ) / len(photos)
+
             lo, hi = SEARCH[(editor, slider)]
             if v < 0:
                 lo, hi = (lo, 0.0) if loss(lo / 4) <= loss(hi / 4) else (0.0, hi)
@@ -161,8 +186,10 @@ def calibrate(args: argparse.Namespace) -> None:
         xs = [f["prefstyle"] for f in fits]
         ys = [f["editor"] for f in fits]
         # knots at -0.6, 0, 0.6; the slider's ends on the lines through 0 and the knots
-        table_fit = ((-1.0, xs[0], 0.0, xs[1], 1.0),
-                     (round(ys[0] / abs(xs[0]), 4), ys[0], 0.0, ys[1], round(ys[1] / abs(xs[1]), 4)))
+        table_fit = (
+            (-1.0, xs[0], 0.0, xs[1], 1.0),
+            (round(ys[0] / abs(xs[0]), 4), ys[0], 0.0, ys[1], round(ys[1] / abs(xs[1]), 4)),
+        )
         result["fits"][f"{editor}/{slider}"] = {"knots": fits, "table": table_fit}
         tqdm.write(f"{editor:12s} {slider:12s} {table_fit}")
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -179,10 +206,15 @@ def report(args: argparse.Namespace) -> None:
     editors = [e for e in ("rawtherapee", "darktable", "darktable_style") if have[e.split("_")[0]]]
     model = SliderTasteModel()
     vecs = prior_vectors(args.tastes + 1, 1.0, 0)
-    tastes = [("identity", RetouchParams())] + [(f"prior{i}", RetouchParams.from_vector(vecs[i]))
-                                               for i in range(1, args.tastes + 1)]
-    profiles = [Profile(model="sliders", tensors={"vectors": p.to_vector()[None], "gains": torch.zeros(1),
-                                                  "weights": torch.ones(1)}) for _, p in tastes]
+    tastes = [("identity", RetouchParams())] + [
+        (f"prior{i}", RetouchParams.from_vector(vecs[i])) for i in range(1, args.tastes + 1)
+    ]
+    profiles = [
+        Profile(
+            model="sliders", tensors={"vectors": p.to_vector()[None], "gains": torch.zeros(1), "weights": torch.ones(1)}
+        )
+        for _, p in tastes
+    ]
     # posterior tastes: SliderTaste (the shipped settings, fixed edits) personalized from 16 answers of a
     # simulated person whose ideal is a prior draw; enhance renders the posterior mean of the renderings,
     # the preset holds the posterior-mean sliders
@@ -210,22 +242,36 @@ def report(args: argparse.Namespace) -> None:
             x = read_image(path).pixels[None]
             with torch.no_grad():
                 ours = model.render(x, prof)
-            row = {"taste": name, "photo": pid, "edit_size": round(mean_de(ours, x), 3),
-                   "mean_sliders": round(mean_de(apply_retouch(x, back, method="exact"), ours), 3)}
+            row = {
+                "taste": name,
+                "photo": pid,
+                "edit_size": round(mean_de(ours, x), 3),
+                "mean_sliders": round(mean_de(apply_retouch(x, back, method="exact"), ours), 3),
+            }
             for editor in editors:
                 row[editor] = round(mean_de(render(editor, path, back), ours), 3)
             rows.append(row)
     summary = {}
     for name, _ in tastes:
         sel = [r for r in rows if r["taste"] == name]
-        summary[name] = {k: round(sum(r[k] for r in sel) / len(sel), 2) for k in ["edit_size", "mean_sliders", *editors]}
+        summary[name] = {
+            k: round(sum(r[k] for r in sel) / len(sel), 2) for k in ["edit_size", "mean_sliders", *editors]
+        }
     slider_rows = [r for r in rows if r["taste"] != "identity"]
-    summary["all slider tastes"] = {k: round(sum(r[k] for r in slider_rows) / len(slider_rows), 2)
-                                    for k in ["edit_size", "mean_sliders", *editors]}
-    result = {"photos": [p for p, _ in photos], "side": args.side, "editors": editors,
-              "tastes": {n: {k: round(v, 3) for k, v in p.to_dict().items() if not isinstance(v, list) and v}
-                         for n, p in tastes},
-              "summary": summary, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    summary["all slider tastes"] = {
+        k: round(sum(r[k] for r in slider_rows) / len(slider_rows), 2) for k in ["edit_size", "mean_sliders", *editors]
+    }
+    result = {
+        "photos": [p for p, _ in photos],
+        "side": args.side,
+        "editors": editors,
+        "tastes": {
+            n: {k: round(v, 3) for k, v in p.to_dict().items() if not isinstance(v, list) and v} for n, p in tastes
+        },
+        "summary": summary,
+        "rows": rows,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     emit(result, args.out, shown={"summary": summary, "tastes": result["tastes"]})
 
 

@@ -45,8 +45,11 @@ def main(argv: list[str] | None = None) -> Path:
             best[base] = (row["cqs"], name)
     for base, (cqs, name) in best.items():
         d = (ideal.get(name) or {}).get("delta_e00")
-        print(f"{base:14s} best CQS {cqs:.3f} ({name}; ΔE00 to the ideal {d:.2f})" if d is not None else
-              f"{base:14s} best CQS {cqs:.3f} ({name})")
+        print(
+            f"{base:14s} best CQS {cqs:.3f} ({name}; ΔE00 to the ideal {d:.2f})"
+            if d is not None
+            else f"{base:14s} best CQS {cqs:.3f} ({name})"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not plot_strength_frontier(res, args.out, args.metric, aim):
         raise SystemExit(f"{args.results}: no --strengths rows to plot")

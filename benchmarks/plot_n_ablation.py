@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> Path:
             ys = [float(v) for v in row["ideal_delta_e00"]]
             if model == "identity":
                 if identity is not None and abs(identity - ys[0]) > 1e-6:
-                    raise SystemExit(f"{path}: identity {ys[0]:.4f} differs from {identity:.4f}: not the same users or pairs")
+                    raise SystemExit(
+                        f"{path}: identity {ys[0]:.4f} differs from {identity:.4f}: not the same users or pairs"
+                    )
                 identity = ys[0]
                 continue
             curves[model.removesuffix("_cpu")] = (ns, ys)

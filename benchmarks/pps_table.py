@@ -34,7 +34,9 @@ def _load(paths: list[str]) -> tuple[dict, dict, dict]:
         for metric, rows in doc["tables"].items():
             for model, row in rows.items():
                 prev = tables.setdefault(metric, {}).get(model)
-                if prev is not None and abs((prev["cqs"] or 0) - (row["cqs"] or 0)) > 1e-5 * max(1.0, abs(prev["cqs"] or 0)):
+                if prev is not None and abs((prev["cqs"] or 0) - (row["cqs"] or 0)) > 1e-5 * max(
+                    1.0, abs(prev["cqs"] or 0)
+                ):
                     raise SystemExit(f"{p}: {model} scores differently across runs ({metric})")
                 tables[metric][model] = row
         for model, row in (doc.get("distance_to_ideal") or {}).items():
@@ -48,8 +50,10 @@ def main(argv: list[str]) -> None:
     models += [m for m in tables["delta_e00"] if m not in models and "@" not in m]
     de = tables["delta_e00"]
     print(f"Config: {cfg}\n")
-    print("| model | d̄_p ΔE00 | d̄_n ΔE00 | BFS | CMR | CQS ΔE00 | rel. | win rate | CQS LPIPS | CQS SSIM | CQS PSNR "
-          "| ΔE00 to ideal | PSNR to ideal |")
+    print(
+        "| model | d̄_p ΔE00 | d̄_n ΔE00 | BFS | CMR | CQS ΔE00 | rel. | win rate | CQS LPIPS | CQS SSIM | CQS PSNR "
+        "| ΔE00 to ideal | PSNR to ideal |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m in models:
         r = de[m]
@@ -61,9 +65,11 @@ def main(argv: list[str]) -> None:
         idl = ideal.get(m) or {}
         de_i = f"{idl['delta_e00']:.2f}" if idl.get("delta_e00") is not None else "–"
         ps_i = f"{idl['psnr']:.2f}" if idl.get("psnr") is not None else "–"
-        print(f"| {m} | {r['d_p']:.2f} | {r['d_n']:.2f} | {r['bfs']:.3f} | {r['cmr']:+.3f} | {r['cqs']:.3f} | "
-              f"{(r.get('cqs_rel') or 0):.3f} | {r['win_rate']:.3f} | {cqs('lpips')} | {cqs('ssim')} | {cqs('psnr')} "
-              f"| {de_i} | {ps_i} |")
+        print(
+            f"| {m} | {r['d_p']:.2f} | {r['d_n']:.2f} | {r['bfs']:.3f} | {r['cmr']:+.3f} | {r['cqs']:.3f} | "
+            f"{(r.get('cqs_rel') or 0):.3f} | {r['win_rate']:.3f} | {cqs('lpips')} | {cqs('ssim')} | {cqs('psnr')} "
+            f"| {de_i} | {ps_i} |"
+        )
     blended = [m for m in de if "@" in m]  # evaluate --strengths rows
     if blended:
         print("\n| model | strength | CQS ΔE00 | rel. | win rate | ΔE00 to ideal |")
@@ -73,7 +79,9 @@ def main(argv: list[str]) -> None:
         for base, strength, m in sorted(rows, key=lambda r: (models.index(r[0]) if r[0] in models else 99, r[1])):
             r, idl = de[m], ideal.get(m) or {}
             de_i = f"{idl['delta_e00']:.2f}" if idl.get("delta_e00") is not None else "–"
-            print(f"| {base} | {strength:g} | {r['cqs']:.3f} | {(r.get('cqs_rel') or 0):.3f} | {r['win_rate']:.3f} | {de_i} |")
+            print(
+                f"| {base} | {strength:g} | {r['cqs']:.3f} | {(r.get('cqs_rel') or 0):.3f} | {r['win_rate']:.3f} | {de_i} |"
+            )
 
 
 if __name__ == "__main__":

@@ -22,12 +22,19 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "lut": ("bench_lut.py", ["--megapixels", "12", "--repeats", "5", "--out", "{out}"]),
     "imaging_pipeline": ("bench_imaging_pipeline.py", ["--megapixels", "12", "--repeats", "5"]),
-    "enhance": ("bench_enhance.py", ["--megapixels", "12", "--repeats", "5", "--batch", "8", "--jobs", "1", "2",
-                                     "--out", "{out}"]),
-    "pps": ("bench_pps.py", ["--models", "usd", "upe", "exemplar", "sliders", "--megapixels", "12", "--repeats", "3",
-                             "--out", "{out}"]),
+    "enhance": (
+        "bench_enhance.py",
+        ["--megapixels", "12", "--repeats", "5", "--batch", "8", "--jobs", "1", "2", "--out", "{out}"],
+    ),
+    "pps": (
+        "bench_pps.py",
+        ["--models", "usd", "upe", "exemplar", "sliders", "--megapixels", "12", "--repeats", "3", "--out", "{out}"],
+    ),
     "simulate": ("bench_simulate.py", ["--users", "100", "--size", "128"]),
-    "active_serve": ("bench_active_serve.py", ["--answers", "24", "--sampling", "active", "balanced", "--out", "{out}"]),
+    "active_serve": (
+        "bench_active_serve.py",
+        ["--answers", "24", "--sampling", "active", "balanced", "--out", "{out}"],
+    ),
 }
 
 
@@ -47,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with open(args.out / f"{name}.log", "w") as log:
             rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
-        print(f"    {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} s; "
-              f"log {args.out / f'{name}.log'}", file=sys.stderr, flush=True)
+        print(
+            f"    {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} s; "
+            f"log {args.out / f'{name}.log'}",
+            file=sys.stderr,
+            flush=True,
+        )
         if rc:
             failed.append(name)
     return 1 if failed else 0

@@ -56,8 +56,12 @@ DEBS = {
 NPMS = {"instagram.css": "0.1.4", "cssgram": "0.1.3", "@silvia-odwyer/photon-node": "0.3.4"}
 NPM_DIRS = {"instagram.css": "instagram.css", "cssgram": "cssgram", "@silvia-odwyer/photon-node": "photon"}
 # Git repositories read at a fixed commit (``git --git-dir=... show``), mirrored under <dir>/mirrors/
-MIRRORS = {"thejoltjoker+lightroom-workflow": ("https://github.com/thejoltjoker/lightroom-workflow",
-                                              "09dc3810313329f92b8a3482c47ad7116454e05e")}
+MIRRORS = {
+    "thejoltjoker+lightroom-workflow": (
+        "https://github.com/thejoltjoker/lightroom-workflow",
+        "09dc3810313329f92b8a3482c47ad7116454e05e",
+    )
+}
 SFL_VERSION = "0.18.13"
 
 
@@ -110,26 +114,59 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     lists = out / "apt-src"
     (lists / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (lists / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-    (lists / "src.sources").write_text("Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n"
-                                       "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
-    apt = ["apt-get", "-o", "Dir::Etc::sourcelist=/dev/null", "-o", f"Dir::Etc::sourceparts={lists}",
-           "-o", f"Dir::State::lists={lists / 'lists'}", "-o", f"Dir::Cache={lists / 'cache'}"]
+    (lists / "src.sources").write_text(
+        "Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n"
+        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+    apt = [
+        "apt-get",
+        "-o",
+        "Dir::Etc::sourcelist=/dev/null",
+        "-o",
+        f"Dir::Etc::sourceparts={lists}",
+        "-o",
+        f"Dir::State::lists={lists / 'lists'}",
+        "-o",
+        f"Dir::Cache={lists / 'cache'}",
+    ]
     subprocess.run([*apt, "update"], check=True)
     subprocess.run([*apt, "source", "--download-only", f"darktable={DARKTABLE_DEB}"], cwd=out, check=False)
-    subprocess.run(["tar", "xJf", f"darktable_{DARKTABLE_VERSION}.orig.tar.xz", "--wildcards",
-                    "*/src/iop/basecurve.c", "*/LICENSE"], cwd=out, check=True)
+    subprocess.run(
+        [
+            "tar",
+            "xJf",
+            f"darktable_{DARKTABLE_VERSION}.orig.tar.xz",
+            "--wildcards",
+            "*/src/iop/basecurve.c",
+            "*/LICENSE",
+        ],
+        cwd=out,
+        check=True,
+    )
     # OpenShot 3.4 (with its freshluts LUTs) is only in Debian sid
     sid = out / "apt-sid"
     (sid / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (sid / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-    (sid / "sid.sources").write_text("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: sid\n"
-                                     "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
-    apt = ["apt-get", "-o", "Dir::Etc::sourcelist=/dev/null", "-o", f"Dir::Etc::sourceparts={sid}",
-           "-o", f"Dir::State::lists={sid / 'lists'}", "-o", f"Dir::Cache={sid / 'cache'}"]
+    (sid / "sid.sources").write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: sid\n"
+        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+    apt = [
+        "apt-get",
+        "-o",
+        "Dir::Etc::sourcelist=/dev/null",
+        "-o",
+        f"Dir::Etc::sourceparts={sid}",
+        "-o",
+        f"Dir::State::lists={sid / 'lists'}",
+        "-o",
+        f"Dir::Cache={sid / 'cache'}",
+    ]
     subprocess.run([*apt, "update"], check=True)
     subprocess.run([*apt, "download", f"openshot-qt={OPENSHOT_DEB}"], cwd=out / "debs", check=True)
-    subprocess.run(["dpkg", "-x", str(next((out / "debs").glob("openshot-qt_*.deb"))), str(out / "openshot-qt")],
-                   check=True)
+    subprocess.run(
+        ["dpkg", "-x", str(next((out / "debs").glob("openshot-qt_*.deb"))), str(out / "openshot-qt")], check=True
+    )
     for name, (url, commit) in MIRRORS.items():
         dest = out / "mirrors" / name
         if not dest.exists():
@@ -142,8 +179,12 @@ def cmd_fetch(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------
 
 # Print stocks each colour negative is printed on (a motion-picture print film and two papers).
-SFL_PRINTS = ("Kodak Vision 2383", "Fuji Eterna-CP Type 3513DI", "Kodak Portra Endura Paper",
-              "Fuji Crystal Archive DPII")
+SFL_PRINTS = (
+    "Kodak Vision 2383",
+    "Fuji Eterna-CP Type 3513DI",
+    "Kodak Portra Endura Paper",
+    "Fuji Crystal Archive DPII",
+)
 SFL_BW_PRINTS = ("Kodak 2302", "Kodak Polymax Fine-Art Paper Grade 2")
 # Reversal films are projected as they are, and also printed on a reversal paper.
 SFL_REVERSAL_PRINTS = (None, "Kodak Ektachrome Radiance III Paper")
@@ -203,8 +244,14 @@ def cmd_render_sfl(args: argparse.Namespace) -> None:
         prt = load(p) if p else None
         try:
             tab = create_lut(
-                neg, prt, lut_size=args.size, cube=False, input_colorspace="sRGB",
-                output_gamut="Rec. 709", gamma_func="sRGB", color_masking=s.color_masking,
+                neg,
+                prt,
+                lut_size=args.size,
+                cube=False,
+                input_colorspace="sRGB",
+                output_gamut="Rec. 709",
+                gamma_func="sRGB",
+                color_masking=s.color_masking,
                 reference_negative=reference,
             )
         except Exception as e:  # a stock the pipeline cannot render is left out, and said so
@@ -217,8 +264,17 @@ def cmd_render_sfl(args: argparse.Namespace) -> None:
         key = s.name if p is None else f"{s.name} on {p}"
         # create_lut's table is indexed [r, g, b, c]
         tables[key] = np.transpose(tab, (3, 2, 1, 0)).astype(np.float32)
-        meta.append({"key": key, "negative": s.name, "print": p, "family": sfl_family(s),
-                     "manufacturer": s.manufacturer, "film_type": s.film_type, "medium": s.medium})
+        meta.append(
+            {
+                "key": key,
+                "negative": s.name,
+                "print": p,
+                "family": sfl_family(s),
+                "manufacturer": s.manufacturer,
+                "film_type": s.film_type,
+                "medium": s.medium,
+            }
+        )
         print(f"[{i}/{len(jobs)}] {key}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -230,8 +286,15 @@ def cmd_render_sfl(args: argparse.Namespace) -> None:
 # render-blender: Blender's Filmic view and its contrast looks (OCIO config, Troy Sobotka; GPL-2+)
 # --------------------------------------------------------------------------------------
 
-BLENDER_LOOKS = ("Very High Contrast", "High Contrast", "Medium High Contrast", "Medium Contrast",
-                 "Medium Low Contrast", "Low Contrast", "Very Low Contrast")
+BLENDER_LOOKS = (
+    "Very High Contrast",
+    "High Contrast",
+    "Medium High Contrast",
+    "Medium Contrast",
+    "Medium Low Contrast",
+    "Low Contrast",
+    "Very Low Contrast",
+)
 
 
 def cmd_render_blender(args: argparse.Namespace) -> None:
@@ -267,8 +330,23 @@ def cmd_render_blender(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------
 
 PHOTON_VERSION = "0.3.4"
-PHOTON_NAMED = ("oceanic", "islands", "marine", "seagreen", "flagblue", "liquid", "diamante", "radio",
-                "twenties", "rosetint", "mauve", "bluechrome", "vintage", "perfume", "serenity")
+PHOTON_NAMED = (
+    "oceanic",
+    "islands",
+    "marine",
+    "seagreen",
+    "flagblue",
+    "liquid",
+    "diamante",
+    "radio",
+    "twenties",
+    "rosetint",
+    "mauve",
+    "bluechrome",
+    "vintage",
+    "perfume",
+    "serenity",
+)
 PHOTON_FUNCS = ("lofi", "pastel_pink", "golden", "cali", "dramatic", "firenze", "obsidian")
 
 _PHOTON_JS = r"""
@@ -303,11 +381,20 @@ def cmd_render_photon(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         (t / "run.js").write_text(_PHOTON_JS)
-        (t / "in.json").write_text(json.dumps({"width": args.size, "height": args.size**2,
-                                               "pixels": rgba.ravel().tolist(),
-                                               "reversed": rgba[::-1].ravel().tolist(), "jobs": jobs}))
-        subprocess.run(["node", str(t / "run.js"), str(pkg / "photon_rs.js"), str(t / "in.json"), str(t / "out.json")],
-                       check=True)
+        (t / "in.json").write_text(
+            json.dumps(
+                {
+                    "width": args.size,
+                    "height": args.size**2,
+                    "pixels": rgba.ravel().tolist(),
+                    "reversed": rgba[::-1].ravel().tolist(),
+                    "jobs": jobs,
+                }
+            )
+        )
+        subprocess.run(
+            ["node", str(t / "run.js"), str(pkg / "photon_rs.js"), str(t / "in.json"), str(t / "out.json")], check=True
+        )
         res = json.loads((t / "out.json").read_text())
     tables, meta = {}, []
     for job in jobs:
@@ -347,24 +434,40 @@ def _css_matrix(name: str, a: float) -> np.ndarray | None:
     """The W3C Filter Effects 1 colour matrices (filter functions in sRGB, as browsers apply them)."""
     if name == "grayscale":
         a = 1 - min(max(a, 0), 1)
-        return np.array([[0.2126 + 0.7874 * a, 0.7152 - 0.7152 * a, 0.0722 - 0.0722 * a],
-                         [0.2126 - 0.2126 * a, 0.7152 + 0.2848 * a, 0.0722 - 0.0722 * a],
-                         [0.2126 - 0.2126 * a, 0.7152 - 0.7152 * a, 0.0722 + 0.9278 * a]])
+        return np.array(
+            [
+                [0.2126 + 0.7874 * a, 0.7152 - 0.7152 * a, 0.0722 - 0.0722 * a],
+                [0.2126 - 0.2126 * a, 0.7152 + 0.2848 * a, 0.0722 - 0.0722 * a],
+                [0.2126 - 0.2126 * a, 0.7152 - 0.7152 * a, 0.0722 + 0.9278 * a],
+            ]
+        )
     if name == "sepia":
         a = 1 - min(max(a, 0), 1)
-        return np.array([[0.393 + 0.607 * a, 0.769 - 0.769 * a, 0.189 - 0.189 * a],
-                         [0.349 - 0.349 * a, 0.686 + 0.314 * a, 0.168 - 0.168 * a],
-                         [0.272 - 0.272 * a, 0.534 - 0.534 * a, 0.131 + 0.869 * a]])
+        return np.array(
+            [
+                [0.393 + 0.607 * a, 0.769 - 0.769 * a, 0.189 - 0.189 * a],
+                [0.349 - 0.349 * a, 0.686 + 0.314 * a, 0.168 - 0.168 * a],
+                [0.272 - 0.272 * a, 0.534 - 0.534 * a, 0.131 + 0.869 * a],
+            ]
+        )
     if name == "saturate":
         s = max(a, 0)
-        return np.array([[0.213 + 0.787 * s, 0.715 - 0.715 * s, 0.072 - 0.072 * s],
-                         [0.213 - 0.213 * s, 0.715 + 0.285 * s, 0.072 - 0.072 * s],
-                         [0.213 - 0.213 * s, 0.715 - 0.715 * s, 0.072 + 0.928 * s]])
+        return np.array(
+            [
+                [0.213 + 0.787 * s, 0.715 - 0.715 * s, 0.072 - 0.072 * s],
+                [0.213 - 0.213 * s, 0.715 + 0.285 * s, 0.072 - 0.072 * s],
+                [0.213 - 0.213 * s, 0.715 - 0.715 * s, 0.072 + 0.928 * s],
+            ]
+        )
     if name == "hue-rotate":
         c, s = np.cos(np.radians(a)), np.sin(np.radians(a))
-        return np.array([[0.213 + c * 0.787 - s * 0.213, 0.715 - c * 0.715 - s * 0.715, 0.072 - c * 0.072 + s * 0.928],
-                         [0.213 - c * 0.213 + s * 0.143, 0.715 + c * 0.285 + s * 0.140, 0.072 - c * 0.072 - s * 0.283],
-                         [0.213 - c * 0.213 - s * 0.787, 0.715 - c * 0.715 + s * 0.715, 0.072 + c * 0.928 + s * 0.072]])
+        return np.array(
+            [
+                [0.213 + c * 0.787 - s * 0.213, 0.715 - c * 0.715 - s * 0.715, 0.072 - c * 0.072 + s * 0.928],
+                [0.213 - c * 0.213 + s * 0.143, 0.715 + c * 0.285 + s * 0.140, 0.072 - c * 0.072 - s * 0.283],
+                [0.213 - c * 0.213 - s * 0.787, 0.715 - c * 0.715 + s * 0.715, 0.072 + c * 0.928 + s * 0.072],
+            ]
+        )
     return None
 
 
@@ -463,7 +566,7 @@ def _css_color(value: str) -> tuple[np.ndarray, float] | None:
     m = re.fullmatch(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})", value)
     if m:
         h = m[1] if len(m[1]) == 6 else "".join(ch * 2 for ch in m[1])
-        return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)]) / 255.0, 1.0
+        return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)]) / 255.0, 1.0
     return None
 
 
@@ -551,9 +654,14 @@ def source_digikam(src: Path):
     for f in sorted(folder.glob("*.png")):
         if f.stem == "original":  # the identity table the filter starts from
             continue
-        look = Look(name=f"digikam/{_slug(f.stem)}", family="digikam", kind="creative",
-                    source=f"Debian digikam-data {DEBS['digikam-data']}: /usr/share/digikam/data/lut3d/{f.name}",
-                    author="digiKam project (KDE)", license="GPL-2.0-or-later")
+        look = Look(
+            name=f"digikam/{_slug(f.stem)}",
+            family="digikam",
+            kind="creative",
+            source=f"Debian digikam-data {DEBS['digikam-data']}: /usr/share/digikam/data/lut3d/{f.name}",
+            author="digiKam project (KDE)",
+            license="GPL-2.0-or-later",
+        )
         yield look, _resized(read_lut_image(f))
 
 
@@ -566,11 +674,15 @@ def source_kdenlive(src: Path):
     folder = src / "kdenlive-data" / "usr/share/kdenlive/luts"
     for f in sorted(folder.glob("*.cube")):
         cube = read_cube(f)  # DOMAIN and any 1D shaper are applied by CubeLUT.apply
-        look = Look(name=f"kdenlive/{_slug(f.stem)}", family="kdenlive", kind="creative",
-                    source=f"Debian kdenlive-data {DEBS['kdenlive-data']}: /usr/share/kdenlive/luts/{f.name}",
-                    author="Kdenlive project (KDE)", license="GPL-2.0-or-later")
+        look = Look(
+            name=f"kdenlive/{_slug(f.stem)}",
+            family="kdenlive",
+            kind="creative",
+            source=f"Debian kdenlive-data {DEBS['kdenlive-data']}: /usr/share/kdenlive/luts/{f.name}",
+            author="Kdenlive project (KDE)",
+            license="GPL-2.0-or-later",
+        )
         yield look, lut_from_function(lambda im, c=cube: c.apply(im), LUT_SIZE)
-
 
 
 def source_obs(src: Path):
@@ -589,10 +701,14 @@ def source_obs(src: Path):
             lut = lut_from_function(lambda im, c=cube: c.apply(im), LUT_SIZE)
         else:
             lut = _resized(read_lut_image(f))
-        look = Look(name=f"obs/{_slug(f.stem)}-{f.suffix[1:]}", family="obs", kind="creative",
-                    source=f"Debian obs-studio {DEBS['obs-studio']}: "
-                           f"/usr/share/obs/obs-plugins/obs-filters/LUTs/{f.name}",
-                    author="OBS Studio contributors", license="GPL-2.0-or-later")
+        look = Look(
+            name=f"obs/{_slug(f.stem)}-{f.suffix[1:]}",
+            family="obs",
+            kind="creative",
+            source=f"Debian obs-studio {DEBS['obs-studio']}: /usr/share/obs/obs-plugins/obs-filters/LUTs/{f.name}",
+            author="OBS Studio contributors",
+            license="GPL-2.0-or-later",
+        )
         yield look, lut
 
 
@@ -604,9 +720,14 @@ def source_photon(src: Path):
 
     data = np.load(src / "photon.npz")
     for i, name in enumerate(json.loads(str(data["meta"]))):
-        look = Look(name=f"photon/{_slug(name)}", family="photon", kind="preset",
-                    source=f"npm @silvia-odwyer/photon-node {PHOTON_VERSION}: filter {name}",
-                    author="Silvia O'Dwyer (photon-rs)", license="Apache-2.0")
+        look = Look(
+            name=f"photon/{_slug(name)}",
+            family="photon",
+            kind="preset",
+            source=f"npm @silvia-odwyer/photon-node {PHOTON_VERSION}: filter {name}",
+            author="Silvia O'Dwyer (photon-rs)",
+            license="Apache-2.0",
+        )
         yield look, torch.from_numpy(data[f"t{i}"]).float()
 
 
@@ -618,16 +739,29 @@ def source_blender(src: Path):
 
     data = np.load(src / "blender.npz")
     for i, name in enumerate(json.loads(str(data["meta"]))):
-        look = Look(name=f"blender-filmic/{_slug(name)}", family="blender-filmic", kind="creative",
-                    source=f"Debian blender-data {DEBS['blender-data']}: datafiles/colormanagement/config.ocio, "
-                           f"view Filmic, look {name} (sRGB decoded to scene linear, out to sRGB)",
-                    author="Troy James Sobotka (Filmic), Blender Foundation", license="GPL-2.0-or-later")
+        look = Look(
+            name=f"blender-filmic/{_slug(name)}",
+            family="blender-filmic",
+            kind="creative",
+            source=f"Debian blender-data {DEBS['blender-data']}: datafiles/colormanagement/config.ocio, "
+            f"view Filmic, look {name} (sRGB decoded to scene linear, out to sRGB)",
+            author="Troy James Sobotka (Filmic), Blender Foundation",
+            license="GPL-2.0-or-later",
+        )
         yield look, torch.from_numpy(data[f"t{i}"]).float()
 
 
 # FFmpeg's curves presets (libavfilter vf_curves); the two inverting ones are not looks for a photo.
-FFMPEG_CURVES = ("cross_process", "darker", "increase_contrast", "lighter", "linear_contrast",
-                 "medium_contrast", "strong_contrast", "vintage")
+FFMPEG_CURVES = (
+    "cross_process",
+    "darker",
+    "increase_contrast",
+    "lighter",
+    "linear_contrast",
+    "medium_contrast",
+    "strong_contrast",
+    "vintage",
+)
 
 
 def source_ffmpeg(src: Path):
@@ -647,12 +781,31 @@ def source_ffmpeg(src: Path):
         cv2.imwrite(str(grid), px[..., ::-1])
         for preset in FFMPEG_CURVES:
             out = Path(tmp) / f"{preset}.png"
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(grid), "-vf", f"curves=preset={preset}",
-                            "-pix_fmt", "rgb48be", str(out)], check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(grid),
+                    "-vf",
+                    f"curves=preset={preset}",
+                    "-pix_fmt",
+                    "rgb48be",
+                    str(out),
+                ],
+                check=True,
+            )
             res = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., ::-1].astype(np.float32) / 65535
-            look = Look(name=f"ffmpeg-curves/{_slug(preset)}", family="ffmpeg-curves", kind="preset",
-                        source=f"Debian ffmpeg {version}: -vf curves=preset={preset} (libavfilter vf_curves)",
-                        author="FFmpeg developers (vf_curves)", license="LGPL-2.1-or-later")
+            look = Look(
+                name=f"ffmpeg-curves/{_slug(preset)}",
+                family="ffmpeg-curves",
+                kind="preset",
+                source=f"Debian ffmpeg {version}: -vf curves=preset={preset} (libavfilter vf_curves)",
+                author="FFmpeg developers (vf_curves)",
+                license="LGPL-2.1-or-later",
+            )
             yield look, torch.from_numpy(to_project_layout(res.reshape(LUT_SIZE, LUT_SIZE, LUT_SIZE, 3)))
 
 
@@ -669,7 +822,7 @@ def parse_basecurve_presets(text: str) -> list[dict]:
     names = dict(re.findall(r'static const char (\w+)\[\] = N_\("([^"]+)"\);', text))
     presets, contributor = [], ""
     for block in ("basecurve_camera_presets", "basecurve_presets"):
-        body = text[text.index(f"{block}[] = {{"):]
+        body = text[text.index(f"{block}[] = {{") :]
         body = body[: body.index("\n};")]
         for line in body.split("\n")[1:]:
             stripped = line.strip()
@@ -684,8 +837,14 @@ def parse_basecurve_presets(text: str) -> list[dict]:
             pts = re.findall(r"\{\s*([0-9.]+)\s*,\s*([0-9.]+)\s*\}", stripped)
             n = int(re.search(r"\}\s*\}\s*\}\s*,\s*\{\s*(\d+)\s*\}", stripped)[1])
             xy = np.array([(float(a), float(b)) for a, b in pts[:n]])
-            presets.append({"name": name, "contributor": contributor if block == "basecurve_camera_presets" else "",
-                            "xy": xy, "camera": block == "basecurve_camera_presets"})
+            presets.append(
+                {
+                    "name": name,
+                    "contributor": contributor if block == "basecurve_camera_presets" else "",
+                    "xy": xy,
+                    "camera": block == "basecurve_camera_presets",
+                }
+            )
         contributor = ""  # a comment names the contributor of the entries below it, within one table
     return presets
 
@@ -714,10 +873,15 @@ def source_darktable(src: Path):
     path = src / f"darktable-{DARKTABLE_VERSION}" / "src/iop/basecurve.c"
     for p in parse_basecurve_presets(path.read_text(encoding="utf-8")):
         who = p["contributor"] or "darktable developers"
-        look = Look(name=f"darktable-basecurve/{_slug(p['name'])}", family="darktable-basecurve", kind="camera",
-                    source=f"Debian source darktable {DARKTABLE_VERSION} (darktable_{DARKTABLE_VERSION}.orig.tar.xz): "
-                           f"src/iop/basecurve.c, preset \"{p['name']}\"",
-                    author=who, license="GPL-3.0-or-later")
+        look = Look(
+            name=f"darktable-basecurve/{_slug(p['name'])}",
+            family="darktable-basecurve",
+            kind="camera",
+            source=f"Debian source darktable {DARKTABLE_VERSION} (darktable_{DARKTABLE_VERSION}.orig.tar.xz): "
+            f'src/iop/basecurve.c, preset "{p["name"]}"',
+            author=who,
+            license="GPL-3.0-or-later",
+        )
         yield look, _from_fn(lambda rgb, xy=p["xy"]: basecurve_look(rgb, xy))
 
 
@@ -725,11 +889,13 @@ OPENSHOT_DEB = "3.4.0+dfsg1-2"  # Debian sid
 OPENSHOT_COLORS = "usr/lib/python3/dist-packages/openshot_qt/colors"
 # freshluts LUTs whose input is not display-referred Rec. 709 / sRGB: named for F-Log or HLG
 # footage, or mapping mid grey (0.46) below 0.1 as a log-to-display LUT does.
-OPENSHOT_LOG_INPUT = {"teal_cinema.cube": "made for F-Log footage ('Cinematic for Flog')",
-                      "teal_&_orange_cinema.cube": "made for F-Log footage ('TEAL-ORANGE for Flog')",
-                      "bold_red_cinema.cube": "made for HLG footage ('HLG BOSS')",
-                      "city_night_film.cube": "maps mid grey to 0.06: a log-input LUT",
-                      "cool_haze.cube": "maps mid grey to 0.03: a log-input LUT"}
+OPENSHOT_LOG_INPUT = {
+    "teal_cinema.cube": "made for F-Log footage ('Cinematic for Flog')",
+    "teal_&_orange_cinema.cube": "made for F-Log footage ('TEAL-ORANGE for Flog')",
+    "bold_red_cinema.cube": "made for HLG footage ('HLG BOSS')",
+    "city_night_film.cube": "maps mid grey to 0.06: a log-input LUT",
+    "cool_haze.cube": "maps mid grey to 0.03: a log-input LUT",
+}
 # authors with at least 3 LUTs are a family each; the others share "freshluts-other"
 OPENSHOT_AUTHOR_FAMILIES = {"SHAAM WORX", "Alex Jordan", "Andy", "vannoeun", "tjtop"}
 
@@ -757,12 +923,17 @@ def source_openshot(src: Path):
         author = row["author"]
         family = "freshluts-" + _slug(author) if author in OPENSHOT_AUTHOR_FAMILIES else "freshluts-other"
         cube = read_cube(f)  # DOMAIN and any shaper applied by CubeLUT.apply
-        look = Look(name=f"{family}/{_slug(f.stem)}", family=family,
-                    kind="film" if row["style"].lower() == "film emulation" else "creative",
-                    source=f"Debian openshot-qt {OPENSHOT_DEB} (sid): {OPENSHOT_COLORS}/{f.parent.name}/{f.name} "
-                           f"(freshluts.com/luts/{row['id']} \"{row['name']}\")",
-                    author=author, license="CC0-1.0")
+        look = Look(
+            name=f"{family}/{_slug(f.stem)}",
+            family=family,
+            kind="film" if row["style"].lower() == "film emulation" else "creative",
+            source=f"Debian openshot-qt {OPENSHOT_DEB} (sid): {OPENSHOT_COLORS}/{f.parent.name}/{f.name} "
+            f'(freshluts.com/luts/{row["id"]} "{row["name"]}")',
+            author=author,
+            license="CC0-1.0",
+        )
         yield look, lut_from_function(lambda im, c=cube: c.apply(im), LUT_SIZE)
+
 
 CSS_SOURCES = {
     # family: (package dir, stylesheet, class prefix, author, licence)
@@ -785,9 +956,14 @@ def source_css(src: Path):
             if spec["spatial"]:
                 print(f"  {family}/{name}: left out (gradient overlay: spatial, not a colour transform)")
                 continue
-            look = Look(name=f"{family}/{_slug(name)}", family=family, kind="preset",
-                        source=f"npm {pkg} {NPMS[pkg]}: {sheet.removeprefix('package/')} .{prefix}{name}",
-                        author=author, license=lic)
+            look = Look(
+                name=f"{family}/{_slug(name)}",
+                family=family,
+                kind="preset",
+                source=f"npm {pkg} {NPMS[pkg]}: {sheet.removeprefix('package/')} .{prefix}{name}",
+                author=author,
+                license=lic,
+            )
             yield look, _from_fn(lambda rgb, sp=spec: css_look(rgb, sp))
 
 
@@ -800,10 +976,14 @@ def source_sfl(src: Path):
     path = src / "sfl.npz"
     data = np.load(path)
     for i, m in enumerate(json.loads(str(data["meta"]))):
-        look = Look(name=f"{m['family']}/{_slug(m['key'])}", family=m["family"], kind="film",
-                    source=f"PyPI spectral-film-lut {SFL_VERSION}: {m['key']} (sRGB in, sRGB out, defaults)",
-                    author="Jan Lohse (spectral-film-lut), from the manufacturers' datasheets",
-                    license="MIT")
+        look = Look(
+            name=f"{m['family']}/{_slug(m['key'])}",
+            family=m["family"],
+            kind="film",
+            source=f"PyPI spectral-film-lut {SFL_VERSION}: {m['key']} (sRGB in, sRGB out, defaults)",
+            author="Jan Lohse (spectral-film-lut), from the manufacturers' datasheets",
+            license="MIT",
+        )
         t = torch.from_numpy(data[f"t{i}"]).float()
         yield look, (t if t.shape[-1] == LUT_SIZE else _resized(t))
 
@@ -813,12 +993,12 @@ def source_sfl(src: Path):
 # --------------------------------------------------------------------------------------
 
 # sRGB (D65) linear -> XYZ D50 (Bradford), and ProPhoto linear -> XYZ D50
-_SRGB_TO_XYZ50 = np.array([[0.4360747, 0.3850649, 0.1430804],
-                           [0.2225045, 0.7168786, 0.0606169],
-                           [0.0139322, 0.0971045, 0.7141733]])
-_PROPHOTO_TO_XYZ50 = np.array([[0.7976749, 0.1351917, 0.0313534],
-                               [0.2880402, 0.7118741, 0.0000857],
-                               [0.0, 0.0, 0.8252100]])
+_SRGB_TO_XYZ50 = np.array(
+    [[0.4360747, 0.3850649, 0.1430804], [0.2225045, 0.7168786, 0.0606169], [0.0139322, 0.0971045, 0.7141733]]
+)
+_PROPHOTO_TO_XYZ50 = np.array(
+    [[0.7976749, 0.1351917, 0.0313534], [0.2880402, 0.7118741, 0.0000857], [0.0, 0.0, 0.8252100]]
+)
 _SRGB_TO_PROPHOTO = np.linalg.solve(_PROPHOTO_TO_XYZ50, _SRGB_TO_XYZ50)
 
 
@@ -831,14 +1011,14 @@ def read_dcp_tags(path: Path) -> dict[int, object]:
         raise ValueError(f"{path}: not a DNG camera profile")
     bo = "<" if b[:2] == b"II" else ">"
     off = struct.unpack(bo + "I", b[4:8])[0]
-    n = struct.unpack(bo + "H", b[off:off + 2])[0]
+    n = struct.unpack(bo + "H", b[off : off + 2])[0]
     sizes = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8, 11: 4, 12: 8}
     fmt = {3: "H", 4: "I", 9: "i", 11: "f", 12: "d"}
     out: dict[int, object] = {}
     for i in range(n):
-        tag, typ, cnt, val = struct.unpack(bo + "HHII", b[off + 2 + 12 * i: off + 14 + 12 * i])
+        tag, typ, cnt, val = struct.unpack(bo + "HHII", b[off + 2 + 12 * i : off + 14 + 12 * i])
         size = sizes.get(typ, 1) * cnt
-        data = b[off + 10 + 12 * i: off + 10 + 12 * i + size] if size <= 4 else b[val:val + size]
+        data = b[off + 10 + 12 * i : off + 10 + 12 * i + size] if size <= 4 else b[val : val + size]
         if typ == 2:
             out[tag] = data.rstrip(b"\0").decode("latin1")
         elif typ in fmt:
@@ -932,8 +1112,9 @@ def dcp_look(rgb, tags) -> np.ndarray:
         lin = lin * (np.interp(0.18, curve[:, 1], curve[:, 0]) / 0.18)
     if 50981 in tags and 50982 in tags:
         enc = tags.get(51108)
-        lin = _look_table(lin, tags[50981], np.asarray(tags[50982], dtype=np.float64),
-                          srgb_value=enc is not None and int(enc[0]) == 1)
+        lin = _look_table(
+            lin, tags[50981], np.asarray(tags[50982], dtype=np.float64), srgb_value=enc is not None and int(enc[0]) == 1
+        )
     if 50940 in tags:
         curve = np.asarray(tags[50940], dtype=np.float64).reshape(-1, 2)
         lin = _rgb_tone(lin, curve[:, 0], curve[:, 1])
@@ -962,11 +1143,16 @@ def source_dcp(src: Path):
             continue
         family = "rawtherapee-camera"  # one author and a handful of distinct looks across makers
         author = note.replace("Copyright", "").strip() if "dworak" in low else "RawTherapee contributors"
-        look = Look(name=f"{family}/{_slug(f.stem)}", family=family, kind="camera",
-                    source=f"Debian rawtherapee-data {DEBS['rawtherapee-data']}: "
-                           f"/usr/share/rawtherapee/dcpprofiles/{f.name} "
-                           "(LookTable + ProfileToneCurve, in ProPhoto linear)",
-                    author=author, license=lic)
+        look = Look(
+            name=f"{family}/{_slug(f.stem)}",
+            family=family,
+            kind="camera",
+            source=f"Debian rawtherapee-data {DEBS['rawtherapee-data']}: "
+            f"/usr/share/rawtherapee/dcpprofiles/{f.name} "
+            "(LookTable + ProfileToneCurve, in ProPhoto linear)",
+            author=author,
+            license=lic,
+        )
         yield look, _from_fn(lambda rgb, t=tags: dcp_look(rgb, t))
 
 
@@ -981,19 +1167,18 @@ def read_xmp_settings(path: Path) -> dict[str, object]:
     """The ``crs:`` settings of a Camera Raw preset: scalars as strings, point curves as ``[(x, y)]``."""
     import xml.etree.ElementTree as ET
 
-    ns = {"crs": "http://ns.adobe.com/camera-raw-settings/1.0/",
-          "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"}
+    ns = {"crs": "http://ns.adobe.com/camera-raw-settings/1.0/", "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"}
     root = ET.parse(path).getroot()
     out: dict[str, object] = {}
     crs = "{" + ns["crs"] + "}"
     for desc in root.iter("{" + ns["rdf"] + "}Description"):
         for k, v in desc.attrib.items():
             if k.startswith(crs):
-                out[k[len(crs):]] = v
+                out[k[len(crs) :]] = v
         for child in desc:
-            if child.tag.startswith(crs) and child.tag[len(crs):].startswith("ToneCurvePV2012"):
+            if child.tag.startswith(crs) and child.tag[len(crs) :].startswith("ToneCurvePV2012"):
                 pts = [li.text for li in child.iter("{" + ns["rdf"] + "}li") if li.text]
-                out[child.tag[len(crs):]] = [tuple(float(t) for t in p.split(",")) for p in pts]
+                out[child.tag[len(crs) :]] = [tuple(float(t) for t in p.split(",")) for p in pts]
     return out
 
 
@@ -1026,11 +1211,15 @@ def lr_params(st: dict):
     if st.get("WhiteBalance") == "Custom" or "IncrementalTint" in st:
         tint = _num(st, "IncrementalTint", _num(st, "Tint")) / 150
     tone = RetouchParams(
-        temperature=_clip1(temp), tint=_clip1(tint),
+        temperature=_clip1(temp),
+        tint=_clip1(tint),
         exposure=float(min(max(_num(st, "Exposure2012"), -3), 3)),
-        contrast=_clip1(_num(st, "Contrast2012") / 100), highlights=_clip1(_num(st, "Highlights2012") / 100),
-        shadows=_clip1(_num(st, "Shadows2012") / 100), whites=_clip1(_num(st, "Whites2012") / 100),
-        blacks=_clip1(_num(st, "Blacks2012") / 100))
+        contrast=_clip1(_num(st, "Contrast2012") / 100),
+        highlights=_clip1(_num(st, "Highlights2012") / 100),
+        shadows=_clip1(_num(st, "Shadows2012") / 100),
+        whites=_clip1(_num(st, "Whites2012") / 100),
+        blacks=_clip1(_num(st, "Blacks2012") / 100),
+    )
     grey = str(st.get("ConvertToGrayscale", "False")).lower() == "true"
     colour = RetouchParams(
         vibrance=_clip1(_num(st, "Vibrance") / 100),
@@ -1042,15 +1231,21 @@ def lr_params(st: dict):
         split_shadow_sat=min(max(_num(st, "SplitToningShadowSaturation") / 100, 0), 1),
         split_highlight_hue=_num(st, "SplitToningHighlightHue") % 360,
         split_highlight_sat=min(max(_num(st, "SplitToningHighlightSaturation") / 100, 0), 1),
-        split_balance=_clip1(_num(st, "SplitToningBalance") / 100))
+        split_balance=_clip1(_num(st, "SplitToningBalance") / 100),
+    )
     return tone, colour
 
 
 def _parametric(x: np.ndarray, st: dict) -> np.ndarray:
     """Lightroom's parametric curve, approximated: each region's slider (+-100) moves its part of
     the curve by up to a quarter of the range, with smooth windows split at the three splits."""
-    splits = [0.0, _num(st, "ParametricShadowSplit", 25) / 100, _num(st, "ParametricMidtoneSplit", 50) / 100,
-              _num(st, "ParametricHighlightSplit", 75) / 100, 1.0]
+    splits = [
+        0.0,
+        _num(st, "ParametricShadowSplit", 25) / 100,
+        _num(st, "ParametricMidtoneSplit", 50) / 100,
+        _num(st, "ParametricHighlightSplit", 75) / 100,
+        1.0,
+    ]
     regions = ("ParametricShadows", "ParametricDarks", "ParametricLights", "ParametricHighlights")
     amounts = [_num(st, k) / 100 for k in regions]
     y = x.copy()
@@ -1094,9 +1289,13 @@ def lr_look(img, st: dict):
 
 LR_SOURCES = {
     # family: (mirror dir name, commit, folders, author, licence)
-    "lr-thejoltjoker": ("thejoltjoker+lightroom-workflow", "09dc3810313329f92b8a3482c47ad7116454e05e",
-                        ("Settings/canon_toning", "Settings/sony_toning", "Settings/user_basic"),
-                        "Johannes Andersson (thejoltjoker)", "MPL-2.0"),
+    "lr-thejoltjoker": (
+        "thejoltjoker+lightroom-workflow",
+        "09dc3810313329f92b8a3482c47ad7116454e05e",
+        ("Settings/canon_toning", "Settings/sony_toning", "Settings/user_basic"),
+        "Johannes Andersson (thejoltjoker)",
+        "MPL-2.0",
+    ),
 }
 
 
@@ -1110,20 +1309,32 @@ def source_lightroom(src: Path):
         if not git.exists():
             print(f"warning: {git} missing: family {family} skipped", file=sys.stderr)
             continue
-        names = subprocess.run(["git", f"--git-dir={git}", "ls-tree", "-r", "--name-only", commit, *folders],
-                               capture_output=True, text=True, check=True).stdout.split("\n")
+        names = subprocess.run(
+            ["git", f"--git-dir={git}", "ls-tree", "-r", "--name-only", commit, *folders],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
         for name in sorted(n for n in names if n.endswith(".xmp")):
             tmp = src / "xmp-cache" / family / Path(name).name
             tmp.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(subprocess.run(["git", f"--git-dir={git}", "show", f"{commit}:{name}"],
-                                           capture_output=True, check=True).stdout)
+            tmp.write_bytes(
+                subprocess.run(
+                    ["git", f"--git-dir={git}", "show", f"{commit}:{name}"], capture_output=True, check=True
+                ).stdout
+            )
             st = read_xmp_settings(tmp)
             if str(st.get("PresetType", "Normal")) != "Normal":
                 continue
             repo = mirror.replace("+", "/")
-            look = Look(name=f"{family}/{_slug(Path(name).stem)}", family=family, kind="preset",
-                        source=f"github {repo}@{commit[:12]}: {name} (rendered with prefstyle RetouchParams)",
-                        author=author, license=lic)
+            look = Look(
+                name=f"{family}/{_slug(Path(name).stem)}",
+                family=family,
+                kind="preset",
+                source=f"github {repo}@{commit[:12]}: {name} (rendered with prefstyle RetouchParams)",
+                author=author,
+                license=lic,
+            )
             yield look, lut_from_function(lambda im, s=st: lr_look(im, s), LUT_SIZE)
 
 
@@ -1165,8 +1376,9 @@ def cmd_build(args: argparse.Namespace) -> None:
             if (lut - ident).abs().max() < 1.0 / 255:
                 print(f"  {look.name}: left out (identity)")
                 continue
-            dup = next((lk.name for lk, t in zip(looks, tables, strict=True)
-                        if (t - lut).abs().max() < DUPLICATE_TOL), None)
+            dup = next(
+                (lk.name for lk, t in zip(looks, tables, strict=True) if (t - lut).abs().max() < DUPLICATE_TOL), None
+            )
             if dup is not None:
                 print(f"  {look.name}: left out (same table as {dup})")
                 continue
@@ -1187,11 +1399,16 @@ def write_list(lib, path: Path) -> None:
     from prefstyle.fsutil import atomic_write_text
 
     kinds = Counter(lk.kind for lk in lib.looks)
-    lines = ["# Every look in the packaged library", "",
-             f"Generated by `scripts/build_looks.py build`: {len(lib)} looks, {len(lib.families())} families "
-             f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}). Provenance and exclusions: "
-             "[LOOKS.md](LOOKS.md).", "",
-             "| # | name | family | kind | licence | source |", "| ---: | --- | --- | --- | --- | --- |"]
+    lines = [
+        "# Every look in the packaged library",
+        "",
+        f"Generated by `scripts/build_looks.py build`: {len(lib)} looks, {len(lib.families())} families "
+        f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}). Provenance and exclusions: "
+        "[LOOKS.md](LOOKS.md).",
+        "",
+        "| # | name | family | kind | licence | source |",
+        "| ---: | --- | --- | --- | --- | --- |",
+    ]
     for i, lk in enumerate(lib.looks):
         lines.append(f"| {i} | `{lk.name}` | {lk.family} | {lk.kind} | {lk.license} | {lk.source} |")
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -1244,8 +1461,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=0, help="render only the first N (a smoke test)")
     p.set_defaults(fn=cmd_render_sfl)
     p = sub.add_parser("render-blender", help="render Blender's Filmic looks with OCIO (side venv)")
-    p.add_argument("--config",
-                   default="build/looks-src/blender-data/usr/share/blender/datafiles/colormanagement/config.ocio")
+    p.add_argument(
+        "--config", default="build/looks-src/blender-data/usr/share/blender/datafiles/colormanagement/config.ocio"
+    )
     p.add_argument("--out", default="build/looks-src/blender.npz")
     p.add_argument("--size", type=int, default=LUT_SIZE)
     p.set_defaults(fn=cmd_render_blender)

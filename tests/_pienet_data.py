@@ -40,8 +40,9 @@ def photo(i: int, size: int) -> torch.Tensor:
     return F.interpolate(t, size=(size, size), mode="area").clamp(0, 1)
 
 
-def make_pairs_dataset(root: Path, users: int = 3, scenes: int = 5, renditions: int = 3, size: int = 32,
-                       seed: int = 0) -> Path:
+def make_pairs_dataset(
+    root: Path, users: int = 3, scenes: int = 5, renditions: int = 3, size: int = 32, seed: int = 0
+) -> Path:
     """A small pairs dataset with sources and a train split; user ``u<k>@laptop`` prefers brighter images."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -60,12 +61,21 @@ def make_pairs_dataset(root: Path, users: int = 3, scenes: int = 5, renditions: 
         for s in range(scenes):
             for a, b in [(0, 1), (1, 2)][: max(1, renditions - 1)]:
                 pref = "a" if (means[(s, a)] > means[(s, b)]) == (u % 2 == 0) else "b"
-                judgments.append(Judgment(user=f"u{u}@laptop", scene=f"s{s}", image_a=f"images/s{s}/r{a}.png",
-                                          image_b=f"images/s{s}/r{b}.png", preferred=pref, person=f"u{u}",
-                                          device="laptop"))
+                judgments.append(
+                    Judgment(
+                        user=f"u{u}@laptop",
+                        scene=f"s{s}",
+                        image_a=f"images/s{s}/r{a}.png",
+                        image_b=f"images/s{s}/r{b}.png",
+                        preferred=pref,
+                        person=f"u{u}",
+                        device="laptop",
+                    )
+                )
     names = [f"u{u}@laptop" for u in range(users)]
-    write_pairs(root, judgments, scenes=recs, splits={"train": names[:-1], "test": names[-1:]},
-                meta={"name": "tiny test pairs"})
+    write_pairs(
+        root, judgments, scenes=recs, splits={"train": names[:-1], "test": names[-1:]}, meta={"name": "tiny test pairs"}
+    )
     return root
 
 
@@ -75,11 +85,25 @@ def tiny_pienet_config(out: Path, crowd: Path | None = None, steps: int = 6, **e
 
     doc = {
         "task": {"name": "pienet", **TINY_ARCH, "objective": {"embed_fraction": 0.5, "crowd_fraction": 0.5}},
-        "data": {"size": 32, "photos": "packages", "crops_per_photo": 2, "styles": TINY_STYLES,
-                 "val_refs": 3, "val_scenes": 3, "val_seen_users": 1, "cache": None,
-                 "crowd": {"path": str(crowd)} if crowd is not None else None},
-        "steps": steps, "batch_size": 4, "threads": 1, "log_every": 2, "val_every": 0, "ckpt_every": 0,
-        "optim": {"lr": 1e-3}, "out": str(out),
+        "data": {
+            "size": 32,
+            "photos": "packages",
+            "crops_per_photo": 2,
+            "styles": TINY_STYLES,
+            "val_refs": 3,
+            "val_scenes": 3,
+            "val_seen_users": 1,
+            "cache": None,
+            "crowd": {"path": str(crowd)} if crowd is not None else None,
+        },
+        "steps": steps,
+        "batch_size": 4,
+        "threads": 1,
+        "log_every": 2,
+        "val_every": 0,
+        "ckpt_every": 0,
+        "optim": {"lr": 1e-3},
+        "out": str(out),
     }
     for k, v in extra.items():
         doc[k] = v

@@ -32,8 +32,16 @@ def _photo(i: int, size: int) -> torch.Tensor:
     return F.interpolate(t, size=(size, size), mode="area").clamp(0, 1)
 
 
-def make_pairs_dataset(root: str | Path, users: int = 8, scenes: int = 6, renditions: int = 3, size: int = 32,
-                       main: int = 10, seed: int = 0, scene_splits: list[str] | None = None) -> Path:
+def make_pairs_dataset(
+    root: str | Path,
+    users: int = 8,
+    scenes: int = 6,
+    renditions: int = 3,
+    size: int = 32,
+    main: int = 10,
+    seed: int = 0,
+    scene_splits: list[str] | None = None,
+) -> Path:
     """Write the micro dataset into ``root``; users ``u0..``; splits: the last two users are val, test.
 
     ``scene_splits``: the ``split`` of each scene in ``scenes.jsonl`` (as the simulator writes it)."""
@@ -47,8 +55,14 @@ def make_pairs_dataset(root: str | Path, users: int = 8, scenes: int = 6, rendit
         write_image(root / f"images/{sid}/source.png", src[0])
         for k, g in enumerate(gains):
             write_image(root / f"images/{sid}/r{k}.png", (src[0] * float(g)).clamp(0, 1) ** (1.0 / float(g) ** 0.3))
-        recs.append(Scene(sid, source=f"images/{sid}/source.png", origin="A",
-                          extra={"split": scene_splits[s]} if scene_splits else {}))
+        recs.append(
+            Scene(
+                sid,
+                source=f"images/{sid}/source.png",
+                origin="A",
+                extra={"split": scene_splits[s]} if scene_splits else {},
+            )
+        )
     judgments = []
     for u in range(users):
         for _ in range(main):
@@ -56,11 +70,23 @@ def make_pairs_dataset(root: str | Path, users: int = 8, scenes: int = 6, rendit
             a, b = (int(v) for v in rng.choice(renditions, size=2, replace=False))
             brighter_a = a > b
             pref_a = brighter_a if u % 2 == 0 else not brighter_a
-            judgments.append(Judgment(user=f"u{u}", scene=f"s{s}", image_a=f"images/s{s}/r{a}.png",
-                                      image_b=f"images/s{s}/r{b}.png", preferred="a" if pref_a else "b"))
+            judgments.append(
+                Judgment(
+                    user=f"u{u}",
+                    scene=f"s{s}",
+                    image_a=f"images/s{s}/r{a}.png",
+                    image_b=f"images/s{s}/r{b}.png",
+                    preferred="a" if pref_a else "b",
+                )
+            )
     ids = [f"u{u}" for u in range(users)]
-    write_pairs(root, judgments, scenes=recs, splits={"train": ids[:-2], "val": [ids[-2]], "test": [ids[-1]]},
-                meta={"name": "micro pairs dataset (tests)"})
+    write_pairs(
+        root,
+        judgments,
+        scenes=recs,
+        splits={"train": ids[:-2], "val": [ids[-2]], "test": [ids[-1]]},
+        meta={"name": "micro pairs dataset (tests)"},
+    )
     return root
 
 
@@ -77,10 +103,18 @@ def tiny_config(task: dict, root: str | Path, out: str | Path, steps: int = 3, b
     """A resolved trainer config for a few steps on the micro dataset (validation on one user)."""
     from prefstyle.train.config import load_config
 
-    return load_config(base={
-        "task": task,
-        "data": {"path": str(root), "val_users": 1, "val_refs": 4, "val_evals": 2, "val_side": 32},
-        "optim": {"lr": 1e-3},
-        "steps": steps, "batch_size": batch_size, "val_every": 0, "ckpt_every": 0, "log_every": 1,
-        "out": str(out), "device": "cpu", "seed": 0,
-    })
+    return load_config(
+        base={
+            "task": task,
+            "data": {"path": str(root), "val_users": 1, "val_refs": 4, "val_evals": 2, "val_side": 32},
+            "optim": {"lr": 1e-3},
+            "steps": steps,
+            "batch_size": batch_size,
+            "val_every": 0,
+            "ckpt_every": 0,
+            "log_every": 1,
+            "out": str(out),
+            "device": "cpu",
+            "seed": 0,
+        }
+    )

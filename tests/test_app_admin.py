@@ -19,8 +19,13 @@ def consistent(q):  # prefers the rendition with the smaller id, whichever side 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("admin")
-    st = open_state(tmp, [folder_study(tmp, sid=SID, main=12, consistency=5, style_after=4, heldout=1),
-                          folder_study(tmp, sid="other", main=4, consistency=1, heldout=1)])
+    st = open_state(
+        tmp,
+        [
+            folder_study(tmp, sid=SID, main=12, consistency=5, style_after=4, heldout=1),
+            folder_study(tmp, sid="other", main=4, consistency=1, heldout=1),
+        ],
+    )
     careful, fast, flip = client_for(st), client_for(st), client_for(st)
     join(careful, SID, "Careful", "laptop")
     answer_n(careful, SID, choose=consistent, ms=2500)
@@ -35,8 +40,9 @@ def state(tmp_path_factory):
     st.db.dispose()
 
 
-@pytest.mark.parametrize("path", ["/admin", f"/admin/studies/{SID}", f"/admin/studies/{SID}/stats.json",
-                                  f"/admin/studies/{SID}/export.zip"])
+@pytest.mark.parametrize(
+    "path", ["/admin", f"/admin/studies/{SID}", f"/admin/studies/{SID}/stats.json", f"/admin/studies/{SID}/export.zip"]
+)
 def test_admin_routes_refuse_without_the_token(state, path):
     c = client_for(state)
     assert c.get(path).status_code == 401

@@ -28,8 +28,11 @@ def live_server(tmp_path):
     from prefstyle.app.server import create_app
 
     state = open_state(tmp_path, folder_study(tmp_path, sid=SID, main=6, consistency=2, style_after=3, heldout=2))
-    server = uvicorn.Server(uvicorn.Config(create_app(state=state), host="127.0.0.1", port=free_port(),
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(state=state), host="127.0.0.1", port=free_port(), log_level="warning", access_log=False
+        )
+    )
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
     deadline = time.monotonic() + 30

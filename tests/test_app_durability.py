@@ -13,8 +13,13 @@ from prefstyle.app.db import Database
 from prefstyle.app.models import Participant, Question
 
 SID = "dur"
-STUDY = {"id": SID, "questions": {"main": 30, "consistency": 4, "style_after": 4}, "heldout": 1,
-         "images": {"size": 64}, "source": {"kind": "simulator", "scenes": 4, "renditions": 3, "seed": 1}}
+STUDY = {
+    "id": SID,
+    "questions": {"main": 30, "consistency": 4, "style_after": 4},
+    "heldout": 1,
+    "images": {"size": 64},
+    "source": {"kind": "simulator", "scenes": 4, "renditions": 3, "seed": 1},
+}
 
 
 def joined_client(base: str, person: str) -> httpx.Client:
@@ -30,7 +35,8 @@ def stored_answers(db_url: str) -> dict[str, dict[int, str]]:
     try:
         with db.read() as s:
             rows = s.execute(
-                Question.__table__.select().with_only_columns(Participant.user, Question.id, Question.answer)
+                Question.__table__.select()
+                .with_only_columns(Participant.user, Question.id, Question.answer)
                 .join_from(Question, Participant, Question.participant_id == Participant.id)
                 .where(Question.answer.is_not(None))
             ).all()

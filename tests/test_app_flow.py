@@ -66,9 +66,14 @@ def test_calibration_is_stored_with_the_device(state):
     join(c, SID, person="Cal", device="tablet", calibrate=False)
     assert c.get(f"/s/{SID}/study").headers["location"] == f"/s/{SID}/calibrate"  # calibrate first
     assert c.get(f"/s/{SID}/calibrate").status_code == 200
-    r = c.post(f"/s/{SID}/calibrate", data={"dark_steps": "7", "light_steps": "12",
-                                            "screen": json.dumps({"width": 1280, "dpr": 2, "gamut": "p3",
-                                                                  "evil": "x" * 50})})
+    r = c.post(
+        f"/s/{SID}/calibrate",
+        data={
+            "dark_steps": "7",
+            "light_steps": "12",
+            "screen": json.dumps({"width": 1280, "dpr": 2, "gamut": "p3", "evil": "x" * 50}),
+        },
+    )
     assert r.status_code == 303
     with state.db.read() as s:
         p = s.query(Participant).filter_by(user="Cal@tablet").one()
@@ -92,7 +97,9 @@ def test_full_study_answers_progress_and_consistency_repeats(state):
         assert "kind" not in q  # consistency items are not announced
         # the same pair is served again until it is answered (a reload shows it again)
         assert c.get(f"/s/{SID}/api/question").json()["question"] == q
-        r = c.post(f"/s/{SID}/api/answer", json=answer_payload(q, "b" if len(seen) % 3 else "undecided", 900 + len(seen)))
+        r = c.post(
+            f"/s/{SID}/api/answer", json=answer_payload(q, "b" if len(seen) % 3 else "undecided", 900 + len(seen))
+        )
         assert r.status_code == 200 and r.json()["stored"]
         seen.append(q)
         data = r.json()
@@ -237,7 +244,9 @@ def test_security_headers_and_image_routes(state, client):
     assert r.status_code == 200 and r.headers["cache-control"].startswith("public")
     assert client.get(f"/s/{SID}/img/r/999999").status_code == 404
     q_scene = next(s for s in study.scenes.values() if s.role == "question")
-    assert client.get(f"/s/{SID}/img/src/{q_scene.id}").status_code == 404  # neutral versions of asked scenes stay hidden
+    assert (
+        client.get(f"/s/{SID}/img/src/{q_scene.id}").status_code == 404
+    )  # neutral versions of asked scenes stay hidden
     assert client.get("/static/study.js").status_code == 200
     assert client.get("/static/../app/db.py").status_code == 404
     big = client.post(f"/s/{SID}/api/answer", content=b"x" * 300_000, headers={"content-type": "application/json"})
@@ -269,8 +278,16 @@ def test_export_is_a_valid_pairs_dataset(state, tmp_path):
     from prefstyle.app.catalog import build_catalog
     from prefstyle.app.study import parse_study
 
-    again = build_catalog(parse_study({"id": "again", "heldout": 0, "images": {"size": 64},
-                                       "source": {"kind": "pairs", "path": str(tmp_path / "out")}}))
+    again = build_catalog(
+        parse_study(
+            {
+                "id": "again",
+                "heldout": 0,
+                "images": {"size": 64},
+                "source": {"kind": "pairs", "path": str(tmp_path / "out")},
+            }
+        )
+    )
     assert {s.key for s in again} == {j.scene for j in ds.judgments}
 
 
@@ -280,8 +297,9 @@ def test_the_default_model_learns_from_study_answers(tmp_path):
 
     if DEFAULT_MODEL not in packaged_models():
         pytest.skip("the default model is not packaged")
-    st = open_state(tmp_path, folder_study(tmp_path, sid="d", main=8, consistency=2, style_after=4, heldout=1,
-                                           model="default"))
+    st = open_state(
+        tmp_path, folder_study(tmp_path, sid="d", main=8, consistency=2, style_after=4, heldout=1, model="default")
+    )
     try:
         c = client_for(st)
         join(c, "d", person="Dee")
@@ -310,8 +328,12 @@ def test_active_sampling_serves_the_most_informative_pair_of_each_planned_scene(
     from prefstyle.app.active import _image, _references
     from prefstyle.app.models import Question
 
-    st = open_state(tmp_path, folder_study(tmp_path, sid="act", main=8, consistency=2, style_after=4, heldout=1,
-                                           model="default", sampling="active"))
+    st = open_state(
+        tmp_path,
+        folder_study(
+            tmp_path, sid="act", main=8, consistency=2, style_after=4, heldout=1, model="default", sampling="active"
+        ),
+    )
     try:
         c = client_for(st)
         join(c, "act", person="Ava")
@@ -329,8 +351,10 @@ def test_active_sampling_serves_the_most_informative_pair_of_each_planned_scene(
                 continue
             rends = list(study.scenes[scene_id].renditions)
             assert {a, b} <= set(rends) and a != b
-            values = model.question_values(_references(study, decided), [
-                (_image(study.source_path(scene_id)), [_image(study.rendition_path(r)) for r in rends])])[0]
+            values = model.question_values(
+                _references(study, decided),
+                [(_image(study.source_path(scene_id)), [_image(study.rendition_path(r)) for r in rends])],
+            )[0]
             best = max(float(values[i, j]) for i in range(len(rends)) for j in range(i + 1, len(rends)))
             assert float(values[rends.index(a), rends.index(b)]) == pytest.approx(best, rel=1e-5)
             checked += 1
@@ -345,9 +369,11 @@ def test_active_sampling_falls_back_to_the_planned_pair_when_ranking_fails(tmp_p
     """A failure while ranking pairs is logged and the planned pair is served: no participant is stuck."""
     import prefstyle.app.active as active
 
-    st = open_state(tmp_path, folder_study(tmp_path, sid="fb", main=4, consistency=0, style_after=2, heldout=1,
-                                           sampling="active"))
+    st = open_state(
+        tmp_path, folder_study(tmp_path, sid="fb", main=4, consistency=0, style_after=2, heldout=1, sampling="active")
+    )
     try:
+
         def broken(*args, **kwargs):
             raise RuntimeError("model exploded")
 

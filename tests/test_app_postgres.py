@@ -54,9 +54,13 @@ def test_migrations_on_postgres_match_the_models(pg_url):
 def test_study_flow_concurrency_and_export_on_postgres(pg_url, tmp_path):
     from prefstyle.data.pairs import read_with_problems
 
-    state = open_state(tmp_path, folder_study(tmp_path, sid=SID, main=10, consistency=2, style_after=4, heldout=1),
-                       db_url=fresh_database(pg_url, "flow"))
+    state = open_state(
+        tmp_path,
+        folder_study(tmp_path, sid=SID, main=10, consistency=2, style_after=4, heldout=1),
+        db_url=fresh_database(pg_url, "flow"),
+    )
     try:
+
         def participant(i: int) -> int:
             c = client_for(state)
             join(c, SID, person=f"P{i}", device="phone")
@@ -77,8 +81,11 @@ def test_study_flow_concurrency_and_export_on_postgres(pg_url, tmp_path):
         wait_style(c, SID)
         assert 'id="heldout"' in c.get(f"/s/{SID}/style").text
 
-        s = client_for(state).get(f"/admin/studies/{SID}/stats.json",
-                                  headers={"Authorization": f"Bearer {ADMIN}"}).json()
+        s = (
+            client_for(state)
+            .get(f"/admin/studies/{SID}/stats.json", headers={"Authorization": f"Bearer {ADMIN}"})
+            .json()
+        )
         assert s["participants"] == 7 and s["answers"] == 6 * 12 + 7 and s["undecided"] == 1
         r = client_for(state).get(f"/admin/studies/{SID}/export.zip", headers={"Authorization": f"Bearer {ADMIN}"})
         zipfile.ZipFile(io.BytesIO(r.content)).extractall(tmp_path / "export")
@@ -92,8 +99,13 @@ def test_sigkill_with_postgres(pg_url, tmp_path):
     """The durability test's core on PostgreSQL: acknowledged answers survive a SIGKILL of the app."""
     import httpx
 
-    study = {"id": SID, "questions": {"main": 12, "consistency": 2}, "heldout": 1, "images": {"size": 64},
-             "source": {"kind": "simulator", "scenes": 3, "renditions": 3, "seed": 2}}
+    study = {
+        "id": SID,
+        "questions": {"main": 12, "consistency": 2},
+        "heldout": 1,
+        "images": {"size": 64},
+        "source": {"kind": "simulator", "scenes": 3, "renditions": 3, "seed": 2},
+    }
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
     db_url = fresh_database(pg_url, "kill")
     open_state(tmp_path, study, db_url=db_url).db.dispose()
@@ -130,14 +142,20 @@ def test_sigkill_of_four_workers_with_postgres(pg_url, tmp_path):
     from prefstyle.app.db import Database
     from prefstyle.app.models import Participant, Question
 
-    study = {"id": SID, "questions": {"main": 40, "consistency": 4, "style_after": 4}, "heldout": 1,
-             "images": {"size": 64}, "model": "nearest-preferred",
-             "source": {"kind": "simulator", "scenes": 3, "renditions": 3, "seed": 2}}
+    study = {
+        "id": SID,
+        "questions": {"main": 40, "consistency": 4, "style_after": 4},
+        "heldout": 1,
+        "images": {"size": 64},
+        "model": "nearest-preferred",
+        "source": {"kind": "simulator", "scenes": 3, "renditions": 3, "seed": 2},
+    }
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
     db_url = fresh_database(pg_url, "kill4")
     open_state(tmp_path, study, db_url=db_url).db.dispose()
-    server = ServerProcess(tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log",
-                           extra=("--workers", "4"))
+    server = ServerProcess(
+        tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log", extra=("--workers", "4")
+    )
     acked: dict[str, dict[int, str]] = {}
     last: dict[str, dict] = {}
     clients: dict[str, httpx.Client] = {}
@@ -182,8 +200,12 @@ def test_sigkill_of_four_workers_with_postgres(pg_url, tmp_path):
     db = Database(db_url)
     try:
         with db.read() as s:
-            rows = s.query(Participant.person, Question.id, Question.answer) \
-                .join(Question, Question.participant_id == Participant.id).filter(Question.answer.is_not(None)).all()
+            rows = (
+                s.query(Participant.person, Question.id, Question.answer)
+                .join(Question, Question.participant_id == Participant.id)
+                .filter(Question.answer.is_not(None))
+                .all()
+            )
     finally:
         db.dispose()
     stored: dict[str, dict[int, str]] = {}
@@ -193,8 +215,9 @@ def test_sigkill_of_four_workers_with_postgres(pg_url, tmp_path):
         for qid, ans in answers.items():
             assert stored[name].get(qid) == ans, f"{name}: acknowledged answer {qid} lost"
         assert len(stored[name]) - len(answers) in (0, 1)  # at most the request in flight
-    server = ServerProcess(tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log",
-                           extra=("--workers", "4"))
+    server = ServerProcess(
+        tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log", extra=("--workers", "4")
+    )
     try:
         server.wait_ready(timeout=180)
         for name, c in clients.items():

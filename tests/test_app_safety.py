@@ -156,8 +156,9 @@ def test_answers_do_not_wait_while_styles_render(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(personal, "build_style", slow_build)
-    st = open_state(tmp_path, folder_study(tmp_path, sid="slow", main=8, consistency=0, style_after=2, heldout=1),
-                    render_queue=2)
+    st = open_state(
+        tmp_path, folder_study(tmp_path, sid="slow", main=8, consistency=0, style_after=2, heldout=1), render_queue=2
+    )
     try:
         viewers = []
         for i in range(3):
@@ -243,8 +244,11 @@ def test_style_renders_in_a_worker_process_with_the_models_words(tmp_path):
     """The production mode: a spawned render process; the page shows ``model.describe`` when it has words."""
     from prefstyle.app import personal
 
-    st = open_state(tmp_path, folder_study(tmp_path, sid="proc", main=4, consistency=0, style_after=2, heldout=1),
-                    render_mode="process")
+    st = open_state(
+        tmp_path,
+        folder_study(tmp_path, sid="proc", main=4, consistency=0, style_after=2, heldout=1),
+        render_mode="process",
+    )
     try:
         c = client_for(st)
         join(c, "proc", person="Pia")
@@ -308,9 +312,19 @@ def test_resume_link_from_another_site_on_a_fresh_browser_asks_too(state):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("field", "value"), [("question_id", 2**63), ("question_id", 2**31), ("a", 2**70),
-                                              ("b", -1), ("question_id", 0), ("response_ms", 1e300),
-                                              ("question_id", True), ("choice", None)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("question_id", 2**63),
+        ("question_id", 2**31),
+        ("a", 2**70),
+        ("b", -1),
+        ("question_id", 0),
+        ("response_ms", 1e300),
+        ("question_id", True),
+        ("choice", None),
+    ],
+)
 def test_out_of_range_ids_and_values_answer_400(state, field, value):
     c, _ = participant(state)
     q = c.get(f"/s/{SID}/api/question").json()["question"]
@@ -326,9 +340,11 @@ def test_out_of_range_ids_and_values_answer_400(state, field, value):
 def test_forwarded_headers_only_when_configured(tmp_path):
     study = folder_study(tmp_path, sid="fw", main=4, consistency=0, heldout=1)
     fwd = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "study.example.org"}
-    for allow, expected in (("", "http://testserver/s/fw/resume/"),
-                            ("10.0.0.0/8", "http://testserver/s/fw/resume/"),  # the test client is not a trusted proxy
-                            ("*", "https://study.example.org/s/fw/resume/")):
+    for allow, expected in (
+        ("", "http://testserver/s/fw/resume/"),
+        ("10.0.0.0/8", "http://testserver/s/fw/resume/"),  # the test client is not a trusted proxy
+        ("*", "https://study.example.org/s/fw/resume/"),
+    ):
         st = open_state(tmp_path, study, forwarded_allow_ips=allow)
         try:
             c = client_for(st)
@@ -364,8 +380,18 @@ def test_short_admin_tokens_are_refused_in_one_line(tmp_path, capsys, monkeypatc
     from prefstyle.app.__main__ import main
 
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(folder_study(tmp_path, sid="tok", main=4, consistency=0)))
-    monkeypatch.setattr("sys.argv", ["prefstyle serve", "--study", str(tmp_path / "s.yaml"), "--data",
-                                     str(tmp_path / "data"), "--admin-token", "short"])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "prefstyle serve",
+            "--study",
+            str(tmp_path / "s.yaml"),
+            "--data",
+            str(tmp_path / "data"),
+            "--admin-token",
+            "short",
+        ],
+    )
     assert main() == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "at least 16 characters" in err

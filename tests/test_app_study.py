@@ -43,8 +43,10 @@ def test_defaults_follow_the_issue():
         ({"id": "x", "questions": {"mian": 5}}, "unknown key questions.mian"),
         ({"id": "x", "sampling": "clever"}, "sampling must be one of balanced, random"),
         ({"id": "x", "source": {"kind": "folder"}}, "source.path is required"),
-        ({"id": "x", "source": {"kind": "folder", "path": "/nonexistent/dir", "styles": ["sepia", "faded"]}},
-         "is not a folder"),
+        (
+            {"id": "x", "source": {"kind": "folder", "path": "/nonexistent/dir", "styles": ["sepia", "faded"]}},
+            "is not a folder",
+        ),
         ({"id": "x", "colour": 1}, "unknown key colour"),
         ({"id": "x", "images": {"size": 10}}, "images.size must be an integer from 64"),
         ({"id": "x", "uploads": {"max_mb": -1}}, "uploads.max_mb must be a number"),
@@ -66,8 +68,9 @@ def test_folder_source_needs_known_styles(tmp_path):
 def test_yaml_file_paths_resolve_against_the_file(tmp_path):
     write_photos(tmp_path / "photos", 2)
     f = tmp_path / "s.yaml"
-    f.write_text(yaml.safe_dump({"id": "s", "source": {"kind": "folder", "path": "photos",
-                                                      "styles": ["sepia", "faded"]}}))
+    f.write_text(
+        yaml.safe_dump({"id": "s", "source": {"kind": "folder", "path": "photos", "styles": ["sepia", "faded"]}})
+    )
     cfg = load_study(f)
     assert cfg.source.path == str((tmp_path / "photos").resolve())
     (tmp_path / "bad.yaml").write_text("id: [unclosed\n")
@@ -159,8 +162,10 @@ def test_pairs_catalog_uses_the_datasets_images(tmp_path):
         for name in ("sepia", "faded", "vintage"):
             write_image(root / f"images/{f.stem}/{name}.png", get_style(name).apply(img))
         scenes.append(Scene(f.stem, source=f"images/{f.stem}/src.png", origin="A"))
-        judgments += [Judgment("u@d", f.stem, f"images/{f.stem}/sepia.png", f"images/{f.stem}/faded.png", "a"),
-                      Judgment("u@d", f.stem, f"images/{f.stem}/vintage.png", f"images/{f.stem}/faded.png", "b")]
+        judgments += [
+            Judgment("u@d", f.stem, f"images/{f.stem}/sepia.png", f"images/{f.stem}/faded.png", "a"),
+            Judgment("u@d", f.stem, f"images/{f.stem}/vintage.png", f"images/{f.stem}/faded.png", "b"),
+        ]
     write_pairs(root, judgments, scenes=scenes)
     cfg = parse_study({"id": "p", "heldout": 1, "images": {"size": 64}, "source": {"kind": "pairs", "path": str(root)}})
     cat = build_catalog(cfg)
@@ -174,8 +179,9 @@ def test_serve_entry_point_reports_bad_study_files_in_one_line(tmp_path, monkeyp
     from prefstyle.app.__main__ import main
 
     (tmp_path / "bad.yaml").write_text("id: x\nquestions: {main: many}\n")
-    monkeypatch.setattr("sys.argv", ["prefstyle serve", "--study", str(tmp_path / "bad.yaml"), "--data",
-                                     str(tmp_path / "data")])
+    monkeypatch.setattr(
+        "sys.argv", ["prefstyle serve", "--study", str(tmp_path / "bad.yaml"), "--data", str(tmp_path / "data")]
+    )
     assert main() == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.yaml: questions.main must be an integer" in err

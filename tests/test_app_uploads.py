@@ -20,8 +20,18 @@ SID = "up"
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("uploads")
-    st = open_state(tmp, folder_study(tmp, sid=SID, main=6, consistency=0, style_after=2, heldout=1,
-                                      uploads={"max_files": 2, "max_mb": 0.05, "max_megapixels": 0.02}))
+    st = open_state(
+        tmp,
+        folder_study(
+            tmp,
+            sid=SID,
+            main=6,
+            consistency=0,
+            style_after=2,
+            heldout=1,
+            uploads={"max_files": 2, "max_mb": 0.05, "max_megapixels": 0.02},
+        ),
+    )
     yield st
     st.db.dispose()
 
@@ -57,11 +67,14 @@ def jpeg_bytes(w: int = 100, h: int = 80) -> bytes:
 
 def png_header_bomb(w: int = 30000, h: int = 30000) -> bytes:
     """A tiny PNG whose header claims ``w`` x ``h`` pixels (a decompression bomb's header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    )
 
 
 def upload(c, name: str, data: bytes, ctype: str = "image/png"):
@@ -101,10 +114,13 @@ def test_a_good_upload_is_shown_retouched_only_to_its_owner(state, ready):
 @pytest.mark.parametrize(
     ("name", "data", "status", "message"),
     [
-        ("notes.png", b"hello, this is plain text and not an image at all" * 3, 415,
-         "not a JPEG, PNG or WebP image"),
-        ("evil.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", 415,
-         "not a JPEG, PNG or WebP image"),
+        ("notes.png", b"hello, this is plain text and not an image at all" * 3, 415, "not a JPEG, PNG or WebP image"),
+        (
+            "evil.svg",
+            b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+            415,
+            "not a JPEG, PNG or WebP image",
+        ),
         ("anim.gif", b"GIF89a" + b"\0" * 100, 415, "not a JPEG, PNG or WebP image"),
         ("cut.jpg", jpeg_bytes()[:900], 400, "cannot be read: truncated or corrupt"),
         ("cut.png", png_bytes()[:300], 400, "cannot be read"),

@@ -16,15 +16,20 @@ SID = "wk"
 
 
 def study_dict(sampling: str, model: str) -> dict:
-    return {"id": SID, "questions": {"main": 8, "consistency": 2, "style_after": 4}, "heldout": 1,
-            "images": {"size": 64}, "sampling": sampling, "model": model,
-            "source": {"kind": "simulator", "scenes": 3, "renditions": 4, "seed": 3}}
+    return {
+        "id": SID,
+        "questions": {"main": 8, "consistency": 2, "style_after": 4},
+        "heldout": 1,
+        "images": {"size": 64},
+        "sampling": sampling,
+        "model": model,
+        "source": {"kind": "simulator", "scenes": 3, "renditions": 4, "seed": 3},
+    }
 
 
 def fresh_connection_client(base: str, cookies=None) -> httpx.Client:
     """No keep-alive: every request opens a new connection, so the kernel spreads them over the workers."""
-    return httpx.Client(base_url=base, timeout=60, cookies=cookies,
-                        limits=httpx.Limits(max_keepalive_connections=0))
+    return httpx.Client(base_url=base, timeout=60, cookies=cookies, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def run_participant(base: str, i: int) -> tuple[httpx.Cookies, dict[int, str]]:
@@ -52,8 +57,9 @@ def test_two_worker_processes_on_sqlite(tmp_path):
     study = study_dict("active" if active else "balanced", "default" if active else "nearest-preferred")
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
     db_url = f"sqlite:///{tmp_path / 'app.db'}"
-    server = ServerProcess(tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log",
-                           extra=("--workers", "2"))
+    server = ServerProcess(
+        tmp_path / "study.yaml", db_url, tmp_path / "data", tmp_path / "server.log", extra=("--workers", "2")
+    )
     try:
         server.wait_ready(timeout=180)
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
@@ -81,8 +87,12 @@ def test_two_worker_processes_on_sqlite(tmp_path):
         from prefstyle.app.models import Participant, Question
 
         with st.db.read() as s:
-            rows = s.query(Participant.person, Question).join(Question, Question.participant_id == Participant.id) \
-                .order_by(Participant.id, Question.position).all()
+            rows = (
+                s.query(Participant.person, Question)
+                .join(Question, Question.participant_id == Participant.id)
+                .order_by(Participant.id, Question.position)
+                .all()
+            )
         stored: dict[str, dict[int, str]] = {}
         for person, q in rows:
             if q.answer is not None:
@@ -102,11 +112,14 @@ def test_two_worker_processes_on_sqlite(tmp_path):
                     if q.kind != "main":
                         continue
                     rends = list(s_.scenes[q.scene_id].renditions)
-                    values = model.question_values(_references(s_, decided), [
-                        (_image(s_.source_path(q.scene_id)), [_image(s_.rendition_path(r)) for r in rends])])[0]
+                    values = model.question_values(
+                        _references(s_, decided),
+                        [(_image(s_.source_path(q.scene_id)), [_image(s_.rendition_path(r)) for r in rends])],
+                    )[0]
                     best = max(float(values[i, j]) for i in range(len(rends)) for j in range(i + 1, len(rends)))
-                    assert float(values[rends.index(q.rendition_a_id), rends.index(q.rendition_b_id)]) == \
-                        pytest.approx(best, rel=1e-5)
+                    assert float(values[rends.index(q.rendition_a_id), rends.index(q.rendition_b_id)]) == pytest.approx(
+                        best, rel=1e-5
+                    )
                     if q.answer in ("a", "b"):
                         decided.append((q.scene_id, q.rendition_a_id, q.rendition_b_id, q.answer))
     finally:

@@ -61,8 +61,12 @@ def _sliders_profile(path: Path, temperature: float = 0.8, **data_sliders) -> Pa
 
     vec = NEUTRAL.replace(temperature=temperature).to_vector()[None]
     sliders = {"temperature": temperature, "adaptive_brightness": 0.0, **data_sliders}
-    prof = Profile(model="sliders", user="t", data={"sliders": sliders},
-                   tensors={"vectors": vec, "gains": torch.zeros(1), "weights": torch.ones(1)})
+    prof = Profile(
+        model="sliders",
+        user="t",
+        data={"sliders": sliders},
+        tensors={"vectors": vec, "gains": torch.zeros(1), "weights": torch.ones(1)},
+    )
     return prof.save(path)
 
 
@@ -295,8 +299,16 @@ def _bad_profiles(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
-BAD_PROFILES = ["no_model", "nan_value", "huge_value", "out_of_range", "nan_tensor", "tensor_out_of_range",
-                "garbage_tensors", "truncated_tensors"]
+BAD_PROFILES = [
+    "no_model",
+    "nan_value",
+    "huge_value",
+    "out_of_range",
+    "nan_tensor",
+    "tensor_out_of_range",
+    "garbage_tensors",
+    "truncated_tensors",
+]
 
 
 @pytest.mark.parametrize("bad", BAD_PROFILES)
@@ -354,8 +366,9 @@ def test_model_with_garbage_weights_is_one_line(tmp_path, capsys):
     prof = _sliders_profile(tmp_path / "p.json")
     for content in (b"garbage", (assets_dir() / "pienet" / "model.safetensors").read_bytes()[:3000]):
         (run / "model.safetensors").write_bytes(content)
-        rc = main(["enhance", str(tmp_path / "in"), "--profile", str(prof), "--model", str(run),
-                   "--out", str(tmp_path / "o")])
+        rc = main(
+            ["enhance", str(tmp_path / "in"), "--profile", str(prof), "--model", str(run), "--out", str(tmp_path / "o")]
+        )
         assert rc == 2
         lines = _err_lines(capsys)
         assert len(lines) == 1 and "model.safetensors" in lines[0], lines
@@ -429,8 +442,9 @@ def test_unknown_nested_key_of_a_registered_model_is_refused(tmp_path):
         load_config(Path(__file__).parent.parent / "configs" / "upe.yaml", ["task.d_modle=3", f"out={tmp_path / 'r'}"])
 
 
-@pytest.mark.parametrize("config", sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "config", sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_shipped_configs_pass_the_checks(config, tmp_path):
     from prefstyle.train.config import load_config
 
@@ -464,8 +478,12 @@ def _png_header_only(path: Path, w: int, h: int) -> None:
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
     idat = zlib.compress(b"\x00" * (w * 3 + 1) * 4)  # a few rows; the header claims many more
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_hald_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
@@ -491,8 +509,16 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
     from prefstyle.train import Trainer, load_config, read_metrics
     from prefstyle.train.logger import MetricsLogger
 
-    doc = {"task": {"name": "toy-affine", "hidden": 4}, "steps": 12, "batch_size": 4, "threads": 1, "log_every": 1,
-           "val_every": 0, "ckpt_every": 0, "out": str(tmp_path / "run")}
+    doc = {
+        "task": {"name": "toy-affine", "hidden": 4},
+        "steps": 12,
+        "batch_size": 4,
+        "threads": 1,
+        "log_every": 1,
+        "val_every": 0,
+        "ckpt_every": 0,
+        "out": str(tmp_path / "run"),
+    }
     cfg = load_config(None, None, base=doc)
     Trainer(cfg, stop_after=6, progress=False, tensorboard=False).run()
     with open(tmp_path / "run" / "metrics.jsonl", "a", encoding="utf-8") as f:  # a kill after more steps

@@ -219,4 +219,5 @@ def test_values_only_delta_e_equals_the_guarded_one():
     for x, y in ((a, b), (a.float(), b.float())):
         ref = C.delta_e_2000(x, y)
         assert torch.allclose(C.delta_e_2000_values(x, y), ref, atol=1e-4, rtol=1e-5), (
-            (C.delta_e_2000_values(x, y) - ref).abs().max())
+            (C.delta_e_2000_values(x, y) - ref).abs().max()
+        )

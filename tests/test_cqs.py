@@ -104,7 +104,9 @@ def test_degenerate_pair_gets_nan_scores_but_pools():
 
 
 def test_win_rate():
-    assert preference_win_rate([1.0, 2.0, 3.0, 1.0], [2.0, 1.0, 4.0, 1.0], higher_is_better=False) == pytest.approx(2.5 / 4)
+    assert preference_win_rate([1.0, 2.0, 3.0, 1.0], [2.0, 1.0, 4.0, 1.0], higher_is_better=False) == pytest.approx(
+        2.5 / 4
+    )
     assert preference_win_rate([30.0, 20.0], [25.0, 25.0], higher_is_better=True) == 0.5
     with pytest.raises(ValueError):
         preference_win_rate([], [], higher_is_better=True)

@@ -60,8 +60,15 @@ def _adobe_icc() -> bytes:
 def _profile(model):
     x = _photo(3)[None]
     small = torch.nn.functional.interpolate(x, size=(48, 64), mode="area")
-    refs = [Reference(scene=f"s{i}", preferred=(small[0] * (1.1 + 0.02 * i)).clamp(0, 1),
-                      other=(small[0] * (0.8 - 0.02 * i)).clamp(0, 1), source=small[0]) for i in range(6)]
+    refs = [
+        Reference(
+            scene=f"s{i}",
+            preferred=(small[0] * (1.1 + 0.02 * i)).clamp(0, 1),
+            other=(small[0] * (0.8 - 0.02 * i)).clamp(0, 1),
+            source=small[0],
+        )
+        for i in range(6)
+    ]
     return model.personalize(refs, user="t")
 
 
@@ -79,12 +86,15 @@ def _write_8bit(path, orientation: int, icc: bytes | None) -> None:
     Image.fromarray(arr).save(path, **({"quality": 95} if path.suffix == ".jpg" else {}), **kw)
 
 
-@pytest.mark.parametrize(("name", "orientation", "icc"), [
-    ("upright_srgb.jpg", 1, "srgb"),
-    ("rotated_adobe.jpg", 6, "adobe"),
-    ("mirrored_srgb.png", 2, "srgb"),
-    ("untagged.png", 8, None),
-])
+@pytest.mark.parametrize(
+    ("name", "orientation", "icc"),
+    [
+        ("upright_srgb.jpg", 1, "srgb"),
+        ("rotated_adobe.jpg", 6, "adobe"),
+        ("mirrored_srgb.png", 2, "srgb"),
+        ("untagged.png", 8, None),
+    ],
+)
 def test_8bit_uint8_path_matches_the_float_render(tmp_path, model_profile, name, orientation, icc):
     m, prof = model_profile
     src = tmp_path / name

@@ -112,8 +112,14 @@ def test_cqs_matches_the_metrics_layer(sim, run):
 
 def test_identity_is_reported_even_when_not_run(sim):
     ds, _, _ = sim
-    res = evaluate_pps(ds, {"nearest-preferred": create_model("nearest-preferred")}, n_refs=4, n_evals=6,
-                       metrics=("delta_e00",), keep_samples=0)
+    res = evaluate_pps(
+        ds,
+        {"nearest-preferred": create_model("nearest-preferred")},
+        n_refs=4,
+        n_evals=6,
+        metrics=("delta_e00",),
+        keep_samples=0,
+    )
     assert set(res.tables["delta_e00"]) == {"identity", "nearest-preferred"}
     assert res.tables["delta_e00"]["identity"]["cmr"] == pytest.approx(0.0, abs=1e-6)
     assert res.ideal is None and "oracle_above_identity" not in res.checks
@@ -171,7 +177,9 @@ def test_strengths_blend_outputs_with_inputs(sim, tmp_path):
     identity, and its distance to the ideal shrinks linearly-ish as the strength grows."""
     ds, gt, root = sim
     models = {"identity": create_model("identity"), "oracle": create_model("oracle", ground_truth=root)}
-    res = evaluate_pps(ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=("delta_e00",), strengths=(0.0, 0.5, 1.0))
+    res = evaluate_pps(
+        ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=("delta_e00",), strengths=(0.0, 0.5, 1.0)
+    )
     table = res.tables["delta_e00"]
     assert list(table) == ["identity", "oracle", "oracle@0", "oracle@0.5"] and res.config["strengths"] == [0.0, 0.5]
     assert table["oracle@0"]["cqs"] == pytest.approx(table["identity"]["cqs"], rel=1e-6)
@@ -211,17 +219,41 @@ def _app() -> typer.Typer:
 def test_cli_evaluate_writes_results_and_report(sim, tmp_path):
     _, _, root = sim
     out = tmp_path / "eval"
-    result = CliRunner().invoke(_app(), [
-        "evaluate", str(root), "--refs", "4", "--evals", "4", "--out", str(out), "--metrics", "delta_e00,ssim",
-        "--particles", "32", "--no-progress", "--max-users", "1", "--global-style-steps", "10",
-    ])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "evaluate",
+            str(root),
+            "--refs",
+            "4",
+            "--evals",
+            "4",
+            "--out",
+            str(out),
+            "--metrics",
+            "delta_e00,ssim",
+            "--particles",
+            "32",
+            "--no-progress",
+            "--max-users",
+            "1",
+            "--global-style-steps",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "results.json").read_text())
     from prefstyle.train.loading import packaged_models
 
     # without --model: every reference point, then every model whose weights ship with prefstyle
-    assert list(doc["models"]) == ["identity", "global-style", "nearest-preferred", "bayes", "oracle",
-                                   *packaged_models()]
+    assert list(doc["models"]) == [
+        "identity",
+        "global-style",
+        "nearest-preferred",
+        "bayes",
+        "oracle",
+        *packaged_models(),
+    ]
     assert doc["dataset"]["evaluated_users"] == 1
     assert (out / "index.html").is_file()
     assert "CQS" in result.output
@@ -231,15 +263,49 @@ def test_cli_evaluate_named_model_and_errors(sim, tmp_path):
     _, _, root = sim
     runner = CliRunner()
     out = tmp_path / "e2"
-    ok = runner.invoke(_app(), ["evaluate", str(root), "-m", "identity", "--refs", "2", "--evals", "2", "--out",
-                                str(out), "--metrics", "delta_e00", "--no-report", "--no-progress"])
+    ok = runner.invoke(
+        _app(),
+        [
+            "evaluate",
+            str(root),
+            "-m",
+            "identity",
+            "--refs",
+            "2",
+            "--evals",
+            "2",
+            "--out",
+            str(out),
+            "--metrics",
+            "delta_e00",
+            "--no-report",
+            "--no-progress",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert list(json.loads((out / "results.json").read_text())["models"]) == ["identity"]
     assert not (out / "index.html").exists()
     # a checkpoint path
     ckpt = GlobalStyleModel(params=RetouchParams(vibrance=0.3)).save(tmp_path / "gs.json")
-    ok = runner.invoke(_app(), ["evaluate", str(root), "-m", str(ckpt), "--refs", "2", "--evals", "2", "--out",
-                                str(out), "--metrics", "delta_e00", "--no-report", "--no-progress"])
+    ok = runner.invoke(
+        _app(),
+        [
+            "evaluate",
+            str(root),
+            "-m",
+            str(ckpt),
+            "--refs",
+            "2",
+            "--evals",
+            "2",
+            "--out",
+            str(out),
+            "--metrics",
+            "delta_e00",
+            "--no-report",
+            "--no-progress",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "global-style" in json.loads((out / "results.json").read_text())["models"]
 
@@ -262,12 +328,29 @@ def test_cli_evaluate_named_model_and_errors(sim, tmp_path):
 def test_cli_refuses_oracle_without_ground_truth(tmp_path):
     root = make_sim_dataset(tmp_path / "d", users=3, scenes=3, main=6, test_users=1)
     (root / "ground_truth.json").unlink()
-    bad = CliRunner().invoke(_app(), ["evaluate", str(root), "-m", "oracle", "--out", str(tmp_path / "o"),
-                                      "--no-progress"])
+    bad = CliRunner().invoke(
+        _app(), ["evaluate", str(root), "-m", "oracle", "--out", str(tmp_path / "o"), "--no-progress"]
+    )
     assert isinstance(bad.exception, PrefstyleError) and "simulated" in str(bad.exception)
-    ok = CliRunner().invoke(_app(), ["evaluate", str(root), "--refs", "2", "--evals", "2", "--out",
-                                     str(tmp_path / "o"), "--metrics", "delta_e00", "--no-progress", "--no-report",
-                                     "--global-style-steps", "10"])
+    ok = CliRunner().invoke(
+        _app(),
+        [
+            "evaluate",
+            str(root),
+            "--refs",
+            "2",
+            "--evals",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+            "--metrics",
+            "delta_e00",
+            "--no-progress",
+            "--no-report",
+            "--global-style-steps",
+            "10",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     doc = json.loads((tmp_path / "o" / "results.json").read_text())
     assert "oracle" not in doc["models"] and doc["distance_to_ideal"] is None
@@ -302,8 +385,14 @@ def test_fivek_multi_user_and_expanded(fivek):
     res = fivek_multi_user(create_model("nearest-preferred"), fivek, experts="AC", n_pref=2, train_count=5)
     assert set(res["users"]) == {"expertA", "expertC"}
     assert res["mpsnr"] == pytest.approx((res["users"]["expertA"]["psnr"] + res["users"]["expertC"]["psnr"]) / 2)
-    exp = expanded_protocol(create_model("identity"), fivek, styles=["warm-film", "sample:3"], n_pref=2,
-                            train_count=5, include_experts=["A"])
+    exp = expanded_protocol(
+        create_model("identity"),
+        fivek,
+        styles=["warm-film", "sample:3"],
+        n_pref=2,
+        train_count=5,
+        include_experts=["A"],
+    )
     assert set(exp["users"]) == {"style:warm-film", "style:sample:3", "expertA"}
     assert exp["config"]["styles"] == ["warm-film", "sample:3"] and exp["mssim"] is not None
 
@@ -313,8 +402,11 @@ def test_on_the_real_simulator(tmp_path):
     """The whole protocol on a dataset from ``simulate_dataset`` itself (tens of seconds)."""
     from prefstyle.data.simulate import SimulationConfig, simulate_dataset
 
-    root = simulate_dataset(SimulationConfig(users=12, scenes=10, renditions=3, size=64, main=12, consistency=2),
-                            tmp_path / "sim", progress=False)
+    root = simulate_dataset(
+        SimulationConfig(users=12, scenes=10, renditions=3, size=64, main=12, consistency=2),
+        tmp_path / "sim",
+        progress=False,
+    )
     ds, gt = PairsDataset.load(root), load_ground_truth(root)
     models = {n: create_model(n) for n in ("identity", "nearest-preferred")}
     models["global-style"] = GlobalStyleModel(steps=20).fit(ds)
@@ -331,8 +423,9 @@ def test_held_out_scenes_are_the_only_ones_scored(sim):
     ds, gt, root = sim
     held = set(sorted(ds.scenes)[:3])
     models = {"identity": create_model("identity"), "oracle": create_model("oracle", ground_truth=root)}
-    res = evaluate_pps(ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=["delta_e00"], eval_scenes=held,
-                       keep_samples=6)
+    res = evaluate_pps(
+        ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=["delta_e00"], eval_scenes=held, keep_samples=6
+    )
     assert res.config["eval_scenes"] == 3 and res.samples
     assert all(smp.scene in held for smp in res.samples)
     plain = evaluate_pps(ds, models, n_refs=4, n_evals=6, ground_truth=gt, metrics=["delta_e00"], keep_samples=6)
@@ -345,8 +438,10 @@ def test_flip_references_reverses_a_seeded_fraction():
     from prefstyle.eval.protocol import flip_references
     from prefstyle.models.base import Reference
 
-    refs = [Reference(scene=f"s{i}", preferred=torch.full((3, 2, 2), 0.9), other=torch.full((3, 2, 2), 0.1))
-            for i in range(10)]
+    refs = [
+        Reference(scene=f"s{i}", preferred=torch.full((3, 2, 2), 0.9), other=torch.full((3, 2, 2), 0.1))
+        for i in range(10)
+    ]
     flipped = flip_references(refs, 0.2, seed=0, user="u")
     swapped = [i for i, r in enumerate(flipped) if float(r.preferred.mean()) < 0.5]
     assert len(swapped) == 2 and all(flipped[i].meta.get("flipped") for i in swapped)

@@ -16,8 +16,19 @@ from prefstyle.models.pps import FrozenBackbone
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64, "style_dim": 16, "style_size": 16, "thumb": 24, "n_basis": 4, "lut_size": 9,
-             "decoder_hidden": 32, "backbone_size": 64}
+SMALL = {
+    "d_model": 32,
+    "n_layers": 1,
+    "n_heads": 2,
+    "ff": 64,
+    "style_dim": 16,
+    "style_size": 16,
+    "thumb": 24,
+    "n_basis": 4,
+    "lut_size": 9,
+    "decoder_hidden": 32,
+    "backbone_size": 64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +50,7 @@ def _model(backbone: FrozenBackbone, seed: int = 0) -> ExemplarModel:
 def _refs(img: torch.Tensor, n: int, brighter: bool, source: bool = True) -> list[Reference]:
     up, down = (img * 1.4).clamp(0, 1), img * 0.6
     p, o = (up, down) if brighter else (down, up)
-    return [Reference(scene=f"s{i}", preferred=p[0], other=o[0], source=img[0] if source else None)
-            for i in range(n)]
+    return [Reference(scene=f"s{i}", preferred=p[0], other=o[0], source=img[0] if source else None) for i in range(n)]
 
 
 def test_untrained_is_identity_and_profile_layout(backbone, astronaut_small):
@@ -49,8 +59,10 @@ def test_untrained_is_identity_and_profile_layout(backbone, astronaut_small):
     assert prof.tensors["content"].shape == (3, backbone.dim)
     assert prof.tensors["dir_p"].shape == prof.tensors["dir_n"].shape == (3, 16)
     torch.testing.assert_close(m.render(astronaut_small, prof), astronaut_small, atol=2e-5, rtol=0)
-    assert create_model("exemplar", backbone_size=64, **{k: v for k, v in SMALL.items() if k != "backbone_size"}).name \
+    assert (
+        create_model("exemplar", backbone_size=64, **{k: v for k, v in SMALL.items() if k != "backbone_size"}).name
         == "exemplar"
+    )
 
 
 def test_directions_and_conditioning(backbone, astronaut_small, coffee_small):

@@ -534,8 +534,12 @@ def test_jpeg_fast_path_and_pillow_path_agree(tmp_path, mode):
 def test_rgb8_is_kept_exactly_when_the_file_is_plain_8bit_rgb(tmp_path):
     """ImageData.rgb8: the 8-bit pixels, upright and in RGB order, only where pixels == rgb8 / 255."""
     arr = asym_rgb(40, 56)
-    for name, kwargs in [("a.jpg", {"quality": 95, "exif": make_exif(6)}), ("b.png", {"exif": make_exif(3)}),
-                         ("c.tif", {}), ("d.jpg", {"quality": 95, "icc_profile": ADOBE_ICC})]:
+    for name, kwargs in [
+        ("a.jpg", {"quality": 95, "exif": make_exif(6)}),
+        ("b.png", {"exif": make_exif(3)}),
+        ("c.tif", {}),
+        ("d.jpg", {"quality": 95, "icc_profile": ADOBE_ICC}),
+    ]:
         Image.fromarray(arr).save(tmp_path / name, **kwargs)
         img = read_image(tmp_path / name)
         assert img.rgb8 is not None and img.rgb8.dtype == np.uint8 and img.rgb8.flags.c_contiguous, name

@@ -11,21 +11,29 @@ ROOT = Path(prefstyle.__file__).parent
 
 #: top-level sub-package/module -> layer (higher may import lower, never the reverse)
 LAYERS = {
-    "errors": 0, "fsutil": 0, "_version": 0, "__init__": 0,
+    "errors": 0,
+    "fsutil": 0,
+    "_version": 0,
+    "__init__": 0,
     "imaging": 1,
     "styles": 2,
     "data": 3,
-    "losses": 4, "metrics": 4,
+    "losses": 4,
+    "metrics": 4,
     "models": 5,
     "train": 6,
     "eval": 7,
-    "cli": 8, "app": 8, "__main__": 8,
+    "cli": 8,
+    "app": 8,
+    "__main__": 8,
 }
 
 
 def _layer_of(parts: tuple[str, ...]) -> int:
     top = parts[0].removesuffix(".py")
-    assert top in LAYERS, f"prefstyle.{top} has no layer in tests/test_layers.py (add it, and to README.md's layer table)"
+    assert top in LAYERS, (
+        f"prefstyle.{top} has no layer in tests/test_layers.py (add it, and to README.md's layer table)"
+    )
     return LAYERS[top]
 
 

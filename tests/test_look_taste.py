@@ -30,8 +30,16 @@ def _library(n: int = 8, size: int = 17, seed: int = 0) -> LookLibrary:
             return (lift.reshape(1, 3, 1, 1) + (1 - lift.reshape(1, 3, 1, 1)) * y).clamp(0, 1)
 
         tables.append(lut_from_function(fn, size))
-        looks.append(Look(name=f"fam{i % 4}/look{i}", family=f"fam{i % 4}", kind="creative", source="test",
-                          author="test", license="CC0-1.0"))
+        looks.append(
+            Look(
+                name=f"fam{i % 4}/look{i}",
+                family=f"fam{i % 4}",
+                kind="creative",
+                source="test",
+                author="test",
+                license="CC0-1.0",
+            )
+        )
     return LookLibrary(looks, torch.stack(tables))
 
 
@@ -44,7 +52,9 @@ def space():
 def _photo(seed: int, size: int = 32) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(3, 4, 4, generator=g)
-    return torch.nn.functional.interpolate(base[None], size=(size, size), mode="bilinear", align_corners=False)[0].clamp(0, 1)
+    return torch.nn.functional.interpolate(base[None], size=(size, size), mode="bilinear", align_corners=False)[
+        0
+    ].clamp(0, 1)
 
 
 def test_sampling_the_basis_is_trilinear_lookup():
@@ -97,7 +107,9 @@ def test_answers_move_the_taste_towards_the_ideal(space):
     ideal_lut = _library().tables[3]
     prof = model.personalize(_answers(ideal_lut, 12, seed=1), user="p")
     held = [_photo(500 + i) for i in range(4)]
-    d_model = sum(float(delta_e_2000_rgb(model.render(x, prof)[None], apply_lut(x[None], ideal_lut)).mean()) for x in held)
+    d_model = sum(
+        float(delta_e_2000_rgb(model.render(x, prof)[None], apply_lut(x[None], ideal_lut)).mean()) for x in held
+    )
     d_input = sum(float(delta_e_2000_rgb(x[None], apply_lut(x[None], ideal_lut)).mean()) for x in held)
     assert d_model < 0.6 * d_input, (d_model, d_input)
     assert prof.data["n_used"] == 12 and prof.data["effective_particles"] >= 1
@@ -130,7 +142,9 @@ def test_luts_render_and_round_trip(space, tmp_path):
 def test_bad_profiles_are_refused(space):
     model = LookTasteModel.from_space(space)
     prof = model.personalize([], user="p")
-    bad = Profile(model="looks", data=dict(prof.data), tensors={"lut": torch.full_like(prof.tensors["lut"], float("nan"))})
+    bad = Profile(
+        model="looks", data=dict(prof.data), tensors={"lut": torch.full_like(prof.tensors["lut"], float("nan"))}
+    )
     with pytest.raises(PrefstyleError, match="NaN"):
         model.render(_photo(1), bad)
     with pytest.raises(PrefstyleError, match="gain"):

@@ -169,7 +169,7 @@ def _tiled_identity(n: int, per_row: int) -> np.ndarray:
     v = np.round(np.arange(n) * 255 / (n - 1)).astype(np.uint8)
     for b in range(n):
         ty, tx = divmod(b, per_row)
-        tile = img[ty * n:(ty + 1) * n, tx * n:(tx + 1) * n]
+        tile = img[ty * n : (ty + 1) * n, tx * n : (tx + 1) * n]
         tile[..., 0] = v[None, :]
         tile[..., 1] = v[:, None]
         tile[..., 2] = v[b]

@@ -65,7 +65,9 @@ def test_triplet_loss_matches_definition():
     assert triplet_loss(a, p, n, margin=0.2).item() == pytest.approx(0.0)
     assert triplet_loss(a, n, p, margin=0.2).item() == pytest.approx(2.2)
     # one anchor vector against a batch
-    assert triplet_loss(a[0], torch.cat([p, n]), torch.cat([n, p]), reduction="none").tolist() == pytest.approx([0, 2.2])
+    assert triplet_loss(a[0], torch.cat([p, n]), torch.cat([n, p]), reduction="none").tolist() == pytest.approx(
+        [0, 2.2]
+    )
     av = a.clone().requires_grad_(True)
     triplet_loss(av, n, p).backward()
     assert av.grad.abs().sum() > 0

@@ -140,7 +140,9 @@ def _load_jax_params(net: str) -> dict:
         }
     params = {spec.jax_trunk: trunk}
     for k in range(5):
-        params[f"NetLinLayer_{k}"] = {"Conv_0": {"kernel": state[f"lins.{k}.weight"].numpy().transpose(2, 3, 1, 0).astype(np.float64)}}
+        params[f"NetLinLayer_{k}"] = {
+            "Conv_0": {"kernel": state[f"lins.{k}.weight"].numpy().transpose(2, 3, 1, 0).astype(np.float64)}
+        }
     return params
 
 
@@ -226,7 +228,9 @@ def test_fetch_script_converts_a_local_sdist(tmp_path):
             info = tarfile.TarInfo(NETS[net].jax_member)
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
-    spec = importlib.util.spec_from_file_location("fetch_lpips", Path(__file__).parents[1] / "scripts" / "fetch_lpips.py")
+    spec = importlib.util.spec_from_file_location(
+        "fetch_lpips", Path(__file__).parents[1] / "scripts" / "fetch_lpips.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     cache = tmp_path / "cache"
@@ -267,7 +271,9 @@ def test_lin_layers_are_the_official_v01_weights():
     for net in ("alex", "vgg"):
         if not lpips_weights_available(net):
             continue
-        official = torch.load(Path(tm.__file__).parent / "lpips_models" / f"{net}.pth", map_location="cpu", weights_only=True)
+        official = torch.load(
+            Path(tm.__file__).parent / "lpips_models" / f"{net}.pth", map_location="cpu", weights_only=True
+        )
         ours = LPIPS(net)
         for k in range(5):
             assert torch.equal(ours.lins[k].weight, official[f"lin{k}.model.1.weight"])

@@ -434,7 +434,7 @@ def test_apply_lut_uint8_matches_torch_path_within_one_level(astronaut_small):
 
     from prefstyle.imaging.lut import apply_lut, apply_lut_uint8, lut_from_function
 
-    lut = lut_from_function(lambda x: (x ** 0.8 * torch.tensor([1.05, 1.0, 0.9]).view(1, 3, 1, 1)).clamp(0, 1), 33)
+    lut = lut_from_function(lambda x: (x**0.8 * torch.tensor([1.05, 1.0, 0.9]).view(1, 3, 1, 1)).clamp(0, 1), 33)
     u8 = (astronaut_small[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     fast = apply_lut_uint8(u8, lut).astype(int)
     ref = apply_lut(torch.from_numpy(u8).permute(2, 0, 1)[None].float() / 255, lut)

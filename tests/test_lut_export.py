@@ -92,12 +92,17 @@ def test_export_lut_cli_matches_the_models_own_rendering(tmp_path):
     imgs = _photos(128)
     for k, im in enumerate(imgs[:3]):
         write_image(photos / f"p{k}.png", im)
-    prof = Profile(model="global-style", user="ann@phone", data={"params": PARAMS.to_dict()},
-                   model_config={"source": "global-style"})
+    prof = Profile(
+        model="global-style",
+        user="ann@phone",
+        data={"params": PARAMS.to_dict()},
+        model_config={"source": "global-style"},
+    )
     prof_path = prof.save(tmp_path / "ann.json")
     out = tmp_path / "ann.cube"
-    r = CliRunner().invoke(app, ["export-lut", "--profile", str(prof_path), "--out", str(out), "--size", "33",
-                                 "--photos", str(photos)])
+    r = CliRunner().invoke(
+        app, ["export-lut", "--profile", str(prof_path), "--out", str(out), "--size", "33", "--photos", str(photos)]
+    )
     assert r.exit_code == 0, r.output
     # a photo the fit did not see, through Pillow's LUT filter vs. prefstyle's own rendering
     held_out = imgs[3]
@@ -123,10 +128,27 @@ def test_export_lut_of_an_adaptive_sliders_taste_says_what_a_cube_cannot_hold(tm
     m = SliderTasteModel(particles=8, adapt=1.0)
     vec = torch.zeros(1, m.prior.shape[1])
     vec[0, 2] = 0.4  # exposure +0.4 EV
-    prof = Profile(model="sliders", user="bo", tensors={"vectors": vec, "gains": torch.ones(1), "weights": torch.ones(1)},
-                   data={"sliders": {"exposure": 0.4, "adaptive_brightness": 1.0}}, model_config={"source": "sliders"})
+    prof = Profile(
+        model="sliders",
+        user="bo",
+        tensors={"vectors": vec, "gains": torch.ones(1), "weights": torch.ones(1)},
+        data={"sliders": {"exposure": 0.4, "adaptive_brightness": 1.0}},
+        model_config={"source": "sliders"},
+    )
     out = tmp_path / "bo.cube"
-    r = CliRunner().invoke(app, ["export-lut", "--profile", str(prof.save(tmp_path / "bo.json")), "--out", str(out),
-                                 "--size", "17", "--photos", str(photos)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "export-lut",
+            "--profile",
+            str(prof.save(tmp_path / "bo.json")),
+            "--out",
+            str(out),
+            "--size",
+            "17",
+            "--photos",
+            str(photos),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "100 % adaptive" in r.output and out.is_file()

@@ -30,12 +30,42 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 #: small architectures for trainable models that ship no weights (their tests are about the
 #: contract, not quality); options of the card's ``task.model`` section
 UNTRAINED = {
-    "usd": {"n_users": 0, "n_feats": 8, "n_resblocks": 1, "hidden": [16], "enc_size": 16, "adapt_steps": 3,
-            "adapt_queries": 64, "adapt_size": 16, "render_side": 32},
-    "upe": {"backbone_size": 64, "d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64, "style_dim": 16, "thumb": 32,
-            "n_basis": 4, "lut_size": 9, "decoder_hidden": 32},
-    "exemplar": {"backbone_size": 64, "d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64, "style_dim": 16,
-                 "style_size": 16, "thumb": 32, "n_basis": 4, "lut_size": 9, "decoder_hidden": 32},
+    "usd": {
+        "n_users": 0,
+        "n_feats": 8,
+        "n_resblocks": 1,
+        "hidden": [16],
+        "enc_size": 16,
+        "adapt_steps": 3,
+        "adapt_queries": 64,
+        "adapt_size": 16,
+        "render_side": 32,
+    },
+    "upe": {
+        "backbone_size": 64,
+        "d_model": 32,
+        "n_layers": 1,
+        "n_heads": 2,
+        "ff": 64,
+        "style_dim": 16,
+        "thumb": 32,
+        "n_basis": 4,
+        "lut_size": 9,
+        "decoder_hidden": 32,
+    },
+    "exemplar": {
+        "backbone_size": 64,
+        "d_model": 32,
+        "n_layers": 1,
+        "n_heads": 2,
+        "ff": 64,
+        "style_dim": 16,
+        "style_size": 16,
+        "thumb": 32,
+        "n_basis": 4,
+        "lut_size": 9,
+        "decoder_hidden": 32,
+    },
 }
 
 NAMES = [n for n in list_models() if n not in REFERENCE_POINTS]
@@ -100,8 +130,7 @@ def test_render_keeps_shape_and_range(model, profile, photo):
 def test_saved_profile_renders_the_same(model, profile, photo, tmp_path):
     back = Profile.load(profile.save(tmp_path / "me.json"))
     assert back.model == profile.model and sorted(back.tensors) == sorted(profile.tensors)
-    torch.testing.assert_close(render_batch(model, back, photo), render_batch(model, profile, photo),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(render_batch(model, back, photo), render_batch(model, profile, photo), atol=1e-5, rtol=0)
 
 
 def test_profile_of_another_model_is_refused(model, photo):

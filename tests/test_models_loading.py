@@ -42,8 +42,9 @@ def test_names_errors_and_settings_files(tmp_path):
 
 
 def test_a_checkpoint_of_an_undeclared_architecture_is_one_line(tmp_path):
-    (tmp_path / "model.json").write_text(json.dumps({"format": "prefstyle-checkpoint", "version": 1,
-                                                     "task": {"name": "no-such-model", "model": {}}}))
+    (tmp_path / "model.json").write_text(
+        json.dumps({"format": "prefstyle-checkpoint", "version": 1, "task": {"name": "no-such-model", "model": {}}})
+    )
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(PrefstyleError, match="no-such-model"):
         model_from_checkpoint(tmp_path)

@@ -43,9 +43,14 @@ def _docstrings(tree: ast.AST) -> set[int]:
 def _name_strings(path: Path, names: set[str]) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     skip = _docstrings(tree)
-    return [(node.lineno, node.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
-            and id(node) not in skip]
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value in names
+        and id(node) not in skip
+    ]
 
 
 def test_no_model_name_literals_above_the_models_layer():
@@ -55,16 +60,22 @@ def test_no_model_name_literals_above_the_models_layer():
     for layer in LAYERS_ABOVE_MODELS:
         for path in sorted((ROOT / layer).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            found += [f"{rel}:{line}: {value!r}" for line, value in _name_strings(path, names)
-                      if (rel, value) not in ALLOWED]
-    assert not found, ("model names spelled out above prefstyle.models (use the model's interface, "
-                       "prefstyle.models.load or a constant declared in models):\n" + "\n".join(found))
+            found += [
+                f"{rel}:{line}: {value!r}" for line, value in _name_strings(path, names) if (rel, value) not in ALLOWED
+            ]
+    assert not found, (
+        "model names spelled out above prefstyle.models (use the model's interface, "
+        "prefstyle.models.load or a constant declared in models):\n" + "\n".join(found)
+    )
 
 
 def test_allowlist_entries_are_still_needed():
     names = set(list_models())
-    stale = [f"{rel}: {value!r}" for rel, value in ALLOWED
-             if (ROOT / rel).is_file() and value not in {v for _, v in _name_strings(ROOT / rel, names)}]
+    stale = [
+        f"{rel}: {value!r}"
+        for rel, value in ALLOWED
+        if (ROOT / rel).is_file() and value not in {v for _, v in _name_strings(ROOT / rel, names)}
+    ]
     assert not stale, "allowlisted names no longer in the code (drop them from ALLOWED):\n" + "\n".join(stale)
 
 

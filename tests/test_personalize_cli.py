@@ -51,8 +51,9 @@ def photos(tmp_path):
 
 def test_personalize_then_enhance_keeps_resolution_depth_exif_and_icc(trained, photos, tmp_path):
     prof = tmp_path / "me.json"
-    r = invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "3", "--model", trained["run"],
-               "--out", prof)
+    r = invoke(
+        "personalize", trained["data"], "--user", "u0@laptop", "--refs", "3", "--model", trained["run"], "--out", prof
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(prof.read_text())
     assert doc["model"] == "pienet" and doc["user"] == "u0@laptop" and doc["tensors"] == ["preference"]
@@ -82,7 +83,11 @@ def test_personalize_with_the_default_model_says_the_taste_in_slider_words(train
     assert r.exit_code == 0, r.output
     assert "your sliders:" in r.output and "brightness follows the photo" in r.output
     doc = json.loads(prof.read_text())
-    assert doc["model"] == "sliders" and "gains" in doc["tensors"] and 0 <= doc["data"]["sliders"]["adaptive_brightness"] <= 1
+    assert (
+        doc["model"] == "sliders"
+        and "gains" in doc["tensors"]
+        and 0 <= doc["data"]["sliders"]["adaptive_brightness"] <= 1
+    )
     out = tmp_path / "out"
     r = invoke("enhance", photos, "--profile", prof, "--out", out)
     assert r.exit_code == 0, r.output
@@ -91,8 +96,12 @@ def test_personalize_with_the_default_model_says_the_taste_in_slider_words(train
 
 def test_enhance_skips_unreadable_files_and_refuses_to_overwrite_inputs(trained, photos, tmp_path):
     prof = tmp_path / "p.json"
-    assert invoke("personalize", trained["data"], "--user", "u1@laptop", "--model", trained["run"],
-                  "--out", prof).exit_code == 0
+    assert (
+        invoke(
+            "personalize", trained["data"], "--user", "u1@laptop", "--model", trained["run"], "--out", prof
+        ).exit_code
+        == 0
+    )
     (photos / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "o"
     r = invoke("enhance", photos, "--profile", prof, "--out", out)
@@ -104,8 +113,10 @@ def test_enhance_skips_unreadable_files_and_refuses_to_overwrite_inputs(trained,
 
 def test_profiles_of_other_models_are_refused(trained, tmp_path):
     p_id = tmp_path / "id.json"
-    assert invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", "identity",
-                  "--out", p_id).exit_code == 0
+    assert (
+        invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", "identity", "--out", p_id).exit_code
+        == 0
+    )
     img = tmp_path / "x.png"
     write_image(img, photo(1, 32)[0])
     r = invoke("enhance", img, "--profile", p_id, "--out", tmp_path / "o1", "--model", trained["run"])
@@ -115,8 +126,10 @@ def test_profiles_of_other_models_are_refused(trained, tmp_path):
     assert np.allclose(read_image(tmp_path / "o2" / "x.png").pixels, read_image(img).pixels)
     # a PieNet profile with another PieNet checkpoint
     p_a = tmp_path / "a.json"
-    assert invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", trained["run"],
-                  "--out", p_a).exit_code == 0
+    assert (
+        invoke("personalize", trained["data"], "--user", "u0@laptop", "--model", trained["run"], "--out", p_a).exit_code
+        == 0
+    )
     r = invoke("enhance", img, "--profile", p_a, "--out", tmp_path / "o3", "--model", trained["run2"])
     assert isinstance(r.exception, PrefstyleError) and "another PieNet checkpoint" in str(r.exception)
 
@@ -137,15 +150,37 @@ def test_evaluate_takes_trained_run_folders_and_their_cards(trained, tmp_path):
     ev.command("evaluate")(evaluate)
     ev.command("noop")(lambda: None)  # a second command keeps `evaluate` as a named sub-command
     out = tmp_path / "ev"
-    r = CliRunner().invoke(ev, ["evaluate", str(trained["data"]), "-m", str(trained["run"]), "-m",
-                                str(trained["run2"] / "model.json"), "-m", "identity", "--refs", "2", "--evals", "2",
-                                "--users-split", "all", "--metrics", "delta_e00", "--out", str(out), "--no-report",
-                                "--no-progress"])
+    r = CliRunner().invoke(
+        ev,
+        [
+            "evaluate",
+            str(trained["data"]),
+            "-m",
+            str(trained["run"]),
+            "-m",
+            str(trained["run2"] / "model.json"),
+            "-m",
+            "identity",
+            "--refs",
+            "2",
+            "--evals",
+            "2",
+            "--users-split",
+            "all",
+            "--metrics",
+            "delta_e00",
+            "--out",
+            str(out),
+            "--no-report",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     models = json.loads((out / "results.json").read_text())["models"]
     assert set(models) == {"run", "run2", "identity"}
-    r = CliRunner().invoke(ev, ["evaluate", str(trained["data"]), "-m", str(tmp_path / "empty_run/"), "--out",
-                                str(out), "--no-progress"])
+    r = CliRunner().invoke(
+        ev, ["evaluate", str(trained["data"]), "-m", str(tmp_path / "empty_run/"), "--out", str(out), "--no-progress"]
+    )
     assert r.exit_code != 0
 
 
@@ -176,8 +211,21 @@ def test_personalize_from_liked_photos(trained, photos, tmp_path):
 
 def test_enhance_strength_and_parallel_jobs(trained, photos, tmp_path):
     prof = tmp_path / "s.json"
-    assert invoke("personalize", trained["data"], "--user", "u0@laptop", "--refs", "3", "--model", trained["run"],
-                  "--out", prof).exit_code == 0
+    assert (
+        invoke(
+            "personalize",
+            trained["data"],
+            "--user",
+            "u0@laptop",
+            "--refs",
+            "3",
+            "--model",
+            trained["run"],
+            "--out",
+            prof,
+        ).exit_code
+        == 0
+    )
     full, none, half = tmp_path / "full", tmp_path / "none", tmp_path / "half"
     assert invoke("enhance", photos, "--profile", prof, "--out", full, "--jobs", "2").exit_code == 0
     assert invoke("enhance", photos, "--profile", prof, "--out", none, "--strength", "0").exit_code == 0

@@ -203,7 +203,8 @@ def test_efficientnet_lite0_packaged_imagenet_weights():
     net = timm.create_model("efficientnet_lite0", pretrained=False).eval()
     net.load_state_dict(_map_lite0_keys(load_state_dict_file(efficientnet_lite0_weights_path()), net.state_dict()))
     x = (photo(1, 224) - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
-        [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
     with torch.no_grad():
         top = net(x).topk(3).indices[0].tolist()
     assert set(top) & {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat

@@ -173,7 +173,9 @@ def test_vector_gradcheck_small(exact):
     # curve ends inside (0, 1): at exactly 0 / 1 the range clamp has a kink
     edit = EDIT.replace(curve=(0.02, 0.2, 0.5, 0.8, 0.97))
     vec = edit.to_vector().double()[None].requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x, v: pl.apply_retouch_vector(x, v, exact=exact), (img, vec), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda x, v: pl.apply_retouch_vector(x, v, exact=exact), (img, vec), eps=1e-6, atol=1e-5
+    )
 
 
 def test_unpack_vector_clamps_into_a_valid_edit():

@@ -21,14 +21,27 @@ from prefstyle.imaging.pipeline import apply_retouch
 from prefstyle.imaging.presets import FORMATS, dtstyle, gain_note, pp3, preset_text, xmp
 from prefstyle.models.base import Profile
 
-TASTE = RetouchParams(temperature=0.3, tint=-0.2, exposure=0.45, contrast=0.25, highlights=-0.3, shadows=0.2,
-                      whites=0.1, blacks=-0.15, vibrance=0.2, saturation=-0.1)
+TASTE = RetouchParams(
+    temperature=0.3,
+    tint=-0.2,
+    exposure=0.45,
+    contrast=0.25,
+    highlights=-0.3,
+    shadows=0.2,
+    whites=0.1,
+    blacks=-0.15,
+    vibrance=0.2,
+    saturation=-0.1,
+)
 
 
 def _profile(params: RetouchParams, gain: float = 0.0) -> Profile:
-    return Profile(model="sliders", user="ana", model_config={"source": "sliders"},
-                   tensors={"vectors": params.to_vector()[None], "gains": torch.tensor([gain]),
-                            "weights": torch.ones(1)})
+    return Profile(
+        model="sliders",
+        user="ana",
+        model_config={"source": "sliders"},
+        tensors={"vectors": params.to_vector()[None], "gains": torch.tensor([gain]), "weights": torch.ones(1)},
+    )
 
 
 def test_xmp_preset_parses_with_every_slider_in_adobe_ranges():
@@ -142,9 +155,14 @@ def test_slider_edit_of_a_sliders_profile_and_of_other_models():
     for name in ("temperature", "exposure", "contrast", "saturation"):
         assert getattr(params, name) == pytest.approx(getattr(TASTE, name), abs=1e-6)
     # a posterior of two particles: the weighted mean of their sliders
-    two = Profile(model="sliders", tensors={
-        "vectors": torch.stack([RetouchParams(exposure=1.0).to_vector(), RetouchParams(exposure=-0.2).to_vector()]),
-        "gains": torch.tensor([1.0, 0.0]), "weights": torch.tensor([0.25, 0.75])})
+    two = Profile(
+        model="sliders",
+        tensors={
+            "vectors": torch.stack([RetouchParams(exposure=1.0).to_vector(), RetouchParams(exposure=-0.2).to_vector()]),
+            "gains": torch.tensor([1.0, 0.0]),
+            "weights": torch.tensor([0.25, 0.75]),
+        },
+    )
     p2, g2 = m.slider_edit(two)
     assert p2.exposure == pytest.approx(0.1) and g2 == pytest.approx(0.25)
     assert create_model("identity").slider_edit(Profile(model="identity")) is None
@@ -188,6 +206,7 @@ def test_export_preset_cli_errors_are_one_line(tmp_path):
 
 
 # -- the real programs ------------------------------------------------------------------------
+
 
 def _need(program: str) -> None:
     from prefstyle.imaging.presets.programs import available

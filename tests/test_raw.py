@@ -28,8 +28,9 @@ from prefstyle.imaging.raw import RAW_EXTENSIONS, develop_raw, raw_exif  # noqa:
 # linear sRGB colours of the patches: red, green, blue (top row), and a grey below
 PATCHES = {"red": (0.50, 0.08, 0.05), "green": (0.06, 0.40, 0.08), "blue": (0.05, 0.10, 0.50), "grey": (0.2, 0.2, 0.2)}
 NEUTRAL = (0.5, 1.0, 0.7)  # the camera's response to white: R and B weaker than G
-_XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
-                         [0.0556434, -0.2040259, 1.0572252]])
+_XYZ_TO_SRGB = np.array(
+    [[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560], [0.0556434, -0.2040259, 1.0572252]]
+)
 
 
 def _rationals(vals):
@@ -76,8 +77,12 @@ def _patch_means(pixels: torch.Tensor) -> dict[str, np.ndarray]:
     h, w = pixels.shape[-2:]
     x = pixels.numpy()
     cut = lambda r0, r1, c0, c1: x[:, r0 + 4 : r1 - 4, c0 + 4 : c1 - 4].reshape(3, -1).mean(1)  # noqa: E731
-    return {"red": cut(0, h // 2, 0, w // 3), "green": cut(0, h // 2, w // 3, 2 * w // 3),
-            "blue": cut(0, h // 2, 2 * w // 3, w), "grey": cut(h // 2, h, 0, w)}
+    return {
+        "red": cut(0, h // 2, 0, w // 3),
+        "green": cut(0, h // 2, w // 3, 2 * w // 3),
+        "blue": cut(0, h // 2, 2 * w // 3, w),
+        "grey": cut(h // 2, h, 0, w),
+    }
 
 
 def test_dng_is_developed_to_16bit_srgb_with_the_camera_white_balance(tmp_path):
@@ -117,7 +122,9 @@ def test_raw_exif_from_librarys_metadata():
     exif.load(block)
     sub = exif.get_ifd(0x8769)
     assert exif[0x013B] == "Ana" and exif[0x0132] == "2025:05:06 07:08:09"
-    assert sub[0x8827] == 400 and float(sub[0x829D]) == pytest.approx(2.8) and float(sub[0x829A]) == pytest.approx(0.004)
+    assert (
+        sub[0x8827] == 400 and float(sub[0x829D]) == pytest.approx(2.8) and float(sub[0x829A]) == pytest.approx(0.004)
+    )
     empty = type("Raw", (), {"other": Other(0.0, "", 0.0, 0.0, 0.0, None)})()
     assert raw_exif(empty) is None
 
@@ -150,9 +157,15 @@ def test_enhance_a_raw_folder_writes_16bit_tiffs(tmp_path):
     raws = tmp_path / "raws"
     raws.mkdir()
     write_dng(raws / "IMG_0002.dng")
-    prof = Profile(model="sliders", model_config={"source": "sliders"},
-                   tensors={"vectors": RetouchParams(exposure=0.5).to_vector()[None], "gains": torch.zeros(1),
-                            "weights": torch.ones(1)}).save(tmp_path / "me.json")
+    prof = Profile(
+        model="sliders",
+        model_config={"source": "sliders"},
+        tensors={
+            "vectors": RetouchParams(exposure=0.5).to_vector()[None],
+            "gains": torch.zeros(1),
+            "weights": torch.ones(1),
+        },
+    ).save(tmp_path / "me.json")
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["enhance", str(raws), "--profile", str(prof), "--out", str(out)])
     assert r.exit_code == 0, r.output

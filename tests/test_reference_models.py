@@ -143,8 +143,12 @@ def test_bayes_building_blocks_match_the_simulator():
         t = sample_taste(rng)
         assert torch.allclose(ideal_with_offsets(x, t, t.exposure_offsets(x)), t.ideal(x), atol=1e-5)
     devices = [Device("a", 2.0, 0.3, 0.8), Device("b", 2.4, -0.5, 1.1)]
-    got = view_batch(x, torch.tensor([d.gamma for d in devices]), torch.tensor([d.white_shift for d in devices]),
-                     torch.tensor([d.brightness for d in devices]))
+    got = view_batch(
+        x,
+        torch.tensor([d.gamma for d in devices]),
+        torch.tensor([d.white_shift for d in devices]),
+        torch.tensor([d.brightness for d in devices]),
+    )
     want = torch.cat([d.view(x[i : i + 1]) for i, d in enumerate(devices)])
     assert torch.allclose(got, want, atol=1e-4)
 

@@ -72,29 +72,50 @@ def test_report_from_saved_results_without_images(report, tmp_path):
     assert "<table>" in html and "_out_" not in html  # tables and plots, no sample images to show
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium, Debian's 'chromium') is not installed")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium, Debian's 'chromium') is not installed"
+)
 def test_report_in_a_browser(report, tmp_path):
     """Open the report in headless Chromium as a person would: every image loads; save a screenshot."""
     index, _ = report
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     # 1. every <img> decodes (a copy of the page marks broken images once loaded)
     probe = index.parent / "probe.html"
-    script = ("<script>window.addEventListener('load',()=>{const b=[...document.images].filter("
-              "i=>!(i.complete&&i.naturalWidth>0)).length;document.body.setAttribute('data-broken',b);"
-              "document.body.setAttribute('data-images',document.images.length);});</script></body>")
+    script = (
+        "<script>window.addEventListener('load',()=>{const b=[...document.images].filter("
+        "i=>!(i.complete&&i.naturalWidth>0)).length;document.body.setAttribute('data-broken',b);"
+        "document.body.setAttribute('data-images',document.images.length);});</script></body>"
+    )
     probe.write_text(index.read_text(encoding="utf-8").replace("</body>", script), encoding="utf-8")
-    dom = subprocess.run([str(CHROMIUM), *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=False)
+    dom = subprocess.run(
+        [str(CHROMIUM), *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     m = re.search(r'data-broken="(\d+)" data-images="(\d+)"', dom.stdout)
     assert m, dom.stderr[-2000:]
     assert m.group(1) == "0" and int(m.group(2)) > 10
     # 2. the screenshot shows the page (kept as a test artifact)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = tmp_path / "report.png"
-    subprocess.run([str(CHROMIUM), *flags, f"--screenshot={shot}", "--window-size=1280,3600", index.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [str(CHROMIUM), *flags, f"--screenshot={shot}", "--window-size=1280,3600", index.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)

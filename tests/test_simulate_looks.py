@@ -26,9 +26,18 @@ from prefstyle.imaging.color import delta_e_2000_rgb
 from prefstyle.imaging.io import load_image
 from prefstyle.models.base import create_model
 
-TINY: dict = dict(users=16, scenes=10, renditions=4, size=48, thumb=24, main=24, consistency=4,  # noqa: C408
-                  careless_fraction=0.2,
-                  photos="packages", workers=1)
+TINY: dict = dict(
+    users=16,
+    scenes=10,
+    renditions=4,
+    size=48,
+    thumb=24,
+    main=24,
+    consistency=4,  # noqa: C408
+    careless_fraction=0.2,
+    photos="packages",
+    workers=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +92,9 @@ def test_same_seed_same_bytes(looks_ds: Path, tmp_path: Path):
 
 
 def test_slider_ground_truth_config_unchanged(tmp_path: Path):
-    cfg = SimulationConfig(seed=1, users=3, scenes=2, renditions=2, size=32, thumb=16, main=4, consistency=1,
-                           photos="packages", workers=1)
+    cfg = SimulationConfig(
+        seed=1, users=3, scenes=2, renditions=2, size=32, thumb=16, main=4, consistency=1, photos="packages", workers=1
+    )
     simulate_dataset(cfg, tmp_path / "s", progress=False)
     doc = json.loads((tmp_path / "s" / "ground_truth.json").read_text())
     assert "tastes" not in doc["config"] and "looks" not in doc["config"]

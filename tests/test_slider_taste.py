@@ -12,7 +12,14 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.params import NEUTRAL, RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch
 from prefstyle.models.base import Profile, Reference, create_model
-from prefstyle.models.slider_taste import PRIOR_WIDTHS, SLIDERS, SliderTasteModel, metered_ev, prior_gains, prior_vectors
+from prefstyle.models.slider_taste import (
+    PRIOR_WIDTHS,
+    SLIDERS,
+    SliderTasteModel,
+    metered_ev,
+    prior_gains,
+    prior_vectors,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,8 +30,14 @@ def _refs(photos: list[torch.Tensor], preferred: RetouchParams, other: RetouchPa
     for i in range(n):
         x = photos[i % len(photos)]
         x = torch.roll(x, shifts=7 * i, dims=-1)  # a different "scene" each time
-        out.append(Reference(scene=f"s{i}", preferred=apply_retouch(x[None], preferred)[0].clamp(0, 1),
-                             other=apply_retouch(x[None], other)[0].clamp(0, 1), source=x))
+        out.append(
+            Reference(
+                scene=f"s{i}",
+                preferred=apply_retouch(x[None], preferred)[0].clamp(0, 1),
+                other=apply_retouch(x[None], other)[0].clamp(0, 1),
+                source=x,
+            )
+        )
     return out
 
 
@@ -73,7 +86,9 @@ def test_metering_and_gains():
         metered_ev(grey, "spot")
     g = prior_gains(500, 0.5, seed=1)
     assert g[0] == 0 and 0 <= float(g.min()) and float(g.max()) <= 0.5 and torch.equal(g, prior_gains(500, 0.5, seed=1))
-    assert torch.equal(prior_vectors(64, 1.0), SliderTasteModel(particles=64, adapt=0.0).prior)  # gains do not move the sliders
+    assert torch.equal(
+        prior_vectors(64, 1.0), SliderTasteModel(particles=64, adapt=0.0).prior
+    )  # gains do not move the sliders
 
 
 def _graded(x: torch.Tensor, ev: float) -> torch.Tensor:
@@ -93,7 +108,10 @@ def test_adaptive_brightness_is_learned_and_rendered_per_photo(astronaut_small):
         refs.append(Reference(scene=f"s{i}", preferred=better, other=worse, source=src))
     adaptive = SliderTasteModel(particles=1024, adapt=1.0)
     prof = adaptive.personalize(refs, "auto")
-    assert prof.data["sliders"]["adaptive_brightness"] > 0.5 and prof.tensors["gains"].shape == prof.tensors["weights"].shape
+    assert (
+        prof.data["sliders"]["adaptive_brightness"] > 0.5
+        and prof.tensors["gains"].shape == prof.tensors["weights"].shape
+    )
     dark, bright = _graded(base, -1.3), _graded(base, 1.0)
     lifted = float(adaptive.render(dark, prof).mean()) - float(dark.mean())
     held = float(adaptive.render(bright, prof).mean()) - float(bright.mean())
@@ -166,8 +184,17 @@ def test_prefstyle_train_runs_the_fit_of_the_committed_config(tmp_path):
 
     root = make_pairs_dataset(tmp_path / "data", users=6, main=10)
     config = Path(__file__).resolve().parents[1] / "configs" / "sliders.yaml"
-    res = train(config, [f"data.path={root}", f"out={tmp_path / 'run'}", "task.particles=64",
-                         "task.scales=[0.5,1.0]", "task.temperatures=[1.0]"], progress=False)
+    res = train(
+        config,
+        [
+            f"data.path={root}",
+            f"out={tmp_path / 'run'}",
+            "task.particles=64",
+            "task.scales=[0.5,1.0]",
+            "task.temperatures=[1.0]",
+        ],
+        progress=False,
+    )
     assert res.finished and res.model_path == tmp_path / "run" / "sliders.json"
     m = load_model(res.model_path)
     assert isinstance(m, SliderTasteModel) and m.k == 64 and m.prior_scale in (0.5, 1.0)
@@ -195,8 +222,10 @@ def test_bad_checkpoints_and_configs_give_one_line_errors(tmp_path):
             load_model(path)
         assert f"bad_{key}.json" in str(e.value) and "bad sliders settings" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(PrefstyleError, match="no such dataset folder"):
-        train({"task": {"name": "sliders"}, "data": {"path": str(tmp_path / "missing")}, "out": str(tmp_path / "o")},
-              progress=False)
+        train(
+            {"task": {"name": "sliders"}, "data": {"path": str(tmp_path / "missing")}, "out": str(tmp_path / "o")},
+            progress=False,
+        )
     with pytest.raises(PrefstyleError, match="data.path"):
         train({"task": {"name": "sliders"}, "data": {}, "out": str(tmp_path / "o")}, progress=False)
     assert not (tmp_path / "o" / "sliders.json").exists()
@@ -208,14 +237,22 @@ def test_question_values_prefer_pairs_about_what_is_still_unknown(astronaut_smal
     much more than one that differs in white balance."""
     m = SliderTasteModel(particles=512, adapt=0.0)
     x = coffee_small[0]
-    rend = [x, x.clone()] + [apply_retouch(x[None], p)[0].clamp(0, 1) for p in (
-        RetouchParams(exposure=0.8), RetouchParams(exposure=-0.8), RetouchParams(temperature=0.5), RetouchParams(temperature=-0.5))]
+    rend = [x, x.clone()] + [
+        apply_retouch(x[None], p)[0].clamp(0, 1)
+        for p in (
+            RetouchParams(exposure=0.8),
+            RetouchParams(exposure=-0.8),
+            RetouchParams(temperature=0.5),
+            RetouchParams(temperature=-0.5),
+        )
+    ]
     before = m.question_values([], [(x, rend)])[0]
     assert before.shape == (6, 6) and torch.allclose(before, before.T) and float(before.min()) >= 0
     assert float(before[0, 1]) < 1e-4 < float(before[2, 3])
     photos = [astronaut_small[0]]
-    refs = _refs(photos, RetouchParams(exposure=0.5), RetouchParams(exposure=-0.5), 6) + \
-        _refs(photos, RetouchParams(exposure=0.5), RetouchParams(exposure=1.5), 6)
+    refs = _refs(photos, RetouchParams(exposure=0.5), RetouchParams(exposure=-0.5), 6) + _refs(
+        photos, RetouchParams(exposure=0.5), RetouchParams(exposure=1.5), 6
+    )
     after, again = m.question_values(refs, [(x, rend), (x, rend[:3])])
     assert again.shape == (3, 3) and torch.allclose(again, after[:3, :3])
     assert float(after[2, 3]) < 0.5 * float(before[2, 3])

@@ -100,7 +100,9 @@ def test_sampler_strength_scales_towards_neutral():
 
 
 def test_make_plausible_tames_an_absurd_look():
-    absurd = RetouchParams(**{n: hi for n, lo, hi, _ in SCALAR_FIELDS if not n.endswith("_hue")}, curve=(0.5, 0.5, 0.5, 0.6, 0.7))
+    absurd = RetouchParams(
+        **{n: hi for n, lo, hi, _ in SCALAR_FIELDS if not n.endswith("_hue")}, curve=(0.5, 0.5, 0.5, 0.6, 0.7)
+    )
     assert not is_plausible(absurd)
     assert len(plausibility_violations(absurd)) > 5
     tamed = make_plausible(absurd)

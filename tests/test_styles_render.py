@@ -117,7 +117,8 @@ def test_global_flags_match_the_issue():
 
 
 @pytest.mark.parametrize(
-    "name", ["warm-film", "teal-orange", "gamma", "s-curve", "camera:punchy-phone", "gray-world", "white-patch", "auto-levels"]
+    "name",
+    ["warm-film", "teal-orange", "gamma", "s-curve", "camera:punchy-phone", "gray-world", "white-patch", "auto-levels"],
 )
 def test_global_styles_bake_into_a_lut(name, photos):
     from prefstyle.imaging.lut import apply_lut
@@ -184,7 +185,9 @@ def _greys() -> torch.Tensor:
     return ramp.view(1, 1, 1, 64).expand(1, 3, 4, 64).contiguous()
 
 
-@pytest.mark.parametrize("cam", [*CAMERA_PROFILES.values(), *[sample_camera(s) for s in range(20)]], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "cam", [*CAMERA_PROFILES.values(), *[sample_camera(s) for s in range(20)]], ids=lambda c: c.name
+)
 def test_camera_renderings_keep_greys_neutral_without_wb_bias(cam):
     neutral = cam.replace(wb_temperature=0.0, wb_tint=0.0)
     out = neutral.apply(_greys())

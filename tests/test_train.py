@@ -18,8 +18,17 @@ from prefstyle.train.task import TrainTask, get_task, list_tasks, register_task
 
 
 def _toy_cfg(out: Path, **extra) -> dict:
-    doc = {"task": {"name": "toy-affine", "hidden": 4}, "steps": 30, "batch_size": 8, "threads": 1,
-           "optim": {"lr": 0.02}, "log_every": 5, "val_every": 0, "ckpt_every": 0, "out": str(out)}
+    doc = {
+        "task": {"name": "toy-affine", "hidden": 4},
+        "steps": 30,
+        "batch_size": 8,
+        "threads": 1,
+        "optim": {"lr": 0.02},
+        "log_every": 5,
+        "val_every": 0,
+        "ckpt_every": 0,
+        "out": str(out),
+    }
     doc.update(extra)
     return load_config(None, None, base=doc)
 
@@ -38,8 +47,9 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def test_config_yaml_overrides_and_errors(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("task: {name: toy-affine, hidden: 3}\noptim: {lr: 0.5}\nsteps: 7\n")
-    cfg = load_config(f, ["optim.lr=1e-3", "task.hidden=5", "schedule.restarts=[0.3]", "data.crowd=null",
-                          "ema=0.9", "out=runs/x"])
+    cfg = load_config(
+        f, ["optim.lr=1e-3", "task.hidden=5", "schedule.restarts=[0.3]", "data.crowd=null", "ema=0.9", "out=runs/x"]
+    )
     assert cfg["optim"]["lr"] == pytest.approx(1e-3) and cfg["optim"]["name"] == "adam"
     assert cfg["task"]["hidden"] == 5 and cfg["steps"] == 7
     assert cfg["schedule"]["restarts"] == [0.3] and cfg["data"]["crowd"] is None
@@ -176,9 +186,20 @@ register_task("test-list")(_ListTask)
 
 def test_resume_replays_a_stateless_finite_loader(tmp_path):
     def cfg(out):
-        return load_config(None, None, base={"task": {"name": "test-list"}, "steps": 11, "batch_size": 3,
-                                             "threads": 1, "out": str(out), "val_every": 0, "ckpt_every": 0,
-                                             "optim": {"name": "sgd", "lr": 0.1}})
+        return load_config(
+            None,
+            None,
+            base={
+                "task": {"name": "test-list"},
+                "steps": 11,
+                "batch_size": 3,
+                "threads": 1,
+                "out": str(out),
+                "val_every": 0,
+                "ckpt_every": 0,
+                "optim": {"name": "sgd", "lr": 0.1},
+            },
+        )
 
     Trainer(cfg(tmp_path / "a"), progress=False).run()
     Trainer(cfg(tmp_path / "b"), stop_after=6, progress=False).run()
@@ -196,8 +217,9 @@ def test_diverging_loss_is_reported(tmp_path):
             return model(batch[0]).mean() * float("nan"), {}
 
     register_task("test-nan")(Bad)
-    cfg = load_config(None, None, base={"task": {"name": "test-nan"}, "steps": 3, "threads": 1,
-                                        "out": str(tmp_path / "n")})
+    cfg = load_config(
+        None, None, base={"task": {"name": "test-nan"}, "steps": 3, "threads": 1, "out": str(tmp_path / "n")}
+    )
     with pytest.raises(PrefstyleError, match="diverged"):
         Trainer(cfg, progress=False).run()
 
@@ -256,8 +278,18 @@ register_task("test-sigint")(_InterruptTask)
 
 
 def test_sigint_stops_after_the_current_step_with_a_checkpoint(tmp_path):
-    cfg = load_config(None, None, base={"task": {"name": "test-sigint"}, "steps": 50, "threads": 1,
-                                        "out": str(tmp_path / "s"), "val_every": 0, "ckpt_every": 0})
+    cfg = load_config(
+        None,
+        None,
+        base={
+            "task": {"name": "test-sigint"},
+            "steps": 50,
+            "threads": 1,
+            "out": str(tmp_path / "s"),
+            "val_every": 0,
+            "ckpt_every": 0,
+        },
+    )
     res = Trainer(cfg, progress=False).run()
     assert not res.finished and res.step == 3 and latest_checkpoint(tmp_path / "s").name == "step_0000003"
     res = Trainer(cfg, resume=True, progress=False).run()
@@ -272,9 +304,21 @@ def test_bf16_autocast_and_param_groups(tmp_path):
             return [{"params": [model.weight], "lr": 0.5}, {"params": [model.bias]}]
 
     register_task("test-groups")(Grouped)
-    cfg = load_config(None, None, base={"task": {"name": "test-groups"}, "steps": 4, "threads": 1, "amp": "bf16",
-                                        "optim": {"name": "sgd", "lr": 0.01}, "out": str(tmp_path / "g"),
-                                        "val_every": 0, "ckpt_every": 0, "log_every": 1})
+    cfg = load_config(
+        None,
+        None,
+        base={
+            "task": {"name": "test-groups"},
+            "steps": 4,
+            "threads": 1,
+            "amp": "bf16",
+            "optim": {"name": "sgd", "lr": 0.01},
+            "out": str(tmp_path / "g"),
+            "val_every": 0,
+            "ckpt_every": 0,
+            "log_every": 1,
+        },
+    )
     res = Trainer(cfg, progress=False).run()
     assert res.finished
     assert read_metrics(tmp_path / "g", "train")[0]["lr"] == pytest.approx(0.5)  # the first group's rate

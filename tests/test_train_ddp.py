@@ -35,8 +35,18 @@ def test_two_processes_stay_in_sync_and_match_one_process(tmp_path):
     cfg_file = tmp_path / "toy.yaml"
     cfg_file.write_text(CONFIG)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "prefstyle.train", str(cfg_file), f"out={tmp_path / 'ddp'}", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "prefstyle.train",
+        str(cfg_file),
+        f"out={tmp_path / 'ddp'}",
+        "-q",
+    ]
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 

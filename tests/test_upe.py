@@ -15,8 +15,18 @@ from prefstyle.models.upe import UPEModel, UPENet
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64, "style_dim": 16, "thumb": 24, "n_basis": 4, "lut_size": 9,
-             "decoder_hidden": 32, "backbone_size": 64}
+SMALL = {
+    "d_model": 32,
+    "n_layers": 1,
+    "n_heads": 2,
+    "ff": 64,
+    "style_dim": 16,
+    "thumb": 24,
+    "n_basis": 4,
+    "lut_size": 9,
+    "decoder_hidden": 32,
+    "backbone_size": 64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +62,9 @@ def test_untrained_is_identity_and_shapes(backbone, astronaut_small):
     prof = m.personalize(_refs(astronaut_small, 3, True), "u")
     assert prof.tensors["e_u"].shape == (32,)
     torch.testing.assert_close(m.render(astronaut_small, prof), astronaut_small, atol=2e-5, rtol=0)
-    assert create_model("upe", backbone_size=64, **{k: v for k, v in SMALL.items() if k != "backbone_size"}).name == "upe"
+    assert (
+        create_model("upe", backbone_size=64, **{k: v for k, v in SMALL.items() if k != "backbone_size"}).name == "upe"
+    )
 
 
 def test_conditioning_and_any_resolution(backbone, astronaut_small, coffee_small):

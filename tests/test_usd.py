@@ -134,5 +134,6 @@ def test_train_checkpoint_and_load_model(tmp_path):
     prof = live.personalize(refs, "u7")
     x = refs[0].preferred[None]
     torch.testing.assert_close(loaded.render(x, prof), live.render(x, prof))
-    torch.testing.assert_close(loaded.personalize(refs, "u7").tensors["decoder.0.weight"],
-                               prof.tensors["decoder.0.weight"])
+    torch.testing.assert_close(
+        loaded.personalize(refs, "u7").tensors["decoder.0.weight"], prof.tensors["decoder.0.weight"]
+    )

@@ -13,15 +13,22 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "check_writable", "current_umask", "default_file_mode", "load_safetensors"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_text",
+    "check_writable",
+    "current_umask",
+    "default_file_mode",
+    "load_safetensors",
+]
 
 
 def current_umask() -> int:
     """The process umask, read without changing it where the system allows (Linux ``/proc``)."""
     with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
     os.umask(mask)
     return mask

@@ -40,8 +40,16 @@ def write_photos(folder: Path, n: int = 5, size: int = 96) -> Path:
     return folder
 
 
-def folder_study(tmp: Path, sid: str = "t", main: int = 8, consistency: int = 2, style_after: int = 4,
-                 heldout: int = 1, photos: int = 5, **extra) -> dict:
+def folder_study(
+    tmp: Path,
+    sid: str = "t",
+    main: int = 8,
+    consistency: int = 2,
+    style_after: int = 4,
+    heldout: int = 1,
+    photos: int = 5,
+    **extra,
+) -> dict:
     """A study dict (as from YAML) on a folder of photos rendered with three styles."""
     folder = tmp / "photos"
     if not folder.exists():
@@ -68,8 +76,15 @@ def open_state(tmp: Path, study: dict | list[dict], db_url: str | None = None, *
 
     studies = study if isinstance(study, list) else [study]
     settings.setdefault("render_mode", "thread")
-    return _open(AppSettings(db_url=db_url or f"sqlite:///{tmp / 'app.db'}", data_dir=tmp / "data",
-                             studies=[parse_study(s) for s in studies], admin_token=ADMIN, **settings))
+    return _open(
+        AppSettings(
+            db_url=db_url or f"sqlite:///{tmp / 'app.db'}",
+            data_dir=tmp / "data",
+            studies=[parse_study(s) for s in studies],
+            admin_token=ADMIN,
+            **settings,
+        )
+    )
 
 
 def wait_style(client, sid: str, lut: bool = False, timeout: float = 60) -> dict:
@@ -111,8 +126,14 @@ def answer_payload(q: dict, choice: str, ms: int = 1500) -> dict:
     return {"question_id": q["id"], "a": q["a"]["id"], "b": q["b"]["id"], "choice": choice, "response_ms": ms}
 
 
-def answer_n(client, sid: str, n: int | None = None, choose: Callable[[dict], str] = lambda q: "a",
-             ms: int = 1500, headers: dict | None = None) -> list[dict]:
+def answer_n(
+    client,
+    sid: str,
+    n: int | None = None,
+    choose: Callable[[dict], str] = lambda q: "a",
+    ms: int = 1500,
+    headers: dict | None = None,
+) -> list[dict]:
     """Answer ``n`` pairs (all when None); returns the questions answered."""
     done = []
     data = client.get(f"/s/{sid}/api/question", headers=headers).json()
@@ -169,15 +190,47 @@ def postgres_server() -> Iterator[str]:
     try:
         sock.mkdir()
         os.chown(sock, pw.pw_uid, pw.pw_gid)
-        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                        "--no-sync", "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+        )
         for _ in range(5):
             port = free_port()
-            r = subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
-                                str(root / "log.txt"), "-o",
-                                (f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off "
-                                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"),
-                                "start"], capture_output=True, check=False)
+            r = subprocess.run(
+                [
+                    *as_pg,
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(root / "log.txt"),
+                    "-o",
+                    (
+                        f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off "
+                        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+                    ),
+                    "start",
+                ],
+                capture_output=True,
+                check=False,
+            )
             if r.returncode == 0:
                 break
         else:
@@ -185,8 +238,11 @@ def postgres_server() -> Iterator[str]:
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:
-            subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+                check=False,
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -215,9 +271,27 @@ class ServerProcess:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.log = open(log, "ab")  # noqa: SIM115 - closed in kill()/stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "prefstyle.app", "--study", str(study_file), "--db", db_url, "--data",
-             str(data_dir), "--port", str(self.port), "--admin-token", ADMIN, *extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=str(data_dir.parent), start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "prefstyle.app",
+                "--study",
+                str(study_file),
+                "--db",
+                db_url,
+                "--data",
+                str(data_dir),
+                "--port",
+                str(self.port),
+                "--admin-token",
+                ADMIN,
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(data_dir.parent),
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 120) -> None:

@@ -51,8 +51,9 @@ def _image(path: Path | None) -> Any:
     return None if path is None else _thumb(str(path))
 
 
-def suggest_pair(db: Database, study: LoadedStudy, participant_id: int,
-                 pending: tuple[int, str] | None = None) -> tuple[int, int, int] | None:
+def suggest_pair(
+    db: Database, study: LoadedStudy, participant_id: int, pending: tuple[int, str] | None = None
+) -> tuple[int, int, int] | None:
     """``(question id, rendition a, rendition b)`` for the participant's next unserved main question.
 
     ``pending``: ``(question id, choice)`` of an answer about to be stored in the same request;
@@ -74,8 +75,9 @@ def suggest_pair(db: Database, study: LoadedStudy, participant_id: int,
         seed = s.scalar(select(Participant.seed).where(Participant.id == participant_id))
         rows = s.execute(
             select(Question.id, Question.scene_id, Question.rendition_a_id, Question.rendition_b_id, Question.answer)
-            .where(Question.participant_id == participant_id, Question.kind == "main",
-                   Question.rendition_a_id.is_not(None))
+            .where(
+                Question.participant_id == participant_id, Question.kind == "main", Question.rendition_a_id.is_not(None)
+            )
             .order_by(Question.position)
         ).all()
     answers = []
@@ -90,8 +92,9 @@ def suggest_pair(db: Database, study: LoadedStudy, participant_id: int,
     source = _image(study.source_path(scene_id))
     if source is None:
         return None
-    ranked = model.question_values(_references(study, answers), [(source, [_image(study.rendition_path(r))
-                                                                            for r in rends])])
+    ranked = model.question_values(
+        _references(study, answers), [(source, [_image(study.rendition_path(r)) for r in rends])]
+    )
     if ranked is None:  # the model cannot rank questions: the plan stands
         return None
     values = ranked[0]
@@ -108,6 +111,12 @@ def _references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) ->
     refs = []
     for scene_id, a, b, ans in answers:
         pref, other = (a, b) if ans == "a" else (b, a)
-        refs.append(Reference(scene=study.scenes[scene_id].key, preferred=_image(study.rendition_path(pref)),
-                              other=_image(study.rendition_path(other)), source=_image(study.source_path(scene_id))))
+        refs.append(
+            Reference(
+                scene=study.scenes[scene_id].key,
+                preferred=_image(study.rendition_path(pref)),
+                other=_image(study.rendition_path(other)),
+                source=_image(study.source_path(scene_id)),
+            )
+        )
     return refs

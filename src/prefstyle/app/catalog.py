@@ -87,8 +87,9 @@ def fit_size(img: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     if max(h, w) > size:
         s = size / max(h, w)
-        x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
-                          antialias=True, align_corners=False)
+        x = F.interpolate(
+            x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear", antialias=True, align_corners=False
+        )
     return x[0].clamp(0, 1)
 
 
@@ -107,8 +108,10 @@ def build_catalog(cfg: StudyConfig) -> list[CatalogScene]:
     else:
         scenes = _from_folder(cfg)
     if sum(1 for s in scenes if s.role == "question") < 1:
-        raise PrefstyleError(f"study {cfg.id!r}: no scene with two or more renditions is left for questions "
-                             f"({len(scenes)} scenes, {cfg.heldout} held out)")
+        raise PrefstyleError(
+            f"study {cfg.id!r}: no scene with two or more renditions is left for questions "
+            f"({len(scenes)} scenes, {cfg.heldout} held out)"
+        )
     return scenes
 
 
@@ -129,15 +132,18 @@ def _from_simulator(cfg: StudyConfig) -> list[CatalogScene]:
 
     src = cfg.source
     n = (src.scenes or 24) + cfg.heldout
-    sim = SimulationConfig(users=1, seed=src.seed, scenes=n, renditions=src.renditions, size=cfg.image_size,
-                           photos=src.photos, workers=1)
+    sim = SimulationConfig(
+        users=1, seed=src.seed, scenes=n, renditions=src.renditions, size=cfg.image_size, photos=src.photos, workers=1
+    )
     built = build_scenes(sim, np.random.default_rng(src.seed), progress=False)
     out = []
     for sc in built:
-        rends = [(f"{sc.origin}{k}", sc.renditions[k].clamp(0, 1), {"style": sc.rendition_params[k]})
-                 for k in range(sc.renditions.shape[0])]
+        rends = [
+            (f"{sc.origin}{k}", sc.renditions[k].clamp(0, 1), {"style": sc.rendition_params[k]})
+            for k in range(sc.renditions.shape[0])
+        ]
         out.append(CatalogScene(sc.id, "question", sc.origin, sc.content, sc.source[0].clamp(0, 1), rends))
-    for s in out[len(out) - cfg.heldout:] if cfg.heldout else []:
+    for s in out[len(out) - cfg.heldout :] if cfg.heldout else []:
         s.role = "heldout"
     return out
 
@@ -165,12 +171,24 @@ def _from_pairs(cfg: StudyConfig) -> list[CatalogScene]:
         if meta is not None and meta.source:
             source = fit_size(read_image(ds.image_path(meta.source)).pixels, cfg.image_size)
         rtaken: set[str] = {SOURCE_NAME}
-        rends = [(safe_key(Path(p).stem, rtaken), fit_size(read_image(ds.image_path(p)).pixels, cfg.image_size),
-                  {"dataset_path": p}) for p in images[name]]
-        content = None if meta is None or meta.content is None else (
-            meta.content if isinstance(meta.content, str) else ", ".join(meta.content))
-        out.append(CatalogScene(safe_key(name, taken), "question", None if meta is None else meta.origin, content,
-                                source, rends))
+        rends = [
+            (
+                safe_key(Path(p).stem, rtaken),
+                fit_size(read_image(ds.image_path(p)).pixels, cfg.image_size),
+                {"dataset_path": p},
+            )
+            for p in images[name]
+        ]
+        content = (
+            None
+            if meta is None or meta.content is None
+            else (meta.content if isinstance(meta.content, str) else ", ".join(meta.content))
+        )
+        out.append(
+            CatalogScene(
+                safe_key(name, taken), "question", None if meta is None else meta.origin, content, source, rends
+            )
+        )
     _mark_heldout(out, cfg.heldout, cfg.source.seed, prefer_source=True)
     for s in out:  # a held-out scene without a source shows its first rendition as "the original"
         if s.role == "heldout" and s.source is None:
@@ -202,8 +220,9 @@ def _from_folder(cfg: StudyConfig) -> list[CatalogScene]:
         for name, style in styles:
             rends.append((safe_key(name, rtaken), style.apply(photo[None])[0].clamp(0, 1), {"style": name}))
         rel = f.relative_to(cfg.source.path).as_posix() if f.is_relative_to(cfg.source.path) else f.name
-        out.append(CatalogScene(safe_key(Path(rel).with_suffix("").as_posix(), taken), "question", "folder", rel,
-                                photo, rends))
+        out.append(
+            CatalogScene(safe_key(Path(rel).with_suffix("").as_posix(), taken), "question", "folder", rel, photo, rends)
+        )
     _mark_heldout(out, cfg.heldout, cfg.source.seed)
     return out
 
@@ -315,12 +334,17 @@ def _check_orphans(db: Database, cfg: StudyConfig, folder: Path, adopt_data: boo
     ``participants/`` folder aside, kept and never served, so the study starts afresh without
     deleting anything."""
     with db.read() as s:
-        known = {str(i): h for i, h in s.execute(select(Participant.id, Participant.token_hash)
-                                                  .where(Participant.study_id == cfg.id))}
+        known = {
+            str(i): h
+            for i, h in s.execute(select(Participant.id, Participant.token_hash).where(Participant.study_id == cfg.id))
+        }
     # a folder is this database's when its id is a participant here and, when it records its owner,
     # that owner is this participant (ids restart in another database: the same number, someone else)
-    orphans = [d for d in participant_folders(folder)
-               if d.name not in known or _folder_owner(d) not in (None, owner_mark(known[d.name]))]
+    orphans = [
+        d
+        for d in participant_folders(folder)
+        if d.name not in known or _folder_owner(d) not in (None, owner_mark(known[d.name]))
+    ]
     if not orphans:
         return
     if not adopt_data:
@@ -328,7 +352,9 @@ def _check_orphans(db: Database, cfg: StudyConfig, folder: Path, adopt_data: boo
             f"holds the results or uploads of {len(orphans)} participant(s) of study {cfg.id!r} that the database "
             f"{_safe_url(db)} does not know: start with the database that holds them (--db), or pass --adopt-data "
             f"to keep these files (moved to {folder / (ADOPTED_PREFIX + '<time>')}/, never served) and start the "
-            "study afresh in this database", path=folder)
+            "study afresh in this database",
+            path=folder,
+        )
     import logging
     from datetime import UTC, datetime
 
@@ -337,7 +363,11 @@ def _check_orphans(db: Database, cfg: StudyConfig, folder: Path, adopt_data: boo
     (folder / "participants").rename(dest / "participants")
     logging.getLogger("prefstyle.app").warning(
         "study %s: --adopt-data: the files of %d participant(s) unknown to %s were moved to %s (kept, not served)",
-        cfg.id, len(orphans), _safe_url(db), dest)
+        cfg.id,
+        len(orphans),
+        _safe_url(db),
+        dest,
+    )
 
 
 def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path, adopt_data: bool = False) -> None:
@@ -398,13 +428,23 @@ def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path, adopt_data:
             s.execute(delete(SceneRow).where(SceneRow.study_id == cfg.id))
             st = s.get(Study, cfg.id)
             st.title, st.config_json, st.catalog_hash, st.updated_at = (
-                cfg.title, json.dumps(cfg.to_dict()), digest, utcnow())
+                cfg.title,
+                json.dumps(cfg.to_dict()),
+                digest,
+                utcnow(),
+            )
         else:
             s.add(Study(id=cfg.id, title=cfg.title, config_json=json.dumps(cfg.to_dict()), catalog_hash=digest))
         s.flush()
         for key, role, origin, content, rends in plan:
-            row = SceneRow(study_id=cfg.id, key=key, role=role, origin=origin, content=content,
-                           source_file=files.get((key, SOURCE_NAME)))
+            row = SceneRow(
+                study_id=cfg.id,
+                key=key,
+                role=role,
+                origin=origin,
+                content=content,
+                source_file=files.get((key, SOURCE_NAME)),
+            )
             s.add(row)
             s.flush()
             for rkey, meta in rends:
@@ -416,8 +456,10 @@ def _rerender_missing(cfg: StudyConfig, folder: Path, rows) -> None:
     have = {(r[0], r[2]) for r in rows}
     built = {(s.key, k) for s in scenes for k, _, _ in s.renditions}
     if have != built:
-        raise PrefstyleError(f"study {cfg.id!r}: image files are missing and rendering the source again gives "
-                             f"other scenes; restore {folder} or start a new study id")
+        raise PrefstyleError(
+            f"study {cfg.id!r}: image files are missing and rendering the source again gives "
+            f"other scenes; restore {folder} or start a new study id"
+        )
     _write_images(scenes, folder, cfg.image_ext)
 
 

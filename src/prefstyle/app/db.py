@@ -33,7 +33,7 @@ def normalize_url(url: str) -> str:
     """``postgresql://`` / ``postgres://`` -> ``postgresql+psycopg://`` (the driver we ship); others unchanged."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

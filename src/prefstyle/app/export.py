@@ -62,8 +62,10 @@ def export_study(db: Database, study: LoadedStudy, out_dir: str | Path) -> Expor
         dst = out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(study.folder / rel, dst)
-    scenes = [Scene(scene=s.key, source=s.source_file, origin=s.origin, content=s.content)
-              for s in sorted(used_scenes.values(), key=lambda s: s.id)]
+    scenes = [
+        Scene(scene=s.key, source=s.source_file, origin=s.origin, content=s.content)
+        for s in sorted(used_scenes.values(), key=lambda s: s.id)
+    ]
     meta = {
         "name": study.cfg.title,
         "study": study.id,
@@ -80,13 +82,18 @@ def export_study(db: Database, study: LoadedStudy, out_dir: str | Path) -> Expor
     people = []
     for p in data.participants:
         qs = data.questions[p.id]
-        people.append({
-            "user": p.user, "person": p.person, "device": p.device,
-            "calibration": json.loads(p.calibration_json) if p.calibration_json else None,
-            "joined": iso(p.created_at),
-            "answered": sum(q.answer is not None for q in qs), "questions": len(qs),
-            "finished": iso(p.finished_at),
-        })
+        people.append(
+            {
+                "user": p.user,
+                "person": p.person,
+                "device": p.device,
+                "calibration": json.loads(p.calibration_json) if p.calibration_json else None,
+                "joined": iso(p.created_at),
+                "answered": sum(q.answer is not None for q in qs),
+                "questions": len(qs),
+                "finished": iso(p.finished_at),
+            }
+        )
     atomic_write_text(out / "participants.jsonl", _jsonl(people))
     return ExportSummary(out, len(judgments), len(undecided), len(people), len(files))
 

@@ -87,8 +87,12 @@ class Progress:
     finished: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"answered": self.answered, "total": self.total, "style_ready": self.style_ready,
-                "finished": self.finished}
+        return {
+            "answered": self.answered,
+            "total": self.total,
+            "style_ready": self.style_ready,
+            "finished": self.finished,
+        }
 
 
 def join(db: Database, study: LoadedStudy, person: str, device: str, consent: bool) -> tuple[int, str]:
@@ -104,8 +108,16 @@ def join(db: Database, study: LoadedStudy, person: str, device: str, consent: bo
     now = utcnow()
     try:
         with db.write() as s:
-            p = Participant(study_id=study.id, token_hash=hash_token(token), person=person, device=device, user=user,
-                            seed=seed, created_at=now, consent_at=now)
+            p = Participant(
+                study_id=study.id,
+                token_hash=hash_token(token),
+                person=person,
+                device=device,
+                user=user,
+                seed=seed,
+                created_at=now,
+                consent_at=now,
+            )
             s.add(p)
             s.flush()
             for pos, q in enumerate(plan):
@@ -116,8 +128,11 @@ def join(db: Database, study: LoadedStudy, person: str, device: str, consent: bo
                 s.add(row)
             pid = p.id
     except IntegrityError:
-        raise FlowError(409, f"someone already joined this study as {person!r} on device {device!r}; if that "
-                             "was you, open your resume link, or pick another device name") from None
+        raise FlowError(
+            409,
+            f"someone already joined this study as {person!r} on device {device!r}; if that "
+            "was you, open your resume link, or pick another device name",
+        ) from None
     return pid, token
 
 
@@ -126,8 +141,9 @@ def authenticate(db: Database, study_id: str, token: str | None) -> Participant 
     if not token or len(token) > 200:
         return None
     with db.read() as s:
-        return s.scalar(select(Participant).where(Participant.token_hash == hash_token(token),
-                                                  Participant.study_id == study_id))
+        return s.scalar(
+            select(Participant).where(Participant.token_hash == hash_token(token), Participant.study_id == study_id)
+        )
 
 
 def save_calibration(db: Database, participant_id: int, data: dict[str, Any]) -> None:
@@ -147,8 +163,11 @@ def _lock_participant(s, participant_id: int) -> Participant:
 
 def _pick_repeat(s, study: LoadedStudy, p: Participant, q: Question) -> Question | None:
     """An earlier main question of ``p`` to repeat: decided, not yet repeated, not the last few."""
-    earlier = s.scalars(select(Question).where(Question.participant_id == p.id, Question.position < q.position)
-                        .order_by(Question.position)).all()
+    earlier = s.scalars(
+        select(Question)
+        .where(Question.participant_id == p.id, Question.position < q.position)
+        .order_by(Question.position)
+    ).all()
     repeated = {e.repeat_of_id for e in earlier if e.repeat_of_id is not None}
     mains = [e for e in earlier if e.kind == "main" and e.id not in repeated and e.rendition_a_id is not None]
     rng = random.Random(p.seed * 7919 + q.position)
@@ -166,8 +185,12 @@ def _serve(s, study: LoadedStudy, p: Participant, hint: tuple[int, int, int] | N
     """In session ``s``: the first unanswered question, marked served (a consistency pair filled in;
     a main pair replaced by ``hint`` = (question id, a, b) from :func:`~prefstyle.app.active.suggest_pair`
     when that question is the one served now, for the first time)."""
-    q = s.scalar(select(Question).where(Question.participant_id == p.id, Question.answer.is_(None))
-                 .order_by(Question.position).limit(1))
+    q = s.scalar(
+        select(Question)
+        .where(Question.participant_id == p.id, Question.answer.is_(None))
+        .order_by(Question.position)
+        .limit(1)
+    )
     if q is None:
         if p.finished_at is None:
             p.finished_at = utcnow()
@@ -187,7 +210,8 @@ def _serve(s, study: LoadedStudy, p: Participant, hint: tuple[int, int, int] | N
 
 def _progress(s, study: LoadedStudy, participant_id: int) -> Progress:
     rows = s.execute(
-        select(Question.kind, Question.answer, func.count()).where(Question.participant_id == participant_id)
+        select(Question.kind, Question.answer, func.count())
+        .where(Question.participant_id == participant_id)
         .group_by(Question.kind, Question.answer)
     ).all()
     total = sum(n for _, _, n in rows)
@@ -206,8 +230,9 @@ def serve_current(db: Database, study: LoadedStudy, participant_id: int) -> tupl
         return _serve(s, study, p, hint), _progress(s, study, p.id)
 
 
-def _active_hint(db: Database, study: LoadedStudy, participant_id: int,
-                 pending: tuple[int, str] | None = None) -> tuple[int, int, int] | None:
+def _active_hint(
+    db: Database, study: LoadedStudy, participant_id: int, pending: tuple[int, str] | None = None
+) -> tuple[int, int, int] | None:
     if study.cfg.sampling != "active":
         return None
     from prefstyle.app.active import suggest_pair  # imports the model layer: only for active studies
@@ -215,8 +240,9 @@ def _active_hint(db: Database, study: LoadedStudy, participant_id: int,
     try:
         return suggest_pair(db, study, participant_id, pending)
     except Exception:  # the ranking is an optimisation: serve the planned pair rather than fail
-        logging.getLogger("prefstyle.app").exception("active sampling failed for participant %s; planned pair served",
-                                                     participant_id)
+        logging.getLogger("prefstyle.app").exception(
+            "active sampling failed for participant %s; planned pair served", participant_id
+        )
         return None
 
 
@@ -234,13 +260,24 @@ def _check_answer(study: LoadedStudy, question_id: Any, a: Any, b: Any, choice: 
     for name, v in (("question_id", question_id), ("a", a), ("b", b)):
         if isinstance(v, bool) or not isinstance(v, int):
             raise FlowError(400, f"{name} must be an integer")
-    if response_ms is not None and (isinstance(response_ms, bool) or not isinstance(response_ms, int | float)
-                                    or not 0 <= response_ms <= MAX_RESPONSE_MS):
+    if response_ms is not None and (
+        isinstance(response_ms, bool)
+        or not isinstance(response_ms, int | float)
+        or not 0 <= response_ms <= MAX_RESPONSE_MS
+    ):
         raise FlowError(400, f"response_ms must be a number of milliseconds from 0 to {MAX_RESPONSE_MS}")
 
 
-def submit_answer(db: Database, study: LoadedStudy, participant_id: int, question_id: Any, a: Any, b: Any,
-                  choice: Any, response_ms: Any) -> AnswerResult:
+def submit_answer(
+    db: Database,
+    study: LoadedStudy,
+    participant_id: int,
+    question_id: Any,
+    a: Any,
+    b: Any,
+    choice: Any,
+    response_ms: Any,
+) -> AnswerResult:
     """Store an answer to a served question, then serve the next one.
 
     Answers for pairs not served to this participant are refused. The answer and the marking of

@@ -150,8 +150,15 @@ def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Any]:
             o_img = F.interpolate(o_img[None], size=p_img.shape[-2:], mode="bilinear", antialias=True)[0]
         if src is not None and src.shape != p_img.shape:
             src = F.interpolate(src[None], size=p_img.shape[-2:], mode="bilinear", antialias=True)[0]
-        refs.append(Reference(scene=study.scenes[scene_id].key, preferred=p_img, other=o_img, source=src,
-                              meta={"preferred_rendition": pref, "other_rendition": other}))
+        refs.append(
+            Reference(
+                scene=study.scenes[scene_id].key,
+                preferred=p_img,
+                other=o_img,
+                source=src,
+                meta={"preferred_rendition": pref, "other_rendition": other},
+            )
+        )
     return refs
 
 

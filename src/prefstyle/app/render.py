@@ -99,8 +99,12 @@ class RenderQueue:
                 import multiprocessing
 
                 self._executor = cf.ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker, initargs=(self.threads,), max_tasks_per_child=MAX_TASKS_PER_CHILD)
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(self.threads,),
+                    max_tasks_per_child=MAX_TASKS_PER_CHILD,
+                )
             else:
                 self._executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="prefstyle-render")
         return self._executor
@@ -212,8 +216,9 @@ def _try(queue: RenderQueue, key: Hashable, fn: str, *args: Any, group: Hashable
     return st or "rendering"  # None: finished between the two looks
 
 
-def style_status(db: Database, queue: RenderQueue, study: Any, participant: Any, want_lut: bool = False
-                 ) -> dict[str, Any]:
+def style_status(
+    db: Database, queue: RenderQueue, study: Any, participant: Any, want_lut: bool = False
+) -> dict[str, Any]:
     """Where the participant's style stands, submitting what is missing (never waits for rendering).
 
     Returns ``{"ready", "state", "message", "version", "style_ready", "uploads_pending",
@@ -224,8 +229,14 @@ def style_status(db: Database, queue: RenderQueue, study: Any, participant: Any,
 
     pid = participant.id
     prog = flow.progress(db, study, pid)
-    out: dict[str, Any] = {"ready": False, "style_ready": False, "uploads_pending": 0, "lut_ready": False,
-                           "waiting": queue.waiting(), "message": None}
+    out: dict[str, Any] = {
+        "ready": False,
+        "style_ready": False,
+        "uploads_pending": 0,
+        "lut_ready": False,
+        "waiting": queue.waiting(),
+        "message": None,
+    }
     if not prog.style_ready:
         out.update(state="not_ready", version=0, needed=max(0, study.cfg.style_after - prog.decided_main))
         return out
@@ -257,8 +268,9 @@ def style_status(db: Database, queue: RenderQueue, study: Any, participant: Any,
         if not personal.upload_source(study, pid, u.key).is_file():
             continue  # shown as gone, never rendered
         out["uploads_pending"] += 1
-        states.append(_try(queue, (study.id, pid, "upload", version, u.key), "build_upload", study, pid, version,
-                           u.key))
+        states.append(
+            _try(queue, (study.id, pid, "upload", version, u.key), "build_upload", study, pid, version, u.key)
+        )
     lut_missing = want_lut and personal.lut_available() and not (result.folder / "style.cube").is_file()
     out["lut_ready"] = personal.lut_available() and (result.folder / "style.cube").is_file()
     if lut_missing:

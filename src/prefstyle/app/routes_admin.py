@@ -81,8 +81,14 @@ def _login_response(request: Request, token: str) -> HTMLResponse | RedirectResp
         _limiter(request).failed(_client(request))
         return _login_page(request, "wrong token")
     resp = RedirectResponse("/admin", status_code=303)
-    resp.set_cookie(ADMIN_COOKIE, admin_cookie_value(st.admin_token), path="/admin", httponly=True,
-                    samesite="strict", secure=st.settings.secure_cookies)
+    resp.set_cookie(
+        ADMIN_COOKIE,
+        admin_cookie_value(st.admin_token),
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=st.settings.secure_cookies,
+    )
     return resp
 
 
@@ -123,8 +129,11 @@ def admin_study(request: Request, sid: str):
         return _login_page(request)
     study = _admin_study(request, sid)
     stats = study_stats(study, _state(request).db)
-    return _page(request, "admin_study.j2", {"s": stats, "cfg": study.cfg,
-                                             "bars": histogram_svg_bars(stats["response_ms"]["histogram"])})
+    return _page(
+        request,
+        "admin_study.j2",
+        {"s": stats, "cfg": study.cfg, "bars": histogram_svg_bars(stats["response_ms"]["histogram"])},
+    )
 
 
 @router.get("/studies/{sid}/stats.json")
@@ -151,5 +160,10 @@ def admin_export(request: Request, sid: str):
 
         shutil.rmtree(tmp, ignore_errors=True)
 
-    return FileResponse(zpath, media_type="application/zip", filename=f"{study.id}-pairs.zip",
-                        background=BackgroundTask(cleanup), headers={"cache-control": "no-store"})
+    return FileResponse(
+        zpath,
+        media_type="application/zip",
+        filename=f"{study.id}-pairs.zip",
+        background=BackgroundTask(cleanup),
+        headers={"cache-control": "no-store"},
+    )

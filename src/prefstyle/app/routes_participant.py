@@ -77,8 +77,9 @@ def _participant(request: Request, study: LoadedStudy) -> Participant | None:
 def _require(request: Request, study: LoadedStudy) -> Participant:
     p = _participant(request, study)
     if p is None:
-        raise FlowError(401, "we do not know you in this study yet: start from the study's first page, "
-                             "or open your resume link")
+        raise FlowError(
+            401, "we do not know you in this study yet: start from the study's first page, or open your resume link"
+        )
     return p
 
 
@@ -87,8 +88,15 @@ def _page(request: Request, name: str, context: dict[str, Any], status: int = 20
 
 
 def _set_cookie(request: Request, resp: Response, study: LoadedStudy, token: str) -> None:
-    resp.set_cookie(participant_cookie(study.id), token, max_age=COOKIE_MAX_AGE, path=f"/s/{study.id}",
-                    httponly=True, samesite="lax", secure=_state(request).settings.secure_cookies)
+    resp.set_cookie(
+        participant_cookie(study.id),
+        token,
+        max_age=COOKIE_MAX_AGE,
+        path=f"/s/{study.id}",
+        httponly=True,
+        samesite="lax",
+        secure=_state(request).settings.secure_cookies,
+    )
 
 
 def _resume_url(request: Request, study: LoadedStudy, request_token: str | None) -> str | None:
@@ -115,22 +123,40 @@ def start(request: Request, sid: str):
 
 
 @router.post("/s/{sid}/join")
-def join(request: Request, sid: str, person: Annotated[str, Form()] = "", device: Annotated[str, Form()] = "",
-         consent: Annotated[str, Form()] = ""):
+def join(
+    request: Request,
+    sid: str,
+    person: Annotated[str, Form()] = "",
+    device: Annotated[str, Form()] = "",
+    consent: Annotated[str, Form()] = "",
+):
     study = _study(request, sid)
     try:
         _pid, token = flow.join(_state(request).db, study, person, device, consent == "yes")
     except FlowError as e:
-        return _page(request, "start.j2", {"study": study, "cfg": study.cfg, "participant": None, "progress": None,
-                                           "error": e.message, "person": person, "device": device}, e.status)
+        return _page(
+            request,
+            "start.j2",
+            {
+                "study": study,
+                "cfg": study.cfg,
+                "participant": None,
+                "progress": None,
+                "error": e.message,
+                "person": person,
+                "device": device,
+            },
+            e.status,
+        )
     resp = RedirectResponse(f"/s/{sid}/calibrate", status_code=303)
     _set_cookie(request, resp, study, token)
     return resp
 
 
 def _resume_csrf(request: Request, sid: str, token: str) -> str:
-    return csrf_token(_state(request).admin_token, "resume", sid, token,
-                      request.cookies.get(participant_cookie(sid)) or "")
+    return csrf_token(
+        _state(request).admin_token, "resume", sid, token, request.cookies.get(participant_cookie(sid)) or ""
+    )
 
 
 @router.get("/s/{sid}/resume/{token}")
@@ -148,13 +174,23 @@ def resume(request: Request, sid: str, token: str):
         _set_cookie(request, resp, study, token)
         return resp
     # another participant on this browser, or a link followed from another site: ask first
-    return _page(request, "resume.j2", {"study": study, "target": target, "current": current, "token": token,
-                                        "csrf": _resume_csrf(request, sid, token)})
+    return _page(
+        request,
+        "resume.j2",
+        {
+            "study": study,
+            "target": target,
+            "current": current,
+            "token": token,
+            "csrf": _resume_csrf(request, sid, token),
+        },
+    )
 
 
 @router.post("/s/{sid}/resume")
-def resume_confirm(request: Request, sid: str, token: Annotated[str, Form(max_length=200)],
-                   csrf: Annotated[str, Form(max_length=200)]):
+def resume_confirm(
+    request: Request, sid: str, token: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form(max_length=200)]
+):
     study = _study(request, sid)
     if not same_origin(request) or not _hmac_equal(csrf, _resume_csrf(request, sid, token)):
         raise FlowError(403, "this confirmation is not valid any more: open your resume link again")
@@ -184,14 +220,27 @@ def leave(request: Request, sid: str):
 def calibrate_page(request: Request, sid: str):
     study = _study(request, sid)
     p = _require(request, study)
-    return _page(request, "calibrate.j2", {"study": study, "cfg": study.cfg, "participant": p,
-                                           "dark": [3 * k for k in range(12)],
-                                           "light": [255 - 3 * (11 - k) for k in range(12)]})
+    return _page(
+        request,
+        "calibrate.j2",
+        {
+            "study": study,
+            "cfg": study.cfg,
+            "participant": p,
+            "dark": [3 * k for k in range(12)],
+            "light": [255 - 3 * (11 - k) for k in range(12)],
+        },
+    )
 
 
 @router.post("/s/{sid}/calibrate")
-def calibrate(request: Request, sid: str, dark_steps: Annotated[int, Form(ge=0, le=12)],
-              light_steps: Annotated[int, Form(ge=0, le=12)], screen: Annotated[str, Form()] = ""):
+def calibrate(
+    request: Request,
+    sid: str,
+    dark_steps: Annotated[int, Form(ge=0, le=12)],
+    light_steps: Annotated[int, Form(ge=0, le=12)],
+    screen: Annotated[str, Form()] = "",
+):
     study = _study(request, sid)
     p = _require(request, study)
     facts: dict[str, Any] = {}
@@ -201,12 +250,24 @@ def calibrate(request: Request, sid: str, dark_steps: Annotated[int, Form(ge=0, 
         except json.JSONDecodeError:
             raw = {}
         if isinstance(raw, dict):
-            facts = {k: raw[k] for k in ("width", "height", "dpr", "gamut", "dark_mode", "hdr")
-                     if k in raw and isinstance(raw[k], int | float | str | bool)}
-    flow.save_calibration(_state(request).db, p.id, {
-        "grey_ramp": {"dark_steps_seen": dark_steps, "light_steps_seen": light_steps, "steps": 12, "step_levels": 3},
-        "screen": facts,
-    })
+            facts = {
+                k: raw[k]
+                for k in ("width", "height", "dpr", "gamut", "dark_mode", "hdr")
+                if k in raw and isinstance(raw[k], int | float | str | bool)
+            }
+    flow.save_calibration(
+        _state(request).db,
+        p.id,
+        {
+            "grey_ramp": {
+                "dark_steps_seen": dark_steps,
+                "light_steps_seen": light_steps,
+                "steps": 12,
+                "step_levels": 3,
+            },
+            "screen": facts,
+        },
+    )
     return RedirectResponse(f"/s/{sid}/study", status_code=303)
 
 
@@ -217,8 +278,11 @@ def study_page(request: Request, sid: str):
     if p.calibrated_at is None:
         return RedirectResponse(f"/s/{sid}/calibrate", status_code=303)
     token = participant_token(request, study.id)
-    return _page(request, "study.j2", {"study": study, "cfg": study.cfg, "participant": p,
-                                       "resume_url": _resume_url(request, study, token)})
+    return _page(
+        request,
+        "study.j2",
+        {"study": study, "cfg": study.cfg, "participant": p, "resume_url": _resume_url(request, study, token)},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,8 +329,9 @@ def api_question(request: Request, sid: str):
 def api_answer(request: Request, sid: str, payload: AnswerBody):
     study = _study(request, sid)
     p = _require_calibrated(request, study)
-    res = flow.submit_answer(_state(request).db, study, p.id, payload.question_id, payload.a, payload.b,
-                             payload.choice, payload.response_ms)
+    res = flow.submit_answer(
+        _state(request).db, study, p.id, payload.question_id, payload.a, payload.b, payload.choice, payload.response_ms
+    )
     return {**_payload(study, res.next, res.progress), "stored": True, "duplicate": res.duplicate}
 
 
@@ -308,10 +373,16 @@ def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict
     st = _state(request)
     prog = flow.progress(st.db, study, p.id)
     status = _status(request, study, p)
-    ctx: dict[str, Any] = {"study": study, "cfg": study.cfg, "participant": p, "progress": prog,
-                           "resume_url": _resume_url(request, study, participant_token(request, study.id)),
-                           "status": status, "status_url": f"/s/{study.id}/api/style",
-                           "state_text": render.STATE_TEXT.get(status["state"], status.get("message") or "")}
+    ctx: dict[str, Any] = {
+        "study": study,
+        "cfg": study.cfg,
+        "participant": p,
+        "progress": prog,
+        "resume_url": _resume_url(request, study, participant_token(request, study.id)),
+        "status": status,
+        "status_url": f"/s/{study.id}/api/style",
+        "state_text": render.STATE_TEXT.get(status["state"], status.get("message") or ""),
+    }
     if status["state"] == "not_ready":
         ctx["needed"] = status["needed"]
         return ctx
@@ -319,8 +390,10 @@ def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict
         ctx["pending"] = True
         return ctx
     result = personal.style_result(study, p.id, status["version"])
-    ctx["heldout"] = [{"original": f"/s/{study.id}/img/src/{scene_id}", "mine": f"/s/{study.id}/me/file/{name}"}
-                      for scene_id, name in result.heldout]
+    ctx["heldout"] = [
+        {"original": f"/s/{study.id}/img/src/{scene_id}", "mine": f"/s/{study.id}/me/file/{name}"}
+        for scene_id, name in result.heldout
+    ]
     ctx["version"] = result.version
     ctx["description"] = result.description
     ctx["lut_available"] = personal.lut_available()
@@ -330,9 +403,14 @@ def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict
     for u in ups:
         name = personal.upload_name(result, u.key)
         gone = not personal.upload_source(study, p.id, u.key).is_file()
-        ctx["uploads"].append({"name": u.display_name, "gone": gone,
-                               "original": f"/s/{study.id}/me/file/uploads/{u.key}.jpg",
-                               "mine": f"/s/{study.id}/me/file/{name}" if (base / name).is_file() else None})
+        ctx["uploads"].append(
+            {
+                "name": u.display_name,
+                "gone": gone,
+                "original": f"/s/{study.id}/me/file/uploads/{u.key}.jpg",
+                "mine": f"/s/{study.id}/me/file/{name}" if (base / name).is_file() else None,
+            }
+        )
     ctx["uploads_pending"] = status["uploads_pending"] > 0
     ctx["can_upload"] = len(ups) < study.cfg.uploads.max_files
     ctx["max_mb"] = study.cfg.uploads.max_bytes / 1e6
@@ -356,13 +434,24 @@ def api_style(request: Request, sid: str, lut: bool = False):
     return JSONResponse(status)
 
 
-def _wait_page(request: Request, study: LoadedStudy, status: dict[str, Any], what: str, next_url: str,
-               status_url: str) -> HTMLResponse:
+def _wait_page(
+    request: Request, study: LoadedStudy, status: dict[str, Any], what: str, next_url: str, status_url: str
+) -> HTMLResponse:
     if status["state"] == "not_ready":
         raise FlowError(409, "your style is not ready yet: answer a few more pairs")
-    return _page(request, "wait.j2", {"study": study, "what": what, "next_url": next_url, "status_url": status_url,
-                                      "state_text": render.STATE_TEXT.get(status["state"], status.get("message") or ""),
-                                      "message": status.get("message")}, 202)
+    return _page(
+        request,
+        "wait.j2",
+        {
+            "study": study,
+            "what": what,
+            "next_url": next_url,
+            "status_url": status_url,
+            "state_text": render.STATE_TEXT.get(status["state"], status.get("message") or ""),
+            "message": status.get("message"),
+        },
+        202,
+    )
 
 
 @router.get("/s/{sid}/me/profile.zip")
@@ -373,8 +462,12 @@ def profile_download(request: Request, sid: str):
     if not status["style_ready"]:
         return _wait_page(request, study, status, "your profile", f"/s/{sid}/me/profile.zip", f"/s/{sid}/api/style")
     path = personal.profile_zip(personal.style_result(study, p.id, status["version"]))
-    return FileResponse(path, media_type="application/zip", filename=f"prefstyle-profile-{study.id}.zip",
-                        headers={"cache-control": "private, no-store"})
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=f"prefstyle-profile-{study.id}.zip",
+        headers={"cache-control": "private, no-store"},
+    )
 
 
 @router.get("/s/{sid}/me/style.cube")
@@ -385,11 +478,16 @@ def lut_download(request: Request, sid: str):
         raise FlowError(501, "exporting a style as a LUT is not available in this installation")
     status = _status(request, study, p, want_lut=True)
     if not status["lut_ready"]:
-        return _wait_page(request, study, status, "your .cube LUT", f"/s/{sid}/me/style.cube",
-                          f"/s/{sid}/api/style?lut=1")
+        return _wait_page(
+            request, study, status, "your .cube LUT", f"/s/{sid}/me/style.cube", f"/s/{sid}/api/style?lut=1"
+        )
     path = personal.style_result(study, p.id, status["version"]).folder / "style.cube"
-    return FileResponse(path, media_type="text/plain", filename=f"prefstyle-{study.id}.cube",
-                        headers={"cache-control": "private, no-store"})
+    return FileResponse(
+        path,
+        media_type="text/plain",
+        filename=f"prefstyle-{study.id}.cube",
+        headers={"cache-control": "private, no-store"},
+    )
 
 
 @router.get("/s/{sid}/me/file/{name:path}")
@@ -448,18 +546,24 @@ async def upload(request: Request, sid: str):
                     uploads.check_type(fh.read(16), limits)  # cheap: refuse non-images before queueing
                 mark_owner(personal.participant_dir(study, p.id), p.token_hash)
                 try:
-                    job = st.renders.submit(("store-upload", study.id, p.id, tmp_name), "store_upload", tmp, limits,
-                                            study.cfg.image_size, personal.participant_dir(study, p.id))
+                    job = st.renders.submit(
+                        ("store-upload", study.id, p.id, tmp_name),
+                        "store_upload",
+                        tmp,
+                        limits,
+                        study.cfg.image_size,
+                        personal.participant_dir(study, p.id),
+                    )
                 except render.Busy:
-                    raise FlowError(503, "the server is busy retouching photos: please try again in a minute") \
-                        from None
+                    raise FlowError(503, "the server is busy retouching photos: please try again in a minute") from None
                 key, width, height = await asyncio.wrap_future(job)
             finally:
                 tmp.unlink(missing_ok=True)
         finally:
             await form.close()
-        await run_in_threadpool(_add_upload, st, Upload(participant_id=p.id, key=key, display_name=name[:120],
-                                                        width=width, height=height))
+        await run_in_threadpool(
+            _add_upload, st, Upload(participant_id=p.id, key=key, display_name=name[:120], width=width, height=height)
+        )
     except FlowError as e:
         ctx = await run_in_threadpool(_style_context, request, study, p)
         ctx["error"] = e.message

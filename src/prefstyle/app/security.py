@@ -15,8 +15,10 @@ import re
 
 from starlette.requests import Request
 
-CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -111,9 +113,18 @@ def _limit_text(path: str, limit: int) -> str:
 
 async def _too_large(send, text: str, status: int = 413, headers=()) -> None:
     body = text.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), *headers,
-                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                *headers,
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -203,7 +214,8 @@ class ForwardedMiddleware:
                 host = headers.get(b"x-forwarded-host", b"").decode("latin-1").split(",")[0].strip()
                 if host and re.fullmatch(r"[A-Za-z0-9.\-\[\]:]{1,255}", host):
                     scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [
-                        (b"host", host.encode("latin-1"))]
+                        (b"host", host.encode("latin-1"))
+                    ]
                 fwd_for = headers.get(b"x-forwarded-for", b"").decode("latin-1").split(",")[0].strip()
                 if fwd_for:
                     scope["client"] = (fwd_for, 0)

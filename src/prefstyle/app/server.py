@@ -36,8 +36,9 @@ from prefstyle.app.study import default_study
 log = logging.getLogger("prefstyle.app")
 HERE = Path(__file__).resolve().parent
 # autoescape everything: Starlette's default only escapes templates named *.html
-templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-                                                   autoescape=True))
+templates = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True)
+)
 
 
 SETTINGS_ENV = "PREFSTYLE_APP_SETTINGS_JSON"
@@ -87,8 +88,12 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
     state = state or open_state(settings or AppSettings())
     if state.renders is None:
         cfg = state.settings
-        state.renders = RenderQueue(cfg.render_workers, cfg.render_mode, cfg.render_queue,
-                                    threads=int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+        state.renders = RenderQueue(
+            cfg.render_workers,
+            cfg.render_mode,
+            cfg.render_queue,
+            threads=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -98,12 +103,14 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
         state.renders.shutdown()
         state.db.dispose()
 
-    app = FastAPI(title="prefstyle study", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(
+        title="prefstyle study", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.prefstyle = state
     app.state.login_limiter = LoginLimiter()
-    app.add_middleware(GuardMiddleware, upload_limits={sid: st.cfg.uploads.max_bytes
-                                                       for sid, st in state.studies.items()})
+    app.add_middleware(
+        GuardMiddleware, upload_limits={sid: st.cfg.uploads.max_bytes for sid, st in state.studies.items()}
+    )
     if state.settings.forwarded_allow_ips:
         app.add_middleware(ForwardedMiddleware, allow=state.settings.forwarded_allow_ips)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -114,9 +121,12 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
     async def _flow_error(request: Request, exc: FlowError):
         if "/api/" in request.url.path:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
-        return templates.TemplateResponse(request, "message.j2", {"title": "Sorry", "message": exc.message,
-                                                                   "back": _back_link(request)},
-                                          status_code=exc.status)
+        return templates.TemplateResponse(
+            request,
+            "message.j2",
+            {"title": "Sorry", "message": exc.message, "back": _back_link(request)},
+            status_code=exc.status,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -126,8 +136,9 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
         text = f"{where}: {first.get('msg', 'invalid value')}" if where else first.get("msg", "invalid request")
         if "/api/" in request.url.path:  # the JSON API: 400 and one line, as for every other refusal
             return JSONResponse({"error": text}, status_code=400)
-        return templates.TemplateResponse(request, "message.j2", {"title": "Sorry", "message": text,
-                                                                   "back": _back_link(request)}, status_code=422)
+        return templates.TemplateResponse(
+            request, "message.j2", {"title": "Sorry", "message": text, "back": _back_link(request)}, status_code=422
+        )
 
     return app
 
@@ -143,25 +154,42 @@ def _back_link(request: Request) -> str:
     return f"/s/{parts[2]}" if len(parts) > 2 and parts[1] == "s" else "/"
 
 
-def run(settings: AppSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-        workers: int = 1) -> None:
+def run(
+    settings: AppSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", workers: int = 1
+) -> None:
     """Serve until interrupted (uvicorn; ``workers`` processes sharing the database)."""
     import uvicorn
 
     state = open_state(settings)
     base = f"http://{host}:{port}"
-    print(f"prefstyle serve: {len(state.studies)} stud{'y' if len(state.studies) == 1 else 'ies'} at {base}/ "
-          f"({', '.join(f'{base}/s/{s}' for s in state.studies)})", flush=True)
-    where = ("--admin-token / $PREFSTYLE_ADMIN_TOKEN" if settings.admin_token
-             else f"in {Path(settings.data_dir) / 'admin-token'}")
+    print(
+        f"prefstyle serve: {len(state.studies)} stud{'y' if len(state.studies) == 1 else 'ies'} at {base}/ "
+        f"({', '.join(f'{base}/s/{s}' for s in state.studies)})",
+        flush=True,
+    )
+    where = (
+        "--admin-token / $PREFSTYLE_ADMIN_TOKEN"
+        if settings.admin_token
+        else f"in {Path(settings.data_dir) / 'admin-token'}"
+    )
     print(f"prefstyle serve: admin pages at {base}/admin (token: {where})", flush=True)
     if workers > 1:
         state.db.dispose()
         os.environ[SETTINGS_ENV] = settings.to_json()
-        print(f"prefstyle serve: {workers} worker processes, {settings.render_workers} render worker(s) each",
-              flush=True)
-        uvicorn.run("prefstyle.app.server:app_from_env", factory=True, workers=workers, host=host, port=port,
-                    log_level=log_level, access_log=False, proxy_headers=False)
+        print(
+            f"prefstyle serve: {workers} worker processes, {settings.render_workers} render worker(s) each", flush=True
+        )
+        uvicorn.run(
+            "prefstyle.app.server:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            proxy_headers=False,
+        )
         return
-    uvicorn.run(create_app(state=state), host=host, port=port, log_level=log_level, access_log=False,
-                proxy_headers=False)
+    uvicorn.run(
+        create_app(state=state), host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False
+    )

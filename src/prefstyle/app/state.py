@@ -74,8 +74,10 @@ def admin_token_for(settings: AppSettings) -> str:
         if len(settings.admin_token.strip()) < MIN_ADMIN_TOKEN:
             from prefstyle.errors import PrefstyleError
 
-            raise PrefstyleError(f"--admin-token must be at least {MIN_ADMIN_TOKEN} characters (a guessable token "
-                                 "opens every participant's data); leave it out to have one generated")
+            raise PrefstyleError(
+                f"--admin-token must be at least {MIN_ADMIN_TOKEN} characters (a guessable token "
+                "opens every participant's data); leave it out to have one generated"
+            )
         return settings.admin_token.strip()
     from prefstyle.fsutil import atomic_write_text
 
@@ -118,8 +120,9 @@ class LoadedStudy:
         self.renditions = {r.id: r for r in renditions}
         self.scene_by_key = {s.key: s for s in scenes}
         self.rendition_by_key = {(self.scenes[r.scene_id].key, r.key): r for r in renditions}
-        self.question_scenes = {s.key: [self.renditions[r].key for r in s.renditions]
-                                for s in scenes if s.role == "question"}
+        self.question_scenes = {
+            s.key: [self.renditions[r].key for r in s.renditions] for s in scenes if s.role == "question"
+        }
         self.heldout = [s for s in scenes if s.role == "heldout"]
         self._model: Any = None
         self._model_lock = threading.Lock()
@@ -165,15 +168,19 @@ def load_study_index(db: Database, study_id: str, data_dir: Path) -> LoadedStudy
         cfg = config_from_dict(json.loads(st.config_json))
         srows = s.scalars(select(SceneRow).where(SceneRow.study_id == study_id).order_by(SceneRow.id)).all()
         rrows = s.scalars(
-            select(Rendition).join(SceneRow, Rendition.scene_id == SceneRow.id)
-            .where(SceneRow.study_id == study_id).order_by(Rendition.id)
+            select(Rendition)
+            .join(SceneRow, Rendition.scene_id == SceneRow.id)
+            .where(SceneRow.study_id == study_id)
+            .order_by(Rendition.id)
         ).all()
         rends = [RenditionInfo(r.id, r.scene_id, r.key, r.file) for r in rrows]
         by_scene: dict[int, list[int]] = {}
         for r in rends:
             by_scene.setdefault(r.scene_id, []).append(r.id)
-        scenes = [SceneInfo(x.id, x.key, x.role, x.origin, x.content, x.source_file, tuple(by_scene.get(x.id, ())))
-                  for x in srows]
+        scenes = [
+            SceneInfo(x.id, x.key, x.role, x.origin, x.content, x.source_file, tuple(by_scene.get(x.id, ())))
+            for x in srows
+        ]
     return LoadedStudy(cfg, study_dir(data_dir, study_id), scenes, rends)
 
 

@@ -38,8 +38,10 @@ def collect(db: Database, study_id: str) -> Collected:
     with db.read() as s:
         ps = s.scalars(select(Participant).where(Participant.study_id == study_id).order_by(Participant.id)).all()
         qs = s.scalars(
-            select(Question).join(Participant, Question.participant_id == Participant.id)
-            .where(Participant.study_id == study_id).order_by(Question.participant_id, Question.position)
+            select(Question)
+            .join(Participant, Question.participant_id == Participant.id)
+            .where(Participant.study_id == study_id)
+            .order_by(Question.participant_id, Question.position)
         ).all()
     by_p: dict[int, list[Question]] = {p.id: [] for p in ps}
     for q in qs:
@@ -56,13 +58,22 @@ def collected_judgments(study: LoadedStudy, data: Collected) -> tuple[list[Judgm
     """(decided answers as Judgments in answer order, undecided answers as dicts)."""
     judgments, undecided = [], []
     for p in data.participants:
-        answered = sorted((q for q in data.questions[p.id] if q.answer is not None),
-                          key=lambda q: (q.answered_at, q.position))
+        answered = sorted(
+            (q for q in data.questions[p.id] if q.answer is not None), key=lambda q: (q.answered_at, q.position)
+        )
         for q in answered:
             scene = study.scenes[q.scene_id].key
-            common = {"user": p.user, "scene": scene, "image_a": image_name(study, q.rendition_a_id),
-                      "image_b": image_name(study, q.rendition_b_id), "kind": q.kind, "response_ms": q.response_ms,
-                      "person": p.person, "device": p.device, "time": iso(q.answered_at)}
+            common = {
+                "user": p.user,
+                "scene": scene,
+                "image_a": image_name(study, q.rendition_a_id),
+                "image_b": image_name(study, q.rendition_b_id),
+                "kind": q.kind,
+                "response_ms": q.response_ms,
+                "person": p.person,
+                "device": p.device,
+                "time": iso(q.answered_at),
+            }
             if q.answer in ("a", "b"):
                 judgments.append(Judgment(preferred=q.answer, **common))
             else:
@@ -106,20 +117,22 @@ def study_stats(study: LoadedStudy, db: Database) -> dict[str, Any]:
                     agree += chosen == (orig.rendition_a_id if orig.answer == "a" else orig.rendition_b_id)
         agree_total += agree
         matched_total += matched
-        per.append({
-            "id": p.id,
-            "user": p.user,
-            "answered": len(answered),
-            "total": len(qs),
-            "undecided": sum(q.answer == "undecided" for q in answered),
-            "consistency_matched": matched,
-            "consistency_agreed": agree,
-            "consistency_rate": agree / matched if matched else None,
-            "median_response_ms": statistics.median(times) if times else None,
-            "calibration": json.loads(p.calibration_json) if p.calibration_json else None,
-            "joined": iso(p.created_at),
-            "finished": iso(p.finished_at) if len(answered) == len(qs) and qs else None,
-        })
+        per.append(
+            {
+                "id": p.id,
+                "user": p.user,
+                "answered": len(answered),
+                "total": len(qs),
+                "undecided": sum(q.answer == "undecided" for q in answered),
+                "consistency_matched": matched,
+                "consistency_agreed": agree,
+                "consistency_rate": agree / matched if matched else None,
+                "median_response_ms": statistics.median(times) if times else None,
+                "calibration": json.loads(p.calibration_json) if p.calibration_json else None,
+                "joined": iso(p.created_at),
+                "finished": iso(p.finished_at) if len(answered) == len(qs) and qs else None,
+            }
+        )
     judgments, undecided = collected_judgments(study, data)
     flagged: dict[str, list[dict[str, str]]] = {}
     notes: dict[str, list[str]] = {}
@@ -142,8 +155,11 @@ def study_stats(study: LoadedStudy, db: Database) -> dict[str, Any]:
         "answers": sum(r["answered"] for r in per),
         "judgments": len(judgments),
         "undecided": len(undecided),
-        "consistency": {"matched": matched_total, "agreed": agree_total,
-                        "rate": agree_total / matched_total if matched_total else None},
+        "consistency": {
+            "matched": matched_total,
+            "agreed": agree_total,
+            "rate": agree_total / matched_total if matched_total else None,
+        },
         "response_ms": {
             "count": len(all_times),
             "median": statistics.median(all_times) if all_times else None,
@@ -163,6 +179,15 @@ def histogram_svg_bars(hist: list[dict[str, Any]], width: int = 560, height: int
     for i, b in enumerate(hist):
         h = round((height - 20) * b["count"] / top, 1)
         label = f"{b['lo'] / 1000:g}s+" if b["hi"] is None else f"<{b['hi'] / 1000:g}s"
-        bars.append({"x": round(i * bw + 2, 1), "y": round(height - 20 - h, 1), "w": round(bw - 4, 1), "h": h,
-                     "label": label, "count": b["count"], "tx": round(i * bw + bw / 2, 1)})
+        bars.append(
+            {
+                "x": round(i * bw + 2, 1),
+                "y": round(height - 20 - h, 1),
+                "w": round(bw - 4, 1),
+                "h": h,
+                "label": label,
+                "count": b["count"],
+                "tx": round(i * bw + bw / 2, 1),
+            }
+        )
     return bars

@@ -135,8 +135,12 @@ class StudyConfig:
 
     def catalog_hash(self) -> str:
         """Identifies the rendered scenes: changes when the source, image size/format or held-out count do."""
-        key = {"source": dataclasses.asdict(self.source), "image_size": self.image_size,
-               "image_format": self.image_format, "heldout": self.heldout}
+        key = {
+            "source": dataclasses.asdict(self.source),
+            "image_size": self.image_size,
+            "image_format": self.image_format,
+            "heldout": self.heldout,
+        }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -221,7 +225,9 @@ def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = Non
     f = _Fields(data, "", path)
     sid = f.str("id", None)
     if sid is None or not STUDY_ID.match(sid):
-        raise f.fail("id", f"must be 1-64 lowercase letters, digits, '-' or '_' (starting with a letter or digit), got {sid!r}")
+        raise f.fail(
+            "id", f"must be 1-64 lowercase letters, digits, '-' or '_' (starting with a letter or digit), got {sid!r}"
+        )
     q = f.sub("questions")
     main = q.int("main", 80, 1, 10_000)
     consistency = q.int("consistency", 10, 0, 10_000)
@@ -263,8 +269,10 @@ def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = Non
         for name in styles:
             get_style(name)  # unknown names: a clear error now, not at rendering
         if len(styles) + int(include_original) < 2:
-            raise s.fail("styles", "must give at least 2 renditions per scene (styles, plus the original "
-                                   "when include_original is true)")
+            raise s.fail(
+                "styles",
+                "must give at least 2 renditions per scene (styles, plus the original when include_original is true)",
+            )
     source = SourceConfig(
         kind=kind,
         path=src_path,
@@ -317,8 +325,9 @@ def load_study(path: str | Path) -> StudyConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise PrefstyleError(f"malformed YAML: {getattr(e, 'problem', e)}", path=path,
-                             line=None if mark is None else mark.line + 1) from None
+        raise PrefstyleError(
+            f"malformed YAML: {getattr(e, 'problem', e)}", path=path, line=None if mark is None else mark.line + 1
+        ) from None
     except UnicodeDecodeError:
         raise PrefstyleError("not UTF-8 text", path=path) from None
     return parse_study(data, base_dir=path.parent.resolve(), path=path)
@@ -328,8 +337,9 @@ def default_study() -> StudyConfig:
     """The study ``prefstyle serve`` runs when given none: simulated renditions of the packaged photos,
     for one photographer learning their own taste, so each next pair is the most informative one
     (``sampling: active``; a study for many people names its own YAML)."""
-    return parse_study({"id": "demo", "sampling": "active",
-                        "source": {"kind": "simulator", "scenes": 24, "renditions": 5}})
+    return parse_study(
+        {"id": "demo", "sampling": "active", "source": {"kind": "simulator", "scenes": 24, "renditions": 5}}
+    )
 
 
 # --------------------------------------------------------------------------------------------

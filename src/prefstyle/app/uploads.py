@@ -84,8 +84,9 @@ def decode_upload(tmp: Path, limits: UploadLimits, size: int):
     except PrefstyleError as e:
         msg = bare_message(e)
         if "decompression-bomb" in msg:
-            raise FlowError(413, f"the image has too many pixels (at most {limits.max_pixels / 1e6:g} megapixels)") \
-                from None
+            raise FlowError(
+                413, f"the image has too many pixels (at most {limits.max_pixels / 1e6:g} megapixels)"
+            ) from None
         raise FlowError(400, f"this image cannot be read: {msg}") from None
     return fit_size(img.pixels, size)
 

@@ -62,8 +62,14 @@ def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[tu
     return jobs, missing
 
 
-def enhance_pixels(model: PersonalizationModel, profile: Profile, data: ImageData, strength: float = 1.0,
-                   device: str = "cpu", lut_path: bool = True) -> torch.Tensor:
+def enhance_pixels(
+    model: PersonalizationModel,
+    profile: Profile,
+    data: ImageData,
+    strength: float = 1.0,
+    device: str = "cpu",
+    lut_path: bool = True,
+) -> torch.Tensor:
     """The retouched pixels ``(3,H,W)`` in [0,1] of a decoded image: :func:`prefstyle.models.render.render_image`
     (8-bit photos through the model's per-photo 3D LUT when it gives one, unless ``lut_path`` is False)."""
     from prefstyle.models.render import render_image
@@ -71,8 +77,18 @@ def enhance_pixels(model: PersonalizationModel, profile: Profile, data: ImageDat
     return render_image(model, profile, data, strength=strength, lut_path=lut_path, device=device)
 
 
-def enhance_file(model: PersonalizationModel, profile: Profile, src: Path, dst: Path, *, strength: float = 1.0,
-                 quality: int = 95, device: str = "cpu", lut_path: bool = True, threads: int | None = None) -> None:
+def enhance_file(
+    model: PersonalizationModel,
+    profile: Profile,
+    src: Path,
+    dst: Path,
+    *,
+    strength: float = 1.0,
+    quality: int = 95,
+    device: str = "cpu",
+    lut_path: bool = True,
+    threads: int | None = None,
+) -> None:
     """Retouch the photo at ``src`` into ``dst`` (full resolution, bit depth, EXIF, ICC, alpha kept).
 
     8-bit RGB photos of a model with a LUT stay uint8 from decoding to encoding (no float copy of

@@ -156,20 +156,39 @@ def simulate(
     consistency: Annotated[int, typer.Option("--consistency", help="consistency questions per user")] = 10,
     careless: Annotated[float, typer.Option("--careless", help="fraction of careless persons")] = 0.08,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty output folder")] = False,
-    tastes: Annotated[str, typer.Option(
-        "--tastes", help="the crowd: 'sliders' (tastes are slider edits) or 'looks' (tastes are real looks "
-                         "from a look library; docs/SIMULATOR.md)")] = "sliders",
-    looks: Annotated[Path | None, typer.Option(
-        "--looks", help="--tastes looks: the look library (.json beside its .safetensors; default: the packaged one)")] = None,
+    tastes: Annotated[
+        str,
+        typer.Option(
+            "--tastes",
+            help="the crowd: 'sliders' (tastes are slider edits) or 'looks' (tastes are real looks "
+            "from a look library; docs/SIMULATOR.md)",
+        ),
+    ] = "sliders",
+    looks: Annotated[
+        Path | None,
+        typer.Option(
+            "--looks",
+            help="--tastes looks: the look library (.json beside its .safetensors; default: the packaged one)",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a crowd with known tastes: a pairs dataset plus ground_truth.json in --out."""
     import shutil
 
     from prefstyle.data.simulate import SimulationConfig, simulate_dataset
 
-    cfg = SimulationConfig(users=users, seed=seed, scenes=scenes, renditions=renditions, size=size, main=main,
-                           consistency=consistency, careless_fraction=careless, tastes=tastes,
-                           looks=str(looks) if looks is not None else None)
+    cfg = SimulationConfig(
+        users=users,
+        seed=seed,
+        scenes=scenes,
+        renditions=renditions,
+        size=size,
+        main=main,
+        consistency=consistency,
+        careless_fraction=careless,
+        tastes=tastes,
+        looks=str(looks) if looks is not None else None,
+    )
     if looks is not None and tastes != "looks":
         raise PrefstyleError("--looks is for --tastes looks")
     if overwrite and out.exists():
@@ -181,7 +200,11 @@ def simulate(
     if tastes == "looks":
         st = json.loads((out / "dataset.json").read_text(encoding="utf-8")).get("statistics", {})
         f = st.get("filters", {})
-        typer.echo(f"answers agreeing with the truth (attentive users): {st.get('agreement_attentive', 0):.1%}; "
-                   f"source closer to the ideal than the preferred rendition: {st.get('source_closer_than_preferred', 0):.1%}")
-        typer.echo(f"PPS quality filters keep {f.get('kept')} of {f.get('users')} users "
-                   f"(train / val / test: {', '.join(str(v) for v in f.get('kept_per_split', {}).values())})")
+        typer.echo(
+            f"answers agreeing with the truth (attentive users): {st.get('agreement_attentive', 0):.1%}; "
+            f"source closer to the ideal than the preferred rendition: {st.get('source_closer_than_preferred', 0):.1%}"
+        )
+        typer.echo(
+            f"PPS quality filters keep {f.get('kept')} of {f.get('users')} users "
+            f"(train / val / test: {', '.join(str(v) for v in f.get('kept_per_split', {}).values())})"
+        )

@@ -44,8 +44,9 @@ def _gallery(out: Path, n_photos: int = 2, size: int = 160, ncols: int = 10) -> 
     imgs = torch.stack([pool.scene_image(s, size=size, square=True) for s in pick])
     cols = [None] + [i for i in list_styles() if i.kind in ("preset", "camera", "classical")]
     rows_per_photo = math.ceil(len(cols) / ncols)
-    fig, axes = plt.subplots(rows_per_photo * n_photos, ncols, figsize=(1.45 * ncols, 1.6 * rows_per_photo * n_photos),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows_per_photo * n_photos, ncols, figsize=(1.45 * ncols, 1.6 * rows_per_photo * n_photos), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     with torch.inference_mode():
@@ -84,13 +85,15 @@ def _summary_table(results_path: Path) -> str:
         for name in order
     )
     n = doc["config"]
-    return (f"<h2>How every model scores ({n.get('users')} held-out users, {n.get('n_refs')} answers each)</h2>"
-            "<p>Reference points are not models a photographer can use: <code>identity</code> is the input, "
-            "<code>oracle</code> and <code>bayes</code> know the simulated people's true tastes or the looks they "
-            "were drawn from.</p>"
-            "<table><tr><th>model</th><th>kind</th><th>ΔE00-CQS</th><th>CQS / identity</th><th>win rate</th>"
-            "<th>ΔE00 to the true ideal (lower is better)</th></tr>" + rows + "</table>"
-            '<p><a href="evaluation/index.html">Full evaluation report: every metric, per-user image grids</a></p>')
+    return (
+        f"<h2>How every model scores ({n.get('users')} held-out users, {n.get('n_refs')} answers each)</h2>"
+        "<p>Reference points are not models a photographer can use: <code>identity</code> is the input, "
+        "<code>oracle</code> and <code>bayes</code> know the simulated people's true tastes or the looks they "
+        "were drawn from.</p>"
+        "<table><tr><th>model</th><th>kind</th><th>ΔE00-CQS</th><th>CQS / identity</th><th>win rate</th>"
+        "<th>ΔE00 to the true ideal (lower is better)</th></tr>" + rows + "</table>"
+        '<p><a href="evaluation/index.html">Full evaluation report: every metric, per-user image grids</a></p>'
+    )
 
 
 def _train_default(out: Path, name: str, tastes: str = "looks") -> Path:
@@ -101,7 +104,9 @@ def _train_default(out: Path, name: str, tastes: str = "looks") -> Path:
 
     config = Path(__file__).resolve().parents[3] / "configs" / f"{name}.yaml"
     if not config.is_file():
-        raise PrefstyleError(f"--retrain needs the committed config configs/{name}.yaml (a source checkout)", path=config)
+        raise PrefstyleError(
+            f"--retrain needs the committed config configs/{name}.yaml (a source checkout)", path=config
+        )
     data = out / "train_data"
     if not (data / "judgments.jsonl").is_file():
         typer.echo(f"  simulating the training crowd (500 users, seed 0, {tastes}) ...", err=True)
@@ -161,24 +166,39 @@ def _photographer(out: Path, model_spec: str, data: Path, user: str, n_photos: i
     fig.savefig(folder / "before_after.png", dpi=90)
     plt.close(fig)
     write_cube(folder / "style.cube", profile_to_lut(model, profile), title=f"prefstyle {model.name} {user}")
-    cmd = (f"prefstyle personalize {data} --user {user} --model {model_spec} --out me.json\n"
-           "prefstyle enhance MY_PHOTOS/ --profile me.json --out retouched/\n"
-           "prefstyle export-lut --profile me.json --out my_style.cube")
-    return (f"<h2>A photographer's path: user <code>{html.escape(user)}</code></h2>"
-            f"<p>Personalized by <b>{html.escape(model.name)}</b> from 16 pairwise answers; bundled photos retouched "
-            f"at full size; the taste as a <a href=\"photographer/style.cube\">.cube LUT</a> "
-            f"(<a href=\"photographer/profile.json\">profile</a>). The same on your photos:</p>"
-            f"<pre>{html.escape(cmd)}</pre><img src=\"photographer/before_after.png\" alt=\"before and after\">")
+    cmd = (
+        f"prefstyle personalize {data} --user {user} --model {model_spec} --out me.json\n"
+        "prefstyle enhance MY_PHOTOS/ --profile me.json --out retouched/\n"
+        "prefstyle export-lut --profile me.json --out my_style.cube"
+    )
+    return (
+        f"<h2>A photographer's path: user <code>{html.escape(user)}</code></h2>"
+        f"<p>Personalized by <b>{html.escape(model.name)}</b> from 16 pairwise answers; bundled photos retouched "
+        f'at full size; the taste as a <a href="photographer/style.cube">.cube LUT</a> '
+        f'(<a href="photographer/profile.json">profile</a>). The same on your photos:</p>'
+        f'<pre>{html.escape(cmd)}</pre><img src="photographer/before_after.png" alt="before and after">'
+    )
 
 
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="report folder")] = DEFAULT_OUT,
     users: Annotated[int, typer.Option("--users", help="simulated users (a tenth are evaluated)")] = 80,
-    seed: Annotated[int, typer.Option("--seed", help="random seed of the demo crowd (with --tastes looks it also "
-                                                       "picks which look families are held out for testing: the "
-                                                       "shipped model was fitted with seed 0's split)")] = 0,
-    tastes: Annotated[str, typer.Option("--tastes", help="the demo crowd: 'looks' (ideals are real looks, the "
-                                                         "default) or 'sliders' (ideals are slider edits)")] = "looks",
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help="random seed of the demo crowd (with --tastes looks it also "
+            "picks which look families are held out for testing: the "
+            "shipped model was fitted with seed 0's split)",
+        ),
+    ] = 0,
+    tastes: Annotated[
+        str,
+        typer.Option(
+            "--tastes",
+            help="the demo crowd: 'looks' (ideals are real looks, the default) or 'sliders' (ideals are slider edits)",
+        ),
+    ] = "looks",
     retrain: Annotated[
         bool, typer.Option("--retrain", help="retrain the default model from scratch with its committed config first")
     ] = False,
@@ -203,10 +223,14 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     default_spec = DEFAULT_MODEL
     if retrain:
-        typer.echo(f"0/4 retraining the default model ({DEFAULT_MODEL}) with configs/{DEFAULT_MODEL}.yaml ...", err=True)
+        typer.echo(
+            f"0/4 retraining the default model ({DEFAULT_MODEL}) with configs/{DEFAULT_MODEL}.yaml ...", err=True
+        )
         default_spec = str(_train_default(out / "retrain", DEFAULT_MODEL, tastes))
     elif DEFAULT_MODEL not in packaged_models():
-        raise PrefstyleError(f"the default model '{DEFAULT_MODEL}' has no packaged weights; run `prefstyle demo --retrain`")
+        raise PrefstyleError(
+            f"the default model '{DEFAULT_MODEL}' has no packaged weights; run `prefstyle demo --retrain`"
+        )
     typer.echo("1/4 rendering the style gallery on bundled photos ...", err=True)
     gallery = _gallery(out)
 
@@ -230,8 +254,18 @@ def demo(
         held_out: str | None = "test" if ds.scenes_of_split("test") else None
     except PrefstyleError:
         held_out = None
-    evaluate(data, model=models, refs=16, evals=8, size=128, out=out / "evaluation", seed=seed,
-             metrics="delta_e00,lpips,ssim,psnr", eval_scenes=held_out, quality_filter=True)
+    evaluate(
+        data,
+        model=models,
+        refs=16,
+        evals=8,
+        size=128,
+        out=out / "evaluation",
+        seed=seed,
+        metrics="delta_e00,lpips,ssim,psnr",
+        eval_scenes=held_out,
+        quality_filter=True,
+    )
     evaluation_link = _summary_table(out / "evaluation" / "results.json")
 
     typer.echo("4/4 a photographer's path: full-size retouching and a .cube LUT ...", err=True)

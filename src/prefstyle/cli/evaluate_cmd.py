@@ -39,7 +39,9 @@ def _numbers(text: str | None, what: str, cast: type, lo: float, hi: float, kind
     except ValueError:
         raise PrefstyleError(f"{what} must be comma-separated {kind}, got {text!r}") from None
     if any(not lo <= v <= hi for v in values):
-        raise PrefstyleError(f"{what} must {'be positive' if hi == math.inf else f'lie in [{lo:g}, {hi:g}]'}, got {text!r}")
+        raise PrefstyleError(
+            f"{what} must {'be positive' if hi == math.inf else f'lie in [{lo:g}, {hi:g}]'}, got {text!r}"
+        )
     return values
 
 
@@ -97,8 +99,14 @@ def build_models(
     explicit = bool(specs)
     if not specs:
         specs = [*REFERENCE_POINTS, *packaged_models()]
-    context = DataContext(dataset=ds, eval_users=list(eval_users), ground_truth=ground_truth_root, seed=seed,
-                          progress=progress, options={"particles": particles, "global_steps": global_steps})
+    context = DataContext(
+        dataset=ds,
+        eval_users=list(eval_users),
+        ground_truth=ground_truth_root,
+        seed=seed,
+        progress=progress,
+        options={"particles": particles, "global_steps": global_steps},
+    )
     models: dict[str, Any] = {}
     for spec in specs:
         try:
@@ -116,40 +124,74 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="A pairs dataset folder (with judgments.jsonl).")],
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="Registered model name, trained run folder or checkpoint file; repeat for several. "
-                     "Default: every reference point that applies."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Registered model name, trained run folder or checkpoint file; repeat for several. "
+            "Default: every reference point that applies.",
+        ),
     ] = None,
     refs: Annotated[int, typer.Option("--refs", min=0, help="Reference judgments per user to personalize from.")] = 16,
     evals: Annotated[int, typer.Option("--evals", min=1, help="Held-out pairs per user to score.")] = 16,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/eval-<DATA name>).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the per-user reference/evaluation draw.")] = 0,
-    users_split: Annotated[str, typer.Option("--users-split", help="Split to evaluate: test, val, train or all.")] = "test",
-    max_users: Annotated[int | None, typer.Option("--max-users", min=1, help="Evaluate at most this many users.")] = None,
+    users_split: Annotated[
+        str, typer.Option("--users-split", help="Split to evaluate: test, val, train or all.")
+    ] = "test",
+    max_users: Annotated[
+        int | None, typer.Option("--max-users", min=1, help="Evaluate at most this many users.")
+    ] = None,
     metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated metrics.")] = DEFAULT_METRICS,
     size: Annotated[int | None, typer.Option("--size", min=8, help="Downscale images to this longer side.")] = None,
-    ablate_refs: Annotated[str | None, typer.Option("--ablate-refs", help="Also run the N ablation, e.g. 4,16,32.")] = None,
-    ablate_train_users: Annotated[
-        str | None, typer.Option("--ablate-train-users", help="Also refit global-style on k training users, e.g. 2,8,32.")
+    ablate_refs: Annotated[
+        str | None, typer.Option("--ablate-refs", help="Also run the N ablation, e.g. 4,16,32.")
     ] = None,
-    flip: Annotated[float, typer.Option("--flip", min=0.0, max=1.0, help="Reverse this fraction of each user's reference answers (robustness to careless answers).")] = 0.0,
-    eval_scenes: Annotated[str | None, typer.Option(
-        "--eval-scenes",
-        help="Score only pairs on scenes of this scene split (scenes.jsonl 'split': the split of the photo a "
-             "simulated scene was cut from, e.g. test); references come from the other scenes.")] = None,
-    strengths: Annotated[str | None, typer.Option(
-        "--strengths",
-        help="Also score every model at these strengths of its edit (rows NAME@S; 0 = the input, 1 = the "
-             "full edit, as enhance --strength), e.g. 0.25,0.5,0.75.")] = None,
-    particles: Annotated[int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")] = 512,
+    ablate_train_users: Annotated[
+        str | None,
+        typer.Option("--ablate-train-users", help="Also refit global-style on k training users, e.g. 2,8,32."),
+    ] = None,
+    flip: Annotated[
+        float,
+        typer.Option(
+            "--flip",
+            min=0.0,
+            max=1.0,
+            help="Reverse this fraction of each user's reference answers (robustness to careless answers).",
+        ),
+    ] = 0.0,
+    eval_scenes: Annotated[
+        str | None,
+        typer.Option(
+            "--eval-scenes",
+            help="Score only pairs on scenes of this scene split (scenes.jsonl 'split': the split of the photo a "
+            "simulated scene was cut from, e.g. test); references come from the other scenes.",
+        ),
+    ] = None,
+    strengths: Annotated[
+        str | None,
+        typer.Option(
+            "--strengths",
+            help="Also score every model at these strengths of its edit (rows NAME@S; 0 = the input, 1 = the "
+            "full edit, as enhance --strength), e.g. 0.25,0.5,0.75.",
+        ),
+    ] = None,
+    particles: Annotated[
+        int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")
+    ] = 512,
     global_steps: Annotated[
-        int, typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point.")
+        int,
+        typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point."),
     ] = 150,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
-    quality_filter: Annotated[bool, typer.Option(
-        "--quality-filter/--no-quality-filter",
-        help="Leave out the users who fail the PPS quality filters (inconsistent or too fast answers) first, "
-             "as the PPS paper does; the counts go into results.json.")] = False,
+    quality_filter: Annotated[
+        bool,
+        typer.Option(
+            "--quality-filter/--no-quality-filter",
+            help="Leave out the users who fail the PPS quality filters (inconsistent or too fast answers) first, "
+            "as the PPS paper does; the counts go into results.json.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate models on a pairs dataset (PPS protocol): write results.json and an HTML report."""
     from rich.console import Console
@@ -174,7 +216,9 @@ def evaluate(
 
     unknown = [m for m in metric_list if m not in METRICS]
     if unknown or not metric_list:
-        raise PrefstyleError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(METRICS))}")
+        raise PrefstyleError(
+            f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(METRICS))}"
+        )
 
     err = Console(stderr=True)
     ds = PairsDataset.load(data)
@@ -184,8 +228,7 @@ def evaluate(
 
         before = len(default_users(ds, users_split))
         ds, _ = filter_users(ds)
-        filter_note = (f"PPS quality filters: {len(default_users(ds, users_split))} of {before} "
-                       f"{users_split} users kept")
+        filter_note = f"PPS quality filters: {len(default_users(ds, users_split))} of {before} {users_split} users kept"
         err.print(filter_note)
     users = default_users(ds, users_split)
     if max_users is not None:
@@ -193,13 +236,30 @@ def evaluate(
     gt_root = data if (data / GROUND_TRUTH_FILE).is_file() else None
     ground_truth = load_ground_truth(data) if gt_root is not None else None
     notes: list[str] = []
-    models = build_models(list(model or []), ds, users, gt_root, notes, particles=particles, seed=seed,
-                          progress=progress, global_steps=global_steps)
+    models = build_models(
+        list(model or []),
+        ds,
+        users,
+        gt_root,
+        notes,
+        particles=particles,
+        seed=seed,
+        progress=progress,
+        global_steps=global_steps,
+    )
     if not models:
         raise PrefstyleError("no model can be evaluated on this dataset")
     err.print(f"evaluating {', '.join(models)} on {len(users)} users of {data}")
-    kw: dict[str, Any] = {"n_evals": evals, "users": users, "seed": seed, "ground_truth": ground_truth, "metrics": metric_list, "size": size,
-          "flip": flip, "eval_scenes": ds.scenes_of_split(eval_scenes) if eval_scenes else None}
+    kw: dict[str, Any] = {
+        "n_evals": evals,
+        "users": users,
+        "seed": seed,
+        "ground_truth": ground_truth,
+        "metrics": metric_list,
+        "size": size,
+        "flip": flip,
+        "eval_scenes": ds.scenes_of_split(eval_scenes) if eval_scenes else None,
+    }
     results = evaluate_pps(ds, models, n_refs=refs, progress=progress, strengths=strength_list, **kw)
     results.notes[:0] = notes + ([filter_note] if filter_note else [])
     if n_ablate:
@@ -209,8 +269,14 @@ def evaluate(
         err.print(f"ablation over training users k = {', '.join(map(str, k_ablate))}")
         train = _training_users(ds, users)
         results.ablations["train_users"], _ = ablate_training_users(
-            ds, lambda us: GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, us), k_ablate, train_users=train,
-            name=GlobalStyleModel.name, n_refs=refs, **{k: v for k, v in kw.items() if k != "seed"}, seed=seed,
+            ds,
+            lambda us: GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, us),
+            k_ablate,
+            train_users=train,
+            name=GlobalStyleModel.name,
+            n_refs=refs,
+            **{k: v for k, v in kw.items() if k != "seed"},
+            seed=seed,
         )
 
     out = out or Path("runs") / f"eval-{data.resolve().name}"
@@ -231,8 +297,9 @@ def _print_summary(results: Results, n_users: int, err: Console) -> None:
     from rich.table import Table
 
     metric = "delta_e00" if "delta_e00" in results.tables else next(iter(results.tables))
-    table = Table(title=f"PPS evaluation ({metric} CQS), {results.config['n_refs']} refs, {n_users} users",
-                  title_justify="left")
+    table = Table(
+        title=f"PPS evaluation ({metric} CQS), {results.config['n_refs']} refs, {n_users} users", title_justify="left"
+    )
     for col in ("model", "CQS", "CQS/identity", "win rate", "ΔE00 to ideal"):
         table.add_column(col, justify="left" if col == "model" else "right")
 

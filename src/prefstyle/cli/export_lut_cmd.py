@@ -49,14 +49,20 @@ def export_lut(
         images = _folder_images(photos)
     else:
         images = default_images()
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=Console(stderr=True)) as bar:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+    ) as bar:
         task = bar.add_task(f"render ({m.name})", total=len(images))
         lut = profile_to_lut(m, prof, size=size, images=images, progress=lambda k, n: bar.update(task, completed=k))
     title = f"prefstyle {m.name} {prof.user or ''}".strip()
     write_cube(out, lut, title=title)
-    typer.echo(f"{m.name}: {size}^3 LUT of {prof.user or 'the profile'} fitted on {len(images)} photo(s), "
-               f"written to {out}", err=True)
+    typer.echo(
+        f"{m.name}: {size}^3 LUT of {prof.user or 'the profile'} fitted on {len(images)} photo(s), written to {out}",
+        err=True,
+    )
     for note in m.export_notes(prof):  # what one global LUT cannot hold of this taste
         typer.echo(f"note: {note}", err=True)
 

@@ -20,8 +20,10 @@ __all__ = ["export_preset"]
 
 def export_preset(
     profile: Annotated[Path, typer.Option("--profile", help="profile written by `prefstyle personalize`")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="xmp (Lightroom / Camera Raw), dtstyle (darktable) "
-                                                          "or pp3 (RawTherapee)")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="xmp (Lightroom / Camera Raw), dtstyle (darktable) or pp3 (RawTherapee)"),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="preset file to write")],
     model: Annotated[
         str | None, typer.Option("--model", help="model name or checkpoint path [default: the profile's]")
@@ -46,15 +48,30 @@ def export_preset(
     prof, m = load_profile_and_model(profile, model)
     edit = m.slider_edit(prof)
     if edit is None:
-        raise PrefstyleError(f"the taste of model '{m.name}' is not a slider edit, so no editor preset can hold it; "
-                             "export it as a 3D LUT with `prefstyle export-lut`", path=profile)
+        raise PrefstyleError(
+            f"the taste of model '{m.name}' is not a slider edit, so no editor preset can hold it; "
+            "export it as a 3D LUT with `prefstyle export-lut`",
+            path=profile,
+        )
     params, gain = edit
     text, notes = preset_text(fmt, params, gain, name or out.stem)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
-    sliders = ", ".join(f"{k} {getattr(params, k):+.2f}" for k in ("exposure", "temperature", "tint", "contrast",
-                                                                    "highlights", "shadows", "whites", "blacks",
-                                                                    "vibrance", "saturation"))
+    sliders = ", ".join(
+        f"{k} {getattr(params, k):+.2f}"
+        for k in (
+            "exposure",
+            "temperature",
+            "tint",
+            "contrast",
+            "highlights",
+            "shadows",
+            "whites",
+            "blacks",
+            "vibrance",
+            "saturation",
+        )
+    )
     typer.echo(f"{m.name}: {fmt} preset of {prof.user or 'the profile'} written to {out} ({sliders})", err=True)
     for note in notes:
         typer.echo(f"note: {note}", err=True)

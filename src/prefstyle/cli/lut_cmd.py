@@ -35,8 +35,9 @@ def apply_cmd(
     strength: Annotated[float, typer.Option("--strength", help="0 = the input, 1 = the full LUT")] = 1.0,
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality")] = 95,
     force: Annotated[bool, typer.Option("--force", help="overwrite outputs that already exist")] = False,
-    skip_existing: Annotated[bool, typer.Option(
-        "--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")
+    ] = False,
 ) -> None:
     """Apply a LUT to INPUT images (bit depth, EXIF, ICC, alpha and grayscale kept; bad files skipped, exit 1).
 
@@ -45,8 +46,17 @@ def apply_cmd(
     from prefstyle.cli.styles_cmd import apply_cmd as styles_apply
 
     _read_any(lut)  # one clear error for a missing or malformed LUT before any image is touched
-    styles_apply(f"lut:{lut}", inputs, out, strength=strength, sets=None, device="cpu", quality=quality,
-                 force=force, skip_existing=skip_existing)
+    styles_apply(
+        f"lut:{lut}",
+        inputs,
+        out,
+        strength=strength,
+        sets=None,
+        device="cpu",
+        quality=quality,
+        force=force,
+        skip_existing=skip_existing,
+    )
 
 
 @app.command("convert")
@@ -98,4 +108,3 @@ def convert_cmd(
     else:
         raise PrefstyleError("unknown output type (expected .cube, .png, .tif)", path=dst)
     typer.echo(f"wrote {dst} ({lut3d.shape[-1]}^3)")
-

@@ -53,25 +53,32 @@ def plan_outputs(
         if p.is_dir():
             p_res = p.resolve()
             if out_res == p_res or p_res in out_res.parents:
-                raise PrefstyleError(f"--out {out} is inside the input folder {p}: its outputs would be read as "
-                                     "inputs next time; choose an output folder outside the inputs")
+                raise PrefstyleError(
+                    f"--out {out} is inside the input folder {p}: its outputs would be read as "
+                    "inputs next time; choose an output folder outside the inputs"
+                )
     by_dst: dict[Path, list[Path]] = defaultdict(list)
     for src, rel in jobs:
         dst = (out_res / rel).resolve()
         if dst == src.resolve():
-            raise PrefstyleError(f"refusing to overwrite the input {src} with its retouched version; "
-                                 "choose another --out folder")
+            raise PrefstyleError(
+                f"refusing to overwrite the input {src} with its retouched version; choose another --out folder"
+            )
         by_dst[dst].append(src)
     clashes = [f"{dst} <- {' + '.join(str(s) for s in srcs)}" for dst, srcs in by_dst.items() if len(srcs) > 1]
     if clashes:
-        raise PrefstyleError(f"{len(clashes)} output file(s) would each be written from several inputs (same file "
-                             f"name in different folders?): {_examples(clashes)}; give those inputs separately "
-                             "with different --out folders")
+        raise PrefstyleError(
+            f"{len(clashes)} output file(s) would each be written from several inputs (same file "
+            f"name in different folders?): {_examples(clashes)}; give those inputs separately "
+            "with different --out folders"
+        )
     existing = [(src, rel) for src, rel in jobs if (out_res / rel).exists()]
     if existing and not (force or skip_existing):
         names = [str(rel) for _, rel in existing]
-        raise PrefstyleError(f"{len(existing)} output(s) already exist in {out}: {_examples(names)}; pass --force "
-                             "to overwrite them, or --skip-existing to keep them and do the rest")
+        raise PrefstyleError(
+            f"{len(existing)} output(s) already exist in {out}: {_examples(names)}; pass --force "
+            "to overwrite them, or --skip-existing to keep them and do the rest"
+        )
     check_writable(out, folder=True)
     if skip_existing and existing:
         done = {rel for _, rel in existing}

@@ -56,15 +56,24 @@ def profile_path(out: Path) -> Path:
 
 def personalize(
     data: Annotated[Path | None, typer.Argument(help="pairs dataset folder (docs/FORMATS.md)")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="profile file to write (.json; tensors go beside it)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="profile file to write (.json; tensors go beside it)")
+    ] = None,
     user: Annotated[str | None, typer.Option("--user", help="the user to personalize for (person@device)")] = None,
     refs: Annotated[int, typer.Option("--refs", help="use at most this many of the user's main judgments")] = 16,
     liked: Annotated[
-        Path | None, typer.Option("--liked", help="a folder of photos the person likes, instead of DATA (PieNet's scheme; experimental)")
+        Path | None,
+        typer.Option(
+            "--liked", help="a folder of photos the person likes, instead of DATA (PieNet's scheme; experimental)"
+        ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help=f"registered model name or checkpoint path [default: {DEFAULT_MODEL}; "
-                                   f"with --liked: {DEFAULT_LIKED_MODEL}]")
+        str | None,
+        typer.Option(
+            "--model",
+            help=f"registered model name or checkpoint path [default: {DEFAULT_MODEL}; "
+            f"with --liked: {DEFAULT_LIKED_MODEL}]",
+        ),
     ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="pick the references by a seeded shuffle instead of answer order")
@@ -93,9 +102,12 @@ def personalize(
         m = load_model(spec, device=device)
         profile = m.personalize_liked(images, user=user or liked.resolve().name)
         what = f"{len(images)} liked photo(s)"
-        typer.echo("note: --liked is experimental: learning a taste from photos alone (PieNet's scheme 2, trained "
-                   "on simulated tastes) can make ordinary photos darker or duller than the input; check a few "
-                   "results, or answer pairwise questions instead (prefstyle serve)", err=True)
+        typer.echo(
+            "note: --liked is experimental: learning a taste from photos alone (PieNet's scheme 2, trained "
+            "on simulated tastes) can make ordinary photos darker or duller than the input; check a few "
+            "results, or answer pairwise questions instead (prefstyle serve)",
+            err=True,
+        )
         profile.data = {**profile.data, "liked": str(liked.resolve())}
     else:
         assert data is not None  # exactly one of DATA and --liked, checked above
@@ -113,9 +125,12 @@ def personalize(
         profile = m.personalize(references, user=user)
         what = f"{len(references)} judgment(s)"
         if references and profile.data.get("n_used") == 0:
-            typer.echo(f"warning: {m.name} learns only from answers on scenes with a neutral source (scenes.jsonl "
-                       f"'source'); none of these has one, so the profile is the prior's (use --model with a model "
-                       f"that learns from the renditions themselves)", err=True)
+            typer.echo(
+                f"warning: {m.name} learns only from answers on scenes with a neutral source (scenes.jsonl "
+                f"'source'); none of these has one, so the profile is the prior's (use --model with a model "
+                f"that learns from the renditions themselves)",
+                err=True,
+            )
         profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": len(references)}
     profile.model_config = {**profile.model_config, "source": _model_source(spec)}
     path = profile.save(profile_path(out))
@@ -160,8 +175,9 @@ def check_model_matches(model: PersonalizationModel, profile: Profile) -> None:
         )
 
 
-def load_profile_and_model(profile: Path, model: str | None = None, device: str = "cpu"
-                           ) -> tuple[Profile, PersonalizationModel]:
+def load_profile_and_model(
+    profile: Path, model: str | None = None, device: str = "cpu"
+) -> tuple[Profile, PersonalizationModel]:
     """The profile at ``profile`` and the model to use it with (``model``, else the one that made it).
 
     A model other than the profile's (or another checkpoint of it) is refused.
@@ -194,17 +210,27 @@ def enhance(
         float, typer.Option("--strength", min=0.0, max=1.0, help="1 = the full edit, 0 = the input unchanged")
     ] = 1.0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="images processed in parallel")] = 1,
-    full_render: Annotated[bool, typer.Option(
-        "--full-render",
-        help="8-bit photos too go through the model's own full-resolution rendering instead of one 3D LUT "
-             "per photo (PieNet: keeps its local edits; about 3x slower)")] = False,
+    full_render: Annotated[
+        bool,
+        typer.Option(
+            "--full-render",
+            help="8-bit photos too go through the model's own full-resolution rendering instead of one 3D LUT "
+            "per photo (PieNet: keeps its local edits; about 3x slower)",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
     force: Annotated[bool, typer.Option("--force", help="overwrite outputs that already exist")] = False,
-    skip_existing: Annotated[bool, typer.Option(
-        "--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")] = False,
-    out_format: Annotated[str | None, typer.Option(
-        "--format", help="write every output as jpeg (8 bit), tif or png instead of the input's own format "
-                         "[default: the input's; camera raw: 16-bit tif]")] = None,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")
+    ] = False,
+    out_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="write every output as jpeg (8 bit), tif or png instead of the input's own format "
+            "[default: the input's; camera raw: 16-bit tif]",
+        ),
+    ] = None,
 ) -> None:
     """Retouch INPUT images in the profile's taste, at full resolution, into --out.
 
@@ -250,13 +276,30 @@ def enhance(
         typer.echo(f"kept {len(kept)} existing output(s) in {out} (--skip-existing)", err=True)
 
     def one(src_path: Path, rel: Path) -> None:
-        enhance_file(m, prof, src_path, out / rel, strength=strength, quality=quality, device=device,
-                     lut_path=not full_render, threads=threads)
+        enhance_file(
+            m,
+            prof,
+            src_path,
+            out / rel,
+            strength=strength,
+            quality=quality,
+            device=device,
+            lut_path=not full_render,
+            threads=threads,
+        )
 
     n_ok = 0
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as progress, \
-            ThreadPoolExecutor(jobs) as pool:
+    with (
+        Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        ) as progress,
+        ThreadPoolExecutor(jobs) as pool,
+    ):
         task = progress.add_task(f"enhance ({m.name})", total=len(jobs_in))
         futures = {pool.submit(one, src_path, rel): src_path for src_path, rel in jobs_in}
         for fut in as_completed(futures):
@@ -267,8 +310,9 @@ def enhance(
             except (PrefstyleError, OSError, ValueError, MemoryError) as e:
                 reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src_path}: {e}"
                 failed.append((src_path, reason))
-                progress.console.print(f"skipped {reason}", style="yellow", markup=False, highlight=False,
-                                       soft_wrap=True)
+                progress.console.print(
+                    f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True
+                )
             progress.advance(task)
     typer.echo(f"{m.name}: wrote {n_ok} of {n_ok + len(failed)} image(s) to {out}", err=True)
     if failed:

@@ -13,8 +13,11 @@ import typer
 def serve(
     study: Annotated[
         list[Path] | None,
-        typer.Option("--study", help="A study YAML file (repeat for several). Without any, the studies already "
-                                     "in the database are served, or a built-in demo study when it has none."),
+        typer.Option(
+            "--study",
+            help="A study YAML file (repeat for several). Without any, the studies already "
+            "in the database are served, or a built-in demo study when it has none.",
+        ),
     ] = None,
     db: Annotated[
         str | None,
@@ -27,8 +30,12 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
     admin_token: Annotated[
         str | None,
-        typer.Option("--admin-token", envvar="PREFSTYLE_ADMIN_TOKEN", show_envvar=True,
-                     help="Token for the /admin pages (default: generated once, kept in DATA/admin-token)."),
+        typer.Option(
+            "--admin-token",
+            envvar="PREFSTYLE_ADMIN_TOKEN",
+            show_envvar=True,
+            help="Token for the /admin pages (default: generated once, kept in DATA/admin-token).",
+        ),
     ] = None,
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Mark cookies Secure (when served over HTTPS by a proxy).")
@@ -37,27 +44,49 @@ def serve(
         int, typer.Option("--torch-threads", min=1, help="CPU threads for rendering participants' styles.")
     ] = 1,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, max=64,
-                          help="Server processes sharing the database (use PostgreSQL for more than one or two).")
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Server processes sharing the database (use PostgreSQL for more than one or two).",
+        ),
     ] = 1,
     render_workers: Annotated[
-        int, typer.Option("--render-workers", min=1, max=32,
-                          help="Background processes rendering participants' styles, per server process.")
+        int,
+        typer.Option(
+            "--render-workers",
+            min=1,
+            max=32,
+            help="Background processes rendering participants' styles, per server process.",
+        ),
     ] = 1,
     render_queue: Annotated[
-        int, typer.Option("--render-queue", min=1, max=10_000,
-                          help="Render jobs that may wait per server process; more are answered 'busy, retrying'.")
+        int,
+        typer.Option(
+            "--render-queue",
+            min=1,
+            max=10_000,
+            help="Render jobs that may wait per server process; more are answered 'busy, retrying'.",
+        ),
     ] = 64,
     forwarded_allow_ips: Annotated[
-        str, typer.Option("--forwarded-allow-ips", envvar="PREFSTYLE_FORWARDED_ALLOW_IPS",
-                          help="Trust X-Forwarded-Proto/Host/For from these proxy addresses (comma-separated IPs "
-                               "or CIDRs, '*' for any): resume links then use the public https:// address.")
+        str,
+        typer.Option(
+            "--forwarded-allow-ips",
+            envvar="PREFSTYLE_FORWARDED_ALLOW_IPS",
+            help="Trust X-Forwarded-Proto/Host/For from these proxy addresses (comma-separated IPs "
+            "or CIDRs, '*' for any): resume links then use the public https:// address.",
+        ),
     ] = "",
     adopt_data: Annotated[
-        bool, typer.Option("--adopt-data",
-                           help="When a study folder in DATA holds participants' files this database does not know, "
-                                "move them aside (kept, never served) and start the study afresh, instead of "
-                                "refusing to start.")
+        bool,
+        typer.Option(
+            "--adopt-data",
+            help="When a study folder in DATA holds participants' files this database does not know, "
+            "move them aside (kept, never served) and start the study afresh, instead of "
+            "refusing to start.",
+        ),
     ] = False,
 ) -> None:
     """Run the study web app: participants at /s/STUDY, organizers at /admin.

@@ -83,7 +83,11 @@ def _render(style: Any, x: Any, bit_depth: int = 16) -> Any:
     ref = None
     if style.image_dependent:
         f = (STATS_MAX_PIXELS / (h * w)) ** 0.5
-        ref = torch.nn.functional.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area") if f < 1 else x
+        ref = (
+            torch.nn.functional.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+            if f < 1
+            else x
+        )
     lut = style.to_lut(LUT_SIZE, image=ref).to(x.device, x.dtype)
     if bit_depth == 8 and x.device.type == "cpu":
         from prefstyle.imaging.lut import apply_lut_uint8
@@ -96,7 +100,8 @@ def _render(style: Any, x: Any, bit_depth: int = 16) -> Any:
 @app.command("apply")
 def apply_cmd(
     name: Annotated[
-        str, typer.Argument(help="style name (see `prefstyle styles list`), sample:SEED, lut:PATH, or a style JSON file")
+        str,
+        typer.Argument(help="style name (see `prefstyle styles list`), sample:SEED, lut:PATH, or a style JSON file"),
     ],
     inputs: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder (same file names as the inputs)")],
@@ -105,8 +110,9 @@ def apply_cmd(
     device: Annotated[str, typer.Option("--device", help="torch device to render on")] = "cpu",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality")] = 95,
     force: Annotated[bool, typer.Option("--force", help="overwrite outputs that already exist")] = False,
-    skip_existing: Annotated[bool, typer.Option(
-        "--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="keep outputs that already exist and do the rest (resume a batch)")
+    ] = False,
 ) -> None:
     """Apply style NAME to INPUT images, writing into --out with the same file names.
 
@@ -159,7 +165,9 @@ def apply_cmd(
             except (PrefstyleError, OSError, ValueError, MemoryError) as e:
                 reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src}: {e}"
                 failed.append((src, reason))
-                progress.console.print(f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+                progress.console.print(
+                    f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True
+                )
             progress.advance(task)
     typer.echo(f"{style.name}: wrote {n_ok} of {n_ok + len(failed)} image(s) to {out}", err=True)
     if failed:

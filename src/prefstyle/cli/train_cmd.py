@@ -19,9 +19,12 @@ def train(
     overrides: Annotated[
         list[str] | None, typer.Argument(help="dotted overrides, e.g. steps=500 optim.lr=3e-4 out=runs/x")
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue the run in `out` from its latest checkpoint")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the run in `out` from its latest checkpoint")
+    ] = False,
     stop_after: Annotated[
-        int | None, typer.Option("--stop-after", help="stop after this many steps (a checkpoint is saved; --resume goes on)")
+        int | None,
+        typer.Option("--stop-after", help="stop after this many steps (a checkpoint is saved; --resume goes on)"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
@@ -40,13 +43,22 @@ def train(
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if res.finished and res.model_path is not None and res.model_path.suffix == ".json":  # a fit, not a training
-        typer.echo(f"fitted in {res.seconds:.0f} s; model: {res.model_path} ("
-                   + ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in res.metrics.items())
-                   + ")", err=True)
+        typer.echo(
+            f"fitted in {res.seconds:.0f} s; model: {res.model_path} ("
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in res.metrics.items())
+            + ")",
+            err=True,
+        )
     elif res.finished:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items() if isinstance(v, (int, float)))
-        typer.echo(f"trained {res.step} steps in {res.seconds:.0f} s; model: {res.model_path}"
-                   + (f"\nvalidation: {metrics}" if metrics else ""), err=True)
+        typer.echo(
+            f"trained {res.step} steps in {res.seconds:.0f} s; model: {res.model_path}"
+            + (f"\nvalidation: {metrics}" if metrics else ""),
+            err=True,
+        )
     else:
-        typer.echo(f"stopped at step {res.step} of {res.steps}; checkpoint {res.checkpoint}; "
-                   f"continue with: prefstyle train {config} {' '.join(overrides or [])} --resume".rstrip(), err=True)
+        typer.echo(
+            f"stopped at step {res.step} of {res.steps}; checkpoint {res.checkpoint}; "
+            f"continue with: prefstyle train {config} {' '.join(overrides or [])} --resume".rstrip(),
+            err=True,
+        )

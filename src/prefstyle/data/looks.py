@@ -124,8 +124,12 @@ class LookLibrary:
         path = Path(path).with_suffix(".json")
         with atomic_path(path.with_suffix(".safetensors")) as tmp:
             save_file({"tables": self.tables.half().contiguous()}, str(tmp))
-        doc = {"format": LOOKS_FORMAT, "version": LOOKS_VERSION, "size": self.size,
-               "looks": [asdict(lk) for lk in self.looks]}
+        doc = {
+            "format": LOOKS_FORMAT,
+            "version": LOOKS_VERSION,
+            "size": self.size,
+            "looks": [asdict(lk) for lk in self.looks],
+        }
         atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
         return path
 

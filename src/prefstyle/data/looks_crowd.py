@@ -294,8 +294,9 @@ def range_points(thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q[0].clamp(max=0.2), q[1].clamp(min=0.6)
 
 
-def correct(img: torch.Tensor, vec: torch.Tensor, ev: torch.Tensor, share: torch.Tensor,
-            stats: torch.Tensor) -> torch.Tensor:
+def correct(
+    img: torch.Tensor, vec: torch.Tensor, ev: torch.Tensor, share: torch.Tensor, stats: torch.Tensor
+) -> torch.Tensor:
     """The correction a person wants before a look: ``(N,3,h,w)`` -> ``(N,3,h,w)``.
 
     The slider correction ``vec`` ``(N,D)`` with ``ev`` ``(N,)`` added to its exposure, then a
@@ -331,7 +332,9 @@ def split_families(library: LookLibrary, fractions: tuple[float, ...], seed: int
 
     fams = library.families()
     if len(fams) < 3:
-        raise PrefstyleError(f"the looks crowd needs at least 3 look families (train/val/test); the library has {len(fams)}")
+        raise PrefstyleError(
+            f"the looks crowd needs at least 3 look families (train/val/test); the library has {len(fams)}"
+        )
     count = {f: sum(lk.family == f for lk in library.looks) for f in fams}
     order = sorted(fams, key=lambda f: hashlib.sha256(f"{seed}\x00{f}".encode()).hexdigest())
     total = sum(count.values())
@@ -344,8 +347,12 @@ def split_families(library: LookLibrary, fractions: tuple[float, ...], seed: int
 
 
 def sample_look_taste(
-    rng: np.random.Generator, library: LookLibrary, population: Population, families: list[str],
-    cfg: LooksCrowdConfig, library_ref: str = "",
+    rng: np.random.Generator,
+    library: LookLibrary,
+    population: Population,
+    families: list[str],
+    cfg: LooksCrowdConfig,
+    library_ref: str = "",
 ) -> LookTaste:
     """One person's taste, with looks from ``families`` drawn by the population's popularity."""
     from prefstyle.styles.presets import sample_params
@@ -409,8 +416,9 @@ def source_camera(rng: np.random.Generator, cfg: LooksCrowdConfig) -> Any:
 POPULAR_RENDITION_FRACTION = 0.5
 
 
-def _pick_looks(library: LookLibrary, rng: np.random.Generator, k: int,
-                popularity: tuple[float, ...] | None = None) -> list[int]:
+def _pick_looks(
+    library: LookLibrary, rng: np.random.Generator, k: int, popularity: tuple[float, ...] | None = None
+) -> list[int]:
     """``k`` distinct looks: each by ``popularity`` (with probability
     :data:`POPULAR_RENDITION_FRACTION`) or uniform over families, then over the family's looks."""
     fams = library.families()
@@ -443,8 +451,13 @@ def editor_correction(scene: torch.Tensor, rng: np.random.Generator) -> RetouchP
     Drawn independently per rendition (editors differ), not from any person's taste."""
     target = 0.18 * math.exp(rng.normal(0.0, 0.3))
     ev = float(exposure_ev(scene, target, float(rng.uniform(0.3, 1.0)))[0])
-    return RetouchParams(exposure=ev, contrast=float(rng.uniform(-0.05, 0.4)), blacks=float(rng.uniform(-0.2, 0.0)),
-                         whites=float(rng.uniform(-0.05, 0.1)), vibrance=float(rng.uniform(-0.05, 0.3)))
+    return RetouchParams(
+        exposure=ev,
+        contrast=float(rng.uniform(-0.05, 0.4)),
+        blacks=float(rng.uniform(-0.2, 0.0)),
+        whites=float(rng.uniform(-0.05, 0.1)),
+        vibrance=float(rng.uniform(-0.05, 0.3)),
+    )
 
 
 def _edited(scene: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, RetouchParams]:
@@ -468,8 +481,9 @@ class LookSource:
             base, corr = _edited(scene, rng)
             s = float(rng.uniform(0.6, 1.0))
             imgs.append(_blend_look(base, self.library.lut(i), s))
-            params.append({"kind": "look", "look": self.library.looks[i].name, "strength": s,
-                           "correction": corr.to_dict()})
+            params.append(
+                {"kind": "look", "look": self.library.looks[i].name, "strength": s, "correction": corr.to_dict()}
+            )
         return torch.cat(imgs).clamp(0, 1), params
 
 
@@ -497,8 +511,17 @@ class LookVariationSource:
             base = _blend_look(scene, lut, 1.0)
             edits = [RetouchParams(**{control: float(v)}) for v in values]
             imgs = [apply_retouch(base.clamp(0, 1), e) for e in edits]
-        params = [{"kind": "look", "look": name, "strength": float(v) if control == "strength" else 1.0,
-                   "correction": corr.to_dict(), "edit": e.to_dict(), "control": control} for v, e in zip(values, edits)]
+        params = [
+            {
+                "kind": "look",
+                "look": name,
+                "strength": float(v) if control == "strength" else 1.0,
+                "correction": corr.to_dict(),
+                "edit": e.to_dict(),
+                "control": control,
+            }
+            for v, e in zip(values, edits)
+        ]
         return torch.cat(imgs).clamp(0, 1), params
 
 
@@ -518,11 +541,16 @@ class OtherCameraSource:
         return torch.cat([c.apply(scene) for c in cams]).clamp(0, 1), [c.params() for c in cams]
 
 
-def rendition_sources(library: LookLibrary, cfg: LooksCrowdConfig,
-                      popularity: tuple[float, ...] | None = None) -> dict[str, Any]:
+def rendition_sources(
+    library: LookLibrary, cfg: LooksCrowdConfig, popularity: tuple[float, ...] | None = None
+) -> dict[str, Any]:
     """The looks crowd's rendition sources by PPS type."""
-    return {"A": LookSource(library, "A", popularity), "B": OtherCameraSource(cfg),
-            "D": LookVariationSource(library, popularity), "E": LookSource(library, "E", popularity)}
+    return {
+        "A": LookSource(library, "A", popularity),
+        "B": OtherCameraSource(cfg),
+        "D": LookVariationSource(library, popularity),
+        "E": LookSource(library, "E", popularity),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,9 +590,16 @@ def synthetic_looks(families: int = 8, per_family: int = 5, size: int = 17, seed
                 return (s + st * (1 - lum) + ht * lum).clamp(0, 1)
 
             tables.append(lut_from_function(fn, size))
-            looks.append(Look(name=f"synthetic{f}/look{j}", family=f"synthetic{f}", kind="creative",
-                              source="prefstyle.data.looks_crowd.synthetic_looks", author="prefstyle (random)",
-                              license="CC0-1.0"))
+            looks.append(
+                Look(
+                    name=f"synthetic{f}/look{j}",
+                    family=f"synthetic{f}",
+                    kind="creative",
+                    source="prefstyle.data.looks_crowd.synthetic_looks",
+                    author="prefstyle (random)",
+                    license="CC0-1.0",
+                )
+            )
     return LookLibrary(looks, torch.stack(tables))
 
 
@@ -574,8 +609,13 @@ def synthetic_looks(families: int = 8, per_family: int = 5, size: int = 17, seed
 
 
 def sample_look_users(
-    config: Any, cfg: LooksCrowdConfig, library: LookLibrary, population: Population,
-    families: dict[str, list[str]], rng: np.random.Generator, library_ref: str,
+    config: Any,
+    cfg: LooksCrowdConfig,
+    library: LookLibrary,
+    population: Population,
+    families: dict[str, list[str]],
+    rng: np.random.Generator,
+    library_ref: str,
 ) -> tuple[list[SimulatedUser], dict[str, list[str]]]:
     """``config.users`` users and their split; a person's split decides their looks' families."""
     from prefstyle.data.simulate import DEVICE_NAMES
@@ -646,12 +686,22 @@ def _judgment_stats(user: SimulatedUser, judgments: list[Any], scenes: list[Any]
             c = by_origin.setdefault(scenes[s].origin, [0, 0])
             c[0] += int(closer)
             c[1] += 1
-    return {"n": len(main), "agree": agree, "source_closer": source_closer, "pref_near_source": near_src,
-            "by_origin": by_origin}
+    return {
+        "n": len(main),
+        "agree": agree,
+        "source_closer": source_closer,
+        "pref_near_source": near_src,
+        "by_origin": by_origin,
+    }
 
 
-def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = True, overwrite: bool = False,
-                           crowd: LooksCrowdConfig | None = None) -> Path:
+def simulate_looks_dataset(
+    config: Any,
+    out_dir: str | Path,
+    progress: bool = True,
+    overwrite: bool = False,
+    crowd: LooksCrowdConfig | None = None,
+) -> Path:
     """Simulate the looks crowd (module docstring) into ``out_dir``; ``config`` is a
     :class:`~prefstyle.data.simulate.SimulationConfig` with ``tastes == "looks"`` (``looks``: the
     library file, default the packaged one). Returns ``out_dir``."""
@@ -683,8 +733,13 @@ def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = Tr
         return cam.apply(src).clamp(0, 1), cam.params()
 
     rng = np.random.default_rng(config.seed)
-    scenes = build_scenes(config, rng, progress=progress, sources=rendition_sources(library, crowd, population.popularity),
-                          prepare=prepare)
+    scenes = build_scenes(
+        config,
+        rng,
+        progress=progress,
+        sources=rendition_sources(library, crowd, population.popularity),
+        prepare=prepare,
+    )
     out.mkdir(parents=True, exist_ok=True)
     lib_path = library.save(out / LOOKS_FILE)
     users, splits = sample_look_users(config, crowd, library, population, families, rng, str(lib_path.resolve()))
@@ -707,7 +762,7 @@ def simulate_looks_dataset(config: Any, out_dir: str | Path, progress: bool = Tr
     meta = {
         "name": f"prefstyle simulated looks crowd (seed {config.seed})",
         "license": "CC-BY-4.0 for the judgments; images derive from the photos listed in docs/PHOTOS.md "
-                   "and the looks listed in looks.json",
+        "and the looks listed in looks.json",
         "simulated": True,
         "tastes": "looks",
         "ground_truth": GROUND_TRUTH_FILE,
@@ -772,7 +827,8 @@ def crowd_statistics(users: list[SimulatedUser], per_user: list[dict[str, float]
         "source_closer_than_preferred": sum(s["source_closer"] for s in att) / n,
         "preferred_closer_to_source": sum(s["pref_near_source"] for s in att) / n,
         "source_closer_by_origin": {
-            o: sum(s["by_origin"].get(o, [0, 0])[0] for s in att) / max(1, sum(s["by_origin"].get(o, [0, 0])[1] for s in att))
+            o: sum(s["by_origin"].get(o, [0, 0])[0] for s in att)
+            / max(1, sum(s["by_origin"].get(o, [0, 0])[1] for s in att))
             for o in sorted({o for s in att for o in s["by_origin"]})
         },
     }

@@ -358,7 +358,9 @@ class PairsDataset:
         out = {sid for sid, sc in self.scenes.items() if (sc.extra or {}).get("split") == split}
         if not out:
             known = sorted({str((sc.extra or {}).get("split")) for sc in self.scenes.values()})
-            raise PrefstyleError(f"no scenes of split {split!r} (scene splits here: {', '.join(known)})", path=self.root)
+            raise PrefstyleError(
+                f"no scenes of split {split!r} (scene splits here: {', '.join(known)})", path=self.root
+            )
         return out
 
     def _of_kind(self, user: str, kind: str) -> list[Judgment]:
@@ -740,15 +742,19 @@ class _Reader:
                     self.problem(jpath, j.line, f"scene {_shown(j.scene)} is not listed in {SCENES_FILE}", "warning")
         reported_users: set[str] = set()
         for j in judgments:
-            if (j.person is not None and j.device is not None and j.user != f"{j.person}@{j.device}"
-                    and j.user not in reported_users):
-                    reported_users.add(j.user)
-                    self.problem(
-                        jpath,
-                        j.line,
-                        f"user {_shown(j.user)} differs from person@device {_shown(j.person + '@' + j.device)}",
-                        "warning",
-                    )
+            if (
+                j.person is not None
+                and j.device is not None
+                and j.user != f"{j.person}@{j.device}"
+                and j.user not in reported_users
+            ):
+                reported_users.add(j.user)
+                self.problem(
+                    jpath,
+                    j.line,
+                    f"user {_shown(j.user)} differs from person@device {_shown(j.person + '@' + j.device)}",
+                    "warning",
+                )
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,25 +91,63 @@ class Skipped:
 
 # (id, python package, path inside it, author / credit, licence, API that returns the same image)
 _PYTHON_PHOTOS: tuple[tuple[str, str, str, str, str, str], ...] = (
-    ("skimage/astronaut", "skimage", "data/astronaut.png", "NASA (Eileen Collins)",
-     "public domain", "skimage.data.astronaut()"),
-    ("skimage/chelsea", "skimage", "data/chelsea.png", "Stefan van der Walt", "CC0-1.0",
-     "skimage.data.chelsea()"),
-    ("skimage/coffee", "skimage", "data/coffee.png", "Rachel Michetti (Pikolo Espresso Bar)",
-     "CC0-1.0", "skimage.data.coffee()"),
-    ("skimage/rocket", "skimage", "data/rocket.jpg", "SpaceX (DSCOVR launch on Falcon 9)",
-     "public domain", "skimage.data.rocket()"),
-    ("skimage/motorcycle", "skimage", "data/motorcycle_left.png",
-     "Middlebury 2014 stereo dataset (Scharstein et al.)",
-     "redistributed in scikit-image (BSD-3-Clause); no separate image licence stated",
-     "skimage.data.stereo_motorcycle()[0]"),
-    ("sklearn/china", "sklearn", "datasets/images/china.jpg", "danielbuechele (Flickr)",
-     "CC-BY-2.0", "sklearn.datasets.load_sample_image('china.jpg')"),
-    ("sklearn/flower", "sklearn", "datasets/images/flower.jpg", "vultilion (Flickr)",
-     "CC-BY-2.0", "sklearn.datasets.load_sample_image('flower.jpg')"),
-    ("matplotlib/grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
-     "U.S. Navy (official portrait of Grace M. Hopper)", "public domain",
-     "matplotlib.cbook.get_sample_data('grace_hopper.jpg')"),
+    (
+        "skimage/astronaut",
+        "skimage",
+        "data/astronaut.png",
+        "NASA (Eileen Collins)",
+        "public domain",
+        "skimage.data.astronaut()",
+    ),
+    ("skimage/chelsea", "skimage", "data/chelsea.png", "Stefan van der Walt", "CC0-1.0", "skimage.data.chelsea()"),
+    (
+        "skimage/coffee",
+        "skimage",
+        "data/coffee.png",
+        "Rachel Michetti (Pikolo Espresso Bar)",
+        "CC0-1.0",
+        "skimage.data.coffee()",
+    ),
+    (
+        "skimage/rocket",
+        "skimage",
+        "data/rocket.jpg",
+        "SpaceX (DSCOVR launch on Falcon 9)",
+        "public domain",
+        "skimage.data.rocket()",
+    ),
+    (
+        "skimage/motorcycle",
+        "skimage",
+        "data/motorcycle_left.png",
+        "Middlebury 2014 stereo dataset (Scharstein et al.)",
+        "redistributed in scikit-image (BSD-3-Clause); no separate image licence stated",
+        "skimage.data.stereo_motorcycle()[0]",
+    ),
+    (
+        "sklearn/china",
+        "sklearn",
+        "datasets/images/china.jpg",
+        "danielbuechele (Flickr)",
+        "CC-BY-2.0",
+        "sklearn.datasets.load_sample_image('china.jpg')",
+    ),
+    (
+        "sklearn/flower",
+        "sklearn",
+        "datasets/images/flower.jpg",
+        "vultilion (Flickr)",
+        "CC-BY-2.0",
+        "sklearn.datasets.load_sample_image('flower.jpg')",
+    ),
+    (
+        "matplotlib/grace_hopper",
+        "matplotlib",
+        "mpl-data/sample_data/grace_hopper.jpg",
+        "U.S. Navy (official portrait of Grace M. Hopper)",
+        "public domain",
+        "matplotlib.cbook.get_sample_data('grace_hopper.jpg')",
+    ),
 )
 
 # (id, Debian package, path under /usr/share, author, licence)
@@ -121,69 +159,87 @@ _PLASMA_LICENCE = "GPL-2+ (debian/copyright); LGPL-3 in the wallpaper's metadata
 
 _DEBIAN_PHOTOS: tuple[tuple[str, str, str, str, str], ...] = (
     ("mate/Aqua", _MATE, "backgrounds/mate/nature/Aqua.jpg", "Charles Barbin", _MATE_LICENCE),
-    ("mate/Blinds", _MATE, "backgrounds/mate/nature/Blinds.jpg",
-     "Lennart Poettering, Andrea Cimitan", _MATE_LICENCE),
-    ("mate/Dune", _MATE, "backgrounds/mate/nature/Dune.jpg", "Marco Cogoni, Hylke Bons",
-     _MATE_LICENCE),
-    ("mate/FreshFlower", _MATE, "backgrounds/mate/nature/FreshFlower.jpg", "Jens Ansorg",
-     _MATE_LICENCE),
-    ("mate/Garden", _MATE, "backgrounds/mate/nature/Garden.jpg", "Charles Barbin",
-     _MATE_LICENCE),
-    ("mate/GreenMeadow", _MATE, "backgrounds/mate/nature/GreenMeadow.jpg",
-     "Timothy Schellhase, Lapo Calamandrei", _MATE_LICENCE),
-    ("mate/LadyBird", _MATE, "backgrounds/mate/nature/LadyBird.jpg", "Charles Barbin",
-     _MATE_LICENCE),
-    ("mate/RainDrops", _MATE, "backgrounds/mate/nature/RainDrops.jpg", "blackcombwhistler07",
-     _MATE_LICENCE),
+    ("mate/Blinds", _MATE, "backgrounds/mate/nature/Blinds.jpg", "Lennart Poettering, Andrea Cimitan", _MATE_LICENCE),
+    ("mate/Dune", _MATE, "backgrounds/mate/nature/Dune.jpg", "Marco Cogoni, Hylke Bons", _MATE_LICENCE),
+    ("mate/FreshFlower", _MATE, "backgrounds/mate/nature/FreshFlower.jpg", "Jens Ansorg", _MATE_LICENCE),
+    ("mate/Garden", _MATE, "backgrounds/mate/nature/Garden.jpg", "Charles Barbin", _MATE_LICENCE),
+    (
+        "mate/GreenMeadow",
+        _MATE,
+        "backgrounds/mate/nature/GreenMeadow.jpg",
+        "Timothy Schellhase, Lapo Calamandrei",
+        _MATE_LICENCE,
+    ),
+    ("mate/LadyBird", _MATE, "backgrounds/mate/nature/LadyBird.jpg", "Charles Barbin", _MATE_LICENCE),
+    ("mate/RainDrops", _MATE, "backgrounds/mate/nature/RainDrops.jpg", "blackcombwhistler07", _MATE_LICENCE),
     ("mate/Storm", _MATE, "backgrounds/mate/nature/Storm.jpg", "Sergey Nazarov", _MATE_LICENCE),
-    ("mate/TwoWings", _MATE, "backgrounds/mate/nature/TwoWings.jpg",
-     "Charles Barbin, Hylke Bons", _MATE_LICENCE),
-    ("mate/Wood", _MATE, "backgrounds/mate/nature/Wood.jpg", "Jean-François Fortin Tam",
-     _MATE_LICENCE),
-    ("mate/YellowFlower", _MATE, "backgrounds/mate/nature/YellowFlower.jpg", "Charles Barbin",
-     _MATE_LICENCE),
-    ("lomiri/Bridge", _LOMIRI, "backgrounds/Bridge_by_Sander_Klootwijk.jpg", "Sander Klootwijk",
-     "CC-BY-SA-4.0"),
+    ("mate/TwoWings", _MATE, "backgrounds/mate/nature/TwoWings.jpg", "Charles Barbin, Hylke Bons", _MATE_LICENCE),
+    ("mate/Wood", _MATE, "backgrounds/mate/nature/Wood.jpg", "Jean-François Fortin Tam", _MATE_LICENCE),
+    ("mate/YellowFlower", _MATE, "backgrounds/mate/nature/YellowFlower.jpg", "Charles Barbin", _MATE_LICENCE),
+    ("lomiri/Bridge", _LOMIRI, "backgrounds/Bridge_by_Sander_Klootwijk.jpg", "Sander Klootwijk", "CC-BY-SA-4.0"),
     ("lomiri/Dragonfly", _LOMIRI, "backgrounds/Dragonfly_by_Bolly.jpg", "Bolly", "CC-BY-SA-4.0"),
-    ("lomiri/Picture_0B", _LOMIRI, "backgrounds/Picture_0B_by_freespace.jpg",
-     'Trevor "Freespace"', "CC-BY-4.0"),
-    ("lomiri/Picture_1A", _LOMIRI, "backgrounds/Picture_1A_by_freespace.jpg",
-     'Trevor "Freespace"', "CC-BY-4.0"),
+    ("lomiri/Picture_0B", _LOMIRI, "backgrounds/Picture_0B_by_freespace.jpg", 'Trevor "Freespace"', "CC-BY-4.0"),
+    ("lomiri/Picture_1A", _LOMIRI, "backgrounds/Picture_1A_by_freespace.jpg", 'Trevor "Freespace"', "CC-BY-4.0"),
     ("lomiri/Wine", _LOMIRI, "backgrounds/Wine_by_Jakkub_Mede.jpg", "Jakub Mede", "CC-BY-4.0"),
-    ("lomiri/aitzgorri", _LOMIRI, "backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg",
-     "Aitzol Berasategi", "CC-BY-4.0"),
-    ("lomiri/free", _LOMIRI, "backgrounds/free_by_Peter_Nerlich.jpg", "Peter Nerlich",
-     "CC-BY-SA-4.0"),
-    ("lomiri/friends", _LOMIRI, "backgrounds/friends_by_Aitzol_Berasategi.jpg",
-     "Aitzol Berasategi", "CC-BY-4.0"),
-    ("lomiri/greentock", _LOMIRI, "backgrounds/greentock_by_Peter_Nerlich.jpg", "Peter Nerlich",
-     "CC-BY-SA-4.0"),
-    ("lomiri/life", _LOMIRI, "backgrounds/life_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi",
-     "CC-BY-4.0"),
-    ("lomiri/picosdeeuropa", _LOMIRI, "backgrounds/picosdeeuropa_by_Aitzol_Berasategi.jpg",
-     "Aitzol Berasategi", "CC-BY-4.0"),
-    ("lomiri/seeding", _LOMIRI, "backgrounds/seeding_by_Clements_Engelhardt.jpg",
-     "Clemens Engelhardt", "CC0-1.0"),
-    ("lomiri/sunset", _LOMIRI, "backgrounds/sunset_by_Aitzol_Berasategi.jpg",
-     "Aitzol Berasategi", "CC-BY-4.0"),
-    ("plasma/BytheWater", _PLASMA, "wallpapers/BytheWater/contents/images/2560x1600.jpg",
-     "Maciej Wiklo", _PLASMA_LICENCE),
-    ("plasma/ColorfulCups", _PLASMA, "wallpapers/ColorfulCups/contents/images/2560x1600.jpg",
-     "Dmitri Popov", _PLASMA_LICENCE),
-    ("plasma/DarkestHour", _PLASMA, "wallpapers/DarkestHour/contents/images/2560x1600.jpg",
-     "Risto Saukonpää", _PLASMA_LICENCE),
-    ("plasma/EveningGlow", _PLASMA, "wallpapers/EveningGlow/contents/images/2560x1600.jpg",
-     "Ian Hex", _PLASMA_LICENCE),
-    ("plasma/FallenLeaf", _PLASMA, "wallpapers/FallenLeaf/contents/images/2560x1600.jpg",
-     "Martin Klapetek", _PLASMA_LICENCE),
-    ("plasma/Kite", _PLASMA, "wallpapers/Kite/contents/images/2560x1600.jpg", "Risto Saukonpää",
-     _PLASMA_LICENCE),
-    ("plasma/OneStandsOut", _PLASMA, "wallpapers/OneStandsOut/contents/images/2560x1600.jpg",
-     "Risto Saukonpää", _PLASMA_LICENCE),
-    ("plasma/Path", _PLASMA, "wallpapers/Path/contents/images/2560x1600.jpg", "Risto Saukonpää",
-     _PLASMA_LICENCE),
-    ("plasma/summer_1am", _PLASMA, "wallpapers/summer_1am/contents/images/2560x1600.jpg",
-     "Risto Saukonpää", _PLASMA_LICENCE),
+    ("lomiri/aitzgorri", _LOMIRI, "backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
+    ("lomiri/free", _LOMIRI, "backgrounds/free_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0"),
+    ("lomiri/friends", _LOMIRI, "backgrounds/friends_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
+    ("lomiri/greentock", _LOMIRI, "backgrounds/greentock_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0"),
+    ("lomiri/life", _LOMIRI, "backgrounds/life_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
+    (
+        "lomiri/picosdeeuropa",
+        _LOMIRI,
+        "backgrounds/picosdeeuropa_by_Aitzol_Berasategi.jpg",
+        "Aitzol Berasategi",
+        "CC-BY-4.0",
+    ),
+    ("lomiri/seeding", _LOMIRI, "backgrounds/seeding_by_Clements_Engelhardt.jpg", "Clemens Engelhardt", "CC0-1.0"),
+    ("lomiri/sunset", _LOMIRI, "backgrounds/sunset_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
+    (
+        "plasma/BytheWater",
+        _PLASMA,
+        "wallpapers/BytheWater/contents/images/2560x1600.jpg",
+        "Maciej Wiklo",
+        _PLASMA_LICENCE,
+    ),
+    (
+        "plasma/ColorfulCups",
+        _PLASMA,
+        "wallpapers/ColorfulCups/contents/images/2560x1600.jpg",
+        "Dmitri Popov",
+        _PLASMA_LICENCE,
+    ),
+    (
+        "plasma/DarkestHour",
+        _PLASMA,
+        "wallpapers/DarkestHour/contents/images/2560x1600.jpg",
+        "Risto Saukonpää",
+        _PLASMA_LICENCE,
+    ),
+    ("plasma/EveningGlow", _PLASMA, "wallpapers/EveningGlow/contents/images/2560x1600.jpg", "Ian Hex", _PLASMA_LICENCE),
+    (
+        "plasma/FallenLeaf",
+        _PLASMA,
+        "wallpapers/FallenLeaf/contents/images/2560x1600.jpg",
+        "Martin Klapetek",
+        _PLASMA_LICENCE,
+    ),
+    ("plasma/Kite", _PLASMA, "wallpapers/Kite/contents/images/2560x1600.jpg", "Risto Saukonpää", _PLASMA_LICENCE),
+    (
+        "plasma/OneStandsOut",
+        _PLASMA,
+        "wallpapers/OneStandsOut/contents/images/2560x1600.jpg",
+        "Risto Saukonpää",
+        _PLASMA_LICENCE,
+    ),
+    ("plasma/Path", _PLASMA, "wallpapers/Path/contents/images/2560x1600.jpg", "Risto Saukonpää", _PLASMA_LICENCE),
+    (
+        "plasma/summer_1am",
+        _PLASMA,
+        "wallpapers/summer_1am/contents/images/2560x1600.jpg",
+        "Risto Saukonpää",
+        _PLASMA_LICENCE,
+    ),
 )
 
 #: Debian packages whose photographs :func:`bundled_photos` uses when they are installed.
@@ -226,8 +282,16 @@ def _header_size(path: Path) -> tuple[int, int] | None:
 
 
 def _file_source(pid: str, path: Path, licence: str, origin: str, author: str, package: str) -> PhotoSource:
-    return PhotoSource(id=pid, loader=_file_loader(path), licence=licence, origin=origin,
-                       author=author, package=package, path=path, size=_header_size(path))
+    return PhotoSource(
+        id=pid,
+        loader=_file_loader(path),
+        licence=licence,
+        origin=origin,
+        author=author,
+        package=package,
+        path=path,
+        size=_header_size(path),
+    )
 
 
 def bundled_photos(system: bool = True, share_dir: str | Path = "/usr/share") -> list[PhotoSource]:
@@ -272,8 +336,9 @@ def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return img
     interp = cv2.INTER_AREA if size[0] <= h and size[1] <= w else cv2.INTER_LINEAR
     arr = img.numpy()
-    return torch.from_numpy(np.stack([cv2.resize(arr[c], (size[1], size[0]), interpolation=interp)
-                                      for c in range(arr.shape[0])]))
+    return torch.from_numpy(
+        np.stack([cv2.resize(arr[c], (size[1], size[0]), interpolation=interp) for c in range(arr.shape[0])])
+    )
 
 
 def mean_chroma(img: torch.Tensor) -> float:
@@ -487,17 +552,20 @@ def folder_photos(
     if not root.is_dir():
         raise PrefstyleError("not a folder", path=root)
     walker: Iterable[Path] = root.rglob("*") if recursive else root.iterdir()
-    every = sorted(p for p in walker
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    every = sorted(
+        p for p in walker if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     images = set(imio.list_images([root], recursive=recursive))
-    skipped = [Skipped(p, f"not a supported image type ({p.suffix or 'no extension'})")
-               for p in every if p not in images]
+    skipped = [
+        Skipped(p, f"not a supported image type ({p.suffix or 'no extension'})") for p in every if p not in images
+    ]
     files = [p for p in every if p in images]
     ids = _photo_ids(root, files, prefix)
     photos: list[PhotoSource] = []
     for path in files:
-        source = PhotoSource(id=ids[path], loader=_file_loader(path), licence=licence,
-                             origin=f"user folder: {path}", path=path)
+        source = PhotoSource(
+            id=ids[path], loader=_file_loader(path), licence=licence, origin=f"user folder: {path}", path=path
+        )
         try:
             wc = working_copy(source, max_side)
         except PrefstyleError as exc:

@@ -169,8 +169,9 @@ class ContentPool:
             # min_crop_side counts the pixels the working copy really has
             kept = 1.0 if max_side is None else min(1.0, max_side / max(size))
             rng = random.Random(f"prefstyle-pool:{self.seed}:{p.id}")
-            for k, box in enumerate(crop_boxes(*size, self.crops_per_photo, self.scale_range,
-                                               self.min_crop_side / kept, rng)):
+            for k, box in enumerate(
+                crop_boxes(*size, self.crops_per_photo, self.scale_range, self.min_crop_side / kept, rng)
+            ):
                 sid = f"{p.id}#{k}"
                 self._scenes[sid] = SceneCrop(sid, p.id, k, box, tuple(size))
 
@@ -198,9 +199,13 @@ class ContentPool:
         :class:`~prefstyle.errors.PrefstyleError` when ``root`` is not a folder or holds no
         usable photograph.
         """
-        photos, skipped = folder_photos(root, recursive=recursive, prefix=prefix,
-                                        reject_greyscale=reject_greyscale,
-                                        max_side=kwargs.get("max_side", DEFAULT_MAX_SIDE))
+        photos, skipped = folder_photos(
+            root,
+            recursive=recursive,
+            prefix=prefix,
+            reject_greyscale=reject_greyscale,
+            max_side=kwargs.get("max_side", DEFAULT_MAX_SIDE),
+        )
         if not photos:
             detail = "; ".join(str(s) for s in skipped[:3])
             more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
@@ -241,8 +246,10 @@ class ContentPool:
         return scene_id in self._scenes
 
     def __repr__(self) -> str:
-        return (f"ContentPool({len(self._photos)} photos, {len(self._scenes)} scenes, "
-                f"seed={self.seed}, skipped={len(self.skipped)})")
+        return (
+            f"ContentPool({len(self._photos)} photos, {len(self._scenes)} scenes, "
+            f"seed={self.seed}, skipped={len(self.skipped)})"
+        )
 
     # ---------------------------------------------------------------- rendering
 
@@ -316,5 +323,4 @@ class ContentPool:
         Deterministic for a seed and independent of the order photos were added
         (:func:`prefstyle.data.splits.split_scenes`, grouped by photo).
         """
-        return split_scenes(self.scene_ids, fractions, seed, names,
-                            group=lambda sid: self._scenes[sid].photo_id)
+        return split_scenes(self.scene_ids, fractions, seed, names, group=lambda sid: self._scenes[sid].photo_id)

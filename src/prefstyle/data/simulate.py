@@ -116,7 +116,9 @@ def sample_taste(rng: np.random.Generator, config: SimulationConfig | None = Non
     if rng.random() < cfg.scene_dependent_fraction:
         target = float(rng.uniform(0.12, 0.3))
         gain = float(rng.uniform(0.3, 0.8))
-    return Taste(params=params, base_style=base_style, base_mix=base_mix, target_brightness=target, brightness_gain=gain)
+    return Taste(
+        params=params, base_style=base_style, base_mix=base_mix, target_brightness=target, brightness_gain=gain
+    )
 
 
 def sample_users(config: SimulationConfig, rng: np.random.Generator) -> list[SimulatedUser]:
@@ -153,8 +155,9 @@ class VariantSource(Protocol):
 
     origin: str
 
-    def render(self, scene: torch.Tensor, rng: np.random.Generator, k: int, scene_id: str) -> tuple[torch.Tensor, list[dict]]:
-        ...
+    def render(
+        self, scene: torch.Tensor, rng: np.random.Generator, k: int, scene_id: str
+    ) -> tuple[torch.Tensor, list[dict]]: ...
 
 
 def _apply_styles(scene: torch.Tensor, styles: Sequence[Style]) -> torch.Tensor:
@@ -203,7 +206,11 @@ class ControlledEditSource:
         base = sample_params(rng, strength=0.5)
         fname = sorted(self.FIELDS)[int(rng.integers(len(self.FIELDS)))]
         span = self.FIELDS[fname]
-        values = np.clip(getattr(base, fname) + np.linspace(-span, span, k), -1 if fname != "exposure" else -3, 1 if fname != "exposure" else 3)
+        values = np.clip(
+            getattr(base, fname) + np.linspace(-span, span, k),
+            -1 if fname != "exposure" else -3,
+            1 if fname != "exposure" else 3,
+        )
         params = [base.replace(**{fname: float(v)}) for v in values]
         imgs = torch.cat([apply_retouch(scene, p) for p in params])
         return imgs.clamp(0, 1), [{"kind": "params", "params": p.to_dict(), "edit": fname} for p in params]
@@ -312,8 +319,9 @@ def build_scenes(
     photos = bundled_photos(system=config.photos == "bundled")
     per_photo = max(2, math.ceil(config.scenes / max(len(photos), 1)) + 1)
     pool = ContentPool(photos, crops_per_photo=per_photo, seed=config.seed)
-    close = ContentPool(photos, crops_per_photo=per_photo, scale_range=(0.15, 0.35), min_crop_side=160,
-                        seed=config.seed + 1)
+    close = ContentPool(
+        photos, crops_per_photo=per_photo, scale_range=(0.15, 0.35), min_crop_side=160, seed=config.seed + 1
+    )
     photo_split = {
         pool.scene(sid).photo_id: name
         for name, ids in pool.split(config.split_fractions, seed=config.seed).items()
@@ -349,8 +357,16 @@ def build_scenes(
         # a source that re-renders the photographed scene (other cameras) starts from the pool crop
         start = photo if getattr(source, "from_photo", False) else src
         imgs, params = source.render(start, scene_rng, config.renditions, name)
-        sc = SimScene(id=name, origin=origin, content=sid, split=photo_split[src_pool.scene(sid).photo_id],
-                      source=src, renditions=imgs, rendition_params=params, source_params=src_params)
+        sc = SimScene(
+            id=name,
+            origin=origin,
+            content=sid,
+            split=photo_split[src_pool.scene(sid).photo_id],
+            source=src,
+            renditions=imgs,
+            rendition_params=params,
+            source_params=src_params,
+        )
         sc.make_thumbs(config.thumb)
         return sc
 
@@ -459,8 +475,9 @@ def parallel_map(fn: Callable[[int], Any], n: int, workers: int, progress: bool,
     return out
 
 
-def _answer_sessions(users: list[SimulatedUser], scenes: list[SimScene], config: SimulationConfig,
-                     progress: bool) -> list[Judgment]:
+def _answer_sessions(
+    users: list[SimulatedUser], scenes: list[SimScene], config: SimulationConfig, progress: bool
+) -> list[Judgment]:
     """Every user's session. Each user has its own seed, so the result is the same for any ``workers``."""
 
     def one(i: int) -> list[Judgment]:

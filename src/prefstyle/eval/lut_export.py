@@ -29,8 +29,13 @@ def default_images(side: int = 192, system: bool = True) -> list[torch.Tensor]:
     return [pool.scene_image(f"{pid}#0", size=side) for pid in pool.photo_ids]
 
 
-def profile_to_lut(model: PersonalizationModel, profile: Profile, size: int = 33, images: Sequence[torch.Tensor] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def profile_to_lut(
+    model: PersonalizationModel,
+    profile: Profile,
+    size: int = 33,
+    images: Sequence[torch.Tensor] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """The ``(3, size, size, size)`` LUT that best reproduces ``model.render(·, profile)`` on ``images``.
 
     Args:
@@ -58,8 +63,13 @@ def profile_to_lut(model: PersonalizationModel, profile: Profile, size: int = 33
     return fit_lut(x, y, size=size)
 
 
-def per_photo_luts_mean(model: PersonalizationModel, profile: Profile, images: Sequence[torch.Tensor], size: int,
-                        progress: Callable[[int, int], None] | None = None) -> torch.Tensor | None:
+def per_photo_luts_mean(
+    model: PersonalizationModel,
+    profile: Profile,
+    images: Sequence[torch.Tensor],
+    size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor | None:
     """For a model that renders each photo with one LUT (:meth:`~PersonalizationModel.luts`): the
     mean of those LUTs over ``images`` ``(1,3,H,W)``, resized to ``size``³ and clamped to [0, 1]
     (the single mapping closest to them all; it equals the model's LUT when the LUT does not

@@ -113,8 +113,15 @@ def evaluate_preferred_images(
         refs = []
         for name, load_in, load_tg in u.refs:
             inp = load_in()
-            refs.append(Reference(scene=name, preferred=_matched(inp, load_tg()), other=inp, source=inp,
-                                  meta={"kind": "preferred-image"}))
+            refs.append(
+                Reference(
+                    scene=name,
+                    preferred=_matched(inp, load_tg()),
+                    other=inp,
+                    source=inp,
+                    meta={"kind": "preferred-image"},
+                )
+            )
         profile = model.personalize(refs, u.name)
         sums = {s.name: 0.0 for s in specs}
         with torch.no_grad():
@@ -152,18 +159,21 @@ def _expert_users(
     for e in train.users():
         refs = train.references(e, n_pref, seed=seed)
         tests = test.by_user(e)[: max_tests or None]
-        users.append(ImageUser(
-            name=f"expert{e}",
-            refs=[(p.name, _file_loader(p.input, size), _file_loader(p.target, size)) for p in refs],
-            tests=[(p.name, _file_loader(p.input, size), _file_loader(p.target, size)) for p in tests],
-            info={"expert": e},
-        ))
+        users.append(
+            ImageUser(
+                name=f"expert{e}",
+                refs=[(p.name, _file_loader(p.input, size), _file_loader(p.target, size)) for p in refs],
+                tests=[(p.name, _file_loader(p.input, size), _file_loader(p.target, size)) for p in tests],
+                info={"expert": e},
+            )
+        )
     return users
 
 
-def _result(protocol: str, model: PersonalizationModel, res: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    out = {"protocol": protocol, "model": model.name, "prefstyle_version": __version__,
-           "config": dict(config), **res}
+def _result(
+    protocol: str, model: PersonalizationModel, res: dict[str, Any], config: Mapping[str, Any]
+) -> dict[str, Any]:
+    out = {"protocol": protocol, "model": model.name, "prefstyle_version": __version__, "config": dict(config), **res}
     out["mpsnr"] = res["mean"].get("psnr")
     out["mssim"] = res["mean"].get("ssim")
     return out
@@ -187,8 +197,12 @@ def fivek_single_user(
     """
     users = _expert_users(root, [expert], n_pref, seed, size, train_count, max_tests)
     res = evaluate_preferred_images(model, users, progress=progress)
-    out = _result("pienet-fivek-single", model, res, {"expert": expert, "n_pref": n_pref, "seed": seed,
-                                                      "size": size, "root": str(root)})
+    out = _result(
+        "pienet-fivek-single",
+        model,
+        res,
+        {"expert": expert, "n_pref": n_pref, "seed": seed, "size": size, "root": str(root)},
+    )
     out["psnr"], out["ssim"] = out["mpsnr"], out["mssim"]
     return out
 
@@ -208,8 +222,12 @@ def fivek_multi_user(
     experts = list(experts)
     users = _expert_users(root, experts, n_pref, seed, size, train_count, max_tests)
     res = evaluate_preferred_images(model, users, progress=progress)
-    return _result("pienet-fivek-multi", model, res, {"experts": experts, "n_pref": n_pref, "seed": seed,
-                                                      "size": size, "root": str(root)})
+    return _result(
+        "pienet-fivek-multi",
+        model,
+        res,
+        {"experts": experts, "n_pref": n_pref, "seed": seed, "size": size, "root": str(root)},
+    )
 
 
 def expanded_protocol(
@@ -261,14 +279,27 @@ def expanded_protocol(
 
             return run
 
-        users.append(ImageUser(
-            name=f"style:{name}",
-            refs=[(it.name, _file_loader(it.input, size), styled(it.input)) for it in ref_items],
-            tests=[(it.name, _file_loader(it.input, size), styled(it.input)) for it in test_items],
-            info={"style": name},
-        ))
+        users.append(
+            ImageUser(
+                name=f"style:{name}",
+                refs=[(it.name, _file_loader(it.input, size), styled(it.input)) for it in ref_items],
+                tests=[(it.name, _file_loader(it.input, size), styled(it.input)) for it in test_items],
+                info={"style": name},
+            )
+        )
     if include_experts:
         users += _expert_users(root, list(include_experts), n_pref, seed, size, train_count, max_tests)
     res = evaluate_preferred_images(model, users, progress=progress)
-    return _result("pienet-expanded", model, res, {"styles": list(styles), "experts": list(include_experts),
-                                                   "n_pref": n_pref, "seed": seed, "size": size, "root": str(root)})
+    return _result(
+        "pienet-expanded",
+        model,
+        res,
+        {
+            "styles": list(styles),
+            "experts": list(include_experts),
+            "n_pref": n_pref,
+            "seed": seed,
+            "size": size,
+            "root": str(root),
+        },
+    )

@@ -124,7 +124,9 @@ def _same_size(img: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(img[None], size=like.shape[-2:], mode="bilinear", antialias=True, align_corners=False)[0]
 
 
-def load_references(dataset: PairsDataset, judgments: Iterable[Judgment], cache: ImageCache | None = None) -> list[Reference]:
+def load_references(
+    dataset: PairsDataset, judgments: Iterable[Judgment], cache: ImageCache | None = None
+) -> list[Reference]:
     """:class:`Reference` objects for judgments of a pairs dataset (images loaded, sources when listed).
 
     ``meta`` carries ``preferred_side`` (``"a"``/``"b"``), the two image paths and the judgment's line.
@@ -141,8 +143,13 @@ def load_references(dataset: PairsDataset, judgments: Iterable[Judgment], cache:
                 preferred=pref,
                 other=other,
                 source=None if src is None else _same_size(src, pref),
-                meta={"preferred_side": j.preferred, "preferred_image": j.preferred_image,
-                      "other_image": j.other_image, "line": j.line, "user": j.user},
+                meta={
+                    "preferred_side": j.preferred,
+                    "preferred_image": j.preferred_image,
+                    "other_image": j.other_image,
+                    "line": j.line,
+                    "user": j.user,
+                },
             )
         )
     return refs
@@ -156,8 +163,14 @@ def flip_references(refs: list[Reference], fraction: float, seed: int, user: str
     if k == 0:
         return refs
     chosen = set(random.Random(f"{seed}:{user}:flip").sample(range(len(refs)), k))
-    return [Reference(scene=r.scene, preferred=r.other, other=r.preferred, source=r.source,
-                      meta={**r.meta, "flipped": True}) if i in chosen else r for i, r in enumerate(refs)]
+    return [
+        Reference(
+            scene=r.scene, preferred=r.other, other=r.preferred, source=r.source, meta={**r.meta, "flipped": True}
+        )
+        if i in chosen
+        else r
+        for i, r in enumerate(refs)
+    ]
 
 
 def _render(model: PersonalizationModel, profile: Profile, imgs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -324,8 +337,9 @@ def default_users(dataset: PairsDataset, split: str | None = "test") -> list[str
         return dataset.users()
     if split not in dataset.splits:
         if dataset.splits:
-            raise PrefstyleError(f"the dataset has no split {split!r} (has {', '.join(dataset.splits)})",
-                                 path=dataset.root)
+            raise PrefstyleError(
+                f"the dataset has no split {split!r} (has {', '.join(dataset.splits)})", path=dataset.root
+            )
         return dataset.users()
     users = dataset.splits[split]
     if not users:
@@ -441,9 +455,15 @@ class PPSEvaluation:
     an :class:`ImageCache` to share between runs.
     """
 
-    def __init__(self, dataset: PairsDataset, models: Mapping[str, PersonalizationModel], config: PPSConfig | None = None,
-                 users: Sequence[str] | None = None, ground_truth: Mapping[str, SimulatedUser] | None = None,
-                 cache: ImageCache | None = None):
+    def __init__(
+        self,
+        dataset: PairsDataset,
+        models: Mapping[str, PersonalizationModel],
+        config: PPSConfig | None = None,
+        users: Sequence[str] | None = None,
+        ground_truth: Mapping[str, SimulatedUser] | None = None,
+        cache: ImageCache | None = None,
+    ):
         self.config = config = config or PPSConfig()
         if not models:
             raise PrefstyleError("no models to evaluate")
@@ -455,9 +475,10 @@ class PPSEvaluation:
         self.users = list(users) if users is not None else default_users(dataset)
         self.cache = cache or ImageCache(dataset, config.size)
         #: per model: its rows, ``(row name, strength)``, the model itself first
-        self.variants = {name: [(name, 1.0)] + ([] if m.name == IDENTITY else
-                                                [(f"{name}@{x:g}", x) for x in config.strengths])
-                         for name, m in models.items()}
+        self.variants = {
+            name: [(name, 1.0)] + ([] if m.name == IDENTITY else [(f"{name}@{x:g}", x) for x in config.strengths])
+            for name, m in models.items()
+        }
         self.scores = _PairScores()
         self.ideal_rows: dict[tuple[str, str], dict[str, float]] = {}
         self.user_info: dict[str, dict[str, Any]] = {}
@@ -484,8 +505,9 @@ class PPSEvaluation:
             return
         kept = self._start_sample(pairs) if len(self.samples) < self.config.keep_samples else None
         if pairs.ideals:
-            self.ideal_rows[(_INPUTS, user)] = _ideal_row([pairs.sources[s] for s in pairs.ideals],
-                                                          list(pairs.ideals.values()))
+            self.ideal_rows[(_INPUTS, user)] = _ideal_row(
+                [pairs.sources[s] for s in pairs.ideals], list(pairs.ideals.values())
+            )
         for spec in self.specs:
             for g in pairs.groups:
                 P = torch.stack([pairs.i_p[i] for i in g])
@@ -517,20 +539,36 @@ class PPSEvaluation:
             with torch.no_grad():
                 ideals = {s: truth.ideal(x[None])[0].clamp(0, 1) for s, x in sources.items()}
         self.user_info[user] = {"n_refs": len(refs), "n_evals": len(evals_j), "n_ideal_scenes": len(ideals)}
-        return _UserPairs(user=user, refs=refs, evals=evals_j, i_p=i_p, i_n=i_n, scenes=scenes, sources=sources,
-                          ideals=ideals, groups=_by_shape(i_p))
+        return _UserPairs(
+            user=user,
+            refs=refs,
+            evals=evals_j,
+            i_p=i_p,
+            i_n=i_n,
+            scenes=scenes,
+            sources=sources,
+            ideals=ideals,
+            groups=_by_shape(i_p),
+        )
 
     def _start_sample(self, pairs: _UserPairs) -> tuple[Sample, torch.Tensor]:
         """The report's grid row of this user, and the full-size input the models render for it."""
         s0 = next((s for s in pairs.scenes if s in pairs.sources), None)
         inp, kind = (pairs.sources[s0], "source") if s0 is not None else (pairs.i_n[0], "non-preferred")
-        sample = Sample(user=pairs.user, scene=s0 or pairs.evals[0].scene, input=_thumb(inp), input_kind=kind,
-                        refs=[_thumb(r.preferred) for r in pairs.refs[:4]], outputs={},
-                        ideal=_thumb(pairs.ideals[s0]) if s0 in pairs.ideals else None)
+        sample = Sample(
+            user=pairs.user,
+            scene=s0 or pairs.evals[0].scene,
+            input=_thumb(inp),
+            input_kind=kind,
+            refs=[_thumb(r.preferred) for r in pairs.refs[:4]],
+            outputs={},
+            ideal=_thumb(pairs.ideals[s0]) if s0 in pairs.ideals else None,
+        )
         return sample, inp
 
-    def _score_model(self, name: str, model: PersonalizationModel, pairs: _UserPairs,
-                     kept: tuple[Sample, torch.Tensor] | None) -> None:
+    def _score_model(
+        self, name: str, model: PersonalizationModel, pairs: _UserPairs, kept: tuple[Sample, torch.Tensor] | None
+    ) -> None:
         t0 = time.perf_counter()
         profile = model.personalize(pairs.refs, pairs.user)
         out_p = _render(model, profile, pairs.i_p)
@@ -546,8 +584,13 @@ class PPSEvaluation:
             vp, vn, vsrc = (_blend(outs, ins, x) for outs, ins in ((out_p, i_p), (out_n, i_n), (outs_src, src_imgs)))
             for spec in self.specs:
                 for g in pairs.groups:
-                    r = cqs_pair(torch.stack([vp[i] for i in g]), torch.stack([vn[i] for i in g]),
-                                 torch.stack([i_p[i] for i in g]), torch.stack([i_n[i] for i in g]), spec)
+                    r = cqs_pair(
+                        torch.stack([vp[i] for i in g]),
+                        torch.stack([vn[i] for i in g]),
+                        torch.stack([i_p[i] for i in g]),
+                        torch.stack([i_n[i] for i in g]),
+                        spec,
+                    )
                     self.scores.add(vname, spec.name, pairs.user, r)
             if src_keys:
                 self.ideal_rows[(vname, pairs.user)] = _ideal_row(vsrc, [pairs.ideals[s] for s in src_keys])
@@ -556,8 +599,9 @@ class PPSEvaluation:
 
     def _row_names(self) -> list[str]:
         """Every table row: the models' variants, and identity (the inputs) when it did not run."""
-        return ([v for name in self.models for v, _ in self.variants[name]]
-                + ([] if IDENTITY in self.models else [IDENTITY]))
+        return [v for name in self.models for v, _ in self.variants[name]] + (
+            [] if IDENTITY in self.models else [IDENTITY]
+        )
 
     def _key(self, name: str) -> str:
         """The scores behind row ``name`` (identity's are the inputs' when identity did not run)."""
@@ -567,8 +611,11 @@ class PPSEvaluation:
         """The :class:`Results` of every user updated so far."""
         if not self.user_info:
             cfg = self.config
-            raise PrefstyleError(f"no user has evaluation pairs ({len(self.users)} users, {cfg.n_refs} references, "
-                                 f"{cfg.n_evals} evaluation pairs)", path=self.dataset.root)
+            raise PrefstyleError(
+                f"no user has evaluation pairs ({len(self.users)} users, {cfg.n_refs} references, "
+                f"{cfg.n_evals} evaluation pairs)",
+                path=self.dataset.root,
+            )
         notes = list(self.notes)
         tables, per_user_rows = self._tables(notes)
         ideal = self._ideal_table(per_user_rows)
@@ -589,8 +636,9 @@ class PPSEvaluation:
         results.checks = compute_checks(results)
         return results
 
-    def _tables(self, notes: list[str]) -> tuple[dict[str, dict[str, dict[str, Any]]],
-                                                 dict[tuple[str, str], dict[str, Any]]]:
+    def _tables(
+        self, notes: list[str]
+    ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[tuple[str, str], dict[str, Any]]]:
         """``{metric: {row: values}}`` and the per-user rows ``{(row, user): ...}`` (appends to ``notes``)."""
         tables: dict[str, dict[str, dict[str, Any]]] = {}
         per_user_rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -605,17 +653,23 @@ class PPSEvaluation:
                     notes.append(f"{name} / {spec.name}: CQS undefined (a user's mean distance is 0); left empty")
                     agg = {"per_user": {}}
                 user_wins = self.scores.user_wins(key, spec.name)
-                row: dict[str, Any] = {k: agg.get(k) for k in ("cqs", "bfs", "cmr", "s_p", "s_n", "d_p", "d_n",
-                                                              "n_pairs", "n_users")}
+                row: dict[str, Any] = {
+                    k: agg.get(k) for k in ("cqs", "bfs", "cmr", "s_p", "s_n", "d_p", "d_n", "n_pairs", "n_users")
+                }
                 row["win_rate"] = sum(user_wins.values()) / len(user_wins) if user_wins else None
                 rel_ok = spec.name in REL_CQS_METRICS and id_cqs and row["cqs"] is not None
                 row["cqs_rel"] = row["cqs"] / id_cqs if rel_ok else None
                 tables[spec.name][name] = row
                 for u, pu in agg["per_user"].items():
-                    pr = per_user_rows.setdefault((name, u), {"user": u, "model": name, **self.user_info[u],
-                                                              "metrics": {}})
+                    pr = per_user_rows.setdefault(
+                        (name, u), {"user": u, "model": name, **self.user_info[u], "metrics": {}}
+                    )
                     pr["metrics"][spec.name] = {
-                        "cqs": pu["cqs"], "cmr": pu["cmr"], "bfs": pu["bfs"], "d_p": pu["d_p"], "d_n": pu["d_n"],
+                        "cqs": pu["cqs"],
+                        "cmr": pu["cmr"],
+                        "bfs": pu["bfs"],
+                        "d_p": pu["d_p"],
+                        "d_n": pu["d_n"],
                         "win_rate": user_wins.get(u),
                     }
         return tables, per_user_rows
@@ -650,8 +704,12 @@ class PPSEvaluation:
             for vname, x in self.variants[name][1:]:
                 info[vname] = {**info[name], "strength": x, "seconds": 0.0}
         if IDENTITY not in self.models:
-            info[IDENTITY] = {"registered_name": IDENTITY, "reference_point": True,
-                              "config": {"name": IDENTITY, "note": "measured from the inputs"}, "seconds": 0.0}
+            info[IDENTITY] = {
+                "registered_name": IDENTITY,
+                "reference_point": True,
+                "config": {"name": IDENTITY, "note": "measured from the inputs"},
+                "seconds": 0.0,
+            }
         return info
 
 
@@ -679,9 +737,18 @@ def evaluate_pps(
     cache).run(progress)``; the options are :class:`PPSConfig`'s and :class:`PPSEvaluation`'s.
     Returns :class:`Results`.
     """
-    config = PPSConfig(n_refs=n_refs, n_evals=n_evals, seed=seed, metrics=tuple(metrics), size=size,
-                       eval_after=eval_after, keep_samples=keep_samples, flip=flip, eval_scenes=eval_scenes,
-                       strengths=tuple(strengths))
+    config = PPSConfig(
+        n_refs=n_refs,
+        n_evals=n_evals,
+        seed=seed,
+        metrics=tuple(metrics),
+        size=size,
+        eval_after=eval_after,
+        keep_samples=keep_samples,
+        flip=flip,
+        eval_scenes=eval_scenes,
+        strengths=tuple(strengths),
+    )
     return PPSEvaluation(dataset, models, config, users=users, ground_truth=ground_truth, cache=cache).run(progress)
 
 

@@ -158,8 +158,9 @@ def _plot_scatter(results: Results, path: Path) -> str | None:
     return caption
 
 
-def plot_strength_frontier(results: Results, path: Path, metric: str = "delta_e00",
-                           aim: tuple[float, str] | None = None) -> bool:
+def plot_strength_frontier(
+    results: Results, path: Path, metric: str = "delta_e00", aim: tuple[float, str] | None = None
+) -> bool:
     """CQS (``metric``) against the ΔE00 to the true ideal, one curve per model through its
     ``evaluate --strengths`` rows (strength 0 = the input); a large dot marks strength 1.
     ``aim``: ``(CQS, label)`` drawn as a dotted line. False when there is nothing to plot."""
@@ -188,8 +189,15 @@ def plot_strength_frontier(results: Results, path: Path, metric: str = "delta_e0
         if name == IDENTITY:
             ax.scatter([pts[0][1]], [pts[0][2]], color="grey", marker="s", zorder=3, label="identity (the input)")
             continue
-        ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", markersize=3, color=colors[name], label=name,
-                linewidth=2.5 if name == DEFAULT_MODEL else 1.2)
+        ax.plot(
+            [p[1] for p in pts],
+            [p[2] for p in pts],
+            marker="o",
+            markersize=3,
+            color=colors[name],
+            label=name,
+            linewidth=2.5 if name == DEFAULT_MODEL else 1.2,
+        )
         for s, x, y in pts:
             if s == 1.0:
                 ax.scatter([x], [y], color=colors[name], s=45, edgecolor="black", zorder=4)
@@ -197,8 +205,9 @@ def plot_strength_frontier(results: Results, path: Path, metric: str = "delta_e0
         ax.axhline(aim[0], color="black", linestyle=":", label=aim[1])
     ax.set_xlabel("mean ΔE00 to the user's true ideal (lower is better)")
     ax.set_ylabel(f"CQS ({METRIC_LABELS.get(metric, metric)}, higher is better)")
-    ax.set_title("CQS against distance to the ideal as each edit is scaled (large dot: as the model renders)",
-                 fontsize=9)
+    ax.set_title(
+        "CQS against distance to the ideal as each edit is scaled (large dot: as the model renders)", fontsize=9
+    )
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save_fig(fig, path)
     return True
@@ -247,13 +256,15 @@ def _table_rows(results: Results, metric: str) -> list[dict[str, str]]:
     if cands:
         best = max(cands, key=lambda n: cands[n])
     for name, r in table.items():
-        rows.append({
-            "name": name,
-            "kind": "reference point" if results.models.get(name, {}).get("reference_point") else "method",
-            "best": name == best,
-            **{k: _fmt(r.get(k)) for k in ("cqs", "cqs_rel", "win_rate", "bfs", "cmr", "d_p", "d_n")},
-            "n": f"{_fmt(r.get('n_users'))} / {_fmt(r.get('n_pairs'))}",
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": "reference point" if results.models.get(name, {}).get("reference_point") else "method",
+                "best": name == best,
+                **{k: _fmt(r.get(k)) for k in ("cqs", "cqs_rel", "win_rate", "bfs", "cmr", "d_p", "d_n")},
+                "n": f"{_fmt(r.get('n_users'))} / {_fmt(r.get('n_pairs'))}",
+            }
+        )
     return rows
 
 
@@ -267,18 +278,35 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
 
     plots = []
     if _plot_rel_cqs(results, files / "rel_cqs.png"):
-        plots.append({"src": f"{FILES_DIR}/rel_cqs.png", "caption": "CQS relative to identity, per metric (1 = no better than returning the input)."})
+        plots.append(
+            {
+                "src": f"{FILES_DIR}/rel_cqs.png",
+                "caption": "CQS relative to identity, per metric (1 = no better than returning the input).",
+            }
+        )
     caption = _plot_scatter(results, files / "per_user.png")
     if caption:
         plots.append({"src": f"{FILES_DIR}/per_user.png", "caption": caption})
     if plot_strength_frontier(results, files / "strengths.png"):
-        plots.append({"src": f"{FILES_DIR}/strengths.png", "caption": "Each model's edit scaled from 0 (the input) "
-                      "through 1 (as it renders) to the largest --strengths value: CQS against distance to the ideal."})
+        plots.append(
+            {
+                "src": f"{FILES_DIR}/strengths.png",
+                "caption": "Each model's edit scaled from 0 (the input) "
+                "through 1 (as it renders) to the largest --strengths value: CQS against distance to the ideal.",
+            }
+        )
     ab = results.ablations or {}
     if "n_refs" in ab and _plot_ablation(ab["n_refs"], files / "ablation_n_refs.png", "N (references per user)"):
-        plots.append({"src": f"{FILES_DIR}/ablation_n_refs.png", "caption": "CQS (and distance to the ideal) against the number of references N, on the same evaluation pairs."})
+        plots.append(
+            {
+                "src": f"{FILES_DIR}/ablation_n_refs.png",
+                "caption": "CQS (and distance to the ideal) against the number of references N, on the same evaluation pairs.",
+            }
+        )
     if "train_users" in ab and _plot_ablation(ab["train_users"], files / "ablation_train_users.png", "training users"):
-        plots.append({"src": f"{FILES_DIR}/ablation_train_users.png", "caption": "CQS against the number of training users."})
+        plots.append(
+            {"src": f"{FILES_DIR}/ablation_train_users.png", "caption": "CQS against the number of training users."}
+        )
 
     grids = []
     for i, s in enumerate(results.samples):
@@ -299,15 +327,26 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
         grids.append({"user": s.user, "scene": s.scene, "cells": cells})
 
     tables = [
-        {"metric": m, "label": METRIC_LABELS.get(m, m), "lower": m in LOWER_IS_BETTER,
-         "rel": m in REL_CQS_METRICS, "rows": _table_rows(results, m)}
+        {
+            "metric": m,
+            "label": METRIC_LABELS.get(m, m),
+            "lower": m in LOWER_IS_BETTER,
+            "rel": m in REL_CQS_METRICS,
+            "rows": _table_rows(results, m),
+        }
         for m in results.tables
     ]
     ideal_rows = []
     if results.ideal:
         for name, r in results.ideal.items():
-            ideal_rows.append({"name": name, "de": _fmt(r.get("delta_e00")), "psnr": _fmt(r.get("psnr")),
-                               "n": f"{_fmt(r.get('n_users'))} / {_fmt(r.get('n_images'))}"})
+            ideal_rows.append(
+                {
+                    "name": name,
+                    "de": _fmt(r.get("delta_e00")),
+                    "psnr": _fmt(r.get("psnr")),
+                    "n": f"{_fmt(r.get('n_users'))} / {_fmt(r.get('n_images'))}",
+                }
+            )
     checks = []
     c = results.checks or {}
     for m, ok in (c.get("identity_cmr_zero") or {}).items():
@@ -316,13 +355,20 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
         label = METRIC_LABELS.get(m, m)
         if above is None:
             continue
-        text = (f"CQS ({label}) ranks the oracle (the user's true ideal) above identity" if above else
-                f"CQS ({label}) does NOT rank the oracle (the user's true ideal) above identity: "
-                "this metric rewards returning the input")
+        text = (
+            f"CQS ({label}) ranks the oracle (the user's true ideal) above identity"
+            if above
+            else f"CQS ({label}) does NOT rank the oracle (the user's true ideal) above identity: "
+            "this metric rewards returning the input"
+        )
         checks.append({"text": text, "ok": bool(above), "warn": not above})
     if "oracle_closer_to_ideal_than_identity" in c:
-        checks.append({"text": "the oracle is closer to the true ideal than identity (distance to ideal)",
-                       "ok": c["oracle_closer_to_ideal_than_identity"]})
+        checks.append(
+            {
+                "text": "the oracle is closer to the true ideal than identity (distance to ideal)",
+                "ok": c["oracle_closer_to_ideal_than_identity"],
+            }
+        )
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("prefstyle.eval", "templates"),
@@ -335,10 +381,21 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
         title=title or f"prefstyle evaluation: {results.dataset.get('name') or results.dataset.get('root')}",
         version=__version__,
         created=results.created,
-        config=[(k, _fmt(v) if not isinstance(v, (list, dict)) else ", ".join(map(str, v)) if isinstance(v, list) else str(v))
-                for k, v in cfg.items()],
-        dataset=[(k, _fmt(v) if not isinstance(v, dict) else ", ".join(f"{a} {b}" for a, b in v.items()))
-                 for k, v in results.dataset.items()],
+        config=[
+            (
+                k,
+                _fmt(v)
+                if not isinstance(v, (list, dict))
+                else ", ".join(map(str, v))
+                if isinstance(v, list)
+                else str(v),
+            )
+            for k, v in cfg.items()
+        ],
+        dataset=[
+            (k, _fmt(v) if not isinstance(v, dict) else ", ".join(f"{a} {b}" for a, b in v.items()))
+            for k, v in results.dataset.items()
+        ],
         n_refs=cfg.get("n_refs"),
         n_evals=cfg.get("n_evals"),
         tables=tables,
@@ -347,8 +404,15 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
         plots=plots,
         grids=grids,
         notes=results.notes,
-        models=[(n, m.get("registered_name"), "reference point" if m.get("reference_point") else "method",
-                 _fmt(m.get("seconds"))) for n, m in results.models.items()],
+        models=[
+            (
+                n,
+                m.get("registered_name"),
+                "reference point" if m.get("reference_point") else "method",
+                _fmt(m.get("seconds")),
+            )
+            for n, m in results.models.items()
+        ],
     )
     index = out / "index.html"
     atomic_write_text(index, html)

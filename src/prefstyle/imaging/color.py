@@ -272,8 +272,13 @@ def delta_e_2000_values(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
         dLp, dCp = L2 - L1, c2p - c1p
         lp_mean50sq = (0.5 * (L1 + L2) - 50.0) ** 2
         cp_mean = 0.5 * (c1p + c2p)
-        t = (1.0 - 0.17 * torch.cos(hp_mean - math.radians(30)) + 0.24 * torch.cos(2 * hp_mean)
-             + 0.32 * torch.cos(3 * hp_mean + math.radians(6)) - 0.20 * torch.cos(4 * hp_mean - math.radians(63)))
+        t = (
+            1.0
+            - 0.17 * torch.cos(hp_mean - math.radians(30))
+            + 0.24 * torch.cos(2 * hp_mean)
+            + 0.32 * torch.cos(3 * hp_mean + math.radians(6))
+            - 0.20 * torch.cos(4 * hp_mean - math.radians(63))
+        )
         d_theta = math.radians(30) * torch.exp(-(((hp_mean * (180.0 / math.pi) - 275.0) / 25.0) ** 2))
         cp_mean7 = cp_mean**7
         r_c = 2.0 * (cp_mean7 / (cp_mean7 + pow25_7)).sqrt()

@@ -77,8 +77,18 @@ class ImageData:
     ``rgb8`` is given, ``pixels`` are computed from it on first access (and kept).
     """
 
-    __slots__ = ("_pixels", "alpha", "bit_depth", "exif", "format", "grayscale", "icc", "path", "rgb8",
-                 "source_icc_converted")
+    __slots__ = (
+        "_pixels",
+        "alpha",
+        "bit_depth",
+        "exif",
+        "format",
+        "grayscale",
+        "icc",
+        "path",
+        "rgb8",
+        "source_icc_converted",
+    )
 
     def __init__(
         self,
@@ -137,8 +147,10 @@ class ImageData:
         return int(self.rgb8.shape[1] if self._pixels is None else self._pixels.shape[-1])
 
     def __repr__(self) -> str:
-        return (f"ImageData({self.width}x{self.height}, bit_depth={self.bit_depth}, format={self.format!r}, "
-                f"path={self.path!r}, grayscale={self.grayscale}, alpha={self.alpha is not None})")
+        return (
+            f"ImageData({self.width}x{self.height}, bit_depth={self.bit_depth}, format={self.format!r}, "
+            f"path={self.path!r}, grayscale={self.grayscale}, alpha={self.alpha is not None})"
+        )
 
     @property
     def output_icc(self) -> bytes | None:
@@ -789,4 +801,3 @@ def _to_rgb(x: torch.Tensor, is_gray: bool, has_alpha: bool, premultiplied: bool
     if is_gray:
         return color.expand(3, -1, -1).contiguous()
     return color.contiguous()
-

@@ -119,8 +119,15 @@ def _is_rgb8(pixels: object) -> bool:
     return isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
 
 
-def _write_arr(path: Path, fmt: str, arr: np.ndarray | Image.Image, exif: bytes | None, icc: bytes | None, quality: int,
-               bit_depth: int) -> int:
+def _write_arr(
+    path: Path,
+    fmt: str,
+    arr: np.ndarray | Image.Image,
+    exif: bytes | None,
+    icc: bytes | None,
+    quality: int,
+    bit_depth: int,
+) -> int:
     """Write the quantized ``(H, W[, C])`` array atomically in ``fmt``; returns ``bit_depth``."""
     try:
         with atomic_path(path) as tmp:
@@ -146,11 +153,21 @@ def write_like(path: str | Path, pixels: torch.Tensor | np.ndarray, like: ImageD
     (a broken model or profile) are refused rather than written as black.
     """
     if isinstance(pixels, torch.Tensor) and pixels.is_floating_point() and not bool(torch.isfinite(pixels).all()):
-        raise PrefstyleError("the retouched image holds NaN or infinite values (a damaged profile or model?); "
-                             "not written", like.path if like.path is not None else path)
+        raise PrefstyleError(
+            "the retouched image holds NaN or infinite values (a damaged profile or model?); not written",
+            like.path if like.path is not None else path,
+        )
     icc = like.output_gray_icc if like.grayscale else like.output_icc
-    return write_image(path, pixels, bit_depth=like.bit_depth, exif=like.exif, icc=icc, quality=quality,
-                       alpha=like.alpha, grayscale=like.grayscale)
+    return write_image(
+        path,
+        pixels,
+        bit_depth=like.bit_depth,
+        exif=like.exif,
+        icc=icc,
+        quality=quality,
+        alpha=like.alpha,
+        grayscale=like.grayscale,
+    )
 
 
 def _as_chw(pixels: torch.Tensor) -> torch.Tensor:
@@ -203,6 +220,7 @@ def _write_webp(tmp: Path, arr: np.ndarray | Image.Image, exif: bytes | None, ic
         kwargs["exif"] = exif
     img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
     img.save(tmp, format="WEBP", **kwargs)
+
 
 def _png_chunk(ctype: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data) & 0xFFFFFFFF)
@@ -285,4 +303,3 @@ def _write_tiff(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | Non
     )
     if sub_ifds:
         _attach_sub_ifds(tmp, sub_ifds)
-

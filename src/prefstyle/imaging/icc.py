@@ -36,8 +36,6 @@ def srgb_icc_profile() -> bytes:
     return bytes(data)
 
 
-
-
 class _Curve:
     """An ICC tone curve (``curv`` or ``para``): device value in [0, 1] -> linear in [0, 1]."""
 
@@ -386,4 +384,3 @@ def _apply_cms_uint8(arr: np.ndarray, order: Sequence[int], has_alpha: bool, icc
     if has_alpha:
         out = np.concatenate([out, arr[..., order[3] : order[3] + 1]], axis=2)
     return out
-

@@ -82,7 +82,6 @@ could not be used), and nothing when the file had none (untagged files are read 
 written untagged). :func:`write_image` itself embeds exactly the ``icc`` it is given.
 """
 
-
 from __future__ import annotations
 
 from typing import Any
@@ -140,9 +139,25 @@ __all__ = [
     "write_like",
 ]
 
-_PRIVATE = (_Conversion, _apply_cms_uint8, _encode_png, _exif_from_tiff_image, _exif_orientation,
-            _exif_with_orientation, _finish, _icc_info, _normalise_exif, _orient, _plan_conversion, _png_chunk,
-            _quantize, _sniff, _srgb_encode_, _srgb_matrix, _to_float)  # helpers tests and tools reach for
+_PRIVATE = (
+    _Conversion,
+    _apply_cms_uint8,
+    _encode_png,
+    _exif_from_tiff_image,
+    _exif_orientation,
+    _exif_with_orientation,
+    _finish,
+    _icc_info,
+    _normalise_exif,
+    _orient,
+    _plan_conversion,
+    _png_chunk,
+    _quantize,
+    _sniff,
+    _srgb_encode_,
+    _srgb_matrix,
+    _to_float,
+)  # helpers tests and tools reach for
 
 
 def __getattr__(name: str) -> Any:

@@ -27,8 +27,9 @@ from prefstyle.imaging.lut import identity_lut
 __all__ = ["bin_samples", "fit_lut", "lut_samples"]
 
 
-def lut_samples(inputs: Iterable[torch.Tensor], outputs: Iterable[torch.Tensor], max_per_image: int = 65536,
-                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def lut_samples(
+    inputs: Iterable[torch.Tensor], outputs: Iterable[torch.Tensor], max_per_image: int = 65536, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Matched colour samples from image pairs.
 
     Args:
@@ -87,8 +88,11 @@ def _interp_matrix(x: torch.Tensor, size: int) -> Any:
     for db in (0, 1):
         for dg in (0, 1):
             for dr in (0, 1):
-                vals.append((f[:, 2] if db else 1 - f[:, 2]) * (f[:, 1] if dg else 1 - f[:, 1])
-                            * (f[:, 0] if dr else 1 - f[:, 0]))
+                vals.append(
+                    (f[:, 2] if db else 1 - f[:, 2])
+                    * (f[:, 1] if dg else 1 - f[:, 1])
+                    * (f[:, 0] if dr else 1 - f[:, 0])
+                )
                 cols.append(((i0[:, 2] + db) * size + (i0[:, 1] + dg)) * size + (i0[:, 0] + dr))
     rows = np.tile(np.arange(n), 8)
     return sp.csr_matrix((np.concatenate(vals), (rows, np.concatenate(cols))), shape=(n, size**3))
@@ -107,8 +111,14 @@ def _difference_gram(size: int) -> Any:
     return gram
 
 
-def fit_lut(x: torch.Tensor, y: torch.Tensor, size: int = 33, smoothness: float = 1e-4,
-            weights: torch.Tensor | None = None, bins: int | None = None) -> torch.Tensor:
+def fit_lut(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    size: int = 33,
+    smoothness: float = 1e-4,
+    weights: torch.Tensor | None = None,
+    bins: int | None = None,
+) -> torch.Tensor:
     """The ``(3, size, size, size)`` LUT (layout of :mod:`prefstyle.imaging.lut`) that maps ``x`` to ``y``.
 
     Args:

@@ -128,6 +128,7 @@ def _shrink_exif(exif: bytes) -> bytes | None:
     log.warning("EXIF block too large for JPEG (%d bytes); written without EXIF", len(exif))
     return None
 
+
 def _ascii_tag(value: object) -> str | None:
     if not isinstance(value, str):
         return None

@@ -192,7 +192,9 @@ N_PER_CHANNEL_STEPS = 8
 TABLE_SIZE = 4096
 
 
-def _active_steps(fields: _Fields, lo: int = 0, hi: int = len(_STEPS)) -> list[Callable[[torch.Tensor, _Fields], torch.Tensor]]:
+def _active_steps(
+    fields: _Fields, lo: int = 0, hi: int = len(_STEPS)
+) -> list[Callable[[torch.Tensor, _Fields], torch.Tensor]]:
     return [fn for _, names, fn in _STEPS[lo:hi] if not _is_neutral(fields, names)]
 
 
@@ -207,7 +209,9 @@ def _run_exact(img: torch.Tensor, fields: _Fields) -> torch.Tensor:
     return x
 
 
-def _channel_table(fields: _Fields, steps: list, dtype: torch.dtype, device: torch.device, n: int = TABLE_SIZE) -> torch.Tensor:
+def _channel_table(
+    fields: _Fields, steps: list, dtype: torch.dtype, device: torch.device, n: int = TABLE_SIZE
+) -> torch.Tensor:
     """The per-channel steps evaluated on a ramp: ``(Bp, 3, n)``, Bp the parameters' batch size."""
     bp = max(v.shape[0] for v in fields.values())
     x = torch.linspace(0.0, 1.0, n, dtype=dtype, device=device).expand(bp, 3, 1, n)
@@ -344,4 +348,3 @@ def retouch_to_lut(params: RetouchParams | torch.Tensor, size: int = LUT_SIZE) -
     img = img.to(dtype=vec.dtype, device=vec.device).expand(vec.shape[0], -1, -1, -1)
     out = apply_retouch_vector(img, vec).reshape(vec.shape[0], 3, size, size, size)
     return out[0] if single else out
-

@@ -42,10 +42,36 @@ from prefstyle.errors import PrefstyleError
 __all__ = ["RAWPY_VERSION", "RAW_EXTENSIONS", "DevelopedRaw", "develop_raw", "is_raw_path", "raw_exif", "tiff_exif"]
 
 #: Camera raw extensions (any case) read through rawpy.
-RAW_EXTENSIONS = frozenset({
-    ".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".k25", ".kdc", ".mef", ".mos",
-    ".mrw", ".nef", ".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f",
-})
+RAW_EXTENSIONS = frozenset(
+    {
+        ".3fr",
+        ".arw",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".dcr",
+        ".dng",
+        ".erf",
+        ".iiq",
+        ".k25",
+        ".kdc",
+        ".mef",
+        ".mos",
+        ".mrw",
+        ".nef",
+        ".nrw",
+        ".orf",
+        ".pef",
+        ".raf",
+        ".raw",
+        ".rw2",
+        ".rwl",
+        ".sr2",
+        ".srf",
+        ".srw",
+        ".x3f",
+    }
+)
 #: The rawpy release this module is written and tested against (pinned in pyproject.toml).
 RAWPY_VERSION = "0.28.0"
 
@@ -93,7 +119,9 @@ def develop_raw(path: str | Path, max_pixels: int, with_exif: bool = True) -> De
             if w * h > max_pixels:
                 raise PrefstyleError(
                     f"image is {w}x{h} = {w * h / 1e6:.1f} MP, more than the limit of {max_pixels / 1e6:g} MP "
-                    "(decompression-bomb guard); raise max_pixels to read it", path)
+                    "(decompression-bomb guard); raise max_pixels to read it",
+                    path,
+                )
             rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **NEUTRAL_SETTINGS)
             exif = (tiff_exif(path) or raw_exif(raw)) if with_exif else None
     except PrefstyleError:
@@ -102,8 +130,9 @@ def develop_raw(path: str | Path, max_pixels: int, with_exif: bool = True) -> De
         raise PrefstyleError("not enough memory to develop this RAW file", path) from exc
     except Exception as exc:  # rawpy.LibRawError and its subclasses, OSError
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise PrefstyleError(f"truncated or corrupt RAW file ({type(exc).__name__}{': ' + msg if msg else ''})",
-                             path) from exc
+        raise PrefstyleError(
+            f"truncated or corrupt RAW file ({type(exc).__name__}{': ' + msg if msg else ''})", path
+        ) from exc
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise PrefstyleError(f"RAW file developed to an unexpected shape {rgb.shape}", path)
@@ -120,8 +149,11 @@ def raw_exif(raw: object) -> bytes | None:
     exif = Image.Exif()
     ident = getattr(raw, "idata", None)  # newer rawpy releases; 0.28 exposes less
     other = getattr(raw, "other", None)
-    for tag, value in ((0x010F, getattr(ident, "make", None)), (0x0110, getattr(ident, "model", None)),
-                       (0x013B, getattr(other, "artist", None))):
+    for tag, value in (
+        (0x010F, getattr(ident, "make", None)),
+        (0x0110, getattr(ident, "model", None)),
+        (0x013B, getattr(other, "artist", None)),
+    ):
         if isinstance(value, bytes):
             value = value.decode("latin-1", "replace")
         if isinstance(value, str) and value.strip("\0 "):
@@ -170,8 +202,13 @@ def _exif_value(value: object) -> object | None:
         return value
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return IFDRational(value[0], value[1]) if value[1] else None
-    if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value) and len(value) % 2 == 0 \
-            and len(value) <= 8:
+    if (
+        isinstance(value, tuple)
+        and value
+        and all(isinstance(v, int) for v in value)
+        and len(value) % 2 == 0
+        and len(value) <= 8
+    ):
         return tuple(IFDRational(value[i], value[i + 1]) for i in range(0, len(value), 2) if value[i + 1])
     return None
 

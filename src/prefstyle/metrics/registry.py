@@ -61,7 +61,9 @@ class MetricSpec:
 
 METRICS: dict[str, MetricSpec] = {
     "delta_e00": MetricSpec("delta_e00", F.delta_e00, higher_is_better=False, label="ΔE00"),
-    "lpips": MetricSpec("lpips", partial(_lpips.lpips, net="alex"), higher_is_better=False, label="LPIPS", lpips_net="alex"),
+    "lpips": MetricSpec(
+        "lpips", partial(_lpips.lpips, net="alex"), higher_is_better=False, label="LPIPS", lpips_net="alex"
+    ),
     "lpips_vgg": MetricSpec(
         "lpips_vgg", partial(_lpips.lpips, net="vgg"), higher_is_better=False, label="LPIPS-VGG", lpips_net="vgg"
     ),

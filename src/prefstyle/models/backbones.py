@@ -253,8 +253,10 @@ class EfficientNetLite0Backbone(Backbone):
         self.conv_stem, self.bn1 = net.conv_stem, net.bn1
         self.blocks: nn.Sequential = net.blocks
         self.conv_head, self.bn2 = net.conv_head, net.bn2
-        chans = [b[-1].conv_pwl.out_channels if hasattr(b[-1], "conv_pwl") else b[-1].conv_pw.out_channels
-                 for b in self.blocks]
+        chans = [
+            b[-1].conv_pwl.out_channels if hasattr(b[-1], "conv_pwl") else b[-1].conv_pw.out_channels
+            for b in self.blocks
+        ]
         self.channels = (chans[0], chans[1], chans[2], chans[4])
         self.pooled_dim = net.num_features
 

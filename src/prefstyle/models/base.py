@@ -82,12 +82,15 @@ class Profile:
         try:
             text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
         except ValueError:
-            raise PrefstyleError(f"refusing to write a '{self.model}' profile with NaN or infinite values",
-                                 path=path) from None
+            raise PrefstyleError(
+                f"refusing to write a '{self.model}' profile with NaN or infinite values", path=path
+            ) from None
         for name, t in self.tensors.items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise PrefstyleError(f"refusing to write a '{self.model}' profile: tensor '{name}' holds NaN or "
-                                     "infinite values", path=path)
+                raise PrefstyleError(
+                    f"refusing to write a '{self.model}' profile: tensor '{name}' holds NaN or infinite values",
+                    path=path,
+                )
         if self.tensors:
             with atomic_path(path.with_suffix(".safetensors")) as tmp:
                 save_file({k: v.detach().contiguous().cpu() for k, v in self.tensors.items()}, str(tmp))
@@ -133,17 +136,18 @@ class Profile:
             raise PrefstyleError(f"profile version {doc.get('version')} is not supported", path=path)
         model = doc.get("model")
         if not isinstance(model, str) or not model:
-            raise PrefstyleError("profile names no \"model\" (the model that made it); personalize again", path=path)
+            raise PrefstyleError('profile names no "model" (the model that made it); personalize again', path=path)
         for key, kind in (("data", dict), ("model_config", dict), ("tensors", list)):
             if key in doc and not isinstance(doc[key], kind):
-                raise PrefstyleError(f"profile field \"{key}\" must be a {'JSON object' if kind is dict else 'list'}",
-                                     path=path)
+                raise PrefstyleError(
+                    f'profile field "{key}" must be a {"JSON object" if kind is dict else "list"}', path=path
+                )
         user = doc.get("user")
         if user is not None and not isinstance(user, str):
-            raise PrefstyleError("profile field \"user\" must be a string", path=path)
+            raise PrefstyleError('profile field "user" must be a string', path=path)
         names = doc.get("tensors") or []
         if not all(isinstance(n, str) for n in names):
-            raise PrefstyleError("profile field \"tensors\" must list tensor names", path=path)
+            raise PrefstyleError('profile field "tensors" must list tensor names', path=path)
         tensors: dict[str, torch.Tensor] = {}
         if names:
             tpath = path.with_suffix(".safetensors")
@@ -152,16 +156,20 @@ class Profile:
             try:
                 tensors = load_file(str(tpath))
             except Exception as e:  # noqa: BLE001 - safetensors raises its own error type (or OSError) for bad files
-                raise PrefstyleError(f"profile tensors unreadable (truncated or not a safetensors file: "
-                                     f"{' '.join(str(e).split())[:200]})", path=tpath) from None
+                raise PrefstyleError(
+                    f"profile tensors unreadable (truncated or not a safetensors file: "
+                    f"{' '.join(str(e).split())[:200]})",
+                    path=tpath,
+                ) from None
             missing = sorted(set(names) - set(tensors))
             if missing:
                 raise PrefstyleError(f"profile tensors missing: {', '.join(missing)}", path=tpath)
             for name, t in tensors.items():
                 if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                     raise PrefstyleError(f"profile tensor '{name}' holds NaN or infinite values", path=tpath)
-        return cls(model=model, data=doc.get("data", {}), tensors=tensors, user=user,
-                   model_config=doc.get("model_config", {}))
+        return cls(
+            model=model, data=doc.get("data", {}), tensors=tensors, user=user, model_config=doc.get("model_config", {})
+        )
 
 
 class PersonalizationModel(abc.ABC):
@@ -182,8 +190,10 @@ class PersonalizationModel(abc.ABC):
 
         Models that can only learn from pairwise judgments refuse with a clear message.
         """
-        raise PrefstyleError(f"model '{self.name}' learns from pairwise judgments, not from liked photos; "
-                             "use a model that supports --liked (pienet) or personalize from a pairs dataset")
+        raise PrefstyleError(
+            f"model '{self.name}' learns from pairwise judgments, not from liked photos; "
+            "use a model that supports --liked (pienet) or personalize from a pairs dataset"
+        )
 
     def check_profile(self, profile: Profile) -> None:
         """Refuse a profile made by another model, with a clear message."""
@@ -209,8 +219,9 @@ class PersonalizationModel(abc.ABC):
         rendering is not a per-pixel colour map (then callers use :meth:`render`)."""
         return None
 
-    def question_values(self, refs: list[Reference],
-                        scenes: list[tuple[torch.Tensor, list[torch.Tensor]]]) -> list[torch.Tensor] | None:
+    def question_values(
+        self, refs: list[Reference], scenes: list[tuple[torch.Tensor, list[torch.Tensor]]]
+    ) -> list[torch.Tensor] | None:
         """Expected information (nats) of asking about each pair of renditions of each scene.
 
         ``refs``: the answers so far; ``scenes``: ``(source (3,H,W), [R renditions (3,H,W)])`` per

@@ -14,8 +14,15 @@ from typing import Any
 
 from prefstyle.errors import PrefstyleError
 
-__all__ = ["CARD_FORMAT", "CARD_VERSION", "CHECKPOINTS_DIR", "LATEST_FILE", "find_checkpoint", "latest_checkpoint",
-           "read_card"]
+__all__ = [
+    "CARD_FORMAT",
+    "CARD_VERSION",
+    "CHECKPOINTS_DIR",
+    "LATEST_FILE",
+    "find_checkpoint",
+    "latest_checkpoint",
+    "read_card",
+]
 
 CARD_FORMAT = "prefstyle-checkpoint"
 CARD_VERSION = 1

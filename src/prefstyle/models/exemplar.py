@@ -74,19 +74,43 @@ class ExemplarNet(nn.Module):
     * ``luts(st (B,sd), z (B,sd)) -> (B,3,S,S,S)``: the decoder.
     """
 
-    def __init__(self, backbone: str = "efficientnet_lite0", backbone_weights: str | None = None,
-                 backbone_size: int = 224, backbone_stats: bool = True, d_model: int = 128, n_layers: int = 2,
-                 n_heads: int = 4, ff: int = 256, style_dim: int = 64, style_size: int = 32, thumb: int = 48,
-                 n_basis: int = 16, lut_size: int = 17, decoder_hidden: int = 256,
-                 backbone_module: FrozenBackbone | None = None):
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        backbone_weights: str | None = None,
+        backbone_size: int = 224,
+        backbone_stats: bool = True,
+        d_model: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        ff: int = 256,
+        style_dim: int = 64,
+        style_size: int = 32,
+        thumb: int = 48,
+        n_basis: int = 16,
+        lut_size: int = 17,
+        decoder_hidden: int = 256,
+        backbone_module: FrozenBackbone | None = None,
+    ):
         super().__init__()
         fb = backbone_module or FrozenBackbone(backbone, backbone_weights, backbone_size, backbone_stats)
         self._backbone = Unregistered(fb)
         d = fb.dim
-        self.arch = {"backbone": fb.name, "backbone_size": fb.input_size, "backbone_stats": fb.stats,
-                     "d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "ff": ff, "style_dim": style_dim,
-                     "style_size": style_size, "thumb": thumb, "n_basis": n_basis, "lut_size": lut_size,
-                     "decoder_hidden": decoder_hidden}
+        self.arch = {
+            "backbone": fb.name,
+            "backbone_size": fb.input_size,
+            "backbone_stats": fb.stats,
+            "d_model": d_model,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "ff": ff,
+            "style_dim": style_dim,
+            "style_size": style_size,
+            "thumb": thumb,
+            "n_basis": n_basis,
+            "lut_size": lut_size,
+            "decoder_hidden": decoder_hidden,
+        }
         self.style_size, self.thumb, self.style_dim = int(style_size), int(thumb), int(style_dim)
         self.scaler = FeatureScaler(d)
         self.style = StyleEncoder(style_dim)
@@ -108,11 +132,17 @@ class ExemplarNet(nn.Module):
         return self._backbone.module
 
     def context_tokens(self, c_ctx: torch.Tensor, dp: torch.Tensor, dn: torch.Tensor) -> torch.Tensor:
-        return (self.in_content(self.scaler(c_ctx)) + self.in_dir_p(dp) + self.in_dir_n(dn)
-                + self.type_embed[1])
+        return self.in_content(self.scaler(c_ctx)) + self.in_dir_p(dp) + self.in_dir_n(dn) + self.type_embed[1]
 
-    def predict(self, c_q: torch.Tensor, st_q: torch.Tensor, c_ctx: torch.Tensor, dp: torch.Tensor,
-                dn: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def predict(
+        self,
+        c_q: torch.Tensor,
+        st_q: torch.Tensor,
+        c_ctx: torch.Tensor,
+        dp: torch.Tensor,
+        dn: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The masked style direction ``ẑ (B, style_dim)`` of each query given its context (N may be 0)."""
         b = c_q.shape[0]
         q = self.in_content(self.scaler(c_q)) + self.in_style_q(st_q) + self.mask_token + self.type_embed[0]
@@ -129,9 +159,18 @@ class ExemplarNet(nn.Module):
         """``ψ_s`` of images ``(B,3,H,W)`` of any size (square thumbnail of ``style_size``)."""
         return self.style(square_thumbs(img, self.style_size))
 
-    def forward(self, style_imgs: torch.Tensor, q_idx: torch.Tensor, s_idx: torch.Tensor, p_idx: torch.Tensor,
-                n_idx: torch.Tensor, mask: torch.Tensor, c_q: torch.Tensor, c_ctx: torch.Tensor,
-                aux_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        style_imgs: torch.Tensor,
+        q_idx: torch.Tensor,
+        s_idx: torch.Tensor,
+        p_idx: torch.Tensor,
+        n_idx: torch.Tensor,
+        mask: torch.Tensor,
+        c_q: torch.Tensor,
+        c_ctx: torch.Tensor,
+        aux_idx: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Training forward over a batch whose distinct images are ``style_imgs (M,3,t,t)``.
 
         ``q_idx (B,)``: the query's row in ``style_imgs``; ``s_idx``, ``p_idx``, ``n_idx (B,N)``:
@@ -181,10 +220,17 @@ class ExemplarModel(NetModelMixin, PersonalizationModel):
                 dp, dn = st_p - st_s, st_n - st_s
             else:
                 dp = dn = torch.zeros(0, sd)
-        return Profile(model=self.name, user=user, model_config=self.config(),
-                       tensors={"content": content.contiguous(), "dir_p": dp.contiguous(), "dir_n": dn.contiguous()},
-                       data={"n_refs": len(refs), "with_sources": sum(r.source is not None for r in refs),
-                             "weights": self.fingerprint})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            tensors={"content": content.contiguous(), "dir_p": dp.contiguous(), "dir_n": dn.contiguous()},
+            data={
+                "n_refs": len(refs),
+                "with_sources": sum(r.source is not None for r in refs),
+                "weights": self.fingerprint,
+            },
+        )
 
     def context(self, profile: Profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.check_weights(profile)
@@ -205,16 +251,31 @@ class ExemplarModel(NetModelMixin, PersonalizationModel):
         with torch.no_grad():
             c_q = net.backbone(x)
             st_q = net.style_of(x)
-            z = net.predict(c_q, st_q, c[None].expand(b, -1, -1), dp[None].expand(b, -1, -1),
-                            dn[None].expand(b, -1, -1))
+            z = net.predict(
+                c_q, st_q, c[None].expand(b, -1, -1), dp[None].expand(b, -1, -1), dn[None].expand(b, -1, -1)
+            )
             luts = net.luts(st_q, z)
         out = render_lut_model(x, luts)
         return out[0] if squeeze else out
 
 
 #: the ``task.model`` options that shape the network (the rest configure training)
-EXEMPLAR_ARCH_KEYS = ("backbone", "backbone_weights", "backbone_size", "backbone_stats", "d_model", "n_layers",
-                      "n_heads", "ff", "style_dim", "style_size", "thumb", "n_basis", "lut_size", "decoder_hidden")
+EXEMPLAR_ARCH_KEYS = (
+    "backbone",
+    "backbone_weights",
+    "backbone_size",
+    "backbone_stats",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "ff",
+    "style_dim",
+    "style_size",
+    "thumb",
+    "n_basis",
+    "lut_size",
+    "decoder_hidden",
+)
 
 
 def build_exemplar_net(opts: dict[str, Any]) -> ExemplarNet:

@@ -88,9 +88,12 @@ FitFn = Callable[[dict[str, Any], bool], tuple[Path, dict[str, Any]]]
 _FITS: dict[str, FitFn] = {}
 
 
-def register_architecture(name: str, build: Callable[[dict[str, Any]], nn.Module],
-                          to_model: Callable[[nn.Module, dict[str, Any]], PersonalizationModel],
-                          needs_training: bool = True) -> None:
+def register_architecture(
+    name: str,
+    build: Callable[[dict[str, Any]], nn.Module],
+    to_model: Callable[[nn.Module, dict[str, Any]], PersonalizationModel],
+    needs_training: bool = True,
+) -> None:
     """Declare how checkpoints whose card names task ``name`` are rebuilt (see :class:`Architecture`)."""
     _ARCHITECTURES[name] = Architecture(build, to_model, needs_training)
 
@@ -141,8 +144,13 @@ def packaged_models() -> list[str]:
 
 def looks_like_path(spec: str) -> bool:
     """Whether ``--model`` value ``spec`` names a file or folder rather than a registered model."""
-    return ("/" in spec or "\\" in spec or spec.endswith((".json", ".safetensors")) or spec.startswith(".")
-            or Path(spec).exists())
+    return (
+        "/" in spec
+        or "\\" in spec
+        or spec.endswith((".json", ".safetensors"))
+        or spec.startswith(".")
+        or Path(spec).exists()
+    )
 
 
 def _settings_doc(path: Path) -> dict[str, Any] | None:
@@ -221,15 +229,19 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     extra = (train.get("task") or {}).get("module") if isinstance(train.get("task"), dict) else None
     arch = architecture(name, extra)
     if arch is None:
-        raise PrefstyleError(f"checkpoint of model '{name}', which no installed module declares an architecture for",
-                             path=weights.with_suffix(".json"))
+        raise PrefstyleError(
+            f"checkpoint of model '{name}', which no installed module declares an architecture for",
+            path=weights.with_suffix(".json"),
+        )
     opts = dict(task.get("model") or {})
     module = arch.build(opts)
     try:
         module.load_state_dict(load_safetensors(weights, "checkpoint weights"), strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0] if str(e) else "mismatch"
-        raise PrefstyleError(f"checkpoint weights do not fit the '{name}' architecture ({first})", path=weights) from None
+        raise PrefstyleError(
+            f"checkpoint weights do not fit the '{name}' architecture ({first})", path=weights
+        ) from None
     module.to(device).eval()
     model = arch.to_model(module, opts)
     try:

@@ -42,8 +42,14 @@ def slider_displacements(n: int, size: int = SPACE_LUT_SIZE, seed: int = 0) -> t
     return out.reshape(n, 3, size, size, size) - identity_lut(size)[None]
 
 
-def build_space(library: Any | None, n_sliders: int = 1024, n_blends: int = 512, max_dim: int = 64,
-                extra: torch.Tensor | None = None, seed: int = 0) -> dict[str, Any]:
+def build_space(
+    library: Any | None,
+    n_sliders: int = 1024,
+    n_blends: int = 512,
+    max_dim: int = 64,
+    extra: torch.Tensor | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The basis and shared particles from a look library (or None: slider edits only).
 
     Particles (each with a gain drawn uniformly from ``GAINS``): the identity; every look at
@@ -108,7 +114,9 @@ def _rendition_looks(model: Any, refs_by_user: Sequence[Sequence[Any]], limit: i
     return torch.stack(list(seen.values())) if seen else torch.zeros(0, d)
 
 
-def _gaps(model: Any, refs_by_user: Sequence[Sequence[Any]], progress: bool, desc: str) -> list[tuple[torch.Tensor, int]]:
+def _gaps(
+    model: Any, refs_by_user: Sequence[Sequence[Any]], progress: bool, desc: str
+) -> list[tuple[torch.Tensor, int]]:
     """Per user: ``(gaps (K+Ku,N), Ku)``."""
     it: Iterable[Any] = refs_by_user
     if progress:
@@ -122,8 +130,15 @@ def _gaps(model: Any, refs_by_user: Sequence[Sequence[Any]], progress: bool, des
     return out
 
 
-def _log_marginal(model: Any, gaps: Sequence[tuple[torch.Tensor, int]], pop_log_prior: torch.Tensor,
-                  t: float, e: float, floor: float, user_mass: float) -> tuple[float, torch.Tensor]:
+def _log_marginal(
+    model: Any,
+    gaps: Sequence[tuple[torch.Tensor, int]],
+    pop_log_prior: torch.Tensor,
+    t: float,
+    e: float,
+    floor: float,
+    user_mass: float,
+) -> tuple[float, torch.Tensor]:
     """``Σ_u log p(answers_u)`` and the ``(U,K)`` posterior responsibilities of the shared particles."""
     k = len(model.coeffs)
     pop = pop_log_prior.exp().double()
@@ -134,8 +149,9 @@ def _log_marginal(model: Any, gaps: Sequence[tuple[torch.Tensor, int]], pop_log_
         ll = model.log_likelihood(g, t, e)
         lp = shared + (math.log(1 - user_mass) if ku else 0.0)
         if ku:
-            lp = torch.cat([lp, torch.full((ku,), math.log(user_mass / ku) if user_mass > 0 else -1e300,
-                                           dtype=torch.float64)])
+            lp = torch.cat(
+                [lp, torch.full((ku,), math.log(user_mass / ku) if user_mass > 0 else -1e300, dtype=torch.float64)]
+            )
         joint = ll + lp
         z = torch.logsumexp(joint, 0)
         total += float(z)
@@ -143,11 +159,22 @@ def _log_marginal(model: Any, gaps: Sequence[tuple[torch.Tensor, int]], pop_log_
     return total, torch.stack(resp) if resp else torch.zeros(0, k, dtype=torch.float64)
 
 
-def fit_look_taste(dataset: Any, library: Any | None = None, n_refs: int = 16, max_users: int = 150,
-                   temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0), lapses: Sequence[float] = (0.05, 0.1, 0.2),
-                   floors: Sequence[float] = (0.05, 0.2, 0.5, 1.0), user_masses: Sequence[float] = (0.0, 0.05, 0.2, 0.5),
-                   em_iters: int = 50, n_sliders: int = 1024, n_blends: int = 512, seed: int = 0,
-                   quality_filter: bool = True, progress: bool = True) -> Any:
+def fit_look_taste(
+    dataset: Any,
+    library: Any | None = None,
+    n_refs: int = 16,
+    max_users: int = 150,
+    temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+    lapses: Sequence[float] = (0.05, 0.1, 0.2),
+    floors: Sequence[float] = (0.05, 0.2, 0.5, 1.0),
+    user_masses: Sequence[float] = (0.0, 0.05, 0.2, 0.5),
+    em_iters: int = 50,
+    n_sliders: int = 1024,
+    n_blends: int = 512,
+    seed: int = 0,
+    quality_filter: bool = True,
+    progress: bool = True,
+) -> Any:
     """A fitted :class:`~prefstyle.models.look_taste.LookTasteModel` (module docstring).
 
     The library's looks of the families a looks-crowd dataset declares for validation or test
@@ -210,14 +237,27 @@ def fit_look_taste(dataset: Any, library: Any | None = None, n_refs: int = 16, m
                 best2 = (ml, fl, um)
     assert best2 is not None
     _, fl_best, um_best = best2
-    model.temperature, model.lapse, model.floor, model.user_mass = float(t_best), float(e_best), float(fl_best), float(um_best)
+    model.temperature, model.lapse, model.floor, model.user_mass = (
+        float(t_best),
+        float(e_best),
+        float(fl_best),
+        float(um_best),
+    )
     model.pop_log_prior = pop.log().float()
     model.clear_cache()
-    model.fit_info = {"dataset": str(getattr(dataset, "root", "")), "train_users": len(train_users),
-                      "val_users": len(val_users), "n_refs": n_refs, "quality_filter": filtered, "space": space["info"],
-                      "rendition_looks": len(extra), "held_out_families": sorted(held),
-                      "population_effective_particles": round(float(1.0 / (pop**2).sum()), 1),
-                      "log_marginal": table, "seconds": round(time.perf_counter() - t0, 1)}
+    model.fit_info = {
+        "dataset": str(getattr(dataset, "root", "")),
+        "train_users": len(train_users),
+        "val_users": len(val_users),
+        "n_refs": n_refs,
+        "quality_filter": filtered,
+        "space": space["info"],
+        "rendition_looks": len(extra),
+        "held_out_families": sorted(held),
+        "population_effective_particles": round(float(1.0 / (pop**2).sum()), 1),
+        "log_marginal": table,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     return model
 
 
@@ -243,9 +283,14 @@ def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, d
     out = Path(cfg.get("out") or "runs/looks_model")
     out.mkdir(parents=True, exist_ok=True)
     path = model.save(out / "looks.json")
-    return path, {"temperature": model.temperature, "lapse": model.lapse, "floor": model.floor,
-                  "user_mass": model.user_mass, "seconds": model.fit_info["seconds"],
-                  "users": model.fit_info["train_users"]}
+    return path, {
+        "temperature": model.temperature,
+        "lapse": model.lapse,
+        "floor": model.floor,
+        "user_mass": model.user_mass,
+        "seconds": model.fit_info["seconds"],
+        "users": model.fit_info["train_users"],
+    }
 
 
 register_fit_without_gradients("looks", fit_from_config)

@@ -25,8 +25,19 @@ import torch.nn.functional as F
 from prefstyle.imaging.lut import identity_lut
 from prefstyle.imaging.ops import exposure
 
-__all__ = ["GAINS", "SAMPLE_SIDE", "SAMPLE_STEP", "exposed", "fit_basis", "node_major", "project", "sample_colours",
-           "sample_tables", "tables_from_coefficients", "trilinear_weights"]
+__all__ = [
+    "GAINS",
+    "SAMPLE_SIDE",
+    "SAMPLE_STEP",
+    "exposed",
+    "fit_basis",
+    "node_major",
+    "project",
+    "sample_colours",
+    "sample_tables",
+    "tables_from_coefficients",
+    "trilinear_weights",
+]
 
 #: the adaptive-brightness gains a taste can take
 GAINS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -115,12 +126,16 @@ def fit_basis(displacements: torch.Tensor, max_dim: int = 64, energy: float = 0.
     cum = evals.cumsum(0) / evals.sum().clamp_min(1e-300)
     dim = int(min(max_dim, int((cum < energy).sum()) + 1, m))
     sv = evals[:dim].sqrt().clamp_min(1e-12)
-    basis = ((evecs[:, :dim] / sv).T.float() @ x)  # right singular vectors
+    basis = (evecs[:, :dim] / sv).T.float() @ x  # right singular vectors
     basis = torch.linalg.qr(basis.T.double()).Q.T.float()  # re-orthonormalised against rounding
     rec = (x @ basis.T) @ basis
     err = float((rec - x).norm() / x.norm().clamp_min(1e-12))
-    return basis.reshape(dim, *shape).contiguous(), {"dim": dim, "energy": round(float(cum[dim - 1]), 5),
-                                                     "examples": m, "relative_error": round(err, 5)}
+    return basis.reshape(dim, *shape).contiguous(), {
+        "dim": dim,
+        "energy": round(float(cum[dim - 1]), 5),
+        "examples": m,
+        "relative_error": round(err, 5),
+    }
 
 
 def project(displacements: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:

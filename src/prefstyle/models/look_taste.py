@@ -74,7 +74,7 @@ class _Scene:
     """A scene's sample colours and the basis looked up at them, per exposure (cached per source)."""
 
     def __init__(self, source: torch.Tensor, basis: torch.Tensor, nodes: torch.Tensor, meter: str):
-        self.colours = sample_colours(source)                       # (3,h,w)
+        self.colours = sample_colours(source)  # (3,h,w)
         self.ev = float(metered_ev(source, meter)[0])
         self.fit_colours = sample_colours(source, FIT_SIDE, FIT_STEP)  # (3,h2,w2)
         self._basis, self._nodes = basis, nodes
@@ -122,14 +122,39 @@ class LookTasteModel(PersonalizationModel):
     name = "looks"
     #: the ``task`` keys of a training config (``configs/looks.yaml``): the look library and the
     #: settings of :func:`prefstyle.models.look_fit.fit_look_taste`
-    OPTIONS = ("library", "n_sliders", "n_blends", "temperatures", "lapses", "floors", "user_masses", "em_iters",
-               "n_refs", "max_users", "seed", "quality_filter")
+    OPTIONS = (
+        "library",
+        "n_sliders",
+        "n_blends",
+        "temperatures",
+        "lapses",
+        "floors",
+        "user_masses",
+        "em_iters",
+        "n_refs",
+        "max_users",
+        "seed",
+        "quality_filter",
+    )
 
-    def __init__(self, checkpoint: str | Path | None = None, temperature: float = 1.0, lapse: float = 0.1,
-                 floor: float = 0.2, user_mass: float = 0.1, meter: str = "mean", lut_size: int = 33,
-                 space: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        temperature: float = 1.0,
+        lapse: float = 0.1,
+        floor: float = 0.2,
+        user_mass: float = 0.1,
+        meter: str = "mean",
+        lut_size: int = 33,
+        space: dict[str, Any] | None = None,
+    ):
         self.fit_info: dict[str, Any] = {}
-        self.temperature, self.lapse, self.floor, self.user_mass = float(temperature), float(lapse), float(floor), float(user_mass)
+        self.temperature, self.lapse, self.floor, self.user_mass = (
+            float(temperature),
+            float(lapse),
+            float(floor),
+            float(user_mass),
+        )
         self.meter, self.lut_size = meter, int(lut_size)
         self.look_names: list[str] = []
         if checkpoint is not None:
@@ -153,14 +178,21 @@ class LookTasteModel(PersonalizationModel):
 
     # -- state -----------------------------------------------------------------------------
 
-    def _set_space(self, basis: torch.Tensor, coeffs: torch.Tensor, gains: torch.Tensor, log_prior: torch.Tensor | None,
-                   look_names: list[str], look_coeffs: torch.Tensor) -> None:
-        self.basis = basis.float().contiguous()            # (D,3,S,S,S)
-        self._nodes = node_major(self.basis)               # (S³,3D)
-        self.coeffs = coeffs.float().contiguous()          # (K,D)
-        self.gains = gains.float().contiguous()            # (K,)
+    def _set_space(
+        self,
+        basis: torch.Tensor,
+        coeffs: torch.Tensor,
+        gains: torch.Tensor,
+        log_prior: torch.Tensor | None,
+        look_names: list[str],
+        look_coeffs: torch.Tensor,
+    ) -> None:
+        self.basis = basis.float().contiguous()  # (D,3,S,S,S)
+        self._nodes = node_major(self.basis)  # (S³,3D)
+        self.coeffs = coeffs.float().contiguous()  # (K,D)
+        self.gains = gains.float().contiguous()  # (K,)
         k = len(self.coeffs)
-        self.pop_log_prior = (torch.full((k,), -math.log(k)) if log_prior is None else log_prior.float())  # (K,)
+        self.pop_log_prior = torch.full((k,), -math.log(k)) if log_prior is None else log_prior.float()  # (K,)
         self.look_names = list(look_names)
         self.look_coeffs = look_coeffs.float().contiguous()  # (L,D): the library's looks, for describe()
 
@@ -170,8 +202,13 @@ class LookTasteModel(PersonalizationModel):
         if self.meter not in ("mean", "log_mean"):
             raise PrefstyleError(f"looks: meter must be 'mean' or 'log_mean', got {self.meter!r}")
         d = self.basis.shape[0]
-        if self.coeffs.ndim != 2 or self.coeffs.shape[1] != d or self.gains.shape != (len(self.coeffs),) \
-                or self.pop_log_prior.shape != (len(self.coeffs),) or self.look_coeffs.shape[-1:] != (d,):
+        if (
+            self.coeffs.ndim != 2
+            or self.coeffs.shape[1] != d
+            or self.gains.shape != (len(self.coeffs),)
+            or self.pop_log_prior.shape != (len(self.coeffs),)
+            or self.look_coeffs.shape[-1:] != (d,)
+        ):
             raise PrefstyleError("looks: taste space tensors of inconsistent shapes")
         for t in (self.basis, self.coeffs, self.gains, self.pop_log_prior, self.look_coeffs):
             if not torch.isfinite(t).all():
@@ -187,16 +224,33 @@ class LookTasteModel(PersonalizationModel):
         return mix.clamp_min(1e-30).log() + math.log(1 - self.user_mass)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "temperature": self.temperature, "lapse": self.lapse, "floor": self.floor,
-                "user_mass": self.user_mass, "meter": self.meter, "lut_size": self.lut_size,
-                "particles": len(self.coeffs), "basis_dim": int(self.basis.shape[0]), "fit": self.fit_info}
+        return {
+            "name": self.name,
+            "temperature": self.temperature,
+            "lapse": self.lapse,
+            "floor": self.floor,
+            "user_mass": self.user_mass,
+            "meter": self.meter,
+            "lut_size": self.lut_size,
+            "particles": len(self.coeffs),
+            "basis_dim": int(self.basis.shape[0]),
+            "fit": self.fit_info,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the taste space and fitted settings as a profile-format checkpoint (``.json`` + tensors)."""
-        return Profile(model=self.name, model_config=self.config(),
-                       data={**self.config(), "look_names": self.look_names},
-                       tensors={"basis": self.basis.half(), "coeffs": self.coeffs.half(), "gains": self.gains,
-                                "log_prior": self.pop_log_prior, "look_coeffs": self.look_coeffs.half()}).save(path)
+        return Profile(
+            model=self.name,
+            model_config=self.config(),
+            data={**self.config(), "look_names": self.look_names},
+            tensors={
+                "basis": self.basis.half(),
+                "coeffs": self.coeffs.half(),
+                "gains": self.gains,
+                "log_prior": self.pop_log_prior,
+                "look_coeffs": self.look_coeffs.half(),
+            },
+        ).save(path)
 
     def _load(self, path: Path) -> None:
         prof = Profile.load(path)
@@ -208,8 +262,9 @@ class LookTasteModel(PersonalizationModel):
             self.floor, self.user_mass = float(d["floor"]), float(d["user_mass"])
             self.meter, self.lut_size = str(d.get("meter", "mean")), int(d.get("lut_size", 33))
             self.fit_info = dict(d.get("fit", {}))
-            self._set_space(t["basis"], t["coeffs"], t["gains"], t["log_prior"], list(d.get("look_names", [])),
-                            t["look_coeffs"])
+            self._set_space(
+                t["basis"], t["coeffs"], t["gains"], t["log_prior"], list(d.get("look_names", [])), t["look_coeffs"]
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise PrefstyleError(f"bad looks checkpoint: {e}", path=path) from None
         try:
@@ -296,7 +351,9 @@ class LookTasteModel(PersonalizationModel):
         """``(gaps (K+Ku, N') float64, user coeffs (Ku,D), user gains (Ku,), log prior (K+Ku,))``:
         ``d(other) − d(preferred)`` per particle for the references with a source."""
         used = [r for r in refs if r.source is not None]
-        uc, ug = self.user_particles(used) if self.user_mass > 0 else (torch.zeros(0, self.basis.shape[0]), torch.zeros(0))
+        uc, ug = (
+            self.user_particles(used) if self.user_mass > 0 else (torch.zeros(0, self.basis.shape[0]), torch.zeros(0))
+        )
         k, ku = len(self.coeffs), len(uc)
         lp = self.log_prior()
         if ku:
@@ -315,7 +372,9 @@ class LookTasteModel(PersonalizationModel):
         gaps = torch.stack(cols, 1) if cols else torch.zeros(k + ku, 0, dtype=torch.float64)
         return gaps, uc, ug, lp
 
-    def log_likelihood(self, gaps: torch.Tensor, temperature: float | None = None, lapse: float | None = None) -> torch.Tensor:
+    def log_likelihood(
+        self, gaps: torch.Tensor, temperature: float | None = None, lapse: float | None = None
+    ) -> torch.Tensor:
         """``(K,)`` log-likelihood of the answers given their gaps ``(K,N)``."""
         t = self.temperature if temperature is None else float(temperature)
         e = self.lapse if lapse is None else float(lapse)
@@ -329,8 +388,9 @@ class LookTasteModel(PersonalizationModel):
 
     # -- decision ----------------------------------------------------------------------------
 
-    def decide(self, w: torch.Tensor, coeffs: torch.Tensor, gains: torch.Tensor,
-               scenes: Sequence[_Scene]) -> tuple[torch.Tensor, float, float]:
+    def decide(
+        self, w: torch.Tensor, coeffs: torch.Tensor, gains: torch.Tensor, scenes: Sequence[_Scene]
+    ) -> tuple[torch.Tensor, float, float]:
         """The Bayes action: ``(coefficients (D,), gain, expected ΔE00)`` with the least posterior
         expected ΔE00 to the ideal over ``scenes`` among the heaviest particles, the posterior-mean
         look and its blends with the most probable particle."""
@@ -339,16 +399,19 @@ class LookTasteModel(PersonalizationModel):
         ct, gt = coeffs[top], gains[top]
         mean_c, mean_g = (wt[:, None] * ct).sum(0), float((wt * gt).sum())
         cands_c = [mean_c] + [mean_c + a * (ct[0] - mean_c) for a in (0.25, 0.5, 0.75)] + list(ct[:DECISION_CANDIDATES])
-        cands_g = [mean_g] + [mean_g + a * (float(gt[0]) - mean_g) for a in (0.25, 0.5, 0.75)] \
+        cands_g = (
+            [mean_g]
+            + [mean_g + a * (float(gt[0]) - mean_g) for a in (0.25, 0.5, 0.75)]
             + gt[:DECISION_CANDIDATES].tolist()
+        )
         cc, cg = torch.stack(cands_c), torch.tensor(cands_g)
         if not scenes:
             return cc[0], float(cg[0]), float("nan")
         loss = torch.zeros(len(cc))
         for sc in scenes:
-            ideal = rgb_to_lab(sc.ideals(ct, gt))                      # (T,3,h,w)
-            cand = rgb_to_lab(sc.ideals(cc, cg))                       # (C,3,h,w)
-            loss += (self._distance(ideal, cand) * wt[None]).sum(1)    # (C,)
+            ideal = rgb_to_lab(sc.ideals(ct, gt))  # (T,3,h,w)
+            cand = rgb_to_lab(sc.ideals(cc, cg))  # (C,3,h,w)
+            loss += (self._distance(ideal, cand) * wt[None]).sum(1)  # (C,)
         best = int(torch.argmin(loss))
         return cc[best], float(cg[best]), float(loss[best] / len(scenes))
 
@@ -361,12 +424,21 @@ class LookTasteModel(PersonalizationModel):
             c, g, expected = self.decide(w, coeffs, gains, scenes)
             lut = tables_from_coefficients(c[None], self.basis)[0]
         near = self._nearest_looks(c)
-        return Profile(model=self.name, user=user, model_config=self.config(),
-                       tensors={"lut": lut.contiguous()},
-                       data={"n_refs": len(refs), "n_used": n_used, "gain": round(g, 4), "meter": self.meter,
-                             "expected_de00": None if math.isnan(expected) else round(expected, 3),
-                             "effective_particles": round(float(1.0 / (w.double() ** 2).sum()), 2),
-                             "nearest_looks": near})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            tensors={"lut": lut.contiguous()},
+            data={
+                "n_refs": len(refs),
+                "n_used": n_used,
+                "gain": round(g, 4),
+                "meter": self.meter,
+                "expected_de00": None if math.isnan(expected) else round(expected, 3),
+                "effective_particles": round(float(1.0 / (w.double() ** 2).sum()), 2),
+                "nearest_looks": near,
+            },
+        )
 
     def _nearest_looks(self, c: torch.Tensor, n: int = 3) -> list[list[Any]]:
         """The library looks closest to coefficients ``c`` and how much of each (least-squares strength)."""
@@ -381,8 +453,13 @@ class LookTasteModel(PersonalizationModel):
     def check_profile(self, profile: Profile) -> None:
         super().check_profile(profile)
         lut = profile.tensors.get("lut")
-        if lut is None or lut.ndim != 4 or lut.shape[0] != 3 or not (lut.shape[1] == lut.shape[2] == lut.shape[3]) \
-                or lut.shape[1] < 2:
+        if (
+            lut is None
+            or lut.ndim != 4
+            or lut.shape[0] != 3
+            or not (lut.shape[1] == lut.shape[2] == lut.shape[3])
+            or lut.shape[1] < 2
+        ):
             raise PrefstyleError("looks profile has no (3,S,S,S) LUT (damaged or another model)")
         if not torch.isfinite(lut).all() or float(lut.abs().max()) > 4:
             raise PrefstyleError("looks profile LUT holds NaN, infinite or out-of-range values")
@@ -417,7 +494,7 @@ class LookTasteModel(PersonalizationModel):
         x = img[None] if img.ndim == 3 else img
         with torch.no_grad():
             luts = self.luts(x, profile)
-            out = torch.cat([apply_lut(x[i:i + 1], luts[i]) for i in range(len(x))]).clamp(0, 1)
+            out = torch.cat([apply_lut(x[i : i + 1], luts[i]) for i in range(len(x))]).clamp(0, 1)
         return out[0] if img.ndim == 3 else out
 
     # -- words and questions ---------------------------------------------------------------
@@ -434,12 +511,15 @@ class LookTasteModel(PersonalizationModel):
     def export_notes(self, profile: Profile) -> list[str]:
         g = float(profile.data.get("gain", 0.0))
         if g >= 0.05:
-            return [f"this taste sets the brightness per photo ({100 * g:.0f} % adaptive); a .cube holds one mapping "
-                    "for every photo (the look at the photos' typical brightness); `prefstyle enhance` adapts"]
+            return [
+                f"this taste sets the brightness per photo ({100 * g:.0f} % adaptive); a .cube holds one mapping "
+                "for every photo (the look at the photos' typical brightness); `prefstyle enhance` adapts"
+            ]
         return []
 
-    def question_values(self, refs: list[Reference],
-                        scenes: list[tuple[torch.Tensor, list[torch.Tensor]]]) -> list[torch.Tensor]:
+    def question_values(
+        self, refs: list[Reference], scenes: list[tuple[torch.Tensor, list[torch.Tensor]]]
+    ) -> list[torch.Tensor]:
         """Expected information gain (nats) of each pair of renditions of each candidate scene
         (``I(answer; taste) = H(p̄) − Σ_k w_k H(p_k)`` under the posterior after ``refs``)."""
         with torch.no_grad():
@@ -456,4 +536,3 @@ class LookTasteModel(PersonalizationModel):
                 gain = _entropy((p * wt).sum(-1)) - (_entropy(p) * wt).sum(-1)
                 out.append(gain.fill_diagonal_(0.0).float())
         return out
-

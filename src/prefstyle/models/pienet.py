@@ -150,8 +150,9 @@ class PreferenceEmbedding(nn.Module):
     backbone's four feature maps at that size (the perceptual loss's features).
     """
 
-    def __init__(self, backbone: str = "resnet18", weights: Any = "default", dim: int = 512, size: int = 256,
-                 width: int = 64):
+    def __init__(
+        self, backbone: str = "resnet18", weights: Any = "default", dim: int = 512, size: int = 256, width: int = 64
+    ):
         super().__init__()
         self.backbone = _backbone(backbone, weights, width)
         self.head = nn.Linear(self.backbone.pooled_dim, dim)
@@ -206,12 +207,14 @@ class PieNetNet(nn.Module):
         c2, c4, c8, c16 = self.encoder.channels
         d = cfg.decoder
         self.start = nn.Linear(self.encoder.pooled_dim + cfg.dim, d[0])
-        self.blocks = nn.ModuleList([
-            PersonalizedUpBlock(d[0], c16, cfg.dim, cfg.pref_channels, d[0]),
-            PersonalizedUpBlock(d[0], c8, cfg.dim, cfg.pref_channels, d[1]),
-            PersonalizedUpBlock(d[1], c4, cfg.dim, cfg.pref_channels, d[2]),
-            PersonalizedUpBlock(d[2], c2, cfg.dim, cfg.pref_channels, d[3]),
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                PersonalizedUpBlock(d[0], c16, cfg.dim, cfg.pref_channels, d[0]),
+                PersonalizedUpBlock(d[0], c8, cfg.dim, cfg.pref_channels, d[1]),
+                PersonalizedUpBlock(d[1], c4, cfg.dim, cfg.pref_channels, d[2]),
+                PersonalizedUpBlock(d[2], c2, cfg.dim, cfg.pref_channels, d[3]),
+            ]
+        )
         self.head1 = nn.Conv2d(d[3] + 3, cfg.head_channels, 3, padding=1)
         self.head2 = nn.Conv2d(cfg.head_channels, 3, 3, padding=1)
         nn.init.normal_(self.head2.weight, std=1e-3)
@@ -453,9 +456,15 @@ class PieNetModel(PersonalizationModel):
         return h.hexdigest()[:16]
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "checkpoint_id": self.checkpoint_id, "scheme": self.scheme,
-                "render_size": self.render_size, "backbone": self.cfg.backbone,
-                "embed_backbone": self.cfg.embed_backbone, "dim": self.cfg.dim}
+        return {
+            "name": self.name,
+            "checkpoint_id": self.checkpoint_id,
+            "scheme": self.scheme,
+            "render_size": self.render_size,
+            "backbone": self.cfg.backbone,
+            "embed_backbone": self.cfg.embed_backbone,
+            "dim": self.cfg.dim,
+        }
 
     def check_profile(self, profile: Profile) -> None:
         super().check_profile(profile)
@@ -495,17 +504,26 @@ class PieNetModel(PersonalizationModel):
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         p = self.preference_from(refs)
-        return Profile(model=self.name, user=user, model_config=self.config(),
-                       data={"scheme": self.scheme if refs else 0, "n_refs": len(refs)},
-                       tensors={"preference": p.float()})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            data={"scheme": self.scheme if refs else 0, "n_refs": len(refs)},
+            tensors={"preference": p.float()},
+        )
 
     def personalize_liked(self, images: list[torch.Tensor], user: str | None = None) -> Profile:
         """PieNet's scheme 2 on photos the user likes: the normalised mean of their embeddings."""
         if not images:
             raise PrefstyleError("no liked photos to personalize from")
         p = F.normalize(self.embed(images).mean(0), dim=0)
-        return Profile(model=self.name, user=user, model_config=self.config(),
-                       data={"scheme": 2, "n_liked": len(images)}, tensors={"preference": p.float()})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            data={"scheme": 2, "n_liked": len(images)},
+            tensors={"preference": p.float()},
+        )
 
     # -- rendering -----------------------------------------------------------------------
 

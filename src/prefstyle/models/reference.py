@@ -137,7 +137,14 @@ class GlobalStyleModel(PersonalizationModel):
         max_pairs: int = 2048,
         seed: int = 0,
     ):
-        self.steps, self.lr, self.batch, self.thumb, self.max_pairs, self.seed = steps, lr, batch, thumb, max_pairs, seed
+        self.steps, self.lr, self.batch, self.thumb, self.max_pairs, self.seed = (
+            steps,
+            lr,
+            batch,
+            thumb,
+            max_pairs,
+            seed,
+        )
         self.pixels = pixels
         self.params: RetouchParams | None = None
         self.fit_info: dict[str, Any] = {}
@@ -155,9 +162,17 @@ class GlobalStyleModel(PersonalizationModel):
         return self.params is not None
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "steps": self.steps, "lr": self.lr, "batch": self.batch, "pixels": self.pixels,
-                "thumb": self.thumb,
-                "max_pairs": self.max_pairs, "seed": self.seed, "fit": self.fit_info}
+        return {
+            "name": self.name,
+            "steps": self.steps,
+            "lr": self.lr,
+            "batch": self.batch,
+            "pixels": self.pixels,
+            "thumb": self.thumb,
+            "max_pairs": self.max_pairs,
+            "seed": self.seed,
+            "fit": self.fit_info,
+        }
 
     def fit(self, dataset: Any, users: Iterable[str] | None = None, progress: bool = False) -> GlobalStyleModel:
         """Fit ``θ`` on the ``main`` judgments of ``users`` (default: the dataset's train split, else all).
@@ -192,8 +207,16 @@ class GlobalStyleModel(PersonalizationModel):
             it = tqdm(judgments, desc="global-style: load pairs", leave=False)
         i_p = torch.stack([thumb_of(j.preferred_image) for j in it])
         i_n = torch.stack([thumb_of(j.other_image) for j in judgments])
-        self.params = fit_global_style(i_p, i_n, steps=self.steps, lr=self.lr, batch=self.batch, pixels=self.pixels,
-                                       seed=self.seed, progress=progress)
+        self.params = fit_global_style(
+            i_p,
+            i_n,
+            steps=self.steps,
+            lr=self.lr,
+            batch=self.batch,
+            pixels=self.pixels,
+            seed=self.seed,
+            progress=progress,
+        )
         self.fit_info = {"users": len(users), "pairs": len(judgments), "images": len(cache)}
         return self
 
@@ -210,8 +233,12 @@ class GlobalStyleModel(PersonalizationModel):
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         params = self._require_fitted()
-        return Profile(model=self.name, user=user, model_config=self.config(),
-                       data={"params": params.to_dict(), "fit": self.fit_info})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            data={"params": params.to_dict(), "fit": self.fit_info},
+        )
 
     def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
         self.check_profile(profile)
@@ -356,8 +383,13 @@ class NearestPreferredModel(PersonalizationModel):
         self.ridge, self.fit_size = ridge, fit_size
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "ridge": self.ridge, "fit_size": self.fit_size, "transform": "poly2-rgb",
-                "features": "lab8x8-standardised+L-histogram8"}
+        return {
+            "name": self.name,
+            "ridge": self.ridge,
+            "fit_size": self.fit_size,
+            "transform": "poly2-rgb",
+            "features": "lab8x8-standardised+L-histogram8",
+        }
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         feats, coefs, scenes = [], [], []
@@ -369,8 +401,13 @@ class NearestPreferredModel(PersonalizationModel):
         tensors = {}
         if refs:
             tensors = {"features": torch.stack(feats), "transforms": torch.stack(coefs)}
-        return Profile(model=self.name, user=user, model_config=self.config(), tensors=tensors,
-                       data={"scenes": scenes, "n_refs": len(refs)})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            tensors=tensors,
+            data={"scenes": scenes, "n_refs": len(refs)},
+        )
 
     def nearest(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
         """Index ``(B,)`` of the nearest reference for each image (profile must have references)."""
@@ -473,8 +510,9 @@ class OracleModel(PersonalizationModel):
         luts = getattr(truth.person.taste, "luts", None)  # a looks crowd's taste: carry its LUTs along
         if callable(luts):
             tensors["look_tables"] = luts().contiguous()
-        return Profile(model=self.name, user=user, model_config=self.config(),
-                       data={"truth": truth.to_dict()}, tensors=tensors)
+        return Profile(
+            model=self.name, user=user, model_config=self.config(), data={"truth": truth.to_dict()}, tensors=tensors
+        )
 
     def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
         from prefstyle.data.crowd import Device, Person, SimulatedUser
@@ -516,7 +554,9 @@ def ideal_with_offsets(img: torch.Tensor, taste: Any, ev: torch.Tensor | float, 
     return apply_retouch_vector(x.clamp(0, 1), vec, exact=exact)
 
 
-def view_batch(img: torch.Tensor, gamma: torch.Tensor, white_shift: torch.Tensor, brightness: torch.Tensor) -> torch.Tensor:
+def view_batch(
+    img: torch.Tensor, gamma: torch.Tensor, white_shift: torch.Tensor, brightness: torch.Tensor
+) -> torch.Tensor:
     """:meth:`prefstyle.data.crowd.Device.view` for one display per image: ``(B,3,H,W)``, params ``(B,)``.
 
     Returns CIELAB ``(B,3,H,W)`` as seen on each display (same formula as ``Device.view``).
@@ -618,7 +658,9 @@ class BayesModel(PersonalizationModel):
         self._particles: _Particles | None = None
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._scene_cache_size = scene_cache
-        self._render_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._render_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = (
+            OrderedDict()
+        )
         g = torch.Generator().manual_seed(seed)
         nb = thumb // self.BLOCK
         oy = torch.randint(0, self.BLOCK, (nb, nb), generator=g)
@@ -627,9 +669,17 @@ class BayesModel(PersonalizationModel):
         self._pixels = ((by * self.BLOCK + oy) * thumb + (bx * self.BLOCK + ox)).flatten()
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "particles": self.k, "thumb": self.thumb, "seed": self.seed, "mass": self.mass,
-                "render_particles": self.render_particles, "lut_size": self.lut_size,
-                "base_lut_size": self.base_lut_size, "likelihood_pixels": int(self._pixels.numel())}
+        return {
+            "name": self.name,
+            "particles": self.k,
+            "thumb": self.thumb,
+            "seed": self.seed,
+            "mass": self.mass,
+            "render_particles": self.render_particles,
+            "lut_size": self.lut_size,
+            "base_lut_size": self.base_lut_size,
+            "likelihood_pixels": int(self._pixels.numel()),
+        }
 
     # -- the prior -------------------------------------------------------------------------
 
@@ -769,8 +819,9 @@ class BayesModel(PersonalizationModel):
         wk = (w[keep] / w[keep].sum()).tolist()
         P = self.particles
         data = {
-            "particles": [{"taste": P.tastes[int(i)].to_dict(), "weight": float(wi), "index": int(i)}
-                          for i, wi in zip(keep, wk)],
+            "particles": [
+                {"taste": P.tastes[int(i)].to_dict(), "weight": float(wi), "index": int(i)} for i, wi in zip(keep, wk)
+            ],
             "kept_mass": float(w[keep].sum()),
             "ess": ess,
             "n_refs": len(refs),
@@ -886,8 +937,17 @@ class LooksBayesModel(BayesModel):
     BLOCK = 8
     DECISION_THUMB = 16
 
-    def __init__(self, ground_truth: Any = None, config: Any = None, particles: int | None = None, seed: int = 0,
-                 thumb: int = 64, render_particles: int = 24, mass: float = 0.99, **_slider_options: Any):
+    def __init__(
+        self,
+        ground_truth: Any = None,
+        config: Any = None,
+        particles: int | None = None,
+        seed: int = 0,
+        thumb: int = 64,
+        render_particles: int = 24,
+        mass: float = 0.99,
+        **_slider_options: Any,
+    ):
         from prefstyle.data.looks import load_looks
         from prefstyle.data.looks_crowd import LooksCrowdConfig, Population
 
@@ -922,10 +982,18 @@ class LooksBayesModel(BayesModel):
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "looks": len(self.library), "strengths": list(self.STRENGTHS),
-                "gains": list(self.GAINS), "thumb": self.thumb, "seed": self.seed,
-                "render_particles": self.render_particles, "mass": self.mass,
-                "temperature": self.temperature, "lapse": self.lapse}
+        return {
+            "name": self.name,
+            "looks": len(self.library),
+            "strengths": list(self.STRENGTHS),
+            "gains": list(self.GAINS),
+            "thumb": self.thumb,
+            "seed": self.seed,
+            "render_particles": self.render_particles,
+            "mass": self.mass,
+            "temperature": self.temperature,
+            "lapse": self.lapse,
+        }
 
     @property
     def n_particles(self) -> int:
@@ -1013,17 +1081,27 @@ class LooksBayesModel(BayesModel):
         for i, wi in zip(keep.tolist(), wk.tolist()):
             k, s, g = self._particle(i)
             parts.append({"look": self.library.looks[k].name, "strength": s, "gain": g, "weight": wi})
-        data = {"particles": parts, "kept_mass": float(w[keep].sum()), "ess": float(1.0 / (w**2).sum()),
-                "n_refs": len(refs), "n_particles": self.n_particles}
+        data = {
+            "particles": parts,
+            "kept_mass": float(w[keep].sum()),
+            "ess": float(1.0 / (w**2).sum()),
+            "n_refs": len(refs),
+            "n_particles": self.n_particles,
+        }
         return Profile(model=self.name, user=user, model_config=self.config(), data=data)
 
     def _taste(self, part: Mapping[str, Any]) -> Any:
         from prefstyle.data.looks_crowd import LookTaste
 
         lut = self.library.lut(part["look"])[None]
-        return LookTaste(looks=(part["look"],), strengths=(float(part["strength"]),), correction=self.correction,
-                         target_brightness=self.crowd.target_brightness, brightness_gain=float(part["gain"]),
-                         tables=lut)
+        return LookTaste(
+            looks=(part["look"],),
+            strengths=(float(part["strength"]),),
+            correction=self.correction,
+            target_brightness=self.crowd.target_brightness,
+            brightness_gain=float(part["gain"]),
+            tables=lut,
+        )
 
     def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
         self.check_profile(profile)

@@ -28,15 +28,20 @@ def _oracle(ctx: DataContext) -> PersonalizationModel:
 
 
 def _bayes(ctx: DataContext) -> PersonalizationModel:
-    return BayesModel(ground_truth=_ground_truth(ctx, BayesModel.name),
-                      particles=int(ctx.options.get("particles", 512)), seed=ctx.seed)
+    return BayesModel(
+        ground_truth=_ground_truth(ctx, BayesModel.name),
+        particles=int(ctx.options.get("particles", 512)),
+        seed=ctx.seed,
+    )
 
 
 def _global_style(ctx: DataContext) -> PersonalizationModel:
     train = ctx.training_users()
     if not train:
-        raise NotApplicable(f"{GlobalStyleModel.name} needs training users outside the evaluated ones; "
-                            "the dataset has none", path=ctx.dataset.root)
+        raise NotApplicable(
+            f"{GlobalStyleModel.name} needs training users outside the evaluated ones; the dataset has none",
+            path=ctx.dataset.root,
+        )
     model = GlobalStyleModel(seed=ctx.seed, steps=int(ctx.options.get("global_steps", 150)))
     return model.fit(ctx.dataset, train, progress=ctx.progress)
 

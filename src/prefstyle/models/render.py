@@ -32,8 +32,15 @@ from prefstyle.models.slider_taste import _METER_SIDE
 if TYPE_CHECKING:
     from prefstyle.imaging.decode import ImageData
 
-__all__ = ["blend", "lut_filtered_image", "photo_lut", "render_batch", "render_image", "render_image_pil",
-           "render_image_uint8"]
+__all__ = [
+    "blend",
+    "lut_filtered_image",
+    "photo_lut",
+    "render_batch",
+    "render_image",
+    "render_image_pil",
+    "render_image_uint8",
+]
 
 
 def blend(inputs: torch.Tensor, outputs: torch.Tensor, strength: float) -> torch.Tensor:
@@ -43,7 +50,9 @@ def blend(inputs: torch.Tensor, outputs: torch.Tensor, strength: float) -> torch
     return (inputs + strength * (outputs - inputs)).clamp(0, 1)
 
 
-def render_batch(model: PersonalizationModel, profile: Profile, img: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+def render_batch(
+    model: PersonalizationModel, profile: Profile, img: torch.Tensor, strength: float = 1.0
+) -> torch.Tensor:
     """``img`` ``(B,3,H,W)`` sRGB [0,1] in the profile's taste, ``(B,3,H,W)`` in [0,1].
 
     A model that returns another shape is a :class:`~prefstyle.errors.PrefstyleError` naming it.
@@ -56,8 +65,14 @@ def render_batch(model: PersonalizationModel, profile: Profile, img: torch.Tenso
     return blend(img, out, strength)
 
 
-def render_image(model: PersonalizationModel, profile: Profile, image: ImageData | torch.Tensor,
-                 strength: float = 1.0, lut_path: bool = True, device: str | torch.device = "cpu") -> torch.Tensor:
+def render_image(
+    model: PersonalizationModel,
+    profile: Profile,
+    image: ImageData | torch.Tensor,
+    strength: float = 1.0,
+    lut_path: bool = True,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """The retouched pixels ``(3,H,W)`` in [0,1] (on the CPU) of one photo at full resolution.
 
     ``image``: a decoded :class:`~prefstyle.imaging.io.ImageData` (8- or 16-bit) or a ``(3,H,W)``
@@ -75,8 +90,9 @@ def render_image(model: PersonalizationModel, profile: Profile, image: ImageData
     return render_batch(model, profile, pixels[None].to(device), strength)[0].cpu()
 
 
-def photo_lut(model: PersonalizationModel, profile: Profile, image: ImageData,
-              strength: float = 1.0) -> torch.Tensor | None:
+def photo_lut(
+    model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0
+) -> torch.Tensor | None:
     """The ``(3,S,S,S)`` LUT that renders the 8-bit photo ``image`` (``strength``-blended with the
     identity), or None when the photo is not 8-bit or the model gives no LUT.
 
@@ -103,8 +119,9 @@ def photo_lut(model: PersonalizationModel, profile: Profile, image: ImageData,
     return lut
 
 
-def render_image_uint8(model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0,
-                       threads: int | None = None) -> np.ndarray | None:
+def render_image_uint8(
+    model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0, threads: int | None = None
+) -> np.ndarray | None:
     """The retouched ``(H,W,3)`` uint8 pixels of an 8-bit photo through the model's LUT, or None.
 
     None when the photo is not 8-bit or the model gives no LUT (then :func:`render_image` takes
@@ -118,8 +135,9 @@ def render_image_uint8(model: PersonalizationModel, profile: Profile, image: Ima
     return apply_lut_uint8(_rgb8_of(image), lut, threads=threads)
 
 
-def render_image_pil(model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0,
-                     threads: int | None = None) -> Image.Image | None:
+def render_image_pil(
+    model: PersonalizationModel, profile: Profile, image: ImageData, strength: float = 1.0, threads: int | None = None
+) -> Image.Image | None:
     """:func:`render_image_uint8` as a Pillow ``RGB`` image (the same pixels), for writing it
     without copying it back to numpy; None where that gives None."""
     lut = photo_lut(model, profile, image, strength)

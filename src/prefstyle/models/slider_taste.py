@@ -76,8 +76,16 @@ __all__ = ["MID_GREY", "PRIOR_WIDTHS", "SLIDERS", "SliderTasteModel", "metered_e
 #: the sliders the taste lives on, and each one's prior standard deviation at ``prior_scale=1``
 #: (in the slider's own units: EV for exposure, [-1, 1] for the others)
 PRIOR_WIDTHS: dict[str, float] = {
-    "temperature": 0.3, "tint": 0.2, "exposure": 0.5, "contrast": 0.3, "highlights": 0.3,
-    "shadows": 0.3, "whites": 0.2, "blacks": 0.2, "vibrance": 0.3, "saturation": 0.3,
+    "temperature": 0.3,
+    "tint": 0.2,
+    "exposure": 0.5,
+    "contrast": 0.3,
+    "highlights": 0.3,
+    "shadows": 0.3,
+    "whites": 0.2,
+    "blacks": 0.2,
+    "vibrance": 0.3,
+    "saturation": 0.3,
 }
 SLIDERS: tuple[str, ...] = tuple(PRIOR_WIDTHS)
 _INDEX = {name: i for i, (name, *_rest) in enumerate(SCALAR_FIELDS)}
@@ -135,24 +143,58 @@ class SliderTasteModel(PersonalizationModel):
 
     name = "sliders"
 
-    def __init__(self, particles: int = 1024, prior_scale: float = 1.0, temperature: float = 1.0, lapse: float = 0.1,
-                 thumb: int = 6, lut_size: int = 17, mass: float = 0.999, max_kept: int = 64, seed: int = 0,
-                 distance: str = "de2000", adapt: float = 1.0, meter: str = "mean",
-                 checkpoint: str | Path | None = None):
+    def __init__(
+        self,
+        particles: int = 1024,
+        prior_scale: float = 1.0,
+        temperature: float = 1.0,
+        lapse: float = 0.1,
+        thumb: int = 6,
+        lut_size: int = 17,
+        mass: float = 0.999,
+        max_kept: int = 64,
+        seed: int = 0,
+        distance: str = "de2000",
+        adapt: float = 1.0,
+        meter: str = "mean",
+        checkpoint: str | Path | None = None,
+    ):
         self.fit_info: dict[str, Any] = {}
         if checkpoint is None:
-            self._settle(particles, prior_scale, temperature, lapse, thumb, lut_size, mass, max_kept, seed, distance,
-                         adapt, meter)
+            self._settle(
+                particles,
+                prior_scale,
+                temperature,
+                lapse,
+                thumb,
+                lut_size,
+                mass,
+                max_kept,
+                seed,
+                distance,
+                adapt,
+                meter,
+            )
         else:
             prof = Profile.load(checkpoint)
             if prof.model != self.name or "prior_scale" not in prof.data:
                 raise PrefstyleError(f"not a {self.name} checkpoint (made by model '{prof.model}')", path=checkpoint)
             d = prof.data
             try:
-                self._settle(int(d.get("particles", particles)), float(d["prior_scale"]), float(d["temperature"]),
-                             float(d.get("lapse", lapse)), int(d.get("thumb", thumb)), lut_size, mass,
-                             int(d.get("max_kept", max_kept)), int(d.get("seed", seed)), str(d.get("distance", distance)),
-                             float(d.get("adapt", 0.0)), str(d.get("meter", meter)))  # files before adaptation: fixed edits
+                self._settle(
+                    int(d.get("particles", particles)),
+                    float(d["prior_scale"]),
+                    float(d["temperature"]),
+                    float(d.get("lapse", lapse)),
+                    int(d.get("thumb", thumb)),
+                    lut_size,
+                    mass,
+                    int(d.get("max_kept", max_kept)),
+                    int(d.get("seed", seed)),
+                    str(d.get("distance", distance)),
+                    float(d.get("adapt", 0.0)),
+                    str(d.get("meter", meter)),
+                )  # files before adaptation: fixed edits
             except (KeyError, TypeError, ValueError) as e:
                 raise PrefstyleError(f"bad sliders settings: {e}", path=checkpoint) from None
             self.fit_info = dict(d.get("fit", {}))
@@ -162,25 +204,62 @@ class SliderTasteModel(PersonalizationModel):
         self._gap_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
-    def _settle(self, particles: int, prior_scale: float, temperature: float, lapse: float, thumb: int,
-                lut_size: int, mass: float, max_kept: int, seed: int, distance: str, adapt: float, meter: str) -> None:
+    def _settle(
+        self,
+        particles: int,
+        prior_scale: float,
+        temperature: float,
+        lapse: float,
+        thumb: int,
+        lut_size: int,
+        mass: float,
+        max_kept: int,
+        seed: int,
+        distance: str,
+        adapt: float,
+        meter: str,
+    ) -> None:
         """Check and store the settings (``ValueError`` naming the first one out of range)."""
         if particles < 1 or prior_scale <= 0 or temperature <= 0 or not 0 <= lapse < 1 or not 0 <= adapt <= 1:
-            raise ValueError("need particles >= 1, prior_scale > 0, temperature > 0, 0 <= lapse < 1 and 0 <= adapt <= 1")
+            raise ValueError(
+                "need particles >= 1, prior_scale > 0, temperature > 0, 0 <= lapse < 1 and 0 <= adapt <= 1"
+            )
         if meter not in ("mean", "log_mean"):
             raise ValueError(f"meter must be 'mean' or 'log_mean', got {meter!r}")
         if distance not in ("de76", "de2000"):
             raise ValueError(f"distance must be 'de76' or 'de2000', got {distance!r}")
         self.adapt, self.meter, self.distance = float(adapt), meter, distance
-        self.k, self.prior_scale, self.temperature, self.lapse = int(particles), float(prior_scale), float(temperature), float(lapse)
-        self.thumb, self.lut_size, self.mass, self.max_kept, self.seed = int(thumb), int(lut_size), float(mass), int(max_kept), int(seed)
+        self.k, self.prior_scale, self.temperature, self.lapse = (
+            int(particles),
+            float(prior_scale),
+            float(temperature),
+            float(lapse),
+        )
+        self.thumb, self.lut_size, self.mass, self.max_kept, self.seed = (
+            int(thumb),
+            int(lut_size),
+            float(mass),
+            int(max_kept),
+            int(seed),
+        )
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "particles": self.k, "prior_scale": self.prior_scale,
-                "temperature": self.temperature, "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance,
-                "adapt": self.adapt, "meter": self.meter, "lut_size": self.lut_size, "mass": self.mass,
-                "max_kept": self.max_kept, "seed": self.seed,
-                "fit": self.fit_info}
+        return {
+            "name": self.name,
+            "particles": self.k,
+            "prior_scale": self.prior_scale,
+            "temperature": self.temperature,
+            "lapse": self.lapse,
+            "thumb": self.thumb,
+            "distance": self.distance,
+            "adapt": self.adapt,
+            "meter": self.meter,
+            "lut_size": self.lut_size,
+            "mass": self.mass,
+            "max_kept": self.max_kept,
+            "seed": self.seed,
+            "fit": self.fit_info,
+        }
 
     # -- prior -----------------------------------------------------------------------------
 
@@ -214,9 +293,10 @@ class SliderTasteModel(PersonalizationModel):
         """``(cache key, (1,3,t,t) thumbnail, metered EV)`` of a scene's neutral source; the key covers
         the thumbnail, the EV and every setting the ideals and distances depend on."""
         thumb, ev = self._thumb(source), float(metered_ev(source, self.meter)[0])
-        key = hashlib.sha1(thumb.numpy().tobytes()
-                           + f"{ev:.4f}/{self.adapt}/{self.meter}/{self.prior_scale}/{self.k}/{self.seed}/{self.distance}"
-                           .encode()).hexdigest()
+        key = hashlib.sha1(
+            thumb.numpy().tobytes()
+            + f"{ev:.4f}/{self.adapt}/{self.meter}/{self.prior_scale}/{self.k}/{self.seed}/{self.distance}".encode()
+        ).hexdigest()
         return key, thumb, ev
 
     def _ideals_lab(self, scenes: Sequence[tuple[str, torch.Tensor, float]]) -> list[torch.Tensor]:
@@ -270,8 +350,9 @@ class SliderTasteModel(PersonalizationModel):
 
     # -- which pair to ask next -------------------------------------------------------------
 
-    def question_values(self, refs: Sequence[Reference],
-                        scenes: Sequence[tuple[torch.Tensor, Sequence[torch.Tensor]]]) -> list[torch.Tensor]:
+    def question_values(
+        self, refs: Sequence[Reference], scenes: Sequence[tuple[torch.Tensor, Sequence[torch.Tensor]]]
+    ) -> list[torch.Tensor]:
         """Expected information gain (nats) of asking about each pair of renditions of each scene.
 
         ``refs``: the answers so far; ``scenes``: ``(source, renditions)`` per candidate scene, the
@@ -309,10 +390,19 @@ class SliderTasteModel(PersonalizationModel):
         mean = (wk[:, None] * vecs).sum(0)
         sliders = {name: round(float(mean[_INDEX[name]]), 4) for name in SLIDERS}
         sliders["adaptive_brightness"] = round(float((wk * gains).sum()), 4)
-        return Profile(model=self.name, user=user, model_config=self.config(),
-                       tensors={"vectors": vecs.contiguous(), "gains": gains.contiguous(), "weights": wk.contiguous()},
-                       data={"n_refs": len(refs), "n_used": int(gaps.shape[1]), "sliders": sliders,
-                             "effective_particles": round(float(1.0 / (w**2).sum()), 2), "kept": n_keep})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            tensors={"vectors": vecs.contiguous(), "gains": gains.contiguous(), "weights": wk.contiguous()},
+            data={
+                "n_refs": len(refs),
+                "n_used": int(gaps.shape[1]),
+                "sliders": sliders,
+                "effective_particles": round(float(1.0 / (w**2).sum()), 2),
+                "kept": n_keep,
+            },
+        )
 
     def describe(self, profile: Profile) -> str:
         """The taste in a raw editor's words, the five largest moves first, e.g. ``your sliders:
@@ -334,8 +424,10 @@ class SliderTasteModel(PersonalizationModel):
         adaptive = float((profile.data.get("sliders") or {}).get("adaptive_brightness") or 0.0)
         if adaptive < 0.05:
             return []
-        return [f"this taste sets the brightness per photo ({100 * adaptive:.0f} % adaptive); a .cube holds one "
-                "mapping for every photo, the best single fit over those photos; `prefstyle enhance` adapts"]
+        return [
+            f"this taste sets the brightness per photo ({100 * adaptive:.0f} % adaptive); a .cube holds one "
+            "mapping for every photo, the best single fit over those photos; `prefstyle enhance` adapts"
+        ]
 
     def check_profile(self, profile: Profile) -> None:
         """Refuse a profile of another model, or one whose particles or sliders are out of range.
@@ -348,8 +440,14 @@ class SliderTasteModel(PersonalizationModel):
         super().check_profile(profile)
         tol = 1e-4
         v, w, g = (profile.tensors.get(k) for k in ("vectors", "weights", "gains"))
-        if v is None or w is None or v.ndim != 2 or v.shape[1] != VECTOR_DIM or w.shape != (v.shape[0],) \
-                or v.shape[0] == 0:
+        if (
+            v is None
+            or w is None
+            or v.ndim != 2
+            or v.shape[1] != VECTOR_DIM
+            or w.shape != (v.shape[0],)
+            or v.shape[0] == 0
+        ):
             raise PrefstyleError("sliders profile has no particles of the right shape (damaged or another model)")
         if g is not None and g.shape != w.shape:
             raise PrefstyleError("sliders profile has gains of the wrong shape (damaged or another model)")
@@ -358,15 +456,20 @@ class SliderTasteModel(PersonalizationModel):
             if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
                 raise PrefstyleError(f"sliders profile: '{name}' must be finite numbers")
         v, w = v.double(), w.double()
-        lo = torch.tensor([f[1] for f in SCALAR_FIELDS] + [0.0] * 5 + [-1.0] * (VECTOR_DIM - len(SCALAR_FIELDS) - 5),
-                          dtype=torch.float64)
-        hi = torch.tensor([f[2] for f in SCALAR_FIELDS] + [1.0] * (VECTOR_DIM - len(SCALAR_FIELDS)), dtype=torch.float64)
+        lo = torch.tensor(
+            [f[1] for f in SCALAR_FIELDS] + [0.0] * 5 + [-1.0] * (VECTOR_DIM - len(SCALAR_FIELDS) - 5),
+            dtype=torch.float64,
+        )
+        hi = torch.tensor(
+            [f[2] for f in SCALAR_FIELDS] + [1.0] * (VECTOR_DIM - len(SCALAR_FIELDS)), dtype=torch.float64
+        )
         bad = ((v < lo - tol) | (v > hi + tol)).any(0)
         if bool(bad.any()):
             names = [n for n, *_ in SCALAR_FIELDS] + [f"{n}[{i}]" for n, k in VECTOR_FIELDS for i in range(k)]
             j = int(bad.nonzero()[0])
-            raise PrefstyleError(f"sliders profile: '{names[j]}' out of its range {float(lo[j]):g}..{float(hi[j]):g} "
-                                 f"in its particles")
+            raise PrefstyleError(
+                f"sliders profile: '{names[j]}' out of its range {float(lo[j]):g}..{float(hi[j]):g} in its particles"
+            )
         if bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > 1e-3:
             raise PrefstyleError("sliders profile: particle weights must be >= 0 and sum to 1")
         if g is not None and bool(((g < -tol) | (g > 1 + tol)).any()):
@@ -375,14 +478,15 @@ class SliderTasteModel(PersonalizationModel):
         if sliders is None:
             return
         if not isinstance(sliders, dict):
-            raise PrefstyleError("sliders profile: \"sliders\" must be a JSON object")
+            raise PrefstyleError('sliders profile: "sliders" must be a JSON object')
         for name, value in sliders.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise PrefstyleError(f"sliders profile: slider '{name}' must be a finite number, got {value!r}")
             lo_hi = (0.0, 1.0) if name == "adaptive_brightness" else _RANGE.get(name)
             if lo_hi is not None and not lo_hi[0] - tol <= value <= lo_hi[1] + tol:
-                raise PrefstyleError(f"sliders profile: slider '{name}' = {value:g} is out of its range "
-                                     f"{lo_hi[0]:g}..{lo_hi[1]:g}")
+                raise PrefstyleError(
+                    f"sliders profile: slider '{name}' = {value:g} is out of its range {lo_hi[0]:g}..{lo_hi[1]:g}"
+                )
 
     def _profile_parts(self, profile: Profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(vectors (K', VECTOR_DIM), gains (K',), weights (K',))`` of a profile (gains 0 in older profiles)."""
@@ -402,7 +506,9 @@ class SliderTasteModel(PersonalizationModel):
         :func:`metered_ev` is ``ev`` (0: a photo already at mid-grey)."""
         v, g, w = self._profile_parts(profile)
         ev = round(float(ev), 3) if bool((g > 0).any()) else 0.0
-        key = hashlib.sha1(v.numpy().tobytes() + g.numpy().tobytes() + w.numpy().tobytes() + f"{ev}".encode()).hexdigest()
+        key = hashlib.sha1(
+            v.numpy().tobytes() + g.numpy().tobytes() + w.numpy().tobytes() + f"{ev}".encode()
+        ).hexdigest()
         hit = self._lut_cache.get(key)
         if hit is not None:
             self._lut_cache.move_to_end(key)
@@ -422,7 +528,7 @@ class SliderTasteModel(PersonalizationModel):
         x = img[None] if img.ndim == 3 else img
         with torch.no_grad():
             luts = self.luts(x, profile)
-            out = torch.cat([apply_lut(x[i:i + 1], luts[i]) for i in range(len(x))]).clamp(0, 1)
+            out = torch.cat([apply_lut(x[i : i + 1], luts[i]) for i in range(len(x))]).clamp(0, 1)
         return out[0] if img.ndim == 3 else out
 
     def slider_edit(self, profile: Profile) -> tuple[RetouchParams, float]:
@@ -441,10 +547,18 @@ class SliderTasteModel(PersonalizationModel):
 
     # -- empirical Bayes -------------------------------------------------------------------
 
-    def fit(self, dataset: Any, users: Iterable[str] | None = None, n_refs: int = 16, max_users: int = 100,
-            scales: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0), temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
-            adapts: Sequence[float] | None = None, meters: Sequence[str] | None = None,
-            progress: bool = False) -> SliderTasteModel:
+    def fit(
+        self,
+        dataset: Any,
+        users: Iterable[str] | None = None,
+        n_refs: int = 16,
+        max_users: int = 100,
+        scales: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
+        temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+        adapts: Sequence[float] | None = None,
+        meters: Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> SliderTasteModel:
         """Set ``prior_scale``, ``temperature``, ``adapt`` and ``meter`` to the grid point that
         maximises the marginal likelihood ``Σ_u log mean_k p(answers_u | θ_k)`` of up to
         ``max_users`` training users' first ``n_refs`` main answers (default users: the dataset's
@@ -487,11 +601,23 @@ class SliderTasteModel(PersonalizationModel):
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted hyperparameters as a small profile-format checkpoint (``.json``)."""
-        return Profile(model=self.name, model_config=self.config(),
-                       data={"particles": self.k, "prior_scale": self.prior_scale, "temperature": self.temperature,
-                             "lapse": self.lapse, "thumb": self.thumb, "distance": self.distance, "seed": self.seed,
-                             "adapt": self.adapt, "meter": self.meter,
-                             "max_kept": self.max_kept, "fit": self.fit_info}).save(path)
+        return Profile(
+            model=self.name,
+            model_config=self.config(),
+            data={
+                "particles": self.k,
+                "prior_scale": self.prior_scale,
+                "temperature": self.temperature,
+                "lapse": self.lapse,
+                "thumb": self.thumb,
+                "distance": self.distance,
+                "seed": self.seed,
+                "adapt": self.adapt,
+                "meter": self.meter,
+                "max_kept": self.max_kept,
+                "fit": self.fit_info,
+            },
+        ).save(path)
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
@@ -596,8 +722,14 @@ def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, d
     out.mkdir(parents=True, exist_ok=True)
     model.fit_info["seconds"] = round(seconds, 1)
     path = model.save(out / "sliders.json")
-    return path, {"prior_scale": model.prior_scale, "temperature": model.temperature, "adapt": model.adapt,
-                  "meter": model.meter, "seconds": seconds, "users": model.fit_info["users"]}
+    return path, {
+        "prior_scale": model.prior_scale,
+        "temperature": model.temperature,
+        "adapt": model.adapt,
+        "meter": model.meter,
+        "seconds": seconds,
+        "users": model.fit_info["users"],
+    }
 
 
 register_fit_without_gradients(SliderTasteModel.name, fit_from_config)

@@ -68,19 +68,43 @@ class UPENet(nn.Module):
     ``luts(x_thumb (B,3,t,t), f_q (B,D), e_u (B,d)) -> (B,3,S,S,S)``.
     """
 
-    def __init__(self, backbone: str = "efficientnet_lite0", backbone_weights: str | None = None,
-                 backbone_size: int = 224, backbone_stats: bool = True, d_model: int = 128, n_layers: int = 2,
-                 n_heads: int = 4, ff: int = 256, style_dim: int = 64, thumb: int = 48, n_basis: int = 16,
-                 lut_size: int = 17, decoder_hidden: int = 256, decoder_content: bool = True,
-                 backbone_module: FrozenBackbone | None = None):
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        backbone_weights: str | None = None,
+        backbone_size: int = 224,
+        backbone_stats: bool = True,
+        d_model: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        ff: int = 256,
+        style_dim: int = 64,
+        thumb: int = 48,
+        n_basis: int = 16,
+        lut_size: int = 17,
+        decoder_hidden: int = 256,
+        decoder_content: bool = True,
+        backbone_module: FrozenBackbone | None = None,
+    ):
         super().__init__()
         fb = backbone_module or FrozenBackbone(backbone, backbone_weights, backbone_size, backbone_stats)
         self._backbone = Unregistered(fb)
         d = fb.dim
-        self.arch = {"backbone": fb.name, "backbone_size": fb.input_size, "backbone_stats": fb.stats,
-                     "d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "ff": ff, "style_dim": style_dim,
-                     "thumb": thumb, "n_basis": n_basis, "lut_size": lut_size, "decoder_hidden": decoder_hidden,
-                     "decoder_content": decoder_content}
+        self.arch = {
+            "backbone": fb.name,
+            "backbone_size": fb.input_size,
+            "backbone_stats": fb.stats,
+            "d_model": d_model,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "ff": ff,
+            "style_dim": style_dim,
+            "thumb": thumb,
+            "n_basis": n_basis,
+            "lut_size": lut_size,
+            "decoder_hidden": decoder_hidden,
+            "decoder_content": decoder_content,
+        }
         self.thumb, self.decoder_content = int(thumb), bool(decoder_content)
         self.scaler = FeatureScaler(d)
         self.style_scaler = FeatureScaler(d)  # scale of f(I_p) − f(I_n) (much smaller than that of f)
@@ -111,8 +135,9 @@ class UPENet(nn.Module):
             pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=mask.device), ~mask], dim=1)
         return self.out_norm(self.transformer(x, src_key_padding_mask=pad)[:, 0])
 
-    def forward(self, x: torch.Tensor, f_q: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, f_q: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training forward: thumbnails ``x (B,3,t,t)`` with features ``f_q (B,D)`` and reference
         features ``fp, fn (B,N,D)`` -> (outputs ``(B,3,t,t)``, their LUTs ``(B,3,S,S,S)``)."""
         luts = self.luts(x, f_q, self.embed(fp, fn, mask))
@@ -146,8 +171,13 @@ class UPEModel(NetModelMixin, PersonalizationModel):
             fp = embed_images(bb, [r.preferred for r in refs])
             fn = embed_images(bb, [r.other for r in refs])
             e_u = self.net.embed(fp[None], fn[None])[0]
-        return Profile(model=self.name, user=user, model_config=self.config(), tensors={"e_u": e_u.contiguous()},
-                       data={"n_refs": len(refs), "weights": self.fingerprint})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            tensors={"e_u": e_u.contiguous()},
+            data={"n_refs": len(refs), "weights": self.fingerprint},
+        )
 
     def embedding(self, profile: Profile) -> torch.Tensor:
         self.check_weights(profile)
@@ -168,8 +198,22 @@ class UPEModel(NetModelMixin, PersonalizationModel):
 
 
 #: the ``task.model`` options that shape the network (the rest configure training)
-UPE_ARCH_KEYS = ("backbone", "backbone_weights", "backbone_size", "backbone_stats", "d_model", "n_layers", "n_heads",
-                 "ff", "style_dim", "thumb", "n_basis", "lut_size", "decoder_hidden", "decoder_content")
+UPE_ARCH_KEYS = (
+    "backbone",
+    "backbone_weights",
+    "backbone_size",
+    "backbone_stats",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "ff",
+    "style_dim",
+    "thumb",
+    "n_basis",
+    "lut_size",
+    "decoder_hidden",
+    "decoder_content",
+)
 
 
 def build_upe_net(opts: dict[str, Any]) -> UPENet:

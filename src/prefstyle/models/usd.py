@@ -98,8 +98,9 @@ class EDSREncoder(nn.Module):
     def __init__(self, n_feats: int = 32, n_resblocks: int = 4, res_scale: float = 1.0):
         super().__init__()
         self.head = nn.Conv2d(3, n_feats, 3, padding=1)
-        self.body = nn.Sequential(*[_ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
-                                  nn.Conv2d(n_feats, n_feats, 3, padding=1))
+        self.body = nn.Sequential(
+            *[_ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], nn.Conv2d(n_feats, n_feats, 3, padding=1)
+        )
         self.out_dim = n_feats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,15 +145,21 @@ class UserDecoders(nn.Module):
         """Decoder ``i`` as a list of ``(W, b)`` (detached copies)."""
         return [(w[i].detach().clone(), b[i].detach().clone()) for w, b in zip(self.weights, self.biases)]
 
-    def layer(self, i: int, slots: torch.Tensor | None,
-              weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def layer(
+        self, i: int, slots: torch.Tensor | None, weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``i``: ``(W, b)`` as ``(in,out)``/``(out,)`` (explicit) or ``(B,in,out)``/``(B,out)`` (slots)."""
         if weights is not None:
             return weights[i]
         return self.weights[i][slots], self.biases[i][slots]
 
-    def forward_from(self, x: torch.Tensor, start: int, slots: torch.Tensor | None = None,
-                     weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def forward_from(
+        self,
+        x: torch.Tensor,
+        start: int,
+        slots: torch.Tensor | None = None,
+        weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         """Run layers ``start..`` on ``x (B,Q,d)`` (``x`` is the output of layer ``start-1`` before its ReLU)."""
         n = len(self.dims) - 1
         for i in range(start, n):
@@ -185,9 +192,19 @@ class USDNet(nn.Module):
     sampling) at a fraction of the cost when queries outnumber codes.
     """
 
-    def __init__(self, n_users: int, n_feats: int = 32, n_resblocks: int = 4, hidden: Sequence[int] = (64, 64),
-                 enc_size: int = 48, pixel_input: bool = True, feat_unfold: bool = True,
-                 local_ensemble: bool = True, cell_decode: bool = True, min_cell: float = 0.0):
+    def __init__(
+        self,
+        n_users: int,
+        n_feats: int = 32,
+        n_resblocks: int = 4,
+        hidden: Sequence[int] = (64, 64),
+        enc_size: int = 48,
+        pixel_input: bool = True,
+        feat_unfold: bool = True,
+        local_ensemble: bool = True,
+        cell_decode: bool = True,
+        min_cell: float = 0.0,
+    ):
         super().__init__()
         if not hidden:
             raise PrefstyleError("usd: the decoder needs at least one hidden layer")
@@ -204,8 +221,15 @@ class USDNet(nn.Module):
         """``(B,3,h,w)`` encoder input -> feature map ``(B,C,h,w)``."""
         return self.encoder(x)
 
-    def forward(self, x_enc: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, pix: torch.Tensor,
-                slots: torch.Tensor, generic: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x_enc: torch.Tensor,
+        coord: torch.Tensor,
+        cell: torch.Tensor,
+        pix: torch.Tensor,
+        slots: torch.Tensor,
+        generic: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Training forward: encoder inputs ``(B,3,e,e)``, queries ``coord``/``cell (B,Q,2)``,
         ``pix (B,Q,3)`` -> (predictions of decoders ``slots (B,)``, of the generic decoder or None),
         each ``(B,Q,3)``; the encoder runs once for both."""
@@ -216,8 +240,12 @@ class USDNet(nn.Module):
         zero = torch.zeros_like(slots)
         return pred, self.query(self.project(feat, slots=zero), coord, cell, pix, slots=zero)
 
-    def project(self, feat: torch.Tensor, slots: torch.Tensor | None = None,
-                weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def project(
+        self,
+        feat: torch.Tensor,
+        slots: torch.Tensor | None = None,
+        weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         """The first decoder layer on every (unfolded) latent code: ``(B,C,h,w)`` -> ``(B,H1,h,w)`` (bias included)."""
         w, b = self.decoders.layer(0, slots, weights)
         c = feat.shape[1]
@@ -231,9 +259,15 @@ class USDNet(nn.Module):
         out = F.conv2d(feat.reshape(1, bsz * c, *feat.shape[-2:]), kern, padding=k // 2, groups=bsz)
         return out.view(bsz, h1, *feat.shape[-2:]) + b[:, :, None, None]
 
-    def query(self, proj: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, pix: torch.Tensor,
-              slots: torch.Tensor | None = None,
-              weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def query(
+        self,
+        proj: torch.Tensor,
+        coord: torch.Tensor,
+        cell: torch.Tensor,
+        pix: torch.Tensor,
+        slots: torch.Tensor | None = None,
+        weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         """RGB at coordinates: ``proj`` from :meth:`project` ``(B,H1,h,w)``, ``coord (B,Q,2)`` (y,x in
         [-1,1]), ``cell (B,Q,2)`` (the query pixel's size in the same units), ``pix (B,Q,3)`` (the
         input colour there) -> ``(B,Q,3)`` = ``pix`` + the decoder's residual (local ensemble)."""
@@ -276,9 +310,14 @@ class USDNet(nn.Module):
             res = pred[:, 0]
         return pix + res
 
-    def render_grid(self, img: torch.Tensor, feat: torch.Tensor,
-                    weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
-                    slots: torch.Tensor | None = None, chunk: int = 65536) -> torch.Tensor:
+    def render_grid(
+        self,
+        img: torch.Tensor,
+        feat: torch.Tensor,
+        weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        slots: torch.Tensor | None = None,
+        chunk: int = 65536,
+    ) -> torch.Tensor:
         """Query the decoder at every pixel of ``img (B,3,H,W)`` -> ``(B,3,H,W)`` (not clamped)."""
         b, _, h, w = img.shape
         proj = self.project(feat, slots=slots, weights=weights)
@@ -304,10 +343,19 @@ def coords_of(idx: torch.Tensor, s: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.stack([(ys * 2 + 1) / s - 1, (xs * 2 + 1) / s - 1], dim=-1)
 
 
-def pair_step_loss(net: USDNet, feat: torch.Tensor, fed: torch.Tensor, i_p: torch.Tensor, i_n: torch.Tensor,
-                   w: float | torch.Tensor, queries: int, loss: str = "l1", slots: torch.Tensor | None = None,
-                   weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def pair_step_loss(
+    net: USDNet,
+    feat: torch.Tensor,
+    fed: torch.Tensor,
+    i_p: torch.Tensor,
+    i_n: torch.Tensor,
+    w: float | torch.Tensor,
+    queries: int,
+    loss: str = "l1",
+    slots: torch.Tensor | None = None,
+    weights: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The pairwise loss of one decoder on ``queries`` random pixels of the target grid.
 
     ``feat`` latent codes of the fed images; ``fed``, ``i_p``, ``i_n`` ``(B,3,s,s)`` on the target
@@ -349,11 +397,24 @@ class USDModel(PersonalizationModel):
 
     name = "usd"
 
-    def __init__(self, net: USDNet | None = None, adapt_steps: int = 60, adapt_lr: float = 1e-2,
-                 adapt_queries: int = 1024, adapt_size: int = 32, adapt_init: str = "generic",
-                 adapt_schedule: str = "linear", adapt_loss: str = "l1", adapt_seed: int = 0,
-                 adapt_w_start: float = 0.5, adapt_w_end: float = 1.5,
-                 render_side: int = 256, guide_radius: int = 1, guide_eps: float = 1e-4, **arch: Any):
+    def __init__(
+        self,
+        net: USDNet | None = None,
+        adapt_steps: int = 60,
+        adapt_lr: float = 1e-2,
+        adapt_queries: int = 1024,
+        adapt_size: int = 32,
+        adapt_init: str = "generic",
+        adapt_schedule: str = "linear",
+        adapt_loss: str = "l1",
+        adapt_seed: int = 0,
+        adapt_w_start: float = 0.5,
+        adapt_w_end: float = 1.5,
+        render_side: int = 256,
+        guide_radius: int = 1,
+        guide_eps: float = 1e-4,
+        **arch: Any,
+    ):
         self.net = net if net is not None else USDNet(n_users=int(arch.pop("n_users", 0)), **arch).eval()
         if adapt_init not in ("generic", "random"):
             raise PrefstyleError(f"usd: adapt_init must be 'generic' or 'random', got {adapt_init!r}")
@@ -372,14 +433,27 @@ class USDModel(PersonalizationModel):
 
     def config(self) -> dict[str, Any]:
         n = self.net
-        return {"name": self.name, "n_feats": n.encoder.out_dim, "hidden": n.decoders.dims[1:-1],
-                "enc_size": n.enc_size, "pixel_input": n.pixel_input, "feat_unfold": n.feat_unfold,
-                "local_ensemble": n.local_ensemble, "cell_decode": n.cell_decode, "min_cell": n.min_cell,
-                "train_users": n.n_users,
-                "adapt_steps": self.adapt_steps, "adapt_lr": self.adapt_lr, "adapt_queries": self.adapt_queries,
-                "adapt_size": self.adapt_size, "adapt_init": self.adapt_init, "adapt_schedule": self.adapt_schedule,
-                "adapt_w": list(self.adapt_w),
-                "render_side": self.render_side, "encoder_weights": self.fingerprint}
+        return {
+            "name": self.name,
+            "n_feats": n.encoder.out_dim,
+            "hidden": n.decoders.dims[1:-1],
+            "enc_size": n.enc_size,
+            "pixel_input": n.pixel_input,
+            "feat_unfold": n.feat_unfold,
+            "local_ensemble": n.local_ensemble,
+            "cell_decode": n.cell_decode,
+            "min_cell": n.min_cell,
+            "train_users": n.n_users,
+            "adapt_steps": self.adapt_steps,
+            "adapt_lr": self.adapt_lr,
+            "adapt_queries": self.adapt_queries,
+            "adapt_size": self.adapt_size,
+            "adapt_init": self.adapt_init,
+            "adapt_schedule": self.adapt_schedule,
+            "adapt_w": list(self.adapt_w),
+            "render_side": self.render_side,
+            "encoder_weights": self.fingerprint,
+        }
 
     # -- personalize -------------------------------------------------------------------------
 
@@ -435,8 +509,9 @@ class USDModel(PersonalizationModel):
             feat = torch.where(side, f_p, f_n)
             fed = torch.where(side, i_p, i_n)
             w = pps_weight(k / max(steps - 1, 1), self.adapt_schedule, *self.adapt_w, n=n, generator=gen)
-            loss = pair_step_loss(self.net, feat, fed, i_p, i_n, w, self.adapt_queries, self.adapt_loss,
-                                  weights=params, generator=gen)
+            loss = pair_step_loss(
+                self.net, feat, fed, i_p, i_n, w, self.adapt_queries, self.adapt_loss, weights=params, generator=gen
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -452,8 +527,13 @@ class USDModel(PersonalizationModel):
         for i, (w, b) in enumerate(dec):
             tensors[f"decoder.{i}.weight"] = w.contiguous()
             tensors[f"decoder.{i}.bias"] = b.contiguous()
-        return Profile(model=self.name, user=user, model_config=self.config(), tensors=tensors,
-                       data={"n_refs": len(refs), "adapt": stats, "encoder_weights": self.fingerprint})
+        return Profile(
+            model=self.name,
+            user=user,
+            model_config=self.config(),
+            tensors=tensors,
+            data={"n_refs": len(refs), "adapt": stats, "encoder_weights": self.fingerprint},
+        )
 
     # -- render ------------------------------------------------------------------------------
 
@@ -461,8 +541,9 @@ class USDModel(PersonalizationModel):
         self.check_profile(profile)
         got = profile.data.get("encoder_weights")
         if got is not None and got != self.fingerprint:
-            raise PrefstyleError("this usd profile was made with another encoder (other weights); "
-                                 "personalize again with this model")
+            raise PrefstyleError(
+                "this usd profile was made with another encoder (other weights); personalize again with this model"
+            )
         n = len(self.net.decoders.dims) - 1
         try:
             dec = [(profile.tensors[f"decoder.{i}.weight"], profile.tensors[f"decoder.{i}.bias"]) for i in range(n)]
@@ -478,9 +559,15 @@ class USDModel(PersonalizationModel):
         return render_with(self.net, img, dec, self.render_side, self.guide_radius, self.guide_eps)
 
 
-def render_with(net: USDNet, img: torch.Tensor, dec: Sequence[tuple[torch.Tensor, torch.Tensor]] | None,
-                render_side: int, guide_radius: int = 1, guide_eps: float = 1e-4,
-                slots: torch.Tensor | None = None) -> torch.Tensor:
+def render_with(
+    net: USDNet,
+    img: torch.Tensor,
+    dec: Sequence[tuple[torch.Tensor, torch.Tensor]] | None,
+    render_side: int,
+    guide_radius: int = 1,
+    guide_eps: float = 1e-4,
+    slots: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``(B,3,H,W)`` -> ``(B,3,H,W)`` in [0,1] with decoder ``dec`` (or ``slots``), any resolution."""
     squeeze = img.ndim == 3
     x = img[None] if squeeze else img
@@ -499,10 +586,32 @@ def render_with(net: USDNet, img: torch.Tensor, dec: Sequence[tuple[torch.Tensor
 
 
 #: the ``task.model`` options that shape the network, and those of inference (the rest configure training)
-USD_ARCH_KEYS = ("n_feats", "n_resblocks", "hidden", "enc_size", "pixel_input", "feat_unfold", "local_ensemble",
-                 "cell_decode", "min_cell")
-USD_INFER_KEYS = ("adapt_steps", "adapt_lr", "adapt_queries", "adapt_size", "adapt_init", "adapt_schedule",
-                  "adapt_loss", "adapt_seed", "adapt_w_start", "adapt_w_end", "render_side", "guide_radius", "guide_eps")
+USD_ARCH_KEYS = (
+    "n_feats",
+    "n_resblocks",
+    "hidden",
+    "enc_size",
+    "pixel_input",
+    "feat_unfold",
+    "local_ensemble",
+    "cell_decode",
+    "min_cell",
+)
+USD_INFER_KEYS = (
+    "adapt_steps",
+    "adapt_lr",
+    "adapt_queries",
+    "adapt_size",
+    "adapt_init",
+    "adapt_schedule",
+    "adapt_loss",
+    "adapt_seed",
+    "adapt_w_start",
+    "adapt_w_end",
+    "render_side",
+    "guide_radius",
+    "guide_eps",
+)
 
 
 def build_usd_net(opts: dict[str, Any]) -> USDNet:

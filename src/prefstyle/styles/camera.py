@@ -111,7 +111,9 @@ class ToneCurve:
 
 
 def character_matrix(
-    red: tuple[float, float] = (0.0, 0.0), green: tuple[float, float] = (0.0, 0.0), blue: tuple[float, float] = (0.0, 0.0)
+    red: tuple[float, float] = (0.0, 0.0),
+    green: tuple[float, float] = (0.0, 0.0),
+    blue: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[tuple[float, ...], ...]:
     """A colour matrix with rows summing to 1 from per-row cross-talk.
 
@@ -176,7 +178,9 @@ class CameraRendering(Style):
         if m.shape != (3, 3) or not np.all(np.isfinite(m)):
             raise PrefstyleError(f"camera colour matrix must be 3x3 finite numbers, got {matrix!r}")
         if np.abs(m.sum(axis=1) - 1.0).max() > 1e-4:
-            raise PrefstyleError(f"camera colour matrix rows must sum to 1 (so grey stays grey), got sums {m.sum(axis=1)}")
+            raise PrefstyleError(
+                f"camera colour matrix rows must sum to 1 (so grey stays grey), got sums {m.sum(axis=1)}"
+            )
         off = m - np.diag(np.diag(m))
         if np.abs(off).max() > MAX_CROSSTALK + 1e-9:
             raise PrefstyleError(f"camera colour matrix cross-talk above {MAX_CROSSTALK}: {m.tolist()}")

@@ -64,7 +64,9 @@ def _to_np_list(x: torch.Tensor) -> list[np.ndarray]:
 
 
 def _from_np_list(arrs: list[np.ndarray], like: torch.Tensor) -> torch.Tensor:
-    return torch.stack([torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1) for a in arrs]).to(like.device, torch.float32)
+    return torch.stack([torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1) for a in arrs]).to(
+        like.device, torch.float32
+    )
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -76,7 +78,9 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     if factor > 2.0 and min(h, w) / factor >= 4:
         sh, sw = max(4, round(h / factor)), max(4, round(w / factor))
         small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma * sw / w, sigmaY=sigma * sh / h, borderType=cv2.BORDER_REFLECT)
+        small = cv2.GaussianBlur(
+            small, (0, 0), sigmaX=sigma * sw / w, sigmaY=sigma * sh / h, borderType=cv2.BORDER_REFLECT
+        )
         out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     else:
         out = cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
@@ -143,7 +147,10 @@ class ClassicalStyle(Style):
             raise PrefstyleError(f"{self.method}: setting {key}={v} outside [{lo}, {hi}]")
 
     def _own_params(self) -> dict[str, Any]:
-        return {"method": self.method, "settings": {k: (list(v) if isinstance(v, list) else v) for k, v in self.settings.items()}}
+        return {
+            "method": self.method,
+            "settings": {k: (list(v) if isinstance(v, list) else v) for k, v in self.settings.items()},
+        }
 
     @classmethod
     def _from_params(cls, d: dict[str, Any]) -> Style:

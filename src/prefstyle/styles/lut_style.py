@@ -87,7 +87,9 @@ class LUTStyle(Style):
             return cls(cube, display, path=str(p.resolve()), sha256=digest, description=cube.title or "")
         if ext in HALD_EXTENSIONS:
             return cls(read_hald(p), display, path=str(p.resolve()), sha256=digest, description="Hald CLUT")
-        raise PrefstyleError(f"not a LUT file (expected .cube, or a Hald image {', '.join(sorted(HALD_EXTENSIONS))})", p)
+        raise PrefstyleError(
+            f"not a LUT file (expected .cube, or a Hald image {', '.join(sorted(HALD_EXTENSIONS))})", p
+        )
 
     @property
     def size(self) -> int | None:

@@ -175,7 +175,9 @@ def _set_field(p: RetouchParams, field: str, value: Any) -> RetouchParams:
         vals[idx] = float(value)
         return p.replace(**{base: tuple(vals)})
     known = [n for n, *_ in SCALAR_FIELDS] + ["curve", "hsl_hue", "hsl_saturation", "hsl_luminance", *_ALIASES]
-    raise PrefstyleError(f"unknown RetouchParams field {field!r}; fields: {', '.join(known)} (or e.g. hsl_saturation.orange)")
+    raise PrefstyleError(
+        f"unknown RetouchParams field {field!r}; fields: {', '.join(known)} (or e.g. hsl_saturation.orange)"
+    )
 
 
 def single_parameter_edits(base: RetouchParams, field: str, values: Iterable[Any]) -> list[RetouchParams]:
@@ -419,7 +421,12 @@ class ParamsStyle(Style):
     _native_strength = True
 
     def __init__(
-        self, params: RetouchParams, name: str = "custom", description: str = "", strength: float = 1.0, seed: int | None = None
+        self,
+        params: RetouchParams,
+        name: str = "custom",
+        description: str = "",
+        strength: float = 1.0,
+        seed: int | None = None,
     ):
         if not isinstance(params, RetouchParams):
             raise TypeError(f"ParamsStyle needs a RetouchParams, got {type(params).__name__}")
@@ -475,7 +482,9 @@ class PresetStyle(ParamsStyle):
 
 def sampled_style(seed: int, strength: float = 1.0) -> ParamsStyle:
     """``sample_params(seed)`` as a style named ``sample:<seed>``."""
-    return ParamsStyle(sample_params(seed), name=f"sample:{seed}", description="sampled look", strength=strength, seed=seed)
+    return ParamsStyle(
+        sample_params(seed), name=f"sample:{seed}", description="sampled look", strength=strength, seed=seed
+    )
 
 
 # ---------------------------------------------------------------------------------------------

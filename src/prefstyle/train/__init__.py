@@ -41,14 +41,35 @@ _EXPORTS = {
 }
 
 __all__ = [  # noqa: RUF022 - grouped by module
-    "TrainTask", "register_task", "get_task", "list_tasks", "load_config", "apply_overrides", "Trainer",
-    "TrainResult", "EMA", "lr_factor", "seed_everything", "load_model", "model_from_checkpoint", "export_model", "SeededBatches",
-    "MetricsLogger", "read_metrics", "read_card", "train",
+    "TrainTask",
+    "register_task",
+    "get_task",
+    "list_tasks",
+    "load_config",
+    "apply_overrides",
+    "Trainer",
+    "TrainResult",
+    "EMA",
+    "lr_factor",
+    "seed_everything",
+    "load_model",
+    "model_from_checkpoint",
+    "export_model",
+    "SeededBatches",
+    "MetricsLogger",
+    "read_metrics",
+    "read_card",
+    "train",
 ]
 
 
-def train(config: Any, overrides: list[str] | None = None, resume: bool = False, stop_after: int | None = None,
-          progress: bool = True) -> Any:
+def train(
+    config: Any,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> Any:
     """Load ``config`` (a YAML path, or a dict) with ``overrides`` and run it; returns a ``TrainResult``."""
     from prefstyle.models.loading import fit_without_gradients
     from prefstyle.train.config import load_config
@@ -61,8 +82,15 @@ def train(config: Any, overrides: list[str] | None = None, resume: bool = False,
         from prefstyle.train.trainer import TrainResult
 
         path, info = fit(cfg, progress)
-        return TrainResult(out=path.parent, step=1, steps=1, finished=True, model_path=path, seconds=info["seconds"],
-                           metrics={k: v for k, v in info.items() if k != "seconds"})
+        return TrainResult(
+            out=path.parent,
+            step=1,
+            steps=1,
+            finished=True,
+            model_path=path,
+            seconds=info["seconds"],
+            metrics={k: v for k, v in info.items() if k != "seconds"},
+        )
     return Trainer(cfg, resume=resume, stop_after=stop_after, progress=progress).run()
 
 

@@ -66,23 +66,29 @@ __all__ = [
 ]
 
 
-
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The source tree's git commit (with ``-dirty`` when it has uncommitted changes), or None."""
     here = Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("-dirty" if dirty else "") if head else None
 
 
-def make_card(task_name: str, model_cfg: dict, data: dict, train_cfg: dict, step: int,
-              metrics: dict | None = None) -> dict[str, Any]:
+def make_card(
+    task_name: str, model_cfg: dict, data: dict, train_cfg: dict, step: int, metrics: dict | None = None
+) -> dict[str, Any]:
     """The JSON card of a model checkpoint (see the module docstring)."""
     return {
         "format": CARD_FORMAT,
@@ -149,8 +155,11 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
                 tensors[f"optim.{idx}.{k}"] = v
             else:
                 scalars.setdefault(str(idx), {})[k] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars,
-                     "tensor_params": sorted({int(k.split(".")[1]) for k in tensors})}
+    return tensors, {
+        "param_groups": sd["param_groups"],
+        "scalars": scalars,
+        "tensor_params": sorted({int(k.split(".")[1]) for k in tensors}),
+    }
 
 
 def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

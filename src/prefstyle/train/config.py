@@ -55,13 +55,28 @@ from prefstyle.errors import InputFormatError, PrefstyleError
 if TYPE_CHECKING:
     from prefstyle.train.task import TrainTask
 
-__all__ = ["DEFAULTS", "apply_overrides", "load_config", "merge", "resolve_config", "task_model_cfg", "task_option_keys"]
+__all__ = [
+    "DEFAULTS",
+    "apply_overrides",
+    "load_config",
+    "merge",
+    "resolve_config",
+    "task_model_cfg",
+    "task_option_keys",
+]
 
 DEFAULTS: dict[str, Any] = {
     "task": {"name": None, "module": None},
     "data": {},
-    "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8, "momentum": 0.9,
-              "fused": True},
+    "optim": {
+        "name": "adam",
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "momentum": 0.9,
+        "fused": True,
+    },
     "schedule": {"name": "constant", "warmup": 0, "min_factor": 0.0, "restarts": [], "milestones": [], "gamma": 0.1},
     "steps": 1000,
     "batch_size": 16,
@@ -101,11 +116,14 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                 |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                 |\.[0-9_]+(?:[eE][-+][0-9]+)?
                 |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.VERBOSE),
+                |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
     list("-+0123456789."),
 )
 
@@ -141,8 +159,9 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str] | None) -> dict[st
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Read a YAML config (or start from ``base``), apply overrides, merge over defaults, check it."""
     doc: dict[str, Any] = dict(base or {})
     if path is not None:
@@ -153,8 +172,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             loaded = _yaml(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             line = getattr(getattr(e, "problem_mark", None), "line", None)
-            raise InputFormatError(f"malformed YAML: {getattr(e, 'problem', e)}", path=path,
-                                   line=None if line is None else line + 1) from None
+            raise InputFormatError(
+                f"malformed YAML: {getattr(e, 'problem', e)}", path=path, line=None if line is None else line + 1
+            ) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -173,8 +193,9 @@ def resolve_config(doc: dict[str, Any], source: str | Path | None = None) -> dic
     where: dict[str, Any] = {"path": source} if source is not None else {}
     unknown = sorted(set(doc) - set(DEFAULTS))
     if unknown:
-        raise PrefstyleError(f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(sorted(DEFAULTS))})",
-                             **where)
+        raise PrefstyleError(
+            f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(sorted(DEFAULTS))})", **where
+        )
     cfg = merge(DEFAULTS, doc)
     if not isinstance(cfg["task"], dict) or not cfg["task"].get("name"):
         raise PrefstyleError("config needs task.name (the model to train, e.g. pienet)", **where)
@@ -185,10 +206,20 @@ def resolve_config(doc: dict[str, Any], source: str | Path | None = None) -> dic
     for section in ("optim", "schedule"):
         unknown = sorted(set(cfg[section]) - set(DEFAULTS[section]))
         if unknown:
-            raise PrefstyleError(f"unknown config key(s): {', '.join(f'{section}.{k}' for k in unknown)} "
-                                 f"(known: {', '.join(sorted(DEFAULTS[section]))})", **where)
-    ints = {"steps": 1, "batch_size": 1, "seed": None, "log_every": 1, "val_every": 0, "ckpt_every": 0,
-            "keep_checkpoints": 0}
+            raise PrefstyleError(
+                f"unknown config key(s): {', '.join(f'{section}.{k}' for k in unknown)} "
+                f"(known: {', '.join(sorted(DEFAULTS[section]))})",
+                **where,
+            )
+    ints = {
+        "steps": 1,
+        "batch_size": 1,
+        "seed": None,
+        "log_every": 1,
+        "val_every": 0,
+        "ckpt_every": 0,
+        "keep_checkpoints": 0,
+    }
     for key, low in ints.items():
         cfg[key] = _int(cfg[key], key, where, low)
     if cfg["threads"] is not None:
@@ -206,7 +237,8 @@ def resolve_config(doc: dict[str, Any], source: str | Path | None = None) -> dic
         raise PrefstyleError(f"optim.name must be one of {', '.join(_OPTIMS)}, got {cfg['optim']['name']!r}", **where)
     if cfg["schedule"]["name"] not in _SCHEDULES:
         raise PrefstyleError(
-            f"schedule.name must be one of {', '.join(_SCHEDULES)}, got {cfg['schedule']['name']!r}", **where)
+            f"schedule.name must be one of {', '.join(_SCHEDULES)}, got {cfg['schedule']['name']!r}", **where
+        )
     if cfg["amp"] not in ("auto", True, False, "bf16", "fp16"):
         raise PrefstyleError(f"amp must be auto, true, false, bf16 or fp16, got {cfg['amp']!r}", **where)
     if cfg["ema"] is not None and not 0.0 < _number(cfg["ema"], "ema", where) < 1.0:
@@ -263,8 +295,11 @@ def _check_optim(o: dict[str, Any], where: dict[str, Any]) -> None:
     if not 0 <= _number(o["momentum"], "optim.momentum", where) <= 1:
         raise PrefstyleError(f"'optim.momentum' must be in 0..1, got {o['momentum']!r}", **where)
     betas = o["betas"]
-    if not isinstance(betas, list | tuple) or len(betas) != 2 or not all(
-            0 <= _number(b, "optim.betas", where) < 1 for b in betas):
+    if (
+        not isinstance(betas, list | tuple)
+        or len(betas) != 2
+        or not all(0 <= _number(b, "optim.betas", where) < 1 for b in betas)
+    ):
         raise PrefstyleError(f"'optim.betas' must be two numbers in [0, 1), got {betas!r}", **where)
     if not isinstance(o["fused"], bool):
         raise PrefstyleError(f"'optim.fused' must be true or false, got {o['fused']!r}", **where)
@@ -286,8 +321,14 @@ def _check_schedule(sch: dict[str, Any], where: dict[str, Any]) -> None:
 _SIZE_RANGES: tuple[tuple[re.Pattern[str], int, int], ...] = (
     (re.compile(r"lut_size$"), 2, 65),
     (re.compile(r"(^|_)(size|side|thumb)$"), 1, 8192),
-    (re.compile(r"^(n_[a-z_]+|particles|max_kept|d_model|ff|[a-z_]*_dim|[a-z_]*hidden|width|[a-z_]*channels|"
-                r"queries|[a-z_]*_steps|[a-z_]*_queries)$"), 0, 10_000_000),
+    (
+        re.compile(
+            r"^(n_[a-z_]+|particles|max_kept|d_model|ff|[a-z_]*_dim|[a-z_]*hidden|width|[a-z_]*channels|"
+            r"queries|[a-z_]*_steps|[a-z_]*_queries)$"
+        ),
+        0,
+        10_000_000,
+    ),
 )
 
 
@@ -305,8 +346,10 @@ def _check_task(task: dict[str, Any], where: dict[str, Any]) -> None:
             for k in unknown:
                 close = difflib.get_close_matches(k, list(schema), n=1)
                 hints.append(f"task.{k}" + (f" (did you mean task.{close[0]}?)" if close else ""))
-            raise PrefstyleError(f"unknown config key(s) for task '{name}': {', '.join(hints)} "
-                                 f"(known: {', '.join(sorted(schema))})", **where)
+            raise PrefstyleError(
+                f"unknown config key(s) for task '{name}': {', '.join(hints)} (known: {', '.join(sorted(schema))})",
+                **where,
+            )
         for k, v in opts.items():
             default = schema.get(k, _UNKNOWN)
             _check_type(v, default, f"task.{k}", where)
@@ -363,8 +406,11 @@ def _signature_defaults(fn: Any) -> dict[str, Any]:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return {}
-    return {p.name: (_UNKNOWN if p.default is p.empty else p.default) for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _NOT_OPTIONS}
+    return {
+        p.name: (_UNKNOWN if p.default is p.empty else p.default)
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _NOT_OPTIONS
+    }
 
 
 def task_option_keys(name: str, module: str | None = None) -> dict[str, Any] | None:

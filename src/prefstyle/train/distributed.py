@@ -23,8 +23,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "all_reduce_gradients", "barrier", "broadcast_buffers", "broadcast_module",
-           "cleanup", "init_distributed"]
+__all__ = [
+    "DistInfo",
+    "all_reduce_gradients",
+    "barrier",
+    "broadcast_buffers",
+    "broadcast_module",
+    "cleanup",
+    "init_distributed",
+]
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,16 @@ from prefstyle.models.loading import (
     settings_checkpoint,
 )
 
-__all__ = ["DEFAULT_LIKED_MODEL", "DEFAULT_MODEL", "assets_dir", "export_model", "load_model", "model_from_checkpoint",
-           "packaged_models", "settings_checkpoint"]
+__all__ = [
+    "DEFAULT_LIKED_MODEL",
+    "DEFAULT_MODEL",
+    "assets_dir",
+    "export_model",
+    "load_model",
+    "model_from_checkpoint",
+    "packaged_models",
+    "settings_checkpoint",
+]
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> PersonalizationModel:

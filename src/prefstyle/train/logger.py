@@ -80,8 +80,9 @@ class MetricsLogger:
     checkpoint in ``out`` (0 when there is none: a fresh run keeps nothing).
     """
 
-    def __init__(self, out: str | Path, enabled: bool = True, tensorboard: bool | None = None,
-                 resume_step: int | None = None):
+    def __init__(
+        self, out: str | Path, enabled: bool = True, tensorboard: bool | None = None, resume_step: int | None = None
+    ):
         self.out = Path(out)
         self.enabled = enabled
         self.t0 = time.perf_counter()
@@ -114,8 +115,13 @@ class MetricsLogger:
                 clean[k] = None if math.isnan(v) else ("inf" if v > 0 else "-inf")
             else:
                 clean[k] = v
-        rec = {"step": int(step), "split": split, "time": round(time.perf_counter() - self.t0, 3),
-               "wall": datetime.now(UTC).isoformat(timespec="seconds"), **clean}
+        rec = {
+            "step": int(step),
+            "split": split,
+            "time": round(time.perf_counter() - self.t0, 3),
+            "wall": datetime.now(UTC).isoformat(timespec="seconds"),
+            **clean,
+        }
         self._fh.write(json.dumps(rec) + "\n")
         self._fh.flush()
         if self._writer is not None:

@@ -177,11 +177,23 @@ def _build_optimizer(params: list[Any], o: dict[str, Any]) -> torch.optim.Optimi
     # the fused kernels are much faster than the per-tensor loop (on the CPU too) and compute the same update
     fused = {"fused": True} if o.get("fused", True) else {}
     if o["name"] == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(o.get("betas", (0.9, 0.999))), eps=float(o.get("eps", 1e-8)),
-                                weight_decay=wd, **fused)
+        return torch.optim.Adam(
+            params,
+            lr=lr,
+            betas=tuple(o.get("betas", (0.9, 0.999))),
+            eps=float(o.get("eps", 1e-8)),
+            weight_decay=wd,
+            **fused,
+        )
     if o["name"] == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=tuple(o.get("betas", (0.9, 0.999))),
-                                 eps=float(o.get("eps", 1e-8)), weight_decay=wd, **fused)
+        return torch.optim.AdamW(
+            params,
+            lr=lr,
+            betas=tuple(o.get("betas", (0.9, 0.999))),
+            eps=float(o.get("eps", 1e-8)),
+            weight_decay=wd,
+            **fused,
+        )
     return torch.optim.SGD(params, lr=lr, momentum=float(o.get("momentum", 0.9)), weight_decay=wd)
 
 
@@ -269,8 +281,14 @@ class Trainer:
     a checkpoint) after this many steps of this invocation. ``progress``: show a progress bar.
     """
 
-    def __init__(self, config: dict[str, Any], resume: bool = False, stop_after: int | None = None,
-                 progress: bool = True, tensorboard: bool | None = None):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        resume: bool = False,
+        stop_after: int | None = None,
+        progress: bool = True,
+        tensorboard: bool | None = None,
+    ):
         self.cfg = config
         self.resume = resume
         self.stop_after = stop_after
@@ -314,8 +332,10 @@ class Trainer:
             raise PrefstyleError(f"batch_size {cfg['batch_size']} is not divisible by {info.world_size} processes")
         out = Path(cfg["out"])
         if not self.resume and info.is_main and (latest_checkpoint(out) is not None or (out / "model.json").exists()):
-            raise PrefstyleError("this folder already holds a training run: pass --resume to continue it, "
-                                 "or choose another out=", path=out)
+            raise PrefstyleError(
+                "this folder already holds a training run: pass --resume to continue it, or choose another out=",
+                path=out,
+            )
         barrier(info)
 
     def _setup(self, cfg: dict[str, Any], device: torch.device, info: DistInfo) -> _RunState:
@@ -342,9 +362,18 @@ class Trainer:
         opt = _build_optimizer(groups if groups is not None else params, cfg["optim"])
         amp_dtype = _amp_dtype(cfg.get("amp", "auto"), device)
         return _RunState(
-            cfg=cfg, device=device, info=info, out=Path(cfg["out"]), seed=seed, task=task, model=model,
-            params=params, opt=opt, base_lrs=[g["lr"] for g in opt.param_groups],
-            ema=EMA(model, float(cfg["ema"])) if cfg.get("ema") else None, amp_dtype=amp_dtype,
+            cfg=cfg,
+            device=device,
+            info=info,
+            out=Path(cfg["out"]),
+            seed=seed,
+            task=task,
+            model=model,
+            params=params,
+            opt=opt,
+            base_lrs=[g["lr"] for g in opt.param_groups],
+            ema=EMA(model, float(cfg["ema"])) if cfg.get("ema") else None,
+            amp_dtype=amp_dtype,
             scaler=torch.amp.GradScaler("cuda") if (amp_dtype == torch.float16 and device.type == "cuda") else None,
             steps=int(cfg["steps"]),
         )
@@ -430,13 +459,17 @@ class Trainer:
         f = lr_factor(step, run.steps, cfg["schedule"])
         for g, base in zip(opt.param_groups, run.base_lrs):
             g["lr"] = base * f
-        autocast = (torch.autocast(device_type=run.device.type, dtype=run.amp_dtype) if run.amp_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device_type=run.device.type, dtype=run.amp_dtype)
+            if run.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
         with autocast:
             loss, logs = run.task.loss(model, batch, step / run.steps)
         if not torch.isfinite(loss.detach()):
-            raise PrefstyleError(f"training diverged: loss is {loss.item()} at step {step} "
-                                 "(lower optim.lr, or set grad_clip)")
+            raise PrefstyleError(
+                f"training diverged: loss is {loss.item()} at step {step} (lower optim.lr, or set grad_clip)"
+            )
         opt.zero_grad(set_to_none=True)
         (scaler.scale(loss) if scaler is not None else loss).backward()
         all_reduce_gradients(run.params, run.info)
@@ -473,12 +506,15 @@ class Trainer:
         loader = run.loader
         lstate = loader.state_dict() if hasattr(loader, "state_dict") else {"consumed": at}
         path = save_train_checkpoint(
-            run.out, at, export, card, run.opt,
+            run.out,
+            at,
+            export,
+            card,
+            run.opt,
             raw_state=model.state_dict() if ema is not None else None,
             scaler_state=run.scaler.state_dict() if run.scaler is not None else None,
             loader_state=lstate,
-            extra={"ema_in_model": ema is not None, "last_val": run.last_val,
-                   "rng_ranks": sorted(rng_ranks)},
+            extra={"ema_in_model": ema is not None, "last_val": run.last_val, "rng_ranks": sorted(rng_ranks)},
             keep=int(run.cfg.get("keep_checkpoints", 3)),
             rank_rng=rng_ranks,
         )
@@ -518,8 +554,16 @@ class Trainer:
                 model_path = save_model(run.out, export, card)
             barrier(info)
         run.logger.close()
-        return TrainResult(out=run.out, step=step, steps=run.steps, finished=not stopped, metrics=dict(run.last_val),
-                           checkpoint=checkpoint, model_path=model_path, seconds=time.perf_counter() - t_start)
+        return TrainResult(
+            out=run.out,
+            step=step,
+            steps=run.steps,
+            finished=not stopped,
+            metrics=dict(run.last_val),
+            checkpoint=checkpoint,
+            model_path=model_path,
+            seconds=time.perf_counter() - t_start,
+        )
 
     # ------------------------------------------------------------------------------------
 
@@ -535,8 +579,12 @@ class Trainer:
     def _replica_difference(model: torch.nn.Module, info: DistInfo, device: torch.device) -> float:
         """Largest absolute difference of any parameter or buffer between processes (0 = in sync)."""
         with torch.no_grad():
-            flat = torch.cat([t.detach().float().reshape(-1) for t in
-                              list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]])
+            flat = torch.cat(
+                [
+                    t.detach().float().reshape(-1)
+                    for t in list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]
+                ]
+            )
             hi, lo = flat.clone(), flat.clone()
             dist.all_reduce(hi, op=dist.ReduceOp.MAX)
             dist.all_reduce(lo, op=dist.ReduceOp.MIN)

@@ -34,8 +34,18 @@ __all__ = ["FORMATS", "SLIDERS", "check_slider_edit", "gain_note", "piecewise", 
 #: format name -> file extension
 FORMATS: dict[str, str] = {"xmp": ".xmp", "dtstyle": ".dtstyle", "pp3": ".pp3"}
 #: the sliders a preset carries, in RetouchParams' pipeline order
-SLIDERS: tuple[str, ...] = ("temperature", "tint", "exposure", "contrast", "highlights", "shadows", "whites",
-                            "blacks", "vibrance", "saturation")
+SLIDERS: tuple[str, ...] = (
+    "temperature",
+    "tint",
+    "exposure",
+    "contrast",
+    "highlights",
+    "shadows",
+    "whites",
+    "blacks",
+    "vibrance",
+    "saturation",
+)
 
 
 def piecewise(table: tuple[Sequence[float], Sequence[float]], value: float) -> float:
@@ -47,17 +57,22 @@ def piecewise(table: tuple[Sequence[float], Sequence[float]], value: float) -> f
 def check_slider_edit(params: RetouchParams) -> list[str]:
     """Names of the controls beyond the ten sliders that ``params`` uses (a preset drops them)."""
     neutral = RetouchParams()
-    return [name for name in ("curve", "hsl_hue", "hsl_saturation", "hsl_luminance", "split_shadow_sat",
-                              "split_highlight_sat") if getattr(params, name) != getattr(neutral, name)]
+    return [
+        name
+        for name in ("curve", "hsl_hue", "hsl_saturation", "hsl_luminance", "split_shadow_sat", "split_highlight_sat")
+        if getattr(params, name) != getattr(neutral, name)
+    ]
 
 
 def gain_note(gain: float, editor: str) -> str:
     """One line: what the adaptive-brightness gain means and how to reproduce it by hand ("" below 5 %)."""
     if gain < 0.05:
         return ""
-    return (f"prefstyle sets the brightness per photo ({100 * gain:.0f} % adaptive): this {editor} preset holds the "
-            f"exposure of a photo already at mid-grey; for another photo add about {gain:.2f} x the EV that would "
-            "bring its average to mid-grey (dark photo: more, bright photo: less), or use `prefstyle enhance`")
+    return (
+        f"prefstyle sets the brightness per photo ({100 * gain:.0f} % adaptive): this {editor} preset holds the "
+        f"exposure of a photo already at mid-grey; for another photo add about {gain:.2f} x the EV that would "
+        "bring its average to mid-grey (dark photo: more, bright photo: less), or use `prefstyle enhance`"
+    )
 
 
 def preset_text(fmt: str, params: RetouchParams, gain: float, name: str) -> tuple[str, list[str]]:

@@ -56,36 +56,97 @@ import torch
 from prefstyle.imaging.params import RetouchParams
 from prefstyle.imaging.presets import piecewise
 
-__all__ = ["MODULES", "SLIDER_MAP", "decode_params", "module_params", "parse_dtstyle", "render_darktable_xmp",
-           "render_dtstyle", "wb_matrix_rec2020"]
+__all__ = [
+    "MODULES",
+    "SLIDER_MAP",
+    "decode_params",
+    "module_params",
+    "parse_dtstyle",
+    "render_darktable_xmp",
+    "render_dtstyle",
+    "wb_matrix_rec2020",
+]
 
 #: prefstyle slider value -> darktable value, piecewise linear (xs, ys); fitted, see docs/PRESETS.md
 SLIDER_MAP: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # benchmarks/results/presets_calibration_darktable.json
     "vibrance": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-0.2077, -0.1246, 0.0, 0.4164, 0.694)),  # colorbalancergb: vibrance
-    "saturation": ((-1.0, -0.6, 0.0, 0.6, 1.0), (-0.8933, -0.536, 0.0, 0.4458, 0.743)),  # colorbalancergb: chroma_global
+    "saturation": (
+        (-1.0, -0.6, 0.0, 0.6, 1.0),
+        (-0.8933, -0.536, 0.0, 0.4458, 0.743),
+    ),  # colorbalancergb: chroma_global
 }
 
 # (field name, struct format) in struct order, per module: darktable 4.2's introspection
-_EXPOSURE_FIELDS = (("mode", "i"), ("black", "f"), ("exposure", "f"), ("deflicker_percentile", "f"),
-                    ("deflicker_target_level", "f"), ("compensate_exposure_bias", "i"))
-_CBRGB_FIELDS = tuple((n, "f") for n in (
-    "shadows_Y", "shadows_C", "shadows_H", "midtones_Y", "midtones_C", "midtones_H", "highlights_Y", "highlights_C",
-    "highlights_H", "global_Y", "global_C", "global_H", "shadows_weight", "white_fulcrum", "highlights_weight",
-    "chroma_shadows", "chroma_highlights", "chroma_global", "chroma_midtones", "saturation_global",
-    "saturation_highlights", "saturation_midtones", "saturation_shadows", "hue_angle", "brilliance_global",
-    "brilliance_highlights", "brilliance_midtones", "brilliance_shadows", "mask_grey_fulcrum", "vibrance",
-    "grey_fulcrum", "contrast")) + (("saturation_formula", "i"),)
-_CMIX_FIELDS = tuple((f"{row}[{i}]", "f") for row in ("red", "green", "blue", "saturation", "lightness", "grey")
-                     for i in range(4)) + tuple((f"normalize_{n}", "i") for n in ("R", "G", "B", "sat", "light", "grey")) \
-    + (("illuminant", "i"), ("illum_fluo", "i"), ("illum_led", "i"), ("adaptation", "i"), ("x", "f"), ("y", "f"),
-       ("temperature", "f"), ("gamut", "f"), ("clip", "i"), ("version", "i"))
+_EXPOSURE_FIELDS = (
+    ("mode", "i"),
+    ("black", "f"),
+    ("exposure", "f"),
+    ("deflicker_percentile", "f"),
+    ("deflicker_target_level", "f"),
+    ("compensate_exposure_bias", "i"),
+)
+_CBRGB_FIELDS = tuple(
+    (n, "f")
+    for n in (
+        "shadows_Y",
+        "shadows_C",
+        "shadows_H",
+        "midtones_Y",
+        "midtones_C",
+        "midtones_H",
+        "highlights_Y",
+        "highlights_C",
+        "highlights_H",
+        "global_Y",
+        "global_C",
+        "global_H",
+        "shadows_weight",
+        "white_fulcrum",
+        "highlights_weight",
+        "chroma_shadows",
+        "chroma_highlights",
+        "chroma_global",
+        "chroma_midtones",
+        "saturation_global",
+        "saturation_highlights",
+        "saturation_midtones",
+        "saturation_shadows",
+        "hue_angle",
+        "brilliance_global",
+        "brilliance_highlights",
+        "brilliance_midtones",
+        "brilliance_shadows",
+        "mask_grey_fulcrum",
+        "vibrance",
+        "grey_fulcrum",
+        "contrast",
+    )
+) + (("saturation_formula", "i"),)
+_CMIX_FIELDS = (
+    tuple((f"{row}[{i}]", "f") for row in ("red", "green", "blue", "saturation", "lightness", "grey") for i in range(4))
+    + tuple((f"normalize_{n}", "i") for n in ("R", "G", "B", "sat", "light", "grey"))
+    + (
+        ("illuminant", "i"),
+        ("illum_fluo", "i"),
+        ("illum_led", "i"),
+        ("adaptation", "i"),
+        ("x", "f"),
+        ("y", "f"),
+        ("temperature", "f"),
+        ("gamut", "f"),
+        ("clip", "i"),
+        ("version", "i"),
+    )
+)
 
 RGBCURVE_NODES = 20  # darktable's DT_IOP_RGBCURVE_MAXNODES
-_RGBCURVE_FIELDS = tuple((f"curve_nodes[{c}][{i}].{a}", "f") for c in range(3) for i in range(RGBCURVE_NODES)
-                         for a in "xy") \
-    + tuple((f"curve_num_nodes[{c}]", "i") for c in range(3)) + tuple((f"curve_type[{c}]", "i") for c in range(3)) \
+_RGBCURVE_FIELDS = (
+    tuple((f"curve_nodes[{c}][{i}].{a}", "f") for c in range(3) for i in range(RGBCURVE_NODES) for a in "xy")
+    + tuple((f"curve_num_nodes[{c}]", "i") for c in range(3))
+    + tuple((f"curve_type[{c}]", "i") for c in range(3))
     + (("curve_autoscale", "i"), ("compensate_middle_grey", "i"), ("preserve_colors", "i"))
+)
 _MONOTONE_HERMITE, _SCALE_AUTOMATIC_RGB, _NORM_NONE = 2, 0, 0  # rgbcurve's enums
 
 #: operation -> (module version, struct size, fields)
@@ -98,20 +159,23 @@ MODULES: dict[str, tuple[int, int, tuple[tuple[str, str], ...]]] = {
 _ORDER = ("channelmixerrgb", "exposure", "colorbalancergb", "rgbcurve")  # darktable's pipeline order
 _IOP_ORDER_V30, _IOP_ORDER_V30_JPG = 2, 3  # darktable's dt_iop_order_t
 #: in every style's description: darktable's default module order runs exposure before the input profile
-JPEG_ORDER_NOTE = ("on JPEG/PNG/TIFF photos set the module order to 'v3.0 JPEG' (module order module) so that "
-                   "exposure acts in linear light as in prefstyle; raw files need nothing")
+JPEG_ORDER_NOTE = (
+    "on JPEG/PNG/TIFF photos set the module order to 'v3.0 JPEG' (module order module) so that "
+    "exposure acts in linear light as in prefstyle; raw files need nothing"
+)
 _BLEND_VERSION = 11  # darktable 4.2; the empty blend parameters are replaced by the defaults
 
 # linear sRGB -> linear Rec.2020 (both D65), ITU-R BT.2087
-_SRGB_TO_REC2020 = np.array([[0.6274039, 0.3292830, 0.0433131],
-                             [0.0690973, 0.9195404, 0.0113623],
-                             [0.0163914, 0.0880133, 0.8955953]])
+_SRGB_TO_REC2020 = np.array(
+    [[0.6274039, 0.3292830, 0.0433131], [0.0690973, 0.9195404, 0.0113623], [0.0163914, 0.0880133, 0.8955953]]
+)
 
 
 def _pack(op: str, values: dict[str, float]) -> bytes:
     _, size, fields = MODULES[op]
-    blob = struct.pack("<" + "".join(f for _, f in fields),
-                       *[int(values[n]) if f == "i" else float(values[n]) for n, f in fields])
+    blob = struct.pack(
+        "<" + "".join(f for _, f in fields), *[int(values[n]) if f == "i" else float(values[n]) for n, f in fields]
+    )
     assert len(blob) == size, (op, len(blob), size)
     return blob
 
@@ -161,15 +225,32 @@ def module_params(params: RetouchParams) -> dict[str, dict[str, float]]:
             for i in range(4):
                 v[f"{row}[{i}]"] = 0.0
         v.update({f"normalize_{n}": 0 for n in ("R", "G", "B", "sat", "light", "grey")})
-        v.update(illuminant=0, illum_fluo=2, illum_led=4, adaptation=4, x=0.333, y=0.333, temperature=5003.0,
-                 gamut=0.0, clip=1, version=2)
+        v.update(
+            illuminant=0,
+            illum_fluo=2,
+            illum_led=4,
+            adaptation=4,
+            x=0.333,
+            y=0.333,
+            temperature=5003.0,
+            gamut=0.0,
+            clip=1,
+            version=2,
+        )
         out["channelmixerrgb"] = v
     if params.exposure:
-        out["exposure"] = {"mode": 0, "black": 0.0, "exposure": params.exposure, "deflicker_percentile": 50.0,
-                           "deflicker_target_level": -4.0, "compensate_exposure_bias": 0}
+        out["exposure"] = {
+            "mode": 0,
+            "black": 0.0,
+            "exposure": params.exposure,
+            "deflicker_percentile": 50.0,
+            "deflicker_target_level": -4.0,
+            "compensate_exposure_bias": 0,
+        }
     cb = {n: 0.0 for n, _ in _CBRGB_FIELDS}
-    cb.update(shadows_weight=1.0, highlights_weight=1.0, mask_grey_fulcrum=0.1845, grey_fulcrum=0.1845,
-              saturation_formula=1)
+    cb.update(
+        shadows_weight=1.0, highlights_weight=1.0, mask_grey_fulcrum=0.1845, grey_fulcrum=0.1845, saturation_formula=1
+    )
     cb["vibrance"] = min(max(piecewise(SLIDER_MAP["vibrance"], params.vibrance), -1.0), 1.0)
     cb["chroma_global"] = min(max(piecewise(SLIDER_MAP["saturation"], params.saturation), -1.0), 1.0)
     if cb["vibrance"] or cb["chroma_global"]:
@@ -204,10 +285,13 @@ def render_dtstyle(params: RetouchParams, gain: float, name: str, notes: list[st
             f"   <num>{num}</num>\n   <module>{ver}</module>\n   <operation>{op}</operation>\n"
             f"   <op_params>{hexp}</op_params>\n   <enabled>1</enabled>\n   <blendop_params></blendop_params>\n"
             f"   <blendop_version>{_BLEND_VERSION}</blendop_version>\n   <multi_priority>0</multi_priority>\n"
-            "   <multi_name></multi_name>\n  </plugin>\n")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<darktable_style version="1.0">\n<info>\n'
-            f" <name>{escape(name)}</name>\n <description>{escape(desc)}</description>\n"
-            "</info>\n<style>\n" + "".join(plugins) + "</style>\n</darktable_style>\n")
+            "   <multi_name></multi_name>\n  </plugin>\n"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<darktable_style version="1.0">\n<info>\n'
+        f" <name>{escape(name)}</name>\n <description>{escape(desc)}</description>\n"
+        "</info>\n<style>\n" + "".join(plugins) + "</style>\n</darktable_style>\n"
+    )
 
 
 def render_darktable_xmp(params: RetouchParams, notes: list[str] | tuple[str, ...] = (), raw: bool = False) -> str:
@@ -222,18 +306,21 @@ def render_darktable_xmp(params: RetouchParams, notes: list[str] | tuple[str, ..
         f'      darktable:modversion="{ver}"\n      darktable:params="{hexp}"\n      darktable:multi_name=""\n'
         f'      darktable:multi_priority="0"\n      darktable:blendop_version="{_BLEND_VERSION}"\n'
         '      darktable:blendop_params=""/>\n'
-        for num, (op, ver, hexp) in enumerate(items))
+        for num, (op, ver, hexp) in enumerate(items)
+    )
     desc = "; ".join(notes) if notes else "prefstyle taste"
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0">\n'
-            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
-            '  <rdf:Description rdf:about=""\n    xmlns:darktable="http://darktable.sf.net/"\n'
-            '    xmlns:dc="http://purl.org/dc/elements/1.1/"\n'
-            f'   darktable:xmp_version="5"\n   darktable:auto_presets_applied="1"\n'
-            f'   darktable:history_end="{len(items)}"\n'
-            f'   darktable:iop_order_version="{_IOP_ORDER_V30 if raw else _IOP_ORDER_V30_JPG}">\n'
-            f"   <dc:description><rdf:Alt><rdf:li xml:lang=\"x-default\">{escape(desc)}</rdf:li></rdf:Alt></dc:description>\n"
-            "   <darktable:history>\n    <rdf:Seq>\n" + lis + "    </rdf:Seq>\n   </darktable:history>\n"
-            "  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        '  <rdf:Description rdf:about=""\n    xmlns:darktable="http://darktable.sf.net/"\n'
+        '    xmlns:dc="http://purl.org/dc/elements/1.1/"\n'
+        f'   darktable:xmp_version="5"\n   darktable:auto_presets_applied="1"\n'
+        f'   darktable:history_end="{len(items)}"\n'
+        f'   darktable:iop_order_version="{_IOP_ORDER_V30 if raw else _IOP_ORDER_V30_JPG}">\n'
+        f'   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{escape(desc)}</rdf:li></rdf:Alt></dc:description>\n'
+        "   <darktable:history>\n    <rdf:Seq>\n" + lis + "    </rdf:Seq>\n   </darktable:history>\n"
+        "  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n"
+    )
 
 
 def parse_dtstyle(text: str) -> dict[str, dict[str, float]]:
@@ -251,4 +338,3 @@ def parse_dtstyle(text: str) -> dict[str, dict[str, float]]:
             raise ValueError(f"unexpected module {op} v{ver}")
         out[op] = decode_params(op, bytes.fromhex(plugin.findtext("op_params") or ""))
     return out
-

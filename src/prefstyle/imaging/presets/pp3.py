@@ -55,8 +55,11 @@ def wb_gains(temperature: float, tint: float) -> tuple[float, float, float]:
     from prefstyle.imaging import ops
 
     ln2 = math.log(2.0)
-    g = (math.exp(ln2 * ops.WB_TEMPERATURE_STOPS * temperature), math.exp(-ln2 * ops.WB_TINT_STOPS * tint),
-         math.exp(-ln2 * ops.WB_TEMPERATURE_STOPS * temperature))
+    g = (
+        math.exp(ln2 * ops.WB_TEMPERATURE_STOPS * temperature),
+        math.exp(-ln2 * ops.WB_TINT_STOPS * tint),
+        math.exp(-ln2 * ops.WB_TEMPERATURE_STOPS * temperature),
+    )
     norm = sum(w * x for w, x in zip(ops.LUMA_WEIGHTS, g))
     return (g[0] / norm, g[1] / norm, g[2] / norm)
 
@@ -66,8 +69,13 @@ def tone_curve_points(params: RetouchParams, n: int = TONE_CURVE_POINTS) -> list
     shadows, whites and blacks sliders (gamma-encoded values in and out); [] when it is the identity."""
     from prefstyle.imaging.pipeline import apply_retouch
 
-    tone = RetouchParams(contrast=params.contrast, highlights=params.highlights, shadows=params.shadows,
-                         whites=params.whites, blacks=params.blacks)
+    tone = RetouchParams(
+        contrast=params.contrast,
+        highlights=params.highlights,
+        shadows=params.shadows,
+        whites=params.whites,
+        blacks=params.blacks,
+    )
     if tone.is_identity():
         return []
     x = torch.linspace(0.0, 1.0, n)
@@ -90,18 +98,44 @@ def render_pp3(params: RetouchParams, gain: float, name: str, notes: list[str] |
     curve = tone_curve_points(params)
     curve_txt = f"{_CATMULL_ROM};" + "".join(f"{_fmt(x, 5)};{_fmt(y, 5)};" for x, y in curve) if curve else "0;"
     lines += [
-        "[Exposure]", "Auto=false", f"Compensation={_fmt(params.exposure, 3)}", "Brightness=0", "Contrast=0",
-        "Saturation=0", "Black=0", "HighlightCompr=0",
-        "ShadowCompr=50", "CurveMode=Standard", "CurveMode2=Standard", f"Curve={curve_txt}", "Curve2=0;", "",
-        "[Channel Mixer]", f"Enabled={'true' if gains != [1000, 1000, 1000] else 'false'}",
-        f"Red={gains[0]};0;0;", f"Green=0;{gains[1]};0;", f"Blue=0;0;{gains[2]};", "",
-        "[Color Management]", "WorkingProfile=sRGB", "",
+        "[Exposure]",
+        "Auto=false",
+        f"Compensation={_fmt(params.exposure, 3)}",
+        "Brightness=0",
+        "Contrast=0",
+        "Saturation=0",
+        "Black=0",
+        "HighlightCompr=0",
+        "ShadowCompr=50",
+        "CurveMode=Standard",
+        "CurveMode2=Standard",
+        f"Curve={curve_txt}",
+        "Curve2=0;",
+        "",
+        "[Channel Mixer]",
+        f"Enabled={'true' if gains != [1000, 1000, 1000] else 'false'}",
+        f"Red={gains[0]};0;0;",
+        f"Green=0;{gains[1]};0;",
+        f"Blue=0;0;{gains[2]};",
+        "",
+        "[Color Management]",
+        "WorkingProfile=sRGB",
+        "",
     ]
     chroma = round(piecewise(SLIDER_MAP["saturation"], params.saturation))
     lines += ["[Luminance Curve]", f"Enabled={'true' if chroma else 'false'}", f"Chromaticity={chroma}", ""]
     vib = round(piecewise(SLIDER_MAP["vibrance"], params.vibrance))
-    lines += ["[Vibrance]", f"Enabled={'true' if vib else 'false'}", f"Pastels={vib}", f"Saturated={vib}",
-              "PSThreshold=0;75;", "ProtectSkins=false", "AvoidColorShift=true", "PastSatTog=true", ""]
+    lines += [
+        "[Vibrance]",
+        f"Enabled={'true' if vib else 'false'}",
+        f"Pastels={vib}",
+        f"Saturated={vib}",
+        "PSThreshold=0;75;",
+        "ProtectSkins=false",
+        "AvoidColorShift=true",
+        "PastSatTog=true",
+        "",
+    ]
     return "\n".join(lines)
 
 

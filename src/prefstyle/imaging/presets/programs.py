@@ -41,8 +41,12 @@ def render_rawtherapee(image: str | Path, pp3_text: str, timeout: float = 120.0)
     with tempfile.TemporaryDirectory(prefix="prefstyle-rt-") as tmp:
         prof, out = Path(tmp) / "profile.pp3", Path(tmp) / "out.png"
         prof.write_text(pp3_text, encoding="utf-8")
-        r = subprocess.run([exe, "-a", "-q", "-p", str(prof), "-o", str(out), "-n", "-b16", "-Y", "-c", str(image)],
-                           capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(
+            [exe, "-a", "-q", "-p", str(prof), "-o", str(out), "-n", "-b16", "-Y", "-c", str(image)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if r.returncode != 0 or not out.exists():
             raise PrefstyleError(f"rawtherapee-cli failed: {(r.stderr or r.stdout).strip()[-300:]}", path=image)
         return _read(out)
@@ -56,10 +60,26 @@ def render_darktable(image: str | Path, xmp_text: str, timeout: float = 180.0) -
     with tempfile.TemporaryDirectory(prefix="prefstyle-dt-") as tmp:
         side, out = Path(tmp) / "sidecar.xmp", Path(tmp) / "out.png"
         side.write_text(xmp_text, encoding="utf-8")
-        r = subprocess.run([exe, str(image), str(side), str(out), "--core", "--configdir", str(Path(tmp) / "conf"),
-                            "--cachedir", str(Path(tmp) / "cache"), "--library", ":memory:",
-                            "--conf", "plugins/imageio/format/png/bpp=16"],
-                           capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(
+            [
+                exe,
+                str(image),
+                str(side),
+                str(out),
+                "--core",
+                "--configdir",
+                str(Path(tmp) / "conf"),
+                "--cachedir",
+                str(Path(tmp) / "cache"),
+                "--library",
+                ":memory:",
+                "--conf",
+                "plugins/imageio/format/png/bpp=16",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if not out.exists():
             raise PrefstyleError(f"darktable-cli failed: {(r.stderr or r.stdout).strip()[-300:]}", path=image)
         return _read(out)
@@ -76,10 +96,18 @@ def render_darktable_style(image: str | Path, dtstyle_text: str, name: str, time
         style.write_text(dtstyle_text, encoding="utf-8")
         base = ["--core", "--configdir", str(conf), "--cachedir", str(Path(tmp) / "cache"), "--library", ":memory:"]
         lua = f"local dt = require 'darktable'; dt.styles.import({str(style)!r})"
-        subprocess.run([exe, str(image), str(Path(tmp) / "import.png"), *base, "--luacmd", lua],
-                       capture_output=True, text=True, timeout=timeout)
-        r = subprocess.run([exe, str(image), str(out), "--style", name, *base,
-                            "--conf", "plugins/imageio/format/png/bpp=16"], capture_output=True, text=True, timeout=timeout)
+        subprocess.run(
+            [exe, str(image), str(Path(tmp) / "import.png"), *base, "--luacmd", lua],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        r = subprocess.run(
+            [exe, str(image), str(out), "--style", name, *base, "--conf", "plugins/imageio/format/png/bpp=16"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if not out.exists():
             raise PrefstyleError(f"darktable-cli --style failed: {(r.stderr or r.stdout).strip()[-300:]}", path=image)
         return _read(out)

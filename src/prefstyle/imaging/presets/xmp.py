@@ -65,27 +65,46 @@ def render_xmp(params: RetouchParams, gain: float, name: str, notes: list[str] |
     settings = crs_settings(params)
     desc = "prefstyle taste" + "".join(f". Note: {n}" for n in notes)
     uid = uuid.uuid5(uuid.NAMESPACE_URL, "prefstyle:" + name + ":" + repr(sorted(settings.items()))).hex.upper()
-    attrs = [("crs:PresetType", "Normal"), ("crs:Cluster", ""), ("crs:UUID", uid), ("crs:SupportsAmount", "False"),
-             ("crs:SupportsColor", "True"), ("crs:SupportsMonochrome", "True"),
-             ("crs:SupportsHighDynamicRange", "True"), ("crs:SupportsNormalDynamicRange", "True"),
-             ("crs:SupportsSceneReferred", "True"), ("crs:SupportsOutputReferred", "True"),
-             ("crs:CameraModelRestriction", ""), ("crs:Copyright", ""), ("crs:ContactInfo", ""),
-             ("crs:Version", "15.0"), ("crs:ProcessVersion", "11.0")]
+    attrs = [
+        ("crs:PresetType", "Normal"),
+        ("crs:Cluster", ""),
+        ("crs:UUID", uid),
+        ("crs:SupportsAmount", "False"),
+        ("crs:SupportsColor", "True"),
+        ("crs:SupportsMonochrome", "True"),
+        ("crs:SupportsHighDynamicRange", "True"),
+        ("crs:SupportsNormalDynamicRange", "True"),
+        ("crs:SupportsSceneReferred", "True"),
+        ("crs:SupportsOutputReferred", "True"),
+        ("crs:CameraModelRestriction", ""),
+        ("crs:Copyright", ""),
+        ("crs:ContactInfo", ""),
+        ("crs:Version", "15.0"),
+        ("crs:ProcessVersion", "11.0"),
+    ]
     attrs += [(f"crs:{k}", v) for k, v in settings.items()]
     attrs += [("crs:HasSettings", "True")]
     attr_txt = "".join(f"\n   {k}={quoteattr(v)}" for k, v in attrs)
 
     def alt(tag: str, text: str) -> str:
-        return (f"   <crs:{tag}>\n    <rdf:Alt>\n     <rdf:li xml:lang=\"x-default\">{escape(text)}</rdf:li>\n"
-                f"    </rdf:Alt>\n   </crs:{tag}>\n")
+        return (
+            f'   <crs:{tag}>\n    <rdf:Alt>\n     <rdf:li xml:lang="x-default">{escape(text)}</rdf:li>\n'
+            f"    </rdf:Alt>\n   </crs:{tag}>\n"
+        )
 
     comment = "".join(f"<!-- note: {n.replace('--', '-')} -->\n" for n in notes)
-    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0-c000 1.000000">\n' + comment +
-            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
-            f'  <rdf:Description rdf:about=""\n    xmlns:crs="{CRS_NS}"{attr_txt}>\n'
-            + alt("Name", name) + alt("ShortName", name) + alt("SortName", "") + alt("Group", "prefstyle")
-            + alt("Description", desc) +
-            "  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n")
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0-c000 1.000000">\n'
+        + comment
+        + ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        f'  <rdf:Description rdf:about=""\n    xmlns:crs="{CRS_NS}"{attr_txt}>\n'
+        + alt("Name", name)
+        + alt("ShortName", name)
+        + alt("SortName", "")
+        + alt("Group", "prefstyle")
+        + alt("Description", desc)
+        + "  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n"
+    )
 
 
 def parse_xmp(text: str) -> dict[str, str]:
@@ -97,7 +116,7 @@ def parse_xmp(text: str) -> dict[str, str]:
     desc = root.find(f"{rdf}RDF/{rdf}Description")
     if desc is None:
         raise ValueError("no rdf:Description")
-    out = {k[len(CRS_NS) + 2:]: v for k, v in desc.attrib.items() if k.startswith("{" + CRS_NS + "}")}
+    out = {k[len(CRS_NS) + 2 :]: v for k, v in desc.attrib.items() if k.startswith("{" + CRS_NS + "}")}
     for tag in ("Name", "Description"):
         li = desc.find(f"{{{CRS_NS}}}{tag}/{rdf}Alt/{rdf}li")
         if li is not None:

@@ -48,8 +48,9 @@ class FrozenBackbone(nn.Module):
 
     net: Any  # EfficientNet-Lite0 (prefstyle.models.backbones) or a timm ViT: different interfaces
 
-    def __init__(self, name: str = "efficientnet_lite0", weights: str | None = None, input_size: int = 224,
-                 stats: bool = True):
+    def __init__(
+        self, name: str = "efficientnet_lite0", weights: str | None = None, input_size: int = 224, stats: bool = True
+    ):
         super().__init__()
         self.name, self.input_size, self.stats = name, int(input_size), bool(stats)
         if name == "efficientnet_lite0":
@@ -78,8 +79,9 @@ class FrozenBackbone(nn.Module):
                 pass
             missing, _ = net.load_state_dict(sd, strict=False)
             if missing:
-                raise PrefstyleError(f"{weights}: not a {name} checkpoint (missing {len(missing)} tensors, "
-                                     f"e.g. {missing[0]})")
+                raise PrefstyleError(
+                    f"{weights}: not a {name} checkpoint (missing {len(missing)} tensors, e.g. {missing[0]})"
+                )
             self.mean, self.std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
             self.dim = net.num_features * (2 if self.stats else 1)
         else:
@@ -105,8 +107,9 @@ class FrozenBackbone(nn.Module):
     def _embed(self, img: torch.Tensor) -> torch.Tensor:
         x = img.float()
         if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False
+            )
         x = x.clamp(0, 1)
         net = self.net
         if self.name == "efficientnet_lite0":
@@ -114,8 +117,16 @@ class FrozenBackbone(nn.Module):
             if not self.stats:
                 return out.pooled
             f1, f2 = out.features[1], out.features[2]
-            return torch.cat([out.pooled, f1.mean(dim=(2, 3)), f1.flatten(2).std(dim=2),
-                              f2.mean(dim=(2, 3)), f2.flatten(2).std(dim=2)], dim=1)
+            return torch.cat(
+                [
+                    out.pooled,
+                    f1.mean(dim=(2, 3)),
+                    f1.flatten(2).std(dim=2),
+                    f2.mean(dim=(2, 3)),
+                    f2.flatten(2).std(dim=2),
+                ],
+                dim=1,
+            )
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x = (x - mean) / std

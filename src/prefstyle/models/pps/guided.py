@@ -1,5 +1,4 @@
-"""Edge-aware upsampling of an edit computed on a coarse grid (He et al.'s guided filter; USD).
-"""
+"""Edge-aware upsampling of an edit computed on a coarse grid (He et al.'s guided filter; USD)."""
 
 from __future__ import annotations
 
@@ -13,8 +12,14 @@ def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
 
 
-def guided_upsample(lo_in: torch.Tensor, lo_out: torch.Tensor, hi_in: torch.Tensor, radius: int = 2,
-                    eps: float = 1e-4, chunk_rows: int = 512) -> torch.Tensor:
+def guided_upsample(
+    lo_in: torch.Tensor,
+    lo_out: torch.Tensor,
+    hi_in: torch.Tensor,
+    radius: int = 2,
+    eps: float = 1e-4,
+    chunk_rows: int = 512,
+) -> torch.Tensor:
     """Take an edit computed on a coarse grid to full resolution, edge-aware.
 
     ``lo_in``, ``lo_out``: ``(B,3,h,w)`` the input and the edited output on the coarse grid;

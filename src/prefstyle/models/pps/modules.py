@@ -21,7 +21,16 @@ from torch import nn
 
 from prefstyle.imaging.lut import apply_lut, identity_lut
 
-__all__ = ["BasisLUT", "FeatureScaler", "LUTDecoder", "StyleEncoder", "Unregistered", "apply_luts", "colour_stats", "render_lut_model"]
+__all__ = [
+    "BasisLUT",
+    "FeatureScaler",
+    "LUTDecoder",
+    "StyleEncoder",
+    "Unregistered",
+    "apply_luts",
+    "colour_stats",
+    "render_lut_model",
+]
 
 
 def colour_stats(x: torch.Tensor) -> torch.Tensor:
@@ -134,8 +143,13 @@ class LUTDecoder(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int = 256, n_basis: int = 16, lut_size: int = 17):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
-                                 nn.LeakyReLU(0.2), nn.Linear(hidden, n_basis))
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, n_basis),
+        )
         self.lut = BasisLUT(n_basis, lut_size)
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:

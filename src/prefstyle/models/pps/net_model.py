@@ -51,5 +51,6 @@ class NetModelMixin:
         """:meth:`check_profile`, then refuse a profile made with other weights of this model."""
         self.check_profile(profile)  # type: ignore[attr-defined]
         if profile.data.get("weights") not in (None, self.fingerprint):
-            raise PrefstyleError(f"this {self.name} profile was made with other weights; "
-                                 "personalize again with this model")
+            raise PrefstyleError(
+                f"this {self.name} profile was made with other weights; personalize again with this model"
+            )

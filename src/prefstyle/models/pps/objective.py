@@ -18,8 +18,14 @@ __all__ = ["LOSSES", "W_SCHEDULES", "image_loss", "pairwise_loss", "pps_weight"]
 W_SCHEDULES = ("linear", "constant", "cosine", "uniform")
 
 
-def pps_weight(progress: float, schedule: str = "linear", start: float = 0.5, end: float = 1.5,
-               generator: torch.Generator | None = None, n: int | None = None) -> torch.Tensor:
+def pps_weight(
+    progress: float,
+    schedule: str = "linear",
+    start: float = 0.5,
+    end: float = 1.5,
+    generator: torch.Generator | None = None,
+    n: int | None = None,
+) -> torch.Tensor:
     """The weight ``w`` of the preferred image at ``progress`` in [0,1] of training.
 
     :func:`prefstyle.losses.preference_weight`: ``linear`` (the paper) ``start → end``;
@@ -58,8 +64,9 @@ def image_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> to
     raise PrefstyleError(f"unknown loss {kind!r} (choose from {', '.join(LOSSES)})")
 
 
-def pairwise_loss(pred: torch.Tensor, i_p: torch.Tensor, i_n: torch.Tensor, w: float | torch.Tensor,
-                  kind: str = "l1") -> torch.Tensor:
+def pairwise_loss(
+    pred: torch.Tensor, i_p: torch.Tensor, i_n: torch.Tensor, w: float | torch.Tensor, kind: str = "l1"
+) -> torch.Tensor:
     """PPS dual supervision ``mean_b[w·L(Î_b, I_p,b) + (1 − w)·L(Î_b, I_n,b)]`` (a scalar).
 
     :func:`prefstyle.losses.pairwise_preference_loss` with ``L`` = :func:`image_loss` ``kind``;

@@ -1,5 +1,4 @@
-""":class:`~prefstyle.models.base.Reference` objects from a pairs dataset's judgments.
-"""
+""":class:`~prefstyle.models.base.Reference` objects from a pairs dataset's judgments."""
 
 from __future__ import annotations
 
@@ -17,8 +16,12 @@ if TYPE_CHECKING:
 __all__ = ["references_from_judgments"]
 
 
-def references_from_judgments(dataset: PairsDataset, judgments: Sequence[Judgment], cache: dict[str, torch.Tensor] | None = None,
-                              max_side: int | None = None) -> list[Reference]:
+def references_from_judgments(
+    dataset: PairsDataset,
+    judgments: Sequence[Judgment],
+    cache: dict[str, torch.Tensor] | None = None,
+    max_side: int | None = None,
+) -> list[Reference]:
     """:class:`Reference` objects for judgments (images loaded, ``(3,H,W)``; sources when listed)."""
     from prefstyle.imaging.io import load_image
 
@@ -33,7 +36,13 @@ def references_from_judgments(dataset: PairsDataset, judgments: Sequence[Judgmen
     out = []
     for j in judgments:
         sc = dataset.scenes.get(j.scene)
-        out.append(Reference(scene=j.scene, preferred=get(j.preferred_image), other=get(j.other_image),
-                             source=get(sc.source) if sc is not None and sc.source else None,
-                             meta={"user": j.user, "preferred_side": j.preferred}))
+        out.append(
+            Reference(
+                scene=j.scene,
+                preferred=get(j.preferred_image),
+                other=get(j.other_image),
+                source=get(sc.source) if sc is not None and sc.source else None,
+                meta={"user": j.user, "preferred_side": j.preferred},
+            )
+        )
     return out

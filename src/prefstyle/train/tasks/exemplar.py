@@ -24,9 +24,16 @@ from prefstyle.train.tasks.pps_base import PPSTask, unwrap
 __all__ = ["ExemplarTask", "exemplar_batch_loss"]
 
 
-def exemplar_batch_loss(model: nn.Module, bank: Any, batch: PairBatch, w: float | torch.Tensor, loss: str = "l1",
-                        aux_weight: float = 0.5, tv_weight: float = 1e-4,
-                        mono_weight: float = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
+def exemplar_batch_loss(
+    model: nn.Module,
+    bank: Any,
+    batch: PairBatch,
+    w: float | torch.Tensor,
+    loss: str = "l1",
+    aux_weight: float = 0.5,
+    tv_weight: float = 1e-4,
+    mono_weight: float = 10.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss of one batch (see the module docstring); ``model`` may be DDP-wrapped."""
     net = unwrap(model)
     dev = next(net.parameters()).device
@@ -52,9 +59,17 @@ def exemplar_batch_loss(model: nn.Module, bank: Any, batch: PairBatch, w: float 
     def mv(t: torch.Tensor) -> torch.Tensor:
         return t.to(dev)
 
-    _, luts, aux = model(mv(bank.thumbs[net.style_size][uniq]), mv(q_idx), mv(s_idx), mv(p_idx), mv(n_idx),
-                         mv(batch.context_mask), mv(feats[q_rows]), mv(feats[cs]),
-                         None if aux_idx is None else mv(aux_idx))
+    _, luts, aux = model(
+        mv(bank.thumbs[net.style_size][uniq]),
+        mv(q_idx),
+        mv(s_idx),
+        mv(p_idx),
+        mv(n_idx),
+        mv(batch.context_mask),
+        mv(feats[q_rows]),
+        mv(feats[cs]),
+        None if aux_idx is None else mv(aux_idx),
+    )
     th = bank.thumbs[net.thumb]
     x, i_p, i_n = mv(th[q_rows]), mv(th[p_rows]), mv(th[n_rows])
     if torch.is_tensor(w):
@@ -94,6 +109,7 @@ class ExemplarTask(PPSTask):
     #: the model options of the checkpoint (the config check reads them; the rest configure training)
     MODEL_KEYS = EXEMPLAR_ARCH_KEYS
     uses_backbone = True
+
     def build_model(self) -> ExemplarNet:
         self._model = build_exemplar_net(self.model_cfg)
         return self._model
@@ -119,12 +135,24 @@ class ExemplarTask(PPSTask):
 
     def loss(self, model: nn.Module, batch: PairBatch, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
         bank = self._prepare(unwrap(model))
-        w = pps_weight(progress, self.model_cfg.get("w_schedule", "linear"), float(self.model_cfg.get("w_start", 0.5)),
-                       float(self.model_cfg.get("w_end", 1.5)), n=len(batch.judgment), generator=batch.generator(0))
-        total, logs = exemplar_batch_loss(model, bank, batch, w, self.model_cfg.get("loss", "l1"),
-                                          float(self.model_cfg.get("aux_weight", 0.5)),
-                                          float(self.model_cfg.get("tv_weight", 1e-4)),
-                                          float(self.model_cfg.get("mono_weight", 10.0)))
+        w = pps_weight(
+            progress,
+            self.model_cfg.get("w_schedule", "linear"),
+            float(self.model_cfg.get("w_start", 0.5)),
+            float(self.model_cfg.get("w_end", 1.5)),
+            n=len(batch.judgment),
+            generator=batch.generator(0),
+        )
+        total, logs = exemplar_batch_loss(
+            model,
+            bank,
+            batch,
+            w,
+            self.model_cfg.get("loss", "l1"),
+            float(self.model_cfg.get("aux_weight", 0.5)),
+            float(self.model_cfg.get("tv_weight", 1e-4)),
+            float(self.model_cfg.get("mono_weight", 10.0)),
+        )
         logs["w"] = float(w.mean())
         return total, logs
 

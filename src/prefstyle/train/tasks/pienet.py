@@ -77,48 +77,47 @@ from prefstyle.train.task import TrainTask, register_task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DATA_DEFAULTS", "OBJECTIVE_DEFAULTS", "MethodData", "PieNetTask", "method_user_splits",
-           "render_style"]
+__all__ = ["DATA_DEFAULTS", "OBJECTIVE_DEFAULTS", "MethodData", "PieNetTask", "method_user_splits", "render_style"]
 
 OBJECTIVE_DEFAULTS: dict[str, Any] = {
-    "embed_fraction": 0.3,   # share of the steps spent on the embedding phase
-    "embed_lr": None,        # base learning rate of the embedding phase (None: optim.lr)
-    "margin": 0.2,           # triplet margin
-    "perceptual": 0.4,       # weight of the perceptual loss (embedding features)
-    "tv": 0.01,              # weight of the edge-aware TV of the output
-    "noise": 0.1,            # norm of the noise added to preference vectors
+    "embed_fraction": 0.3,  # share of the steps spent on the embedding phase
+    "embed_lr": None,  # base learning rate of the embedding phase (None: optim.lr)
+    "margin": 0.2,  # triplet margin
+    "perceptual": 0.4,  # weight of the perceptual loss (embedding features)
+    "tv": 0.01,  # weight of the edge-aware TV of the output
+    "noise": 0.1,  # norm of the noise added to preference vectors
     "crowd_fraction": 0.25,  # share of crowd samples per batch (when a crowd is configured)
-    "source_negative": 0.25, # method triplets: probability the negative is the neutral scene
+    "source_negative": 0.25,  # method triplets: probability the negative is the neutral scene
     "w_schedule": "linear",  # PPS pairwise weight schedule: linear | cosine | constant | uniform
     "w_low": 0.5,
     "w_high": 1.5,
-    "crowd_input": "pair",   # pair: I_p or I_n at random (PPS); source: the scene's neutral source
-    "condition": "centroid", # PieNet phase conditioned on: centroid (each user's scheme-2 vector, as a new
-                             # user gets) | vector (the learned preference vectors, the paper's literal choice)
-    "centroid_refs": 20,     # preferred images per training user for its centroid
+    "crowd_input": "pair",  # pair: I_p or I_n at random (PPS); source: the scene's neutral source
+    "condition": "centroid",  # PieNet phase conditioned on: centroid (each user's scheme-2 vector, as a new
+    # user gets) | vector (the learned preference vectors, the paper's literal choice)
+    "centroid_refs": 20,  # preferred images per training user for its centroid
 }
 
 DATA_DEFAULTS: dict[str, Any] = {
-    "size": 128,                 # training image side (square thumbnails)
-    "photos": "bundled",         # bundled | packages | a folder of photographs
+    "size": 128,  # training image side (square thumbnails)
+    "photos": "bundled",  # bundled | packages | a folder of photographs
     "crops_per_photo": 4,
     "pool_seed": 0,
     "scene_split": [0.7, 0.15, 0.15],
-    "styles": "all",             # all | a list of style names
+    "styles": "all",  # all | a list of style names
     "exclude_styles": [],
     "user_split": [0.7, 0.15, 0.15],
     "user_split_seed": 0,
-    "train_users": None,         # explicit lists override the seeded split
+    "train_users": None,  # explicit lists override the seeded split
     "val_users": None,
     "test_users": None,
-    "sampled_users": 0,          # extra training method users: sampled looks / camera renderings
+    "sampled_users": 0,  # extra training method users: sampled looks / camera renderings
     "sampled_seed": 1000,
-    "crowd": None,               # null | {path: DIR} | {simulate: {users: .., scenes: .., ...}}
+    "crowd": None,  # null | {path: DIR} | {simulate: {users: .., scenes: .., ...}}
     "crowd_max_users": None,
-    "val_refs": 20,              # preferred images per validation user (scheme 2)
-    "val_scenes": 12,            # validation scenes rendered per validation user
-    "val_seen_users": 4,         # training users also scored on validation scenes
-    "cache": "default",          # default (~/.cache/prefstyle or $PREFSTYLE_CACHE) | null | a folder
+    "val_refs": 20,  # preferred images per validation user (scheme 2)
+    "val_scenes": 12,  # validation scenes rendered per validation user
+    "val_seen_users": 4,  # training users also scored on validation scenes
+    "cache": "default",  # default (~/.cache/prefstyle or $PREFSTYLE_CACHE) | null | a folder
 }
 
 METHOD_PREFIX = "method:"
@@ -177,12 +176,17 @@ def method_user_splits(data_cfg: dict[str, Any]) -> dict[str, list[str]]:
         n = len(order)
         n_val = max(1, round(n * fr[1] / sum(fr))) if n >= 3 else 0
         n_test = max(1, round(n * fr[2] / sum(fr))) if n >= 3 else 0
-        out = {"train": sorted(order[: n - n_val - n_test]), "val": sorted(order[n - n_val - n_test : n - n_test]),
-               "test": sorted(order[n - n_test :])}
+        out = {
+            "train": sorted(order[: n - n_val - n_test]),
+            "val": sorted(order[n - n_val - n_test : n - n_test]),
+            "test": sorted(order[n - n_test :]),
+        }
     # sampled looks and camera renderings: more training users, never validation or test users
     base = int(cfg["sampled_seed"])
-    out["train"] += [f"sample:{base + k}" if k % 2 == 0 else f"camera:sample:{base + k}"
-                     for k in range(int(cfg["sampled_users"] or 0))]
+    out["train"] += [
+        f"sample:{base + k}" if k % 2 == 0 else f"camera:sample:{base + k}"
+        for k in range(int(cfg["sampled_users"] or 0))
+    ]
     return out
 
 
@@ -230,8 +234,14 @@ class MethodData:
     seen_targets: torch.Tensor
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"scenes": self.scenes, "targets": self.targets, "val_sources": self.val_sources,
-                "val_targets": self.val_targets, "val_refs": self.val_refs, "seen_targets": self.seen_targets}
+        return {
+            "scenes": self.scenes,
+            "targets": self.targets,
+            "val_sources": self.val_sources,
+            "val_targets": self.val_targets,
+            "val_refs": self.val_refs,
+            "seen_targets": self.seen_targets,
+        }
 
     def meta(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), list)}
@@ -252,10 +262,26 @@ def build_method_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
     if int(cfg["val_scenes"]) and len(val_scenes) > int(cfg["val_scenes"]):
         val_scenes = sorted(rnd.sample(val_scenes, int(cfg["val_scenes"])))
     ref_scenes = sorted(rnd.sample(train_scenes, min(int(cfg["val_refs"]), len(train_scenes))))
-    key = {"v": 3, "prefstyle": __version__, "photos": pool.photo_ids, "cfg": {k: cfg[k] for k in (
-        "size", "photos", "crops_per_photo", "pool_seed", "scene_split", "val_refs", "val_scenes",
-        "val_seen_users")},
-        "users": users, "scenes": [train_scenes, val_scenes, ref_scenes]}
+    key = {
+        "v": 3,
+        "prefstyle": __version__,
+        "photos": pool.photo_ids,
+        "cfg": {
+            k: cfg[k]
+            for k in (
+                "size",
+                "photos",
+                "crops_per_photo",
+                "pool_seed",
+                "scene_split",
+                "val_refs",
+                "val_scenes",
+                "val_seen_users",
+            )
+        },
+        "users": users,
+        "scenes": [train_scenes, val_scenes, ref_scenes],
+    }
     root = _cache_root(cfg["cache"])
     path = None if root is None else root / PieNetModel.name / f"methods-{_digest(key)}.safetensors"
     if path is not None and path.is_file():
@@ -265,8 +291,9 @@ def build_method_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
         return MethodData(users["train"], users["val"], train_scenes, val_scenes, ref_scenes, **t)
 
     def scene_batch(ids: list[str]) -> torch.Tensor:
-        return torch.stack([pool.scene_image(s, size, square=True) for s in ids]) if ids else \
-            torch.zeros(0, 3, size, size)
+        return (
+            torch.stack([pool.scene_image(s, size, square=True) for s in ids]) if ids else torch.zeros(0, 3, size, size)
+        )
 
     src = scene_batch(train_scenes)
     vsrc = scene_batch(val_scenes)
@@ -287,9 +314,15 @@ def build_method_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
             vr.append(_to_u8(render_style(name, src[ref_idx])))
     empty = torch.zeros(0, 0, 3, size, size, dtype=torch.uint8)
     data = MethodData(
-        users["train"], users["val"], train_scenes, val_scenes, ref_scenes,
-        scenes=_to_u8(src), targets=torch.stack(targets) if targets else empty,
-        val_sources=_to_u8(vsrc), val_targets=torch.stack(vt) if vt else empty,
+        users["train"],
+        users["val"],
+        train_scenes,
+        val_scenes,
+        ref_scenes,
+        scenes=_to_u8(src),
+        targets=torch.stack(targets) if targets else empty,
+        val_sources=_to_u8(vsrc),
+        val_targets=torch.stack(vt) if vt else empty,
         val_refs=torch.stack(vr) if vr else empty,
         seen_targets=torch.stack(seen) if seen else empty,
     )
@@ -309,10 +342,10 @@ class CrowdData:
     """Crowd users' main judgments: image indices into ``images`` ``(N,3,T,T)`` uint8."""
 
     users: list[str]
-    user: torch.Tensor       # (J,) index into users
-    pref: torch.Tensor       # (J,)
-    other: torch.Tensor      # (J,)
-    source: torch.Tensor     # (J,) index, -1 when the scene has no source
+    user: torch.Tensor  # (J,) index into users
+    pref: torch.Tensor  # (J,)
+    other: torch.Tensor  # (J,)
+    source: torch.Tensor  # (J,) index, -1 when the scene has no source
     images: torch.Tensor
     root: str
     n_judgments: int
@@ -365,8 +398,10 @@ def build_crowd_data(cfg: dict[str, Any], progress: bool = True) -> CrowdData | 
         return None
     root = _crowd_path(dict(spec), _cache_root(cfg["cache"]), progress)
     ds = PairsDataset.load(root)
-    users = list(ds.splits.get("train") or [u for u in ds.users()
-                                             if u not in set(ds.splits.get("val", []) + ds.splits.get("test", []))])
+    users = list(
+        ds.splits.get("train")
+        or [u for u in ds.users() if u not in set(ds.splits.get("val", []) + ds.splits.get("test", []))]
+    )
     if cfg["crowd_max_users"]:
         users = sorted(users)[: int(cfg["crowd_max_users"])]
     size = int(cfg["size"])
@@ -393,8 +428,16 @@ def build_crowd_data(cfg: dict[str, Any], progress: bool = True) -> CrowdData | 
             s_i.append(idx(sc.source) if sc is not None and sc.source else -1)
     if not u_i:
         raise PrefstyleError("the crowd dataset has no main judgments of training users", path=root)
-    return CrowdData(users=sorted(users), user=torch.tensor(u_i), pref=torch.tensor(p_i), other=torch.tensor(o_i),
-                     source=torch.tensor(s_i), images=torch.stack(imgs), root=str(root), n_judgments=len(u_i))
+    return CrowdData(
+        users=sorted(users),
+        user=torch.tensor(u_i),
+        pref=torch.tensor(p_i),
+        other=torch.tensor(o_i),
+        source=torch.tensor(s_i),
+        images=torch.stack(imgs),
+        root=str(root),
+        n_judgments=len(u_i),
+    )
 
 
 def _augment(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
@@ -523,8 +566,10 @@ class PieNetTask(TrainTask):
         assert isinstance(model, PieNetSystem)
         if self.obj.get("embed_lr") is None:
             return None
-        return [{"params": [*model.embedding.parameters(), model.user_vectors], "lr": float(self.obj["embed_lr"])},
-                {"params": list(model.net.parameters())}]
+        return [
+            {"params": [*model.embedding.parameters(), model.user_vectors], "lr": float(self.obj["embed_lr"])},
+            {"params": list(model.net.parameters())},
+        ]
 
     # -- loss ----------------------------------------------------------------------------
 
@@ -685,6 +730,9 @@ class PieNetTask(TrainTask):
             desc["method_users"] = method_user_splits(self.data)
             desc["scenes"] = {"train": m.train_scenes, "val": m.val_scenes, "val_refs": m.ref_scenes}
         if self._crowd is not None:
-            desc["crowd"] = {"root": self._crowd.root, "users": len(self._crowd.users),
-                             "judgments": self._crowd.n_judgments}
+            desc["crowd"] = {
+                "root": self._crowd.root,
+                "users": len(self._crowd.users),
+                "judgments": self._crowd.n_judgments,
+            }
         return desc

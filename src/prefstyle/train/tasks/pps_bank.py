@@ -72,21 +72,33 @@ class PairBank:
     without a neutral source), ``user_of[j]`` (index into ``users``) and ``scene_of[j]``.
     """
 
-    def __init__(self, dataset: PairsDataset, users: Sequence[str], sizes: Sequence[int] = (64,),
-                 backbone: FrozenBackbone | None = None, kind: str = "main", min_judgments: int = 2,
-                 progress: bool = False, max_images_in_flight: int = 32, scenes: Collection[str] | None = None):
+    def __init__(
+        self,
+        dataset: PairsDataset,
+        users: Sequence[str],
+        sizes: Sequence[int] = (64,),
+        backbone: FrozenBackbone | None = None,
+        kind: str = "main",
+        min_judgments: int = 2,
+        progress: bool = False,
+        max_images_in_flight: int = 32,
+        scenes: Collection[str] | None = None,
+    ):
         from prefstyle.data.pairs import normalize_relpath
         from prefstyle.imaging.io import load_image
 
         self.dataset = dataset
         self.sizes = tuple(sorted({int(s) for s in sizes}))
         keep = None if scenes is None else set(scenes)
-        js_by_user = {u: [j for j in dataset.by_user(u) if j.kind == kind and (keep is None or j.scene in keep)]
-                      for u in sorted(set(users))}
+        js_by_user = {
+            u: [j for j in dataset.by_user(u) if j.kind == kind and (keep is None or j.scene in keep)]
+            for u in sorted(set(users))
+        }
         self.users = [u for u, js in js_by_user.items() if len(js) >= min_judgments]
         if not self.users:
-            raise PrefstyleError(f"no training users with at least {min_judgments} {kind} judgments",
-                                 path=getattr(dataset, "root", None))
+            raise PrefstyleError(
+                f"no training users with at least {min_judgments} {kind} judgments", path=getattr(dataset, "root", None)
+            )
         rows: dict[str, int] = {}
         order: list[str] = []
 
@@ -135,9 +147,13 @@ class PairBank:
             for s in self.sizes:
                 self.thumbs[s][i] = square_thumbs(img, s)[0]
             if backbone is not None:
-                pending.append(F.interpolate(img, size=(backbone.input_size,) * 2, mode="bilinear",
-                                             antialias=True, align_corners=False).clamp(0, 1)
-                               if img.shape[-2:] != (backbone.input_size,) * 2 else img)
+                pending.append(
+                    F.interpolate(
+                        img, size=(backbone.input_size,) * 2, mode="bilinear", antialias=True, align_corners=False
+                    ).clamp(0, 1)
+                    if img.shape[-2:] != (backbone.input_size,) * 2
+                    else img
+                )
                 if len(pending) >= max_images_in_flight:
                     feats.append(backbone(torch.cat(pending)))
                     pending = []
@@ -150,8 +166,20 @@ class PairBank:
     def __len__(self) -> int:
         return len(self.pref)
 
-    _SAVED = ("users", "sizes", "pref", "other", "source", "user_of", "scene_of", "paths", "thumbs", "features",
-              "by_user", "load_seconds")
+    _SAVED = (
+        "users",
+        "sizes",
+        "pref",
+        "other",
+        "source",
+        "user_of",
+        "scene_of",
+        "paths",
+        "thumbs",
+        "features",
+        "by_user",
+        "load_seconds",
+    )
 
     def save(self, path: str | Path) -> None:
         """Write the bank (images as thumbnails, features, indices) to one file, atomically."""
@@ -182,9 +210,14 @@ class PairBank:
         return bool((self.source >= 0).any())
 
     def describe(self) -> dict[str, Any]:
-        return {"users": len(self.users), "judgments": len(self), "images": len(self.paths),
-                "sizes": list(self.sizes), "with_sources": self.has_sources,
-                "features": None if self.features is None else list(self.features.shape)}
+        return {
+            "users": len(self.users),
+            "judgments": len(self),
+            "images": len(self.paths),
+            "sizes": list(self.sizes),
+            "with_sources": self.has_sources,
+            "features": None if self.features is None else list(self.features.shape),
+        }
 
     def context_for(self, q: int, n_context: int, seed: int) -> np.ndarray:
         """Up to ``n_context`` other judgments of judgment ``q``'s user, none of its scene (seeded draw)."""
@@ -213,12 +246,22 @@ class PairBatchLoader(SeededBatches):
     its slice. Context pairs come from the noise seeds, so they do not depend on the split.
     """
 
-    def __init__(self, bank: PairBank, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 n_context: int | Sequence[int] = 0):
+    def __init__(
+        self,
+        bank: PairBank,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        n_context: int | Sequence[int] = 0,
+    ):
         super().__init__(self._make, batch_size, seed, rank, world_size)
         self.bank = bank
-        self.n_context = (int(n_context), int(n_context)) if isinstance(n_context, (int, np.integer)) else tuple(
-            int(v) for v in n_context)
+        self.n_context = (
+            (int(n_context), int(n_context))
+            if isinstance(n_context, (int, np.integer))
+            else tuple(int(v) for v in n_context)
+        )
 
     def _make(self, step: int, gen: torch.Generator, n: int, part: slice) -> PairBatch:
         total = len(self.bank)
@@ -233,5 +276,6 @@ class PairBatchLoader(SeededBatches):
         for r, (q, z) in enumerate(zip(judg.tolist(), noise.tolist())):
             c = self.bank.context_for(q, n_ctx, z)
             ctx[r, : len(c)] = torch.from_numpy(c)
-        return PairBatch(judgment=judg, user=self.bank.user_of[judg], side=side, context=ctx,
-                         context_mask=ctx >= 0, noise=noise, u=u)
+        return PairBatch(
+            judgment=judg, user=self.bank.user_of[judg], side=side, context=ctx, context_mask=ctx >= 0, noise=noise, u=u
+        )

@@ -115,9 +115,15 @@ class PPSTask(TrainTask):
             backbone = self.backbone_module(model) if (self.uses_backbone and model is not None) else None
             if self.uses_backbone and backbone is None:
                 backbone = FrozenBackbone(**self.backbone_kwargs())
-            self._bank = PairBank(self.dataset, self.train_users(), sizes=self.bank_sizes(), backbone=backbone,
-                                  kind=self.data_cfg.get("kind", "main"), progress=bool(self.data_cfg.get("progress", False)),
-                                  scenes=self.train_scenes())
+            self._bank = PairBank(
+                self.dataset,
+                self.train_users(),
+                sizes=self.bank_sizes(),
+                backbone=backbone,
+                kind=self.data_cfg.get("kind", "main"),
+                progress=bool(self.data_cfg.get("progress", False)),
+                scenes=self.train_scenes(),
+            )
             if cache is not None:
                 self._bank.save(cache)
         return self._bank
@@ -127,34 +133,48 @@ class PPSTask(TrainTask):
         if not folder:
             return None
         ds = self.dataset
-        key = {"root": str(Path(ds.root).resolve()), "judgments": len(ds.judgments), "users": self.train_users(),
-               "sizes": sorted(set(self.bank_sizes())), "kind": self.data_cfg.get("kind", "main"),
-               "backbone": self.backbone_kwargs() if self.uses_backbone else None}
+        key = {
+            "root": str(Path(ds.root).resolve()),
+            "judgments": len(ds.judgments),
+            "users": self.train_users(),
+            "sizes": sorted(set(self.bank_sizes())),
+            "kind": self.data_cfg.get("kind", "main"),
+            "backbone": self.backbone_kwargs() if self.uses_backbone else None,
+        }
         if self.data_cfg.get("scene_split"):
             key["scene_split"] = self.data_cfg["scene_split"]
         digest = hashlib.sha1(repr(sorted(key.items())).encode()).hexdigest()[:16]
         return Path(folder).expanduser() / f"pps_bank_{digest}.pt"
 
     def backbone_kwargs(self) -> dict[str, Any]:
-        return {"name": self.model_cfg.get("backbone", "efficientnet_lite0"),
-                "weights": self.model_cfg.get("backbone_weights"),
-                "input_size": int(self.model_cfg.get("backbone_size", 224)),
-                "stats": bool(self.model_cfg.get("backbone_stats", True))}
+        return {
+            "name": self.model_cfg.get("backbone", "efficientnet_lite0"),
+            "weights": self.model_cfg.get("backbone_weights"),
+            "input_size": int(self.model_cfg.get("backbone_size", 224)),
+            "stats": bool(self.model_cfg.get("backbone_stats", True)),
+        }
 
     def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> PairBatchLoader:
         model = getattr(self, "_model", None)
-        return PairBatchLoader(self.bank(model), batch_size, seed=seed, rank=rank, world_size=world_size,
-                               n_context=self.n_context())
+        return PairBatchLoader(
+            self.bank(model), batch_size, seed=seed, rank=rank, world_size=world_size, n_context=self.n_context()
+        )
 
     def batch_to(self, batch: Any, device: torch.device) -> Any:
         return batch.to(device) if isinstance(batch, PairBatch) else batch
 
     def describe_data(self) -> dict[str, Any]:
         ds = self.dataset
-        out = {"path": str(ds.root), "name": ds.meta.get("name"), "split": self.data_cfg.get("split", "train"),
-               "train_users": len(self.train_users()), "max_users": self.data_cfg.get("max_users"),
-               "scene_split": self.data_cfg.get("scene_split"),
-               "val_users": len(self.val_users()), "kind": self.data_cfg.get("kind", "main")}
+        out = {
+            "path": str(ds.root),
+            "name": ds.meta.get("name"),
+            "split": self.data_cfg.get("split", "train"),
+            "train_users": len(self.train_users()),
+            "max_users": self.data_cfg.get("max_users"),
+            "scene_split": self.data_cfg.get("scene_split"),
+            "val_users": len(self.val_users()),
+            "kind": self.data_cfg.get("kind", "main"),
+        }
         if self._bank is not None:
             out["bank"] = self._bank.describe()
         return out
@@ -167,13 +187,21 @@ class PPSTask(TrainTask):
             self._truth = load_truth(self.dataset)
         inf = self.to_inference(model)
         return validate_personalization(
-            inf, self.dataset, users, n_refs=int(self.data_cfg.get("val_refs", 16)),
-            n_evals=int(self.data_cfg.get("val_evals", 8)), seed=int(self.data_cfg.get("val_seed", 0)),
-            max_side=int(self.data_cfg.get("val_side", 128)), ground_truth=self._truth, cache=self._val_cache,
+            inf,
+            self.dataset,
+            users,
+            n_refs=int(self.data_cfg.get("val_refs", 16)),
+            n_evals=int(self.data_cfg.get("val_evals", 8)),
+            seed=int(self.data_cfg.get("val_seed", 0)),
+            max_side=int(self.data_cfg.get("val_side", 128)),
+            ground_truth=self._truth,
+            cache=self._val_cache,
             without_refs=bool(self.data_cfg.get("val_without_refs", True)),
             # with a scene split, validate on the photos of the validation split (unseen in training)
             eval_scenes=self.dataset.scenes_of_split(str(self.data_cfg.get("val_scene_split", "val")))
-            if self.data_cfg.get("scene_split") else None)
+            if self.data_cfg.get("scene_split")
+            else None,
+        )
 
 
 def unwrap(model: nn.Module) -> Any:

@@ -25,10 +25,19 @@ if TYPE_CHECKING:
 __all__ = ["load_truth", "validate_personalization"]
 
 
-def validate_personalization(model: PersonalizationModel, dataset: PairsDataset, users: Sequence[str], n_refs: int = 16, n_evals: int = 8,
-                             seed: int = 0, max_side: int = 128, ground_truth: Mapping[str, SimulatedUser] | None = None,
-                             cache: dict[str, torch.Tensor] | None = None, without_refs: bool = False,
-                             eval_scenes: Collection[str] | None = None) -> dict[str, float]:
+def validate_personalization(
+    model: PersonalizationModel,
+    dataset: PairsDataset,
+    users: Sequence[str],
+    n_refs: int = 16,
+    n_evals: int = 8,
+    seed: int = 0,
+    max_side: int = 128,
+    ground_truth: Mapping[str, SimulatedUser] | None = None,
+    cache: dict[str, torch.Tensor] | None = None,
+    without_refs: bool = False,
+    eval_scenes: Collection[str] | None = None,
+) -> dict[str, float]:
     """The PPS protocol in small, for periodic validation during training.
 
     For each user: personalize ``model`` (a :class:`~prefstyle.models.base.PersonalizationModel`)
@@ -123,8 +132,9 @@ def _pairs(evals: Sequence[Reference]) -> Iterator[tuple[torch.Tensor, torch.Ten
         yield p, n
 
 
-def _pair_distances(model: PersonalizationModel, profile: Profile, evals: Sequence[Reference]
-                    ) -> tuple[list[float], list[float], list[float]]:
+def _pair_distances(
+    model: PersonalizationModel, profile: Profile, evals: Sequence[Reference]
+) -> tuple[list[float], list[float], list[float]]:
     """Per pair, the mean ΔE00 of the two outputs to ``I_p`` and to ``I_n``; per output, a win
     (closer to ``I_p``: 1, a tie: 1/2)."""
     dps, dns, wins = [], [], []
@@ -138,8 +148,13 @@ def _pair_distances(model: PersonalizationModel, profile: Profile, evals: Sequen
     return dps, dns, wins
 
 
-def _norefs_row(model: PersonalizationModel, user: str, evals: Sequence[Reference], truth: SimulatedUser | None,
-                nr_ideal: list[float]) -> dict[str, float]:
+def _norefs_row(
+    model: PersonalizationModel,
+    user: str,
+    evals: Sequence[Reference],
+    truth: SimulatedUser | None,
+    nr_ideal: list[float],
+) -> dict[str, float]:
     """CQS of the profile made from no references on the same pairs (appends its distances to the
     ideal to ``nr_ideal``)."""
     from prefstyle.metrics.cqs import cqs_from_distances

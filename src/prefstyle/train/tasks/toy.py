@@ -107,8 +107,10 @@ class ToyAffineTask(TrainTask):
         dev = next(model.parameters()).device
         y = apply_matrix(x, self.matrix)
         out = model(x.to(dev)).cpu()
-        return {"psnr": float(psnr(out.clamp(0, 1), y.clamp(0, 1)).mean()),
-                "psnr_identity": float(psnr(x, y.clamp(0, 1)).mean())}
+        return {
+            "psnr": float(psnr(out.clamp(0, 1), y.clamp(0, 1)).mean()),
+            "psnr_identity": float(psnr(x, y.clamp(0, 1)).mean()),
+        }
 
     def to_inference(self, model: nn.Module) -> PersonalizationModel:
         return toy_from_net(model, self.model_cfg)

@@ -24,8 +24,15 @@ from prefstyle.train.tasks.pps_base import PPSTask, unwrap
 __all__ = ["UPETask", "upe_batch_loss"]
 
 
-def upe_batch_loss(net: nn.Module, bank: Any, batch: PairBatch, w: float | torch.Tensor, loss: str = "l1",
-                   tv_weight: float = 1e-4, mono_weight: float = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
+def upe_batch_loss(
+    net: nn.Module,
+    bank: Any,
+    batch: PairBatch,
+    w: float | torch.Tensor,
+    loss: str = "l1",
+    tv_weight: float = 1e-4,
+    mono_weight: float = 10.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The pairwise training loss of one batch (bank thumbnails of size ``thumb``, cached features).
 
     ``net`` is a :class:`UPENet` or a wrapper (DDP) whose ``forward`` is the net's.
@@ -38,9 +45,18 @@ def upe_batch_loss(net: nn.Module, bank: Any, batch: PairBatch, w: float | torch
     th = bank.thumbs[unwrap(net).thumb]
     feats = bank.features
     ctx = batch.context.clamp_min(0)
-    x, i_p, i_n, f_q, fp, fn, mask = (t.to(dev) for t in (th[fed_rows], th[p_rows], th[n_rows], feats[fed_rows],
-                                                          feats[bank.pref[ctx]], feats[bank.other[ctx]],
-                                                          batch.context_mask))
+    x, i_p, i_n, f_q, fp, fn, mask = (
+        t.to(dev)
+        for t in (
+            th[fed_rows],
+            th[p_rows],
+            th[n_rows],
+            feats[fed_rows],
+            feats[bank.pref[ctx]],
+            feats[bank.other[ctx]],
+            batch.context_mask,
+        )
+    )
     if torch.is_tensor(w):
         w = w.to(dev)
     out, luts = net(x, f_q, fp, fn, mask)
@@ -100,11 +116,23 @@ class UPETask(PPSTask):
     def loss(self, model: nn.Module, batch: PairBatch, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
         bank = self._prepare(unwrap(model))
         n = len(batch.judgment)
-        w = pps_weight(progress, self.model_cfg.get("w_schedule", "linear"), float(self.model_cfg.get("w_start", 0.5)),
-                       float(self.model_cfg.get("w_end", 1.5)), n=n, generator=batch.generator(0))
-        total, logs = upe_batch_loss(model, bank, batch, w,
-                                     self.model_cfg.get("loss", "l1"), float(self.model_cfg.get("tv_weight", 1e-4)),
-                                     float(self.model_cfg.get("mono_weight", 10.0)))
+        w = pps_weight(
+            progress,
+            self.model_cfg.get("w_schedule", "linear"),
+            float(self.model_cfg.get("w_start", 0.5)),
+            float(self.model_cfg.get("w_end", 1.5)),
+            n=n,
+            generator=batch.generator(0),
+        )
+        total, logs = upe_batch_loss(
+            model,
+            bank,
+            batch,
+            w,
+            self.model_cfg.get("loss", "l1"),
+            float(self.model_cfg.get("tv_weight", 1e-4)),
+            float(self.model_cfg.get("mono_weight", 10.0)),
+        )
         logs["w"] = float(w.mean())
         return total, logs
 

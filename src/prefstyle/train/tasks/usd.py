@@ -73,8 +73,10 @@ class USDTask(PPSTask):
             bank = self.bank()
             missing = [u for u in bank.users if u not in index]
             if missing:
-                raise PrefstyleError(f"usd: {len(missing)} training users have no decoder slot (e.g. {missing[0]}); "
-                                     "the checkpoint was trained on other users")
+                raise PrefstyleError(
+                    f"usd: {len(missing)} training users have no decoder slot (e.g. {missing[0]}); "
+                    "the checkpoint was trained on other users"
+                )
             self._slots = torch.tensor([index[u] for u in bank.users])
         return self._slots
 
@@ -109,8 +111,14 @@ class USDTask(PPSTask):
         tp, tn, pix = sample_points(i_p, idx), sample_points(i_n, idx), sample_points(fed, idx)
         x_enc, coord, cell, pix, slots, tp, tn = (t.to(dev) for t in (x_enc, coord, cell, pix, slots, tp, tn))
         pred, pred0 = model(x_enc, coord, cell, pix, slots, generic=gw > 0)
-        w = pps_weight(progress, self.model_cfg.get("w_schedule", "linear"), float(self.model_cfg.get("w_start", 0.5)),
-                       float(self.model_cfg.get("w_end", 1.5)), n=b, generator=batch.generator(0))
+        w = pps_weight(
+            progress,
+            self.model_cfg.get("w_schedule", "linear"),
+            float(self.model_cfg.get("w_start", 0.5)),
+            float(self.model_cfg.get("w_end", 1.5)),
+            n=b,
+            generator=batch.generator(0),
+        )
         w = w.to(dev)
         kind = self.model_cfg.get("loss", "l1")
         l_user = pairwise_loss(pred, tp, tn, w, kind)

@@ -68,9 +68,7 @@ def upgrade() -> None:
     op.create_table(
         "questions",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "participant_id", sa.Integer(), sa.ForeignKey("participants.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("participant_id", sa.Integer(), sa.ForeignKey("participants.id", ondelete="CASCADE"), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("scene_id", sa.Integer(), sa.ForeignKey("scenes.id"), nullable=True),
@@ -87,9 +85,7 @@ def upgrade() -> None:
     op.create_table(
         "uploads",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "participant_id", sa.Integer(), sa.ForeignKey("participants.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("participant_id", sa.Integer(), sa.ForeignKey("participants.id", ondelete="CASCADE"), nullable=False),
         sa.Column("key", sa.String(32), nullable=False, unique=True),
         sa.Column("display_name", sa.String(120), nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
