@@ -38,6 +38,7 @@ import random
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ from prefstyle.errors import PrefstyleError
 
 if TYPE_CHECKING:
     import torch
+    from sqlalchemy.orm import Session
 
     from prefstyle.app.db import Database
 
@@ -80,17 +82,11 @@ class CatalogScene:
 
 
 def fit_size(img: torch.Tensor, size: int) -> torch.Tensor:
-    """``(3,H,W)`` or ``(1,3,H,W)`` -> ``(3,h,w)`` with the long side at most ``size`` (antialiased)."""
-    import torch.nn.functional as F
+    """``(3,H,W)`` or ``(1,3,H,W)`` -> ``(3,h,w)`` in [0,1] with the long side at most ``size``
+    (antialiased bilinear, :func:`prefstyle.imaging.resize.resize_long_side`)."""
+    from prefstyle.imaging.resize import resize_long_side
 
-    x = img if img.ndim == 4 else img[None]
-    h, w = x.shape[-2:]
-    if max(h, w) > size:
-        s = size / max(h, w)
-        x = F.interpolate(
-            x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear", antialias=True, align_corners=False
-        )
-    return x[0].clamp(0, 1)
+    return resize_long_side(img if img.ndim == 3 else img[0], size).clamp(0, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,11 +144,18 @@ def _from_simulator(cfg: StudyConfig) -> list[CatalogScene]:
     return out
 
 
+def _source_path(cfg: StudyConfig) -> str:
+    """The folder of a pairs or folder source (:func:`~prefstyle.app.study.parse_study` requires it)."""
+    if cfg.source.path is None:
+        raise PrefstyleError(f"study {cfg.id!r}: a {cfg.source.kind} source needs source.path")
+    return cfg.source.path
+
+
 def _from_pairs(cfg: StudyConfig) -> list[CatalogScene]:
     from prefstyle.data.pairs import PairsDataset, normalize_relpath
     from prefstyle.imaging.io import read_image
 
-    ds = PairsDataset.load(cfg.source.path)
+    ds = PairsDataset.load(_source_path(cfg))
     images: dict[str, list[str]] = {}
     for j in ds.judgments:
         lst = images.setdefault(j.scene, [])
@@ -203,11 +206,12 @@ def _from_folder(cfg: StudyConfig) -> list[CatalogScene]:
     from prefstyle.imaging.io import list_images, read_image
     from prefstyle.styles.registry import get_style
 
-    files = list_images([cfg.source.path])
+    root = _source_path(cfg)
+    files = list_images([root])
     if cfg.source.scenes is not None and cfg.source.scenes + cfg.heldout < len(files):
         files = sorted(random.Random(cfg.source.seed).sample(files, cfg.source.scenes + cfg.heldout))
     if not files:
-        raise PrefstyleError("no images in this folder", path=cfg.source.path)
+        raise PrefstyleError("no images in this folder", path=root)
     styles = [(name, get_style(name)) for name in cfg.source.styles]
     taken: set[str] = set()
     out = []
@@ -219,7 +223,7 @@ def _from_folder(cfg: StudyConfig) -> list[CatalogScene]:
             rends.append((safe_key("original", rtaken), photo, {"style": "original"}))
         for name, style in styles:
             rends.append((safe_key(name, rtaken), style.apply(photo[None])[0].clamp(0, 1), {"style": name}))
-        rel = f.relative_to(cfg.source.path).as_posix() if f.is_relative_to(cfg.source.path) else f.name
+        rel = f.relative_to(root).as_posix() if f.is_relative_to(root) else f.name
         out.append(
             CatalogScene(safe_key(Path(rel).with_suffix("").as_posix(), taken), "question", "folder", rel, photo, rends)
         )
@@ -271,7 +275,7 @@ def clean_stale_parts(data_dir: str | Path) -> list[Path]:
     """Remove half-built study folders (``studies/.<id>.<pid>.<hex>.part``) whose builder is gone
     (killed during a first start); returns those removed. Folders of a live builder are kept."""
     root = Path(data_dir) / "studies"
-    removed = []
+    removed: list[Path] = []
     if not root.is_dir():
         return removed
     for d in root.iterdir():
@@ -370,6 +374,14 @@ def _check_orphans(db: Database, cfg: StudyConfig, folder: Path, adopt_data: boo
     )
 
 
+def _study_row(s: Session, study_id: str) -> Study:
+    """The study's row, read again in a write session (it was there when the start began)."""
+    st = s.get(Study, study_id)
+    if st is None:
+        raise PrefstyleError(f"study {study_id!r} was deleted from the database while the app was starting")
+    return st
+
+
 def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path, adopt_data: bool = False) -> None:
     """Make the database rows and image files of study ``cfg.id`` match ``cfg`` (module docstring).
 
@@ -396,7 +408,7 @@ def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path, adopt_data:
         if any(not (folder / f).is_file() for f in wanted):
             _rerender_missing(cfg, folder, rows)
         with db.write() as s:
-            st = s.get(Study, cfg.id)
+            st = _study_row(s, cfg.id)
             st.title, st.config_json, st.updated_at = cfg.title, json.dumps(cfg.to_dict()), utcnow()
         return
     if study is not None and n_participants:
@@ -426,7 +438,7 @@ def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path, adopt_data:
             old_ids = select(SceneRow.id).where(SceneRow.study_id == cfg.id).scalar_subquery()
             s.execute(delete(Rendition).where(Rendition.scene_id.in_(old_ids)))
             s.execute(delete(SceneRow).where(SceneRow.study_id == cfg.id))
-            st = s.get(Study, cfg.id)
+            st = _study_row(s, cfg.id)
             st.title, st.config_json, st.catalog_hash, st.updated_at = (
                 cfg.title,
                 json.dumps(cfg.to_dict()),
@@ -451,7 +463,8 @@ def sync_study(db: Database, cfg: StudyConfig, data_dir: str | Path, adopt_data:
                 s.add(Rendition(scene_id=row.id, key=rkey, file=files[(key, rkey)], meta_json=json.dumps(meta)))
 
 
-def _rerender_missing(cfg: StudyConfig, folder: Path, rows) -> None:
+def _rerender_missing(cfg: StudyConfig, folder: Path, rows: Sequence[tuple[str, str | None, str, str]]) -> None:
+    """``rows``: (scene key, source file, rendition key, rendition file) of the stored catalog."""
     scenes = build_catalog(cfg)
     have = {(r[0], r[2]) for r in rows}
     built = {(s.key, k) for s in scenes for k, _, _ in s.renditions}

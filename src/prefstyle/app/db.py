@@ -111,6 +111,8 @@ def migrate(engine: Engine) -> str:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     head = ScriptDirectory.from_config(cfg).get_current_head()
+    if head is None:
+        raise PrefstyleError("the package ships no database migrations (a broken install?)", path=MIGRATIONS_DIR)
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current == head:

@@ -148,7 +148,9 @@ def is_admin(request: Request, token: str) -> bool:
     if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
         return True
     cookie = request.cookies.get(ADMIN_COOKIE)
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), admin_cookie_value(token).encode())
+    if not cookie:
+        return False
+    return hmac.compare_digest(cookie.encode(), admin_cookie_value(token).encode())
 
 
 def csrf_token(secret: str, *parts: str) -> str:

@@ -165,7 +165,8 @@ class _Fields:
     def __init__(self, data: Any, where: str, path: Path | None):
         if not isinstance(data, Mapping):
             raise PrefstyleError(f"{where or 'the study'} must be a mapping of keys to values", path=path)
-        self.data, self.where, self.path, self.used = dict(data), where, path, set()
+        self.data, self.where, self.path = dict(data), where, path
+        self.used: set[str] = set()
 
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
@@ -177,7 +178,8 @@ class _Fields:
         self.used.add(name)
         return self.data.get(name, default)
 
-    def int(self, name: str, default: int | None, lo: int = 0, hi: int = 10**9) -> int | None:
+    def optional_integer(self, name: str, default: int | None, lo: int = 0, hi: int = 10**9) -> int | None:
+        """The integer at ``name`` (``default`` when absent); None when it is null."""
         v = self.get(name, default)
         if v is None:
             return None
@@ -185,14 +187,22 @@ class _Fields:
             raise self.fail(name, f"must be an integer from {lo} to {hi}, got {v!r}")
         return v
 
-    def num(self, name: str, default: float, lo: float, hi: float) -> float:
+    def integer(self, name: str, default: int, lo: int = 0, hi: int = 10**9) -> int:
+        """The integer at ``name`` (``default`` when absent); null is an error."""
+        v = self.optional_integer(name, default, lo, hi)
+        if v is None:
+            raise self.fail(name, f"must be an integer from {lo} to {hi}, got None")
+        return v
+
+    def number(self, name: str, default: float, lo: float, hi: float) -> float:
         v = self.get(name, default)
         if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
             raise self.fail(name, f"must be a number from {lo} to {hi}, got {v!r}")
         return float(v)
 
-    def str(self, name: str, default: str | None, choices: Sequence[str] | None = None) -> str | None:
-        v = self.get(name, default)
+    def optional_text(self, name: str, choices: Sequence[str] | None = None) -> str | None:
+        """The non-empty string at ``name``; None when absent or null."""
+        v = self.get(name)
         if v is None:
             return None
         if not isinstance(v, str) or not v.strip():
@@ -201,7 +211,17 @@ class _Fields:
             raise self.fail(name, f"must be one of {', '.join(choices)}, got {v!r}")
         return v
 
-    def bool(self, name: str, default: bool) -> bool:
+    def text(self, name: str, default: str, choices: Sequence[str] | None = None) -> str:
+        """The non-empty string at ``name`` (``default`` when absent); null is an error."""
+        if name not in self.data:
+            self.used.add(name)
+            return default
+        v = self.optional_text(name, choices)
+        if v is None:
+            raise self.fail(name, "must be a non-empty string, got None")
+        return v
+
+    def flag(self, name: str, default: bool) -> bool:
         v = self.get(name, default)
         if not isinstance(v, bool):
             raise self.fail(name, f"must be true or false, got {v!r}")
@@ -223,28 +243,28 @@ class _Fields:
 def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = None) -> StudyConfig:
     """A :class:`StudyConfig` from parsed YAML; relative paths resolve against ``base_dir``."""
     f = _Fields(data, "", path)
-    sid = f.str("id", None)
+    sid = f.optional_text("id")
     if sid is None or not STUDY_ID.match(sid):
         raise f.fail(
             "id", f"must be 1-64 lowercase letters, digits, '-' or '_' (starting with a letter or digit), got {sid!r}"
         )
     q = f.sub("questions")
-    main = q.int("main", 80, 1, 10_000)
-    consistency = q.int("consistency", 10, 0, 10_000)
+    main = q.integer("main", 80, 1, 10_000)
+    consistency = q.integer("consistency", 10, 0, 10_000)
     if consistency > main:
         raise q.fail("consistency", f"({consistency}) cannot exceed questions.main ({main}): each repeats a main pair")
-    style_after = q.int("style_after", 16, 1, 10_000)
-    allow_undecided = q.bool("allow_undecided", True)
+    style_after = q.integer("style_after", 16, 1, 10_000)
+    allow_undecided = q.flag("allow_undecided", True)
     q.check_unknown()
 
     img = f.sub("images")
-    image_size = img.int("size", 512, 64, 4096)
-    image_format = img.str("format", "jpeg", tuple(IMAGE_FORMATS))
+    image_size = img.integer("size", 512, 64, 4096)
+    image_format = img.text("format", "jpeg", tuple(IMAGE_FORMATS))
     img.check_unknown()
 
     s = f.sub("source")
-    kind = s.str("kind", "simulator", SOURCE_KINDS)
-    src_path = s.str("path", None)
+    kind = s.text("kind", "simulator", SOURCE_KINDS)
+    src_path = s.optional_text("path")
     if kind in ("pairs", "folder"):
         if src_path is None:
             raise s.fail("path", f"is required for a {kind} source")
@@ -262,7 +282,7 @@ def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = Non
             raise s.fail("styles", "must be a list of style names (see `prefstyle styles list`)")
     elif styles:
         raise s.fail("styles", "is only used by folder sources")
-    include_original = s.bool("include_original", False)
+    include_original = s.flag("include_original", False)
     if kind == "folder":
         from prefstyle.styles.registry import get_style
 
@@ -277,36 +297,36 @@ def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = Non
         kind=kind,
         path=src_path,
         styles=tuple(styles),
-        scenes=s.int("scenes", 24 if kind == "simulator" else None, 1, 100_000),
-        renditions=s.int("renditions", 5, 2, 64),
-        seed=s.int("seed", 0, 0, 2**31 - 1),
-        photos=s.str("photos", "packages", ("packages", "bundled")),
+        scenes=s.optional_integer("scenes", 24 if kind == "simulator" else None, 1, 100_000),
+        renditions=s.integer("renditions", 5, 2, 64),
+        seed=s.integer("seed", 0, 0, 2**31 - 1),
+        photos=s.text("photos", "packages", ("packages", "bundled")),
         include_original=include_original,
     )
     s.check_unknown()
 
     u = f.sub("uploads")
     uploads = UploadLimits(
-        max_files=u.int("max_files", 3, 0, 100),
-        max_bytes=int(u.num("max_mb", 10, 0.01, 200) * 1_000_000),
-        max_pixels=int(u.num("max_megapixels", 25, 0.01, 200) * 1_000_000),
+        max_files=u.integer("max_files", 3, 0, 100),
+        max_bytes=int(u.number("max_mb", 10, 0.01, 200) * 1_000_000),
+        max_pixels=int(u.number("max_megapixels", 25, 0.01, 200) * 1_000_000),
     )
     u.check_unknown()
 
     cfg = StudyConfig(
         id=sid,
-        title=f.str("title", StudyConfig.title),
-        consent=f.str("consent", DEFAULT_CONSENT).strip(),
+        title=f.text("title", StudyConfig.title),
+        consent=f.text("consent", DEFAULT_CONSENT).strip(),
         main=main,
         consistency=consistency,
         style_after=style_after,
         allow_undecided=allow_undecided,
-        sampling=f.str("sampling", "balanced", SAMPLING),
-        model=f.str("model", "default"),
+        sampling=f.text("sampling", "balanced", SAMPLING),
+        model=f.text("model", "default"),
         image_size=image_size,
         image_format=image_format,
-        heldout=f.int("heldout", 4, 0, 100),
-        lut_size=f.int("lut_size", 33, 2, 65),
+        heldout=f.integer("heldout", 4, 0, 100),
+        lut_size=f.integer("lut_size", 33, 2, 65),
         source=source,
         uploads=uploads,
     )
@@ -403,7 +423,7 @@ def plan_questions(
             a, b = rng.sample(usable[s], 2)
             mains.append(PlannedQuestion("main", s, a, b))
     else:
-        cycles = {s: [] for s in names}
+        cycles: dict[str, list[tuple[str, str]]] = {s: [] for s in names}
         order: list[str] = []
         while len(order) < main:
             round_ = names[:]
