@@ -75,6 +75,34 @@ def _label(models: dict[str, Any], spec: str, model: Any) -> str:
     return label if label not in models else f"{label}:{len(models)}"
 
 
+def _train_users_runs(spec: str) -> dict[str, Path] | None:
+    """The runs of a ``prefstyle train --train-users`` folder (None for any other ``--model`` value)."""
+    from prefstyle.models.loading import looks_like_path
+
+    if not looks_like_path(spec) or not Path(spec).is_dir():
+        return None
+    from prefstyle.train.ablation import read_train_users
+
+    return read_train_users(spec)
+
+
+def _train_users_summary(results: Results) -> dict[str, Any]:
+    """``{model: {K: {cqs, cmr, win_rate, delta_e00_to_ideal}}}`` of the ``NAME:users-K`` rows (ΔE00)."""
+    out: dict[str, Any] = {}
+    ideal = results.ideal or {}
+    for name, row in results.tables.get("delta_e00", {}).items():
+        base, sep, k = name.rpartition(":users-")
+        if not sep or "@" in k:
+            continue
+        out.setdefault(base, {})[k] = {
+            "cqs": row.get("cqs"),
+            "cmr": row.get("cmr"),
+            "win_rate": row.get("win_rate"),
+            "delta_e00_to_ideal": (ideal.get(name) or {}).get("delta_e00"),
+        }
+    return out
+
+
 def build_models(
     specs: list[str],
     ds: Any,
@@ -109,6 +137,11 @@ def build_models(
     )
     models: dict[str, Any] = {}
     for spec in specs:
+        runs = _train_users_runs(spec)
+        if runs:  # a `prefstyle train --train-users` folder: one row per run, scored on the same pairs
+            for k, run in runs.items():
+                models[f"{Path(spec).name}:users-{k}"] = load_for_data(str(run), context)
+            continue
         try:
             model = load_for_data(spec, context)
         except NotApplicable as e:
@@ -189,9 +222,9 @@ def evaluate(
         typer.Option(
             "--quality-filter/--no-quality-filter",
             help="Leave out the users who fail the PPS quality filters (inconsistent or too fast answers) first, "
-            "as the PPS paper does; the counts go into results.json.",
+            "as the PPS paper does (the default); the counts go into results.json (dataset.quality_filter).",
         ),
-    ] = False,
+    ] = True,
 ) -> None:
     """Evaluate models on a pairs dataset (PPS protocol): write results.json and an HTML report."""
     from rich.console import Console
@@ -222,13 +255,13 @@ def evaluate(
 
     err = Console(stderr=True)
     ds = PairsDataset.load(data)
-    filter_note = None
+    filter_note, filter_counts = None, None
     if quality_filter:
-        from prefstyle.data.filters import filter_users
+        from prefstyle.data.filters import apply_filters, summary_line
 
         before = len(default_users(ds, users_split))
-        ds, _ = filter_users(ds)
-        filter_note = f"PPS quality filters: {len(default_users(ds, users_split))} of {before} {users_split} users kept"
+        ds, filter_counts = apply_filters(ds)
+        filter_note = f"{summary_line(filter_counts)}; evaluated split {users_split}: {len(default_users(ds, users_split))} of {before} kept"
         err.print(filter_note)
     users = default_users(ds, users_split)
     if max_users is not None:
@@ -262,6 +295,10 @@ def evaluate(
     }
     results = evaluate_pps(ds, models, n_refs=refs, progress=progress, strengths=strength_list, **kw)
     results.notes[:0] = notes + ([filter_note] if filter_note else [])
+    results.dataset["quality_filter"] = filter_counts or "off"
+    by_users = _train_users_summary(results)
+    if by_users:
+        results.ablations["train_users_runs"] = by_users
     if n_ablate:
         err.print(f"ablation over N = {', '.join(map(str, n_ablate))}")
         results.ablations["n_refs"], _ = ablate_n_refs(ds, models, ns=n_ablate, **kw)

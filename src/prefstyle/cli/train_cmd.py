@@ -7,7 +7,7 @@ Registered by the CLI as ``app.command("train")(train)``. Several processes:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +27,15 @@ def train(
         typer.Option("--stop-after", help="stop after this many steps (a checkpoint is saved; --resume goes on)"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    train_users: Annotated[
+        str | None,
+        typer.Option(
+            "--train-users",
+            help="The training-users ablation of the PPS paper (PPS tasks): train once per value, e.g. 50,all "
+            "(data.max_users=K; all = every training user) into OUT/users-K; `prefstyle evaluate -m OUT` "
+            "then scores every run on the same pairs.",
+        ),
+    ] = None,
 ) -> None:
     """Train a model from a YAML config; checkpoints, logs and the final model go to `out`.
 
@@ -34,12 +43,26 @@ def train(
     `out/model.safetensors` + `out/model.json`; pass `out` as --model to personalize/enhance.
     """
     import logging
-    import os
 
     from prefstyle.train import train as run_training
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if train_users:
+        from prefstyle.train.ablation import train_users_ablation
+
+        for res in train_users_ablation(
+            config, overrides or [], train_users, resume=resume, stop_after=stop_after, progress=not quiet
+        ):
+            _say(res, config, overrides)
+        return
     res = run_training(config, overrides or [], resume=resume, stop_after=stop_after, progress=not quiet)
+    _say(res, config, overrides)
+
+
+def _say(res: Any, config: Path, overrides: list[str] | None) -> None:
+    """One line on stderr: what a training run ended with."""
+    import os
+
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if res.finished and res.model_path is not None and res.model_path.suffix == ".json":  # a fit, not a training

@@ -259,3 +259,38 @@ def filter_users(ds: PairsDataset, cfg: FilterConfig | None = None) -> tuple[Pai
     """
     report = assess_users(ds, cfg)
     return ds.subset(report.kept), report
+
+
+def filter_summary(report: FilterReport, ds: PairsDataset) -> dict[str, Any]:
+    """The counts of a filter run over dataset ``ds`` (the unfiltered one), for logs and results.
+
+    ``{"users", "kept", "removed", "removed_by_filter": {code: users}, "splits": {name: {"kept",
+    "removed"}}}``; a user failing two filters counts once in ``removed`` and under both codes.
+    """
+    kept = set(report.kept)
+    return {
+        "users": len(report.users),
+        "kept": len(kept),
+        "removed": len(report.users) - len(kept),
+        "removed_by_filter": report.reason_counts(),
+        "splits": {
+            name: {"kept": sum(u in kept for u in set(members)), "removed": sum(u not in kept for u in set(members))}
+            for name, members in ds.splits.items()
+        },
+    }
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One sentence of :func:`filter_summary`'s counts (training logs, evaluation notes)."""
+    by = ", ".join(f"{code} {n}" for code, n in summary["removed_by_filter"].items()) or "none"
+    splits = "; ".join(f"{name} {c['kept']} kept / {c['removed']} removed" for name, c in summary["splits"].items())
+    return (
+        f"PPS quality filters: kept {summary['kept']} of {summary['users']} users, removed {summary['removed']} "
+        f"(by filter: {by})" + (f"; {splits}" if splits else "")
+    )
+
+
+def apply_filters(ds: PairsDataset, cfg: FilterConfig | None = None) -> tuple[PairsDataset, dict[str, Any]]:
+    """:func:`filter_users` plus :func:`filter_summary`: the kept dataset and the counts."""
+    kept, report = filter_users(ds, cfg)
+    return kept, filter_summary(report, ds)

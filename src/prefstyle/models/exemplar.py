@@ -80,6 +80,7 @@ class ExemplarNet(nn.Module):
         backbone_weights: str | None = None,
         backbone_size: int = 224,
         backbone_stats: bool = True,
+        backbone_vit: dict[str, Any] | None = None,
         d_model: int = 128,
         n_layers: int = 2,
         n_heads: int = 4,
@@ -93,13 +94,14 @@ class ExemplarNet(nn.Module):
         backbone_module: FrozenBackbone | None = None,
     ):
         super().__init__()
-        fb = backbone_module or FrozenBackbone(backbone, backbone_weights, backbone_size, backbone_stats)
+        fb = backbone_module or FrozenBackbone(backbone, backbone_weights, backbone_size, backbone_stats, backbone_vit)
         self._backbone = Unregistered(fb)
         d = fb.dim
         self.arch = {
             "backbone": fb.name,
             "backbone_size": fb.input_size,
             "backbone_stats": fb.stats,
+            **({"backbone_vit": dict(fb.vit)} if fb.vit else {}),
             "d_model": d_model,
             "n_layers": n_layers,
             "n_heads": n_heads,
@@ -265,6 +267,7 @@ EXEMPLAR_ARCH_KEYS = (
     "backbone_weights",
     "backbone_size",
     "backbone_stats",
+    "backbone_vit",
     "d_model",
     "n_layers",
     "n_heads",

@@ -7,7 +7,8 @@ locally (never downloaded).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,7 +42,10 @@ class FrozenBackbone(nn.Module):
       pooled features largely do not.
     * ``dinov2_vits14`` / ``vitb14`` / ``vitl14`` / ``vitg14``: the class token (plus the mean
       patch token with ``stats=True``), from ``weights`` (a local ``.pth``/``.safetensors``
-      file of the official or timm checkpoint). Nothing is ever downloaded.
+      file of the official or timm checkpoint). Nothing is ever downloaded; a missing file is a
+      one-line error naming it. ``vit`` (tests only) overrides the timm ViT's size
+      (``embed_dim``, ``depth``, ``num_heads``): a tiny random ViT of the same family exercises
+      the DINOv2 path in seconds.
 
     The module never trains (``train()`` keeps it in eval mode; no parameter needs grad).
     """
@@ -49,10 +53,20 @@ class FrozenBackbone(nn.Module):
     net: Any  # EfficientNet-Lite0 (prefstyle.models.backbones) or a timm ViT: different interfaces
 
     def __init__(
-        self, name: str = "efficientnet_lite0", weights: str | None = None, input_size: int = 224, stats: bool = True
+        self,
+        name: str = "efficientnet_lite0",
+        weights: str | None = None,
+        input_size: int = 224,
+        stats: bool = True,
+        vit: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.name, self.input_size, self.stats = name, int(input_size), bool(stats)
+        self.vit: dict[str, Any] = {k: int(v) for k, v in (vit or {}).items()}
+        if self.vit and name not in _DINO_TIMM:
+            raise PrefstyleError(f"backbone_vit sizes a DINOv2 ViT; backbone {name!r} is not one")
+        if set(self.vit) - {"embed_dim", "depth", "num_heads"}:
+            raise PrefstyleError(f"backbone_vit takes embed_dim, depth, num_heads (got {', '.join(self.vit)})")
         if name == "efficientnet_lite0":
             from prefstyle.models.backbones import create_backbone
 
@@ -65,9 +79,15 @@ class FrozenBackbone(nn.Module):
                     f"backbone {name} needs local weights (backbone_weights=PATH); nothing is downloaded. "
                     "The offline default is efficientnet_lite0."
                 )
+            if not Path(weights).expanduser().is_file():
+                raise PrefstyleError(
+                    f"{name} weights not found (DINOv2 is never downloaded: put the checkpoint there, "
+                    "or set backbone_weights=PATH)",
+                    path=Path(weights).expanduser(),
+                )
             import timm
 
-            net = timm.create_model(_DINO_TIMM[name], pretrained=False, img_size=self.input_size)
+            net = timm.create_model(_DINO_TIMM[name], pretrained=False, img_size=self.input_size, **self.vit)
             from prefstyle.models.backbones import load_state_dict_file
 
             sd = load_state_dict_file(weights)
@@ -95,7 +115,8 @@ class FrozenBackbone(nn.Module):
         return super().train(False)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "input_size": self.input_size, "stats": self.stats, "dim": self.dim}
+        out = {"name": self.name, "input_size": self.input_size, "stats": self.stats, "dim": self.dim}
+        return {**out, "vit": dict(self.vit)} if self.vit else out
 
     @torch.no_grad()
     def forward(self, img: torch.Tensor, chunk: int = 32) -> torch.Tensor:

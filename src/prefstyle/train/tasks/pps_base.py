@@ -5,6 +5,7 @@ training bank and batches, and validation (each model's own task is in the modul
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PPSTask", "unwrap"]
 
+log = logging.getLogger(__name__)
+
 
 class PPSTask(TrainTask):
     """Data handling shared by the ``usd``, ``upe`` and ``exemplar`` training tasks.
@@ -37,7 +40,11 @@ class PPSTask(TrainTask):
     pairs on scenes of ``val_scene_split``, default ``val``), ``kind`` (``main``), ``val_split`` (``val``), ``val_users`` (8),
     ``val_refs`` (16), ``val_evals`` (8), ``val_side`` (128 px), ``val_seed`` (0),
     ``val_without_refs`` (true: also score profiles made without references, ``*_norefs``),
-    ``cache_dir`` (keep the bank of thumbnails/features there for later runs).
+    ``cache_dir`` (keep the bank of thumbnails/features there for later runs),
+    ``quality_filter`` (true: train and validate only on the users who pass the PPS paper's
+    participant filters, :mod:`prefstyle.data.filters`, as the paper does; false: the whole
+    crowd; a mapping: :class:`~prefstyle.data.filters.FilterConfig` thresholds). The counts
+    (kept/removed, per filter and split) go to the log and the model card (``data.filters``).
 
     Subclasses set ``bank_sizes()`` (thumbnail sizes), ``uses_backbone`` and ``n_context()``.
     """
@@ -56,6 +63,7 @@ class PPSTask(TrainTask):
         self._bank: PairBank | None = None
         self._truth: Any = False
         self._val_cache: dict[str, torch.Tensor] = {}
+        self._filters: dict[str, Any] | None = None
 
     # -- dataset -----------------------------------------------------------------------------
 
@@ -67,7 +75,18 @@ class PPSTask(TrainTask):
             path = self.data_cfg.get("path")
             if not path:
                 raise PrefstyleError(f"{self.name}: data.path (a pairs dataset folder) is required")
-            self._dataset = PairsDataset.load(path, check_images=False)
+            ds = PairsDataset.load(path, check_images=False)
+            qf = self.data_cfg.get("quality_filter", True)
+            if qf:
+                from prefstyle.data.filters import FilterConfig, apply_filters, summary_line
+
+                try:
+                    cfg = FilterConfig(**qf) if isinstance(qf, Mapping) else FilterConfig()
+                except (TypeError, ValueError) as e:
+                    raise PrefstyleError(f"{self.name}: data.quality_filter: {e}") from None
+                ds, self._filters = apply_filters(ds, cfg)
+                log.info("%s", summary_line(self._filters))
+            self._dataset = ds
         return self._dataset
 
     def train_users(self) -> list[str]:
@@ -152,6 +171,7 @@ class PPSTask(TrainTask):
             "weights": self.model_cfg.get("backbone_weights"),
             "input_size": int(self.model_cfg.get("backbone_size", 224)),
             "stats": bool(self.model_cfg.get("backbone_stats", True)),
+            **({"vit": self.model_cfg["backbone_vit"]} if self.model_cfg.get("backbone_vit") else {}),
         }
 
     def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> PairBatchLoader:
@@ -174,6 +194,7 @@ class PPSTask(TrainTask):
             "scene_split": self.data_cfg.get("scene_split"),
             "val_users": len(self.val_users()),
             "kind": self.data_cfg.get("kind", "main"),
+            "filters": self._filters if self._filters is not None else "off",
         }
         if self._bank is not None:
             out["bank"] = self._bank.describe()

@@ -36,7 +36,8 @@ class USDTask(PPSTask):
     ``task`` keys: the :class:`USDNet` architecture (``n_feats``, ``n_resblocks``, ``hidden``,
     ``enc_size``, ``pixel_input``, ``feat_unfold``, ``local_ensemble``, ``cell_decode``);
     training: ``target_sizes`` (``[48, 96]``: the target grid of each step is drawn from these),
-    ``queries`` (pixels per image and step, 1024), ``loss`` (``l1``), ``w_schedule``
+    ``queries`` (pixels per image and step, 1024), ``loss`` (``l1`` or ``l2``:
+    :func:`~prefstyle.models.pps.pairwise_loss`; also the default ``adapt_loss``), ``w_schedule``
     (``linear``), ``w_start``/``w_end`` (0.5/1.5), ``generic_weight`` (1.0: the generic decoder's
     share of the loss); inference: the ``adapt_*`` options and ``render_side`` of :class:`USDModel`.
     ``n_users`` is filled in from the data (the number of decoder slots - 1).
@@ -55,6 +56,8 @@ class USDTask(PPSTask):
         return list(users)
 
     def build_model(self) -> USDNet:
+        # a new user's decoder adapts with the training distance unless the config says otherwise
+        self.model_cfg.setdefault("adapt_loss", self.model_cfg.get("loss", "l1"))
         if self.model_cfg.get("n_users") is None:
             self.model_cfg["n_users"] = len(self.users_for_slots())
         self._model = build_usd_net(self.model_cfg)
