@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import func, select
 from starlette.datastructures import UploadFile
 
-from prefstyle.app import flow, personal, render, uploads
+from prefstyle.app import flow, nudge, personal, render, uploads
 from prefstyle.app.catalog import mark_owner
 from prefstyle.app.flow import MAX_RESPONSE_MS, FlowError
 from prefstyle.app.models import Participant, Upload
@@ -366,7 +366,7 @@ def source_image(request: Request, sid: str, scene_id: int):
 
 def _status(request: Request, study: LoadedStudy, p: Participant, want_lut: bool = False) -> dict[str, Any]:
     st = _state(request)
-    return render.style_status(st.db, st.renders, study, p, want_lut=want_lut)
+    return render.style_status(st.db, st.render_queue(), study, p, want_lut=want_lut)
 
 
 def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict[str, Any]:
@@ -397,6 +397,15 @@ def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict
     ctx["version"] = result.version
     ctx["description"] = result.description
     ctx["lut_available"] = personal.lut_available()
+    table = nudge.read_table(result.folder)
+    if table is not None:
+        learned = table.learned()
+        ctx["sliders"] = [{**sl.to_json(), "shown": sl.show(sl.value), "digits": sl.digits} for sl in table.sliders]
+        ctx["sliders_absolute"] = table.absolute
+        ctx["gain"] = table.gain
+        ctx["downloads"] = nudge.downloads(study.id, table, learned)
+        ctx["presets"] = nudge.PRESETS
+        ctx["nudge_url"] = f"/s/{study.id}/api/nudge"
     ups = personal.uploads_of(st.db, p.id)
     base = personal.participant_dir(study, p.id)
     ctx["uploads"] = []
@@ -470,12 +479,72 @@ def profile_download(request: Request, sid: str):
     )
 
 
+def _nudged(request: Request, study: LoadedStudy, p: Participant) -> tuple[dict[str, Any], dict[str, float]] | None:
+    """The style's status and the slider values the request's query asks for, or None when the query
+    asks for none (the learned style). Bad values: :class:`FlowError` 400."""
+    params = {k: v for k, v in request.query_params.items() if k not in nudge.OTHER_PARAMS}
+    if not params:
+        return None
+    status = _status(request, study, p)
+    if not status["style_ready"]:
+        raise FlowError(409, "your style is not ready yet: wait for it, then move the sliders")
+    table = nudge.read_table(personal.style_result(study, p.id, status["version"]).folder)
+    if table is None:
+        raise FlowError(409, "this version of your style has no sliders; reload the page")
+    values = nudge.parse_values(table, params)
+    return (status, values) if not nudge.is_learned(table, values) else None
+
+
+@router.get("/s/{sid}/api/nudge")
+def api_nudge(request: Request, sid: str, lut: bool = False):
+    """The participant's style with the sliders moved (query: ``exposure=0.3&temperature=-5``...,
+    display units; the others stay learned): preview URLs and downloads once rendered (rendered in
+    the background, poll until ``ready``). Bad values: 400."""
+    study = _study(request, sid)
+    p = _require(request, study)
+    status = _status(request, study, p)
+    if not status["style_ready"]:
+        raise FlowError(409, "your style is not ready yet: wait for it, then move the sliders")
+    table = nudge.read_table(personal.style_result(study, p.id, status["version"]).folder)
+    if table is None:
+        raise FlowError(409, "this version of your style has no sliders; reload the page")
+    params = {k: v for k, v in request.query_params.items() if k not in nudge.OTHER_PARAMS}
+    values = nudge.parse_values(table, params)
+    st = _state(request)
+    return JSONResponse(nudge.nudge_status(st.db, st.renders, study, p, values, want_lut=lut))
+
+
+def _nudge_wait(request: Request, study: LoadedStudy, p: Participant, values: dict[str, float], what: str, lut: bool):
+    """The participant's nudged rendering, or a wait page (202) that polls ``api/nudge`` until it is."""
+    st = _state(request)
+    status = nudge.nudge_status(st.db, st.renders, study, p, values, want_lut=lut)
+    if status["ready"]:
+        return None
+    q = nudge.query(values)
+    here = request.url.path + "?" + q
+    return _wait_page(request, study, status, what, here, f"/s/{study.id}/api/nudge?{q}" + ("&lut=1" if lut else ""))
+
+
 @router.get("/s/{sid}/me/style.cube")
 def lut_download(request: Request, sid: str):
+    """The style as a ``.cube`` (with the query's slider values when it has any)."""
     study = _study(request, sid)
     p = _require(request, study)
     if not personal.lut_available():
         raise FlowError(501, "exporting a style as a LUT is not available in this installation")
+    nudged = _nudged(request, study, p)
+    if nudged is not None:
+        status, values = nudged
+        wait = _nudge_wait(request, study, p, values, "your adjusted .cube LUT", lut=True)
+        if wait is not None:
+            return wait
+        path = personal.nudged_lut_path(personal.style_result(study, p.id, status["version"]), values)
+        return FileResponse(
+            path,
+            media_type="text/plain",
+            filename=f"prefstyle-{study.id}-adjusted.cube",
+            headers={"cache-control": "private, no-store"},
+        )
     status = _status(request, study, p, want_lut=True)
     if not status["lut_ready"]:
         return _wait_page(
@@ -486,6 +555,40 @@ def lut_download(request: Request, sid: str):
         path,
         media_type="text/plain",
         filename=f"prefstyle-{study.id}.cube",
+        headers={"cache-control": "private, no-store"},
+    )
+
+
+@router.get("/s/{sid}/me/preset.{fmt}")
+def preset_download(request: Request, sid: str, fmt: str):
+    """The style as a raw editor's preset (``xmp``, ``dtstyle``, ``pp3``; with the query's slider
+    values when it has any). Only for a taste that is a slider edit."""
+    study = _study(request, sid)
+    p = _require(request, study)
+    if fmt not in nudge.PRESETS:
+        raise FlowError(404, f"no such preset format (there are {', '.join(nudge.PRESETS)})")
+    ext, editor = nudge.PRESETS[fmt]
+    nudged = _nudged(request, study, p)
+    if nudged is not None:
+        status, values = nudged
+        wait = _nudge_wait(request, study, p, values, f"your {editor} preset", lut=False)
+        if wait is not None:
+            return wait
+        folder = nudge.nudge_dir(personal.style_result(study, p.id, status["version"]).folder, values)
+        suffix = "-adjusted"
+    else:
+        status = _status(request, study, p)
+        if not status["style_ready"]:
+            return _wait_page(request, study, status, f"your {editor} preset", request.url.path, f"/s/{sid}/api/style")
+        folder = personal.style_result(study, p.id, status["version"]).folder
+        suffix = ""
+    path = folder / f"style{ext}"
+    if not path.is_file():
+        raise FlowError(404, "your taste is a look that a raw editor's sliders cannot hold: take the .cube LUT instead")
+    return FileResponse(
+        path,
+        media_type="application/xml" if fmt in ("xmp", "dtstyle") else "text/plain",
+        filename=f"prefstyle-{study.id}{suffix}{ext}",
         headers={"cache-control": "private, no-store"},
     )
 
@@ -504,7 +607,7 @@ def _may_upload(st: AppState, study: LoadedStudy, p: Participant) -> None:
     if not flow.progress(st.db, study, p.id).style_ready:
         raise FlowError(409, "your style is not ready yet: answer a few more pairs first")
     with st.db.read() as s:
-        n = s.scalar(select(func.count()).select_from(Upload).where(Upload.participant_id == p.id))
+        n = s.execute(select(func.count()).select_from(Upload).where(Upload.participant_id == p.id)).scalar_one()
     if n >= study.cfg.uploads.max_files:
         raise FlowError(409, f"you can upload at most {study.cfg.uploads.max_files} photos")
 
@@ -546,7 +649,7 @@ async def upload(request: Request, sid: str):
                     uploads.check_type(fh.read(16), limits)  # cheap: refuse non-images before queueing
                 mark_owner(personal.participant_dir(study, p.id), p.token_hash)
                 try:
-                    job = st.renders.submit(
+                    job = st.render_queue().submit(
                         ("store-upload", study.id, p.id, tmp_name),
                         "store_upload",
                         tmp,
