@@ -21,34 +21,39 @@ import random
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from prefstyle.app.db import Database
-from prefstyle.app.models import Participant, Question
+from prefstyle.app.models import Participant, Question, decided_answer
 from prefstyle.app.state import LoadedStudy
+
+if TYPE_CHECKING:
+    import torch
+
+    from prefstyle.models.base import Reference
 
 THUMB = 64
 
 
 @lru_cache(maxsize=2048)  # at most 2048 x 49 kB
-def _thumb(path: str) -> Any:
+def _thumb(path: str) -> torch.Tensor:
     """``(3, h, w)`` float tensor in [0, 1], long side at most :data:`THUMB` (cached per file)."""
     import numpy as np
     import torch
     from PIL import Image
 
-    with Image.open(path) as im:
-        im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at a reduced scale
-        im = im.convert("RGB")
+    with Image.open(path) as f:
+        f.draft("RGB", (THUMB, THUMB))  # JPEG: decode at a reduced scale
+        im = f.convert("RGB")
         im.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
         arr = np.asarray(im, dtype=np.float32) / 255.0
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def _image(path: Path | None) -> Any:
-    return None if path is None else _thumb(str(path))
+def _image(path: Path) -> torch.Tensor:
+    return _thumb(str(path))
 
 
 def suggest_pair(
@@ -71,6 +76,8 @@ def suggest_pair(
         q = s.scalar(select(Question).where(*unanswered).order_by(Question.position).limit(1))
         if q is None or q.kind != "main" or q.served_at is not None:
             return None
+        if q.scene_id is None:
+            raise LookupError(f"main question {q.id} has no scene (damaged database?)")
         qid, scene_id = q.id, q.scene_id
         seed = s.scalar(select(Participant.seed).where(Participant.id == participant_id))
         rows = s.execute(
@@ -85,15 +92,16 @@ def suggest_pair(
         if pending is not None and rid == pending[0] and ans is None:
             ans = pending[1]
         if ans in ("a", "b"):
-            answers.append((sid, a, b, ans))
+            answers.append(decided_answer(sid, a, b, ans))
     rends = list(study.scenes[scene_id].renditions)
     if len(rends) < 3:
         return None
-    source = _image(study.source_path(scene_id))
-    if source is None:
+    source_path = study.source_path(scene_id)
+    if source_path is None:
         return None
     ranked = model.question_values(
-        _references(study, answers), [(source, [_image(study.rendition_path(r)) for r in rends])]
+        _references(study, answers),
+        [(_image(source_path), [_image(study.required_rendition_path(r)) for r in rends])],
     )
     if ranked is None:  # the model cannot rank questions: the plan stands
         return None
@@ -105,18 +113,19 @@ def suggest_pair(
     return qid, a, b
 
 
-def _references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) -> list[Any]:
+def _references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) -> list[Reference]:
     from prefstyle.models.base import Reference
 
     refs = []
     for scene_id, a, b, ans in answers:
         pref, other = (a, b) if ans == "a" else (b, a)
+        source = study.source_path(scene_id)
         refs.append(
             Reference(
                 scene=study.scenes[scene_id].key,
-                preferred=_image(study.rendition_path(pref)),
-                other=_image(study.rendition_path(other)),
-                source=_image(study.source_path(scene_id)),
+                preferred=_image(study.required_rendition_path(pref)),
+                other=_image(study.required_rendition_path(other)),
+                source=None if source is None else _image(source),
             )
         )
     return refs

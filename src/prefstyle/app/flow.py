@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from prefstyle.app.db import Database
 from prefstyle.app.models import Participant, Question, utcnow
@@ -33,6 +34,8 @@ from prefstyle.app.study import plan_questions
 NAME_RE = re.compile(r"^[\w][\w .'-]{0,59}$")
 MAX_RESPONSE_MS = 3_600_000
 MIN_REPEAT_DISTANCE = 3
+#: the participant's row is gone (deleted while a request of theirs ran)
+NO_PARTICIPANT = "we do not know you in this study yet: start from the study's first page, or open your resume link"
 
 
 class FlowError(Exception):
@@ -123,7 +126,8 @@ def join(db: Database, study: LoadedStudy, person: str, device: str, consent: bo
             for pos, q in enumerate(plan):
                 row = Question(participant_id=p.id, position=pos, kind=q.kind)
                 if q.kind == "main":
-                    ra, rb = study.rendition_by_key[(q.scene, q.a)], study.rendition_by_key[(q.scene, q.b)]
+                    scene, a, b = q.pair()
+                    ra, rb = study.rendition_by_key[(scene, a)], study.rendition_by_key[(scene, b)]
                     row.scene_id, row.rendition_a_id, row.rendition_b_id = ra.scene_id, ra.id, rb.id
                 s.add(row)
             pid = p.id
@@ -153,15 +157,20 @@ def save_calibration(db: Database, participant_id: int, data: dict[str, Any]) ->
         raise FlowError(400, "calibration data too long")
     with db.write() as s:
         p = s.get(Participant, participant_id)
+        if p is None:
+            raise FlowError(401, NO_PARTICIPANT)
         p.calibration_json, p.calibrated_at = text, utcnow()
 
 
-def _lock_participant(s, participant_id: int) -> Participant:
+def _lock_participant(s: Session, participant_id: int) -> Participant:
     # FOR UPDATE serializes one participant's requests on PostgreSQL; SQLite's BEGIN IMMEDIATE already does
-    return s.scalar(select(Participant).where(Participant.id == participant_id).with_for_update())
+    p = s.scalar(select(Participant).where(Participant.id == participant_id).with_for_update())
+    if p is None:
+        raise FlowError(401, NO_PARTICIPANT)
+    return p
 
 
-def _pick_repeat(s, study: LoadedStudy, p: Participant, q: Question) -> Question | None:
+def _pick_repeat(s: Session, study: LoadedStudy, p: Participant, q: Question) -> Question | None:
     """An earlier main question of ``p`` to repeat: decided, not yet repeated, not the last few."""
     earlier = s.scalars(
         select(Question)
@@ -181,7 +190,9 @@ def _pick_repeat(s, study: LoadedStudy, p: Participant, q: Question) -> Question
     return None
 
 
-def _serve(s, study: LoadedStudy, p: Participant, hint: tuple[int, int, int] | None = None) -> QuestionView | None:
+def _serve(
+    s: Session, study: LoadedStudy, p: Participant, hint: tuple[int, int, int] | None = None
+) -> QuestionView | None:
     """In session ``s``: the first unanswered question, marked served (a consistency pair filled in;
     a main pair replaced by ``hint`` = (question id, a, b) from :func:`~prefstyle.app.active.suggest_pair`
     when that question is the one served now, for the first time)."""
@@ -205,10 +216,12 @@ def _serve(s, study: LoadedStudy, p: Participant, hint: tuple[int, int, int] | N
             q.repeat_of_id, q.scene_id = orig.id, orig.scene_id
             q.rendition_a_id, q.rendition_b_id = orig.rendition_b_id, orig.rendition_a_id  # sides swapped
         q.served_at = utcnow()
+    if q.rendition_a_id is None or q.rendition_b_id is None:  # cannot happen: served questions have their pair
+        raise FlowError(500, "this question has no pair to show")
     return QuestionView(q.id, q.position, q.rendition_a_id, q.rendition_b_id)
 
 
-def _progress(s, study: LoadedStudy, participant_id: int) -> Progress:
+def _progress(s: Session, study: LoadedStudy, participant_id: int) -> Progress:
     rows = s.execute(
         select(Question.kind, Question.answer, func.count())
         .where(Question.participant_id == participant_id)

@@ -111,6 +111,21 @@ class Question(Base):
     answered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+def served_pair(scene_id: int | None, a: int | None, b: int | None) -> tuple[int, int, int]:
+    """``(scene id, rendition a id, rendition b id)`` of a question that has its pair: every main
+    question from joining on, a consistency question once served (hence every answered one)."""
+    if scene_id is None or a is None or b is None:
+        raise LookupError("a question that has been served or answered has no pair of renditions (damaged database?)")
+    return scene_id, a, b
+
+
+def decided_answer(scene_id: int | None, a: int | None, b: int | None, answer: str | None) -> tuple[int, int, int, str]:
+    """``(scene id, rendition a id, rendition b id, "a" | "b")`` of a decided answer."""
+    if answer is None or answer not in ("a", "b"):
+        raise LookupError(f"not a decided answer: {answer!r}")
+    return (*served_pair(scene_id, a, b), answer)
+
+
 class Upload(Base):
     __tablename__ = "uploads"
 

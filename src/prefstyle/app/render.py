@@ -19,14 +19,19 @@ participant's style is cancelled when a newer one is asked for.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import threading
 import time
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prefstyle.app.db import Database
 from prefstyle.app.flow import FlowError
+
+if TYPE_CHECKING:
+    from prefstyle.app.models import Participant
+    from prefstyle.app.state import LoadedStudy
 
 log = logging.getLogger("prefstyle.app")
 MAX_TASKS_PER_CHILD = 200
@@ -38,7 +43,7 @@ FAILED_TTL_S = 30.0
 # worker side
 # --------------------------------------------------------------------------------------------
 
-_WORKER_STUDIES: dict[tuple, Any] = {}
+_WORKER_STUDIES: dict[tuple[str, str, str, str], LoadedStudy] = {}
 
 
 def _init_worker(threads: int) -> None:
@@ -54,7 +59,7 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _study_here(study: Any) -> Any:
+def _study_here(study: LoadedStudy) -> LoadedStudy:
     """The worker's copy of ``study`` (its model loaded once per worker process, reused by later jobs)."""
     key = (study.id, str(study.folder), study.cfg.catalog_hash(), study.cfg.model)
     return _WORKER_STUDIES.setdefault(key, study)
@@ -133,7 +138,7 @@ class RenderQueue:
                 self._executor = None
                 fut = self._pool().submit(_call, fn_name, *args)
             self._jobs[key] = (fut, group)
-        fut.add_done_callback(lambda f, key=key: self._done(key, f))
+        fut.add_done_callback(functools.partial(self._done, key))
         return fut
 
     def _done(self, key: Hashable, fut: cf.Future) -> None:
@@ -176,7 +181,7 @@ class RenderQueue:
         with self._lock:
             return len(self._jobs)
 
-    def warm(self, studies: list[Any] = ()) -> None:
+    def warm(self, studies: Sequence[LoadedStudy] = ()) -> None:
         """Start a worker now and load the studies' models in it (importing torch takes seconds), so
         the first style is not slower than the next."""
         try:
@@ -217,7 +222,7 @@ def _try(queue: RenderQueue, key: Hashable, fn: str, *args: Any, group: Hashable
 
 
 def style_status(
-    db: Database, queue: RenderQueue, study: Any, participant: Any, want_lut: bool = False
+    db: Database, queue: RenderQueue, study: LoadedStudy, participant: Participant, want_lut: bool = False
 ) -> dict[str, Any]:
     """Where the participant's style stands, submitting what is missing (never waits for rendering).
 

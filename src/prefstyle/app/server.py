@@ -94,13 +94,14 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
             cfg.render_queue,
             threads=int(os.environ.get("OMP_NUM_THREADS", "1") or 1),
         )
+    renders = state.renders
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         if state.settings.render_mode == "process":
-            state.renders.warm(list(state.studies.values()))
+            renders.warm(list(state.studies.values()))
         yield
-        state.renders.shutdown()
+        renders.shutdown()
         state.db.dispose()
 
     app = FastAPI(

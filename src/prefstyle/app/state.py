@@ -8,7 +8,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -16,6 +16,11 @@ from prefstyle.app.catalog import study_dir
 from prefstyle.app.db import Database
 from prefstyle.app.models import Rendition, SceneRow, Study
 from prefstyle.app.study import StudyConfig, config_from_dict
+from prefstyle.errors import PrefstyleError
+
+if TYPE_CHECKING:
+    from prefstyle.app.render import RenderQueue
+    from prefstyle.models.base import PersonalizationModel
 
 
 @dataclass
@@ -72,8 +77,6 @@ def admin_token_for(settings: AppSettings) -> str:
     """The admin token: the configured one, else the one kept in ``DATA/admin-token`` (created once)."""
     if settings.admin_token:
         if len(settings.admin_token.strip()) < MIN_ADMIN_TOKEN:
-            from prefstyle.errors import PrefstyleError
-
             raise PrefstyleError(
                 f"--admin-token must be at least {MIN_ADMIN_TOKEN} characters (a guessable token "
                 "opens every participant's data); leave it out to have one generated"
@@ -124,7 +127,7 @@ class LoadedStudy:
             s.key: [self.renditions[r].key for r in s.renditions] for s in scenes if s.role == "question"
         }
         self.heldout = [s for s in scenes if s.role == "heldout"]
-        self._model: Any = None
+        self._model: PersonalizationModel | None = None
         self._model_lock = threading.Lock()
 
     @property
@@ -149,7 +152,21 @@ class LoadedStudy:
         s = self.scenes.get(scene_id)
         return None if s is None or s.source_file is None else self.folder / s.source_file
 
-    def model(self) -> Any:
+    def required_rendition_path(self, rendition_id: int) -> Path:
+        """:meth:`rendition_path` for an id taken from the database (always one of the study's)."""
+        path = self.rendition_path(rendition_id)
+        if path is None:
+            raise LookupError(f"study {self.id!r} has no rendition {rendition_id}")
+        return path
+
+    def required_source_path(self, scene_id: int) -> Path:
+        """:meth:`source_path` of a scene that has a source (every held-out scene has one)."""
+        path = self.source_path(scene_id)
+        if path is None:
+            raise LookupError(f"scene {scene_id} of study {self.id!r} has no source image")
+        return path
+
+    def model(self) -> PersonalizationModel:
         """The study's personalization model (loaded on first use)."""
         with self._model_lock:
             if self._model is None:
@@ -165,6 +182,8 @@ class LoadedStudy:
 def load_study_index(db: Database, study_id: str, data_dir: Path) -> LoadedStudy:
     with db.read() as s:
         st = s.get(Study, study_id)
+        if st is None:
+            raise PrefstyleError(f"study {study_id!r} is not in the database")
         cfg = config_from_dict(json.loads(st.config_json))
         srows = s.scalars(select(SceneRow).where(SceneRow.study_id == study_id).order_by(SceneRow.id)).all()
         rrows = s.scalars(
@@ -190,4 +209,10 @@ class AppState:
     db: Database
     admin_token: str
     studies: dict[str, LoadedStudy]
-    renders: Any = None  # prefstyle.app.render.RenderQueue, started with the app
+    renders: RenderQueue | None = None  # started with the app
+
+    def render_queue(self) -> RenderQueue:
+        """The render queue (:func:`~prefstyle.app.server.create_app` starts it before serving)."""
+        if self.renders is None:
+            raise RuntimeError("the render queue is not started: serve the app made by create_app")
+        return self.renders

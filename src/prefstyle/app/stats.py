@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from prefstyle.app.db import Database
-from prefstyle.app.models import Participant, Question
+from prefstyle.app.models import Participant, Question, served_pair
 from prefstyle.app.state import LoadedStudy
 from prefstyle.data.pairs import Judgment
 
@@ -56,18 +56,19 @@ def image_name(study: LoadedStudy, rendition_id: int) -> str:
 
 def collected_judgments(study: LoadedStudy, data: Collected) -> tuple[list[Judgment], list[dict[str, Any]]]:
     """(decided answers as Judgments in answer order, undecided answers as dicts)."""
-    judgments, undecided = [], []
+    judgments: list[Judgment] = []
+    undecided: list[dict[str, Any]] = []
     for p in data.participants:
         answered = sorted(
             (q for q in data.questions[p.id] if q.answer is not None), key=lambda q: (q.answered_at, q.position)
         )
         for q in answered:
-            scene = study.scenes[q.scene_id].key
-            common = {
+            scene_id, a_id, b_id = served_pair(q.scene_id, q.rendition_a_id, q.rendition_b_id)
+            common: dict[str, Any] = {  # the pairs-format record, in judgments.jsonl's field order
                 "user": p.user,
-                "scene": scene,
-                "image_a": image_name(study, q.rendition_a_id),
-                "image_b": image_name(study, q.rendition_b_id),
+                "scene": study.scenes[scene_id].key,
+                "image_a": image_name(study, a_id),
+                "image_b": image_name(study, b_id),
                 "kind": q.kind,
                 "response_ms": q.response_ms,
                 "person": p.person,
@@ -83,13 +84,14 @@ def collected_judgments(study: LoadedStudy, data: Collected) -> tuple[list[Judgm
 
 def rt_histogram(times: list[int]) -> list[dict[str, Any]]:
     """Counts of response times per :data:`RT_EDGES` bin: ``[{"lo", "hi" (None: open), "count"}]``."""
-    bins = [{"lo": lo, "hi": hi, "count": 0} for lo, hi in zip(RT_EDGES, (*RT_EDGES[1:], None), strict=True)]
+    highs: tuple[int | None, ...] = (*RT_EDGES[1:], None)
+    counts = [0] * len(RT_EDGES)
     for t in times:
-        for b in bins:
-            if b["hi"] is None or t < b["hi"]:
-                b["count"] += 1
+        for i, hi in enumerate(highs):
+            if hi is None or t < hi:
+                counts[i] += 1
                 break
-    return bins
+    return [{"lo": lo, "hi": hi, "count": n} for lo, hi, n in zip(RT_EDGES, highs, counts, strict=True)]
 
 
 def study_stats(study: LoadedStudy, db: Database) -> dict[str, Any]:
@@ -99,7 +101,7 @@ def study_stats(study: LoadedStudy, db: Database) -> dict[str, Any]:
 
     data = collect(db, study.id)
     by_id = {q.id: q for qs in data.questions.values() for q in qs}
-    per = []
+    per: list[dict[str, Any]] = []
     all_times: list[int] = []
     agree_total = matched_total = 0
     for p in data.participants:

@@ -376,6 +376,12 @@ class PlannedQuestion:
     a: str | None = None
     b: str | None = None
 
+    def pair(self) -> tuple[str, str, str]:
+        """``(scene, a, b)`` of a main question (a consistency question has none until served)."""
+        if self.scene is None or self.a is None or self.b is None:
+            raise ValueError(f"this {self.kind} question has no planned pair")
+        return self.scene, self.a, self.b
+
 
 def consistency_positions(main: int, consistency: int, rng: random.Random) -> list[int]:
     """Positions (0-based, sorted) of the consistency questions among ``main + consistency``.
