@@ -23,6 +23,7 @@ TINY_ARCH = {
     "pref_channels": 4,
     "head_channels": 4,
     "render_size": 48,
+    "wiring": "paper",
 }
 
 TINY_STYLES = ["warm-film", "cool-matte", "sepia", "gamma", "faded", "bw-classic", "vintage"]

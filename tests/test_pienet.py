@@ -23,9 +23,10 @@ from prefstyle.models.pienet import (
 )
 
 
-def _system(users=("a", "b", "c"), seed=0) -> PieNetSystem:
+def _system(users=("a", "b", "c"), seed=0, wiring="paper") -> PieNetSystem:
     torch.manual_seed(seed)
-    cfg = PieNetConfig.from_dict({**TINY_ARCH, "users": list(users), "weights": None, "embed_weights": None})
+    opts = {**TINY_ARCH, "users": list(users), "weights": None, "embed_weights": None, "wiring": wiring}
+    cfg = PieNetConfig.from_dict(opts)
     return PieNetSystem(cfg)
 
 
@@ -102,7 +103,7 @@ def test_scheme2_is_the_normalised_mean_embedding_and_scheme1_lowers_the_triplet
     assert p1.norm().item() == pytest.approx(1.0, abs=1e-5) and not torch.allclose(p1, p2)
     pos, neg = m1.embed([r.preferred for r in refs]), m1.embed([r.other for r in refs])
     assert triplet_loss(p1, pos, neg).item() < triplet_loss(p2, pos, neg).item()
-    again = optimize_preference(pos, neg, p2, steps=40, lr=0.05)
+    again = optimize_preference(pos, neg, p2, steps=40, lr=0.05, negatives=3)
     assert torch.allclose(again, p1, atol=1e-5)  # deterministic
     # no references: the average training user
     assert torch.allclose(m2.personalize([]).tensors["preference"], s.mean_preference().detach())
@@ -138,8 +139,9 @@ def test_guided_upsample_carries_a_global_edit_to_full_resolution():
     assert (same - full).abs().max() < 2e-3
 
 
-def test_render_at_any_resolution():
-    s = _system()
+@pytest.mark.parametrize("wiring", ["paper", "legacy"])
+def test_render_at_any_resolution(wiring):
+    s = _system(wiring=wiring)
     _wake_head(s)
     m = _model(s)
     prof = m.personalize([])
@@ -150,7 +152,8 @@ def test_render_at_any_resolution():
     x = photo(1, 96)
     direct = m.render_vector(x, prof.tensors["preference"], full_size=True)
     guided = m.render(x, prof)
-    assert psnr(guided, direct).item() > 25
+    # the guided path reproduces the full-size run far better than the input does (random network, strong edit)
+    assert psnr(guided, direct).item() > psnr(x, direct).item() + 3
     assert m.render(x[0], prof).shape == x[0].shape
 
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import torch
+
 from prefstyle.errors import PrefstyleError
 
 EXPERTS = ("A", "B", "C", "D", "E")
@@ -97,6 +99,16 @@ def normalize_expert(expert: str) -> str:
     if letter.upper() not in EXPERTS:
         raise PrefstyleError(f"unknown FiveK expert {expert!r} (expected one of A, B, C, D, E)")
     return letter.upper()
+
+
+def parse_experts(text: str) -> list[str]:
+    """``"A,C"`` or ``"AC"`` (letters run together) -> ``["A", "C"]``; ``"expertC"`` -> ``["expertC"]``."""
+    text = text.strip()
+    if "," in text:
+        return [t for t in text.split(",") if t.strip()]
+    if len(text) > 1 and not _EXPERT_NAME.match(text) and all(c.upper() in EXPERTS for c in text):
+        return list(text)
+    return [text]
 
 
 def _subdirs(root: Path) -> list[Path]:
@@ -231,7 +243,7 @@ class FiveKDataset:
 
     ``FiveKDataset(root, experts=("C",), split="train")`` lists the photos once, at construction;
     iterate it for :class:`FiveKItem` ``(name, input_path, {expert: target_path})`` in name order.
-    ``experts`` is a sequence of letters or expert names, or one comma-separated string (``"A,C"``).
+    ``experts`` is a sequence of letters or expert names, or one string (``"A,C"``, ``"ABCDE"``).
     ``train_count`` is the size of the train part of a flat layout (4,500 in the standard split).
     """
 
@@ -248,7 +260,7 @@ class FiveKDataset:
             raise ValueError("train_count must be >= 1")
         self.root = Path(root)
         if isinstance(experts, str):
-            experts = experts.split(",")
+            experts = parse_experts(experts)
         self.experts: tuple[str, ...] = tuple(dict.fromkeys(normalize_expert(e) for e in experts))
         if not self.experts:
             raise PrefstyleError("no FiveK expert requested")
@@ -331,3 +343,21 @@ class FiveKDataset:
         if seed is not None:
             random.Random(seed).shuffle(pairs)
         return pairs[:n]
+
+
+def load_square(path: str | Path, size: int) -> torch.Tensor:
+    """The centred square crop of an image file resized to ``size``² (antialiased bilinear):
+    uint8 ``(3, size, size)``. Training thumbnails of FiveK photos (colour and tone edits are
+    global, so a square crop carries them)."""
+    import torch.nn.functional as F
+
+    from prefstyle.imaging.io import load_image
+
+    img = load_image(path)
+    h, w = img.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    sq = img[:, :, top : top + side, left : left + side]
+    if side != size:
+        sq = F.interpolate(sq, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (sq[0].clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)

@@ -11,6 +11,10 @@ photos (input + the user's retouch as the target):
   ΔE00) of ``render(input)`` against the expert's rendition, averaged over test photos.
 * :func:`fivek_multi_user` — the same for each expert A–E; mPSNR / mSSIM are the means over
   the experts.
+* :func:`fivek_trained_users` — the paper's Table 1 as it ran it: a PieNet *trained on FiveK*
+  (``prefstyle train configs/pienet_fivek.yaml``, single user: expert C; multi user: experts
+  A–E) renders each expert's test photos with that expert's learned preference vector (no
+  references); mPSNR / mSSIM over the experts.
 * :func:`expanded_protocol` — more users than the five experts: each *method user* is a
   retouching style from :mod:`prefstyle.styles` (a named preset, a camera look, a sampled
   look) applied to the FiveK inputs, personalized from ``N_pref`` of its preferred images and
@@ -21,6 +25,12 @@ photos (input + the user's retouch as the target):
 Each reference is a :class:`~prefstyle.models.base.Reference` with ``preferred`` = the user's
 retouch, ``other`` = ``source`` = the input photo (a preferred image over the unedited one).
 FiveK folders are read by :class:`prefstyle.data.fivek.FiveKDataset` (its layouts and splits).
+
+Command line (``--protocol trained`` needs a PieNet trained on FiveK; ``single``/``multi``
+personalize any model from ``--n-pref`` references)::
+
+    python -m prefstyle.eval.pienet_protocols --model runs/pienet_fivek --fivek FIVEK \
+        --protocol trained [--experts ABCDE] [--size 512] [--out results.json]
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from prefstyle import __version__
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.resize import resize_long_side
 from prefstyle.metrics.registry import get_metric
-from prefstyle.models.base import PersonalizationModel, Reference
+from prefstyle.models.base import PersonalizationModel, Profile, Reference
 from prefstyle.models.render import render_batch
 
 __all__ = [
@@ -48,6 +58,7 @@ __all__ = [
     "expanded_protocol",
     "fivek_multi_user",
     "fivek_single_user",
+    "fivek_trained_users",
 ]
 
 PIENET_METRICS: tuple[str, ...] = ("psnr", "ssim", "delta_e00")
@@ -92,8 +103,12 @@ def evaluate_preferred_images(
     users: Sequence[ImageUser],
     metrics: Sequence[str] = PIENET_METRICS,
     progress: bool = False,
+    profiles: Mapping[str, Profile] | None = None,
 ) -> dict[str, Any]:
     """Personalize ``model`` on each user's reference images; score its renditions of the test inputs.
+
+    ``profiles``: ready profiles by user name (those users are not personalized; e.g. a trained
+    PieNet's own users).
 
     Returns ``{"users": {name: {metric: mean over test photos, "n_refs", "n_tests"}},
     "mean": {metric: mean over users}}`` (the mean over users is PieNet's mPSNR / mSSIM).
@@ -122,7 +137,7 @@ def evaluate_preferred_images(
                     meta={"kind": "preferred-image"},
                 )
             )
-        profile = model.personalize(refs, u.name)
+        profile = profiles[u.name] if profiles and u.name in profiles else model.personalize(refs, u.name)
         sums = {s.name: 0.0 for s in specs}
         with torch.no_grad():
             for _, load_in, load_tg in u.tests:
@@ -230,6 +245,56 @@ def fivek_multi_user(
     )
 
 
+def fivek_trained_users(
+    model: PersonalizationModel,
+    root: str | Path,
+    experts: Sequence[str] | str | None = None,
+    size: int | None = None,
+    train_count: int | None = None,
+    max_tests: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The paper's FiveK protocols for a PieNet trained on FiveK: each expert's test photos rendered
+    with the expert's learned preference vector (``fivek:expertX`` in the checkpoint's users).
+
+    ``experts``: default every expert the model was trained with (A–E: multi user; C: single
+    user). ``train_count``: default the checkpoint's ``data.fivek.train_count`` (the split it was
+    trained with). Returns the usual result with ``protocol`` ``pienet-fivek-trained``.
+    """
+    from prefstyle.data.fivek import normalize_expert
+
+    users_of = getattr(model, "training_users", None)
+    if users_of is None:
+        raise PrefstyleError(
+            f"model {model.name!r} has no training users: this protocol needs a PieNet trained on FiveK"
+        )
+    trained = [u.removeprefix("fivek:expert") for u in users_of() if u.startswith("fivek:expert")]
+    if not trained:
+        raise PrefstyleError(
+            "this PieNet was not trained on FiveK (no fivek:expertX users); train configs/pienet_fivek.yaml"
+        )
+    card = getattr(model, "card", {}) or {}
+    opts = (card.get("data", {}).get("options", {}) or {}).get("fivek") or {}
+    if train_count is None:
+        train_count = int(opts.get("train_count", 4500))
+    wanted = [normalize_expert(e) for e in (experts if experts else trained)]
+    missing = [e for e in wanted if e not in trained]
+    if missing:
+        raise PrefstyleError(
+            f"expert {', '.join(missing)} is not a training user of this model (has {''.join(trained)})"
+        )
+    users = _expert_users(root, wanted, 0, 0, size, train_count, max_tests)
+    profiles = {u.name: model.training_user_profile(f"fivek:{u.name}") for u in users}  # type: ignore[attr-defined]
+    res = evaluate_preferred_images(model, users, progress=progress, profiles=profiles)
+    out = _result(
+        "pienet-fivek-trained",
+        model,
+        res,
+        {"experts": wanted, "size": size, "train_count": train_count, "root": str(root), "max_tests": max_tests},
+    )
+    return out
+
+
 def expanded_protocol(
     model: PersonalizationModel,
     root: str | Path,
@@ -303,3 +368,56 @@ def expanded_protocol(
             "root": str(root),
         },
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m prefstyle.eval.pienet_protocols``: run one FiveK protocol, print the table, write JSON."""
+    import argparse
+    import json
+    import sys
+
+    from prefstyle.models import load
+
+    ap = argparse.ArgumentParser(prog="python -m prefstyle.eval.pienet_protocols", description=main.__doc__)
+    ap.add_argument("--model", required=True, help="a trained run folder, a checkpoint or a packaged model name")
+    ap.add_argument("--fivek", required=True, help="a MIT-Adobe FiveK folder (any layout prefstyle.data.fivek reads)")
+    ap.add_argument("--protocol", choices=("trained", "single", "multi"), default="trained")
+    ap.add_argument("--experts", default=None, help="e.g. ABCDE or C (default: the protocol's)")
+    ap.add_argument("--n-pref", type=int, default=DEFAULT_N_PREF, help="references per user (single/multi)")
+    ap.add_argument("--size", type=int, default=None, help="long side photos are read at (default: full size)")
+    ap.add_argument("--train-count", type=int, default=None, help="train part of a flat folder (default 4500)")
+    ap.add_argument("--max-tests", type=int, default=None, help="score only the first N test photos")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="write the result here (JSON)")
+    a = ap.parse_args(argv)
+
+    def run() -> int:
+        model = load(a.model)
+        kw = {"size": a.size, "max_tests": a.max_tests, "progress": True}
+        if a.protocol == "trained":
+            res = fivek_trained_users(model, a.fivek, a.experts, train_count=a.train_count, **kw)
+        else:
+            tc = a.train_count or 4500
+            extra = {"n_pref": a.n_pref, "seed": a.seed, "train_count": tc, **kw}
+            if a.protocol == "single":
+                res = fivek_single_user(model, a.fivek, expert=a.experts or "C", **extra)
+            else:
+                res = fivek_multi_user(model, a.fivek, experts=a.experts or "ABCDE", **extra)
+        for name, row in res["users"].items():
+            print(f"{name}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f}, ΔE00 {row['delta_e00']:.2f}")
+        print(f"mean over {len(res['users'])} user(s): mPSNR {res['mpsnr']:.2f} dB, mSSIM {res['mssim']:.4f}")
+        if a.out:
+            from prefstyle.fsutil import atomic_write_text
+
+            atomic_write_text(Path(a.out), json.dumps(res, indent=1) + "\n")
+        return 0
+
+    try:
+        return run()
+    except PrefstyleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,15 +9,25 @@ Two networks and one vector per user:
   Images are seen at ``embed_size``² (256 in the paper). Trained with one learnable preference
   vector per training user by the triplet loss (squared Euclidean distance, margin 0.2) on
   (user, preferred, non-preferred) triplets, with rot90 augmentation.
-* **PieNet** (:class:`PieNetNet`): a backbone encoder (features after conv1, after residual
-  blocks 2, 4 and 6, and the global pool) and a decoder of personalized up-sample blocks
-  (:class:`PersonalizedUpBlock`), each taking the preference vector, the previous block's output
-  and the encoder feature of its scale; a final layer predicts a delta image that is added to
-  the input. Loss (see :mod:`prefstyle.train.tasks.pienet`): L1 + 0.4 perceptual (embedding
-  features) + 0.01 edge-aware TV; preference vectors perturbed by noise of norm 0.1.
+* **PieNet** (:class:`PieNetNet`): a backbone encoder and a decoder of four personalized
+  up-sampling blocks (PUBs, :class:`PersonalizedUpBlock`), each taking the previous block's
+  output (upsampled ×2), a skip input of its scale and the (projected, tiled) preference
+  vector, fused by a convolution and refined by a residual block; a final convolution predicts
+  the delta image ΔI, and the output is ``I + ΔI``. ``wiring="paper"``: the decoder starts
+  from the encoder's stride-16 features (after residual blocks 6); the skips of the four PUBs
+  are the features after residual blocks 4 and 2, after conv1, and the input image itself (the
+  fourth PUB runs at full resolution). ``wiring="legacy"`` is this package's first version,
+  kept so its checkpoints (the packaged CPU model among them) load and render identically: a
+  global start vector from the pooled feature, plain conv–conv blocks at strides 16..2 (conv1
+  features in the fourth) and the input image concatenated before a two-layer head. A
+  checkpoint whose card has no ``wiring`` is legacy. Loss (see
+  :mod:`prefstyle.train.tasks.pienet`): L1 + 0.4·Lp (distance of the output's and the target's
+  preference embeddings) + 0.01·Lt (edge-aware TV of ΔI); preference vectors perturbed by noise
+  of norm 0.1.
 * **New users** (:meth:`PieNetModel.personalize`): scheme 2 (default) averages the embeddings
   of the user's preferred images (and re-normalises); scheme 1 optimises a new preference vector
-  by the triplet loss, embedding frozen, from preferred and non-preferred images.
+  by the triplet loss, embedding frozen, each preferred image against ``scheme1_negatives``
+  (3, as in the paper) non-preferred images.
 
 Full resolution (:meth:`PieNetModel.render`): the network runs on a copy whose long side is
 ``render_size`` (512 in the paper); its output is carried to the full-size image by
@@ -48,7 +58,13 @@ from torch import nn
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.resize import resize_long_side
 from prefstyle.losses import triplet_loss
-from prefstyle.models.backbones import Backbone, create_backbone, resize_to
+from prefstyle.models.backbones import (
+    Backbone,
+    EfficientNetLite0Backbone,
+    ResNet18Backbone,
+    create_backbone,
+    resize_to,
+)
 from prefstyle.models.base import (
     PersonalizationModel,
     Profile,
@@ -78,6 +94,8 @@ __all__ = [
 
 #: nodes per axis of the per-photo LUT of the 8-bit fast path (:meth:`PieNetModel.luts`)
 LUT_FAST_PATH_SIZE = 17
+#: decoder wirings (see the module docstring); a checkpoint without the option is "legacy"
+WIRINGS = ("paper", "legacy")
 
 
 @dataclass
@@ -93,7 +111,9 @@ class PieNetConfig:
     channels each block gives the (projected, tiled) preference vector. head_channels: channels
     of the final layer. users: training users, in the order of the preference-vector rows.
     render_size: long side PieNet runs at when rendering larger images. guided_radius /
-    guided_eps: the full-resolution guided upsampling (radius in low-res pixels).
+    guided_eps: the full-resolution guided upsampling (radius in low-res pixels). wiring:
+    ``paper`` (default) or ``legacy`` (the decoder of checkpoints written before the option;
+    :meth:`from_dict` reads a missing ``wiring`` as legacy; head_channels is used by legacy only).
     """
 
     backbone: str = "resnet18"
@@ -110,6 +130,7 @@ class PieNetConfig:
     render_size: int = 512
     guided_radius: int = 2
     guided_eps: float = 1e-4
+    wiring: str = "paper"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PieNetConfig:
@@ -122,7 +143,10 @@ class PieNetConfig:
             kw["decoder"] = tuple(int(c) for c in kw["decoder"])
         if "users" in kw:
             kw["users"] = [str(u) for u in kw["users"]]
+        kw.setdefault("wiring", "legacy")  # checkpoints from before the option
         cfg = cls(**kw)
+        if cfg.wiring not in WIRINGS:
+            raise PrefstyleError(f"unknown PieNet wiring {cfg.wiring!r} (expected one of {', '.join(WIRINGS)})")
         if len(cfg.decoder) != 4:
             raise PrefstyleError(f"PieNet decoder needs 4 block widths (strides 16, 8, 4, 2), got {list(cfg.decoder)}")
         return cfg
@@ -136,6 +160,17 @@ class PieNetConfig:
 def _backbone(name: str, weights: Any, width: int) -> Backbone:
     kw = {"width": width} if name == "resnet18" else {}
     return create_backbone(name, weights=weights, **kw)
+
+
+def _features_only(encoder: Backbone) -> Backbone:
+    """Drop the stages after the stride-16 features (unused by the paper wiring's decoder), so
+    every parameter left gets a gradient; the encoder is then called with ``pool=False`` only."""
+    if isinstance(encoder, ResNet18Backbone):
+        del encoder.layer4
+    elif isinstance(encoder, EfficientNetLite0Backbone):
+        encoder.blocks = encoder.blocks[:5]
+        del encoder.conv_head, encoder.bn2
+    return encoder
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,69 +206,111 @@ class PreferenceEmbedding(nn.Module):
         return self.backbone(self._prep(x), pool=False).features
 
 
-class PersonalizedUpBlock(nn.Module):
-    """One decoder block: ``[up(prev), skip, tile(P·p)]`` -> conv3×3 -> ReLU -> conv3×3 -> ReLU.
+class ResidualBlock(nn.Module):
+    """``relu(x + conv3×3(relu(conv3×3(x))))``: ``(B,C,H,W)`` -> ``(B,C,H,W)``."""
 
-    prev ``(B,C_in,h,w)`` is resized (bilinear) to the skip feature's size ``(B,C_skip,H,W)``;
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.conv2(F.relu(self.conv1(x))))
+
+
+class PersonalizedUpBlock(nn.Module):
+    """One PUB: ``[up(prev), skip, tile(P·p)]`` -> conv3×3 -> ReLU -> residual block.
+
+    prev ``(B,C_in,h,w)`` is resized (bilinear) to the skip input's size ``(B,C_skip,H,W)``;
     the preference vector ``(B,dim)`` is projected to ``pref_channels`` and tiled over it.
-    Output ``(B,C_out,H,W)``.
+    Output ``(B,C_out,H,W)``. ``residual=False``: the legacy block (conv3×3 -> ReLU -> conv3×3
+    -> ReLU, no residual connection).
     """
 
-    def __init__(self, in_ch: int, skip_ch: int, dim: int, pref_ch: int, out_ch: int):
+    def __init__(self, in_ch: int, skip_ch: int, dim: int, pref_ch: int, out_ch: int, residual: bool = True):
         super().__init__()
         self.pref = nn.Linear(dim, pref_ch)
         self.conv1 = nn.Conv2d(in_ch + skip_ch + pref_ch, out_ch, 3, padding=1)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.residual = bool(residual)
+        if self.residual:
+            self.res = ResidualBlock(out_ch)
+        else:
+            self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
 
     def forward(self, prev: torch.Tensor, skip: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         if prev.shape[-2:] != skip.shape[-2:]:
             prev = F.interpolate(prev, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         pe = F.relu(self.pref(p))[:, :, None, None].expand(-1, -1, *skip.shape[-2:])
         h = F.relu(self.conv1(torch.cat([prev, skip, pe], dim=1)))
-        return F.relu(self.conv2(h))
+        return self.res(h) if self.residual else F.relu(self.conv2(h))
 
 
 class PieNetNet(nn.Module):
-    """Preference-conditioned encoder-decoder: ``(x (B,3,H,W) in [0,1], p (B,dim)) -> x + delta``.
+    """Preference-conditioned encoder-decoder: ``(x (B,3,H,W) in [0,1], p (B,dim)) -> x + ΔI``.
 
     The output is *not* clamped (training losses see the raw sum; rendering clamps). The final
     layer starts with tiny weights (std 1e-3) and zero bias: an untrained network is almost the
-    identity, yet gradients reach every layer from the first step.
+    identity, yet gradients reach every layer from the first step. :meth:`delta` gives ΔI alone.
+    Wiring (``cfg.wiring``): see the module docstring.
     """
 
     def __init__(self, cfg: PieNetConfig):
         super().__init__()
+        self.wiring = cfg.wiring
         self.encoder = _backbone(cfg.backbone, cfg.weights, cfg.width)
         c2, c4, c8, c16 = self.encoder.channels
         d = cfg.decoder
-        self.start = nn.Linear(self.encoder.pooled_dim + cfg.dim, d[0])
-        self.blocks = nn.ModuleList(
-            [
-                PersonalizedUpBlock(d[0], c16, cfg.dim, cfg.pref_channels, d[0]),
-                PersonalizedUpBlock(d[0], c8, cfg.dim, cfg.pref_channels, d[1]),
-                PersonalizedUpBlock(d[1], c4, cfg.dim, cfg.pref_channels, d[2]),
-                PersonalizedUpBlock(d[2], c2, cfg.dim, cfg.pref_channels, d[3]),
-            ]
-        )
-        self.head1 = nn.Conv2d(d[3] + 3, cfg.head_channels, 3, padding=1)
-        self.head2 = nn.Conv2d(cfg.head_channels, 3, 3, padding=1)
+        dim, pc = cfg.dim, cfg.pref_channels
+        if self.wiring == "legacy":
+            self.start = nn.Linear(self.encoder.pooled_dim + dim, d[0])
+            self.blocks = nn.ModuleList(
+                [
+                    PersonalizedUpBlock(d[0], c16, dim, pc, d[0], residual=False),
+                    PersonalizedUpBlock(d[0], c8, dim, pc, d[1], residual=False),
+                    PersonalizedUpBlock(d[1], c4, dim, pc, d[2], residual=False),
+                    PersonalizedUpBlock(d[2], c2, dim, pc, d[3], residual=False),
+                ]
+            )
+            self.head1 = nn.Conv2d(d[3] + 3, cfg.head_channels, 3, padding=1)
+            self.head2 = nn.Conv2d(cfg.head_channels, 3, 3, padding=1)
+        else:
+            _features_only(self.encoder)
+            self.blocks = nn.ModuleList(
+                [
+                    PersonalizedUpBlock(c16, c8, dim, pc, d[0]),
+                    PersonalizedUpBlock(d[0], c4, dim, pc, d[1]),
+                    PersonalizedUpBlock(d[1], c2, dim, pc, d[2]),
+                    PersonalizedUpBlock(d[2], 3, dim, pc, d[3]),
+                ]
+            )
+            self.head2 = nn.Conv2d(d[3], 3, 3, padding=1)
         nn.init.normal_(self.head2.weight, std=1e-3)
         nn.init.zeros_(self.head2.bias)  # type: ignore[arg-type]  # Conv2d built with bias=True
 
-    def forward(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    def delta(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """The delta image ΔI ``(B,3,H,W)`` for images ``x`` and preference vectors ``p`` ``(B,dim)``."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images (B,3,H,W), got {tuple(x.shape)}")
         if p.ndim != 2 or p.shape[0] != x.shape[0]:
             raise ValueError(f"expected one preference vector per image (B,dim), got {tuple(p.shape)}")
-        enc = self.encoder(x)
-        f2, f4, f8, f16 = enc.features
-        h = F.relu(self.start(torch.cat([enc.pooled, p], dim=1)))[:, :, None, None]
-        h = h.expand(-1, -1, *f16.shape[-2:])
-        for block, skip in zip(self.blocks, (f16, f8, f4, f2)):
+        if self.wiring == "legacy":
+            enc = self.encoder(x)
+            f2, f4, f8, f16 = enc.features
+            h = F.relu(self.start(torch.cat([enc.pooled, p], dim=1)))[:, :, None, None]
+            h = h.expand(-1, -1, *f16.shape[-2:])
+            for block, skip in zip(self.blocks, (f16, f8, f4, f2)):
+                h = block(h, skip, p)
+            h = F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            h = F.relu(self.head1(torch.cat([h, x], dim=1)))
+            return self.head2(h)
+        f2, f4, f8, f16 = self.encoder(x, pool=False).features
+        h = f16
+        for block, skip in zip(self.blocks, (f8, f4, f2, x)):
             h = block(h, skip, p)
-        h = F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        h = F.relu(self.head1(torch.cat([h, x], dim=1)))
-        return x + self.head2(h)
+        return self.head2(h)
+
+    def forward(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return x + self.delta(x, p)
 
 
 class PieNetSystem(nn.Module):
@@ -289,16 +366,23 @@ def optimize_preference(
     steps: int = 200,
     lr: float = 0.05,
     margin: float = 0.2,
+    negatives: int = 1,
 ) -> torch.Tensor:
     """Scheme 1: a new preference vector ``(dim,)`` by the triplet loss, embedding frozen.
 
-    ``pos``/``neg``: embeddings ``(N,dim)`` of the preferred and non-preferred images.
-    ``init`` ``(dim,)``: the starting point (scheme 2's mean). Adam on the raw vector; the
-    result is L2-normalised, as the triplet loss sees it.
+    ``pos``/``neg``: embeddings ``(N,dim)`` / ``(M,dim)`` of the preferred and non-preferred
+    images. ``negatives``: non-preferred images per preferred one (the paper: 3): preferred
+    image ``i`` is paired with non-preferred images ``i, i+1, .., i+negatives-1`` (mod ``M``);
+    at most ``M`` per positive. ``init`` ``(dim,)``: the starting point (scheme 2's mean).
+    Adam on the raw vector; the result is L2-normalised, as the triplet loss sees it.
     """
     v = init.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([v], lr=lr)
     pos, neg = pos.detach(), neg.detach()
+    k = max(1, min(int(negatives), neg.shape[0]))
+    rows = torch.arange(pos.shape[0])
+    pos = pos.repeat(k, 1)
+    neg = neg[torch.cat([(rows + j) % neg.shape[0] for j in range(k)])]
     with torch.enable_grad():
         for _ in range(steps):
             loss = triplet_loss(F.normalize(v, dim=0), pos, neg, margin=margin)
@@ -394,7 +478,8 @@ class PieNetModel(PersonalizationModel):
     Build from a checkpoint (``checkpoint=PATH``) or from a trained :class:`PieNetSystem`
     (``system=``, as the trainer does). ``scheme`` 2 (default: mean of the preferred images'
     embeddings) or 1 (triplet optimisation with the preferred and non-preferred images;
-    ``scheme1_steps``, ``scheme1_lr``). ``render_size``: long side the network runs at
+    ``scheme1_steps``, ``scheme1_lr``, ``scheme1_negatives``: non-preferred images per
+    preferred one, 3 as in the paper, drawn from all the references' non-preferred images). ``render_size``: long side the network runs at
     (default: the checkpoint's); larger images get the guided upsampling.
     """
 
@@ -408,6 +493,7 @@ class PieNetModel(PersonalizationModel):
         render_size: int | None = None,
         scheme1_steps: int = 200,
         scheme1_lr: float = 0.05,
+        scheme1_negatives: int = 3,
         device: str = "cpu",
         card: dict[str, Any] | None = None,
     ):
@@ -444,6 +530,7 @@ class PieNetModel(PersonalizationModel):
             prm.requires_grad_(False)
         self.cfg: PieNetConfig = system.cfg
         self.scheme, self.scheme1_steps, self.scheme1_lr = scheme, scheme1_steps, scheme1_lr
+        self.scheme1_negatives = int(scheme1_negatives)
         self.render_size = int(render_size or self.cfg.render_size)
         self.device = torch.device(device)
         self.checkpoint_id = self._weights_id()
@@ -464,6 +551,7 @@ class PieNetModel(PersonalizationModel):
             "backbone": self.cfg.backbone,
             "embed_backbone": self.cfg.embed_backbone,
             "dim": self.cfg.dim,
+            "wiring": self.cfg.wiring,
         }
 
     def check_profile(self, profile: Profile) -> None:
@@ -499,8 +587,31 @@ class PieNetModel(PersonalizationModel):
         p = F.normalize(pos.mean(0), dim=0)
         if scheme == 1:
             neg = self.embed([r.other for r in refs])
-            p = optimize_preference(pos, neg, p, steps=self.scheme1_steps, lr=self.scheme1_lr)
+            p = optimize_preference(
+                pos, neg, p, steps=self.scheme1_steps, lr=self.scheme1_lr, negatives=self.scheme1_negatives
+            )
         return p
+
+    def training_users(self) -> list[str]:
+        """The names of the users PieNet was trained with (rows of the learned preference vectors)."""
+        return list(self.cfg.users)
+
+    def training_user_profile(self, name: str) -> Profile:
+        """The profile of training user ``name``: the vector PieNet was conditioned on for it in
+        training (its learned preference vector f_k, or its centroid under ``condition: centroid``).
+        This is how the paper scores the FiveK experts in its multi-user protocol."""
+        if name not in self.cfg.users:
+            shown = ", ".join(self.cfg.users[:8]) + (" ..." if len(self.cfg.users) > 8 else "")
+            raise PrefstyleError(f"no training user {name!r} in this PieNet checkpoint (users: {shown})")
+        idx = torch.tensor([self.cfg.users.index(name)], device=self.device)
+        p = self.system.conditioning(idx)[0].detach().cpu()
+        return Profile(
+            model=self.name,
+            user=name,
+            model_config=self.config(),
+            data={"scheme": "training-user", "training_user": name},
+            tensors={"preference": p.float()},
+        )
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         p = self.preference_from(refs)

@@ -81,10 +81,16 @@ __all__ = ["DATA_DEFAULTS", "OBJECTIVE_DEFAULTS", "MethodData", "PieNetTask", "m
 
 OBJECTIVE_DEFAULTS: dict[str, Any] = {
     "embed_fraction": 0.3,  # share of the steps spent on the embedding phase
+    "embed_steps": None,  # or: the embedding phase's length in steps (the paper: 25k); overrides embed_fraction
+    "embed_batch_size": None,  # global batch of the embedding phase (the paper: 64; None: batch_size)
     "embed_lr": None,  # base learning rate of the embedding phase (None: optim.lr)
     "margin": 0.2,  # triplet margin
-    "perceptual": 0.4,  # weight of the perceptual loss (embedding features)
-    "tv": 0.01,  # weight of the edge-aware TV of the output
+    "negatives": 3,  # non-preferred images per preferred one in the embedding triplets (the paper: 3)
+    "perceptual": 0.4,  # weight of Lp
+    "perceptual_on": "embedding",  # Lp on: embedding (the preference embeddings, as the paper) | maps
+    # (L1 over the embedding backbone's four intermediate feature maps: this package's first version)
+    "tv": 0.01,  # weight of Lt, the edge-aware TV
+    "tv_on": "delta",  # Lt on: delta (ΔI = output − input, as the paper) | output (first version)
     "noise": 0.1,  # norm of the noise added to preference vectors
     "crowd_fraction": 0.25,  # share of crowd samples per batch (when a crowd is configured)
     "source_negative": 0.25,  # method triplets: probability the negative is the neutral scene
@@ -92,13 +98,14 @@ OBJECTIVE_DEFAULTS: dict[str, Any] = {
     "w_low": 0.5,
     "w_high": 1.5,
     "crowd_input": "pair",  # pair: I_p or I_n at random (PPS); source: the scene's neutral source
-    "condition": "centroid",  # PieNet phase conditioned on: centroid (each user's scheme-2 vector, as a new
-    # user gets) | vector (the learned preference vectors, the paper's literal choice)
+    "condition": "vector",  # PieNet phase conditioned on: vector (the learned preference vectors f_k, as
+    # the paper) | centroid (each user's scheme-2 vector, as a new user gets)
     "centroid_refs": 20,  # preferred images per training user for its centroid
 }
 
 DATA_DEFAULTS: dict[str, Any] = {
     "size": 128,  # training image side (square thumbnails)
+    "fivek": None,  # null | {root: DIR, protocol: multi|single, ...}: train on MIT-Adobe FiveK (FIVEK_DEFAULTS)
     "photos": "bundled",  # bundled | packages | a folder of photographs
     "crops_per_photo": 4,
     "pool_seed": 0,
@@ -120,6 +127,16 @@ DATA_DEFAULTS: dict[str, Any] = {
     "cache": "default",  # default (~/.cache/prefstyle or $PREFSTYLE_CACHE) | null | a folder
 }
 
+#: ``data.fivek``: MIT-Adobe FiveK as the training users (the paper's Table 1 protocols)
+FIVEK_DEFAULTS: dict[str, Any] = {
+    "root": None,  # a FiveK folder in any layout prefstyle.data.fivek reads
+    "protocol": "multi",  # multi: experts A–E, one learned vector each | single: expert C only
+    "experts": None,  # override the protocol's experts (e.g. "ABCDE", "C")
+    "train_count": 4500,  # train part of a flat folder (the paper's split: the first 4,500 by name; the rest test)
+    "val_photos": 50,  # last photos of the train split held out for validation (never the test split)
+    "max_photos": None,  # use only the first N training photos (quick runs)
+}
+FIVEK_PREFIX = "fivek:"
 METHOD_PREFIX = "method:"
 #: PSNR of identical images is infinite; validation caps it at 50 dB (below one 8-bit level everywhere)
 PSNR_CAP = 50.0
@@ -337,6 +354,93 @@ def build_method_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
     return data
 
 
+def fivek_options(spec: Any) -> dict[str, Any]:
+    """``data.fivek`` with defaults filled in and checked; ``experts`` as a string of letters."""
+    from prefstyle.data.fivek import normalize_expert, parse_experts
+
+    if not isinstance(spec, dict):
+        raise PrefstyleError("data.fivek must be a mapping with at least 'root' (a FiveK folder)")
+    unknown = sorted(set(spec) - set(FIVEK_DEFAULTS))
+    if unknown:
+        raise PrefstyleError(f"unknown data.fivek option(s): {', '.join(unknown)} (known: {', '.join(FIVEK_DEFAULTS)})")
+    o = {**FIVEK_DEFAULTS, **spec}
+    if not o["root"]:
+        raise PrefstyleError("data.fivek.root is not set: point it at a MIT-Adobe FiveK folder")
+    if o["protocol"] not in ("multi", "single"):
+        raise PrefstyleError(f"data.fivek.protocol must be multi or single, got {o['protocol']!r}")
+    experts = o["experts"] or ("ABCDE" if o["protocol"] == "multi" else "C")
+    if isinstance(experts, str):
+        experts = parse_experts(experts)
+    o["experts"] = "".join(dict.fromkeys(normalize_expert(e) for e in experts))
+    return o
+
+
+def build_fivek_data(cfg: dict[str, Any], progress: bool = True) -> MethodData:
+    """FiveK's experts as the training users (see :data:`FIVEK_DEFAULTS`), read at the training size.
+
+    Train split (the paper's: the first ``train_count`` photos by name of a flat folder, or the
+    ``train/`` folder of a pre-split one) minus its last ``val_photos``: training scenes, each
+    expert's rendition a target. The held-out photos validate every expert as a *seen* user
+    (conditioned on its learned vector). The test split is never read here: it is what
+    :mod:`prefstyle.eval.pienet_protocols` scores. Cached like the method users' images.
+    """
+    from tqdm.auto import tqdm
+
+    from prefstyle.data.fivek import FiveKDataset, load_square
+
+    cfg = {**DATA_DEFAULTS, **cfg}
+    o = fivek_options(cfg["fivek"])
+    size = int(cfg["size"])
+    ds = FiveKDataset(o["root"], experts=o["experts"], split="train", train_count=int(o["train_count"]))
+    items = list(ds)
+    n_val = min(int(o["val_photos"]), max(0, len(items) - 1))
+    train_items, val_items = items[: len(items) - n_val], items[len(items) - n_val :]
+    if o["max_photos"]:
+        train_items = train_items[: int(o["max_photos"])]
+    experts = list(ds.experts)
+    files = [(str(it.input), os.path.getsize(it.input), os.path.getmtime(it.input)) for it in items]
+    key = {"v": 1, "prefstyle": __version__, "size": size, "experts": experts, "files": files, "n_val": n_val}
+    key["train"] = [it.name for it in train_items]
+    root = _cache_root(cfg["cache"])
+    path = None if root is None else root / PieNetModel.name / f"fivek-{_digest(key)}.safetensors"
+    users = [f"expert{e}" for e in experts]
+    names = ([it.name for it in train_items], [it.name for it in val_items])
+    if path is not None and path.is_file():
+        from safetensors.torch import load_file
+
+        return MethodData(users, [], names[0], names[1], [], **load_file(str(path)))
+    total = (len(train_items) + len(val_items)) * (1 + len(experts))
+    bar = tqdm(total=total, desc="pienet: read FiveK", unit="img", disable=not progress)
+
+    def read(its: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        src, tgt = [], []
+        for it in its:
+            src.append(load_square(it.input, size))
+            tgt.append(torch.stack([load_square(it.targets[e], size) for e in experts]))
+            bar.update(1 + len(experts))
+        empty = torch.zeros(0, 3, size, size, dtype=torch.uint8)
+        if not its:
+            return empty, torch.zeros(len(experts), 0, 3, size, size, dtype=torch.uint8)
+        return torch.stack(src), torch.stack(tgt, 1)
+
+    scenes, targets = read(train_items)
+    vsrc, vtgt = read(val_items)
+    bar.close()
+    none = torch.zeros(0, 0, 3, size, size, dtype=torch.uint8)
+    data = MethodData(
+        users, [], names[0], names[1], [], scenes, targets, vsrc, none, none.clone(), vtgt if n_val else none.clone()
+    )
+    if path is not None:
+        from safetensors.torch import save_file
+
+        from prefstyle.fsutil import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in data.tensors().items()}, str(tmp))
+    return data
+
+
 @dataclass
 class CrowdData:
     """Crowd users' main judgments: image indices into ``images`` ``(N,3,T,T)`` uint8."""
@@ -465,27 +569,45 @@ class PieNetTask(TrainTask):
         if unknown:
             raise PrefstyleError(f"unknown pienet data option(s): {', '.join(unknown)}")
         self.data = {**DATA_DEFAULTS, **self.data_cfg}
+        if self.data["fivek"]:
+            self.data["fivek"] = fivek_options(self.data["fivek"])
+            if self.data["crowd"]:
+                raise PrefstyleError("data.fivek and data.crowd cannot be combined (FiveK's experts are the users)")
         obj = dict(self.model_cfg.get("objective") or {})
         unknown = sorted(set(obj) - set(OBJECTIVE_DEFAULTS))
         if unknown:
             raise PrefstyleError(f"unknown pienet objective option(s): {', '.join(unknown)}")
         self.obj = {**OBJECTIVE_DEFAULTS, **obj}
         self.model_cfg["objective"] = dict(self.obj)
+        # new runs get the paper's decoder unless the config says otherwise; the card records it
+        self.model_cfg.setdefault("wiring", "paper")
         self._methods: MethodData | None = None
         self._crowd: CrowdData | None = None
         self._crowd_loaded = False
+        self._rows: list[torch.Tensor] | None = None
         self.progress_bars = True
+        for key, allowed in (("perceptual_on", ("embedding", "maps")), ("tv_on", ("delta", "output"))):
+            if self.obj[key] not in allowed:
+                raise PrefstyleError(f"objective.{key} must be one of {', '.join(allowed)}, got {self.obj[key]!r}")
+        if self.obj["condition"] not in ("vector", "centroid"):
+            raise PrefstyleError(f"objective.condition must be vector or centroid, got {self.obj['condition']!r}")
 
     # -- data ----------------------------------------------------------------------------
 
     @property
     def methods(self) -> MethodData:
+        """The users with targets: method users, or FiveK's experts under ``data.fivek``."""
         if self._methods is None:
-            self._methods = build_method_data(self.data, progress=self.progress_bars)
+            if self.data["fivek"]:
+                self._methods = build_fivek_data(self.data, progress=self.progress_bars)
+            else:
+                self._methods = build_method_data(self.data, progress=self.progress_bars)
         return self._methods
 
     @property
     def crowd(self) -> CrowdData | None:
+        if self.data["fivek"]:
+            return None
         if not self._crowd_loaded:
             self._crowd = build_crowd_data(self.data, progress=self.progress_bars)
             self._crowd_loaded = True
@@ -498,7 +620,8 @@ class PieNetTask(TrainTask):
     def build_model(self) -> nn.Module:
         if not self.arch().users:
             m = self.methods
-            users = [METHOD_PREFIX + u for u in m.train_users]
+            prefix = FIVEK_PREFIX if self.data["fivek"] else METHOD_PREFIX
+            users = [prefix + u for u in m.train_users]
             if self.crowd is not None:
                 users += [CROWD_PREFIX + u for u in self.crowd.users]
             self.model_cfg["users"] = users
@@ -516,9 +639,11 @@ class PieNetTask(TrainTask):
         # every random decision for the global batch first (ranks take their slice)
         mu = torch.randint(0, max(1, n_methods_users), (n,), generator=gen)
         ms = torch.randint(0, max(1, m.scenes.shape[0]), (n,), generator=gen)
-        mneg = torch.randint(0, max(1, n_methods_users - 1), (n,), generator=gen)
-        mneg = mneg + (mneg >= mu).long()  # another user
-        use_src = torch.rand(n, generator=gen) < float(self.obj["source_negative"])
+        n_neg = max(1, int(self.obj["negatives"]))
+        mneg = torch.randint(0, max(1, n_methods_users - 1), (n, n_neg), generator=gen)
+        mneg = mneg + (mneg >= mu[:, None]).long()  # another user
+        use_src = torch.rand(n, n_neg, generator=gen) < float(self.obj["source_negative"])
+        cneg = torch.randint(0, 2**31 - 1, (n, n_neg), generator=gen)
         cj = torch.randint(0, crowd.n_judgments if crowd is not None else 1, (n,), generator=gen)
         side = torch.rand(n, generator=gen) < 0.5
         k = torch.randint(0, 4, (n,), generator=gen)
@@ -527,6 +652,7 @@ class PieNetTask(TrainTask):
         w_u = torch.rand(n, generator=gen)
         sl = range(n)[part]
         A, P, N, U = [], [], [], []
+        Ns: list[torch.Tensor] = []  # the extra negatives (n_neg − 1 per sample) of the embedding triplets
         for i in sl:
             if bool(is_crowd[i]) and crowd is not None:
                 j = int(cj[i])
@@ -540,14 +666,24 @@ class PieNetTask(TrainTask):
                 P.append(pref)
                 N.append(other)
                 U.append(n_methods_users + int(crowd.user[j]))
+                if n_neg > 1:  # the user's non-preferred images of other judgments
+                    rows = self._crowd_rows[int(crowd.user[j])]
+                    picks = rows[cneg[i, 1:] % len(rows)]
+                    Ns.append(crowd.images[crowd.other[picks]])
             else:
                 u, s = int(mu[i]), int(ms[i])
                 A.append(m.scenes[s])
                 P.append(m.targets[u, s])
-                N.append(m.scenes[s] if (bool(use_src[i]) or n_methods_users < 2) else m.targets[int(mneg[i]), s])
+                negs = [
+                    m.scenes[s] if (bool(use_src[i, q]) or n_methods_users < 2) else m.targets[int(mneg[i, q]), s]
+                    for q in range(n_neg)
+                ]
+                N.append(negs[0])
                 U.append(u)
+                if n_neg > 1:
+                    Ns.append(torch.stack(negs[1:]))
         kk, ff = k[part], flip[part]
-        return {
+        batch = {
             "input": _augment(_to_f(torch.stack(A)), kk, ff),
             "preferred": _augment(_to_f(torch.stack(P)), kk, ff),
             "other": _augment(_to_f(torch.stack(N)), kk, ff),
@@ -555,11 +691,46 @@ class PieNetTask(TrainTask):
             "crowd": is_crowd[part].clone(),
             "noise": noise[part].clone(),
             "w_uniform": w_u[part].clone(),
+            "step": torch.tensor(step),
         }
+        if Ns:
+            extra = torch.stack(Ns)  # (B, n_neg − 1, 3, T, T)
+            b, q = extra.shape[:2]
+            flat = _augment(_to_f(extra.flatten(0, 1)), kk.repeat_interleave(q), ff.repeat_interleave(q))
+            batch["others"] = flat.view(b, q, *flat.shape[1:])
+        if self.obj["embed_steps"] is not None:
+            batch["phase"] = torch.tensor(0 if step < int(self.obj["embed_steps"]) else 1)
+        return batch
+
+    @property
+    def _crowd_rows(self) -> list[torch.Tensor]:
+        """Each crowd user's judgment rows (for the extra negatives)."""
+        if self._rows is None:
+            crowd = self.crowd
+            self._rows = (
+                [] if crowd is None else [(crowd.user == u).nonzero().squeeze(1) for u in range(len(crowd.users))]
+            )
+        return self._rows
 
     def train_loader(self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> SeededBatches:
         _ = self.methods, self.crowd  # prepare the data before the first step
-        return SeededBatches(self._make_batch, batch_size, seed, rank, world_size)
+        eb, es = self.obj["embed_batch_size"], self.obj["embed_steps"]
+        if eb is None:
+            return SeededBatches(self._make_batch, batch_size, seed, rank, world_size)
+        if es is None:
+            raise PrefstyleError(
+                "objective.embed_batch_size needs objective.embed_steps (the embedding phase's length)"
+            )
+        if int(eb) % world_size:
+            raise PrefstyleError(f"objective.embed_batch_size {eb} is not divisible by {world_size} processes")
+        per = int(eb) // world_size
+
+        def make(step: int, gen: torch.Generator, n: int, part: slice) -> dict[str, torch.Tensor]:
+            if step < int(es):
+                return self._make_batch(step, gen, per * world_size, slice(rank * per, (rank + 1) * per))
+            return self._make_batch(step, gen, n, part)
+
+        return SeededBatches(make, batch_size, seed, rank, world_size)
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]] | None:
         """Embedding + preference vectors at ``objective.embed_lr``; PieNet at ``optim.lr``."""
@@ -607,44 +778,76 @@ class PieNetTask(TrainTask):
         for p in model.net.parameters():
             p.requires_grad_(not emb)
 
+    def _phase_of(self, batch: Any, progress: float) -> str:
+        if "phase" in batch:
+            return "embed" if int(batch["phase"]) == 0 else "pienet"
+        return self._phase(progress)
+
+    def _embed_fraction(self, batch: Any, progress: float) -> float:
+        """The share of the run spent on the embedding phase (exact also under ``embed_steps``)."""
+        es = self.obj["embed_steps"]
+        if es is None or progress <= 0:
+            return float(self.obj["embed_fraction"])
+        return float(es) * progress / max(1.0, float(batch["step"]))
+
+    def _embed_loss(self, model: PieNetSystem, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Triplet loss of the learned preference vectors against each preferred image and its negatives."""
+        model.embedding.train()
+        negs = [batch["other"]]
+        if "others" in batch:
+            negs += list(batch["others"].unbind(1))
+        b, k = batch["preferred"].shape[0], len(negs)
+        emb = model.embedding(torch.cat([batch["preferred"], *negs]))
+        pos, neg = emb[:b], emb[b:]
+        anchor = model.preference(batch["user"])
+        a, pk = anchor.repeat(k, 1), pos.repeat(k, 1)
+        loss = triplet_loss(a, pk, neg, margin=float(self.obj["margin"]))
+        with torch.no_grad():
+            acc = ((a - pk).pow(2).sum(1) < (a - neg).pow(2).sum(1)).float().mean()
+        return loss, {"triplet": float(loss.detach()), "triplet_acc": float(acc), "phase": 0.0}
+
     def loss(self, model: nn.Module, batch: Any, progress: float) -> tuple[torch.Tensor, dict[str, float]]:
         assert isinstance(model, PieNetSystem)
-        phase = self._phase(progress)
+        phase = self._phase_of(batch, progress)
         self._set_trainable(model, phase)
         users = batch["user"]
         if phase == "embed":
-            model.embedding.train()
-            both = model.embedding(torch.cat([batch["preferred"], batch["other"]]))
-            pos, neg = both.chunk(2)
-            anchor = model.preference(users)
-            loss = triplet_loss(anchor, pos, neg, margin=float(self.obj["margin"]))
-            with torch.no_grad():
-                acc = ((anchor - pos).pow(2).sum(1) < (anchor - neg).pow(2).sum(1)).float().mean()
-            return loss, {"triplet": float(loss.detach()), "triplet_acc": float(acc), "phase": 0.0}
+            return self._embed_loss(model, batch)
         model.embedding.eval()
         if self.obj["condition"] == "centroid" and not bool(model.centroids_ready > 0):
             model.user_centroids.copy_(self.compute_centroids(model))
             model.centroids_ready.fill_(1.0)
         with torch.no_grad():
-            p = model.conditioning(users)
+            p = model.conditioning(users) if self.obj["condition"] == "centroid" else model.preference(users)
         p = perturb_preference(p, batch["noise"], float(self.obj["noise"]))
         x = batch["input"]
-        out = model.net(x, p)
+        delta = model.net.delta(x, p)
+        out = x + delta
         lam = float(self.obj["perceptual"])
+        on_maps = self.obj["perceptual_on"] == "maps"
         crowd = batch["crowd"]
         ci = crowd.nonzero().squeeze(1)
-        with torch.no_grad():
-            tgt_p = model.embedding.features(batch["preferred"]) if lam > 0 else None
-            tgt_n = model.embedding.features(batch["other"][ci]) if lam > 0 and len(ci) else None
-        out_f = model.embedding.features(out) if lam > 0 else None
 
-        def rec(rows: torch.Tensor | None, target: torch.Tensor, feats: list[torch.Tensor] | None) -> torch.Tensor:
-            """Per-sample L1 + λ·perceptual of the output (rows ``rows``, all when None) to ``target``."""
+        def feats(img: torch.Tensor) -> Any:
+            """Lp's features: the four intermediate maps, or the preference embedding ``(B, dim)``."""
+            return model.embedding.features(img) if on_maps else model.embedding(img)
+
+        with torch.no_grad():
+            tgt_p = feats(batch["preferred"]) if lam > 0 else None
+            tgt_n = feats(batch["other"][ci]) if lam > 0 and len(ci) else None
+        out_f = feats(out) if lam > 0 else None
+
+        def rec(rows: torch.Tensor | None, target: torch.Tensor, tf: Any) -> torch.Tensor:
+            """Per-sample L1 + λ·Lp of the output (rows ``rows``, all when None) to ``target``."""
             o = out if rows is None else out[rows]
             r = l1_loss(o, target, reduction="none")
-            if feats is not None and out_f is not None:
-                of = out_f if rows is None else [f[rows] for f in out_f]
-                r = r + lam * perceptual_loss(of, feats, reduction="none")
+            if tf is not None and out_f is not None:
+                if on_maps:
+                    of = out_f if rows is None else [f[rows] for f in out_f]
+                    r = r + lam * perceptual_loss(of, tf, reduction="none")
+                else:  # squared Euclidean distance in the preference embedding (the triplet loss's metric)
+                    oe = out_f if rows is None else out_f[rows]
+                    r = r + lam * (oe - tf).pow(2).sum(1)
             return r
 
         lp = rec(None, batch["preferred"], tgt_p)
@@ -658,7 +861,7 @@ class PieNetTask(TrainTask):
                 w = (lo + (hi - lo) * batch["w_uniform"][ci]).to(lp)
             else:
                 # the PPS schedule runs over the PieNet phase
-                ef = float(self.obj["embed_fraction"])
+                ef = self._embed_fraction(batch, progress)
                 w = preference_weight((progress - ef) / max(1e-9, 1.0 - ef), sched, lo, hi).to(lp)
             pair = w * lp[ci] + (1.0 - w) * ln
             per = lp.index_put((ci,), pair)
@@ -668,7 +871,7 @@ class PieNetTask(TrainTask):
             logs["method_l1"] = float(l1_loss(out[~crowd], batch["preferred"][~crowd]).detach())
         loss = per.mean()
         if float(self.obj["tv"]) > 0:
-            tv = edge_aware_tv(out, x)
+            tv = edge_aware_tv(delta if self.obj["tv_on"] == "delta" else out, x)
             loss = loss + float(self.obj["tv"]) * tv
             logs["tv"] = float(tv.detach())
         return loss, logs
@@ -680,9 +883,29 @@ class PieNetTask(TrainTask):
         m = self.methods
         dev = next(model.parameters()).device
         res: dict[str, float] = {}
-        if not m.val_users or m.val_sources.shape[0] == 0:
+        if m.val_sources.shape[0] == 0:
             return res
         src = _to_f(m.val_sources).to(dev)
+        if m.val_users:
+            res.update(self._validate_new_users(model, src))
+        n_seen = m.seen_targets.shape[0]
+        if n_seen:
+            seen, seen_id = [], []
+            for u in range(n_seen):
+                idx = torch.tensor([u], device=dev)
+                tgt = _to_f(m.seen_targets[u]).to(dev)
+                out = model.net(src, model.conditioning(idx).expand(src.shape[0], -1)).clamp(0, 1)
+                seen.append(psnr(out, tgt).clamp(max=PSNR_CAP).mean())
+                seen_id.append(psnr(src, tgt).clamp(max=PSNR_CAP).mean())
+            res["seen_mpsnr"] = float(torch.stack(seen).mean())
+            res["seen_mpsnr_identity"] = float(torch.stack(seen_id).mean())
+        return res
+
+    def _validate_new_users(self, model: PieNetSystem, src: torch.Tensor) -> dict[str, float]:
+        """Validation method users personalized by scheme 2 from their ``val_refs``."""
+        m = self.methods
+        dev = src.device
+        res: dict[str, float] = {}
         ps, id_ps, mean_ps, accs = [], [], [], []
         mean_p = model.mean_preference()
         tgt_emb = [model.embedding(_to_f(m.val_targets[u]).to(dev)) for u in range(len(m.val_users))]
@@ -704,15 +927,6 @@ class PieNetTask(TrainTask):
         res["val_mpsnr_mean_user"] = float(torch.stack(mean_ps).mean())
         if accs:
             res["val_triplet_acc"] = float(torch.stack(accs).mean())
-        n_seen = m.seen_targets.shape[0]
-        if n_seen:
-            seen = []
-            for u in range(n_seen):
-                idx = torch.tensor([u], device=dev)
-                tgt = _to_f(m.seen_targets[u]).to(dev)
-                out = model.net(src, model.conditioning(idx).expand(src.shape[0], -1)).clamp(0, 1)
-                seen.append(psnr(out, tgt).clamp(max=PSNR_CAP).mean())
-            res["seen_mpsnr"] = float(torch.stack(seen).mean())
         return res
 
     # -- inference and card --------------------------------------------------------------
@@ -726,7 +940,13 @@ class PieNetTask(TrainTask):
     def describe_data(self) -> dict:
         m = self._methods
         desc: dict[str, Any] = {"options": dict(self.data.items())}
-        if m is not None:
+        if m is not None and self.data["fivek"]:
+            desc["fivek"] = {
+                "experts": m.train_users,
+                "train_photos": len(m.train_scenes),
+                "val_photos": m.val_scenes,
+            }
+        elif m is not None:
             desc["method_users"] = method_user_splits(self.data)
             desc["scenes"] = {"train": m.train_scenes, "val": m.val_scenes, "val_refs": m.ref_scenes}
         if self._crowd is not None:
