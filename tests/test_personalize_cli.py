@@ -266,3 +266,25 @@ def test_enhance_a_24_megapixel_photo_with_the_default_model(tmp_path):
     out = read_image(tmp_path / "out" / "big.jpg")
     assert out.pixels.shape == (3, 4000, 6000) and out.bit_depth == 8
     assert Image.open(tmp_path / "out" / "big.jpg").getexif().get(0x010F) == "PrefstyleTestCam"
+
+
+def test_personalize_checks_only_the_users_image_files(trained, tmp_path):
+    """A missing image of another user does not stop personalize; one of this user's is a one-line error."""
+    import shutil
+
+    from prefstyle.data.pairs import PairsDataset
+
+    data = tmp_path / "data"
+    shutil.copytree(trained["data"], data)
+    ds = PairsDataset.load(data)
+    mine = ds.references("u0@laptop", 1)  # --refs 1 reads these images only
+    used = {p for j in mine for p in (j.image_a, j.image_b)}
+    spare = next(p for j in ds.judgments for p in (j.image_a, j.image_b) if p not in used)
+    (data / spare).unlink()
+    args = ("--user", "u0@laptop", "--refs", "1", "--model", "identity")
+    r = invoke("personalize", data, *args, "--out", tmp_path / "p.json")
+    assert r.exit_code == 0, r.output
+    (data / mine[0].image_b).unlink()
+    r = invoke("personalize", data, *args, "--out", tmp_path / "q.json")
+    assert isinstance(r.exception, PrefstyleError)
+    assert "does not exist" in str(r.exception) and str(r.exception.path) == str(data / "judgments.jsonl")

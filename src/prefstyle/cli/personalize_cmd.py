@@ -35,6 +35,7 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.models.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
 
 if TYPE_CHECKING:
+    from prefstyle.data.pairs import Judgment, PairsDataset
     from prefstyle.models.base import PersonalizationModel, Profile
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
@@ -111,15 +112,24 @@ def personalize(
         profile.data = {**profile.data, "liked": str(liked.resolve())}
     else:
         assert data is not None  # exactly one of DATA and --liked, checked above
+        import torch
+
         from prefstyle.data.pairs import PairsDataset
         from prefstyle.eval.protocol import load_references
 
         if not user:
             raise PrefstyleError("--user is required with a pairs dataset")
-        ds = PairsDataset.load(data)
+        # Only this user's images are read: the file checks run on them, not on every image of
+        # the dataset (45,000 judgments: 2 s of stat calls; docs/BENCHMARKS.md, issue 19).
+        ds = PairsDataset.load(data, check_images=False)
         judgments = ds.references(user, refs, seed=seed)
         if refs > 0 and not judgments:
             raise PrefstyleError(f"user {user!r} has no main judgments", path=data)
+        _check_reference_files(ds, judgments)
+        # The pairs models' tensors are small (thumbnails, a few thousand particles): one torch
+        # thread; OpenMP threads spin-waiting for each other on a busy machine made the same
+        # command 3-4x slower in wall time (docs/BENCHMARKS.md, issue 19).
+        torch.set_num_threads(1)
         m = load_model(spec, device=device)
         references = load_references(ds, judgments)
         profile = m.personalize(references, user=user)
@@ -138,6 +148,27 @@ def personalize(
     words = m.describe(profile)  # the taste in the model's own words, when it has some
     if words:
         typer.echo(words, err=True)
+
+
+def _check_reference_files(ds: PairsDataset, judgments: list[Judgment]) -> None:
+    """The images (and scene sources) of ``judgments`` exist and each pair is two files, else a
+    one-line :class:`PrefstyleError` naming ``judgments.jsonl`` and the line."""
+    import os
+
+    from prefstyle.data.pairs import JUDGMENTS_FILE, SCENES_FILE
+
+    jpath = ds.root / JUDGMENTS_FILE
+    for j in judgments:
+        where = f"line {j.line}: " if j.line is not None else ""
+        files = [ds.image_path(j.image_a), ds.image_path(j.image_b)]
+        for key, f in zip(("image_a", "image_b"), files, strict=True):
+            if not f.is_file():
+                raise PrefstyleError(f"{where}{key} {f.relative_to(ds.root)} does not exist", path=jpath)
+        if os.path.samefile(files[0], files[1]):
+            raise PrefstyleError(f"{where}image_a and image_b are the same file", path=jpath)
+        sc = ds.scenes.get(j.scene)
+        if sc is not None and sc.source and not ds.image_path(sc.source).is_file():
+            raise PrefstyleError(f"scene {j.scene}: source {sc.source} does not exist", path=ds.root / SCENES_FILE)
 
 
 def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:
