@@ -102,7 +102,7 @@ def test_a_nudge_changes_the_preview_and_the_downloads(sliders_state):
     params, _ = _learned_edit(c)
     learned = c.get(f"/s/{SID}/api/nudge").json()
     assert learned["ready"] and learned["learned"] and "?" not in learned["downloads"]["cube"]
-    brighter = min(3.0, round(params.exposure + 1.0, 2))
+    brighter = min(3.0, round(round((params.exposure + 1.0) / 0.05) * 0.05, 2))  # on the slider's 0.05 EV steps
     d = _nudge(c, f"exposure={brighter}")
     assert not d["learned"] and d["values"]["exposure"] == pytest.approx(brighter)
     assert d["previews"][0]["url"] != learned["previews"][0]["url"]
