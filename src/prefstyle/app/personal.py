@@ -26,21 +26,22 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from prefstyle.app import nudge
 from prefstyle.app.db import Database
 from prefstyle.app.flow import FlowError
-from prefstyle.app.models import Question, Upload
+from prefstyle.app.models import Question, Upload, decided_answer
 from prefstyle.app.state import LoadedStudy
 
 if TYPE_CHECKING:
     import torch
 
+    from prefstyle.app.study import UploadLimits
     from prefstyle.imaging.params import RetouchParams
-    from prefstyle.models.base import PersonalizationModel, Profile
+    from prefstyle.models.base import PersonalizationModel, Profile, Reference
 
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,100}$")
 VERSION_DIR = re.compile(r"^v(\d+)$")
@@ -77,7 +78,7 @@ def decided_mains(db: Database, pid: int) -> list[Answer]:
             .where(Question.participant_id == pid, Question.kind == "main", Question.answer.in_(("a", "b")))
             .order_by(Question.position)
         ).all()
-    return [tuple(r) for r in rows]
+    return [decided_answer(*r) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,15 @@ def uploads_of(db: Database, pid: int) -> list[Upload]:
 # --------------------------------------------------------------------------------------------
 
 
-def _load(path: Path):
+def _load(path: Path) -> torch.Tensor:
+    """``(3,H,W)`` sRGB in [0,1]."""
     from prefstyle.imaging.io import read_image
 
     return read_image(path).pixels
 
 
 @lru_cache(maxsize=256)
-def _reference_image(path: str) -> Any:
+def _reference_image(path: str) -> torch.Tensor:
     """``(3,h,w)`` float in [0,1], long side at most :data:`REF_SIZE` (JPEGs decoded at a reduced
     scale), cached per file in the render worker: the study's images never change, and every
     participant's references are drawn from the same few (at most 256 x 0.8 MB)."""
@@ -133,15 +135,15 @@ def _reference_image(path: str) -> Any:
     import torch
     from PIL import Image
 
-    with Image.open(path) as im:
-        im.draft("RGB", (REF_SIZE, REF_SIZE))
-        im = im.convert("RGB")
+    with Image.open(path) as f:
+        f.draft("RGB", (REF_SIZE, REF_SIZE))
+        im = f.convert("RGB")
         im.thumbnail((REF_SIZE, REF_SIZE), Image.Resampling.BOX)
         arr = np.asarray(im, dtype=np.float32) / 255.0
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Any]:
+def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Reference]:
     """:class:`~prefstyle.models.base.Reference` objects from (scene, a, b, answer) rows: the images
     as served, at most :data:`REF_SIZE` pixels (models judge taste from thumbnails)."""
     import torch.nn.functional as F
@@ -151,8 +153,8 @@ def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Any]:
     refs = []
     for scene_id, a, b, ans in answers:
         pref, other = (a, b) if ans == "a" else (b, a)
-        p_img = _reference_image(str(study.rendition_path(pref)))
-        o_img = _reference_image(str(study.rendition_path(other)))
+        p_img = _reference_image(str(study.required_rendition_path(pref)))
+        o_img = _reference_image(str(study.required_rendition_path(other)))
         src_path = study.source_path(scene_id)
         src = None if src_path is None else _reference_image(str(src_path))
         if o_img.shape != p_img.shape:
@@ -171,7 +173,7 @@ def build_references(study: LoadedStudy, answers: list[Answer]) -> list[Any]:
     return refs
 
 
-def render_image(model: Any, profile: Any, img) -> Any:
+def render_image(model: PersonalizationModel, profile: Profile, img: torch.Tensor) -> torch.Tensor:
     """``(3,H,W)`` sRGB [0,1] -> the same in the profile's taste: the model's per-image LUT when it
     has one (:meth:`~prefstyle.models.base.PersonalizationModel.luts`), else its ``render``."""
     import torch
@@ -185,7 +187,7 @@ def render_image(model: Any, profile: Any, img) -> Any:
         return out[0].clamp(0, 1)
 
 
-def _write_jpeg(path: Path, img) -> None:
+def _write_jpeg(path: Path, img: torch.Tensor) -> None:
     from prefstyle.imaging.io import write_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +252,9 @@ def build_style(study: LoadedStudy, user: str, pid: int, answers: list[Answer]) 
         profile.data = {**profile.data, "study": study.id, "answers_used": version}
         profile.save(tmp / "profile.json")
         for s in study.heldout:
-            _write_jpeg(tmp / f"heldout-{s.id}.jpg", render_image(model, profile, _load(study.source_path(s.id))))
+            _write_jpeg(
+                tmp / f"heldout-{s.id}.jpg", render_image(model, profile, _load(study.required_source_path(s.id)))
+            )
         (tmp / "describe.txt").write_text((model.describe(profile) or "").strip() + "\n", encoding="utf-8")
         table = slider_table(model, profile)
         (tmp / nudge.TABLE_FILE).write_text(json.dumps(table.to_json(), indent=1) + "\n", encoding="utf-8")
@@ -273,7 +277,7 @@ def build_style(study: LoadedStudy, user: str, pid: int, answers: list[Answer]) 
     return version
 
 
-def load_profile(result: StyleResult) -> Any:
+def load_profile(result: StyleResult) -> Profile:
     from prefstyle.models.base import Profile
 
     return Profile.load(result.folder / "profile.json")
@@ -318,7 +322,7 @@ def build_lut(study: LoadedStudy, pid: int, version: int) -> Path:
 
     # the study's own photos (held-out first): the LUT averages the model's transform over them
     scenes = study.heldout + [s for s in study.scenes.values() if s.role == "question"]
-    images = [_load(study.source_path(s.id))[None] for s in scenes if s.source_file][:LUT_IMAGES] or None
+    images = [_load(study.required_source_path(s.id))[None] for s in scenes if s.source_file][:LUT_IMAGES] or None
     lut = profile_to_lut(study.model(), load_profile(result), size=study.cfg.lut_size, images=images)
     del images
     with atomic_path(path) as tmp:
@@ -341,7 +345,7 @@ def build_upload(study: LoadedStudy, pid: int, version: int, key: str) -> str:
     return name
 
 
-def store_upload(tmp: Path, limits: Any, size: int, folder: Path) -> tuple[str, int, int]:
+def store_upload(tmp: Path, limits: UploadLimits, size: int, folder: Path) -> tuple[str, int, int]:
     """Decode and check an uploaded file (:func:`prefstyle.app.uploads.decode_upload`), store it
     downscaled; returns ``(key, width, height)``. Runs in a render worker (decoding is heavy)."""
     from prefstyle.app import uploads
@@ -489,7 +493,7 @@ def build_nudge(study: LoadedStudy, pid: int, version: int, values: dict[str, fl
     try:
         tmp.mkdir(parents=True)
         for s in study.heldout:
-            img = _load(study.source_path(s.id))
+            img = _load(study.required_source_path(s.id))
             _write_jpeg(tmp / f"heldout-{s.id}.jpg", render_nudged(model, profile, img, edit))
         _write_presets(tmp, model, profile, table, values, f"prefstyle {study.id}")
         (tmp / "values.json").write_text(json.dumps(values, indent=1) + "\n", encoding="utf-8")

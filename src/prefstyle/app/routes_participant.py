@@ -366,7 +366,7 @@ def source_image(request: Request, sid: str, scene_id: int):
 
 def _status(request: Request, study: LoadedStudy, p: Participant, want_lut: bool = False) -> dict[str, Any]:
     st = _state(request)
-    return render.style_status(st.db, st.renders, study, p, want_lut=want_lut)
+    return render.style_status(st.db, st.render_queue(), study, p, want_lut=want_lut)
 
 
 def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict[str, Any]:
@@ -511,13 +511,13 @@ def api_nudge(request: Request, sid: str, lut: bool = False):
     params = {k: v for k, v in request.query_params.items() if k not in nudge.OTHER_PARAMS}
     values = nudge.parse_values(table, params)
     st = _state(request)
-    return JSONResponse(nudge.nudge_status(st.db, st.renders, study, p, values, want_lut=lut))
+    return JSONResponse(nudge.nudge_status(st.db, st.render_queue(), study, p, values, want_lut=lut))
 
 
 def _nudge_wait(request: Request, study: LoadedStudy, p: Participant, values: dict[str, float], what: str, lut: bool):
     """The participant's nudged rendering, or a wait page (202) that polls ``api/nudge`` until it is."""
     st = _state(request)
-    status = nudge.nudge_status(st.db, st.renders, study, p, values, want_lut=lut)
+    status = nudge.nudge_status(st.db, st.render_queue(), study, p, values, want_lut=lut)
     if status["ready"]:
         return None
     q = nudge.query(values)
@@ -607,7 +607,7 @@ def _may_upload(st: AppState, study: LoadedStudy, p: Participant) -> None:
     if not flow.progress(st.db, study, p.id).style_ready:
         raise FlowError(409, "your style is not ready yet: answer a few more pairs first")
     with st.db.read() as s:
-        n = s.scalar(select(func.count()).select_from(Upload).where(Upload.participant_id == p.id))
+        n = s.execute(select(func.count()).select_from(Upload).where(Upload.participant_id == p.id)).scalar_one()
     if n >= study.cfg.uploads.max_files:
         raise FlowError(409, f"you can upload at most {study.cfg.uploads.max_files} photos")
 
@@ -649,7 +649,7 @@ async def upload(request: Request, sid: str):
                     uploads.check_type(fh.read(16), limits)  # cheap: refuse non-images before queueing
                 mark_owner(personal.participant_dir(study, p.id), p.token_hash)
                 try:
-                    job = st.renders.submit(
+                    job = st.render_queue().submit(
                         ("store-upload", study.id, p.id, tmp_name),
                         "store_upload",
                         tmp,
