@@ -258,3 +258,35 @@ def test_task_trains_both_phases_with_a_crowd_and_resumes_exactly(tmp_path):
     assert same.checkpoint_id == model.checkpoint_id
     prof = model.personalize([Reference("s", photo(0, 32)[0], photo(1, 32)[0])])
     assert same.render(photo(2, 64), prof).shape == (1, 3, 64, 64)
+
+
+def test_packaged_model_keeps_its_legacy_wiring_and_renders_as_before():
+    """The packaged CPU model predates the paper wiring: its card has no ``wiring``, so it loads as
+    ``legacy`` and renders exactly as before the change (values recorded before it)."""
+    from prefstyle.models import load, packaged_models
+
+    if "pienet" not in packaged_models():
+        pytest.skip("PieNet weights not packaged")
+    torch.set_num_threads(1)
+    m = load("pienet")
+    assert m.cfg.wiring == "legacy" and m.checkpoint_id == "dff8865e413b408f"
+    refs = [Reference(f"s{i}", photo(i, 64)[0].clamp(0, 1) ** 0.8, photo(i, 64)[0]) for i in range(4)]
+    out = m.render(photo(5, 96), m.personalize(refs))
+    assert float(out.mean()) == pytest.approx(0.48971694707870483, abs=2e-5)
+    assert float((out - photo(5, 96)).abs().mean()) == pytest.approx(0.029465464875102043, abs=2e-5)
+
+
+def test_auto_weights_take_a_local_imagenet_resnet18_else_random(tmp_path, monkeypatch):
+    import torchvision
+
+    from prefstyle.models.pienet import _backbone
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert _backbone("resnet18", "auto", 64).weights_source == "random"
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    tv = torchvision.models.resnet18()
+    torch.save(tv.state_dict(), hub / "resnet18-f37072fd.pth")
+    b = _backbone("resnet18", "auto", 64)
+    assert b.weights_source.endswith("resnet18-f37072fd.pth") and torch.equal(b.conv1.weight, tv.conv1.weight)
+    assert _backbone("resnet18", "auto", 32).weights_source == "random"  # ImageNet weights need width 64

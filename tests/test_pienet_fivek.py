@@ -55,11 +55,11 @@ def make_fivek(root: Path, layout: str) -> Path:
     return root
 
 
-def _config(out: Path, fivek: Path, protocol: str = "multi", steps: int = 4) -> dict:
+def _config(out: Path, fivek: Path, protocol: str = "multi", steps: int = 4, objective: dict | None = None) -> dict:
     from prefstyle.train import load_config
 
     doc = {
-        "task": {"name": "pienet", **TINY_ARCH, "objective": {"embed_fraction": 0.5}},
+        "task": {"name": "pienet", **TINY_ARCH, "objective": objective or {"embed_fraction": 0.5}},
         "data": {
             "size": 16,
             "cache": None,
@@ -120,10 +120,12 @@ def test_fivek_train_then_paper_protocols_end_to_end(tmp_path):
     from prefstyle.train import Trainer, load_model, read_metrics
 
     root = make_fivek(tmp_path / "fivek", "folders")
-    res = Trainer(_config(tmp_path / "run", root), progress=False).run()
+    # the paper's schedule in miniature: 2 embedding steps at batch 6, then PieNet steps at batch 4
+    paper = {"embed_steps": 2, "embed_batch_size": 6, "negatives": 3, "condition": "vector"}
+    res = Trainer(_config(tmp_path / "run", root, objective=paper), progress=False).run()
     assert res.finished and "seen_mpsnr" in res.metrics and "seen_mpsnr_identity" in res.metrics
     logs = read_metrics(tmp_path / "run", "train")
-    assert logs[0]["phase"] == 0.0 and logs[-1]["phase"] == 1.0
+    assert [r["phase"] for r in logs] == [0.0, 0.0, 1.0, 1.0] and "tv" in logs[-1]
     model = load_model(tmp_path / "run")
     assert model.training_users() == [f"fivek:expert{e}" for e in "ABCDE"]
     assert model.card["data"]["fivek"]["train_photos"] == 5
@@ -151,3 +153,53 @@ def test_fivek_train_then_paper_protocols_end_to_end(tmp_path):
     rc = main(["--model", str(tmp_path / "run"), "--fivek", str(root), "--protocol", "trained", "--out", str(out)])
     assert rc == 0 and json.loads(out.read_text())["mpsnr"] == pytest.approx(trained["mpsnr"])
     assert main(["--model", str(tmp_path / "run"), "--fivek", str(tmp_path / "nothing")]) == 2
+
+
+def test_phase_batches_follow_embed_steps_and_batch_size(tmp_path):
+    from prefstyle.train.tasks.pienet import PieNetTask
+
+    root = make_fivek(tmp_path / "fivek", "folders")
+    cfg = _config(tmp_path / "run", root, objective={"embed_steps": 3, "embed_batch_size": 6, "negatives": 3})
+    task = PieNetTask(cfg["task"], cfg["data"], 0)
+    task.progress_bars = False
+    it = iter(task.train_loader(4, seed=0))
+    batches = [next(it) for _ in range(5)]
+    assert [b["preferred"].shape[0] for b in batches] == [6, 6, 6, 4, 4]
+    assert [int(b["phase"]) for b in batches] == [0, 0, 0, 1, 1]
+    assert batches[0]["others"].shape == (6, 2, 3, 16, 16)  # 3 negatives: "other" + 2 more
+    with pytest.raises(PrefstyleError, match="embed_steps"):
+        PieNetTask(cfg["task"] | {"objective": {"embed_batch_size": 6}}, cfg["data"], 0).train_loader(4, 0)
+
+
+def test_shipped_pienet_configs_hold_the_papers_recipe(tmp_path):
+    from prefstyle.train import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("pienet.yaml", "pienet_fivek.yaml"):
+        cfg = load_config(repo / "configs" / name, [f"out={tmp_path / name}"])
+        t, o = cfg["task"], cfg["task"]["objective"]
+        assert (t["wiring"], t["embed_size"], t["dim"], t["embed_weights"]) == ("paper", 256, 512, "auto")
+        assert (o["embed_steps"], o["embed_batch_size"], cfg["steps"] - o["embed_steps"], cfg["batch_size"]) == (
+            25000,
+            64,
+            100000,
+            8,
+        )
+        assert (o["negatives"], o["condition"], o["tv_on"], o["perceptual_on"]) == (3, "vector", "delta", "embedding")
+        assert cfg["optim"]["lr"] == pytest.approx(1e-4)
+    cpu = load_config(repo / "configs" / "pienet_cpu.yaml", [f"out={tmp_path / 'cpu'}"])
+    assert cpu["task"]["wiring"] == "paper" and cpu["task"]["objective"]["tv_on"] == "delta"
+    with pytest.raises(PrefstyleError, match="root is not set"):
+        from prefstyle.train.tasks.pienet import PieNetTask
+
+        c = load_config(repo / "configs" / "pienet_fivek.yaml", [f"out={tmp_path / 'f'}"])
+        PieNetTask(c["task"], c["data"], 0)
+
+
+def test_missing_local_resnet18_weights_is_one_line_error(tmp_path):
+    from prefstyle.models.pienet import build_pienet_system
+
+    arch = {**TINY_ARCH, "width": 64, "embed_weights": str(tmp_path / "resnet18.pth")}
+    with pytest.raises(PrefstyleError, match="not found") as e:
+        build_pienet_system(arch, pretrained=True)
+    assert "\n" not in str(e.value) and "resnet18.pth" in str(e.value)

@@ -46,6 +46,7 @@ checkpoint=PATH)`` or ``prefstyle.models.load(PATH)``.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -62,6 +63,7 @@ from prefstyle.models.backbones import (
     Backbone,
     EfficientNetLite0Backbone,
     ResNet18Backbone,
+    _torchvision_resnet18_file,
     create_backbone,
     resize_to,
 )
@@ -73,6 +75,8 @@ from prefstyle.models.base import (
 )
 from prefstyle.models.card import read_card
 from prefstyle.models.loading import register_architecture
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PersonalizedUpBlock",
@@ -104,8 +108,10 @@ class PieNetConfig:
 
     backbone / embed_backbone: ``resnet18`` or ``efficientnet_lite0`` for PieNet's encoder and
     for the embedding network. weights / embed_weights: ``"default"`` (ImageNet for
-    efficientnet_lite0, random for resnet18), ``None``, ``"imagenet"`` or a path
-    (:func:`prefstyle.models.backbones.create_backbone`). width: ResNet width (64 = ResNet-18).
+    efficientnet_lite0, random for resnet18), ``None``, ``"imagenet"``, a path to torchvision's
+    resnet18 state dict (a missing file is a one-line error; nothing is ever downloaded;
+    :func:`prefstyle.models.backbones.create_backbone`), or ``"auto"``: ImageNet where the torch
+    hub cache has it, random init otherwise. width: ResNet width (64 = ResNet-18).
     dim: preference-vector size. embed_size: side of the square the embedding sees.
     decoder: channels of the four up-sample blocks (strides 16, 8, 4, 2). pref_channels:
     channels each block gives the (projected, tiled) preference vector. head_channels: channels
@@ -157,7 +163,24 @@ class PieNetConfig:
         return d
 
 
+def _auto_weights(name: str, width: int) -> Any:
+    """``weights="auto"``: ImageNet weights where they are on this machine, else random init.
+
+    resnet18: torchvision's ``resnet18-*.pth`` in the torch hub cache (``$TORCH_HOME`` or
+    ``~/.cache/torch/hub/checkpoints``; nothing is downloaded), only at width 64;
+    efficientnet_lite0: its packaged weights.
+    """
+    if name != "resnet18":
+        return "imagenet"
+    path = _torchvision_resnet18_file() if width == 64 else None
+    log.info("pienet %s init: %s", name, path or "random (no local ImageNet resnet18-*.pth, or width != 64)")
+    return path
+
+
 def _backbone(name: str, weights: Any, width: int) -> Backbone:
+    """Backbone ``name``; ``weights``: see :class:`PieNetConfig` (``"auto"``: :func:`_auto_weights`)."""
+    if weights == "auto":
+        weights = _auto_weights(name, width)
     kw = {"width": width} if name == "resnet18" else {}
     return create_backbone(name, weights=weights, **kw)
 
