@@ -1,32 +1,48 @@
 """``sampling: active``: ask the pair whose answer is expected to say most about the participant.
 
 The plan (:func:`~prefstyle.app.study.plan_questions`) fixes which scene each main question
-shows, as ``balanced`` does. Just before a main question is first served, the study's model
-ranks every pair of that scene's renditions by the expected information gain of its answer,
-given the participant's decided answers so far (``question_values``: SliderTaste's posterior,
-a few milliseconds); the best pair replaces the planned one, sides seeded by the participant.
-A model whose ``question_values`` returns None keeps the plan. The ranking runs outside the write
-transaction (:func:`suggest_pair`), on 64-pixel thumbnails decoded once per process; the
-transaction then applies it only if that question is still unserved.
+shows, as ``balanced`` does. The study's model ranks every pair of that scene's renditions by
+the expected information gain of its answer, given the participant's decided answers before it
+(``question_values``: a posterior over the taste, 30-150 ms of CPU with the packaged models);
+the best pair replaces the planned one, sides seeded by the participant. A model whose
+``question_values`` returns None keeps the plan.
 
-Nothing here is kept per process except decoded thumbnails (keyed by file, and the files never
-change): the answers are read from the database on every call, and the model's own caches are
-keyed by image content, so with several server processes the pair chosen is the same whichever
-process served the earlier answers.
+The ranking is kept off the request path (issue 19: answer -> next pair under 100 ms with 100
+participants on two cores, where ranking every answer in the request cost seconds of queueing):
+
+* **ahead of time**: when a main question is served, one background thread per server process
+  ranks the participant's next main question for each answer they can give to this one (``a``,
+  ``b``, and "undecided" where allowed), during their think time. The answer's request then
+  finds the ranking ready (:func:`suggest_pair`, keyed by the exact evidence: the decided
+  answers' scenes, pairs and choices).
+* **capped**: a ranking that is not ready is waited for at most :data:`WAIT_S` seconds; then the
+  planned pair is served. The thread ranks the newest requests first, drops a participant's
+  queued rankings once they answered on, and keeps at most :data:`MAX_QUEUED`; under more load
+  than the CPU can rank, fewer questions are chosen actively, none is served late.
+
+So the pair served is either the one the model ranks first given the answers before it, or the
+planned one; never another. Rankings and decoded thumbnails (keyed by file; the files never
+change) are kept per process, so with several server processes a participant whose answers go to
+another process than the one that ranked ahead gets the planned pair for that question.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from prefstyle.app.db import Database
-from prefstyle.app.models import Participant, Question, decided_answer
+from prefstyle.app.models import Participant, Question, decided_answer, served_pair
 from prefstyle.app.state import LoadedStudy
 
 if TYPE_CHECKING:
@@ -56,6 +72,132 @@ def _image(path: Path) -> torch.Tensor:
     return _thumb(str(path))
 
 
+#: longest a request waits for a ranking that is not ready (then the planned pair is served)
+WAIT_S = 0.05
+#: rankings queued per process at most (the oldest are dropped first)
+MAX_QUEUED = 256
+#: rankings kept per process (results for the answers participants may still give)
+MAX_KEPT = 8192
+
+Evidence = tuple[tuple[int, int, int, str], ...]  # (scene id, rendition a, rendition b, "a"|"b") in order
+#: what a ranking depends on: (study, scene asked about, evidence); the same for every
+#: participant who gave those answers (first questions are shared)
+Key = tuple[str, int, Evidence]
+_NOT_READY = object()
+
+
+class _Ranker:
+    """One daemon thread ranking questions ahead; results kept by :data:`Key` (LRU).
+
+    Queued work is newest-first: the participant who answered last is the one whose next answer
+    comes last. Each queued ranking records the participants waiting for it; one that nobody
+    waits for any more (they answered on) is dropped, not computed.
+    """
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._queue: OrderedDict[Key, tuple[Callable[[], tuple[int, int] | None], set[int]]] = OrderedDict()
+        self._done: OrderedDict[Key, tuple[int, int] | None] = OrderedDict()
+        self._running: Key | None = None
+        self._thread: threading.Thread | None = None
+
+    def result(self, key: Key) -> Any:
+        """The ranking for ``key`` if computed, else :data:`_NOT_READY`."""
+        with self._cv:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return self._done[key]
+            return _NOT_READY
+
+    def submit(self, key: Key, job: Callable[[], tuple[int, int] | None], participant_id: int) -> None:
+        """Queue ``job`` for ``key`` (newest first) unless computed or running."""
+        with self._cv:
+            if key in self._done or key == self._running:
+                return
+            _, waiting = self._queue.get(key, (job, set()))
+            self._queue[key] = (job, waiting | {participant_id})
+            self._queue.move_to_end(key)
+            while len(self._queue) > MAX_QUEUED:
+                self._queue.popitem(last=False)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="prefstyle-active-ranker", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def wait(self, key: Key, timeout: float) -> Any:
+        """The ranking for ``key`` once computed, or :data:`_NOT_READY` after ``timeout`` seconds
+        or when it is neither queued nor running."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while key not in self._done:
+                left = deadline - time.monotonic()
+                if left <= 0 or (key not in self._queue and key != self._running):
+                    return _NOT_READY
+                self._cv.wait(left)
+            return self._done[key]
+
+    def drop(self, study_id: str, participant_id: int, keep: set[Key]) -> None:
+        """The participant no longer waits for their queued rankings other than ``keep``."""
+        with self._cv:
+            for k in [k for k in self._queue if k[0] == study_id and k not in keep]:
+                job, waiting = self._queue[k]
+                if participant_id in waiting:
+                    waiting = waiting - {participant_id}
+                    if waiting:
+                        self._queue[k] = (job, waiting)
+                    else:
+                        del self._queue[k]
+
+    def _work(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # small tensors; the server's requests need the other core
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                key, (job, _) = self._queue.popitem(last=True)
+                self._running = key
+            try:
+                value = job()
+            except Exception:  # the ranking is an optimisation: the planned pair is served instead
+                logging.getLogger("prefstyle.app").exception("active sampling: ranking failed")
+                value = None
+            with self._cv:
+                self._running = None
+                self._done[key] = value
+                while len(self._done) > MAX_KEPT:
+                    self._done.popitem(last=False)
+                self._cv.notify_all()
+
+
+_RANKER = _Ranker()
+
+
+def _best_pair(study: LoadedStudy, evidence: Evidence, scene_id: int) -> tuple[int, int] | None:
+    """Rendition ids ``(a, b)`` of the pair of ``scene_id`` the model ranks first given ``evidence``,
+    or None (the model cannot rank, the scene has no source or fewer than three renditions)."""
+    rends = list(study.scenes[scene_id].renditions)
+    if len(rends) < 3:
+        return None
+    source_path = study.source_path(scene_id)
+    if source_path is None:
+        return None
+    ranked = study.model().question_values(
+        _references(study, list(evidence)),
+        [(_image(source_path), [_image(study.required_rendition_path(r)) for r in rends])],
+    )
+    if ranked is None:  # the model cannot rank questions: the plan stands
+        return None
+    values = ranked[0]
+    i, j = max(combinations(range(len(rends)), 2), key=lambda ij: float(values[ij[0], ij[1]]))
+    return rends[i], rends[j]
+
+
+def _ranking(study: LoadedStudy, evidence: Evidence, scene_id: int) -> Callable[[], tuple[int, int] | None]:
+    return lambda: _best_pair(study, evidence, scene_id)
+
+
 def suggest_pair(
     db: Database, study: LoadedStudy, participant_id: int, pending: tuple[int, str] | None = None
 ) -> tuple[int, int, int] | None:
@@ -64,21 +206,29 @@ def suggest_pair(
     ``pending``: ``(question id, choice)`` of an answer about to be stored in the same request;
     it counts as decided, and the suggestion is for the question after it. None when the study
     does not sample actively, the next question is not an unserved main one, its scene has a
-    single pair, or the model cannot rank questions.
+    single pair, the model cannot rank questions, or the ranking was not ready within
+    :data:`WAIT_S` (module docstring). Also queues the rankings of the main question after it.
     """
     if study.cfg.sampling != "active":
         return None
-    model = study.model()
     unanswered = [Question.participant_id == participant_id, Question.answer.is_(None)]
     if pending is not None:
         unanswered.append(Question.id != pending[0])
     with db.read() as s:
-        q = s.scalar(select(Question).where(*unanswered).order_by(Question.position).limit(1))
-        if q is None or q.kind != "main" or q.served_at is not None:
+        upcoming = s.execute(
+            select(
+                Question.id,
+                Question.kind,
+                Question.served_at,
+                Question.scene_id,
+                Question.rendition_a_id,
+                Question.rendition_b_id,
+            )
+            .where(*unanswered)
+            .order_by(Question.position)
+        ).all()
+        if not upcoming or upcoming[0].kind != "main" or upcoming[0].served_at is not None:
             return None
-        if q.scene_id is None:
-            raise LookupError(f"main question {q.id} has no scene (damaged database?)")
-        qid, scene_id = q.id, q.scene_id
         seed = s.scalar(select(Participant.seed).where(Participant.id == participant_id))
         rows = s.execute(
             select(Question.id, Question.scene_id, Question.rendition_a_id, Question.rendition_b_id, Question.answer)
@@ -87,30 +237,52 @@ def suggest_pair(
             )
             .order_by(Question.position)
         ).all()
+    q = upcoming[0]
+    scene_id, planned_a, planned_b = served_pair(q.scene_id, q.rendition_a_id, q.rendition_b_id)
     answers = []
     for rid, sid, a, b, ans in rows:
         if pending is not None and rid == pending[0] and ans is None:
             ans = pending[1]
         if ans in ("a", "b"):
             answers.append(decided_answer(sid, a, b, ans))
-    rends = list(study.scenes[scene_id].renditions)
-    if len(rends) < 3:
-        return None
-    source_path = study.source_path(scene_id)
-    if source_path is None:
-        return None
-    ranked = model.question_values(
-        _references(study, answers),
-        [(_image(source_path), [_image(study.required_rendition_path(r)) for r in rends])],
-    )
-    if ranked is None:  # the model cannot rank questions: the plan stands
-        return None
-    values = ranked[0]
-    i, j = max(combinations(range(len(rends)), 2), key=lambda ij: float(values[ij[0], ij[1]]))
-    a, b = rends[i], rends[j]
-    if random.Random(int(seed or 0) * 7919 + qid).random() < 0.5:
-        a, b = b, a
-    return qid, a, b
+    evidence: Evidence = tuple(answers)
+    key: Key = (study.id, scene_id, evidence)
+    best = _RANKER.result(key)
+    if best is _NOT_READY:
+        _RANKER.submit(key, _ranking(study, evidence, scene_id), participant_id)
+        best = _RANKER.wait(key, WAIT_S)
+    pair = None
+    if best is not _NOT_READY and best is not None:
+        a, b = best
+        if random.Random(int(seed or 0) * 7919 + q.id).random() < 0.5:
+            a, b = b, a
+        pair = (a, b)
+    served = pair or (planned_a, planned_b)  # as stored by the transaction that serves it
+    _rank_ahead(study, participant_id, evidence, scene_id, served, upcoming[1:])
+    return None if pair is None else (q.id, *pair)
+
+
+def _rank_ahead(
+    study: LoadedStudy,
+    participant_id: int,
+    evidence: Evidence,
+    scene_id: int,
+    served: tuple[int, int],
+    later: Sequence[Any],
+) -> None:
+    """Queue the rankings of the next main question in ``later`` for each answer to the one
+    served now (``served`` pair of ``scene_id``; ``evidence``: the decided answers before it)."""
+    nxt = next((r for r in later if r.kind == "main" and r.served_at is None and r.scene_id is not None), None)
+    if nxt is None:
+        _RANKER.drop(study.id, participant_id, set())
+        return
+    outcomes = [(*evidence, (scene_id, served[0], served[1], c)) for c in ("a", "b")]
+    if study.cfg.allow_undecided:
+        outcomes.append(evidence)
+    keys = [(study.id, int(nxt.scene_id), ev) for ev in outcomes]
+    _RANKER.drop(study.id, participant_id, set(keys))
+    for key in keys:
+        _RANKER.submit(key, _ranking(study, key[2], key[1]), participant_id)
 
 
 def _references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) -> list[Reference]:
