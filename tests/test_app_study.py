@@ -50,11 +50,20 @@ def test_defaults_follow_the_issue():
         ({"id": "x", "colour": 1}, "unknown key colour"),
         ({"id": "x", "images": {"size": 10}}, "images.size must be an integer from 64"),
         ({"id": "x", "uploads": {"max_mb": -1}}, "uploads.max_mb must be a number"),
+        # null for a key that needs a value: refused here, not a crash when the study runs
+        ({"id": "x", "questions": {"main": None}}, "questions.main must be an integer from 1 to 10000, got None"),
+        ({"id": "x", "consent": None}, "consent must be a non-empty string, got None"),
+        ({"id": "x", "images": {"format": None}}, "images.format must be a non-empty string, got None"),
     ],
 )
 def test_bad_study_files_are_refused_with_the_key(data, message):
     with pytest.raises(PrefstyleError, match=message):
         parse_study(data)
+
+
+def test_null_scenes_means_every_scene():
+    assert parse_study({"id": "x", "source": {"kind": "simulator", "scenes": None}}).source.scenes is None
+    assert parse_study({"id": "x"}).source.scenes == 24
 
 
 def test_folder_source_needs_known_styles(tmp_path):

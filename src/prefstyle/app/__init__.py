@@ -17,10 +17,16 @@ See ``docs/APP.md``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported on first use (below): ``import prefstyle.app`` stays light
+    from prefstyle.app.server import create_app
+    from prefstyle.app.state import AppSettings
+
 __all__ = ["AppSettings", "create_app"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name == "create_app":
         from prefstyle.app.server import create_app
 

@@ -15,14 +15,16 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from prefstyle.errors import PrefstyleError
 
@@ -85,7 +87,7 @@ def _private_file(path: Path) -> None:
         logging.getLogger("prefstyle.app").warning("could not make %s private: %s", path, e)
 
 
-def _sqlite_on_connect(dbapi_connection, _record) -> None:
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None  # pysqlite must not BEGIN on its own: _sqlite_on_begin does
     cur = dbapi_connection.cursor()
     try:
@@ -97,7 +99,7 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
         cur.close()
 
 
-def _sqlite_on_begin(conn) -> None:
+def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("prefstyle_readonly") else "BEGIN IMMEDIATE")
 
 
@@ -126,7 +128,8 @@ def migrate(engine: Engine) -> str:
 class Database:
     """An engine plus session factories. ``with db.write() as s: ...`` commits on success."""
 
-    def __init__(self, url: str, **engine_kwargs):
+    def __init__(self, url: str, **engine_kwargs: int) -> None:
+        """``engine_kwargs``: ``pool_size``, ``max_overflow`` (:func:`make_engine`)."""
         self.url = normalize_url(url)
         self.engine = make_engine(url, **engine_kwargs)
         self._write = sessionmaker(self.engine, expire_on_commit=False)

@@ -21,9 +21,11 @@ import json
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefstyle.app.db import Database
 from prefstyle.app.state import LoadedStudy
@@ -42,7 +44,7 @@ class ExportSummary:
     images: int
 
 
-def _jsonl(rows) -> str:
+def _jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 

@@ -45,7 +45,7 @@ class FlowError(Exception):
         super().__init__(message)
         self.status, self.message = status, message
 
-    def __reduce__(self):  # raised in render worker processes, pickled back
+    def __reduce__(self) -> tuple[type[FlowError], tuple[int, str]]:  # raised in render workers, pickled back
         return (FlowError, (self.status, self.message))
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
+from collections.abc import Sequence
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'none'; "
@@ -35,7 +38,7 @@ _UPLOAD_PATH = re.compile(r"^/s/([a-z0-9][a-z0-9_-]{0,63})/me/uploads$")
 class GuardMiddleware:
     """Body limits and security headers (module docstring). ``upload_limits``: study id -> bytes."""
 
-    def __init__(self, app, upload_limits: dict[str, int]):
+    def __init__(self, app: ASGIApp, upload_limits: dict[str, int]) -> None:
         self.app = app
         self.upload_limits = upload_limits
 
@@ -45,7 +48,7 @@ class GuardMiddleware:
             return self.upload_limits[m.group(1)] + MULTIPART_OVERHEAD
         return DEFAULT_BODY_LIMIT
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -54,7 +57,7 @@ class GuardMiddleware:
 
         exceeded = False
 
-        async def send_headers(message):
+        async def send_headers(message: Message) -> None:
             nonlocal started
             if exceeded:  # whatever the app answers to a body cut short (FastAPI: 400), the client gets 413
                 if not started:
@@ -83,7 +86,7 @@ class GuardMiddleware:
                     return
         received = 0
 
-        async def counted_receive():
+        async def counted_receive() -> Message:
             nonlocal received, exceeded
             if exceeded:
                 return {"type": "http.disconnect"}
@@ -111,7 +114,7 @@ def _limit_text(path: str, limit: int) -> str:
     return "request body too large"
 
 
-async def _too_large(send, text: str, status: int = 413, headers=()) -> None:
+async def _too_large(send: Send, text: str, status: int = 413, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = text.encode()
     await send(
         {
@@ -177,13 +180,11 @@ class ForwardedMiddleware:
     ``allow`` only (IPs or CIDRs, or ``*``), so links built from the request (resume links) carry
     the public ``https://`` address behind a TLS proxy. Without ``allow`` the headers are ignored."""
 
-    def __init__(self, app, allow: str):
-        import ipaddress
-
+    def __init__(self, app: ASGIApp, allow: str) -> None:
         self.app = app
         items = [a.strip() for a in allow.split(",") if a.strip()]
         self.any = "*" in items
-        self.nets = []
+        self.nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for a in items:
             if a != "*":
                 try:
@@ -196,15 +197,13 @@ class ForwardedMiddleware:
     def trusted(self, client: str | None) -> bool:
         if self.any:
             return True
-        import ipaddress
-
         try:
             ip = ipaddress.ip_address(client or "")
         except ValueError:
             return False
         return any(ip in n for n in self.nets)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and (self.any or self.nets):
             client = scope.get("client")
             if self.trusted(client[0] if client else None):

@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -97,7 +98,7 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
     renders = state.renders
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if state.settings.render_mode == "process":
             renders.warm(list(state.studies.values()))
         yield
@@ -119,7 +120,7 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
     app.include_router(routes_admin.router)
 
     @app.exception_handler(FlowError)
-    async def _flow_error(request: Request, exc: FlowError):
+    async def _flow_error(request: Request, exc: FlowError) -> Response:
         if "/api/" in request.url.path:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         return templates.TemplateResponse(
@@ -130,7 +131,7 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errs = exc.errors()
         first = errs[0] if errs else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +25,8 @@ from prefstyle.data.pairs import Judgment
 RT_EDGES = (0, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 20000, 30000)
 
 
-def iso(t) -> str | None:
+def iso(t: datetime | None) -> str | None:
+    """A naive UTC time as ISO 8601 with milliseconds and ``Z``."""
     return None if t is None else t.isoformat(timespec="milliseconds") + "Z"
 
 

@@ -20,10 +20,14 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefstyle.app.flow import FlowError
 from prefstyle.app.study import UploadLimits
 from prefstyle.errors import PrefstyleError
+
+if TYPE_CHECKING:
+    import torch
 
 MAGIC = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",), "WEBP": (b"RIFF",)}
 TYPE_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
@@ -72,7 +76,7 @@ def check_type(head: bytes, limits: UploadLimits) -> str:
     return kind
 
 
-def decode_upload(tmp: Path, limits: UploadLimits, size: int):
+def decode_upload(tmp: Path, limits: UploadLimits, size: int) -> torch.Tensor:
     """The photo in ``tmp`` as ``(3,h,w)`` sRGB in [0,1], long side at most ``size``; FlowError if refused."""
     from prefstyle.app.catalog import fit_size
     from prefstyle.imaging.io import read_image
@@ -91,7 +95,7 @@ def decode_upload(tmp: Path, limits: UploadLimits, size: int):
     return fit_size(img.pixels, size)
 
 
-def store_upload(folder: Path, pixels) -> str:
+def store_upload(folder: Path, pixels: torch.Tensor) -> str:
     """Write the downscaled photo as ``folder/uploads/<key>.jpg``; returns the key."""
     from prefstyle.imaging.io import write_image
 
