@@ -450,6 +450,42 @@ def stored_answers(db_url: str) -> dict[str, dict[int, str]]:
     return out
 
 
+def active_choices(db_url: str, data_dir: Path) -> dict:
+    """Main questions served, and how many of them show another pair than the participant's plan
+    (``sampling: active`` chose it; a lower bound on the active choices, which may coincide with
+    the plan)."""
+    from sqlalchemy import select
+
+    from prefstyle.app.db import Database
+    from prefstyle.app.models import Participant, Question
+    from prefstyle.app.state import load_study_index
+    from prefstyle.app.study import plan_questions
+
+    db = Database(db_url)
+    try:
+        study = load_study_index(db, SID, data_dir)
+        cfg = study.cfg
+        with db.read() as s:
+            seeds = dict(s.execute(select(Participant.id, Participant.seed).where(Participant.study_id == SID)).all())
+            rows = s.execute(
+                select(
+                    Question.participant_id, Question.position, Question.rendition_a_id, Question.rendition_b_id
+                ).where(Question.kind == "main", Question.served_at.is_not(None))
+            ).all()
+    finally:
+        db.dispose()
+    plans = {
+        pid: plan_questions(study.question_scenes, cfg.main, cfg.consistency, cfg.sampling, seed)
+        for pid, seed in seeds.items()
+    }
+    differs = 0
+    for pid, pos, a, b in rows:
+        scene, ka, kb = plans[pid][pos].pair()
+        planned = (study.rendition_by_key[(scene, ka)].id, study.rendition_by_key[(scene, kb)].id)
+        differs += planned != (a, b)
+    return {"main_served": len(rows), "pair_not_the_planned_one": differs}
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
@@ -505,6 +541,7 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
         finally:
             server.stop()
         stored = stored_answers(db_url)
+        choices = active_choices(db_url, tmp / "data") if args.sampling == "active" else None
         n_stored = sum(len(v) for v in stored.values())
         lost = sum(
             1
@@ -535,6 +572,7 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
             if out["style_ready_s"] or out["style_not_ready"]
             else None,
             "memory_mb": memory,
+            "active_choices": choices,
             "errors": sorted(set(out["errors"]))[:20],
             "error_count": len(out["errors"]),
             "loadavg_before": [round(x, 2) for x in load_before],

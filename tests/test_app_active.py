@@ -17,6 +17,7 @@ def ranker(monkeypatch):
     """A fresh ranking thread and cache for each test."""
     r = active._Ranker()
     monkeypatch.setattr(active, "_RANKER", r)
+    monkeypatch.setattr(active, "MODE", "thread")  # no helper process in tests
     return r
 
 

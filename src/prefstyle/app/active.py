@@ -10,11 +10,13 @@ the best pair replaces the planned one, sides seeded by the participant. A model
 The ranking is kept off the request path (issue 19: answer -> next pair under 100 ms with 100
 participants on two cores, where ranking every answer in the request cost seconds of queueing):
 
-* **ahead of time**: when a main question is served, one background thread per server process
-  ranks the participant's next main question for each answer they can give to this one (``a``,
-  ``b``, and "undecided" where allowed), during their think time. The answer's request then
-  finds the ranking ready (:func:`suggest_pair`, keyed by the exact evidence: the decided
-  answers' scenes, pairs and choices).
+* **ahead of time**: when a main question is served, the participant's next main question is
+  ranked for each answer they can give to this one (``a``, ``b``, and "undecided" where
+  allowed), during their think time, by one helper process per server process (:data:`MODE`;
+  ``nice`` +10, so where CPU is short answers get it first; the server process itself never
+  loads the model). The answer's request then finds the ranking ready (:func:`suggest_pair`,
+  keyed by the scene and the exact evidence: the decided answers' scenes, pairs and choices,
+  so participants who answered alike share rankings).
 * **capped**: a ranking that is not ready is waited for at most :data:`WAIT_S` seconds; then the
   planned pair is served. The thread ranks the newest requests first, drops a participant's
   queued rankings once they answered on, and keeps at most :data:`MAX_QUEUED`; under more load
@@ -28,12 +30,13 @@ another process than the one that ranked ahead gets the planned pair for that qu
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
@@ -78,6 +81,11 @@ WAIT_S = 0.05
 MAX_QUEUED = 256
 #: rankings kept per process (results for the answers participants may still give)
 MAX_KEPT = 8192
+#: ``"process"``: rankings run in one helper process per server process, at ``nice`` +10 (the
+#: server process never loads the model, and where CPU is short answers get it first);
+#: ``"thread"``: on the ranking thread itself (tests)
+MODE = "process"
+RANK_NICE = 10
 
 Evidence = tuple[tuple[int, int, int, str], ...]  # (scene id, rendition a, rendition b, "a"|"b") in order
 #: what a ranking depends on: (study, scene asked about, evidence); the same for every
@@ -96,10 +104,11 @@ class _Ranker:
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
-        self._queue: OrderedDict[Key, tuple[Callable[[], tuple[int, int] | None], set[int]]] = OrderedDict()
+        self._queue: OrderedDict[Key, tuple[LoadedStudy, set[int]]] = OrderedDict()
         self._done: OrderedDict[Key, tuple[int, int] | None] = OrderedDict()
         self._running: Key | None = None
         self._thread: threading.Thread | None = None
+        self._pool: cf.ProcessPoolExecutor | None = None
 
     def result(self, key: Key) -> Any:
         """The ranking for ``key`` if computed, else :data:`_NOT_READY`."""
@@ -109,13 +118,13 @@ class _Ranker:
                 return self._done[key]
             return _NOT_READY
 
-    def submit(self, key: Key, job: Callable[[], tuple[int, int] | None], participant_id: int) -> None:
-        """Queue ``job`` for ``key`` (newest first) unless computed or running."""
+    def submit(self, key: Key, study: LoadedStudy, participant_id: int) -> None:
+        """Queue the ranking ``key`` of ``study`` (newest first) unless computed or running."""
         with self._cv:
             if key in self._done or key == self._running:
                 return
-            _, waiting = self._queue.get(key, (job, set()))
-            self._queue[key] = (job, waiting | {participant_id})
+            _, waiting = self._queue.get(key, (study, set()))
+            self._queue[key] = (study, waiting | {participant_id})
             self._queue.move_to_end(key)
             while len(self._queue) > MAX_QUEUED:
                 self._queue.popitem(last=False)
@@ -140,26 +149,42 @@ class _Ranker:
         """The participant no longer waits for their queued rankings other than ``keep``."""
         with self._cv:
             for k in [k for k in self._queue if k[0] == study_id and k not in keep]:
-                job, waiting = self._queue[k]
+                study, waiting = self._queue[k]
                 if participant_id in waiting:
                     waiting = waiting - {participant_id}
                     if waiting:
-                        self._queue[k] = (job, waiting)
+                        self._queue[k] = (study, waiting)
                     else:
                         del self._queue[k]
 
-    def _work(self) -> None:
-        import torch
+    def _rank(self, study: LoadedStudy, key: Key) -> tuple[int, int] | None:
+        if MODE == "thread":
+            return _best_pair(study, key[2], key[1])
+        if self._pool is None:
+            import multiprocessing
 
-        torch.set_num_threads(1)  # small tensors; the server's requests need the other core
+            self._pool = cf.ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_ranker
+            )
+        try:
+            return self._pool.submit(_rank_remote, study, key[2], key[1]).result()
+        except cf.process.BrokenProcessPool:  # the helper died (killed, out of memory): a new one next time
+            self._pool = None
+            raise
+
+    def _work(self) -> None:
+        if MODE == "thread":
+            import torch
+
+            torch.set_num_threads(1)  # small tensors; the server's requests need the other core
         while True:
             with self._cv:
                 while not self._queue:
                     self._cv.wait()
-                key, (job, _) = self._queue.popitem(last=True)
+                key, (study, _) = self._queue.popitem(last=True)
                 self._running = key
             try:
-                value = job()
+                value = self._rank(study, key)
             except Exception:  # the ranking is an optimisation: the planned pair is served instead
                 logging.getLogger("prefstyle.app").exception("active sampling: ranking failed")
                 value = None
@@ -172,6 +197,26 @@ class _Ranker:
 
 
 _RANKER = _Ranker()
+
+_HELPER_STUDIES: dict[tuple[str, str, str, str], LoadedStudy] = {}
+
+
+def _init_ranker() -> None:
+    import os
+
+    try:  # answers first: where CPU is short the kernel gives it to the server processes
+        os.nice(RANK_NICE)
+    except OSError:
+        pass
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _rank_remote(study: LoadedStudy, evidence: Evidence, scene_id: int) -> tuple[int, int] | None:
+    """:func:`_best_pair` in the helper process (its copy of the study, model loaded once)."""
+    key = (study.id, str(study.folder), study.cfg.catalog_hash(), study.cfg.model)
+    return _best_pair(_HELPER_STUDIES.setdefault(key, study), evidence, scene_id)
 
 
 def _best_pair(study: LoadedStudy, evidence: Evidence, scene_id: int) -> tuple[int, int] | None:
@@ -192,10 +237,6 @@ def _best_pair(study: LoadedStudy, evidence: Evidence, scene_id: int) -> tuple[i
     values = ranked[0]
     i, j = max(combinations(range(len(rends)), 2), key=lambda ij: float(values[ij[0], ij[1]]))
     return rends[i], rends[j]
-
-
-def _ranking(study: LoadedStudy, evidence: Evidence, scene_id: int) -> Callable[[], tuple[int, int] | None]:
-    return lambda: _best_pair(study, evidence, scene_id)
 
 
 def suggest_pair(
@@ -249,7 +290,7 @@ def suggest_pair(
     key: Key = (study.id, scene_id, evidence)
     best = _RANKER.result(key)
     if best is _NOT_READY:
-        _RANKER.submit(key, _ranking(study, evidence, scene_id), participant_id)
+        _RANKER.submit(key, study, participant_id)
         best = _RANKER.wait(key, WAIT_S)
     pair = None
     if best is not _NOT_READY and best is not None:
@@ -282,7 +323,7 @@ def _rank_ahead(
     keys = [(study.id, int(nxt.scene_id), ev) for ev in outcomes]
     _RANKER.drop(study.id, participant_id, set(keys))
     for key in keys:
-        _RANKER.submit(key, _ranking(study, key[2], key[1]), participant_id)
+        _RANKER.submit(key, study, participant_id)
 
 
 def _references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) -> list[Reference]:
