@@ -1,4 +1,4 @@
-"""Training PieNet (:mod:`prefstyle.models.pienet`) on the embedded default data.
+"""Training PieNet (:mod:`prefstyle.models.pienet`) on the embedded default data or on FiveK.
 
 Users
 -----
@@ -13,27 +13,35 @@ Users
 * **Crowd users**: the ``train`` users of a pairs dataset (a simulated crowd from
   :func:`prefstyle.data.simulate.simulate_dataset`, made and cached on the fly, or any pairs
   folder). They have (preferred, non-preferred) pairs but no targets.
+* **FiveK's experts** (``data.fivek``, instead of both; :data:`FIVEK_DEFAULTS`): the paper's
+  Table 1 settings, experts A–E (``protocol: multi``) or C alone (``single``) as the training
+  users, the photos of FiveK's train split as the scenes (:func:`build_fivek_data`).
 
-Two phases in one run (``objective.embed_fraction`` of the steps, then the rest; the config's
-schedule restarts its cosine at the boundary):
+Two phases (``objective.embed_fraction`` of the steps, or the first ``objective.embed_steps``
+steps at a global batch of ``objective.embed_batch_size``, as the paper's 25k × 64; then the rest):
 
 1. **Preference embedding**: the embedding network and one preference vector per training user,
-   by the triplet loss (squared Euclidean, margin 0.2) on (user, preferred, non-preferred):
-   a method user's rendition of a scene against another user's rendition of the same scene (or
-   the neutral scene), a crowd user's judgment as it is. rot90 + flip augmentation.
-2. **PieNet**, embedding and vectors frozen, conditioned on each training user's scheme-2
-   vector (``objective.condition: centroid``, the normalised mean embedding of 20 of the user's
-   preferred images: what a new user gets; ``vector``: the learned preference vectors):
-   method users' pairs with
-   ``L1 + 0.4·perceptual + 0.01·edge-aware TV``; crowd pairs with the PPS pairwise objective
-   ``w·L(Î, I_p) + (1 − w)·L(Î, I_n)`` (the same ``L``, ``w`` 0.5 → 1.5 by default) fed one side of
-   the pair (``objective.crowd_input: pair``) or the scene's neutral source (``source``);
-   preference vectors perturbed by noise of norm 0.1.
+   by the triplet loss (squared Euclidean, margin 0.2) of (user, preferred, non-preferred), each
+   preferred image against ``objective.negatives`` (3) non-preferred ones: for a method user,
+   another user's rendition of the same scene or the neutral scene; for a crowd user, the other
+   image of the judgment and the non-preferred images of other judgments of theirs. rot90 +
+   flip augmentation.
+2. **PieNet**, embedding and vectors frozen, conditioned on the learned preference vectors f_k
+   (``objective.condition: vector``, the paper) or on each training user's scheme-2 vector
+   (``centroid``: the normalised mean embedding of 20 of the user's preferred images, what a new
+   user gets): method users' pairs with ``L1 + 0.4·Lp + 0.01·Lt``, where Lp is the squared
+   distance of the output's and the target's preference embeddings (``perceptual_on: maps``:
+   L1 over the embedding backbone's four feature maps) and Lt the edge-aware TV of the delta
+   image ΔI = output − input (``tv_on: output``: of the output); crowd pairs with the PPS
+   pairwise objective ``w·L(Î, I_p) + (1 − w)·L(Î, I_n)`` (the same ``L``, ``w`` 0.5 → 1.5 by
+   default) fed one side of the pair (``objective.crowd_input: pair``) or the scene's neutral
+   source (``source``); preference vectors perturbed by noise of norm 0.1.
 
 Validation (:meth:`PieNetTask.validate`): validation method users, personalized by scheme 2 from
 ``val_refs`` preferred images (their renditions of training scenes), rendered on validation
 scenes: mean PSNR (``val_mpsnr``) beside the identity's, the mean-preference render's and the
-seen users' own; and the embedding's triplet accuracy on those users.
+seen users' own (``seen_mpsnr``, with ``seen_mpsnr_identity``: for FiveK, every expert on the
+held-out training photos); and the embedding's triplet accuracy on those users.
 
 Options: ``task`` keys are :class:`~prefstyle.models.pienet.PieNetConfig` fields plus
 ``objective`` (see :data:`OBJECTIVE_DEFAULTS`); ``data`` keys are :data:`DATA_DEFAULTS`.
