@@ -113,7 +113,7 @@ class PieNetConfig:
     :func:`prefstyle.models.backbones.create_backbone`), or ``"auto"``: ImageNet where the torch
     hub cache has it, random init otherwise. width: ResNet width (64 = ResNet-18).
     dim: preference-vector size. embed_size: side of the square the embedding sees.
-    decoder: channels of the four up-sample blocks (strides 16, 8, 4, 2). pref_channels:
+    decoder: channels of the four up-sample blocks (strides 8, 4, 2, 1; legacy: 16, 8, 4, 2). pref_channels:
     channels each block gives the (projected, tiled) preference vector. head_channels: channels
     of the final layer. users: training users, in the order of the preference-vector rows.
     render_size: long side PieNet runs at when rendering larger images. guided_radius /
@@ -154,7 +154,7 @@ class PieNetConfig:
         if cfg.wiring not in WIRINGS:
             raise PrefstyleError(f"unknown PieNet wiring {cfg.wiring!r} (expected one of {', '.join(WIRINGS)})")
         if len(cfg.decoder) != 4:
-            raise PrefstyleError(f"PieNet decoder needs 4 block widths (strides 16, 8, 4, 2), got {list(cfg.decoder)}")
+            raise PrefstyleError(f"PieNet decoder needs 4 block widths (one per PUB), got {list(cfg.decoder)}")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
