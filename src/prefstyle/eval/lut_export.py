@@ -10,7 +10,10 @@ pool, with colours the photos never visit continued smoothly.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,15 +21,116 @@ from prefstyle.imaging.lut_fit import fit_lut, lut_samples
 from prefstyle.models.base import PersonalizationModel, Profile
 from prefstyle.models.render import render_batch
 
-__all__ = ["default_images", "profile_to_lut"]
+__all__ = ["default_images", "draft_thumbnail", "profile_to_lut"]
+
+#: EXIF tag of the orientation
+ORIENTATION_TAG = 0x0112
 
 
-def default_images(side: int = 192, system: bool = True) -> list[torch.Tensor]:
-    """The whole frame of every bundled photograph, ``(3, h, w)`` with long side ``side``, in [0, 1]."""
+def default_images(side: int = 192, system: bool = True, cache: bool = True) -> list[torch.Tensor]:
+    """The whole frame of every bundled photograph, ``(3, h, w)`` with long side ``side``, in [0, 1]
+    (steps of 1/255).
+
+    JPEGs are decoded at a reduced DCT scale (:func:`draft_thumbnail`), the rest through the content
+    pool's full decode. With ``cache`` the thumbnails are kept in ``$PREFSTYLE_CACHE/lut-photos/``
+    (default ``~/.cache/prefstyle``; one 8-bit ``.npz`` of about 3 MB, keyed by ``side`` and every
+    file's path, size and modification time), so a later ``export-lut`` decodes nothing.
+    """
     from prefstyle.data.pool import ContentPool
 
     pool = ContentPool.bundled(system=system)
-    return [pool.scene_image(f"{pid}#0", size=side) for pid in pool.photo_ids]
+    photos = [pool.photo(pid) for pid in pool.photo_ids]
+    path = _cache_path(side, [p.path for p in photos]) if cache else None
+    if path is not None and path.is_file():
+        hit = _read_cache(path, len(photos))
+        if hit is not None:
+            return hit
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(photo: Any) -> torch.Tensor:
+        fast = draft_thumbnail(photo.path, side) if photo.path is not None else None
+        img = fast if fast is not None else pool.scene_image(f"{photo.id}#0", size=side)
+        return (img.clamp(0, 1) * 255).round() / 255  # the cache's 8 bits, cached or not
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as ex:  # Pillow decodes without the GIL
+        out = list(ex.map(one, photos))
+    if path is not None:
+        _write_cache(path, out)
+    return out
+
+
+def _cache_path(side: int, paths: Sequence[Path | None]) -> Path | None:
+    import hashlib
+
+    ids = [side]
+    for p in paths:
+        if p is None:
+            return None
+        try:
+            st = p.stat()
+        except OSError:
+            return None
+        ids.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
+    root = os.environ.get("PREFSTYLE_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "prefstyle"
+    return base / "lut-photos" / f"{hashlib.sha1(repr(ids).encode()).hexdigest()[:20]}.npz"
+
+
+def _read_cache(path: Path, n: int) -> list[torch.Tensor] | None:
+    import numpy as np
+
+    try:
+        with np.load(path) as z:
+            arrs = [z[f"a{i}"] for i in range(n)]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # unreadable: decode again (and rewrite it)
+    return [torch.from_numpy(a.astype(np.float32) / 255.0) for a in arrs]
+
+
+def _write_cache(path: Path, images: Sequence[torch.Tensor]) -> None:
+    import numpy as np
+
+    from prefstyle.fsutil import atomic_path
+
+    arrs = {f"a{i}": (im * 255).round().to(torch.uint8).numpy() for i, im in enumerate(images)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrs)
+    except OSError:
+        pass  # a read-only home: no cache, the same result
+
+
+def draft_thumbnail(path: Path, side: int) -> torch.Tensor | None:
+    """``(3, h, w)`` float32 in [0, 1], long side ``side``, of an RGB JPEG decoded at a reduced DCT
+    scale (Pillow's draft mode: 1/2 to 1/8 of the pixels per side), converted to sRGB from its ICC
+    profile when it has one (LittleCMS, on the small image), then area-averaged to size. None when
+    the file is not an RGB JPEG without EXIF rotation (then it is decoded fully)."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageCms
+
+    from prefstyle.data.photos import long_side_size
+
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+    try:
+        with Image.open(path) as im:
+            if im.format != "JPEG" or im.mode != "RGB" or im.getexif().get(ORIENTATION_TAG, 1) != 1:
+                return None
+            icc = im.info.get("icc_profile")
+            h, w = long_side_size(im.height, im.width, side, upscale=True)
+            im.draft("RGB", (w, h))
+            small = im.convert("RGB")
+        if icc:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            small = ImageCms.profileToProfile(small, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        small = small.resize((w, h), Image.Resampling.BOX)
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return None  # the full decoder gives the one-line error
+    arr = np.asarray(small, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 def profile_to_lut(
@@ -78,14 +182,19 @@ def per_photo_luts_mean(
     from prefstyle.imaging.lut import resize_lut
 
     total: torch.Tensor | None = None
-    with torch.no_grad():
-        for k, im in enumerate(images):
-            lut = model.luts(im.float(), profile)
-            if lut is None:
-                return None
-            total = lut[0].float() if total is None else total + lut[0].float()
-            if progress is not None:
-                progress(k + 1, len(images))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thumbnails and one LUT at a time: more threads only wait on each other
+    try:
+        with torch.no_grad():
+            for k, im in enumerate(images):
+                lut = model.luts(im.float(), profile)
+                if lut is None:
+                    return None
+                total = lut[0].float() if total is None else total + lut[0].float()
+                if progress is not None:
+                    progress(k + 1, len(images))
+    finally:
+        torch.set_num_threads(threads)
     assert total is not None
     mean = total / len(images)
     if mean.shape[-1] != size:
