@@ -62,7 +62,7 @@ def default_images(side: int = 192, system: bool = True, cache: bool = True) -> 
 def _cache_path(side: int, paths: Sequence[Path | None]) -> Path | None:
     import hashlib
 
-    ids = [side]
+    ids: list[object] = [side]
     for p in paths:
         if p is None:
             return None
@@ -81,7 +81,7 @@ def _read_cache(path: Path, n: int) -> list[torch.Tensor] | None:
 
     try:
         with np.load(path) as z:
-            arrs = [z[f"a{i}"] for i in range(n)]
+            arrs = [z[f"arr_{i}"] for i in range(n)]
     except (OSError, ValueError, KeyError, EOFError):
         return None  # unreadable: decode again (and rewrite it)
     return [torch.from_numpy(a.astype(np.float32) / 255.0) for a in arrs]
@@ -92,11 +92,11 @@ def _write_cache(path: Path, images: Sequence[torch.Tensor]) -> None:
 
     from prefstyle.fsutil import atomic_path
 
-    arrs = {f"a{i}": (im * 255).round().to(torch.uint8).numpy() for i, im in enumerate(images)}
+    arrs = [(im * 255).round().to(torch.uint8).numpy() for im in images]  # saved as arr_0, arr_1, ...
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrs)
+            np.savez(f, *arrs)
     except OSError:
         pass  # a read-only home: no cache, the same result
 
@@ -125,7 +125,10 @@ def draft_thumbnail(path: Path, side: int) -> torch.Tensor | None:
             small = im.convert("RGB")
         if icc:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            small = ImageCms.profileToProfile(small, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            converted = ImageCms.profileToProfile(small, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if converted is None:
+                return None
+            small = converted
         small = small.resize((w, h), Image.Resampling.BOX)
     except (OSError, ValueError, ImageCms.PyCMSError):
         return None  # the full decoder gives the one-line error
