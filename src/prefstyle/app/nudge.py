@@ -17,10 +17,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from prefstyle.app.flow import FlowError
+
+if TYPE_CHECKING:
+    from prefstyle.app.db import Database
+    from prefstyle.app.models import Participant
+    from prefstyle.app.render import RenderQueue
+    from prefstyle.app.state import LoadedStudy
 
 TABLE_FILE = "sliders.json"
 #: query parameters that are not sliders (ignored by :func:`parse_values`)
@@ -188,7 +194,12 @@ def downloads(sid: str, table: SliderTable, values: Mapping[str, float]) -> dict
 
 
 def nudge_status(
-    db: Any, queue: Any, study: Any, participant: Any, values: Mapping[str, float], want_lut: bool = False
+    db: Database,
+    queue: RenderQueue,
+    study: LoadedStudy,
+    participant: Participant,
+    values: Mapping[str, float],
+    want_lut: bool = False,
 ) -> dict[str, Any]:
     """Where the rendering of the participant's style with the sliders at ``values`` stands,
     submitting what is missing (never waits): ``{"ready", "state", "text", "message", "values",
