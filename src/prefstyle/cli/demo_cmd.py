@@ -15,7 +15,7 @@ import html
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -93,6 +93,18 @@ def _summary_table(results_path: Path) -> str:
         "<table><tr><th>model</th><th>kind</th><th>ΔE00-CQS</th><th>CQS / identity</th><th>win rate</th>"
         "<th>ΔE00 to the true ideal (lower is better)</th></tr>" + rows + "</table>"
         '<p><a href="evaluation/index.html">Full evaluation report: every metric, per-user image grids</a></p>'
+    )
+
+
+def _stats_rows(stats: dict[str, Any]) -> str:
+    """The crowd's statistics as HTML table rows, numbers formatted (no float reprs)."""
+    from prefstyle.eval.report import format_value
+
+    keys = ("users", "persons", "devices", "scenes", "judgments", "consistency", "response_ms", "splits")
+    return "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(format_value(v))}</td></tr>"
+        for k, v in stats.items()
+        if k in keys
     )
 
 
@@ -272,11 +284,7 @@ def demo(
     test_users = sorted(ds.splits.get("test", [])) or ds.users()
     photographer = _photographer(out, default_spec, data, test_users[0])
 
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v) if not isinstance(v, (int, float, str)) else str(v))}</td></tr>"
-        for k, v in stats.items()
-        if k in ("users", "persons", "devices", "scenes", "judgments", "consistency", "response_ms", "splits")
-    )
+    rows = _stats_rows(stats)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>prefstyle demo</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}td,th{{text-align:left;padding:2px 8px;vertical-align:top}}
 img{{max-width:100%}}</style></head><body>

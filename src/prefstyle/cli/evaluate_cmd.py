@@ -137,6 +137,8 @@ def build_models(
     )
     models: dict[str, Any] = {}
     for spec in specs:
+        if progress:
+            typer.echo(f"loading model {spec} ...", err=True)
         runs = _train_users_runs(spec)
         if runs:  # a `prefstyle train --train-users` folder: one row per run, scored on the same pairs
             for k, run in runs.items():
@@ -254,6 +256,8 @@ def evaluate(
         )
 
     err = Console(stderr=True)
+    if progress:
+        err.print(f"reading {data} ...")
     ds = PairsDataset.load(data)
     filter_note, filter_counts = None, None
     if quality_filter:
@@ -340,8 +344,7 @@ def _print_summary(results: Results, n_users: int, err: Console) -> None:
     for col in ("model", "CQS", "CQS/identity", "win rate", "ΔE00 to ideal"):
         table.add_column(col, justify="left" if col == "model" else "right")
 
-    def fmt(v: float | None) -> str:
-        return "–" if v is None else f"{v:.4g}"
+    from prefstyle.eval.report import format_number as fmt
 
     for name, row in results.tables[metric].items():
         ideal = (results.ideal or {}).get(name, {}).get("delta_e00") if results.ideal else None

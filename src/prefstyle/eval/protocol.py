@@ -488,18 +488,33 @@ class PPSEvaluation:
     # -- update ------------------------------------------------------------------------------
 
     def run(self, progress: bool = False) -> Results:
-        """:meth:`update` every user of :attr:`users` (with a progress bar), then :meth:`compute`."""
-        it: Iterable[str] = self.users
-        if progress:
-            from tqdm.auto import tqdm
+        """:meth:`update` every user of :attr:`users`, then :meth:`compute`. ``progress``: a bar of
+        ``users x models`` steps, one per model personalized and scored on a user, that names the
+        user and model at work."""
+        if not progress:
+            for user in self.users:
+                self.update(user)
+            return self.compute()
+        from tqdm.auto import tqdm
 
-            it = tqdm(self.users, desc="evaluate users", unit="user")
-        for user in it:
-            self.update(user)
+        n_users, n_models = len(self.users), len(self.models)
+        with tqdm(total=n_users * n_models, desc="evaluate", unit="step") as bar:
+            for k, user in enumerate(self.users):
+
+                def step(name: str, done: bool, k: int = k, user: str = user) -> None:
+                    if done:
+                        bar.update(1)
+                    else:
+                        bar.set_postfix_str(f"user {k + 1}/{n_users} {user}: {name}")
+
+                bar.set_postfix_str(f"user {k + 1}/{n_users} {user}: loading")
+                self.update(user, step=step)
+                bar.update((k + 1) * n_models - bar.n)  # a skipped user's steps
         return self.compute()
 
-    def update(self, user: str) -> None:
-        """Personalize every model on ``user``'s references and score its evaluation pairs."""
+    def update(self, user: str, step: Callable[[str, bool], None] | None = None) -> None:
+        """Personalize every model on ``user``'s references and score its evaluation pairs;
+        ``step(model name, done)`` is called before (``done`` False) and after each model (progress)."""
         pairs = self._load_user(user)
         if pairs is None:
             return
@@ -514,7 +529,11 @@ class PPSEvaluation:
                 N = torch.stack([pairs.i_n[i] for i in g])
                 self.scores.add(_INPUTS, spec.name, user, cqs_pair(P, N, P, N, spec))
         for name, model in self.models.items():
+            if step is not None:
+                step(name, False)
             self._score_model(name, model, pairs, kept)
+            if step is not None:
+                step(name, True)
         if kept is not None:
             self.samples.append(kept[0])
 

@@ -38,7 +38,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def format_number(value: Any, digits: int = 4) -> str:
+    """A table cell: floats in fixed point, never a float's repr or exponent notation (``413.95``,
+    ``0.000``, ``5914``): below 10 with ``digits - 1`` decimals, up to 1000 with ``digits``
+    significant figures, above that whole. None and non-finite values are "–", booleans yes/no."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -48,12 +51,26 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return "–"
-        if abs(value) < 1e-6:
-            value = 0.0
-        if value != 0 and (abs(value) >= 1000 or abs(value) < 1e-3):
-            return f"{value:.3g}"
-        return f"{value:.{digits}g}" if abs(value) >= 10 else f"{value:.{digits - 1}f}"
+        if abs(value) >= 1000:
+            text = f"{value:.0f}"
+        elif abs(value) >= 10:
+            text = f"{value:.{digits}g}"
+        else:
+            text = f"{value:.{digits - 1}f}"
+        return text.lstrip("-") if float(text) == 0 else text
     return str(value)
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """:func:`format_number` through dicts (``key: value, ...``) and lists (``a, b, ...``)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {format_value(v, digits)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v, digits) for v in value)
+    return format_number(value, digits)
+
+
+_fmt = format_number
 
 
 def _save_png(path: Path, img: torch.Tensor) -> None:
