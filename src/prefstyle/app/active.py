@@ -134,10 +134,12 @@ class _Ranker:
             self._cv.notify_all()
 
     def wait(self, key: Key, timeout: float) -> Any:
-        """The ranking for ``key`` once computed, or :data:`_NOT_READY` after ``timeout`` seconds
-        or when it is neither queued nor running."""
+        """The ranking for ``key`` once computed, or :data:`_NOT_READY` after ``timeout`` seconds,
+        or at once when it is neither running nor next with the helper idle (it would not be done in time)."""
         deadline = time.monotonic() + timeout
         with self._cv:
+            if key not in self._done and key != self._running and not (self._running is None and len(self._queue) <= 1):
+                return _NOT_READY
             while key not in self._done:
                 left = deadline - time.monotonic()
                 if left <= 0 or (key not in self._queue and key != self._running):
