@@ -4,6 +4,14 @@ Each step feeds one image of a pair ``(I_p, I_n)`` and supervises the output ``�
 ``w·L(Î, I_p) + (1 − w)·L(Î, I_n)``, ``w`` rising from 0.5 to 1.5 over training (``w > 1`` pushes
 the output away from ``I_n``). The formulas live in :mod:`prefstyle.losses`; this module picks the
 distance ``L`` (:func:`image_loss`) and the schedule of ``w`` (:func:`pps_weight`).
+
+Which ``L``: per pixel, with ``L2`` (squared error) the objective is a parabola in ``Î`` with
+curvature 1 whatever ``w``, minimised at ``w·I_p + (1 − w)·I_n``: ``I_n``/``I_p`` midway at
+``w = 0.5``, ``I_p`` at ``w = 1`` and *past* ``I_p``, away from ``I_n``, for ``w > 1``; that is
+what the paper's curriculum says ``w > 1`` does. With ``L1`` the objective is piecewise linear and
+its minimum is ``I_p`` for every ``w > 0.5``, so ``w > 1`` never pushes past ``I_p`` (it only
+steepens the slope). We therefore read the paper's ``L`` as L2; ``task.loss`` chooses
+(``l1``/``l2``, also ``charbonnier``, ``de00``).
 """
 
 from __future__ import annotations
