@@ -183,7 +183,11 @@ def evaluate(
     ] = None,
     ablate_train_users: Annotated[
         str | None,
-        typer.Option("--ablate-train-users", help="Also refit global-style on k training users, e.g. 2,8,32."),
+        typer.Option(
+            "--ablate-train-users",
+            help="Also refit global-style on k training users, e.g. 2,8,32 (trained models: "
+            "`prefstyle train CONFIG --train-users 50,all`, then -m OUT scores every run).",
+        ),
     ] = None,
     flip: Annotated[
         float,
