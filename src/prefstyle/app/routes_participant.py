@@ -479,20 +479,27 @@ def profile_download(request: Request, sid: str):
     )
 
 
-def _nudged(request: Request, study: LoadedStudy, p: Participant) -> tuple[dict[str, Any], dict[str, float]] | None:
-    """The style's status and the slider values the request's query asks for, or None when the query
-    asks for none (the learned style). Bad values: :class:`FlowError` 400."""
-    params = {k: v for k, v in request.query_params.items() if k not in nudge.OTHER_PARAMS}
-    if not params:
-        return None
+def _slider_values(request: Request, study: LoadedStudy, p: Participant) -> tuple[dict[str, Any], dict[str, float]]:
+    """The style's status and the slider values the request's query asks for (the learned ones for
+    sliders it leaves out). Bad values: :class:`FlowError` 400; no rendered style yet: 409."""
     status = _status(request, study, p)
     if not status["style_ready"]:
         raise FlowError(409, "your style is not ready yet: wait for it, then move the sliders")
     table = nudge.read_table(personal.style_result(study, p.id, status["version"]).folder)
     if table is None:
         raise FlowError(409, "this version of your style has no sliders; reload the page")
+    params = {k: v for k, v in request.query_params.items() if k not in nudge.OTHER_PARAMS}
     values = nudge.parse_values(table, params)
-    return (status, values) if not nudge.is_learned(table, values) else None
+    return status, (table.learned() if nudge.is_learned(table, values) else values)
+
+
+def _nudged(request: Request, study: LoadedStudy, p: Participant) -> tuple[dict[str, Any], dict[str, float]] | None:
+    """:func:`_slider_values` when the query moves a slider, else None (the learned style)."""
+    if not any(k not in nudge.OTHER_PARAMS for k in request.query_params):
+        return None
+    status, values = _slider_values(request, study, p)
+    table = nudge.read_table(personal.style_result(study, p.id, status["version"]).folder)
+    return None if table is None or nudge.is_learned(table, values) else (status, values)
 
 
 @router.get("/s/{sid}/api/nudge")
@@ -502,14 +509,7 @@ def api_nudge(request: Request, sid: str, lut: bool = False):
     the background, poll until ``ready``). Bad values: 400."""
     study = _study(request, sid)
     p = _require(request, study)
-    status = _status(request, study, p)
-    if not status["style_ready"]:
-        raise FlowError(409, "your style is not ready yet: wait for it, then move the sliders")
-    table = nudge.read_table(personal.style_result(study, p.id, status["version"]).folder)
-    if table is None:
-        raise FlowError(409, "this version of your style has no sliders; reload the page")
-    params = {k: v for k, v in request.query_params.items() if k not in nudge.OTHER_PARAMS}
-    values = nudge.parse_values(table, params)
+    _, values = _slider_values(request, study, p)
     st = _state(request)
     return JSONResponse(nudge.nudge_status(st.db, st.render_queue(), study, p, values, want_lut=lut))
 
