@@ -18,8 +18,9 @@ are encoded once (the profile) and every query is one forward pass.
 
 Training from pairs (see :mod:`prefstyle.models.pps`): the query is ``I_p`` or ``I_n``
 of a training user's judgment (at random), the context ``N`` of the user's other judgments
-(never of the query's scene), and the output is supervised with ``w·L1(Î, I_p) +
-(1 − w)·L1(Î, I_n)``, ``w`` rising 0.5 → 1.5. An auxiliary term (``aux_weight``) trains the
+(never of the query's scene), and the output is supervised with ``w·L(Î, I_p) +
+(1 − w)·L(Î, I_n)``, ``w`` rising 0.5 → 1.5 (``L``: ``task.loss``, L1 by default; the paper's,
+in our reading, is L2: :mod:`prefstyle.models.pps.objective`). An auxiliary term (``aux_weight``) trains the
 decoder and ``ψ_s`` to be consistent: the decoder, given a context triplet's source style
 ``ψ_s(s)`` and its true preferred (non-preferred) direction, must reproduce ``p`` (``n``) from
 ``s``, as PIE-MSM's style encoder/enhancer pair reproduces a known style.

@@ -9,7 +9,8 @@ personalization is one forward pass over their references.
 Training from pairs (see :mod:`prefstyle.models.pps`): each step takes a training user's
 judgment ``(I_p, I_n)``, ``N`` other reference pairs of the same user (``N`` drawn per batch in
 ``n_context``, none of the query's scene), feeds ``I_p`` or ``I_n`` at random, and supervises
-the output with ``w·L1(Î, I_p) + (1 − w)·L1(Î, I_n)``, ``w`` rising 0.5 → 1.5.
+the output with ``w·L(Î, I_p) + (1 − w)·L(Î, I_n)``, ``w`` rising 0.5 → 1.5
+(``L``: ``task.loss``, L1 by default; the paper's, in our reading, is L2: :mod:`prefstyle.models.pps.objective`).
 
 Parts, and where they depart from the paper's text:
 

@@ -12,9 +12,10 @@ continuous coordinate ``c ∈ [0,1]²`` from the encoder's feature map, with LII
 
 Training from pairs (the paper's objective, see :mod:`prefstyle.models.pps`): each step
 feeds ``I_p`` or ``I_n`` (at random) of a training user's judgment through ``E`` and that user's
-decoder and supervises the predicted pixels with ``w·L1(Î, I_p) + (1 − w)·L1(Î, I_n)``, ``w``
-rising 0.5 → 1.5. Queries are random pixels of a target grid whose size is drawn per step from
-``target_sizes`` (LIIF's random-scale training).
+decoder and supervises the predicted pixels with ``w·L(Î, I_p) + (1 − w)·L(Î, I_n)``, ``w``
+rising 0.5 → 1.5 (``L``: ``task.loss``, L1 by default; the paper's, in our reading, is L2:
+:mod:`prefstyle.models.pps.objective`). Queries are random pixels of a target grid whose size
+is drawn per step from ``target_sizes`` (LIIF's random-scale training).
 
 New users (:meth:`USDModel.personalize`): inference-time training. ``E`` is frozen, a new
 decoder is initialised and trained on the user's ``N`` reference pairs with the same objective
@@ -42,7 +43,8 @@ Where this departs from the paper's text (which gives the structure, not these d
   the user decoders on every batch, not from scratch (``adapt_init="random"`` gives LIIF's
   default initialisation instead). Both are "a new decoder"; the generic start needs far
   fewer inference-time steps.
-* The decoder MLP is smaller than LIIF's 4×256 (``hidden=(64, 64)``).
+* The decoder MLP is smaller than LIIF's 4×256 (``hidden=(64, 64)``). ``configs/usd_paper.yaml``
+  has the paper's sizes (EDSR 64/16, 4×256 MLP).
 """
 
 from __future__ import annotations
