@@ -4,9 +4,11 @@
 
 Rows of ``evaluate --strengths`` (``name@s``) go to a second, shorter table.
 
-The runs must share the dataset, seed, ``--refs``, ``--evals`` and ``--size`` (checked), so
+The runs must share the dataset, seed, ``--refs``, ``--evals``, ``--size`` and the quality filter
+(checked), so
 every model was scored on the same evaluation pairs; each run carries ``identity``, whose rows
-must agree across runs (checked), and relative CQS is taken within each run.
+must agree across runs (checked) and which is always the table's first row; relative CQS is
+taken within each run.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ def _load(paths: list[str]) -> tuple[dict, dict, dict]:
     ideal: dict[str, dict] = {}
     cfg0 = None
     for p in paths:
-        doc = json.loads((Path(p) / "results.json").read_text())
+        path = Path(p) / "results.json" if Path(p).is_dir() else Path(p)  # a run folder or its results.json
+        doc = json.loads(path.read_text())
         cfg = {k: doc["config"].get(k) for k in KEYS}
         cfg["dataset"] = doc["dataset"].get("root")
+        qf = doc["dataset"].get("quality_filter")  # absent in runs before the filters were the default
+        cfg["quality_filter"] = f"kept {qf['kept']} of {qf['users']} users" if isinstance(qf, dict) else "off"
         if cfg0 is None:
             cfg0 = cfg
         elif cfg != cfg0:
