@@ -182,7 +182,7 @@ def test_the_slider_table_and_nudges_need_no_torch_in_the_server():
     table = {
         "absolute": True,
         "gain": 0.5,
-        "sliders": [{"name": "exposure", "label": "Exposure", "unit": "EV", "scale": 1, "min": -3, "max": 3,
+        "controls": [{"name": "exposure", "label": "Exposure", "unit": "EV", "scale": 1, "min": -3, "max": 3,
                      "step": 0.05, "value": 0.31}],
     }  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code, json.dumps(table)], capture_output=True, text=True, check=True)

@@ -91,7 +91,7 @@ class SliderTable:
         return {s.name: s.value for s in self.sliders}
 
     def to_json(self) -> dict[str, Any]:
-        return {"absolute": self.absolute, "gain": self.gain, "sliders": [s.to_json() for s in self.sliders]}
+        return {"absolute": self.absolute, "gain": self.gain, "controls": [s.to_json() for s in self.sliders]}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> SliderTable:
@@ -108,7 +108,7 @@ class SliderTable:
                 minus=str(d.get("minus", "")),
                 plus=str(d.get("plus", "")),
             )
-            for d in doc["sliders"]
+            for d in doc["controls"]
         )
         gain = doc.get("gain")
         return cls(sliders, bool(doc["absolute"]), None if gain is None else float(gain))

@@ -400,7 +400,7 @@ def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict
     table = nudge.read_table(result.folder)
     if table is not None:
         learned = table.learned()
-        ctx["sliders"] = [{**sl.to_json(), "shown": sl.show(sl.value), "digits": sl.digits} for sl in table.sliders]
+        ctx["slider_rows"] = [{**sl.to_json(), "shown": sl.show(sl.value), "digits": sl.digits} for sl in table.sliders]
         ctx["sliders_absolute"] = table.absolute
         ctx["gain"] = table.gain
         ctx["downloads"] = nudge.downloads(study.id, table, learned)
