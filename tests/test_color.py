@@ -221,3 +221,20 @@ def test_values_only_delta_e_equals_the_guarded_one():
         assert torch.allclose(C.delta_e_2000_values(x, y), ref, atol=1e-4, rtol=1e-5), (
             (C.delta_e_2000_values(x, y) - ref).abs().max()
         )
+
+
+def test_mean_delta_e_2000_cross_is_every_pair_of_sample_sets():
+    g = torch.Generator().manual_seed(3)
+    scale = torch.tensor([100.0, 120.0, 120.0]).view(1, 3, 1, 1)
+    shift = torch.tensor([0.0, 60.0, 60.0]).view(1, 3, 1, 1)
+    ideals = torch.rand(7, 3, 4, 5, generator=g) * scale - shift  # (K,3,h,w)
+    seen = torch.rand(3, 3, 4, 5, generator=g) * scale - shift  # (M,3,h,w)
+    want = torch.stack([torch.stack([C.delta_e_2000(s, i).mean() for i in ideals]) for s in seen])
+    got = C.mean_delta_e_2000_cross(ideals, seen)
+    assert got.shape == (3, 7)
+    assert torch.allclose(got, want, atol=1e-4)
+    planes = ideals.flatten(2).transpose(0, 1).contiguous()
+    assert torch.equal(C.mean_delta_e_2000_cross(planes, seen), got)
+    assert C.mean_delta_e_2000_cross(ideals, seen[:0]).shape == (0, 7)
+    with pytest.raises(ValueError, match="sample sets differ"):
+        C.mean_delta_e_2000_cross(ideals, seen[..., :4])

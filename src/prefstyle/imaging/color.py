@@ -66,6 +66,7 @@ __all__ = [
     "linear_rgb_to_oklab",
     "linear_to_srgb",
     "luminance",
+    "mean_delta_e_2000_cross",
     "oklab_to_linear_rgb",
     "oklab_to_rgb",
     "rgb_to_hls",
@@ -286,6 +287,26 @@ def delta_e_2000_values(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
         l_term, c_term, h_term = dLp / s_l, dCp / (1.0 + 0.045 * cp_mean), dHp / (1.0 + 0.015 * cp_mean * t)
         r_t = -torch.sin(2 * d_theta) * r_c
         return (l_term * l_term + c_term * c_term + h_term * h_term + r_t * c_term * h_term).clamp_min(0).sqrt()
+
+
+def mean_delta_e_2000_cross(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
+    """Mean CIEDE2000 of every sample set in ``lab1`` against every one in ``lab2``, values only.
+
+    ``lab1``: ``(K,3,h,w)`` CIELAB samples (or the same as channel planes ``(3,K,P)``, ``P = h·w``:
+    pass those when ``lab1`` is reused, it saves a copy); ``lab2``: ``(M,3,h,w)``. Returns ``(M,K)``,
+    the mean over the ``P`` sample positions of :func:`delta_e_2000_values` between matching samples.
+    One set of ``lab2`` at a time against contiguous ``(K,P)`` planes: about twice as fast as one
+    broadcast over ``(M,K,3,h,w)`` views, whose channel strides make every step gather.
+    """
+    planes = lab1 if lab1.ndim == 3 else lab1.flatten(2).transpose(0, 1).contiguous()  # (3,K,P)
+    other = lab2.flatten(2)  # (M,3,P)
+    if other.shape[1:] != (3, planes.shape[2]):
+        raise ValueError(f"sample sets differ: {tuple(lab1.shape)} against {tuple(lab2.shape)}")
+    return (
+        torch.stack([delta_e_2000_values(planes, o[:, None]).mean(-1) for o in other])
+        if len(other)
+        else (planes.new_zeros(0, planes.shape[1]))
+    )
 
 
 def delta_e_2000_rgb(

@@ -98,6 +98,38 @@ def _declared_families(dataset: Any) -> dict[str, list[str]]:
     return fam if isinstance(fam, dict) else {}
 
 
+def _crowd_people(dataset: Any, n_refs: int, max_users: int, quality_filter: bool) -> dict[str, Any]:
+    """One crowd's training and validation people as reference lists, after the quality filters,
+    and the look families it holds out (``{"train", "val", "val_is_train", "held", "filtered", "root"}``)."""
+    from prefstyle.models.pps_common import references_from_judgments
+
+    filtered: dict[str, int] = {}
+    if quality_filter:
+        from prefstyle.data.filters import filter_users
+
+        before = len(dataset.users())
+        dataset, report = filter_users(dataset)
+        filtered = {"users": before, "kept": len(report.kept)}
+    fams = _declared_families(dataset)
+    train_users = _split_users(dataset, "train")[:max_users] or sorted(dataset.users())[:max_users]
+    val_users = _split_users(dataset, "val")[:max_users] or train_users
+    cache: dict[str, torch.Tensor] = {}
+    train = [references_from_judgments(dataset, dataset.references(u, n_refs), cache, 128) for u in train_users]
+    val = (
+        train
+        if val_users == train_users
+        else [references_from_judgments(dataset, dataset.references(u, n_refs), cache, 128) for u in val_users]
+    )
+    return {
+        "train": train,
+        "val": val,
+        "val_is_train": val_users == train_users,
+        "held": set(fams.get("val", [])) | set(fams.get("test", [])),
+        "filtered": filtered,
+        "root": str(getattr(dataset, "root", "")),
+    }
+
+
 def _rendition_looks(model: Any, refs_by_user: Sequence[Sequence[Any]], limit: int = 1500) -> torch.Tensor:
     """Coefficients ``(M,D)`` of the looks of the distinct renditions in the training answers."""
     seen: dict[str, torch.Tensor] = {}
@@ -160,7 +192,7 @@ def _log_marginal(
 
 
 def fit_look_taste(
-    dataset: Any,
+    dataset: Any | Sequence[Any],
     library: Any | None = None,
     n_refs: int = 16,
     max_users: int = 150,
@@ -173,40 +205,38 @@ def fit_look_taste(
     n_blends: int = 512,
     seed: int = 0,
     quality_filter: bool = True,
+    max_rendition_looks: int = 1500,
     progress: bool = True,
 ) -> Any:
     """A fitted :class:`~prefstyle.models.look_taste.LookTasteModel` (module docstring).
 
-    The library's looks of the families a looks-crowd dataset declares for validation or test
-    are left out of the taste space. Train: the dataset's ``train`` split (up to ``max_users``);
-    validation: its ``val`` split (the training people when it has none). With ``quality_filter``
-    the people who fail the PPS quality filters (:mod:`prefstyle.data.filters`: inconsistent or
-    too fast answers) are left out first, as the PPS paper does before training.
+    ``dataset``: one pairs dataset or several (crowds made differently, e.g. the looks crowd and
+    the slider crowd): each gives up to ``max_users`` training and validation people and up to
+    ``max_rendition_looks / len(datasets)`` rendition looks, and the prior is fitted on all of them.
+    The library's looks of the families any looks-crowd dataset declares for validation or test
+    are left out of the taste space. Train: a dataset's ``train`` split; validation: its ``val``
+    split (the training people when it has none). With ``quality_filter`` the people who fail
+    the PPS quality filters (:mod:`prefstyle.data.filters`: inconsistent or too fast answers) are
+    left out first, as the PPS paper does before training.
     """
     from prefstyle.models.look_taste import LookTasteModel
-    from prefstyle.models.pps_common import references_from_judgments
 
     t0 = time.perf_counter()
-    filtered: dict[str, int] = {}
-    if quality_filter:
-        from prefstyle.data.filters import filter_users
-
-        before = len(dataset.users())
-        dataset, report = filter_users(dataset)
-        filtered = {"users": before, "kept": len(report.kept)}
-    fams = _declared_families(dataset)
-    held = set(fams.get("val", [])) | set(fams.get("test", []))
+    datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
+    if not datasets:
+        raise PrefstyleError("looks: no dataset to fit on")
+    crowds = [_crowd_people(ds, n_refs, max_users, quality_filter) for ds in datasets]
+    held = set().union(*(c["held"] for c in crowds))
     if library is not None and held:
         library = library.subset([f for f in library.families() if f not in held])
-    train_users = _split_users(dataset, "train")[:max_users] or sorted(dataset.users())[:max_users]
-    val_users = _split_users(dataset, "val")[:max_users] or train_users
-    cache: dict[str, torch.Tensor] = {}
-    train_refs = [references_from_judgments(dataset, dataset.references(u, n_refs), cache, 128) for u in train_users]
-    val_refs = [references_from_judgments(dataset, dataset.references(u, n_refs), cache, 128) for u in val_users]
+    train_refs = [r for c in crowds for r in c["train"]]
+    val_refs = [r for c in crowds for r in c["val"]]
+    same_people = all(c["val_is_train"] for c in crowds)
 
     space = build_space(library, n_sliders=n_sliders, n_blends=n_blends, seed=seed)
     model = LookTasteModel.from_space(space)
-    extra = _rendition_looks(model, train_refs)
+    per_crowd = max(1, max_rendition_looks // len(crowds))
+    extra = torch.cat([_rendition_looks(model, c["train"], per_crowd) for c in crowds])
     space = build_space(library, n_sliders=n_sliders, n_blends=n_blends, seed=seed, extra=extra)
     model = LookTasteModel.from_space(space)
 
@@ -227,7 +257,7 @@ def fit_look_taste(
         _, resp = _log_marginal(model, tr, pop.log(), t_best, e_best, floor=0.0, user_mass=0.1)
         pop = resp.sum(0) / resp.sum().clamp_min(1e-300)
         pop = pop.clamp_min(1e-12)
-    va = _gaps(model, val_refs, progress, "looks: validation people") if val_users != train_users else tr
+    va = tr if same_people else _gaps(model, val_refs, progress, "looks: validation people")
     best2 = None
     for fl in floors:
         for um in user_masses:
@@ -246,11 +276,14 @@ def fit_look_taste(
     model.pop_log_prior = pop.log().float()
     model.clear_cache()
     model.fit_info = {
-        "dataset": str(getattr(dataset, "root", "")),
-        "train_users": len(train_users),
-        "val_users": len(val_users),
+        "dataset": ", ".join(c["root"] for c in crowds),
+        "train_users": len(train_refs),
+        "val_users": len(val_refs),
+        "crowds": [
+            {"dataset": c["root"], "train_users": len(c["train"]), "val_users": len(c["val"]), "filter": c["filtered"]}
+            for c in crowds
+        ],
         "n_refs": n_refs,
-        "quality_filter": filtered,
         "space": space["info"],
         "rendition_looks": len(extra),
         "held_out_families": sorted(held),
@@ -265,7 +298,8 @@ def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, d
     """``prefstyle train configs/looks.yaml``: the fit a config describes.
 
     ``task``: :func:`fit_look_taste`'s settings, and ``library`` (a look-library path; default the
-    packaged one, ``none`` for slider edits only); ``data.path``: a pairs dataset; ``out``: a folder.
+    packaged one, ``none`` for slider edits only); ``data.path``: a pairs dataset, or a list of them
+    (crowds made differently: the prior is fitted on their people together); ``out``: a folder.
     Writes ``out/looks.json`` (+ ``.safetensors``); load it with ``--model out/looks.json``.
     """
     from prefstyle.data.looks import load_looks
@@ -277,9 +311,10 @@ def fit_from_config(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, d
         raise PrefstyleError("looks: data.path (a pairs dataset folder) is required")
     lib_path = task.pop("library", None)
     library = None if isinstance(lib_path, str) and lib_path.lower() == "none" else load_looks(lib_path)
-    ds = PairsDataset.load(data["path"], check_images=False)
+    paths = data["path"] if isinstance(data["path"], (list, tuple)) else [data["path"]]
+    datasets = [PairsDataset.load(p, check_images=False) for p in paths]
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in task.items()}
-    model = fit_look_taste(ds, library, progress=progress, **kw)
+    model = fit_look_taste(datasets, library, progress=progress, **kw)
     out = Path(cfg.get("out") or "runs/looks_model")
     out.mkdir(parents=True, exist_ok=True)
     path = model.save(out / "looks.json")

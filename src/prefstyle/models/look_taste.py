@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from prefstyle.errors import PrefstyleError
-from prefstyle.imaging.color import delta_e_2000_values, rgb_to_lab
+from prefstyle.imaging.color import mean_delta_e_2000_cross, rgb_to_lab
 from prefstyle.imaging.lut import apply_lut, identity_lut
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
 from prefstyle.models.look_space import (
@@ -135,6 +135,7 @@ class LookTasteModel(PersonalizationModel):
         "max_users",
         "seed",
         "quality_filter",
+        "max_rendition_looks",
     )
 
     def __init__(
@@ -293,10 +294,10 @@ class LookTasteModel(PersonalizationModel):
         return key, sc
 
     def shared_ideals_lab(self, key: str, sc: _Scene) -> torch.Tensor:
-        """Every shared particle's ideal of a scene as CIELAB samples ``(K,3,h,w)`` (cached)."""
+        """Every shared particle's ideal of a scene as CIELAB sample planes ``(3,K,h·w)`` (cached)."""
         hit = self._ideal_cache.get(key)
         if hit is None:
-            hit = rgb_to_lab(sc.ideals(self.coeffs, self.gains))
+            hit = rgb_to_lab(sc.ideals(self.coeffs, self.gains)).flatten(2).transpose(0, 1).contiguous()
             _remember(self._ideal_cache, key, hit, 512)
         else:
             self._ideal_cache.move_to_end(key)
@@ -316,9 +317,9 @@ class LookTasteModel(PersonalizationModel):
 
     @staticmethod
     def _distance(ideal_lab: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        """``(M,K)`` mean CIEDE2000 between ``(K,3,h,w)`` ideals and ``(M,3,h,w)`` samples."""
-        shape = (len(lab), *ideal_lab.shape)
-        return delta_e_2000_values(ideal_lab[None].expand(shape), lab[:, None].expand(shape)).flatten(2).mean(2)
+        """``(M,K)`` mean CIEDE2000 between ``(K,3,h,w)`` ideals (or their ``(3,K,h·w)`` planes) and
+        ``(M,3,h,w)`` samples."""
+        return mean_delta_e_2000_cross(ideal_lab, lab)
 
     def fit_rendition(self, sc: _Scene, rendition: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
         """Coefficients ``(D,)`` of the look that best turns the scene's source into ``rendition``

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from prefstyle.errors import PrefstyleError
-from prefstyle.imaging.color import delta_e_2000, luminance, rgb_to_lab, srgb_to_linear
+from prefstyle.imaging.color import luminance, mean_delta_e_2000_cross, rgb_to_lab, srgb_to_linear
 from prefstyle.imaging.lut import apply_lut, identity_lut
 from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM, VECTOR_FIELDS, RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch_vector
@@ -336,10 +336,10 @@ class SliderTasteModel(PersonalizationModel):
 
     def _distance(self, ideal: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """``(M, K)`` mean colour difference between ``(K,3,t,t)`` and ``(M,3,t,t)`` CIELAB thumbnails."""
+        if self.distance == "de2000":
+            return mean_delta_e_2000_cross(ideal, lab)
         shape = (len(lab), *ideal.shape)
         a, b = ideal[None].expand(shape), lab[:, None].expand(shape)  # views, no copies
-        if self.distance == "de2000":
-            return delta_e_2000(a, b).flatten(2).mean(2)
         return (a - b).square().sum(2).sqrt().flatten(2).mean(2)  # ΔE76
 
     def log_likelihood(self, gaps: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
