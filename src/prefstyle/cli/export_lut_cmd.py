@@ -45,10 +45,8 @@ def export_lut(
 
     check_writable(out)  # before minutes of fitting
     prof, m = load_profile_and_model(profile, model)
-    if photos is not None:
-        images = _folder_images(photos)
-    else:
-        images = default_images()
+    with Console(stderr=True).status("reading the photos ..."):  # seconds the first time, then cached
+        images = _folder_images(photos) if photos is not None else default_images()
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
