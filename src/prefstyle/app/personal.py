@@ -320,9 +320,12 @@ def build_lut(study: LoadedStudy, pid: int, version: int) -> Path:
     from prefstyle.fsutil import atomic_path
     from prefstyle.imaging.lut_io import write_cube
 
-    # the study's own photos (held-out first): the LUT averages the model's transform over them
-    scenes = study.heldout + [s for s in study.scenes.values() if s.role == "question"]
-    images = [_load(study.required_source_path(s.id))[None] for s in scenes if s.source_file][:LUT_IMAGES] or None
+    # the study's own photos (held-out first): the LUT averages the model's transform over them, at
+    # the reference size (decoded at a reduced scale and cached in this worker; a per-photo LUT
+    # depends on a 64-pixel metering only)
+    scenes = [s for s in study.heldout + [s for s in study.scenes.values() if s.role == "question"] if s.source_file]
+    paths = [study.required_source_path(s.id) for s in scenes[:LUT_IMAGES]]
+    images = [_reference_image(str(p))[None] for p in paths] or None
     lut = profile_to_lut(study.model(), load_profile(result), size=study.cfg.lut_size, images=images)
     del images
     with atomic_path(path) as tmp:
