@@ -5,8 +5,11 @@
 Opens the built-in study of ``prefstyle serve`` (simulated renditions of the packaged photos,
 the default SliderTaste model) in a temporary folder, joins as one participant through the
 HTTP API (FastAPI's TestClient, SQLite) and answers ``--answers`` questions, timing each
-``POST /api/answer``, which stores the answer and returns the next pair, chosen then under
-``active``. Prints and writes the median and maximum per sampling strategy.
+``POST /api/answer``, which stores the answer and returns the next pair (under ``active``, the
+pair ranked ahead, or the planned one when the ranking is not ready: app/active.py), after
+``--think`` seconds per pair. Prints and writes the median and maximum per sampling strategy,
+and how many served pairs are not the planned ones (active choices; a lower bound, as an active
+choice may coincide with the plan).
 """
 
 from __future__ import annotations
@@ -24,7 +27,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def run(sampling: str, answers: int) -> dict:
+def planned_differs(state, study) -> tuple[int, int]:
+    """(main questions served, how many show another pair than the plan): active choices, a lower bound."""
+    from prefstyle.app.models import Participant, Question
+    from prefstyle.app.study import plan_questions
+
+    loaded = state.studies[study.id]
+    with state.db.read() as s:
+        seeds = {p.id: p.seed for p in s.query(Participant)}
+        rows = [
+            (q.participant_id, q.position, q.rendition_a_id, q.rendition_b_id)
+            for q in s.query(Question).filter(Question.kind == "main", Question.served_at.is_not(None))
+        ]
+    cfg = loaded.cfg
+    plans = {
+        pid: plan_questions(loaded.question_scenes, cfg.main, cfg.consistency, cfg.sampling, seed)
+        for pid, seed in seeds.items()
+    }
+    differs = 0
+    for pid, pos, a, b in rows:
+        scene, ka, kb = plans[pid][pos].pair()
+        differs += (loaded.rendition_by_key[(scene, ka)].id, loaded.rendition_by_key[(scene, kb)].id) != (a, b)
+    return len(rows), differs
+
+
+def run(sampling: str, answers: int, think: float = 0.0) -> dict:
     import dataclasses
 
     from fastapi.testclient import TestClient
@@ -56,13 +83,18 @@ def run(sampling: str, answers: int) -> dict:
             "choice": "ab"[k % 2],
             "response_ms": 1500,
         }
+        time.sleep(think)
         t = time.perf_counter()
         r = client.post("/s/demo/api/answer", json=payload)
         times.append(time.perf_counter() - t)
         assert r.status_code == 200, r.text
         data = r.json()
+    served, differs = planned_differs(state, study)
     state.db.dispose()
     return {
+        "think_s": think,
+        "main_served": served,
+        "pair_not_the_planned_one": differs,
         "open_s": round(opened, 2),
         "answers": answers,
         "median_s": round(statistics.median(times), 4),
@@ -77,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--answers", type=int, default=24)
     ap.add_argument("--sampling", nargs="+", default=["active", "balanced"])
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--think", type=float, default=0.0, help="seconds between receiving a pair and answering it")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import os
@@ -96,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sampling": {},
     }
     for s in args.sampling:
-        result["sampling"][s] = run(s, args.answers)
+        result["sampling"][s] = run(s, args.answers, args.think)
         print(f"{s}: median {result['sampling'][s]['median_s'] * 1000:.0f} ms per answer", file=sys.stderr)
     result["loadavg_after"] = list(os.getloadavg())
     emit(result, args.out)

@@ -169,7 +169,11 @@ class _Ranker:
                 1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_ranker
             )
         try:
-            return self._pool.submit(_rank_remote, study, key[2], key[1]).result()
+            fut = self._pool.submit(_rank_remote, study, key[2], key[1])
+        except RuntimeError:  # the interpreter is exiting (the pool was shut down): nothing to rank for
+            return None
+        try:
+            return fut.result()
         except cf.process.BrokenProcessPool:  # the helper died (killed, out of memory): a new one next time
             self._pool = None
             raise
