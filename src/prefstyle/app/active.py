@@ -323,9 +323,9 @@ def _rank_ahead(
     if nxt is None:
         _RANKER.drop(study.id, participant_id, set())
         return
-    outcomes = [(*evidence, (scene_id, served[0], served[1], c)) for c in ("a", "b")]
-    if study.cfg.allow_undecided:
-        outcomes.append(evidence)
+    # queued newest-first: "undecided" (the rarest answer) goes in first, so it is ranked last
+    outcomes = [evidence] if study.cfg.allow_undecided else []
+    outcomes += [(*evidence, (scene_id, served[0], served[1], c)) for c in ("b", "a")]
     keys = [(study.id, int(nxt.scene_id), ev) for ev in outcomes]
     _RANKER.drop(study.id, participant_id, set(keys))
     for key in keys:
