@@ -148,19 +148,21 @@ def test_unknown_preset_format_and_nudging_before_the_style(sliders_state):
     assert c.get(f"/s/{SID}/me/preset.exe").status_code == 404
 
 
-def test_a_look_taste_gets_adjustment_sliders_and_no_presets(tmp_path):
-    """`looks` (the default model) is not a slider edit: the sliders adjust the look, the .cube holds it."""
+def test_a_look_taste_gets_its_closest_sliders_and_presets_with_a_note(tmp_path):
+    """`looks` (the default model) is a colour look: the page shows the closest slider edit, offers
+    presets of it with a note on how close they are, and the .cube holds the look itself."""
     st = open_state(tmp_path, folder_study(tmp_path, sid=SID, main=8, consistency=2, heldout=1, model="looks"))
     try:
         c = _ready_participant(st, "Lou")
         page = c.get(f"/s/{SID}/style").text
-        assert "Adjust your look" in page and 'id="no-presets"' in page and 'id="dl-xmp"' not in page
-        assert '<output id="out-exposure" for="sl-exposure">0.00 EV</output>' in page
+        assert "Your look as sliders" in page and 'id="dl-xmp"' in page and 'id="no-presets"' not in page
+        assert 'class="muted small preset-note">Note: a preset holds the slider edit closest to this look' in page
         learned = c.get(f"/s/{SID}/api/nudge").json()
+        assert set(learned["downloads"]) == {"cube", "xmp", "dtstyle", "pp3"}
         d = _nudge(c, "exposure=-1")
-        assert set(d["downloads"]) == {"cube"}
         assert _mean(c, d["previews"][0]["url"]) < _mean(c, learned["previews"][0]["url"]) - 3
-        assert c.get(f"/s/{SID}/me/preset.xmp").status_code == 404
+        xmp = c.get(f"/s/{SID}/me/preset.xmp")
+        assert xmp.status_code == 200 and "Exposure" in xmp.text
     finally:
         st.db.dispose()
 

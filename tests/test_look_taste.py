@@ -185,3 +185,22 @@ def test_broken_checkpoints_are_one_line_errors(space, tmp_path):
     (tmp_path / "ok.safetensors").write_bytes(b"truncated")
     with pytest.raises(PrefstyleError):
         LookTasteModel(checkpoint=ck)
+
+
+def test_closest_slider_edit_recovers_a_slider_look_and_presets_say_how_close(space):
+    from prefstyle.imaging.params import NEUTRAL
+    from prefstyle.imaging.pipeline import apply_retouch
+    from prefstyle.models.slider_taste import closest_slider_edit
+
+    want = NEUTRAL.replace(exposure=0.4, temperature=0.2, contrast=0.3, saturation=-0.2)
+    lut = lut_from_function(lambda x: apply_retouch(x, want), 17)
+    got, err = closest_slider_edit(lut)
+    assert err < 0.5
+    for name in ("exposure", "temperature", "contrast", "saturation"):
+        assert getattr(got, name) == pytest.approx(getattr(want, name), abs=0.05), name
+    model = LookTasteModel.from_space(space)
+    prof = Profile(model="looks", tensors={"lut": lut}, data={"gain": 0.5, "meter": "mean"})
+    params, gain = model.slider_edit(prof)
+    assert gain == 0.5 and params.exposure == pytest.approx(0.4, abs=0.05)
+    (note,) = model.preset_notes(prof)
+    assert "dE00" in note and float(note.split(": ")[1].split(" ")[0]) < 0.5

@@ -83,6 +83,8 @@ class SliderTable:
     sliders: tuple[Slider, ...]
     absolute: bool
     gain: float | None = None
+    #: caveats of a preset of these sliders (the model's ``preset_notes``: how close they are to the taste)
+    notes: tuple[str, ...] = ()
 
     def by_name(self) -> dict[str, Slider]:
         return {s.name: s for s in self.sliders}
@@ -91,7 +93,12 @@ class SliderTable:
         return {s.name: s.value for s in self.sliders}
 
     def to_json(self) -> dict[str, Any]:
-        return {"absolute": self.absolute, "gain": self.gain, "controls": [s.to_json() for s in self.sliders]}
+        return {
+            "absolute": self.absolute,
+            "gain": self.gain,
+            "notes": list(self.notes),
+            "controls": [s.to_json() for s in self.sliders],
+        }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> SliderTable:
@@ -111,7 +118,8 @@ class SliderTable:
             for d in doc["controls"]
         )
         gain = doc.get("gain")
-        return cls(sliders, bool(doc["absolute"]), None if gain is None else float(gain))
+        notes = tuple(str(n) for n in doc.get("notes") or ())
+        return cls(sliders, bool(doc["absolute"]), None if gain is None else float(gain), notes)
 
 
 def read_table(folder: Path) -> SliderTable | None:

@@ -397,7 +397,10 @@ def slider_table(model: PersonalizationModel, profile: Profile) -> nudge.SliderT
         step = 0.05 if name == "exposure" else 1.0
         unit = "EV" if name == "exposure" else "Lightroom units"
         sliders.append(nudge.Slider(name, label, unit, scale, lo * scale, hi * scale, step, value, minus, plus))
-    return nudge.SliderTable(tuple(sliders), absolute=edit is not None, gain=None if edit is None else edit[1])
+    notes = tuple(model.preset_notes(profile)) if edit is not None else ()
+    return nudge.SliderTable(
+        tuple(sliders), absolute=edit is not None, gain=None if edit is None else edit[1], notes=notes
+    )
 
 
 def nudge_edit(table: nudge.SliderTable, values: dict[str, float]) -> RetouchParams:

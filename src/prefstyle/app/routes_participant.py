@@ -403,6 +403,7 @@ def _style_context(request: Request, study: LoadedStudy, p: Participant) -> dict
         ctx["slider_rows"] = [{**sl.to_json(), "shown": sl.show(sl.value), "digits": sl.digits} for sl in table.sliders]
         ctx["sliders_absolute"] = table.absolute
         ctx["gain"] = table.gain
+        ctx["preset_notes"] = list(table.notes)
         ctx["downloads"] = nudge.downloads(study.id, table, learned)
         ctx["presets"] = nudge.PRESETS
         ctx["nudge_url"] = f"/s/{study.id}/api/nudge"

@@ -73,5 +73,5 @@ def export_preset(
         )
     )
     typer.echo(f"{m.name}: {fmt} preset of {prof.user or 'the profile'} written to {out} ({sliders})", err=True)
-    for note in notes:
+    for note in [*m.preset_notes(prof), *notes]:
         typer.echo(f"note: {note}", err=True)

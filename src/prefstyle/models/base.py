@@ -244,9 +244,15 @@ class PersonalizationModel(abc.ABC):
         """The taste as a raw editor's slider settings: ``(params, gain)``, where ``params`` are the
         :class:`~prefstyle.imaging.params.RetouchParams` a photo at mid-grey gets and ``gain`` in
         [0, 1] how much of each photo's metered brightness correction is added to the exposure
-        (0: the same edit for every photo). None when the taste is not a slider edit (then
-        ``export-preset`` refuses and ``export-lut`` is the way out)."""
+        (0: the same edit for every photo). A model whose taste is not itself a slider edit may
+        return the closest one and say how close in :meth:`preset_notes`. None when it has none
+        (then ``export-preset`` refuses and ``export-lut`` is the way out)."""
         return None
+
+    def preset_notes(self, profile: Profile) -> list[str]:
+        """One-line caveats for an editor preset of :meth:`slider_edit` (e.g. how far the closest
+        slider edit is from the taste). Empty when the preset holds the taste exactly."""
+        return []
 
 
 ModelFactory = Callable[..., PersonalizationModel]

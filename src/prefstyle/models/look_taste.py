@@ -47,6 +47,7 @@ import torch
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.color import mean_delta_e_2000_cross, rgb_to_lab
 from prefstyle.imaging.lut import apply_lut, identity_lut
+from prefstyle.imaging.params import RetouchParams
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
 from prefstyle.models.look_space import (
     exposed,
@@ -55,7 +56,7 @@ from prefstyle.models.look_space import (
     sample_tables,
     tables_from_coefficients,
 )
-from prefstyle.models.slider_taste import _entropy, _remember, metered_ev
+from prefstyle.models.slider_taste import _entropy, _remember, closest_slider_edit, metered_ev
 
 __all__ = ["LookTasteModel"]
 
@@ -171,6 +172,7 @@ class LookTasteModel(PersonalizationModel):
         self._ideal_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._dist_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._slider_cache: OrderedDict[str, tuple[RetouchParams, float]] = OrderedDict()
 
     @classmethod
     def from_space(cls, space: dict[str, Any], **settings: Any) -> LookTasteModel:
@@ -497,6 +499,33 @@ class LookTasteModel(PersonalizationModel):
             luts = self.luts(x, profile)
             out = torch.cat([apply_lut(x[i : i + 1], luts[i]) for i in range(len(x))]).clamp(0, 1)
         return out[0] if img.ndim == 3 else out
+
+    # -- the closest slider edit (editor presets) -------------------------------------------
+
+    def slider_edit(self, profile: Profile) -> tuple[RetouchParams, float]:
+        """The raw-editor slider edit closest to the profile's look (:func:`closest_slider_edit`)
+        and its adaptive-brightness gain. A look holds more than ten global sliders can (split
+        toning, hue shifts, channel curves): :meth:`preset_notes` says how far the preset is."""
+        params, _ = self._closest_sliders(profile)
+        g = float(profile.data.get("gain", 0.0))
+        return params, min(max(g, 0.0), 1.0)
+
+    def preset_notes(self, profile: Profile) -> list[str]:
+        _, err = self._closest_sliders(profile)
+        return [
+            f"a preset holds the slider edit closest to this look: {err:.1f} dE00 from it on average over "
+            "the colour cube (a .cube from `prefstyle export-lut` holds the look itself)"
+        ]
+
+    def _closest_sliders(self, profile: Profile) -> tuple[RetouchParams, float]:
+        self.check_profile(profile)
+        look = profile.tensors["lut"].float()
+        key = hashlib.sha1(look.numpy().tobytes()).hexdigest()
+        hit = self._slider_cache.get(key)
+        if hit is None:
+            hit = closest_slider_edit(look)
+            _remember(self._slider_cache, key, hit, 16)
+        return hit
 
     # -- words and questions ---------------------------------------------------------------
 
