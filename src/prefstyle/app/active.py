@@ -214,6 +214,13 @@ def _init_ranker() -> None:
         os.nice(RANK_NICE)
     except OSError:
         pass
+    try:  # Linux: end with the server process (killed with -9, it would leave the helper and its model behind)
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
     import torch
 
     torch.set_num_threads(1)
