@@ -285,14 +285,8 @@ def _table_rows(results: Results, metric: str) -> list[dict[str, str]]:
     return rows
 
 
-def write_report(results: Results, out_dir: str | Path, title: str | None = None) -> Path:
-    """Write the HTML report of ``results`` into ``out_dir``; returns the path of ``index.html``."""
-    import jinja2
-
-    out = Path(out_dir)
-    files = out / FILES_DIR
-    files.mkdir(parents=True, exist_ok=True)
-
+def _plots(results: Results, files: Path) -> list[dict[str, Any]]:
+    """The report's figures, drawn into ``files``: ``[{"src", "caption"}]``."""
     plots = []
     if _plot_rel_cqs(results, files / "rel_cqs.png"):
         plots.append(
@@ -325,6 +319,11 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
             {"src": f"{FILES_DIR}/ablation_train_users.png", "caption": "CQS against the number of training users."}
         )
 
+    return plots
+
+
+def _grids(results: Results, files: Path) -> list[dict[str, Any]]:
+    """The sample grids (input, references, outputs, ideal per sampled user), saved into ``files``."""
     grids = []
     for i, s in enumerate(results.samples):
         base = f"u{i:02d}"
@@ -343,16 +342,11 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
             cells.append({"src": f"{FILES_DIR}/{base}_ideal.png", "label": "true ideal", "kind": "ideal"})
         grids.append({"user": s.user, "scene": s.scene, "cells": cells})
 
-    tables = [
-        {
-            "metric": m,
-            "label": METRIC_LABELS.get(m, m),
-            "lower": m in LOWER_IS_BETTER,
-            "rel": m in REL_CQS_METRICS,
-            "rows": _table_rows(results, m),
-        }
-        for m in results.tables
-    ]
+    return grids
+
+
+def _ideal_rows(results: Results) -> list[dict[str, Any]]:
+    """Rows of the distance-to-the-ideal table."""
     ideal_rows = []
     if results.ideal:
         for name, r in results.ideal.items():
@@ -364,6 +358,11 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
                     "n": f"{_fmt(r.get('n_users'))} / {_fmt(r.get('n_images'))}",
                 }
             )
+    return ideal_rows
+
+
+def _checks(results: Results) -> list[dict[str, Any]]:
+    """The sanity checks the report shows (identity CMR 0, oracle above identity, ...)."""
     checks = []
     c = results.checks or {}
     for m, ok in (c.get("identity_cmr_zero") or {}).items():
@@ -386,6 +385,32 @@ def write_report(results: Results, out_dir: str | Path, title: str | None = None
                 "ok": c["oracle_closer_to_ideal_than_identity"],
             }
         )
+
+    return checks
+
+
+def write_report(results: Results, out_dir: str | Path, title: str | None = None) -> Path:
+    """Write the HTML report of ``results`` into ``out_dir``; returns the path of ``index.html``."""
+    import jinja2
+
+    out = Path(out_dir)
+    files = out / FILES_DIR
+    files.mkdir(parents=True, exist_ok=True)
+
+    plots = _plots(results, files)
+    grids = _grids(results, files)
+    tables = [
+        {
+            "metric": m,
+            "label": METRIC_LABELS.get(m, m),
+            "lower": m in LOWER_IS_BETTER,
+            "rel": m in REL_CQS_METRICS,
+            "rows": _table_rows(results, m),
+        }
+        for m in results.tables
+    ]
+    ideal_rows = _ideal_rows(results)
+    checks = _checks(results)
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("prefstyle.eval", "templates"),
