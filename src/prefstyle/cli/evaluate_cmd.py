@@ -155,95 +155,156 @@ def build_models(
     return models
 
 
+def _read_users(
+    data: Path, users_split: str, max_users: int | None, quality_filter: bool, progress: bool, err: Any
+) -> tuple[Any, list[str], str | None, dict[str, Any] | None]:
+    """``(dataset, users to evaluate, quality-filter note, filter counts)``: the dataset with the PPS
+    quality filters applied (when asked) and the users of ``users_split``, at most ``max_users``."""
+    from prefstyle.data.pairs import PairsDataset
+    from prefstyle.eval.protocol import default_users
+
+    if progress:
+        err.print(f"reading {data} ...")
+    ds = PairsDataset.load(data)
+    filter_note, filter_counts = None, None
+    if quality_filter:
+        from prefstyle.data.filters import apply_filters, summary_line
+
+        before = len(default_users(ds, users_split))
+        ds, filter_counts = apply_filters(ds)
+        kept = len(default_users(ds, users_split))
+        filter_note = f"{summary_line(filter_counts)}; evaluated split {users_split}: {kept} of {before} kept"
+        err.print(filter_note)
+    users = default_users(ds, users_split)
+    if max_users is not None:
+        users = users[:max_users]
+    return ds, users, filter_note, filter_counts
+
+
+def _run_ablations(
+    results: Any,
+    ds: Any,
+    models: dict[str, Any],
+    users: list[str],
+    n_ablate: list[int],
+    k_ablate: list[int],
+    refs: int,
+    global_steps: int,
+    kw: dict[str, Any],
+    err: Any,
+) -> None:
+    """The N ablation (every model) and the training-users ablation (global-style refitted on k
+    training users), into ``results.ablations``."""
+    from prefstyle.eval.protocol import ablate_n_refs, ablate_training_users
+    from prefstyle.models.reference import GlobalStyleModel
+
+    seed = kw["seed"]
+    if n_ablate:
+        err.print(f"ablation over N = {', '.join(map(str, n_ablate))}")
+        results.ablations["n_refs"], _ = ablate_n_refs(ds, models, ns=n_ablate, **kw)
+    if k_ablate:
+        err.print(f"ablation over training users k = {', '.join(map(str, k_ablate))}")
+        train = _training_users(ds, users)
+        results.ablations["train_users"], _ = ablate_training_users(
+            ds,
+            lambda us: GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, us),
+            k_ablate,
+            train_users=train,
+            name=GlobalStyleModel.name,
+            n_refs=refs,
+            **{k: v for k, v in kw.items() if k != "seed"},
+            seed=seed,
+        )
+
+
+# The options of `prefstyle evaluate` that take more than a line to declare.
+_ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Registered model name, trained run folder or checkpoint file; repeat for several. "
+        "Default: every reference point that applies.",
+    ),
+]
+_UsersSplitOpt = Annotated[str, typer.Option("--users-split", help="Split to evaluate: test, val, train or all.")]
+_MaxUsersOpt = Annotated[int | None, typer.Option("--max-users", min=1, help="Evaluate at most this many users.")]
+_AblateRefsOpt = Annotated[str | None, typer.Option("--ablate-refs", help="Also run the N ablation, e.g. 4,16,32.")]
+_AblateTrainUsersOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ablate-train-users",
+        help="Also refit global-style on k training users, e.g. 2,8,32 (trained models: "
+        "`prefstyle train CONFIG --train-users 50,all`, then -m OUT scores every run).",
+    ),
+]
+_FlipOpt = Annotated[
+    float,
+    typer.Option(
+        "--flip",
+        min=0.0,
+        max=1.0,
+        help="Reverse this fraction of each user's reference answers (robustness to careless answers).",
+    ),
+]
+_EvalScenesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--eval-scenes",
+        help="Score only pairs on scenes of this scene split (scenes.jsonl 'split': the split of the photo a "
+        "simulated scene was cut from, e.g. test); references come from the other scenes.",
+    ),
+]
+_StrengthsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--strengths",
+        help="Also score every model at these strengths of its edit (rows NAME@S; 0 = the input, 1 = the "
+        "full edit, as enhance --strength), e.g. 0.25,0.5,0.75.",
+    ),
+]
+_ParticlesOpt = Annotated[int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")]
+_GlobalStepsOpt = Annotated[
+    int,
+    typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point."),
+]
+_QualityFilterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quality-filter/--no-quality-filter",
+        help="Leave out the users who fail the PPS quality filters (inconsistent or too fast answers) first, "
+        "as the PPS paper does (the default); the counts go into results.json (dataset.quality_filter).",
+    ),
+]
+
+
 def evaluate(
     data: Annotated[Path, typer.Argument(help="A pairs dataset folder (with judgments.jsonl).")],
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Registered model name, trained run folder or checkpoint file; repeat for several. "
-            "Default: every reference point that applies.",
-        ),
-    ] = None,
+    model: _ModelOpt = None,
     refs: Annotated[int, typer.Option("--refs", min=0, help="Reference judgments per user to personalize from.")] = 16,
     evals: Annotated[int, typer.Option("--evals", min=1, help="Held-out pairs per user to score.")] = 16,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/eval-<DATA name>).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the per-user reference/evaluation draw.")] = 0,
-    users_split: Annotated[
-        str, typer.Option("--users-split", help="Split to evaluate: test, val, train or all.")
-    ] = "test",
-    max_users: Annotated[
-        int | None, typer.Option("--max-users", min=1, help="Evaluate at most this many users.")
-    ] = None,
+    users_split: _UsersSplitOpt = "test",
+    max_users: _MaxUsersOpt = None,
     metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated metrics.")] = DEFAULT_METRICS,
     size: Annotated[int | None, typer.Option("--size", min=8, help="Downscale images to this longer side.")] = None,
-    ablate_refs: Annotated[
-        str | None, typer.Option("--ablate-refs", help="Also run the N ablation, e.g. 4,16,32.")
-    ] = None,
-    ablate_train_users: Annotated[
-        str | None,
-        typer.Option(
-            "--ablate-train-users",
-            help="Also refit global-style on k training users, e.g. 2,8,32 (trained models: "
-            "`prefstyle train CONFIG --train-users 50,all`, then -m OUT scores every run).",
-        ),
-    ] = None,
-    flip: Annotated[
-        float,
-        typer.Option(
-            "--flip",
-            min=0.0,
-            max=1.0,
-            help="Reverse this fraction of each user's reference answers (robustness to careless answers).",
-        ),
-    ] = 0.0,
-    eval_scenes: Annotated[
-        str | None,
-        typer.Option(
-            "--eval-scenes",
-            help="Score only pairs on scenes of this scene split (scenes.jsonl 'split': the split of the photo a "
-            "simulated scene was cut from, e.g. test); references come from the other scenes.",
-        ),
-    ] = None,
-    strengths: Annotated[
-        str | None,
-        typer.Option(
-            "--strengths",
-            help="Also score every model at these strengths of its edit (rows NAME@S; 0 = the input, 1 = the "
-            "full edit, as enhance --strength), e.g. 0.25,0.5,0.75.",
-        ),
-    ] = None,
-    particles: Annotated[
-        int, typer.Option("--particles", min=1, help="Prior samples of the bayes reference point.")
-    ] = 512,
-    global_steps: Annotated[
-        int,
-        typer.Option("--global-style-steps", min=1, help="Adam steps when fitting the global-style reference point."),
-    ] = 150,
+    ablate_refs: _AblateRefsOpt = None,
+    ablate_train_users: _AblateTrainUsersOpt = None,
+    flip: _FlipOpt = 0.0,
+    eval_scenes: _EvalScenesOpt = None,
+    strengths: _StrengthsOpt = None,
+    particles: _ParticlesOpt = 512,
+    global_steps: _GlobalStepsOpt = 150,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
-    quality_filter: Annotated[
-        bool,
-        typer.Option(
-            "--quality-filter/--no-quality-filter",
-            help="Leave out the users who fail the PPS quality filters (inconsistent or too fast answers) first, "
-            "as the PPS paper does (the default); the counts go into results.json (dataset.quality_filter).",
-        ),
-    ] = True,
+    quality_filter: _QualityFilterOpt = True,
 ) -> None:
     """Evaluate models on a pairs dataset (PPS protocol): write results.json and an HTML report."""
     from rich.console import Console
 
-    from prefstyle.data.pairs import PairsDataset
     from prefstyle.data.simulate import GROUND_TRUTH_FILE, load_ground_truth
-    from prefstyle.eval.protocol import (
-        ablate_n_refs,
-        ablate_training_users,
-        default_users,
-        evaluate_pps,
-    )
-    from prefstyle.models.reference import GlobalStyleModel
+    from prefstyle.eval.protocol import evaluate_pps
 
     if not data.is_dir():
         raise PrefstyleError("no such dataset folder" if not data.exists() else "not a folder", path=data)
@@ -260,20 +321,7 @@ def evaluate(
         )
 
     err = Console(stderr=True)
-    if progress:
-        err.print(f"reading {data} ...")
-    ds = PairsDataset.load(data)
-    filter_note, filter_counts = None, None
-    if quality_filter:
-        from prefstyle.data.filters import apply_filters, summary_line
-
-        before = len(default_users(ds, users_split))
-        ds, filter_counts = apply_filters(ds)
-        filter_note = f"{summary_line(filter_counts)}; evaluated split {users_split}: {len(default_users(ds, users_split))} of {before} kept"
-        err.print(filter_note)
-    users = default_users(ds, users_split)
-    if max_users is not None:
-        users = users[:max_users]
+    ds, users, filter_note, filter_counts = _read_users(data, users_split, max_users, quality_filter, progress, err)
     gt_root = data if (data / GROUND_TRUTH_FILE).is_file() else None
     ground_truth = load_ground_truth(data) if gt_root is not None else None
     notes: list[str] = []
@@ -307,22 +355,7 @@ def evaluate(
     by_users = _train_users_summary(results)
     if by_users:
         results.ablations["train_users_runs"] = by_users
-    if n_ablate:
-        err.print(f"ablation over N = {', '.join(map(str, n_ablate))}")
-        results.ablations["n_refs"], _ = ablate_n_refs(ds, models, ns=n_ablate, **kw)
-    if k_ablate:
-        err.print(f"ablation over training users k = {', '.join(map(str, k_ablate))}")
-        train = _training_users(ds, users)
-        results.ablations["train_users"], _ = ablate_training_users(
-            ds,
-            lambda us: GlobalStyleModel(seed=seed, steps=global_steps).fit(ds, us),
-            k_ablate,
-            train_users=train,
-            name=GlobalStyleModel.name,
-            n_refs=refs,
-            **{k: v for k, v in kw.items() if k != "seed"},
-            seed=seed,
-        )
+    _run_ablations(results, ds, models, users, n_ablate, k_ablate, refs, global_steps, kw, err)
 
     out = out or Path("runs") / f"eval-{data.resolve().name}"
     path = results.save(out)
