@@ -556,12 +556,17 @@ class LookTasteModel(PersonalizationModel):
             w, coeffs, gains, _ = self.posterior(refs)
             top = torch.argsort(w, descending=True)[:1024]
             wt = (w[top] / w[top].sum()).double()
+            k = len(self.coeffs)
             out = []
             for source, renditions in scenes:
-                _, sc = self.scene(source)
-                ideal = rgb_to_lab(sc.ideals(coeffs[top], gains[top]))
+                key, sc = self.scene(source)
                 lab = rgb_to_lab(torch.stack([sample_colours(r) for r in renditions]))
-                d = self._distance(ideal, lab).double()  # (R,T)
+                # shared particles from the per-scene cache (a study's scenes recur across people)
+                shared = torch.stack([self._shared_distance(key, sc, x) for x in lab])  # (R,K)
+                if len(coeffs) > k:
+                    own = self._distance(rgb_to_lab(sc.ideals(coeffs[k:], gains[k:])), lab)  # (R,Ku)
+                    shared = torch.cat([shared, own], 1)
+                d = shared[:, top].double()  # (R,T)
                 p = self.lapse / 2 + (1 - self.lapse) * torch.sigmoid((d[None] - d[:, None]) / self.temperature)
                 gain = _entropy((p * wt).sum(-1)) - (_entropy(p) * wt).sum(-1)
                 out.append(gain.fill_diagonal_(0.0).float())
