@@ -5,6 +5,11 @@
   photos stay uint8 end to end when the model gives a LUT (decode -> the photo's 3D LUT applied
   by Pillow's ``Color3DLUT`` -> encode, :func:`prefstyle.models.render.render_image_uint8`);
   others go through the float path (:func:`enhance_pixels`);
+* :func:`enhance_file_torch_free` - the same for a profile read without torch
+  (:func:`prefstyle.models.lut_forms.torch_free_lut_profile`): 8-bit photos through the photo's
+  LUT made with numpy (:mod:`prefstyle.imaging.lut_np`), decoded and encoded by the same
+  functions, so torch is never imported (about 600 MB resident less); other photos are handed
+  to a fallback that renders them as :func:`enhance_file` does;
 * :func:`enhance_pixels` - the retouched float pixels of a decoded image.
 
 Nothing heavy is imported at module level (the command line's start-up stays fast).
@@ -16,12 +21,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
     from prefstyle.imaging.io import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
+    from prefstyle.models.lut_forms import LutProfile
 
-__all__ = ["RAW_EXTENSIONS", "collect_inputs", "enhance_file", "enhance_pixels", "output_name"]  # noqa: F822
+__all__ = [  # noqa: F822
+    "RAW_EXTENSIONS",
+    "collect_inputs",
+    "enhance_file",
+    "enhance_file_torch_free",
+    "enhance_pixels",
+    "output_name",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -88,11 +103,13 @@ def enhance_file(
     device: str = "cpu",
     lut_path: bool = True,
     threads: int | None = None,
+    data: ImageData | None = None,
 ) -> None:
     """Retouch the photo at ``src`` into ``dst`` (full resolution, bit depth, EXIF, ICC, alpha kept).
 
     8-bit RGB photos of a model with a LUT stay uint8 from decoding to encoding (no float copy of
-    the photo); ``threads``: strips the LUT is applied in (default: torch's thread count).
+    the photo); ``threads``: strips the LUT is applied in (default: torch's thread count);
+    ``data``: ``src`` already decoded (``read_image(src, keep_alpha=True)``).
     Raises :class:`~prefstyle.errors.PrefstyleError` for unreadable inputs and unwritable outputs.
     """
     import torch
@@ -100,7 +117,8 @@ def enhance_file(
     from prefstyle.imaging.io import read_image, write_like
     from prefstyle.models.render import render_image, render_image_pil, render_image_uint8
 
-    data = read_image(src, keep_alpha=True)
+    if data is None:
+        data = read_image(src, keep_alpha=True)
     y = None
     if lut_path and torch.device(device).type == "cpu" and data.rgb8 is not None:
         if dst.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".webp"):  # Pillow encodes its own image as it is
@@ -111,3 +129,37 @@ def enhance_file(
         with torch.inference_mode():
             y = render_image(model, profile, data, strength=strength, lut_path=lut_path, device=device)
     write_like(dst, y, data, quality=quality)
+
+
+def enhance_file_torch_free(
+    form: LutProfile,
+    src: Path,
+    dst: Path,
+    *,
+    fallback: Callable[[ImageData], None],
+    strength: float = 1.0,
+    quality: int = 95,
+    threads: int = 1,
+) -> None:
+    """:func:`enhance_file` for a profile read without torch: the photo at ``src`` into ``dst``.
+
+    A plain 8-bit RGB photo (``ImageData.rgb8``) goes through ``form``'s LUT for it (numpy) by
+    Pillow's ``Color3DLUT`` in ``threads`` strips, and is written by the same encoder as
+    :func:`enhance_file`'s LUT path, so the file is that path's (the LUT agrees to float32
+    rounding). Any other photo (16-bit, alpha, gray, raw) is given, decoded, to ``fallback``.
+    """
+    import numpy as np
+
+    from prefstyle.imaging.decode import read_image
+    from prefstyle.imaging.encode import write_like
+    from prefstyle.imaging.lut_np import lut_filtered_image
+
+    data = read_image(src, keep_alpha=True)
+    if data.rgb8 is None:
+        fallback(data)
+        return
+    img = lut_filtered_image(data.rgb8, form.photo_lut(data.rgb8, strength), threads)
+    if dst.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".webp"):  # Pillow encodes its own image as it is
+        write_like(dst, img, data, quality=quality)
+    else:
+        write_like(dst, np.asarray(img), data, quality=quality)

@@ -30,13 +30,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from prefstyle.cli.batch_io import collect_inputs, enhance_file
+from prefstyle.cli.batch_io import collect_inputs, enhance_file, enhance_file_torch_free
 from prefstyle.errors import PrefstyleError
 from prefstyle.models.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from prefstyle.data.pairs import Judgment, PairsDataset
+    from prefstyle.imaging.decode import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
+    from prefstyle.models.lut_forms import LutProfile
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
 
@@ -229,6 +231,14 @@ def load_profile_and_model(
     return prof, m
 
 
+def _torch_free_profile(profile: Path, model: str | None) -> LutProfile | None:
+    """The profile read without torch when it has that form and no ``--model`` is given, else None."""
+    from prefstyle.models.lut_forms import torch_free_lut_profile
+
+    ppath = profile_path(profile) if profile.is_dir() else profile
+    return torch_free_lut_profile(ppath, model)
+
+
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
     profile: Annotated[Path, typer.Option("--profile", help="profile written by `prefstyle personalize`")],
@@ -272,8 +282,8 @@ def enhance(
     --full-render turns that off.
     """
     import os
+    import threading
 
-    import torch
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -292,7 +302,23 @@ def enhance(
             raise PrefstyleError(f"--format {out_format}: choose jpeg, tif or png")
         jobs_in = [(src, rel.with_suffix(suffix)) for src, rel in jobs_in]
     jobs_in, kept = plan_outputs(jobs_in, inputs, out, force=force, skip_existing=skip_existing)
-    prof, m = load_profile_and_model(profile, model, device)
+    # A profile whose rendering is one LUT per photo made with numpy is read without torch (importing
+    # torch alone makes the process about 600 MB resident; docs/BENCHMARKS.md, issue 19): 8-bit
+    # photos then never import it, other photos load the model on first need.
+    form = None if full_render or device != "cpu" else _torch_free_profile(profile, model)
+    loaded: list[tuple[Profile, PersonalizationModel]] = []
+    load_lock = threading.Lock()
+
+    def profile_and_model() -> tuple[Profile, PersonalizationModel]:
+        with load_lock:
+            if not loaded:
+                import torch
+
+                torch.set_num_threads(1)
+                loaded.append(load_profile_and_model(profile, model, device))
+            return loaded[0]
+
+    name = form.model if form is not None else profile_and_model()[1].name
     # One photo per job. torch runs on one thread: its work per 8-bit photo is small (metering a
     # thumbnail, building the photo's LUT), and OpenMP threads spin-waiting for each other on a
     # busy machine doubled the time of a 10-photo batch (docs/BENCHMARKS.md, issue 19). The
@@ -300,13 +326,13 @@ def enhance(
     # cores for the float path (16-bit photos, --full-render): --jobs.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // jobs)
-    torch.set_num_threads(1)
     for p, reason in failed:
         typer.echo(f"skipped {p}: {reason}", err=True)
     if kept:
         typer.echo(f"kept {len(kept)} existing output(s) in {out} (--skip-existing)", err=True)
 
-    def one(src_path: Path, rel: Path) -> None:
+    def one(src_path: Path, rel: Path, data: ImageData | None = None) -> None:
+        prof, m = profile_and_model()
         enhance_file(
             m,
             prof,
@@ -316,6 +342,19 @@ def enhance(
             quality=quality,
             device=device,
             lut_path=not full_render,
+            threads=threads,
+            data=data,
+        )
+
+    def one_torch_free(src_path: Path, rel: Path) -> None:
+        assert form is not None
+        enhance_file_torch_free(
+            form,
+            src_path,
+            out / rel,
+            fallback=lambda data: one(src_path, rel, data),
+            strength=strength,
+            quality=quality,
             threads=threads,
         )
 
@@ -331,8 +370,9 @@ def enhance(
         ) as progress,
         ThreadPoolExecutor(jobs) as pool,
     ):
-        task = progress.add_task(f"enhance ({m.name})", total=len(jobs_in))
-        futures = {pool.submit(one, src_path, rel): src_path for src_path, rel in jobs_in}
+        task = progress.add_task(f"enhance ({name})", total=len(jobs_in))
+        work = one if form is None else one_torch_free
+        futures = {pool.submit(work, src_path, rel): src_path for src_path, rel in jobs_in}
         for fut in as_completed(futures):
             src_path = futures[fut]
             try:
@@ -345,6 +385,6 @@ def enhance(
                     f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True
                 )
             progress.advance(task)
-    typer.echo(f"{m.name}: wrote {n_ok} of {n_ok + len(failed)} image(s) to {out}", err=True)
+    typer.echo(f"{name}: wrote {n_ok} of {n_ok + len(failed)} image(s) to {out}", err=True)
     if failed:
         raise typer.Exit(1)

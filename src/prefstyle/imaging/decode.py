@@ -7,7 +7,8 @@ docstring. Colour management lives in :mod:`prefstyle.imaging.icc`, EXIF handlin
 Plain 8-bit RGB files (JPEG, 8-bit PNG/TIFF/WebP without alpha and without a colour
 conversion) are kept as their ``(H, W, 3)`` uint8 array (:attr:`ImageData.rgb8`); the float
 ``pixels`` are then made on first use (``rgb8 / 255`` exactly), so 8-bit pipelines
-(``prefstyle enhance``'s LUT path) never hold a float copy of the photo.
+(``prefstyle enhance``'s LUT path) never hold a float copy of the photo. torch is imported
+only where float pixels are made, so reading a plain 8-bit file does not import it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from prefstyle.errors import PrefstyleError
@@ -46,6 +47,9 @@ from prefstyle.imaging.metadata import (
     _normalise_exif,
 )
 from prefstyle.imaging.raw import RAW_EXTENSIONS as _RAW_EXTENSIONS
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -705,6 +709,8 @@ def _finish(
         else:
             rgb8 = np.ascontiguousarray(arr[..., list(order)])
         return None, converted, rgb8, None, False
+    import torch
+
     x = _to_float(arr, order, plan)
     if keep_alpha and has_alpha:
         n_color = 1 if is_gray else 3
@@ -757,6 +763,8 @@ def _to_float(arr: np.ndarray, order: Sequence[int], plan: _Conversion | None) -
     stay small: tone curves per channel (lookup tables for integer input), then, for RGB,
     the 3x3 matrix or the 3-D table and the sRGB encoding.
     """
+    import torch
+
     if arr.ndim == 2:
         arr = arr[..., None]
     h, w, n = arr.shape
@@ -789,6 +797,8 @@ def _to_float(arr: np.ndarray, order: Sequence[int], plan: _Conversion | None) -
 
 def _to_rgb(x: torch.Tensor, is_gray: bool, has_alpha: bool, premultiplied: bool) -> torch.Tensor:
     """(C, H, W) gray/RGB with or without alpha -> (3, H, W), alpha composited over white."""
+    import torch
+
     n_color = 1 if is_gray else 3
     color = x[:n_color]
     if has_alpha:

@@ -2,20 +2,21 @@
 
 The rules (formats, quantization, alpha and gray, ICC policy) are in :mod:`prefstyle.imaging.io`'s
 docstring. Pixels are a ``(3, H, W)`` float tensor in [0, 1], or, for 8-bit outputs of 8-bit
-pipelines, an ``(H, W, 3)`` uint8 array written as it is (no float round trip).
+pipelines, an ``(H, W, 3)`` uint8 array written as it is (no float round trip). torch is imported
+only for float pixels: writing a uint8 array or a Pillow image does not import it.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import sys
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
 from prefstyle.errors import PrefstyleError
@@ -33,6 +34,8 @@ from prefstyle.imaging.metadata import (
 )
 
 if TYPE_CHECKING:
+    import torch
+
     from prefstyle.imaging.decode import ImageData
 
 __all__ = ["WRITE_EXTENSIONS", "write_image", "write_like"]
@@ -94,9 +97,11 @@ def write_image(
         if bit_depth == 8 and alpha is None and not grayscale and fmt in ("JPEG", "WEBP"):
             return _write_arr(path, fmt, pixels, exif, icc, int(quality), bit_depth)
         pixels = np.asarray(pixels)
+    if _is_rgb8(pixels) and bit_depth == 8 and alpha is None and not grayscale:
+        return _write_arr(path, fmt, np.ascontiguousarray(pixels), exif, icc, int(quality), bit_depth)
+    import torch  # float outputs (16 bit, alpha, gray, float pixels) only
+
     if _is_rgb8(pixels):
-        if bit_depth == 8 and alpha is None and not grayscale:
-            return _write_arr(path, fmt, np.ascontiguousarray(pixels), exif, icc, int(quality), bit_depth)
         pixels = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div_(255.0)
     x = _as_chw(pixels)
     if alpha is not None:
@@ -152,7 +157,16 @@ def write_like(path: str | Path, pixels: torch.Tensor | np.ndarray, like: ImageD
     ``keep_alpha``) is written back as the alpha channel. Pixels with NaN or infinite values
     (a broken model or profile) are refused rather than written as black.
     """
-    if isinstance(pixels, torch.Tensor) and pixels.is_floating_point() and not bool(torch.isfinite(pixels).all()):
+    # a tensor means torch is imported (arrays and images need no check; another thread may be
+    # importing torch meanwhile, so its module can be there without its attributes yet)
+    tm = sys.modules.get("torch")
+    tensor = getattr(tm, "Tensor", None)
+    if (
+        tensor is not None
+        and isinstance(pixels, tensor)
+        and pixels.is_floating_point()
+        and not bool(tm.isfinite(pixels).all())
+    ):
         raise PrefstyleError(
             "the retouched image holds NaN or infinite values (a damaged profile or model?); not written",
             like.path if like.path is not None else path,
@@ -171,6 +185,8 @@ def write_like(path: str | Path, pixels: torch.Tensor | np.ndarray, like: ImageD
 
 
 def _as_chw(pixels: torch.Tensor) -> torch.Tensor:
+    import torch
+
     if not isinstance(pixels, torch.Tensor):
         pixels = torch.as_tensor(np.asarray(pixels))
     if pixels.dim() == 4:
@@ -184,6 +200,8 @@ def _as_chw(pixels: torch.Tensor) -> torch.Tensor:
 
 def _gray_of(x: torch.Tensor) -> torch.Tensor:
     """(3, H, W) sRGB in [0, 1] -> (1, H, W): the luminance (Rec. 709, linear light), sRGB-encoded."""
+    import torch
+
     lin = torch.nan_to_num(x, nan=0.0).clamp(0.0, 1.0)
     lin = torch.where(lin <= 0.04045, lin / 12.92, ((lin + 0.055) / 1.055).pow(2.4))
     y = (0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]).clamp_(0.0, 1.0)
@@ -192,6 +210,8 @@ def _gray_of(x: torch.Tensor) -> torch.Tensor:
 
 def _quantize(x: torch.Tensor, bit_depth: int) -> np.ndarray:
     """(C, H, W) float -> (H, W, C) uint8/uint16 ((H, W) for one channel), clamped to [0, 1] and rounded."""
+    import torch
+
     maxval = 255.0 if bit_depth == 8 else 65535.0
     q = torch.nan_to_num(x, nan=0.0).clamp_(0.0, 1.0).mul_(maxval).round_()
     dtype = torch.uint8 if bit_depth == 8 else torch.uint16

@@ -17,10 +17,13 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageCms
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["srgb_icc_profile"]
 
@@ -216,6 +219,8 @@ class _Conversion:
         self.kind = kind
         self.icc = icc
         self.curves: tuple = ()  # per-channel curves applied first (by _to_float)
+        if kind in ("matrix", "grid"):
+            import torch  # only for float conversions: 8-bit files (cms8) are converted without it
         if kind == "matrix":
             self.curves = tuple(info.curves or ())
             self.matrix = torch.from_numpy(np.linalg.solve(_srgb_matrix(), info.matrix).astype(np.float32))
@@ -228,6 +233,8 @@ class _Conversion:
 
     def apply_rgb(self, flat: torch.Tensor) -> torch.Tensor:
         """(3, N): linear source RGB (matrix) or encoded source RGB (grid) -> sRGB, new tensor."""
+        import torch
+
         if self.kind == "grid":
             # grid_sample's (x, y, z) index the last, middle and first LUT axes: (b, g, r)
             grid = flat.flip(0).t().mul(2.0).sub_(1.0).reshape(1, 1, 1, -1, 3)
@@ -268,6 +275,8 @@ def _srgb_encode_(y: torch.Tensor) -> torch.Tensor:
     ``min(12.92 y, 1.055 max(y, knee)^(1/2.4) - 0.055)`` is the piecewise sRGB curve: below
     the knee the power branch is pinned at its knee value, above it the line is the larger.
     """
+    import torch
+
     t = y.clamp(min=_SRGB_KNEE).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
     return torch.minimum(t, y.mul_(12.92), out=t)
 
@@ -332,6 +341,8 @@ def _wide_profile(k: int = 0) -> bytes:
 @functools.lru_cache(maxsize=8)
 def _grid_lut(icc: bytes) -> torch.Tensor:
     """(1, 3, N, N, N): the profile's colours at a regular 8-bit grid (r, g, b), wide-encoded."""
+    import torch
+
     n = _GRID_N
     v = np.linspace(0, 255, n).round().astype(np.uint8)
     r, g, b = np.meshgrid(v, v, v, indexing="ij")

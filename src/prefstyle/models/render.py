@@ -149,35 +149,19 @@ def render_image_pil(
 def lut_filtered_image(u8: np.ndarray, lut: torch.Tensor, threads: int | None = None) -> Image.Image:
     """``(H,W,3)`` uint8 through the ``(3,S,S,S)`` LUT by Pillow's ``Color3DLUT``, as a Pillow image:
     what :func:`~prefstyle.imaging.lut.apply_lut_uint8` computes (same filter, in ``threads``
-    threads; the GIL is released while filtering), without its copy back to numpy.
+    threads, default torch's thread count; the GIL is released while filtering), without its copy
+    back to numpy.
 
     Photos of a megapixel or more are filtered in ``4 · threads`` strips, so that the copies in
     flight (a Pillow copy of each strip being filtered and its filtered copy) stay small: 12 MP,
     2 threads: 24 MB at a time instead of 96 MB (one thread: 12 MB instead of 96 MB). The
-    pixels are the same.
+    pixels are the same (:func:`prefstyle.imaging.lut_np.lut_filtered_image`, which the
+    torch-free path of ``enhance`` calls with a numpy LUT).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from prefstyle.imaging.lut_np import lut_filtered_image as filtered
 
-    from PIL import ImageFilter
-
-    size = lut.shape[-1]
-    table = lut.detach().to("cpu", torch.float32).clamp(0, 1).permute(1, 2, 3, 0).reshape(-1).numpy()
-    flt = ImageFilter.Color3DLUT(size, table)
-    threads = max(1, torch.get_num_threads() if threads is None else int(threads))
-    h = u8.shape[0]
-    if u8.shape[0] * u8.shape[1] < (1 << 20):
-        return Image.fromarray(np.ascontiguousarray(u8), "RGB").filter(flt)
-    out = Image.new("RGB", (u8.shape[1], h))
-    strips = min(h, 4 * threads)
-    bounds = np.linspace(0, h, strips + 1).astype(int)
-
-    def strip(i: int) -> None:
-        a, b = int(bounds[i]), int(bounds[i + 1])
-        out.paste(Image.fromarray(np.ascontiguousarray(u8[a:b]), "RGB").filter(flt), (0, a))
-
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(strip, range(strips)))
-    return out
+    table = lut.detach().to("cpu", torch.float32).numpy()
+    return filtered(u8, table, max(1, torch.get_num_threads() if threads is None else int(threads)))
 
 
 def _rgb8_of(image: ImageData) -> np.ndarray:

@@ -1,0 +1,174 @@
+"""3D LUT maths in numpy alone (no torch): what ``prefstyle enhance`` needs for a LUT profile.
+
+Importing torch makes a process about 600 MB resident (docs/BENCHMARKS.md, issue 19), so the
+8-bit LUT path of ``enhance`` uses these numpy mirrors of the torch functions instead:
+
+* :func:`metering_thumbnail` / :func:`metered_ev` - the photo's metered EV, as
+  :func:`prefstyle.models.slider_taste.metered_ev` computes it from the thumbnail
+  :func:`prefstyle.models.render._metering_view` gives it (``(H,W,3)`` uint8 -> float EV in [-3, 3]);
+* :func:`identity_grid`, :func:`exposed`, :func:`sample_table` - the identity LUT's nodes, an
+  exposure in linear light (:func:`prefstyle.imaging.ops.exposure`), a trilinear look-up
+  (:func:`prefstyle.models.look_space.sample_tables`);
+* :func:`blend_identity` - the strength blend of a LUT with the identity;
+* :func:`lut_filtered_image` - an ``(H,W,3)`` uint8 photo through a ``(3,S,S,S)`` LUT by Pillow's
+  ``Color3DLUT``, in strips (also the back end of :func:`prefstyle.models.render.lut_filtered_image`).
+
+LUTs are ``(3,S,S,S)`` float32, ``lut[c, b, g, r]`` (red varies fastest), as in
+:mod:`prefstyle.imaging.lut`. The mirrors agree with the torch functions to float32 rounding
+(``tests/test_enhance_torch_free.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+__all__ = [
+    "MAX_ADAPT_EV",
+    "METER_SIDE",
+    "MID_GREY",
+    "blend_identity",
+    "exposed",
+    "identity_grid",
+    "lut_filtered_image",
+    "metered_ev",
+    "metering_thumbnail",
+    "sample_table",
+]
+
+# Coupled to prefstyle.models.slider_taste (_METER_SIDE, MID_GREY, MAX_ADAPT_EV) and
+# prefstyle.imaging.color.REC709_LUMA, which import torch; tests/test_enhance_torch_free.py
+# checks that the values agree.
+#: side of the area-averaged luminance image a photo is metered on
+METER_SIDE = 64
+#: the linear luminance a metered photo is exposed to
+MID_GREY = 0.18
+#: the metered EV is clamped to ``±MAX_ADAPT_EV``
+MAX_ADAPT_EV = 3.0
+_LUMA = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))
+_F = np.float32
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded ``x`` (float32, any shape, [0,1]) -> linear light, float32."""
+    hi = np.power((np.maximum(x, _F(0.04045)) + _F(0.055)) / _F(1.055), _F(2.4))
+    return np.where(x > _F(0.04045), hi, x / _F(12.92)).astype(np.float32, copy=False)
+
+
+def linear_to_srgb(y: np.ndarray) -> np.ndarray:
+    """Linear ``y`` (float32) -> sRGB-encoded, float32 (values above 1 stay above 1)."""
+    hi = _F(1.055) * np.power(np.maximum(y, _F(0.0031308)), _F(1.0 / 2.4)) - _F(0.055)
+    return np.where(y > _F(0.0031308), hi, y * _F(12.92)).astype(np.float32, copy=False)
+
+
+def metering_thumbnail(u8: np.ndarray) -> np.ndarray:
+    """Every ``max(1, long_side // (4·METER_SIDE))``-th pixel of ``u8`` ``(H,W,3)`` uint8: the pixels
+    :func:`metered_ev` reads (the same as :func:`prefstyle.models.render._metering_view`'s)."""
+    q = max(1, max(u8.shape[:2]) // (4 * METER_SIDE))
+    return u8 if q == 1 else np.ascontiguousarray(u8[::q, ::q])
+
+
+def _area(y: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """``(H,W)`` float32 box-averaged to ``(oh,ow)``, the cells of torch's ``adaptive_avg_pool2d``
+    (``F.interpolate(mode="area")``): row ``i`` covers ``[floor(i·H/oh), ceil((i+1)·H/oh))``."""
+    h, w = y.shape
+    rows = np.stack([y[(i * h) // oh : -(-((i + 1) * h) // oh)].mean(0, dtype=np.float32) for i in range(oh)])
+    cols = [rows[:, (j * w) // ow : -(-((j + 1) * w) // ow)].mean(1, dtype=np.float32) for j in range(ow)]
+    return np.stack(cols, 1)
+
+
+def metered_ev(u8: np.ndarray, meter: str = "mean") -> float:
+    """The EV that brings the photo ``u8`` ``(H,W,3)`` uint8 to mid-grey, ``log2(MID_GREY / Ȳ)`` in
+    ``[-MAX_ADAPT_EV, MAX_ADAPT_EV]``: ``Ȳ`` the linear luminance of every few pixels, area-averaged
+    to ``METER_SIDE`` px, then averaged (``meter="mean"``) or log-averaged (``"log_mean"``).
+
+    Give it the photo or its :func:`metering_thumbnail` (the same pixels are read).
+    """
+    if meter not in ("mean", "log_mean"):
+        raise ValueError(f"meter must be 'mean' or 'log_mean', got {meter!r}")
+    u8 = metering_thumbnail(u8)
+    step = max(1, max(u8.shape[:2]) // (4 * METER_SIDE))
+    x = np.multiply(u8[::step, ::step], _F(1.0 / 255.0), dtype=np.float32)  # as decode.rgb8_to_float
+    lin = srgb_to_linear(x)
+    y = lin[..., 0] * _LUMA[0] + lin[..., 1] * _LUMA[1] + lin[..., 2] * _LUMA[2]
+    h, w = y.shape
+    s = METER_SIDE / max(h, w)
+    if s < 1:
+        y = _area(y, max(1, round(h * s)), max(1, round(w * s)))
+    y = np.maximum(y, _F(1e-4)).ravel()
+    ybar = y.mean(dtype=np.float32) if meter == "mean" else np.exp(np.log(y).mean(dtype=np.float32))
+    ev = np.log2(_F(MID_GREY) / ybar)
+    return float(np.clip(ev, -MAX_ADAPT_EV, MAX_ADAPT_EV))
+
+
+def identity_grid(size: int) -> np.ndarray:
+    """The nodes of the identity ``size``³ LUT, ``(3, S³)`` float32, red fastest (``k/(S−1)``)."""
+    v = (np.arange(size, dtype=np.float64) / (size - 1)).astype(np.float32)
+    b, g, r = np.meshgrid(v, v, v, indexing="ij")
+    return np.stack([r.ravel(), g.ravel(), b.ravel()])
+
+
+def exposed(x: np.ndarray, ev: float) -> np.ndarray:
+    """Colours ``x`` ``(3,...)`` sRGB [0,1] float32 exposed by ``ev`` stops in linear light, clipped to [0,1]."""
+    if ev == 0.0:
+        return x
+    gain = np.exp(_F(math.log(2.0)) * _F(ev), dtype=np.float32)
+    return np.clip(linear_to_srgb(srgb_to_linear(x) * gain), 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def sample_table(table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The ``(3,S,S,S)`` ``table`` looked up (trilinear) at colours ``x`` ``(3,P)`` (clamped to [0,1]): ``(3,P)``."""
+    s = table.shape[-1]
+    u = np.clip(x, 0.0, 1.0).astype(np.float32) * _F(s - 1)
+    i0 = np.minimum(np.floor(u), s - 2).astype(np.int64)
+    f = (u - i0).astype(np.float32)
+    flat = table.reshape(3, -1).astype(np.float32, copy=False)
+    out = np.zeros(x.shape, dtype=np.float32)
+    for db in (0, 1):
+        for dg in (0, 1):
+            for dr in (0, 1):
+                idx = (i0[2] + db) * s * s + (i0[1] + dg) * s + (i0[0] + dr)
+                wgt = (f[0] if dr else 1 - f[0]) * (f[1] if dg else 1 - f[1]) * (f[2] if db else 1 - f[2])
+                out += flat[:, idx] * wgt
+    return out
+
+
+def blend_identity(lut: np.ndarray, strength: float) -> np.ndarray:
+    """``I + strength·(lut − I)`` for a ``(3,S,S,S)`` LUT (``lut`` itself at strength 1)."""
+    if strength == 1.0:
+        return lut
+    s = lut.shape[-1]
+    ident = identity_grid(s).reshape(3, s, s, s)
+    return (ident + _F(strength) * (lut - ident)).astype(np.float32, copy=False)
+
+
+def lut_filtered_image(u8: np.ndarray, lut: np.ndarray, threads: int = 1) -> Image.Image:
+    """``(H,W,3)`` uint8 through the ``(3,S,S,S)`` float LUT (clamped to [0,1]) by Pillow's
+    ``Color3DLUT``, as a Pillow ``RGB`` image, in ``threads`` threads (Pillow releases the GIL).
+
+    Photos of a megapixel or more are filtered in ``4 · threads`` strips, so that the copies in
+    flight (a Pillow copy of each strip and its filtered copy) stay small; the pixels are those
+    of one pass over the whole photo.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = lut.shape[-1]
+    table = np.clip(lut.astype(np.float32, copy=False), 0.0, 1.0).transpose(1, 2, 3, 0).reshape(-1)
+    flt = ImageFilter.Color3DLUT(size, np.ascontiguousarray(table))
+    threads = max(1, int(threads))
+    h = u8.shape[0]
+    if u8.shape[0] * u8.shape[1] < (1 << 20):
+        return Image.fromarray(np.ascontiguousarray(u8), "RGB").filter(flt)
+    out = Image.new("RGB", (u8.shape[1], h))
+    strips = min(h, 4 * threads)
+    bounds = np.linspace(0, h, strips + 1).astype(int)
+
+    def strip(i: int) -> None:
+        a, b = int(bounds[i]), int(bounds[i + 1])
+        out.paste(Image.fromarray(np.ascontiguousarray(u8[a:b]), "RGB").filter(flt), (0, a))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(strip, range(strips)))
+    return out

@@ -1,0 +1,181 @@
+"""Profiles whose rendering is one look LUT with an exposure shift, read and applied without torch.
+
+A ``looks`` profile (:class:`prefstyle.models.look_taste.LookTasteModel`) holds a look ``(3,S,S,S)``
+and a gain ``g``: a photo's LUT is the look sampled at the identity grid exposed by ``g · EV``
+(the photo's metered EV), ``lut_size`` nodes per axis. :func:`torch_free_lut_profile` reads
+such a profile with numpy and ``safetensors.numpy`` (importing torch alone makes a process
+about 600 MB resident), so that ``prefstyle enhance`` can render 8-bit photos with
+:mod:`prefstyle.imaging.lut_np` and Pillow. This module imports no torch, even indirectly
+(``tests/test_enhance_torch_free.py``).
+
+Coupling, checked by tests: :meth:`LutProfile.photo_lut` mirrors ``LookTasteModel.luts`` (to
+1e-5), :func:`_read` mirrors ``LookTasteModel.check_profile``'s checks and messages, and the
+settings come from the model checkpoint ``prefstyle.models.load`` would use for the profile.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefstyle.errors import PrefstyleError
+from prefstyle.imaging import lut_np
+
+__all__ = ["LutProfile", "torch_free_lut_profile"]
+
+#: the model whose profiles have this form
+_MODEL = "looks"
+#: prefstyle.models.loading.assets_dir() (that module imports torch; a test checks they agree)
+_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
+_FORMAT, _VERSION = "prefstyle-profile", 1  # prefstyle.models.base.PROFILE_FORMAT / PROFILE_VERSION
+
+
+@dataclass
+class LutProfile:
+    """A profile rendered as one LUT per photo: ``look`` ``(3,S,S,S)`` float32 in about [0,1] (the
+    taste), ``gain`` in [0,1], ``meter`` (``"mean"`` or ``"log_mean"``), ``lut_size`` nodes per
+    axis of each photo's LUT; ``model``: the model's name, ``path``: the profile's ``.json``."""
+
+    path: Path
+    model: str
+    look: np.ndarray
+    gain: float
+    meter: str
+    lut_size: int
+    _cache: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def photo_lut(self, u8: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """The ``(3,S,S,S)`` float32 LUT in [0,1] that renders the photo ``u8`` ``(H,W,3)`` uint8 (or its
+        :func:`~prefstyle.imaging.lut_np.metering_thumbnail`), blended with the identity by ``strength``."""
+        return lut_np.blend_identity(self.lut(lut_np.metered_ev(u8, self.meter)), strength)
+
+    def lut(self, ev: float) -> np.ndarray:
+        """The look for a photo whose metered EV is ``ev``: ``(3,S,S,S)``, the exposure ``gain · ev``
+        (rounded to 1/1000 EV, as the model does) composed in, clamped to [0,1]."""
+        shift = round(self.gain * float(ev), 3)
+        with self._lock:
+            hit = self._cache.get(shift)
+        if hit is not None:
+            return hit
+        s = self.lut_size
+        grid = lut_np.exposed(lut_np.identity_grid(s), shift)
+        out = np.clip(lut_np.sample_table(self.look, grid), 0.0, 1.0).reshape(3, s, s, s)
+        with self._lock:
+            if len(self._cache) >= 64:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[shift] = out
+        return out
+
+
+def torch_free_lut_profile(profile: Path, model: str | None = None) -> LutProfile | None:
+    """The profile at ``profile`` (a ``.json``) as a :class:`LutProfile`, or None when it does not have
+    that form or anything about it needs the full reader (another model, a ``model`` override, a
+    checkpoint that is not a settings file, a file the torch reader must judge: then the caller
+    takes :func:`prefstyle.cli.personalize_cmd.load_profile_and_model`, which gives today's errors).
+
+    A profile of this form whose values are wrong (no ``(3,S,S,S)`` LUT, non-finite or out-of-range
+    values, a gain outside [0,1], an unknown meter) is a one-line :class:`PrefstyleError` naming it.
+    """
+    if model is not None:
+        return None
+    doc = _json(profile)
+    if doc is None or doc.get("model") != _MODEL or doc.get("version") != _VERSION or doc.get("format") != _FORMAT:
+        return None
+    config, data, names = doc.get("model_config", {}), doc.get("data", {}), doc.get("tensors") or []
+    if not isinstance(config, dict) or not isinstance(data, dict) or not isinstance(names, list) or "lut" not in names:
+        return None
+    if doc.get("user") is not None and not isinstance(doc.get("user"), str):
+        return None
+    settings = _checkpoint_settings(config.get("source") or _MODEL)
+    if settings is None:
+        return None
+    lut_size, default_meter = settings
+    tensors = _tensors(profile.with_suffix(".safetensors"), names)
+    if tensors is None:
+        return None
+    look, gain, meter = _read(profile, tensors, data, default_meter)
+    return LutProfile(path=profile, model=_MODEL, look=look, gain=gain, meter=meter, lut_size=lut_size)
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    def finite(text: str) -> float:
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(text)
+        return value
+
+    def no_constant(name: str) -> float:
+        raise ValueError(name)
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"), parse_float=finite, parse_constant=no_constant)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _checkpoint_settings(source: Any) -> tuple[int, str] | None:
+    """``(lut_size, meter)`` of the model :func:`prefstyle.models.load` gives for ``source``, when that is
+    a settings checkpoint of this model (the packaged one for its name, or a ``.json`` path); else None."""
+    if not isinstance(source, str):
+        return None
+    if source == _MODEL:
+        if (_ASSETS / _MODEL / "model.json").is_file():
+            return None
+        path = _ASSETS / _MODEL / f"{_MODEL}.json"
+    elif source.endswith(".json"):
+        path = Path(source).expanduser()
+    else:
+        return None
+    doc = _json(path) if path.is_file() else None
+    if doc is None or doc.get("model") != _MODEL or doc.get("format") != _FORMAT:
+        return None
+    d = doc.get("data")
+    if not isinstance(d, dict):
+        return None
+    meter, size = d.get("meter", "mean"), d.get("lut_size", 33)
+    if meter not in ("mean", "log_mean") or not isinstance(size, int) or not 2 <= size <= 65:
+        return None
+    return size, meter
+
+
+def _tensors(path: Path, names: list[Any]) -> dict[str, np.ndarray] | None:
+    """The profile's tensors as numpy arrays, or None when the file is missing or not all readable
+    here (the torch reader then says what is wrong, or reads dtypes numpy lacks)."""
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_file(str(path))
+    except Exception:  # noqa: BLE001 - any failure: the torch reader gives the error
+        return None
+    if set(names) - set(tensors) or tensors["lut"].dtype.kind != "f":
+        return None
+    for t in tensors.values():
+        if t.dtype.kind == "f" and not np.isfinite(t).all():
+            return None
+    return tensors
+
+
+def _read(path: Path, tensors: dict[str, np.ndarray], data: dict[str, Any], default_meter: str) -> tuple:
+    """``(look, gain, meter)`` with LookTasteModel.check_profile's checks (same messages, naming ``path``)."""
+    lut = tensors["lut"]
+    if lut.ndim != 4 or lut.shape[0] != 3 or not (lut.shape[1] == lut.shape[2] == lut.shape[3]) or lut.shape[1] < 2:
+        raise PrefstyleError("looks profile has no (3,S,S,S) LUT (damaged or another model)", path=path)
+    look = lut.astype(np.float32)
+    if not np.isfinite(look).all() or float(np.abs(look).max()) > 4:
+        raise PrefstyleError("looks profile LUT holds NaN, infinite or out-of-range values", path=path)
+    g = data.get("gain", 0.0)
+    if not isinstance(g, (int, float)) or not 0 <= float(g) <= 1:
+        raise PrefstyleError(f"looks profile gain must be in [0, 1], got {g!r}", path=path)
+    meter = data.get("meter", default_meter)
+    if meter not in ("mean", "log_mean"):
+        raise PrefstyleError("looks profile meter must be 'mean' or 'log_mean'", path=path)
+    return look, float(g), str(meter)
