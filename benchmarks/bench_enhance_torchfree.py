@@ -1,121 +1,135 @@
-"""What `enhance` would cost without torch: a `looks` profile on 8-bit JPEGs, numpy + Pillow only.
+"""Peak memory of `prefstyle enhance --jobs 1` with a `looks` profile: the torch-free path against torch's.
 
-A measurement of issue 19's memory aim, not a shipped path (docs/BENCHMARKS.md, "enhance"):
-importing the CUDA build of torch alone makes a process about 600 MB resident, so ``enhance
---jobs 1`` can only stay under 600 MB if the LUT fast path never imports torch. This script does
-what ``enhance`` does for a ``looks`` profile (decode, meter every ``long_side // 256``-th pixel
-like ``slider_taste.metered_ev``, the look with the exposure ``gain · EV`` composed in like
-``LookTasteModel.lut``, Pillow's ``Color3DLUT``, JPEG quality 95 4:4:4 with EXIF and ICC) with
-numpy mirrors of those functions, and prints its peak resident memory. ``--check`` compares each
-photo's LUT with the model's own (``photo_lut``; imports torch, after the timed part).
+Issue 19 asks ``enhance --jobs 1`` to peak at most 600 MB; importing the CUDA build of torch alone
+makes a process about 600 MB resident, so for LUT profiles ``enhance`` renders 8-bit photos
+without torch (:mod:`prefstyle.models.lut_forms`, :mod:`prefstyle.imaging.lut_np`). This script
+runs, in fresh processes, alternating, on the same photos and profile:
 
-    python benchmarks/bench_enhance_torchfree.py PROFILE.json OUTDIR PHOTO... [--check]
+* ``torch_free``: ``prefstyle enhance DIR --profile P --out O --jobs 1`` (the new default path);
+* ``torch_path``: the same with ``--model looks`` (a ``--model`` keeps the torch path);
+* ``before`` (with ``--before-src SRC``, a ``src`` folder of the code before, e.g. from
+  ``git archive COMMIT src | tar -x -C DIR``): the same command run with that code first on
+  ``PYTHONPATH``;
+
+and reports each run's wall and CPU time, peak resident memory (``VmHWM`` of the child), peak
+anonymous memory (``RssAnon`` polled every 20 ms), whether it imported torch, and the load
+average (``os.getloadavg``) just before it. Photos: ten 12 MP JPEGs with EXIF and an sRGB ICC
+profile (``bench_enhance.make_photos``), or ``--photos DIR``; the profile is ``looks``
+personalized from 16 reference pairs (``bench_pps.references``)::
+
+    python benchmarks/bench_enhance_torchfree.py [--photos DIR] [--rounds 2] [--before-src DIR] [--out FILE]
 """
 
-import json
-import math
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageFilter
-from safetensors.numpy import load_file
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import emit  # noqa: E402
+
+CHILD = """
+import sys
+from prefstyle.cli import main
+try:
+    rc = main(sys.argv[1:])
+finally:
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    print("PEAK_RSS_KB", peak, "TORCH", int("torch" in sys.modules), file=sys.stderr)
+sys.exit(rc)
+"""
 
 
-def peak_mb() -> float:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM"))
+def _anon_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next((int(line.split()[1]) for line in fh if line.startswith("RssAnon:")), 0)
+    except OSError:
+        return 0
 
 
-def srgb_to_linear(x):
-    return np.where(
-        x > 0.04045, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** np.float32(2.4), x / np.float32(12.92)
-    ).astype(np.float32)
+def run(args: list[str], env: dict[str, str]) -> dict:
+    """One ``prefstyle`` command in a fresh process: wall, CPU, peak RSS / anonymous MB, torch imported."""
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    anon = 0
+    while proc.poll() is None:
+        anon = max(anon, _anon_kb(proc.pid))
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.returncode or "PEAK_RSS_KB" not in err:
+        raise RuntimeError(f"child failed ({proc.returncode}): {err[-800:]}")
+    tail = err.rsplit("PEAK_RSS_KB", 1)[1].split()
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 2),
+        "peak_rss_mb": round(int(tail[0]) / 1024, 1),
+        "peak_anon_mb": round(anon / 1024, 1),
+        "imported_torch": tail[2] == "1",
+        "load_before": round(load, 2),
+    }
 
 
-def linear_to_srgb(y):
-    return np.where(
-        y > 0.0031308, 1.055 * np.maximum(y, 0.0031308) ** np.float32(1 / 2.4) - 0.055, y * np.float32(12.92)
-    ).astype(np.float32)
+def main(argv: list[str] | None = None) -> dict:
+    from bench_enhance import make_photos
+    from bench_pps import references
+
+    from prefstyle.models import load
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", type=Path, default=None, help="a folder of JPEGs (default: ten 12 MP ones made)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--before-src", type=Path, default=None, help="a src/ folder of the code before")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_enhance_torchfree_"))
+    photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
+    model = load("looks")
+    profile = model.personalize(references(16), "bench-user")
+    profile.model_config = {**profile.model_config, "source": "looks"}
+    prof_path = profile.save(tmp / "profile.json")
+    del model
+
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {
+        "torch_free": ([], env),
+        "torch_path": (["--model", "looks"], env),
+    }
+    if args.before_src is not None:
+        before_env = {**env, "PYTHONPATH": str(args.before_src.resolve())}
+        variants = {"before": ([], before_env), **variants}
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for k in range(args.rounds):
+        for name, (extra, e) in variants.items():
+            out = tmp / f"out_{name}_{k}"
+            cmd = ["enhance", str(photos[0].parent), "--profile", str(prof_path), "--out", str(out), "--jobs", "1"]
+            runs[name].append(run([*cmd, *extra], e))
+            print(name, runs[name][-1], file=sys.stderr)
+    result = {
+        "benchmark": "enhance_torch_free_memory",
+        "command": "python benchmarks/bench_enhance_torchfree.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "photos": len(photos),
+        "runs": runs,
+        "cpus": os.cpu_count(),
+    }
+    emit(result, args.out)
+    return result
 
 
-def area(y, oh, ow):  # F.interpolate(mode="area") == adaptive_avg_pool2d
-    h, w = y.shape
-    rows = [y[(i * h) // oh : -(-((i + 1) * h) // oh)].mean(0, dtype=np.float32) for i in range(oh)]
-    r = np.stack(rows)
-    return np.stack([r[:, (j * w) // ow : -(-((j + 1) * w) // ow)].mean(1, dtype=np.float32) for j in range(ow)], 1)
-
-
-def metered_ev(u8, meter):
-    h, w = u8.shape[:2]
-    step = max(1, max(h, w) // 256)
-    x = u8[::step, ::step].astype(np.float32) / np.float32(255)
-    lin = srgb_to_linear(x)
-    y = lin[..., 0] * np.float32(0.2126) + lin[..., 1] * np.float32(0.7152) + lin[..., 2] * np.float32(0.0722)
-    hh, ww = y.shape
-    s = 64 / max(hh, ww)
-    if s < 1:
-        y = area(y, max(1, round(hh * s)), max(1, round(ww * s)))
-    y = np.maximum(y, np.float32(1e-4)).ravel()
-    ybar = y.mean(dtype=np.float32) if meter == "mean" else np.exp(np.log(y).mean(dtype=np.float32))
-    return float(np.clip(np.log2(np.float32(0.18) / ybar), -3, 3))
-
-
-def look_lut(look, gain, ev, size):
-    shift = round(gain * ev, 3)
-    v = (np.arange(size, dtype=np.float64) / (size - 1)).astype(np.float32)
-    grid = np.stack(np.meshgrid(v, v, v, indexing="ij")[::-1])  # (3,S,S,S): [0]=r varies fastest
-    grid = grid.reshape(3, -1)
-    if shift != 0.0:
-        grid = np.clip(linear_to_srgb(srgb_to_linear(grid) * np.float32(math.exp(math.log(2.0) * shift))), 0, 1)
-    s = look.shape[-1]
-    u = np.clip(grid, 0, 1) * np.float32(s - 1)
-    i0 = np.minimum(np.floor(u), s - 2).astype(np.int64)
-    f = (u - i0).astype(np.float32)
-    flat = look.reshape(3, -1)
-    out = np.zeros_like(grid)
-    for db in (0, 1):
-        for dg in (0, 1):
-            for dr in (0, 1):
-                idx = (i0[2] + db) * s * s + (i0[1] + dg) * s + (i0[0] + dr)
-                wgt = (f[0] if dr else 1 - f[0]) * (f[1] if dg else 1 - f[1]) * (f[2] if db else 1 - f[2])
-                out += flat[:, idx] * wgt
-    return np.clip(out, 0, 1).reshape(3, size, size, size)
-
-
-check = "--check" in sys.argv
-sys.argv = [a for a in sys.argv if a != "--check"]
-photos = sys.argv[3:]
-prof = json.loads(Path(sys.argv[1]).read_text())
-look = load_file(str(Path(sys.argv[1]).with_suffix(".safetensors")))["lut"].astype(np.float32)
-gain, meter, size = (
-    float(prof["data"].get("gain", 0)),
-    prof["data"].get("meter", "mean"),
-    prof["model_config"]["lut_size"],
-)
-out = Path(sys.argv[2])
-out.mkdir(parents=True, exist_ok=True)
-for f in photos:
-    with Image.open(f) as im:
-        exif, icc = im.info.get("exif"), im.info.get("icc_profile")
-        im = im.convert("RGB")
-    u8 = np.asarray(im)
-    h, w = u8.shape[:2]
-    q = max(1, max(h, w) // 256)
-    ev = metered_ev(np.ascontiguousarray(u8[::q, ::q]), meter)
-    del u8
-    lut = look_lut(look, gain, ev, size)
-    flt = ImageFilter.Color3DLUT(size, np.ascontiguousarray(lut.transpose(1, 2, 3, 0)).reshape(-1))
-    im.filter(flt).save(out / Path(f).name, quality=95, subsampling=0, exif=exif, icc_profile=icc)
-print("PEAK_MB", round(peak_mb(), 1), file=sys.stderr)
-if check:  # the model's own LUT for each photo (imports torch: after the measurement)
-    from prefstyle.cli.personalize_cmd import load_profile_and_model
-    from prefstyle.imaging.io import read_image
-    from prefstyle.models.render import _metering_view, photo_lut
-
-    prof_t, model = load_profile_and_model(Path(sys.argv[1]))
-    for f in photos:
-        d = read_image(Path(f))
-        ev = metered_ev(_metering_view(d.rgb8, True), meter)
-        diff = float(np.abs(photo_lut(model, prof_t, d).numpy() - look_lut(look, gain, ev, size)).max())
-        print(f"{Path(f).name}: EV {ev:+.4f}, largest LUT difference {diff:.2e}", file=sys.stderr)
+if __name__ == "__main__":
+    main()
