@@ -148,6 +148,7 @@ def test_fivek_train_then_paper_protocols_end_to_end(tmp_path):
     assert list(fivek_trained_users(one, root)["users"]) == ["expertC"]
     with pytest.raises(PrefstyleError, match="not a training user"):
         fivek_trained_users(one, root, experts="A")
+    assert list(fivek_trained_users(model, root, experts="A,C")["users"]) == ["expertA", "expertC"]
 
     out = tmp_path / "res.json"
     rc = main(["--model", str(tmp_path / "run"), "--fivek", str(root), "--protocol", "trained", "--out", str(out)])

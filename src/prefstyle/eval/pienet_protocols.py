@@ -261,7 +261,7 @@ def fivek_trained_users(
     user). ``train_count``: default the checkpoint's ``data.fivek.train_count`` (the split it was
     trained with). Returns the usual result with ``protocol`` ``pienet-fivek-trained``.
     """
-    from prefstyle.data.fivek import normalize_expert
+    from prefstyle.data.fivek import normalize_expert, parse_experts
 
     users_of = getattr(model, "training_users", None)
     if users_of is None:
@@ -277,6 +277,8 @@ def fivek_trained_users(
     opts = (card.get("data", {}).get("options", {}) or {}).get("fivek") or {}
     if train_count is None:
         train_count = int(opts.get("train_count", 4500))
+    if isinstance(experts, str):
+        experts = parse_experts(experts)
     wanted = [normalize_expert(e) for e in (experts if experts else trained)]
     missing = [e for e in wanted if e not in trained]
     if missing:
