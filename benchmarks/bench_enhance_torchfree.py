@@ -7,6 +7,7 @@ runs, in fresh processes, alternating, on the same photos and profile:
 
 * ``torch_free``: ``prefstyle enhance DIR --profile P --out O --jobs 1`` (the new default path);
 * ``torch_path``: the same with ``--model looks`` (a ``--model`` keeps the torch path);
+* ``torch_free_jobs_2`` (with ``--jobs2``): the torch-free path with ``--jobs 2``;
 * ``before`` (with ``--before-src SRC``, a ``src`` folder of the code before, e.g. from
   ``git archive COMMIT src | tar -x -C DIR``): the same command run with that code first on
   ``PYTHONPATH``;
@@ -17,7 +18,7 @@ average (``os.getloadavg``) just before it. Photos: ten 12 MP JPEGs with EXIF an
 profile (``bench_enhance.make_photos``), or ``--photos DIR``; the profile is ``looks``
 personalized from 16 reference pairs (``bench_pps.references``)::
 
-    python benchmarks/bench_enhance_torchfree.py [--photos DIR] [--rounds 2] [--before-src DIR] [--out FILE]
+    python benchmarks/bench_enhance_torchfree.py [--photos DIR] [--rounds 2] [--before-src DIR] [--jobs2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--photos", type=Path, default=None, help="a folder of JPEGs (default: ten 12 MP ones made)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--before-src", type=Path, default=None, help="a src/ folder of the code before")
+    ap.add_argument("--jobs2", action="store_true", help="also the torch-free path with --jobs 2")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -107,17 +109,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     variants: dict[str, tuple[list[str], dict[str, str]]] = {
-        "torch_free": ([], env),
-        "torch_path": (["--model", "looks"], env),
+        "torch_free": (["--jobs", "1"], env),
+        "torch_path": (["--model", "looks", "--jobs", "1"], env),
     }
+    if args.jobs2:
+        variants["torch_free_jobs_2"] = (["--jobs", "2"], env)
     if args.before_src is not None:
         before_env = {**env, "PYTHONPATH": str(args.before_src.resolve())}
-        variants = {"before": ([], before_env), **variants}
+        variants = {"before": (["--jobs", "1"], before_env), **variants}
     runs: dict[str, list[dict]] = {name: [] for name in variants}
     for k in range(args.rounds):
         for name, (extra, e) in variants.items():
             out = tmp / f"out_{name}_{k}"
-            cmd = ["enhance", str(photos[0].parent), "--profile", str(prof_path), "--out", str(out), "--jobs", "1"]
+            cmd = ["enhance", str(photos[0].parent), "--profile", str(prof_path), "--out", str(out)]
             runs[name].append(run([*cmd, *extra], e))
             print(name, runs[name][-1], file=sys.stderr)
     result = {
