@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from _report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,14 +173,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if gives_luts:
             from prefstyle.cli.batch_io import enhance_pixels
             from prefstyle.imaging.io import ImageData
-
             from prefstyle.imaging.lut import apply_lut_uint8
 
             data = ImageData(pixels=(img[0] * 255).round() / 255, bit_depth=8)
             u8 = (img[0] * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
             with torch.no_grad():
-                q_med, q_all, _ = timed(lambda m=model, p=profile: enhance_pixels(m, p, data), args.repeats)
-                t_med, t_all, _ = timed(lambda m=model, p=profile: apply_lut_uint8(u8, m.luts(img, p)[0]), args.repeats)
+                q_med, q_all, _ = timed(lambda m=model, p=profile, d=data: enhance_pixels(m, p, d), args.repeats)
+                t_med, t_all, _ = timed(
+                    lambda m=model, p=profile, a=u8: apply_lut_uint8(a, m.luts(img, p)[0]), args.repeats
+                )
             extra = {
                 "enhance_8bit_s": round(q_med, 4),
                 "enhance_8bit_all_s": [round(t, 4) for t in q_all],
