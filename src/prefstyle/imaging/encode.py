@@ -162,7 +162,8 @@ def write_like(path: str | Path, pixels: torch.Tensor | np.ndarray, like: ImageD
     tm = sys.modules.get("torch")
     tensor = getattr(tm, "Tensor", None)
     if (
-        tensor is not None
+        tm is not None
+        and tensor is not None
         and isinstance(pixels, tensor)
         and pixels.is_floating_point()
         and not bool(tm.isfinite(pixels).all())
