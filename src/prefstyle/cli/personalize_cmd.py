@@ -16,7 +16,10 @@ profile was made with is refused.
 searched recursively and their layout kept), at the input's full resolution, with its bit
 depth, EXIF and ICC profile. Inputs in formats that cannot be written (BMP, RAW) are written as
 PNG (TIFF for RAW). Unreadable files are skipped with a one-line reason (exit status 1 at the
-end); an output that would overwrite its input is refused before anything is written.
+end); an output that would overwrite its input is refused before anything is written. A profile
+whose rendering is one LUT per photo (:mod:`prefstyle.models.lut_forms`) is applied to 8-bit
+photos without importing torch when no ``--model``/``--full-render``/``--device`` is given
+(about 600 MB of memory less; docs/BENCHMARKS.md, issue 19).
 
 The lead registers them: ``app.command("personalize")(personalize)``,
 ``app.command("enhance")(enhance)``. Models are loaded with :func:`prefstyle.models.load`.
