@@ -68,10 +68,12 @@ def train_users_ablation(
 
     ks = parse_train_users(values)
     cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
-    if cfg["task"]["name"] not in ("usd", "upe", "exemplar"):
-        raise PrefstyleError(
-            f"--train-users is the PPS training-users ablation (usd, upe, exemplar), not {cfg['task']['name']}"
-        )
+    from prefstyle.train.task import get_task
+    from prefstyle.train.tasks.pps_base import PPSTask
+
+    task = cfg["task"]["name"]
+    if not issubclass(get_task(task, cfg["task"].get("module")), PPSTask):
+        raise PrefstyleError(f"--train-users is the PPS baselines' training-users ablation, not for task '{task}'")
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     doc = {"format": _FORMAT, "task": cfg["task"]["name"], "runs": {_label(k): f"users-{_label(k)}" for k in ks}}
