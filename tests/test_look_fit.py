@@ -78,3 +78,13 @@ def test_config_takes_a_list_of_datasets(crowds, tmp_path):
     assert summary["users"] == 8
     model = LookTasteModel(checkpoint=path)
     assert len(model.fit_info["crowds"]) == 2
+
+
+def test_train_users_ablation_is_for_the_pps_tasks_only(tmp_path):
+    from prefstyle.errors import PrefstyleError
+    from prefstyle.train.ablation import train_users_ablation
+
+    for name in ("looks", "pienet"):
+        cfg = {"task": {"name": name}, "data": {"path": str(tmp_path)}, "out": str(tmp_path / "out")}
+        with pytest.raises(PrefstyleError, match=f"training-users ablation, not for task '{name}'"):
+            next(train_users_ablation(cfg, [], "50,all"))

@@ -72,7 +72,11 @@ def train_users_ablation(
     from prefstyle.train.tasks.pps_base import PPSTask
 
     task = cfg["task"]["name"]
-    if not issubclass(get_task(task, cfg["task"].get("module")), PPSTask):
+    try:
+        is_pps = issubclass(get_task(task, cfg["task"].get("module")), PPSTask)
+    except PrefstyleError:  # not a gradient-trained task (e.g. a closed-form fit)
+        is_pps = False
+    if not is_pps:
         raise PrefstyleError(f"--train-users is the PPS baselines' training-users ablation, not for task '{task}'")
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
