@@ -34,7 +34,7 @@ def export_preset(
     """Export the profile's taste as a raw editor's preset (slider tastes only)."""
     from prefstyle.cli.personalize_cmd import load_profile_and_model
     from prefstyle.fsutil import atomic_write_text
-    from prefstyle.imaging.presets import FORMATS, preset_text
+    from prefstyle.imaging.presets import FORMATS, SLIDERS, preset_text
 
     fmt = fmt.lower().lstrip(".")
     if fmt not in FORMATS:
@@ -57,21 +57,7 @@ def export_preset(
     text, notes = preset_text(fmt, params, gain, name or out.stem)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
-    sliders = ", ".join(
-        f"{k} {getattr(params, k):+.2f}"
-        for k in (
-            "exposure",
-            "temperature",
-            "tint",
-            "contrast",
-            "highlights",
-            "shadows",
-            "whites",
-            "blacks",
-            "vibrance",
-            "saturation",
-        )
-    )
+    sliders = ", ".join(f"{k} {getattr(params, k):+.2f}" for k in SLIDERS)
     typer.echo(f"{m.name}: {fmt} preset of {prof.user or 'the profile'} written to {out} ({sliders})", err=True)
     for note in [*m.preset_notes(prof), *notes]:
         typer.echo(f"note: {note}", err=True)

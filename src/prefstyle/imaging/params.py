@@ -49,6 +49,19 @@ CURVE_X: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 IDENTITY_CURVE: tuple[float, ...] = CURVE_X
 
 # (name, low, high, neutral) for every scalar field, in pipeline order.
+#: the ten sliders of a raw editor's basic panel, in the pipeline's order (presets, slider tastes)
+BASIC_SLIDERS: tuple[str, ...] = (
+    "temperature",
+    "tint",
+    "exposure",
+    "contrast",
+    "highlights",
+    "shadows",
+    "whites",
+    "blacks",
+    "vibrance",
+    "saturation",
+)
 SCALAR_FIELDS: tuple[tuple[str, float, float, float], ...] = (
     ("temperature", -1.0, 1.0, 0.0),
     ("tint", -1.0, 1.0, 0.0),

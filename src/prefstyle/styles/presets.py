@@ -28,6 +28,7 @@ import torch
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.params import (
+    BASIC_SLIDERS,
     CURVE_X,
     HUE_BANDS,
     NEUTRAL,
@@ -218,18 +219,7 @@ PLAUSIBLE_BOUNDS: dict[str, tuple[float, float]] = {
 #: max |curve[i] - x_i| at the interior control points (0.25, 0.5, 0.75)
 CURVE_MAX_DEVIATION = 0.12
 #: the sliders whose normalised pushes (|value| / bound) are budgeted together
-PUSH_FIELDS: tuple[str, ...] = (
-    "temperature",
-    "tint",
-    "exposure",
-    "contrast",
-    "highlights",
-    "shadows",
-    "whites",
-    "blacks",
-    "vibrance",
-    "saturation",
-)
+PUSH_FIELDS: tuple[str, ...] = BASIC_SLIDERS
 #: sum over PUSH_FIELDS of |value| / bound may not exceed this (3 = three sliders at their bound)
 PUSH_BUDGET = 3.0
 

@@ -27,25 +27,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prefstyle.imaging.params import RetouchParams
+from prefstyle.imaging.params import BASIC_SLIDERS, RetouchParams
 
 __all__ = ["FORMATS", "SLIDERS", "check_slider_edit", "gain_note", "piecewise", "preset_text"]
 
 #: format name -> file extension
 FORMATS: dict[str, str] = {"xmp": ".xmp", "dtstyle": ".dtstyle", "pp3": ".pp3"}
 #: the sliders a preset carries, in RetouchParams' pipeline order
-SLIDERS: tuple[str, ...] = (
-    "temperature",
-    "tint",
-    "exposure",
-    "contrast",
-    "highlights",
-    "shadows",
-    "whites",
-    "blacks",
-    "vibrance",
-    "saturation",
-)
+SLIDERS: tuple[str, ...] = BASIC_SLIDERS
 
 
 def piecewise(table: tuple[Sequence[float], Sequence[float]], value: float) -> float:
