@@ -88,3 +88,17 @@ def test_train_users_ablation_is_for_the_pps_tasks_only(tmp_path):
         cfg = {"task": {"name": name}, "data": {"path": str(tmp_path)}, "out": str(tmp_path / "out")}
         with pytest.raises(PrefstyleError, match=f"training-users ablation, not for task '{name}'"):
             next(train_users_ablation(cfg, [], "50,all"))
+
+
+def test_a_missing_dataset_in_the_list_is_a_one_line_error_and_nothing_is_written(crowds, tmp_path):
+    from prefstyle.errors import PrefstyleError
+
+    _, looks_ds, _ = crowds
+    cfg = {
+        "task": {"name": "looks"},
+        "data": {"path": [str(looks_ds), str(tmp_path / "nope")]},
+        "out": str(tmp_path / "o"),
+    }
+    with pytest.raises(PrefstyleError, match="nope"):
+        fit_from_config(cfg, progress=False)
+    assert not (tmp_path / "o").exists()
