@@ -515,3 +515,22 @@ def test_validate_not_a_dataset_exit_2(tmp_path: Path):
     result = runner.invoke(app, ["validate", str(tmp_path / "empty")])
     assert result.exit_code == 2
     assert "judgments.jsonl" in result.output
+
+
+def test_load_one_user_of_a_crowd(good: Path):
+    """``users=``: only that person's judgments, the same as the full read's; other people's
+    broken lines are not parsed; a name written with JSON escapes is still found."""
+    full = PairsDataset.load(good)
+    one = PairsDataset.load(good, users=["bob@laptop"])
+    assert one.users() == ["bob@laptop"]
+    assert one.by_user("bob@laptop") == full.by_user("bob@laptop")
+    assert one.splits == full.splits  # read, though ann has no judgments here
+    jpath = good / "judgments.jsonl"
+    lines = jpath.read_text().splitlines()
+    lines[0] = lines[0][:-3]  # ann's first line is broken JSON now
+    lines[3] = lines[3].replace('"bob@laptop"', '"\\u0062ob@laptop"')  # bob's name with an escape
+    jpath.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputFormatError, match=r"judgments\.jsonl"):
+        PairsDataset.load(good)
+    again = PairsDataset.load(good, users=["bob@laptop"])
+    assert [j.line for j in again.by_user("bob@laptop")] == [j.line for j in full.by_user("bob@laptop")]

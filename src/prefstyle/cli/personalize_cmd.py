@@ -124,9 +124,11 @@ def personalize(
 
         if not user:
             raise PrefstyleError("--user is required with a pairs dataset")
-        # Only this user's images are read: the file checks run on them, not on every image of
-        # the dataset (45,000 judgments: 2 s of stat calls; docs/BENCHMARKS.md, issue 19).
-        ds = PairsDataset.load(data, check_images=False)
+        # Only this user's judgments are parsed and only their images checked, not the whole
+        # crowd's (45,000 judgments: 1-2 s of JSON and stat calls; docs/BENCHMARKS.md, issue 19).
+        ds = PairsDataset.load(data, check_images=False, users=[user])
+        if not ds.users():  # an unknown user: the full read names the users there are
+            ds = PairsDataset.load(data, check_images=False)
         judgments = ds.references(user, refs, seed=seed)
         if refs > 0 and not judgments:
             raise PrefstyleError(f"user {user!r} has no main judgments", path=data)

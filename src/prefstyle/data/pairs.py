@@ -271,13 +271,23 @@ class PairsDataset:
         return len(self.judgments)
 
     @classmethod
-    def load(cls, root: str | Path, check_images: bool = True, progress: ProgressFn | None = None) -> PairsDataset:
+    def load(
+        cls,
+        root: str | Path,
+        check_images: bool = True,
+        progress: ProgressFn | None = None,
+        users: Collection[str] | None = None,
+    ) -> PairsDataset:
         """Read a dataset folder; raise :class:`InputFormatError` (file and line) at the first error.
 
         ``check_images=False`` skips the file-system checks on images (existence, and two paths
         naming the same file through links); the lexical checks still run.
+        ``users``: read only these users' judgments (one person's answers out of a large crowd):
+        the other lines are skipped unparsed, so their errors go unreported, and ``splits.json``
+        is read without checking that its users have judgments.
         """
-        ds, _ = _Reader(Path(root), check_images=check_images, fail_fast=True, progress=progress).read()
+        reader = _Reader(Path(root), check_images=check_images, fail_fast=True, progress=progress, users=users)
+        ds, _ = reader.read()
         return ds
 
     def write(self, root: str | Path | None = None) -> None:
@@ -448,8 +458,16 @@ _MISSING = object()
 class _Reader:
     """Reads one folder, reporting problems to a list (or raising at the first error)."""
 
-    def __init__(self, root: Path, check_images: bool, fail_fast: bool, progress: ProgressFn | None):
+    def __init__(
+        self,
+        root: Path,
+        check_images: bool,
+        fail_fast: bool,
+        progress: ProgressFn | None,
+        users: Collection[str] | None = None,
+    ):
         self.root = root
+        self.users = None if users is None else set(users)
         self.check_images = check_images
         self.fail_fast = fail_fast
         self.progress = progress
@@ -476,7 +494,11 @@ class _Reader:
         scenes_present = (root / SCENES_FILE).exists()
         scenes = self.read_scenes(root / SCENES_FILE) if scenes_present else {}
         users = {j.user for j in judgments}
-        splits = self.read_splits(root / SPLITS_FILE, users) if (root / SPLITS_FILE).exists() else {}
+        splits = (
+            self.read_splits(root / SPLITS_FILE, None if self.users is not None else users)
+            if (root / SPLITS_FILE).exists()
+            else {}
+        )
         self.check_image_files(judgments, scenes)
         self.check_semantics(judgments, scenes if scenes_present else None)
 
@@ -486,7 +508,11 @@ class _Reader:
 
     # -- files ---------------------------------------------------------------------------
 
-    def json_lines(self, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    def json_lines(
+        self, path: Path, wanted: Callable[[bytes], bool] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line number, object)`` of each non-blank line; ``wanted``: a test on the raw bytes
+        that lets lines through to parsing (the others are skipped unread)."""
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -495,6 +521,8 @@ class _Reader:
         for number, raw in enumerate(data.split(b"\n"), start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
+            if wanted is not None and not wanted(raw):
+                continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -535,7 +563,9 @@ class _Reader:
 
     def read_judgments(self, path: Path) -> list[Judgment]:
         judgments: list[Judgment] = []
-        for line, obj in self.json_lines(path):
+        for line, obj in self.json_lines(path, self._user_filter()):
+            if self.users is not None and obj.get("user") not in self.users:
+                continue
             values = {
                 "user": self.text_field(obj, "user", path, line, required=True),
                 "scene": self.text_field(obj, "scene", path, line, required=True),
@@ -587,7 +617,7 @@ class _Reader:
             judgments.append(
                 Judgment(preferred=preferred, kind=kind, response_ms=response_ms, extra=extra, line=line, **values)
             )
-        if not judgments and not any(p.path == str(path) for p in self.problems):
+        if not judgments and self.users is None and not any(p.path == str(path) for p in self.problems):
             self.problem(path, None, "no judgments in this file")
         return judgments
 
@@ -652,7 +682,16 @@ class _Reader:
             )
         return meta
 
-    def read_splits(self, path: Path, users: set[str]) -> dict[str, list[str]]:
+    def _user_filter(self) -> Callable[[bytes], bool] | None:
+        """A raw-line test that keeps every line naming one of ``self.users``: their UTF-8 text,
+        or any line with an escape (a name may be written with ``\\u`` escapes)."""
+        if self.users is None:
+            return None
+        needles = [u.encode("utf-8") for u in self.users if u]
+        return lambda raw: b"\\" in raw or any(n in raw for n in needles)
+
+    def read_splits(self, path: Path, users: set[str] | None) -> dict[str, list[str]]:
+        """``users``: those with judgments, to report splits naming others (``None``: not checked)."""
         parsed = self.read_json_file(path)
         if parsed is None:
             return {}
@@ -675,7 +714,7 @@ class _Reader:
                         path, where, f"user {_shown(user)} is listed {count} times in split {_shown(name)}", "warning"
                     )
             for user in dict.fromkeys(members):
-                if user not in users:
+                if users is not None and user not in users:
                     self.problem(
                         path,
                         _line_of(text, json.dumps(user, ensure_ascii=False)) or where,
