@@ -27,6 +27,7 @@ The lead registers them: ``app.command("personalize")(personalize)``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from prefstyle.data.pairs import Judgment, PairsDataset
     from prefstyle.imaging.decode import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
+    from prefstyle.models.look_personalize_np import NpProfile
     from prefstyle.models.lut_forms import LutProfile
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
@@ -48,7 +50,8 @@ __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", 
 
 def _model_source(spec: str) -> str:
     """What a profile records as its model: an absolute path for paths, else the name."""
-    from prefstyle.models.loading import looks_like_path
+    # prefstyle.models.loading's (which imports torch), copied where it needs no torch
+    from prefstyle.models.look_personalize_np import looks_like_path
 
     return str(Path(spec).expanduser().resolve()) if looks_like_path(spec) else spec
 
@@ -88,8 +91,6 @@ def personalize(
     force: Annotated[bool, typer.Option("--force", help="replace an existing profile")] = False,
 ) -> None:
     """Learn USER's taste from their judgments in DATA (or from --liked photos) and write a profile for `enhance`."""
-    from prefstyle.models.loading import load as load_model
-
     if out is None:
         raise PrefstyleError("--out is required: the profile file to write")
     from prefstyle.fsutil import check_writable
@@ -104,10 +105,12 @@ def personalize(
         raise PrefstyleError(f"--refs must be >= 0, got {refs}")
     spec = model or (DEFAULT_LIKED_MODEL if liked is not None else DEFAULT_MODEL)
     if liked is not None:
+        from prefstyle.models.loading import load as load_model
+
         images = _liked_images(liked)
         m = load_model(spec, device=device)
         profile = m.personalize_liked(images, user=user or liked.resolve().name)
-        what = f"{len(images)} liked photo(s)"
+        name, describe, what = m.name, m.describe, f"{len(images)} liked photo(s)"
         typer.echo(
             "note: --liked is experimental: learning a taste from photos alone (PieNet's scheme 2, trained "
             "on simulated tastes) can make ordinary photos darker or duller than the input; check a few "
@@ -117,10 +120,7 @@ def personalize(
         profile.data = {**profile.data, "liked": str(liked.resolve())}
     else:
         assert data is not None  # exactly one of DATA and --liked, checked above
-        import torch
-
         from prefstyle.data.pairs import PairsDataset
-        from prefstyle.eval.protocol import load_references
 
         if not user:
             raise PrefstyleError("--user is required with a pairs dataset")
@@ -133,28 +133,60 @@ def personalize(
         if refs > 0 and not judgments:
             raise PrefstyleError(f"user {user!r} has no main judgments", path=data)
         _check_reference_files(ds, judgments)
-        # The pairs models' tensors are small (thumbnails, a few thousand particles): one torch
-        # thread; OpenMP threads spin-waiting for each other on a busy machine made the same
-        # command 3-4x slower in wall time (docs/BENCHMARKS.md, issue 19).
-        torch.set_num_threads(1)
-        m = load_model(spec, device=device)
-        references = load_references(ds, judgments)
-        profile = m.personalize(references, user=user)
-        what = f"{len(references)} judgment(s)"
-        if references and profile.data.get("n_used") == 0:
+        # The default model (looks) on the CPU without importing torch, when it can
+        # (:mod:`prefstyle.models.look_personalize_np`; importing torch and kornia was most of
+        # the command's time: docs/BENCHMARKS.md, issue 19); otherwise, silently, the model itself.
+        free = _personalize_torch_free(spec, ds, judgments, user) if device == "cpu" else None
+        if free is not None:
+            profile, name, describe = free
+            n_refs = int(profile.data["n_refs"])
+        else:
+            import torch
+
+            from prefstyle.eval.protocol import load_references
+            from prefstyle.models.loading import load as load_model
+
+            # The pairs models' tensors are small (thumbnails, a few thousand particles): one torch
+            # thread; OpenMP threads spin-waiting for each other on a busy machine made the same
+            # command 3-4x slower in wall time (docs/BENCHMARKS.md, issue 19).
+            torch.set_num_threads(1)
+            m = load_model(spec, device=device)
+            references = load_references(ds, judgments)
+            profile = m.personalize(references, user=user)
+            name, describe, n_refs = m.name, m.describe, len(references)
+        what = f"{n_refs} judgment(s)"
+        if n_refs and profile.data.get("n_used") == 0:
             typer.echo(
-                f"warning: {m.name} learns only from answers on scenes with a neutral source (scenes.jsonl "
+                f"warning: {name} learns only from answers on scenes with a neutral source (scenes.jsonl "
                 f"'source'); none of these has one, so the profile is the prior's (use --model with a model "
                 f"that learns from the renditions themselves)",
                 err=True,
             )
-        profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": len(references)}
+        profile.data = {**profile.data, "dataset": str(Path(data).resolve()), "n_references": n_refs}
     profile.model_config = {**profile.model_config, "source": _model_source(spec)}
     path = profile.save(profile_path(out))
-    typer.echo(f"{m.name}: profile of {profile.user} from {what} written to {path}", err=True)
-    words = m.describe(profile)  # the taste in the model's own words, when it has some
+    typer.echo(f"{name}: profile of {profile.user} from {what} written to {path}", err=True)
+    words = describe(profile)  # the taste in the model's own words, when it has some
     if words:
         typer.echo(words, err=True)
+
+
+def _personalize_torch_free(
+    spec: str, ds: PairsDataset, judgments: list[Judgment], user: str
+) -> tuple[NpProfile, str, Callable[[Any], str]] | None:
+    """``(profile, model name, describe)`` made without torch when ``spec`` is a ``looks`` settings
+    checkpoint (the default model) and every image is plain 8-bit RGB of one size per judgment;
+    None otherwise (the caller then loads the model, which reads, converts and judges it all)."""
+    from prefstyle.models import look_personalize_np as lp
+
+    ckpt = lp.checkpoint_path(spec)
+    space = lp.read_checkpoint(ckpt) if ckpt is not None else None
+    if space is None:
+        return None
+    refs = lp.load_references(ds, judgments)
+    if refs is None:
+        return None
+    return lp.personalize(space, refs, user=user), "looks", lambda p: lp.describe(p.data)
 
 
 def _check_reference_files(ds: PairsDataset, judgments: list[Judgment]) -> None:
