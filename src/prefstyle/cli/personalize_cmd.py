@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -104,13 +104,15 @@ def personalize(
     if refs < 0:
         raise PrefstyleError(f"--refs must be >= 0, got {refs}")
     spec = model or (DEFAULT_LIKED_MODEL if liked is not None else DEFAULT_MODEL)
+    profile: Profile | NpProfile
+    describe: Callable[[Any], str]  # the taste in the model's words
     if liked is not None:
         from prefstyle.models.loading import load as load_model
 
         images = _liked_images(liked)
         m = load_model(spec, device=device)
         profile = m.personalize_liked(images, user=user or liked.resolve().name)
-        name, describe, what = m.name, m.describe, f"{len(images)} liked photo(s)"
+        name, describe, what = m.name, cast("Callable[[Any], str]", m.describe), f"{len(images)} liked photo(s)"
         typer.echo(
             "note: --liked is experimental: learning a taste from photos alone (PieNet's scheme 2, trained "
             "on simulated tastes) can make ordinary photos darker or duller than the input; check a few "
@@ -153,7 +155,7 @@ def personalize(
             m = load_model(spec, device=device)
             references = load_references(ds, judgments)
             profile = m.personalize(references, user=user)
-            name, describe, n_refs = m.name, m.describe, len(references)
+            name, describe, n_refs = m.name, cast("Callable[[Any], str]", m.describe), len(references)
         what = f"{n_refs} judgment(s)"
         if n_refs and profile.data.get("n_used") == 0:
             typer.echo(
