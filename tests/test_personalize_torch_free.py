@@ -265,3 +265,30 @@ def test_a_16_bit_image_falls_back_to_the_torch_path(data, looks_model, tmp_path
     got = _file_profile(out)
     want = looks_model.personalize(load_references(ds, js), user="u3")
     assert got.data["gain"] == want.data["gain"] and torch.equal(got.tensors["lut"], want.tensors["lut"])
+
+
+@pytest.mark.parametrize("hw", [(70, 70), (700, 1000), (1300, 257)])
+def test_scene_exposure_metering_matches_the_model(hw, space):
+    from prefstyle.imaging.decode import rgb8_to_float
+    from prefstyle.models.slider_taste import metered_ev
+
+    u8 = (np.random.default_rng(5).random((*hw, 3)) ** 2 * 255).astype(np.uint8)
+    want = float(metered_ev(rgb8_to_float(u8), "mean")[0])
+    assert lp._Scene(u8, space).ev == pytest.approx(want, abs=2e-6)
+
+
+def test_errors_are_the_same_as_the_torch_paths(data, tmp_path, capsys):
+    from prefstyle.cli import main
+
+    rc = main(["personalize", str(data), "--user", "nobody", "--out", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "'nobody'" in err and "\n" not in err.strip()
+    root = tmp_path / "gone"
+    shutil.copytree(data, root)
+    ds, js = _references(root, "u0")
+    source = ds.scenes[js[0].scene].source
+    (root / source).unlink()
+    rc = main(["personalize", str(root), "--user", "u0", "--out", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert rc != 0 and f"source {source} does not exist" in err
+    assert not (tmp_path / "p.json").exists()
