@@ -10,7 +10,10 @@ judgments in the pairs dataset DATA (in answer order, or a seeded sample with ``
 writes a profile (``PROFILE.json`` + ``PROFILE.safetensors`` when the model stores tensors).
 The profile records the model it was made with (name, or checkpoint folder, and the
 checkpoint's id), so ``enhance`` needs no ``--model``; a ``--model`` that is not the one the
-profile was made with is refused.
+profile was made with is refused. With the default model (``looks``, or a path to a ``looks``
+settings ``.json``) on the CPU, ``personalize`` runs without importing torch
+(:mod:`prefstyle.models.look_personalize_np`: the same profile in about a third of the time; 16-bit
+or otherwise converted images, other models and ``--liked`` take the model itself).
 
 ``enhance`` writes one output per input into DIR with the input's file name (folders are
 searched recursively and their layout kept), at the input's full resolution, with its bit
