@@ -175,13 +175,13 @@ def test_no_answers_and_answers_without_sources(data, space, looks_model):
     _assert_same_profile(got, looks_model.personalize(load_references(ds, js), user="u1"))
 
 
-def test_users_own_rendition_looks_match(data, looks_model, tmp_path):
+def test_users_own_rendition_looks_match(data, tmp_path):
     """A checkpoint with ``user_mass > 0``: each answered rendition's look is fitted (least squares)."""
     from prefstyle.models.look_taste import LookTasteModel
 
-    looks_model_mass = LookTasteModel(checkpoint=lp.checkpoint_path("looks"))
-    looks_model_mass.user_mass = 0.2
-    ckpt = looks_model_mass.save(tmp_path / "mass.json")
+    base = LookTasteModel(checkpoint=lp.checkpoint_path("looks"))
+    base.user_mass = 0.2
+    ckpt = base.save(tmp_path / "mass.json")
     space = lp.read_checkpoint(ckpt)
     assert space is not None and space.user_mass == 0.2
     model = LookTasteModel(checkpoint=ckpt)
