@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> Path:
         label = "most informative pair of the next scene" if c == 1 else f"most informative pair among {c} scenes"
         ax.plot(ns, [curves["active"][str(n)] for n in ns], marker="o", linewidth=2, label=label)
     answers_axes(ax, ns)
-    ax.set_title("Which pair to ask next: SliderTaste on the simulated crowd", fontsize=10)
+    first = json.loads(args.results[0].read_text())
+    model, data = first.get("model", "sliders"), Path(str(first.get("data", "the simulated crowd"))).name
+    ax.set_title(f"Which pair to ask next: `{model}` on {data} ({first.get('users', '?')} people)", fontsize=10)
     ax.legend(fontsize=8)
     return save_figure(fig, args.out)
 
