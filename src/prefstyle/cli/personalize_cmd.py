@@ -53,8 +53,7 @@ __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", 
 
 def _model_source(spec: str) -> str:
     """What a profile records as its model: an absolute path for paths, else the name."""
-    # prefstyle.models.loading's (which imports torch), copied where it needs no torch
-    from prefstyle.models.look_personalize_np import looks_like_path
+    from prefstyle.models.profile_file import looks_like_path
 
     return str(Path(spec).expanduser().resolve()) if looks_like_path(spec) else spec
 

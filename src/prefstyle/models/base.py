@@ -25,13 +25,9 @@ from typing import Any
 
 import torch
 
-from prefstyle import __version__
 from prefstyle.errors import PrefstyleError
-from prefstyle.fsutil import atomic_path, atomic_write_text
 from prefstyle.imaging.params import RetouchParams
-
-PROFILE_FORMAT = "prefstyle-profile"
-PROFILE_VERSION = 1
+from prefstyle.models.profile_file import PROFILE_FORMAT, PROFILE_VERSION, write_profile
 
 
 @dataclass
@@ -66,36 +62,16 @@ class Profile:
         """
         from safetensors.torch import save_file
 
-        path = Path(path)
-        if path.suffix != ".json":
-            path = path.with_suffix(".json")
-        doc = {
-            "format": PROFILE_FORMAT,
-            "version": PROFILE_VERSION,
-            "model": self.model,
-            "model_config": self.model_config,
-            "user": self.user,
-            "prefstyle_version": __version__,
-            "data": self.data,
-            "tensors": sorted(self.tensors),
-        }
-        try:
-            text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-        except ValueError:
-            raise PrefstyleError(
-                f"refusing to write a '{self.model}' profile with NaN or infinite values", path=path
-            ) from None
-        for name, t in self.tensors.items():
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise PrefstyleError(
-                    f"refusing to write a '{self.model}' profile: tensor '{name}' holds NaN or infinite values",
-                    path=path,
-                )
-        if self.tensors:
-            with atomic_path(path.with_suffix(".safetensors")) as tmp:
-                save_file({k: v.detach().contiguous().cpu() for k, v in self.tensors.items()}, str(tmp))
-        atomic_write_text(path, text)
-        return path
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.tensors.items()}
+        return write_profile(
+            path,
+            self.model,
+            self.model_config,
+            self.user,
+            self.data,
+            [(k, not v.is_floating_point() or bool(torch.isfinite(v).all())) for k, v in tensors.items()],
+            lambda tmp: save_file(tensors, str(tmp)),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:

@@ -36,6 +36,7 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.models.base import PROFILE_FORMAT, PersonalizationModel, _load_builtin_models, create_model
 from prefstyle.models.card import read_card
 from prefstyle.models.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
+from prefstyle.models.profile_file import assets_dir, looks_like_path
 
 if TYPE_CHECKING:
     from torch import nn
@@ -129,28 +130,12 @@ def fit_without_gradients(name: str) -> FitFn | None:
 # --------------------------------------------------------------------------------------------
 
 
-def assets_dir() -> Path:
-    """``src/prefstyle/assets/models``: packaged default weights, one folder per model name."""
-    return Path(__file__).resolve().parent.parent / "assets" / "models"
-
-
 def packaged_models() -> list[str]:
     """Names of the models whose trained weights (or fitted settings) ship with prefstyle, sorted."""
     root = assets_dir()
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "model.json").is_file() or (p / f"{p.name}.json").is_file())
-
-
-def looks_like_path(spec: str) -> bool:
-    """Whether ``--model`` value ``spec`` names a file or folder rather than a registered model."""
-    return (
-        "/" in spec
-        or "\\" in spec
-        or spec.endswith((".json", ".safetensors"))
-        or spec.startswith(".")
-        or Path(spec).exists()
-    )
 
 
 def _settings_doc(path: Path) -> dict[str, Any] | None:

@@ -36,11 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prefstyle import __version__
-from prefstyle.errors import PrefstyleError
-from prefstyle.fsutil import atomic_path, atomic_write_text
 from prefstyle.imaging import lut_np
 from prefstyle.imaging.color_np import area_downsample, delta_e_2000_values, rgb_to_lab
+from prefstyle.models.profile_file import PROFILE_FORMAT, PROFILE_VERSION, assets_dir, looks_like_path, write_profile
 
 if TYPE_CHECKING:
     from prefstyle.data.pairs import Judgment, PairsDataset
@@ -58,9 +56,8 @@ __all__ = [
 
 _F = np.float32
 _MODEL = "looks"
-_FORMAT, _VERSION = "prefstyle-profile", 1  # prefstyle.models.base.PROFILE_FORMAT / PROFILE_VERSION
-#: prefstyle.models.loading.assets_dir() (that module imports torch; a test checks they agree)
-_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
+_FORMAT, _VERSION = PROFILE_FORMAT, PROFILE_VERSION
+_ASSETS = assets_dir()
 # look_space.SAMPLE_SIDE / SAMPLE_STEP and look_taste's decision and user-look constants
 SAMPLE_SIDE, SAMPLE_STEP = 24, 4
 FIT_SIDE, FIT_STEP = 32, 2
@@ -120,17 +117,6 @@ class LookSpace:
         pop = pop / pop.sum(dtype=np.float32)
         mix = _F(1 - self.floor) * pop + _F(self.floor / k)
         return np.log(np.maximum(mix, _F(1e-30))) + _F(math.log(1 - self.user_mass))
-
-
-def looks_like_path(spec: str) -> bool:
-    """``prefstyle.models.loading.looks_like_path`` (that module imports torch; a test checks they agree)."""
-    return (
-        "/" in spec
-        or "\\" in spec
-        or spec.endswith((".json", ".safetensors"))
-        or spec.startswith(".")
-        or Path(spec).exists()
-    )
 
 
 def checkpoint_path(spec: str) -> Path | None:
@@ -396,39 +382,19 @@ class NpProfile:
 
     def save(self, path: str | Path) -> Path:
         """``Profile.save``: ``path`` (``.json``) and ``<stem>.safetensors`` beside it, the same
-        format (keys, dtypes, JSON fields), atomically; NaN or infinite values are refused."""
+        format (:func:`~prefstyle.models.profile_file.write_profile`); NaN or infinite values are refused."""
         from safetensors.numpy import save_file
 
-        path = Path(path)
-        if path.suffix != ".json":
-            path = path.with_suffix(".json")
-        doc = {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "model": self.model,
-            "model_config": self.model_config,
-            "user": self.user,
-            "prefstyle_version": __version__,
-            "data": self.data,
-            "tensors": sorted(self.tensors),
-        }
-        try:
-            text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-        except ValueError:
-            raise PrefstyleError(
-                f"refusing to write a '{self.model}' profile with NaN or infinite values", path=path
-            ) from None
-        for name, t in self.tensors.items():
-            if t.dtype.kind == "f" and not np.isfinite(t).all():
-                raise PrefstyleError(
-                    f"refusing to write a '{self.model}' profile: tensor '{name}' holds NaN or infinite values",
-                    path=path,
-                )
-        if self.tensors:
-            with atomic_path(path.with_suffix(".safetensors")) as tmp:
-                save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, str(tmp))
-        atomic_write_text(path, text)
-        return path
+        tensors = {k: np.ascontiguousarray(v) for k, v in self.tensors.items()}
+        return write_profile(
+            path,
+            self.model,
+            self.model_config,
+            self.user,
+            self.data,
+            [(k, v.dtype.kind != "f" or bool(np.isfinite(v).all())) for k, v in tensors.items()],
+            lambda tmp: save_file(tensors, str(tmp)),
+        )
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:

@@ -25,14 +25,14 @@ import numpy as np
 
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging import lut_np
+from prefstyle.models.profile_file import PROFILE_FORMAT, PROFILE_VERSION, assets_dir
 
 __all__ = ["LutProfile", "torch_free_lut_profile"]
 
 #: the model whose profiles have this form
 _MODEL = "looks"
-#: prefstyle.models.loading.assets_dir() (that module imports torch; a test checks they agree)
-_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
-_FORMAT, _VERSION = "prefstyle-profile", 1  # prefstyle.models.base.PROFILE_FORMAT / PROFILE_VERSION
+_ASSETS = assets_dir()
+_FORMAT, _VERSION = PROFILE_FORMAT, PROFILE_VERSION
 
 
 @dataclass
