@@ -190,7 +190,7 @@ def _personalize_torch_free(
     refs = lp.load_references(ds, judgments)
     if refs is None:
         return None
-    return lp.personalize(space, refs, user=user), "looks", lambda p: lp.describe(p.data)
+    return lp.personalize(space, refs, user=user), lp.MODEL_NAME, lambda p: lp.describe(p.data)
 
 
 def _check_reference_files(ds: PairsDataset, judgments: list[Judgment]) -> None:

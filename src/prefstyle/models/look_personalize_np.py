@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from prefstyle.data.pairs import Judgment, PairsDataset
 
 __all__ = [
+    "MODEL_NAME",
     "LookSpace",
     "NpProfile",
     "RefImages",
@@ -55,7 +56,8 @@ __all__ = [
 ]
 
 _F = np.float32
-_MODEL = "looks"
+#: the model whose personalization this module mirrors
+MODEL_NAME = "looks"
 _FORMAT, _VERSION = PROFILE_FORMAT, PROFILE_VERSION
 _ASSETS = assets_dir()
 # look_space.SAMPLE_SIDE / SAMPLE_STEP and look_taste's decision and user-look constants
@@ -98,7 +100,7 @@ class LookSpace:
     def config(self) -> dict[str, Any]:
         """``LookTasteModel.config()``."""
         return {
-            "name": _MODEL,
+            "name": MODEL_NAME,
             "temperature": self.temperature,
             "lapse": self.lapse,
             "floor": self.floor,
@@ -125,9 +127,9 @@ def checkpoint_path(spec: str) -> Path | None:
     if looks_like_path(spec):
         path = Path(spec)
         return path if path.suffix == ".json" and path.is_file() else None
-    if spec != _MODEL or (_ASSETS / _MODEL / "model.json").is_file():
+    if spec != MODEL_NAME or (_ASSETS / MODEL_NAME / "model.json").is_file():
         return None
-    path = _ASSETS / _MODEL / f"{_MODEL}.json"
+    path = _ASSETS / MODEL_NAME / f"{MODEL_NAME}.json"
     return path if path.is_file() else None
 
 
@@ -160,7 +162,7 @@ def read_checkpoint(path: Path) -> LookSpace | None:
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
         return None
     d, names = doc.get("data", {}), doc.get("tensors") or []
-    if doc.get("model") != _MODEL or not isinstance(d, dict) or not isinstance(doc.get("model_config", {}), dict):
+    if doc.get("model") != MODEL_NAME or not isinstance(d, dict) or not isinstance(doc.get("model_config", {}), dict):
         return None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return None
@@ -464,7 +466,7 @@ def _personalize(space: LookSpace, refs: Sequence[RefImages], user: str | None) 
     s = space.basis.shape[-1]
     lut = lut_np.identity_grid(s).reshape(3, s, s, s) + (c_best[None] @ space.basis.reshape(d, -1)).reshape(3, s, s, s)
     return NpProfile(
-        model=_MODEL,
+        model=MODEL_NAME,
         user=user,
         model_config=space.config(),
         tensors={"lut": np.ascontiguousarray(lut, dtype=np.float32)},
