@@ -204,3 +204,16 @@ def test_closest_slider_edit_recovers_a_slider_look_and_presets_say_how_close(sp
     assert gain == 0.5 and params.exposure == pytest.approx(0.4, abs=0.05)
     (note,) = model.preset_notes(prof)
     assert "dE00" in note and float(note.split(": ")[1].split(" ")[0]) < 0.5
+
+
+def test_gaussian_looks_are_added_after_the_others_and_follow_the_library(space):
+    """``n_gaussian``: that many more particles, drawn from the library looks' Gaussian, appended
+    last; every other particle (and its gain) is as without them."""
+    torch.manual_seed(0)
+    more = build_space(_library(), n_sliders=48, n_blends=16, max_dim=24, n_gaussian=400)
+    k = len(space["coeffs"])
+    assert len(more["coeffs"]) == k + 400 and more["info"]["gaussian"] == 400
+    assert torch.equal(more["coeffs"][:k], space["coeffs"]) and torch.equal(more["gains"][:k], space["gains"])
+    drawn, looks = more["coeffs"][k:], space["look_coeffs"]
+    assert torch.allclose(drawn.mean(0), looks.mean(0), atol=4 * float(looks.std(0).max()) / 20)
+    assert float(drawn.std(0).mean()) == pytest.approx(float(looks.std(0).mean()), rel=0.25)

@@ -49,13 +49,16 @@ def build_space(
     max_dim: int = 64,
     extra: torch.Tensor | None = None,
     seed: int = 0,
+    n_gaussian: int = 0,
 ) -> dict[str, Any]:
     """The basis and shared particles from a look library (or None: slider edits only).
 
     Particles (each with a gain drawn uniformly from ``GAINS``): the identity; every look at
     strengths 0.5 and 1; ``n_blends`` even blends of two looks and ``n_blends`` looks with a half
-    slider edit added; ``n_sliders`` slider edits; and ``extra`` coefficients ``(M,D)`` if given (they
-    must be in this basis: pass them on a second call with the same library and seed).
+    slider edit added; ``n_sliders`` slider edits; ``extra`` coefficients ``(M,D)`` if given (they
+    must be in this basis: pass them on a second call with the same library and seed); and
+    ``n_gaussian`` looks drawn from a Gaussian with the mean and covariance of the library looks'
+    coefficients: looks between and around the library's that no example holds.
     Returns ``{"basis", "coeffs", "gains", "names", "look_coeffs", "info"}``.
     """
     s = SPACE_LUT_SIZE
@@ -79,11 +82,24 @@ def build_space(
             parts.append(look_c[i] + 0.5 * slider_c[k])
     if extra is not None and len(extra):
         parts.append(extra.float())
+    if n_gaussian > 0 and len(look_c) > 1:
+        parts.append(_gaussian_looks(look_c, n_gaussian, seed))
     coeffs = torch.cat(parts)
     gains = torch.tensor(GAINS)[torch.from_numpy(rng.integers(0, len(GAINS), size=len(coeffs)))].float()
     gains[0] = 0.0  # the identity stays the identity
     info = {**info, "looks": len(names), "sliders": n_sliders, "particles": len(coeffs)}
+    if n_gaussian > 0:
+        info["gaussian"] = n_gaussian
     return {"basis": basis, "coeffs": coeffs, "gains": gains, "names": names, "look_coeffs": look_c, "info": info}
+
+
+def _gaussian_looks(look_c: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``(n,D)`` coefficients drawn from the Gaussian of the looks ``look_c`` ``(L,D)`` (their mean
+    and covariance), with a generator of its own (the other particles stay as without them)."""
+    x = look_c.double().numpy()
+    rng = np.random.default_rng([seed, 1])
+    cov = np.cov(x.T) + 1e-9 * np.eye(x.shape[1])
+    return torch.from_numpy(rng.multivariate_normal(x.mean(0), cov, size=n, method="cholesky")).float()
 
 
 def _split_users(dataset: Any, split: str) -> list[str]:
@@ -203,6 +219,7 @@ def fit_look_taste(
     em_iters: int = 50,
     n_sliders: int = 1024,
     n_blends: int = 512,
+    n_gaussian: int = 0,
     seed: int = 0,
     quality_filter: bool = True,
     max_rendition_looks: int = 1500,
@@ -233,11 +250,11 @@ def fit_look_taste(
     val_refs = [r for c in crowds for r in c["val"]]
     same_people = all(c["val_is_train"] for c in crowds)
 
-    space = build_space(library, n_sliders=n_sliders, n_blends=n_blends, seed=seed)
+    space = build_space(library, n_sliders=n_sliders, n_blends=n_blends, seed=seed)  # the basis, for the renditions
     model = LookTasteModel.from_space(space)
     per_crowd = max(1, max_rendition_looks // len(crowds))
     extra = torch.cat([_rendition_looks(model, c["train"], per_crowd) for c in crowds])
-    space = build_space(library, n_sliders=n_sliders, n_blends=n_blends, seed=seed, extra=extra)
+    space = build_space(library, n_sliders=n_sliders, n_blends=n_blends, seed=seed, extra=extra, n_gaussian=n_gaussian)
     model = LookTasteModel.from_space(space)
 
     tr = _gaps(model, train_refs, progress, "looks: training people")

@@ -127,6 +127,7 @@ class LookTasteModel(PersonalizationModel):
         "library",
         "n_sliders",
         "n_blends",
+        "n_gaussian",
         "temperatures",
         "lapses",
         "floors",
