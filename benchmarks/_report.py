@@ -8,6 +8,29 @@ from pathlib import Path
 from typing import Any
 
 
+#: ``python -c CLI_CHILD ARGS...`` runs one ``prefstyle`` command and reports on stderr, last,
+#: ``PEAK_RSS_KB <kB> TORCH <0|1>`` (peak resident memory, whether torch was imported): read it
+#: with :func:`child_report`
+CLI_CHILD = """
+import sys
+from prefstyle.cli import main
+try:
+    rc = main(sys.argv[1:])
+finally:
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    print("PEAK_RSS_KB", peak, "TORCH", int("torch" in sys.modules), file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def child_report(stderr: str) -> tuple[int, bool] | None:
+    """``(peak RSS kB, torch imported)`` from a :data:`CLI_CHILD` run's stderr, or None if it has no report."""
+    if "PEAK_RSS_KB" not in stderr:
+        return None
+    tail = stderr.rsplit("PEAK_RSS_KB", 1)[1].split()
+    return int(tail[0]), tail[2] == "1"
+
+
 def emit(result: dict[str, Any], out: str | Path | None, indent: int = 1, shown: dict[str, Any] | None = None) -> None:
     """Print ``shown`` (default: ``result``) as JSON and write ``result`` to ``out`` (folders made;
     written to a temporary name, then renamed, so an interrupted run leaves the old file)."""

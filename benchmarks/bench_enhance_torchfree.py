@@ -35,18 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import emit  # noqa: E402
-
-CHILD = """
-import sys
-from prefstyle.cli import main
-try:
-    rc = main(sys.argv[1:])
-finally:
-    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    print("PEAK_RSS_KB", peak, "TORCH", int("torch" in sys.modules), file=sys.stderr)
-sys.exit(rc)
-"""
+from _report import CLI_CHILD, child_report, emit  # noqa: E402
 
 
 def _anon_kb(pid: int) -> int:
@@ -63,7 +52,7 @@ def run(args: list[str], env: dict[str, str]) -> dict:
     t0 = time.perf_counter()
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", CLI_CHILD, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     anon = 0
     while proc.poll() is None:
@@ -72,15 +61,16 @@ def run(args: list[str], env: dict[str, str]) -> dict:
     wall = time.perf_counter() - t0
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     err = proc.stderr.read() if proc.stderr else ""
-    if proc.returncode or "PEAK_RSS_KB" not in err:
+    report = child_report(err)
+    if proc.returncode or report is None:
         raise RuntimeError(f"child failed ({proc.returncode}): {err[-800:]}")
-    tail = err.rsplit("PEAK_RSS_KB", 1)[1].split()
+    peak_kb, torch_in = report
     return {
         "wall_s": round(wall, 2),
         "cpu_s": round((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime), 2),
-        "peak_rss_mb": round(int(tail[0]) / 1024, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
         "peak_anon_mb": round(anon / 1024, 1),
-        "imported_torch": tail[2] == "1",
+        "imported_torch": torch_in,
         "load_before": round(load, 2),
     }
 

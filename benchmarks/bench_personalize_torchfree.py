@@ -31,17 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import emit  # noqa: E402
-
-CHILD = """
-import sys
-from prefstyle.cli import main
-try:
-    rc = main(sys.argv[1:])
-finally:
-    print("TORCH", int("torch" in sys.modules), file=sys.stderr)
-sys.exit(rc)
-"""
+from _report import CLI_CHILD, child_report, emit  # noqa: E402
 
 
 def parity(data: Path, n_users: int) -> list[dict]:
@@ -93,13 +83,14 @@ def run(cmd: list[str], env: dict[str, str]) -> dict:
     load = os.getloadavg()[0]
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         res = subprocess.run(
-            ["/usr/bin/time", "-o", tf.name, "-f", "%e %U %S %M", sys.executable, "-c", CHILD, *cmd],
+            ["/usr/bin/time", "-o", tf.name, "-f", "%e %U %S %M", sys.executable, "-c", CLI_CHILD, *cmd],
             env=env,
             capture_output=True,
             text=True,
         )
         wall, user, sys_, kb = tf.read().split()[-4:]
-    torch_in = next((line.split()[1] == "1" for line in res.stderr.splitlines() if line.startswith("TORCH ")), None)
+    report = child_report(res.stderr)
+    torch_in = None if report is None else report[1]
     return {
         "rc": res.returncode,
         "wall_s": float(wall),

@@ -53,6 +53,7 @@ __all__ = [
     "load_references",
     "personalize",
     "read_checkpoint",
+    "settings_config",
 ]
 
 _F = np.float32
@@ -99,18 +100,7 @@ class LookSpace:
 
     def config(self) -> dict[str, Any]:
         """``LookTasteModel.config()``."""
-        return {
-            "name": MODEL_NAME,
-            "temperature": self.temperature,
-            "lapse": self.lapse,
-            "floor": self.floor,
-            "user_mass": self.user_mass,
-            "meter": self.meter,
-            "lut_size": self.lut_size,
-            "particles": len(self.coeffs),
-            "basis_dim": int(self.basis.shape[0]),
-            "fit": self.fit_info,
-        }
+        return settings_config(MODEL_NAME, self)
 
     def log_prior(self) -> np.ndarray:
         """``LookTasteModel.log_prior()``: ``(K,)`` float32."""
@@ -119,6 +109,23 @@ class LookSpace:
         pop = pop / pop.sum(dtype=np.float32)
         mix = _F(1 - self.floor) * pop + _F(self.floor / k)
         return np.log(np.maximum(mix, _F(1e-30))) + _F(math.log(1 - self.user_mass))
+
+
+def settings_config(name: str, m: Any) -> dict[str, Any]:
+    """The ``model_config`` a looks profile records, from a model or :class:`LookSpace` ``m`` (its
+    settings, ``coeffs`` ``(K,D)`` and ``basis`` ``(D,3,S,S,S)``, torch or numpy)."""
+    return {
+        "name": name,
+        "temperature": m.temperature,
+        "lapse": m.lapse,
+        "floor": m.floor,
+        "user_mass": m.user_mass,
+        "meter": m.meter,
+        "lut_size": m.lut_size,
+        "particles": len(m.coeffs),
+        "basis_dim": int(m.basis.shape[0]),
+        "fit": m.fit_info,
+    }
 
 
 def checkpoint_path(spec: str) -> Path | None:

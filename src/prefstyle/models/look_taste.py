@@ -49,6 +49,7 @@ from prefstyle.imaging.color import mean_delta_e_2000_cross, rgb_to_lab
 from prefstyle.imaging.lut import apply_lut, identity_lut
 from prefstyle.imaging.params import RetouchParams
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
+from prefstyle.models.look_personalize_np import settings_config
 from prefstyle.models.look_space import (
     exposed,
     node_major,
@@ -228,18 +229,7 @@ class LookTasteModel(PersonalizationModel):
         return mix.clamp_min(1e-30).log() + math.log(1 - self.user_mass)
 
     def config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "temperature": self.temperature,
-            "lapse": self.lapse,
-            "floor": self.floor,
-            "user_mass": self.user_mass,
-            "meter": self.meter,
-            "lut_size": self.lut_size,
-            "particles": len(self.coeffs),
-            "basis_dim": int(self.basis.shape[0]),
-            "fit": self.fit_info,
-        }
+        return settings_config(self.name, self)
 
     def save(self, path: str | Path) -> Path:
         """Write the taste space and fitted settings as a profile-format checkpoint (``.json`` + tensors)."""
