@@ -10,6 +10,7 @@ from prefstyle.data.looks import load_looks
 from prefstyle.data.looks_crowd import synthetic_looks
 from prefstyle.data.pairs import PairsDataset
 from prefstyle.data.simulate import SimulationConfig, simulate_dataset
+from prefstyle.errors import PrefstyleError
 from prefstyle.models.look_fit import fit_from_config, fit_look_taste
 from prefstyle.models.look_taste import LookTasteModel
 
@@ -102,3 +103,18 @@ def test_a_missing_dataset_in_the_list_is_a_one_line_error_and_nothing_is_writte
     with pytest.raises(PrefstyleError, match="nope"):
         fit_from_config(cfg, progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_negative_or_fractional_space_counts_are_one_line_errors(crowds, tmp_path):
+    lib_path, looks_ds, _ = crowds
+    task = {k: (list(v) if isinstance(v, tuple) else v) for k, v in FAST.items() if k != "progress"}
+    for key, value in (("n_gaussian", -5), ("n_blends", 2.5)):
+        out = tmp_path / f"bad_{key}"
+        cfg = {
+            "task": {"name": "looks", "library": str(lib_path), **task, key: value},
+            "data": {"path": str(looks_ds)},
+            "out": str(out),
+        }
+        with pytest.raises(PrefstyleError, match=f"{key}="):
+            fit_from_config(cfg, progress=False)
+        assert not out.exists()

@@ -61,6 +61,10 @@ def build_space(
     coefficients: looks between and around the library's that no example holds.
     Returns ``{"basis", "coeffs", "gains", "names", "look_coeffs", "info"}``.
     """
+    counts = {"n_sliders": n_sliders, "n_blends": n_blends, "n_gaussian": n_gaussian}
+    bad = [f"{k}={v!r}" for k, v in counts.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    if bad:
+        raise PrefstyleError(f"looks: {', '.join(bad)}: the taste space's counts must be whole numbers >= 0")
     s = SPACE_LUT_SIZE
     sliders = slider_displacements(n_sliders, s, seed)
     if library is not None and len(library):
