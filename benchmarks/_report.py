@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,16 @@ finally:
     print("PEAK_RSS_KB", peak, "TORCH", int("torch" in sys.modules), file=sys.stderr)
 sys.exit(rc)
 """
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary folder that is removed when the benchmark exits (however it exits, short of
+    SIGKILL); set ``PREFSTYLE_KEEP_SCRATCH=1`` to keep it for a look. Benchmarks write hundreds of MB
+    of photos here, and a disk that fills up breaks the next install."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if not os.environ.get("PREFSTYLE_KEEP_SCRATCH"):
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def child_report(stderr: str) -> tuple[int, bool] | None:

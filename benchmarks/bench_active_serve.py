@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _report import emit
+from _report import emit, scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -60,7 +59,7 @@ def run(sampling: str, answers: int, think: float = 0.0) -> dict:
     from prefstyle.app.state import AppSettings
     from prefstyle.app.study import default_study
 
-    tmp = Path(tempfile.mkdtemp(prefix="prefstyle-bench-"))
+    tmp = scratch_dir("prefstyle-bench-")
     study = dataclasses.replace(default_study(), sampling=sampling)
     t0 = time.perf_counter()
     state = open_state(

@@ -48,12 +48,11 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _report import emit
+from _report import emit, scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -163,7 +162,7 @@ def compare(args: argparse.Namespace) -> dict:
     from prefstyle.eval.lut_export import default_images, profile_to_lut
     from prefstyle.models import load as load_model
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_enhance_cmp_"))
+    tmp = scratch_dir("bench_enhance_cmp_")
     photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
     folder = photos[0].parent
     model = load_model(args.model)
@@ -302,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
         emit(result, args.out)
         return result
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_enhance_"))
+    tmp = scratch_dir("bench_enhance_")
     src = tmp / "in"
     img = big_photo(args.megapixels)[0]
     write_image(src / "photo_000.jpg", img, quality=92)

@@ -28,14 +28,13 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import CLI_CHILD, child_report, emit  # noqa: E402
+from _report import CLI_CHILD, child_report, emit, scratch_dir  # noqa: E402
 
 
 def _anon_kb(pid: int) -> int:
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_enhance_torchfree_"))
+    tmp = scratch_dir("bench_enhance_torchfree_")
     photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
     model = load("looks")
     profile = model.personalize(references(16), "bench-user")

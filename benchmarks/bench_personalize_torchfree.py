@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import CLI_CHILD, child_report, emit  # noqa: E402
+from _report import CLI_CHILD, child_report, emit, scratch_dir  # noqa: E402
 
 
 def parity(data: Path, n_users: int) -> list[dict]:
@@ -120,7 +120,7 @@ def main() -> dict:
         if user is None:
             ds = PairsDataset.load(args.data, check_images=False)
             user = (ds.splits.get("test") or ds.users())[0]
-        out = Path(tempfile.mkdtemp()) / "p.json"
+        out = scratch_dir("bench_personalize_") / "p.json"
         cmd = ["personalize", str(args.data), "--user", user, "--out", str(out), "--force"]
         variants = {"after": {}}
         if args.before_src is not None:

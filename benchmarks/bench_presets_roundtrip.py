@@ -34,13 +34,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _report import emit
+from _report import emit, scratch_dir
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +130,7 @@ def _golden(f, lo: float, hi: float, iters: int) -> tuple[float, float]:
 
 
 def calibrate(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="prefstyle-cal-"))
+    tmp = scratch_dir("prefstyle-cal-")
     tiles = [read_image(p).pixels[None] for _, p in prepare(CALIBRATION, args.side, tmp)]
     # one 2 x 2 montage (tiles resized to a common size): one editor run per evaluation
     h, w = args.side * 3 // 4, args.side
@@ -200,7 +199,7 @@ def report(args: argparse.Namespace) -> None:
     from prefstyle.models.base import Profile, Reference
     from prefstyle.models.slider_taste import SliderTasteModel, prior_vectors
 
-    tmp = Path(tempfile.mkdtemp(prefix="prefstyle-rep-"))
+    tmp = scratch_dir("prefstyle-rep-")
     photos = prepare(HELD_OUT[: args.limit], args.side, tmp)
     have = available()
     editors = [e for e in ("rawtherapee", "darktable", "darktable_style") if have[e.split("_")[0]]]
