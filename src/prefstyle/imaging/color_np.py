@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from prefstyle.imaging.lut_np import srgb_to_linear
+from prefstyle.imaging.lut_np import cell_matrix
 
 __all__ = ["area_downsample", "delta_e_2000_values", "rgb_to_lab"]
 
@@ -40,11 +40,19 @@ _POW25_7 = _F(25.0**7)
 _TWO_PI = _F(2 * math.pi)
 
 
+def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """The sRGB curve (float32, [0, 1]) through float32 ``exp2(2.4·log2(·))``: numpy's SIMD exp2 and
+    log2 make it about 15x faster than a float64 ``pow`` (the colours of thousands of candidate looks
+    are converted per scene); it differs from kornia's float32 ``pow`` by a few ulps."""
+    hi = np.exp2(_F(2.4) * np.log2((np.maximum(x, _F(0.04045)) + _F(0.055)) / _F(1.055)))
+    return np.where(x > _F(0.04045), hi, x / _F(12.92))
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """Gamma-encoded sRGB ``(3, ...)`` in [0, 1] -> CIELAB ``(3, ...)`` float32 (D65, 2° observer)."""
     x = np.asarray(rgb, dtype=np.float32)
     shape = x.shape
-    lin = srgb_to_linear(x.reshape(3, -1))
+    lin = _srgb_to_linear(x.reshape(3, -1))
     xyz = (_RGB_TO_XYZ @ lin) / _WHITE[:, None]
     # kornia: pow(max(t, 0.008856), 1/3) above the threshold, 7.787 t + 4/29 below (cbrt agrees to an ulp)
     f = np.where(xyz > _F(0.008856), np.cbrt(np.maximum(xyz, _F(0.008856))), _F(7.787) * xyz + _F(4.0 / 29.0))
@@ -113,15 +121,6 @@ def delta_e_2000_values(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     return np.sqrt(total * (total > 0))
 
 
-def _cells(n: int, m: int, offset: int, step: int) -> np.ndarray:
-    """``(len, n)`` float64 0/1 rows: which of ``n`` inputs fall in adaptive_avg_pool's cells
-    ``offset, offset + step, ...`` of ``m`` (cell ``i`` is ``[floor(i·n/m), ceil((i+1)·n/m))``)."""
-    i = np.arange(offset, m, step)
-    lo, hi = (i * n) // m, -((-(i + 1) * n) // m)
-    j = np.arange(n)
-    return ((j >= lo[:, None]) & (j < hi[:, None])).astype(np.float64)
-
-
 def area_downsample(img: np.ndarray, oh: int, ow: int, step: int = 1, offset: int = 0) -> np.ndarray:
     """``(C, H, W)`` float32 averaged over torch's ``interpolate(size=(oh, ow), mode="area")`` cells:
     ``(C, oh, ow)`` float32, or only the cells ``offset::step`` of it along both axes.
@@ -130,7 +129,7 @@ def area_downsample(img: np.ndarray, oh: int, ow: int, step: int = 1, offset: in
     to a float32 ulp or so.
     """
     c, h, w = img.shape
-    rows, cols = _cells(h, oh, offset, step), _cells(w, ow, offset, step).T
+    rows, cols = cell_matrix(h, oh, offset, step), cell_matrix(w, ow, offset, step).T
     count = rows.sum(1)[:, None] * cols.sum(0)[None, :]
     out = np.empty((c, rows.shape[0], cols.shape[1]), dtype=np.float32)
     for k in range(c):  # one channel at a time in float64: a big photo's copy stays one plane
