@@ -125,7 +125,6 @@ def settings_config(name: str, m: Any) -> dict[str, Any]:
         "particles": len(m.coeffs),
         "basis_dim": int(m.basis.shape[0]),
         "fit": m.fit_info,
-        **({"refine": dict(m.refine)} if getattr(m, "refine", None) else {}),
     }
 
 
@@ -191,8 +190,6 @@ def read_checkpoint(path: Path) -> LookSpace | None:
     settings = [_number(d.get(k)) for k in ("temperature", "lapse", "floor", "user_mass")]
     meter, lut_size, fit = d.get("meter", "mean"), d.get("lut_size", 33), d.get("fit", {})
     look_names = d.get("look_names", [])
-    if d.get("refine"):  # the kernel-smoothed posterior is the torch model's alone
-        return None
     if any(v is None for v in settings) or meter not in ("mean", "log_mean") or not isinstance(fit, dict):
         return None
     if not isinstance(lut_size, int) or isinstance(lut_size, bool) or not isinstance(look_names, list):

@@ -160,7 +160,6 @@ class LookTasteModel(PersonalizationModel):
             float(user_mass),
         )
         self.meter, self.lut_size = meter, int(lut_size)
-        self.refine: dict[str, float] = {}
         self.look_names: list[str] = []
         if checkpoint is not None:
             self._load(Path(checkpoint))
@@ -257,7 +256,6 @@ class LookTasteModel(PersonalizationModel):
             self.floor, self.user_mass = float(d["floor"]), float(d["user_mass"])
             self.meter, self.lut_size = str(d.get("meter", "mean")), int(d.get("lut_size", 33))
             self.fit_info = dict(d.get("fit", {}))
-            self.refine = {k: float(v) for k, v in dict(d.get("refine", {})).items()}
             self._set_space(
                 t["basis"], t["coeffs"], t["gains"], t["log_prior"], list(d.get("look_names", [])), t["look_coeffs"]
             )
@@ -382,53 +380,6 @@ class LookTasteModel(PersonalizationModel):
         w = torch.softmax(self.log_likelihood(gaps) + lp.double(), 0).float()
         return w, torch.cat([self.coeffs, uc]), torch.cat([self.gains, ug]), int(gaps.shape[1])
 
-    def refined_posterior(self, refs: Sequence[Reference]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        """:meth:`posterior` under the kernel-smoothed prior (``self.refine``): each particle is the centre of a
-        Gaussian ``N(c_k, h²·Σ_q)`` (``Σ_q`` the library looks' covariance on its ``q`` leading principal
-        directions); the ``R`` heaviest components are integrated by ``J`` prior draws each, weighted by
-        their likelihood, the rest at their centre. Lets the posterior move toward looks the space lacks."""
-        gaps, uc, ug, lp = self.evidence(refs)
-        logw = self.log_likelihood(gaps) + lp.double()
-        coeffs, gains = torch.cat([self.coeffs, uc]), torch.cat([self.gains, ug])
-        h = float(self.refine.get("h", 0.0))
-        if h <= 0 or gaps.shape[1] == 0:
-            return torch.softmax(logw, 0).float(), coeffs, gains, int(gaps.shape[1])
-        r, j, q = (
-            int(self.refine.get("parents", 16)),
-            int(self.refine.get("draws", 32)),
-            int(self.refine.get("rank", 0)),
-        )
-        import numpy as np
-
-        lc = self.look_coeffs.double()
-        cov = torch.cov(lc.T) if len(lc) > 1 else torch.eye(lc.shape[1], dtype=torch.float64)
-        evals, evecs = torch.linalg.eigh(cov)
-        if q > 0:
-            evals, evecs = evals[-q:], evecs[:, -q:]
-        scale = evecs * evals.clamp_min(0).sqrt()  # (D,q): z (q,) -> offset
-        top = torch.argsort(logw, descending=True)[:r]
-        z = torch.from_numpy(
-            np.random.default_rng(int(self.refine.get("seed", 0))).standard_normal((len(top) * j, scale.shape[1]))
-        )
-        offs = (h * z @ scale.T).float()
-        nc = coeffs[top].repeat_interleave(j, 0) + offs
-        ng = gains[top].repeat_interleave(j, 0)
-        used = [x for x in refs if x.source is not None]
-        cols = []
-        with torch.no_grad():
-            for ref in used:
-                _, sc = self.scene(ref.source)
-                seen = rgb_to_lab(torch.stack([sample_colours(ref.preferred), sample_colours(ref.other)]))
-                d = self._distance(rgb_to_lab(sc.ideals(nc, ng)), seen)
-                cols.append((d[1] - d[0]).double())
-        nll = self.log_likelihood(torch.stack(cols, 1))
-        share = math.log(j + 1)
-        logw = logw.clone()
-        logw[top] -= share
-        nlogw = lp.double()[top].repeat_interleave(j, 0) - share + nll
-        w = torch.softmax(torch.cat([logw, nlogw]), 0).float()
-        return w, torch.cat([coeffs, nc]), torch.cat([gains, ng]), int(gaps.shape[1])
-
     # -- decision ----------------------------------------------------------------------------
 
     def decide(
@@ -462,7 +413,7 @@ class LookTasteModel(PersonalizationModel):
 
     def personalize(self, refs: list[Reference], user: str | None = None) -> Profile:
         with torch.no_grad():
-            w, coeffs, gains, n_used = self.refined_posterior(refs)
+            w, coeffs, gains, n_used = self.posterior(refs)
             scenes = [self.scene(r.source)[1] for r in refs if r.source is not None][:DECISION_SCENES]
             c, g, expected = self.decide(w, coeffs, gains, scenes)
             lut = tables_from_coefficients(c[None], self.basis)[0]
