@@ -290,3 +290,24 @@ def test_auto_weights_take_a_local_imagenet_resnet18_else_random(tmp_path, monke
     b = _backbone("resnet18", "auto", 64)
     assert b.weights_source.endswith("resnet18-f37072fd.pth") and torch.equal(b.conv1.weight, tv.conv1.weight)
     assert _backbone("resnet18", "auto", 32).weights_source == "random"  # ImageNet weights need width 64
+
+
+def test_crowd_users_pass_the_pps_quality_filters_unless_turned_off(tmp_path):
+    """PieNet's crowd users are filtered as the PPS baselines' are: a user answering in 100 ms is left out."""
+    import json
+
+    from prefstyle.train.tasks.pienet import build_crowd_data
+
+    crowd = make_pairs_dataset(tmp_path / "crowd", users=4)
+    path = crowd / "judgments.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in rows:
+        r["response_ms"] = 100 if r["user"] == "u0@laptop" else 1500
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = {"size": 32, "cache": None}
+    kept = build_crowd_data({**cfg, "crowd": {"path": str(crowd)}}, progress=False)
+    assert kept is not None and kept.users == ["u1@laptop", "u2@laptop"] and kept.filters != "off"
+    every = build_crowd_data({**cfg, "crowd": {"path": str(crowd), "quality_filter": False}}, progress=False)
+    assert every is not None and every.users == ["u0@laptop", "u1@laptop", "u2@laptop"] and every.filters == "off"
+    with pytest.raises(PrefstyleError, match="quality_filter"):
+        build_crowd_data({**cfg, "crowd": {"path": str(crowd), "quality_filter": {"nonsense": 1}}}, progress=False)

@@ -12,7 +12,9 @@ Users
   splits). Training uses training users × training scenes only.
 * **Crowd users**: the ``train`` users of a pairs dataset (a simulated crowd from
   :func:`prefstyle.data.simulate.simulate_dataset`, made and cached on the fly, or any pairs
-  folder). They have (preferred, non-preferred) pairs but no targets.
+  folder) who pass the PPS paper's quality filters (``data.crowd.quality_filter``: on by default,
+  as for the PPS baselines; ``false`` or a :class:`~prefstyle.data.filters.FilterConfig` mapping).
+  They have (preferred, non-preferred) pairs but no targets.
 * **FiveK's experts** (``data.fivek``, instead of both; :data:`FIVEK_DEFAULTS`): the paper's
   Table 1 settings, experts A–E (``protocol: multi``) or C alone (``single``) as the training
   users, the photos of FiveK's train split as the scenes (:func:`build_fivek_data`).
@@ -55,6 +57,7 @@ import json
 import logging
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -127,7 +130,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "test_users": None,
     "sampled_users": 0,  # extra training method users: sampled looks / camera renderings
     "sampled_seed": 1000,
-    "crowd": None,  # null | {path: DIR} | {simulate: {users: .., scenes: .., ...}}
+    "crowd": None,  # null | {path: DIR} | {simulate: {users: .., ...}}; quality_filter: true (default) | false | {FilterConfig}
     "crowd_max_users": None,
     "val_refs": 20,  # preferred images per validation user (scheme 2)
     "val_scenes": 12,  # validation scenes rendered per validation user
@@ -461,6 +464,7 @@ class CrowdData:
     images: torch.Tensor
     root: str
     n_judgments: int
+    filters: dict[str, Any] | str = "off"  # the quality filters' counts (data.filters.filter_summary)
 
 
 def _crowd_path(spec: dict[str, Any], cache: Path | None, progress: bool) -> Path:
@@ -510,6 +514,16 @@ def build_crowd_data(cfg: dict[str, Any], progress: bool = True) -> CrowdData | 
         return None
     root = _crowd_path(dict(spec), _cache_root(cfg["cache"]), progress)
     ds = PairsDataset.load(root)
+    qf, counts = dict(spec).get("quality_filter", True), None
+    if qf:  # the PPS paper's filters, as the PPS baselines' training applies them (pps_base)
+        from prefstyle.data.filters import FilterConfig, apply_filters, summary_line
+
+        try:
+            fcfg = FilterConfig(**qf) if isinstance(qf, Mapping) else FilterConfig()
+        except (TypeError, ValueError) as e:
+            raise PrefstyleError(f"data.crowd.quality_filter: {e}") from None
+        ds, counts = apply_filters(ds, fcfg)
+        log.info("pienet crowd: %s", summary_line(counts))
     users = list(
         ds.splits.get("train")
         or [u for u in ds.users() if u not in set(ds.splits.get("val", []) + ds.splits.get("test", []))]
@@ -549,6 +563,7 @@ def build_crowd_data(cfg: dict[str, Any], progress: bool = True) -> CrowdData | 
         images=torch.stack(imgs),
         root=str(root),
         n_judgments=len(u_i),
+        filters=counts if counts is not None else "off",
     )
 
 
@@ -962,5 +977,6 @@ class PieNetTask(TrainTask):
                 "root": self._crowd.root,
                 "users": len(self._crowd.users),
                 "judgments": self._crowd.n_judgments,
+                "filters": self._crowd.filters,
             }
         return desc
