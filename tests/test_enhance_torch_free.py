@@ -80,6 +80,12 @@ def test_metered_ev_matches_the_model(shape, meter):
     assert lut_np.metered_ev(u8, meter) == pytest.approx(want, abs=2e-6)
 
 
+def test_metering_table_is_the_curve_on_every_8_bit_code():
+    codes = np.arange(256, dtype=np.uint8)
+    want = lut_np.srgb_to_linear(np.multiply(codes, np.float32(1.0 / 255.0), dtype=np.float32))
+    assert np.array_equal(lut_np._u8_to_linear(), want) and lut_np._u8_to_linear().dtype == np.float32
+
+
 @pytest.fixture(scope="module")
 def looks_model():
     from prefstyle.models import load

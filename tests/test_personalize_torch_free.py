@@ -64,6 +64,17 @@ def test_lab_matches_kornia():
     assert got.dtype == np.float32 and np.abs(got - want).max() < 2e-4  # L in [0, 100]: float32 rounding
 
 
+def test_fast_srgb_curve_is_within_a_few_ulps_of_the_exact_one():
+    """rgb_to_lab takes the sRGB curve through float32 exp2/log2: close to the float64 pow rounded once."""
+    from prefstyle.imaging.lut_np import srgb_to_linear
+
+    x = np.concatenate([np.arange(256, dtype=np.float32) / np.float32(255), np.random.default_rng(2).random(10_000)])
+    x = x.astype(np.float32)
+    got, want = color_np._srgb_to_linear(x), srgb_to_linear(x)
+    assert got.dtype == np.float32
+    assert np.all(np.abs(got - want) <= 8 * np.spacing(np.maximum(want, np.float32(1e-6))))
+
+
 def test_ciede2000_matches_torch_on_random_colours_and_sharmas_pairs():
     lab1, lab2 = _random_lab((64, 64), 1, torch.float32), _random_lab((64, 64), 2, torch.float32)
     lab2[..., :8] = lab1[..., :8]  # identical colours
