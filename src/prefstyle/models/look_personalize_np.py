@@ -13,7 +13,7 @@ float32 as the torch code computes:
   as plain 8-bit RGB; any other image (16-bit, alpha, gray, colour-converted) or a pair of
   unequal sizes gives None;
 * :func:`personalize` - the posterior over the taste particles (``evidence``: the mean CIEDE2000
-  between every particle's ideal and the two renditions on a scene's 36 sample colours; the
+  between every particle's ideal and the two renditions on a scene's 25 sample colours; the
   choice likelihood; the prior), the Bayes action (``decide``), the profile's LUT and its
   ``data`` fields; :class:`NpProfile` writes the profile in :class:`prefstyle.models.base.Profile`'s
   format (same keys, dtypes and JSON fields); :func:`describe` gives ``LookTasteModel.describe``'s words.
@@ -62,7 +62,7 @@ MODEL_NAME = "looks"
 _FORMAT, _VERSION = PROFILE_FORMAT, PROFILE_VERSION
 _ASSETS = assets_dir()
 # look_space.SAMPLE_SIDE / SAMPLE_STEP and look_taste's decision and user-look constants
-SAMPLE_SIDE, SAMPLE_STEP = 24, 4
+SAMPLE_SIDE, SAMPLE_STEP = 24, 5
 FIT_SIDE, FIT_STEP = 32, 2
 USER_STRENGTHS = (0.5, 1.0)
 DECISION_PARTICLES, DECISION_CANDIDATES, DECISION_SCENES = 128, 8, 8

@@ -42,9 +42,11 @@ __all__ = [
 #: the adaptive-brightness gains a taste can take
 GAINS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: side of the area thumbnail the likelihood compares, and the stride of the pixels it keeps:
-#: 24 px (what a glance at a pair on a screen resolves of global colour), 6 x 6 = 36 colours
+#: 24 px (what a glance at a pair on a screen resolves of global colour), every 5th pixel: 5 x 5 =
+#: 25 colours (36, every 4th, until the ninth session: level on test people, 30 % slower;
+#: docs/BENCHMARKS.md, "25 sample colours")
 SAMPLE_SIDE = 24
-SAMPLE_STEP = 4
+SAMPLE_STEP = 5
 
 
 def sample_colours(img: torch.Tensor, side: int = SAMPLE_SIDE, step: int = SAMPLE_STEP) -> torch.Tensor:

@@ -12,7 +12,7 @@ and an adaptive-brightness gain ``g``: their ideal rendition of a photo ``x`` is
   answers add the looks of the renditions they saw (fitted the same way) at two strengths.
 * **Choice.** Shown renditions ``a``, ``b`` of a scene with neutral source ``s``, the person picks
   ``a`` with probability ``ε/2 + (1 − ε) σ((d(b) − d(a)) / T)``, ``d`` the mean CIEDE2000 between a
-  rendition and the ideal ``L(s)`` over 36 sample colours of a 24-px thumbnail.
+  rendition and the ideal ``L(s)`` over 25 sample colours of a 24-px thumbnail.
 * **Prior: what people share.** The prior weights of the shared particles are the population's
   taste, learned from the training people's answers by empirical Bayes (EM for the mixing
   weights, the nonparametric maximum-likelihood prior), mixed with a uniform floor ``α`` (tastes
