@@ -10,6 +10,8 @@ Importing torch makes a process about 600 MB resident (docs/BENCHMARKS.md, issue
   exposure in linear light (:func:`prefstyle.imaging.ops.exposure`), a trilinear look-up
   (:func:`prefstyle.models.look_space.sample_tables`);
 * :func:`blend_identity` - the strength blend of a LUT with the identity;
+* :func:`cell_matrix` - the cells of torch's area resize as 0/1 matrices (an area average is two
+  matrix products; also :func:`prefstyle.imaging.color_np.area_downsample`'s);
 * :func:`lut_filtered_image` - an ``(H,W,3)`` uint8 photo through a ``(3,S,S,S)`` LUT by Pillow's
   ``Color3DLUT``, in strips (also the back end of :func:`prefstyle.models.render.lut_filtered_image`).
 
@@ -31,6 +33,7 @@ __all__ = [
     "METER_SIDE",
     "MID_GREY",
     "blend_identity",
+    "cell_matrix",
     "exposed",
     "identity_grid",
     "lut_filtered_image",
