@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import statistics as stats
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prefstyle.data.pairs import PairsDataset, consistency_checks
+from prefstyle.errors import PrefstyleError
 
 
 @dataclass(frozen=True)
@@ -294,3 +296,16 @@ def apply_filters(ds: PairsDataset, cfg: FilterConfig | None = None) -> tuple[Pa
     """:func:`filter_users` plus :func:`filter_summary`: the kept dataset and the counts."""
     kept, report = filter_users(ds, cfg)
     return kept, filter_summary(report, ds)
+
+
+def apply_filter_setting(ds: PairsDataset, setting: Any, key: str) -> tuple[PairsDataset, dict[str, Any] | None]:
+    """A training config's ``quality_filter`` setting (``true``: the defaults, ``false``/null: off, or a
+    mapping of :class:`FilterConfig` fields) applied to ``ds``: the kept dataset and the counts (None
+    when off). A bad mapping is a :class:`~prefstyle.errors.PrefstyleError` naming ``key``."""
+    if not setting:
+        return ds, None
+    try:
+        cfg = FilterConfig(**setting) if isinstance(setting, Mapping) else FilterConfig()
+    except (TypeError, ValueError) as e:
+        raise PrefstyleError(f"{key}: {e}") from None
+    return apply_filters(ds, cfg)

@@ -11,8 +11,8 @@ these mirror the torch functions:
 * :func:`delta_e_2000_values` - :func:`prefstyle.imaging.color.delta_e_2000_values` (Sharma, Wu &
   Dalal 2005, with its conventions for achromatic colours and exactly opposite hues): two CIELAB
   arrays ``(3, ...)``, broadcast against each other -> ``(...)`` float32;
-* :func:`area_downsample` - ``torch.nn.functional.interpolate(mode="area")`` (the cells of
-  ``adaptive_avg_pool2d``) of a ``(C, H, W)`` float32 image.
+* :func:`area_downsample` (from :mod:`prefstyle.imaging.lut_np`) - ``torch.nn.functional.interpolate(mode="area")``
+  (the cells of ``adaptive_avg_pool2d``) of a ``(C, H, W)`` float32 image.
 
 Channels are on axis 0 here (the torch functions have them at axis -3). Everything is float32
 as in the torch code; the results agree with it to float32 rounding (transcendental functions
@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from prefstyle.imaging.lut_np import cell_matrix
+from prefstyle.imaging.lut_np import area_downsample
 
 __all__ = ["area_downsample", "delta_e_2000_values", "rgb_to_lab"]
 
@@ -119,19 +119,3 @@ def delta_e_2000_values(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     r_t = -np.sin(_F(2.0) * d_theta) * r_c
     total = l_term * l_term + c_term * c_term + h_term * h_term + r_t * c_term * h_term
     return np.sqrt(total * (total > 0))
-
-
-def area_downsample(img: np.ndarray, oh: int, ow: int, step: int = 1, offset: int = 0) -> np.ndarray:
-    """``(C, H, W)`` float32 averaged over torch's ``interpolate(size=(oh, ow), mode="area")`` cells:
-    ``(C, oh, ow)`` float32, or only the cells ``offset::step`` of it along both axes.
-
-    The cell sums are taken in float64 and rounded once: torch sums in float32, so the two agree
-    to a float32 ulp or so.
-    """
-    c, h, w = img.shape
-    rows, cols = cell_matrix(h, oh, offset, step), cell_matrix(w, ow, offset, step).T
-    count = rows.sum(1)[:, None] * cols.sum(0)[None, :]
-    out = np.empty((c, rows.shape[0], cols.shape[1]), dtype=np.float32)
-    for k in range(c):  # one channel at a time in float64: a big photo's copy stays one plane
-        out[k] = (rows @ img[k].astype(np.float64) @ cols) / count
-    return out

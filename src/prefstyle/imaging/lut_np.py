@@ -10,8 +10,8 @@ Importing torch makes a process about 600 MB resident (docs/BENCHMARKS.md, issue
   exposure in linear light (:func:`prefstyle.imaging.ops.exposure`), a trilinear look-up
   (:func:`prefstyle.models.look_space.sample_tables`);
 * :func:`blend_identity` - the strength blend of a LUT with the identity;
-* :func:`cell_matrix` - the cells of torch's area resize as 0/1 matrices (an area average is two
-  matrix products; also :func:`prefstyle.imaging.color_np.area_downsample`'s);
+* :func:`area_downsample` - ``F.interpolate(mode="area")`` of a ``(C,H,W)`` float32 image as two
+  matrix products per channel (metering here; the sample colours of :mod:`prefstyle.imaging.color_np`);
 * :func:`lut_filtered_image` - an ``(H,W,3)`` uint8 photo through a ``(3,S,S,S)`` LUT by Pillow's
   ``Color3DLUT``, in strips (also the back end of :func:`prefstyle.models.render.lut_filtered_image`).
 
@@ -32,8 +32,8 @@ __all__ = [
     "MAX_ADAPT_EV",
     "METER_SIDE",
     "MID_GREY",
+    "area_downsample",
     "blend_identity",
-    "cell_matrix",
     "exposed",
     "identity_grid",
     "lut_filtered_image",
@@ -90,22 +90,29 @@ def metering_thumbnail(u8: np.ndarray) -> np.ndarray:
     return u8 if q == 1 else np.ascontiguousarray(u8[::q, ::q])
 
 
-def cell_matrix(n: int, m: int, offset: int = 0, step: int = 1) -> np.ndarray:
+def _cells(n: int, m: int, offset: int = 0, step: int = 1) -> np.ndarray:
     """``(len, n)`` float64 0/1 rows: which of ``n`` inputs fall in the cells ``offset, offset + step, ...``
-    of torch's ``adaptive_avg_pool`` (``F.interpolate(mode="area")``) to ``m`` (cell ``i`` is
-    ``[floor(i·n/m), ceil((i+1)·n/m))``)."""
+    of torch's ``adaptive_avg_pool`` to ``m`` (cell ``i`` is ``[floor(i·n/m), ceil((i+1)·n/m))``)."""
     i = np.arange(offset, m, step)
     lo, hi = (i * n) // m, -((-(i + 1) * n) // m)
     j = np.arange(n)
     return ((j >= lo[:, None]) & (j < hi[:, None])).astype(np.float64)
 
 
-def _area(y: np.ndarray, oh: int, ow: int) -> np.ndarray:
-    """``(H,W)`` float32 box-averaged to ``(oh,ow)`` over :func:`cell_matrix`'s cells, summed in float64
-    and rounded once (torch sums in float32: they agree to an ulp or so)."""
-    rows, cols = cell_matrix(y.shape[0], oh), cell_matrix(y.shape[1], ow).T
+def area_downsample(img: np.ndarray, oh: int, ow: int, step: int = 1, offset: int = 0) -> np.ndarray:
+    """``(C, H, W)`` float32 averaged over torch's ``interpolate(size=(oh, ow), mode="area")`` cells:
+    ``(C, oh, ow)`` float32, or only the cells ``offset::step`` of it along both axes.
+
+    The cell sums are taken in float64 and rounded once: torch sums in float32, so the two agree
+    to a float32 ulp or so.
+    """
+    c, h, w = img.shape
+    rows, cols = _cells(h, oh, offset, step), _cells(w, ow, offset, step).T
     count = rows.sum(1)[:, None] * cols.sum(0)[None, :]
-    return ((rows @ y.astype(np.float64) @ cols) / count).astype(np.float32)
+    out = np.empty((c, rows.shape[0], cols.shape[1]), dtype=np.float32)
+    for k in range(c):  # one channel at a time in float64: a big photo's copy stays one plane
+        out[k] = (rows @ img[k].astype(np.float64) @ cols) / count
+    return out
 
 
 def metered_ev(u8: np.ndarray, meter: str = "mean") -> float:
@@ -124,7 +131,7 @@ def metered_ev(u8: np.ndarray, meter: str = "mean") -> float:
     h, w = y.shape
     s = METER_SIDE / max(h, w)
     if s < 1:
-        y = _area(y, max(1, round(h * s)), max(1, round(w * s)))
+        y = area_downsample(y[None], max(1, round(h * s)), max(1, round(w * s)))[0]
     y = np.maximum(y, _F(1e-4)).ravel()
     ybar = y.mean(dtype=np.float32) if meter == "mean" else np.exp(np.log(y).mean(dtype=np.float32))
     ev = np.log2(_F(MID_GREY) / ybar)

@@ -57,7 +57,6 @@ import json
 import logging
 import os
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -504,6 +503,7 @@ def _crowd_path(spec: dict[str, Any], cache: Path | None, progress: bool) -> Pat
 
 def build_crowd_data(cfg: dict[str, Any], progress: bool = True) -> CrowdData | None:
     """Load the crowd's training users' main judgments at the training size (None without a crowd)."""
+    from prefstyle.data.filters import apply_filter_setting, summary_line
     from prefstyle.data.pairs import PairsDataset
     from prefstyle.imaging.io import load_image
     from prefstyle.models.backbones import resize_to
@@ -514,15 +514,9 @@ def build_crowd_data(cfg: dict[str, Any], progress: bool = True) -> CrowdData | 
         return None
     root = _crowd_path(dict(spec), _cache_root(cfg["cache"]), progress)
     ds = PairsDataset.load(root)
-    qf, counts = dict(spec).get("quality_filter", True), None
-    if qf:  # the PPS paper's filters, as the PPS baselines' training applies them (pps_base)
-        from prefstyle.data.filters import FilterConfig, apply_filters, summary_line
-
-        try:
-            fcfg = FilterConfig(**qf) if isinstance(qf, Mapping) else FilterConfig()
-        except (TypeError, ValueError) as e:
-            raise PrefstyleError(f"data.crowd.quality_filter: {e}") from None
-        ds, counts = apply_filters(ds, fcfg)
+    # the PPS paper's filters, as the PPS baselines' training applies them (pps_base)
+    ds, counts = apply_filter_setting(ds, dict(spec).get("quality_filter", True), "data.crowd.quality_filter")
+    if counts is not None:
         log.info("pienet crowd: %s", summary_line(counts))
     users = list(
         ds.splits.get("train")

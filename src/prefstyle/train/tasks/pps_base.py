@@ -76,15 +76,12 @@ class PPSTask(TrainTask):
             if not path:
                 raise PrefstyleError(f"{self.name}: data.path (a pairs dataset folder) is required")
             ds = PairsDataset.load(path, check_images=False)
-            qf = self.data_cfg.get("quality_filter", True)
-            if qf:
-                from prefstyle.data.filters import FilterConfig, apply_filters, summary_line
+            from prefstyle.data.filters import apply_filter_setting, summary_line
 
-                try:
-                    cfg = FilterConfig(**qf) if isinstance(qf, Mapping) else FilterConfig()
-                except (TypeError, ValueError) as e:
-                    raise PrefstyleError(f"{self.name}: data.quality_filter: {e}") from None
-                ds, self._filters = apply_filters(ds, cfg)
+            ds, self._filters = apply_filter_setting(
+                ds, self.data_cfg.get("quality_filter", True), f"{self.name}: data.quality_filter"
+            )
+            if self._filters is not None:
                 log.info("%s", summary_line(self._filters))
             self._dataset = ds
         return self._dataset
