@@ -138,3 +138,62 @@ def test_oracle_and_bayes_on_the_looks_crowd(looks_ds: Path):
         d_bayes.append(float(delta_e_2000_rgb(bayes.render(srcs, post), ideal).mean()))
         d_id.append(float(delta_e_2000_rgb(srcs, ideal).mean()))
     assert sum(d_bayes) < sum(d_id)
+
+
+def test_crowd_overrides_reach_the_ground_truth_and_bad_ones_fail(tmp_path: Path):
+    from prefstyle.data.looks_crowd import LooksCrowdConfig
+    from prefstyle.errors import PrefstyleError
+
+    cfg = LooksCrowdConfig.from_overrides(["content_fraction=0", "strength=1,1", "edit_fraction=0"])
+    assert cfg.content_fraction == 0.0 and cfg.strength == (1.0, 1.0) and cfg.edit_fraction == 0.0
+    assert cfg.gain == LooksCrowdConfig().gain  # untouched keys keep their defaults
+    for bad, word in [
+        ("nope=1", "KEY=VALUE"),
+        ("strength=1", "takes 2 numbers"),
+        ("gain=a,b", "not a number"),
+        ("edit_fraction=2", "[0, 1]"),
+        ("family_fractions=0.5,0.5,0.5", "sum to 1"),
+    ]:
+        with pytest.raises(PrefstyleError, match=word.replace("[", r"\[").replace("]", r"\]")):
+            LooksCrowdConfig.from_overrides([bad])
+
+    lib = synthetic_looks(families=4, per_family=5, size=9, seed=0).save(tmp_path / "lib" / "looks.json")
+    overrides = ("content_fraction=0", "edit_fraction=0", "strength=1,1")
+    cfg_sim = SimulationConfig(seed=2, tastes="looks", looks=str(lib), crowd=overrides, **TINY)
+    simulate_dataset(cfg_sim, tmp_path / "ds", progress=False)
+    gt = json.loads((tmp_path / "ds" / "ground_truth.json").read_text())
+    assert gt["looks_crowd"]["content_fraction"] == 0.0 and gt["looks_crowd"]["strength"] == [1.0, 1.0]
+    people = list(gt["users"])
+    assert people and all(len(u["person"]["taste"]["looks"]) == 1 for u in people)
+    with pytest.raises(PrefstyleError, match="looks crowd"):
+        simulate_dataset(SimulationConfig(seed=2, crowd=overrides, **TINY), tmp_path / "sl", progress=False)
+
+
+def test_origins_and_raw_looks_shape_the_renditions(tmp_path: Path):
+    from prefstyle.data.simulate import parse_origins
+    from prefstyle.errors import PrefstyleError
+
+    assert parse_origins("A=1") == {"A": 1.0} and parse_origins("a=0.5,D=0.5") == {"A": 0.5, "D": 0.5}
+    for bad in ("Q=1", "A", "A=x", "A=-1"):
+        with pytest.raises(PrefstyleError, match="TYPE=SHARE"):
+            parse_origins(bad)
+    with pytest.raises(PrefstyleError, match="positive sum"):
+        SimulationConfig(origins={"A": 0.0})
+
+    lib = synthetic_looks(families=4, per_family=5, size=9, seed=0).save(tmp_path / "lib" / "looks.json")
+    cfg = SimulationConfig(
+        seed=2, tastes="looks", looks=str(lib), origins={"A": 1.0}, crowd=("raw_look_fraction=1",), **TINY
+    )
+    simulate_dataset(cfg, tmp_path / "ds", progress=False)
+    ds = PairsDataset.load(tmp_path / "ds")
+    assert {sc.origin for sc in ds.scenes.values()} == {"A"}
+    import numpy as np
+
+    from prefstyle.data.looks import load_looks
+    from prefstyle.data.looks_crowd import LookSource
+    from prefstyle.imaging.params import NEUTRAL
+
+    scene = torch.rand(1, 3, 16, 16)
+    for raw, neutral in ((1.0, True), (0.0, False)):
+        _, params = LookSource(load_looks(lib), "A", None, raw).render(scene, np.random.default_rng(0), 4, "s")
+        assert all((p["correction"] == NEUTRAL.to_dict()) == neutral for p in params)

@@ -171,11 +171,28 @@ def simulate(
             help="--tastes looks: the look library (.json beside its .safetensors; default: the packaged one)",
         ),
     ] = None,
+    origins: Annotated[
+        str | None,
+        typer.Option(
+            "--origins",
+            help="shares of the scenes' rendition types, e.g. A=0.4,B=0.2,D=0.2,E=0.2 (the default; "
+            "types left out get none)",
+        ),
+    ] = None,
+    crowd: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--crowd",
+            help="--tastes looks: override one setting of the crowd, KEY=VALUE (repeatable; e.g. "
+            "content_fraction=0 or strength=1,1; the keys are LooksCrowdConfig's, docs/SIMULATOR.md)",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a crowd with known tastes: a pairs dataset plus ground_truth.json in --out."""
+    import dataclasses
     import shutil
 
-    from prefstyle.data.simulate import SimulationConfig, simulate_dataset
+    from prefstyle.data.simulate import SimulationConfig, parse_origins, simulate_dataset
 
     cfg = SimulationConfig(
         users=users,
@@ -188,9 +205,18 @@ def simulate(
         careless_fraction=careless,
         tastes=tastes,
         looks=str(looks) if looks is not None else None,
+        crowd=tuple(crowd or ()),
     )
+    if origins:
+        cfg = dataclasses.replace(cfg, origins=parse_origins(origins))
     if looks is not None and tastes != "looks":
         raise PrefstyleError("--looks is for --tastes looks")
+    if crowd and tastes != "looks":
+        raise PrefstyleError("--crowd is for --tastes looks")
+    if crowd:
+        from prefstyle.data.looks_crowd import LooksCrowdConfig
+
+        LooksCrowdConfig.from_overrides(list(crowd))  # bad overrides fail before any work
     if overwrite and out.exists():
         if not (out / "judgments.jsonl").exists() and any(out.iterdir()):
             raise PrefstyleError("refusing to replace a folder that is not a pairs dataset", path=out)

@@ -88,6 +88,8 @@ class LooksCrowdConfig:
     source_flat_fraction: scenes whose source has a flat picture profile.
     source_ev: mean and spread (EV) of the sources' exposure error (clipped to ±1 EV).
     family_fractions: shares of looks whose families go to train / val / test ideals.
+    raw_look_fraction: share of look renditions (types A, D, E) applied straight to the camera
+      source; the others follow an editor's basic correction (:func:`editor_correction`).
     """
 
     family_alpha: float = 1.0
@@ -103,11 +105,38 @@ class LooksCrowdConfig:
     source_flat_fraction: float = 0.6
     source_ev: tuple[float, float] = (-0.3, 0.45)
     family_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    raw_look_fraction: float = 0.3
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LooksCrowdConfig:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**kw)
+
+    @classmethod
+    def from_overrides(cls, items: list[str]) -> LooksCrowdConfig:
+        """The defaults with ``key=value`` overrides (``data simulate --crowd``): a number, or
+        comma-separated numbers for the range and fraction fields. Unknown keys, wrong counts and
+        out-of-range fractions raise :class:`~prefstyle.errors.PrefstyleError` naming the item."""
+        base = asdict(cls())
+        for item in items:
+            key, sep, text = item.partition("=")
+            key = key.strip()
+            if not sep or key not in base:
+                known = ", ".join(sorted(base))
+                raise PrefstyleError(f"--crowd {item!r}: expected KEY=VALUE with KEY one of {known}")
+            try:
+                values = tuple(float(v) for v in text.split(","))
+            except ValueError:
+                raise PrefstyleError(f"--crowd {item!r}: {text!r} is not a number or comma-separated numbers") from None
+            want = len(base[key]) if isinstance(base[key], tuple) else 1
+            if len(values) != want:
+                raise PrefstyleError(f"--crowd {item!r}: {key} takes {want} number{'s' if want > 1 else ''}")
+            if (key.endswith("_fraction") or key == "family_fractions") and not all(0 <= v <= 1 for v in values):
+                raise PrefstyleError(f"--crowd {item!r}: fractions must lie in [0, 1]")
+            base[key] = values if want > 1 else values[0]
+        if abs(sum(base["family_fractions"]) - 1.0) > 1e-6:
+            raise PrefstyleError("--crowd family_fractions must sum to 1")
+        return cls.from_dict(base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,7 +470,8 @@ def _blend_look(scene: torch.Tensor, lut: torch.Tensor, strength: float) -> torc
 
 
 #: Share of look renditions applied straight to the camera source ("one-click filter"); the
-#: others are an editor's work: a basic correction first, then the look.
+#: others are an editor's work: a basic correction first, then the look. The default of
+#: :attr:`LooksCrowdConfig.raw_look_fraction`.
 RAW_LOOK_FRACTION = 0.3
 
 
@@ -460,9 +490,12 @@ def editor_correction(scene: torch.Tensor, rng: np.random.Generator) -> RetouchP
     )
 
 
-def _edited(scene: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, RetouchParams]:
-    """The scene as an editor would start a look from it (or as it is, for a one-click filter)."""
-    if rng.random() < RAW_LOOK_FRACTION:
+def _edited(
+    scene: torch.Tensor, rng: np.random.Generator, raw_fraction: float = RAW_LOOK_FRACTION
+) -> tuple[torch.Tensor, RetouchParams]:
+    """The scene as an editor would start a look from it (or as it is, for a one-click filter,
+    with probability ``raw_fraction``)."""
+    if rng.random() < raw_fraction:
         return scene, NEUTRAL
     corr = editor_correction(scene, rng)
     return apply_retouch(scene, corr).clamp(0, 1), corr
@@ -472,13 +505,19 @@ class LookSource:
     """Types A and E: the scene rendered with other looks of the library (any family), at strength
     0.6–1, after an editor's basic correction (:func:`editor_correction`) or straight on the source."""
 
-    def __init__(self, library: LookLibrary, origin: str = "A", popularity: tuple[float, ...] | None = None):
-        self.library, self.origin, self.popularity = library, origin, popularity
+    def __init__(
+        self,
+        library: LookLibrary,
+        origin: str = "A",
+        popularity: tuple[float, ...] | None = None,
+        raw_fraction: float = RAW_LOOK_FRACTION,
+    ):
+        self.library, self.origin, self.popularity, self.raw_fraction = library, origin, popularity, raw_fraction
 
     def render(self, scene, rng, k, scene_id):
         imgs, params = [], []
         for i in _pick_looks(self.library, rng, k, self.popularity):
-            base, corr = _edited(scene, rng)
+            base, corr = _edited(scene, rng, self.raw_fraction)
             s = float(rng.uniform(0.6, 1.0))
             imgs.append(_blend_look(base, self.library.lut(i), s))
             params.append(
@@ -492,14 +531,19 @@ class LookVariationSource:
 
     origin = "D"
 
-    def __init__(self, library: LookLibrary, popularity: tuple[float, ...] | None = None):
-        self.library, self.popularity = library, popularity
+    def __init__(
+        self,
+        library: LookLibrary,
+        popularity: tuple[float, ...] | None = None,
+        raw_fraction: float = RAW_LOOK_FRACTION,
+    ):
+        self.library, self.popularity, self.raw_fraction = library, popularity, raw_fraction
 
     def render(self, scene, rng, k, scene_id):
         i = _pick_looks(self.library, rng, 1, self.popularity)[0]
         name = self.library.looks[i].name
         lut = self.library.lut(i)
-        scene, corr = _edited(scene, rng)
+        scene, corr = _edited(scene, rng, self.raw_fraction)
         control = ("strength", "exposure", "temperature")[int(rng.integers(3))]
         if control == "strength":
             values = np.linspace(0.25, 1.0, k)
@@ -546,10 +590,10 @@ def rendition_sources(
 ) -> dict[str, Any]:
     """The looks crowd's rendition sources by PPS type."""
     return {
-        "A": LookSource(library, "A", popularity),
+        "A": LookSource(library, "A", popularity, cfg.raw_look_fraction),
         "B": OtherCameraSource(cfg),
-        "D": LookVariationSource(library, popularity),
-        "E": LookSource(library, "E", popularity),
+        "D": LookVariationSource(library, popularity, cfg.raw_look_fraction),
+        "E": LookSource(library, "E", popularity, cfg.raw_look_fraction),
     }
 
 

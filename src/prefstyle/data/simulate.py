@@ -76,6 +76,7 @@ class SimulationConfig:
     workers: int = 0  # processes answering sessions (0: one per CPU core); the dataset does not depend on it
     tastes: str = "sliders"  # "sliders": this module's crowd; "looks": prefstyle.data.looks_crowd
     looks: str | None = None  # looks crowd: the look library file (None: the packaged one)
+    crowd: tuple[str, ...] = ()  # looks crowd: KEY=VALUE overrides of LooksCrowdConfig (data simulate --crowd)
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.scenes < 1:
@@ -90,6 +91,32 @@ class SimulationConfig:
             raise PrefstyleError(f"careless_fraction must be in [0, 1], got {self.careless_fraction}")
         if self.tastes not in TASTES:
             raise PrefstyleError(f"tastes must be one of {', '.join(TASTES)}, got {self.tastes!r}")
+        bad = sorted(set(self.origins) - set(ORIGINS))
+        if bad or any(v < 0 for v in self.origins.values()) or sum(self.origins.values()) <= 0:
+            raise PrefstyleError(
+                f"origins must give non-negative shares of {', '.join(ORIGINS)} with a positive sum, got {self.origins}"
+            )
+
+
+#: the PPS rendition types both crowds make (docs/SIMULATOR.md)
+ORIGINS = ("A", "B", "D", "E")
+
+
+def parse_origins(text: str) -> dict[str, float]:
+    """``"A=0.5,D=0.5"`` -> ``{"A": 0.5, "D": 0.5}`` (``data simulate --origins``); bad text raises
+    :class:`~prefstyle.errors.PrefstyleError`."""
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().upper()
+        try:
+            share = float(value)
+        except ValueError:
+            share = -1.0
+        if not sep or key not in ORIGINS or share < 0:
+            raise PrefstyleError(f"--origins {item!r}: expected TYPE=SHARE with TYPE one of {', '.join(ORIGINS)}")
+        out[key] = share
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,9 +521,12 @@ def simulate_dataset(
     ``config.tastes == "looks"``: the looks crowd (:func:`prefstyle.data.looks_crowd.simulate_looks_dataset`).
     """
     if config.tastes == "looks":
-        from prefstyle.data.looks_crowd import simulate_looks_dataset
+        from prefstyle.data.looks_crowd import LooksCrowdConfig, simulate_looks_dataset
 
-        return simulate_looks_dataset(config, out_dir, progress=progress, overwrite=overwrite)
+        crowd = LooksCrowdConfig.from_overrides(list(config.crowd))
+        return simulate_looks_dataset(config, out_dir, progress=progress, overwrite=overwrite, crowd=crowd)
+    if config.crowd:
+        raise PrefstyleError("crowd overrides (--crowd) are for the looks crowd (--tastes looks)")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise PrefstyleError("output folder is not empty (pass --overwrite to replace it)", path=out)

@@ -478,8 +478,9 @@ def _config_from_dict(d: Mapping[str, Any]) -> Any:
 
     known = {f.name for f in fields(SimulationConfig)}
     kw = {k: v for k, v in d.items() if k in known}
-    if "split_fractions" in kw:
-        kw["split_fractions"] = tuple(kw["split_fractions"])
+    for key in ("split_fractions", "crowd"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
     return SimulationConfig(**kw)
 
 
@@ -911,8 +912,9 @@ class LooksBayesModel(BayesModel):
     split, the choice model's median temperature and careless share; not the user's own taste,
     split or device.
 
-    Particles: every look of the table × ``STRENGTHS`` × ``GAINS`` (share of the EV gap to the
-    population's brightness target that the ideal closes), each the ideal
+    Particles: every look of the table × ``strengths`` × ``gains`` (share of the EV gap to the
+    population's brightness target that the ideal closes; three values spanning each of the
+    crowd's ranges, :meth:`_grid`: 0.5 / 0.75 / 1 for the default crowd), each the ideal
     ``correction(x, EV) → look at strength`` with the shared correction at the mean personal
     scale (the personal edit and the second, content-dependent look are not in the grid).
     Prior over looks: the crowd's own marginal, ``Σ_split f_split · popularity restricted to the
@@ -932,8 +934,6 @@ class LooksBayesModel(BayesModel):
 
     name = "bayes"
     reference_point = True
-    STRENGTHS = (0.5, 0.75, 1.0)
-    GAINS = (0.5, 0.75, 1.0)
     BLOCK = 8
     DECISION_THUMB = 16
 
@@ -957,6 +957,7 @@ class LooksBayesModel(BayesModel):
         root = _ground_truth_file(ground_truth).parent
         self.library = load_looks(root / doc["looks"]["file"])
         self.crowd = LooksCrowdConfig.from_dict(doc.get("looks_crowd", {}))
+        self.strengths, self.gains = self._grid(self.crowd.strength), self._grid(self.crowd.gain)
         self.population = Population.from_dict(doc["population"])
         cfg = _config_from_dict(doc.get("config", {}))
         self.temperature, self.lapse = float(cfg.temperature_median), float(cfg.careless_fraction)
@@ -981,12 +982,18 @@ class LooksBayesModel(BayesModel):
         self._pixels = ((by * self.BLOCK + oy) * thumb + (bx * self.BLOCK + ox)).flatten()
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
+    @staticmethod
+    def _grid(lo_hi: tuple[float, float]) -> tuple[float, ...]:
+        """Three values spanning a crowd range ``(lo, hi)`` (one when ``lo == hi``)."""
+        lo, hi = (float(v) for v in lo_hi)
+        return (lo,) if hi == lo else (lo, (lo + hi) / 2, hi)
+
     def config(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "looks": len(self.library),
-            "strengths": list(self.STRENGTHS),
-            "gains": list(self.GAINS),
+            "strengths": list(self.strengths),
+            "gains": list(self.gains),
             "thumb": self.thumb,
             "seed": self.seed,
             "render_particles": self.render_particles,
@@ -997,24 +1004,24 @@ class LooksBayesModel(BayesModel):
 
     @property
     def n_particles(self) -> int:
-        return len(self.library) * len(self.STRENGTHS) * len(self.GAINS)
+        return len(self.library) * len(self.strengths) * len(self.gains)
 
     def _log_prior(self) -> torch.Tensor:
         """``(K·S·G,)`` in particle order (look-major, then strength, then gain)."""
         lp = torch.log(self.look_prior.clamp_min(1e-300))
-        per = len(self.STRENGTHS) * len(self.GAINS)
+        per = len(self.strengths) * len(self.gains)
         return lp.repeat_interleave(per) - math.log(per)
 
     def _particle(self, i: int) -> tuple[int, float, float]:
-        ns, ng = len(self.STRENGTHS), len(self.GAINS)
-        return i // (ns * ng), self.STRENGTHS[(i // ng) % ns], self.GAINS[i % ng]
+        ns, ng = len(self.strengths), len(self.gains)
+        return i // (ns * ng), self.strengths[(i // ng) % ns], self.gains[i % ng]
 
     def _corrected(self, img_px: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
         """The shared correction at each gain: ``(G,3,h,w)`` for pixels ``(1,3,h,w)`` of an image
         whose statistics come from ``thumb`` ``(1,3,H,W)``."""
         from prefstyle.data.looks_crowd import _thumb, correct, exposure_ev
 
-        gains = torch.tensor(self.GAINS)
+        gains = torch.tensor(self.gains)
         G = len(gains)
         ev = exposure_ev(thumb, torch.full_like(gains, self.crowd.target_brightness), gains)[:, 0]  # (G,)
         vec = self.correction.to_vector().expand(G, -1)
@@ -1024,12 +1031,12 @@ class LooksBayesModel(BayesModel):
     def _ideals(self, img_px: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
         """Every particle's ideal of pixels ``(1,3,h,w)``: ``(K·S·G,3,h,w)``."""
         corr = self._corrected(img_px, thumb)  # (G,3,h,w)
-        K, G = len(self.library), len(self.GAINS)
+        K, G = len(self.library), len(self.gains)
         x = corr[None].expand(K, -1, -1, -1, -1).reshape(K * G, *corr.shape[1:]).contiguous()
         luts = self.library.tables.repeat_interleave(G, dim=0)
         styled = _apply_luts_batched(x, luts).clamp(0, 1).view(K, 1, G, *corr.shape[1:])
         base = corr[None, None]
-        s = torch.tensor(self.STRENGTHS).view(1, -1, 1, 1, 1, 1)
+        s = torch.tensor(self.strengths).view(1, -1, 1, 1, 1, 1)
         return (base + s * (styled - base)).reshape(-1, *corr.shape[1:])
 
     @staticmethod
