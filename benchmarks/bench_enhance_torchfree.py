@@ -1,4 +1,4 @@
-"""Peak memory of `prefstyle enhance --jobs 1` with a `looks` profile: the torch-free path against torch's.
+"""Peak memory of `prefstyle enhance --jobs 1` with a LUT profile: the torch-free path against torch's.
 
 Issue 19 asks ``enhance --jobs 1`` to peak at most 600 MB; importing the CUDA build of torch alone
 makes a process about 600 MB resident, so for LUT profiles ``enhance`` renders 8-bit photos
@@ -6,7 +6,7 @@ without torch (:mod:`prefstyle.models.lut_forms`, :mod:`prefstyle.imaging.lut_np
 runs, in fresh processes, alternating, on the same photos and profile:
 
 * ``torch_free``: ``prefstyle enhance DIR --profile P --out O --jobs 1`` (the new default path);
-* ``torch_path``: the same with ``--model looks`` (a ``--model`` keeps the torch path);
+* ``torch_path``: the same with ``--model MODEL`` (a ``--model`` keeps the torch path);
 * ``torch_free_jobs_2`` (with ``--jobs2``): the torch-free path with ``--jobs 2``;
 * ``before`` (with ``--before-src SRC``, a ``src`` folder of the code before, e.g. from
   ``git archive COMMIT src | tar -x -C DIR``): the same command run with that code first on
@@ -15,10 +15,10 @@ runs, in fresh processes, alternating, on the same photos and profile:
 and reports each run's wall and CPU time, peak resident memory (``VmHWM`` of the child), peak
 anonymous memory (``RssAnon`` polled every 20 ms), whether it imported torch, and the load
 average (``os.getloadavg``) just before it. Photos: ten 12 MP JPEGs with EXIF and an sRGB ICC
-profile (``bench_enhance.make_photos``), or ``--photos DIR``; the profile is ``looks``
-personalized from 16 reference pairs (``bench_pps.references``)::
+profile (``bench_enhance.make_photos``), or ``--photos DIR``; the profile is ``--model`` (``looks``,
+the default, or ``sliders``) personalized from 16 reference pairs (``bench_pps.references``)::
 
-    python benchmarks/bench_enhance_torchfree.py [--photos DIR] [--rounds 2] [--before-src DIR] [--jobs2] [--out FILE]
+    python benchmarks/bench_enhance_torchfree.py [--model sliders] [--photos DIR] [--rounds 2] [--before-src DIR] [--jobs2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -85,21 +85,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--before-src", type=Path, default=None, help="a src/ folder of the code before")
     ap.add_argument("--jobs2", action="store_true", help="also the torch-free path with --jobs 2")
+    ap.add_argument("--model", choices=("looks", "sliders"), default="looks", help="the profile's model")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
     tmp = scratch_dir("bench_enhance_torchfree_")
     photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
-    model = load("looks")
+    model = load(args.model)
     profile = model.personalize(references(16), "bench-user")
-    profile.model_config = {**profile.model_config, "source": "looks"}
+    profile.model_config = {**profile.model_config, "source": args.model}
     prof_path = profile.save(tmp / "profile.json")
     del model
 
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     variants: dict[str, tuple[list[str], dict[str, str]]] = {
         "torch_free": (["--jobs", "1"], env),
-        "torch_path": (["--model", "looks", "--jobs", "1"], env),
+        "torch_path": (["--model", args.model, "--jobs", "1"], env),
     }
     if args.jobs2:
         variants["torch_free_jobs_2"] = (["--jobs", "2"], env)
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "enhance_torch_free_memory",
         "command": "python benchmarks/bench_enhance_torchfree.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "model": args.model,
         "photos": len(photos),
         "runs": runs,
         "cpus": os.cpu_count(),

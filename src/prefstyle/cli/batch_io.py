@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from prefstyle.imaging.io import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
-    from prefstyle.models.lut_forms import LutProfile
+    from prefstyle.models.lut_forms import TorchFreeProfile
 
 __all__ = [  # noqa: F822
     "RAW_EXTENSIONS",
@@ -132,7 +132,7 @@ def enhance_file(
 
 
 def enhance_file_torch_free(
-    form: LutProfile,
+    form: TorchFreeProfile,
     src: Path,
     dst: Path,
     *,

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from prefstyle.imaging.decode import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
     from prefstyle.models.look_personalize_np import NpProfile
-    from prefstyle.models.lut_forms import LutProfile
+    from prefstyle.models.lut_forms import TorchFreeProfile
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
 
@@ -272,7 +272,7 @@ def load_profile_and_model(
     return prof, m
 
 
-def _torch_free_profile(profile: Path, model: str | None) -> LutProfile | None:
+def _torch_free_profile(profile: Path, model: str | None) -> TorchFreeProfile | None:
     """The profile read without torch when it has that form and no ``--model`` is given, else None."""
     from prefstyle.models.lut_forms import torch_free_lut_profile
 

@@ -39,9 +39,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a vector is made: the numpy mirrors read these fields without it
+    import torch
 
 HUE_BANDS: tuple[str, ...] = ("red", "orange", "yellow", "green", "aqua", "blue", "purple", "magenta")
 HUE_CENTRES_DEG: tuple[float, ...] = (0.0, 30.0, 60.0, 120.0, 180.0, 240.0, 270.0, 300.0)
@@ -150,12 +151,14 @@ class RetouchParams:
         vals = [getattr(self, n) for n, *_ in SCALAR_FIELDS]
         for n, _ in VECTOR_FIELDS:
             vals.extend(getattr(self, n))
+        import torch
+
         return torch.tensor(vals, dtype=torch.float32)
 
     @classmethod
     def from_vector(cls, v: torch.Tensor | list[float], clamp: bool = True) -> RetouchParams:
         """Inverse of :meth:`to_vector`. With ``clamp`` values are clipped into range and the curve made monotone."""
-        vals = [float(x) for x in (v.tolist() if isinstance(v, torch.Tensor) else v)]
+        vals = [float(x) for x in (v.tolist() if hasattr(v, "tolist") else v)]
         if len(vals) != VECTOR_DIM:
             raise ValueError(f"expected a vector of length {VECTOR_DIM}, got {len(vals)}")
         kw: dict[str, Any] = {}

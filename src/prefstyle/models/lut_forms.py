@@ -1,4 +1,4 @@
-"""Profiles whose rendering is one look LUT with an exposure shift, read and applied without torch.
+"""Profiles whose rendering is one LUT per photo, read and applied without torch.
 
 A ``looks`` profile (:class:`prefstyle.models.look_taste.LookTasteModel`) holds a look ``(3,S,S,S)``
 and a gain ``g``: a photo's LUT is the look sampled at the identity grid exposed by ``g · EV``
@@ -8,9 +8,18 @@ about 600 MB resident), so that ``prefstyle enhance`` can render 8-bit photos wi
 :mod:`prefstyle.imaging.lut_np` and Pillow. This module imports no torch, even indirectly
 (``tests/test_enhance_torch_free.py``).
 
-Coupling, checked by tests: :meth:`LutProfile.photo_lut` mirrors ``LookTasteModel.luts`` (to
-1e-5), :func:`_read` mirrors ``LookTasteModel.check_profile``'s checks and messages, and the
-settings come from the model checkpoint ``prefstyle.models.load`` would use for the profile.
+A ``sliders`` profile (:class:`prefstyle.models.slider_taste.SliderTasteModel`) holds particles:
+slider vectors, adaptive-brightness gains and weights. A photo's LUT is the weighted mean of the
+particles' edits of the identity grid, each with exposure moved by its gain times the photo's
+metered EV (:class:`SliderLutProfile`, through the numpy slider pipeline
+:mod:`prefstyle.imaging.retouch_np`).
+
+Coupling, checked by tests: :meth:`LutProfile.photo_lut` mirrors ``LookTasteModel.luts`` and
+:meth:`SliderLutProfile.photo_lut` ``SliderTasteModel.luts`` (to 1e-5); :func:`_read` mirrors
+``LookTasteModel.check_profile``'s checks and messages; a ``sliders`` profile that fails any of
+``SliderTasteModel.check_profile``'s checks is left to the torch reader (which says what is
+wrong); the settings come from the model checkpoint ``prefstyle.models.load`` would use for the
+profile.
 """
 
 from __future__ import annotations
@@ -27,10 +36,10 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.imaging import lut_np
 from prefstyle.models.profile_file import PROFILE_FORMAT, PROFILE_VERSION, assets_dir
 
-__all__ = ["LutProfile", "torch_free_lut_profile"]
+__all__ = ["LutProfile", "SliderLutProfile", "TorchFreeProfile", "torch_free_lut_profile"]
 
-#: the model whose profiles have this form
-_MODEL = "looks"
+#: the models whose profiles have a torch-free form
+_MODEL, _SLIDERS = "looks", "sliders"
 _ASSETS = assets_dir()
 _FORMAT, _VERSION = PROFILE_FORMAT, PROFILE_VERSION
 
@@ -73,7 +82,52 @@ class LutProfile:
         return out
 
 
-def torch_free_lut_profile(profile: Path, model: str | None = None) -> LutProfile | None:
+@dataclass
+class SliderLutProfile:
+    """A ``sliders`` profile rendered as one LUT per photo: ``vectors`` ``(K,VECTOR_DIM)``, ``gains``
+    ``(K,)`` in [0,1] and ``weights`` ``(K,)`` (sum 1) float32, ``meter``, ``lut_size`` nodes per axis;
+    ``model``: the model's name, ``path``: the profile's ``.json``."""
+
+    path: Path
+    model: str
+    vectors: np.ndarray
+    gains: np.ndarray
+    weights: np.ndarray
+    meter: str
+    lut_size: int
+    _cache: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def photo_lut(self, u8: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """The ``(3,S,S,S)`` float32 LUT in [0,1] that renders the photo ``u8`` ``(H,W,3)`` uint8 (or its
+        :func:`~prefstyle.imaging.lut_np.metering_thumbnail`), blended with the identity by ``strength``."""
+        return lut_np.blend_identity(self.lut(lut_np.metered_ev(u8, self.meter)), strength)
+
+    def lut(self, ev: float) -> np.ndarray:
+        """The posterior-mean edit for a photo whose metered EV is ``ev`` (rounded to 1/1000 EV, and 0
+        when no particle adapts, as the model does): ``(3,S,S,S)``."""
+        from prefstyle.imaging.retouch_np import adapted_vectors, edits_on_grid
+
+        ev = round(float(ev), 3) if bool((self.gains > 0).any()) else 0.0
+        with self._lock:
+            hit = self._cache.get(ev)
+        if hit is not None:
+            return hit
+        s = self.lut_size
+        edits = np.clip(edits_on_grid(adapted_vectors(self.vectors, self.gains, ev), s), 0, 1)
+        out = np.tensordot(self.weights, edits, axes=1).reshape(3, s, s, s).astype(np.float32)
+        with self._lock:
+            if len(self._cache) >= 64:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[ev] = out
+        return out
+
+
+#: what :func:`torch_free_lut_profile` gives
+TorchFreeProfile = LutProfile | SliderLutProfile
+
+
+def torch_free_lut_profile(profile: Path, model: str | None = None) -> TorchFreeProfile | None:
     """The profile at ``profile`` (a ``.json``) as a :class:`LutProfile`, or None when it does not have
     that form or anything about it needs the full reader (another model, a ``model`` override, a
     checkpoint that is not a settings file, a file the torch reader must judge: then the caller
@@ -85,20 +139,24 @@ def torch_free_lut_profile(profile: Path, model: str | None = None) -> LutProfil
     if model is not None:
         return None
     doc = _json(profile)
-    if doc is None or doc.get("model") != _MODEL or doc.get("version") != _VERSION or doc.get("format") != _FORMAT:
+    kind = None if doc is None else doc.get("model")
+    if doc is None or kind not in (_MODEL, _SLIDERS) or doc.get("version") != _VERSION or doc.get("format") != _FORMAT:
         return None
     config, data, names = doc.get("model_config", {}), doc.get("data", {}), doc.get("tensors") or []
-    if not isinstance(config, dict) or not isinstance(data, dict) or not isinstance(names, list) or "lut" not in names:
+    needed = {"lut"} if kind == _MODEL else {"vectors", "weights"}
+    if not isinstance(config, dict) or not isinstance(data, dict) or not isinstance(names, list) or needed - set(names):
         return None
     if doc.get("user") is not None and not isinstance(doc.get("user"), str):
         return None
-    settings = _checkpoint_settings(config.get("source") or _MODEL)
+    settings = _checkpoint_settings(kind, config.get("source") or kind)
     if settings is None:
         return None
     lut_size, default_meter = settings
     tensors = _tensors(profile.with_suffix(".safetensors"), names)
     if tensors is None:
         return None
+    if kind == _SLIDERS:
+        return _read_sliders(profile, tensors, data, default_meter, lut_size)
     look, gain, meter = _read(profile, tensors, data, default_meter)
     return LutProfile(path=profile, model=_MODEL, look=look, gain=gain, meter=meter, lut_size=lut_size)
 
@@ -120,23 +178,24 @@ def _json(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _checkpoint_settings(source: Any) -> tuple[int, str] | None:
+def _checkpoint_settings(kind: str, source: Any) -> tuple[int, str] | None:
     """``(lut_size, meter)`` of the model :func:`prefstyle.models.load` gives for ``source``, when that is
-    a settings checkpoint of this model (the packaged one for its name, or a ``.json`` path); else None."""
+    a settings checkpoint of model ``kind`` (the packaged one for its name, or a ``.json`` path); else None."""
     if not isinstance(source, str):
         return None
-    if source == _MODEL:
-        if (_ASSETS / _MODEL / "model.json").is_file():
+    if source == kind:
+        if (_ASSETS / kind / "model.json").is_file():
             return None
-        path = _ASSETS / _MODEL / f"{_MODEL}.json"
+        path = _ASSETS / kind / f"{kind}.json"
     elif source.endswith(".json"):
         path = Path(source).expanduser()
     else:
         return None
     doc = _json(path) if path.is_file() else None
-    if doc is None or doc.get("model") != _MODEL or doc.get("format") != _FORMAT:
+    if doc is None or doc.get("model") != kind or doc.get("format") != _FORMAT:
         return None
-    d = doc.get("data")
+    # looks keeps its settings in "data"; sliders in "model_config" (SliderTasteModel's checkpoint)
+    d = doc.get("data") if kind == _MODEL else doc.get("model_config")
     if not isinstance(d, dict):
         return None
     meter, size = d.get("meter", "mean"), d.get("lut_size", 33)
@@ -156,7 +215,7 @@ def _tensors(path: Path, names: list[Any]) -> dict[str, np.ndarray] | None:
         tensors = load_file(str(path))
     except Exception:  # noqa: BLE001 - any failure: the torch reader gives the error
         return None
-    if set(names) - set(tensors) or tensors["lut"].dtype.kind != "f":
+    if set(names) - set(tensors) or ("lut" in tensors and tensors["lut"].dtype.kind != "f"):
         return None
     for t in tensors.values():
         if t.dtype.kind == "f" and not np.isfinite(t).all():
@@ -179,3 +238,50 @@ def _read(path: Path, tensors: dict[str, np.ndarray], data: dict[str, Any], defa
     if meter not in ("mean", "log_mean"):
         raise PrefstyleError("looks profile meter must be 'mean' or 'log_mean'", path=path)
     return look, float(g), str(meter)
+
+
+def _read_sliders(
+    path: Path, tensors: dict[str, np.ndarray], data: dict[str, Any], meter: str, lut_size: int
+) -> SliderLutProfile | None:
+    """The particles of a ``sliders`` profile, or None when any of ``SliderTasteModel.check_profile``'s
+    checks fails (the torch reader then names the problem)."""
+    from prefstyle.imaging.params import SCALAR_FIELDS, VECTOR_DIM
+
+    v, w = tensors["vectors"], tensors["weights"]
+    g = tensors.get("gains")
+    if v.ndim != 2 or v.shape[1] != VECTOR_DIM or w.shape != (v.shape[0],) or v.shape[0] == 0:
+        return None
+    if g is not None and g.shape != w.shape:
+        return None
+    if any(t.dtype.kind != "f" for t in (v, w, *(() if g is None else (g,)))):
+        return None
+    tol = 1e-4
+    n_scalar = len(SCALAR_FIELDS)
+    lo = np.array([f[1] for f in SCALAR_FIELDS] + [0.0] * 5 + [-1.0] * (VECTOR_DIM - n_scalar - 5))
+    hi = np.array([f[2] for f in SCALAR_FIELDS] + [1.0] * (VECTOR_DIM - n_scalar))
+    vd, wd = v.astype(np.float64), w.astype(np.float64)
+    if ((vd < lo - tol) | (vd > hi + tol)).any() or (wd < 0).any() or abs(float(wd.sum()) - 1.0) > 1e-3:
+        return None
+    if g is not None and ((g < -tol) | (g > 1 + tol)).any():
+        return None
+    sliders = data.get("sliders")
+    if sliders is not None:
+        if not isinstance(sliders, dict) or any(
+            isinstance(x, bool) or not isinstance(x, (int, float)) for x in sliders.values()
+        ):
+            return None
+        ranges = {f[0]: (f[1], f[2]) for f in SCALAR_FIELDS} | {"adaptive_brightness": (0.0, 1.0)}
+        for name, x in sliders.items():
+            r = ranges.get(name)
+            if r is not None and not r[0] - tol <= float(x) <= r[1] + tol:
+                return None
+    gains = np.zeros(len(w), dtype=np.float32) if g is None else g.astype(np.float32)
+    return SliderLutProfile(
+        path=path,
+        model=_SLIDERS,
+        vectors=v.astype(np.float32),
+        gains=gains,
+        weights=w.astype(np.float32),
+        meter=meter,
+        lut_size=lut_size,
+    )
