@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from prefstyle.data import photo_list
 from prefstyle.data import photos as ph
 from prefstyle.data.photos import (
     GREYSCALE_CHROMA,
@@ -73,11 +74,11 @@ def _installed(pkg: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("pkg", ph.DEBIAN_PACKAGES)
+@pytest.mark.parametrize("pkg", photo_list.DEBIAN_PACKAGES)
 def test_installed_wallpaper_packages_give_every_allow_listed_photo(pkg):
     if not _installed(pkg):
         pytest.skip(f"{pkg} is not installed (make installs it as root)")
-    listed = [e for e in ph._DEBIAN_PHOTOS if e[1] == pkg]
+    listed = [e for e in photo_list._DEBIAN_PHOTOS if e[1] == pkg]
     found = [p for p in bundled_photos() if p.package == pkg]
     assert [p.id for p in found] == [e[0] for e in listed]
     assert all(p.size is not None and min(p.size) >= 1000 for p in found)
@@ -85,7 +86,7 @@ def test_installed_wallpaper_packages_give_every_allow_listed_photo(pkg):
 
 @pytest.mark.slow
 def test_bundled_wallpapers_are_colour_photos():
-    wallpapers = [p for p in bundled_photos() if p.package in ph.DEBIAN_PACKAGES]
+    wallpapers = [p for p in bundled_photos() if p.package in photo_list.DEBIAN_PACKAGES]
     if not wallpapers:
         pytest.skip("no Debian wallpaper package installed")
     for p in wallpapers:

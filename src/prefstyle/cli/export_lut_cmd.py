@@ -2,7 +2,10 @@
 
 The user's taste as a ``.cube`` 3D LUT that darktable, DaVinci Resolve, ffmpeg's ``lut3d``
 filter or ``prefstyle lut apply`` can use: the LUT that best reproduces the profile's model on
-the bundled content pool (:func:`prefstyle.eval.lut_export.profile_to_lut`).
+the bundled content pool (:func:`prefstyle.eval.lut_export.profile_to_lut`). A ``looks`` or
+``sliders`` profile with no ``--model`` and no ``--photos`` is exported without importing torch
+once the pool's thumbnails are cached (:mod:`prefstyle.models.lut_export_np`; the first export
+decodes them through the torch path and caches them).
 """
 
 from __future__ import annotations
@@ -30,13 +33,6 @@ def export_lut(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
 ) -> None:
     """Export the profile's taste as a .cube 3D LUT."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from prefstyle.cli.personalize_cmd import load_profile_and_model
-    from prefstyle.eval.lut_export import default_images, profile_to_lut
-    from prefstyle.imaging.lut_io import write_cube
-
     if out.suffix.lower() != ".cube":
         raise PrefstyleError("the output must be a .cube file", path=out)
     if out.exists() and not force:
@@ -44,6 +40,15 @@ def export_lut(
     from prefstyle.fsutil import check_writable
 
     check_writable(out)  # before minutes of fitting
+    if model is None and photos is None and _export_torch_free(profile, out, size):
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from prefstyle.cli.personalize_cmd import load_profile_and_model
+    from prefstyle.eval.lut_export import default_images, profile_to_lut
+    from prefstyle.imaging.lut_io import write_cube
+
     prof, m = load_profile_and_model(profile, model)
     with Console(stderr=True).status("reading the photos ..."):  # seconds the first time, then cached
         images = _folder_images(photos) if photos is not None else default_images()
@@ -63,6 +68,30 @@ def export_lut(
     )
     for note in m.export_notes(prof):  # what one global LUT cannot hold of this taste
         typer.echo(f"note: {note}", err=True)
+
+
+def _export_torch_free(profile: Path, out: Path, size: int) -> bool:
+    """Export a LUT-form profile with numpy from the cached pool thumbnails; False when the profile
+    or the cache does not allow it (the caller then takes the torch path, which says what is wrong)."""
+    from prefstyle.cli.personalize_cmd import profile_path
+    from prefstyle.fsutil import atomic_write_text
+    from prefstyle.imaging.cube_text import cube_text_3d
+    from prefstyle.models.lut_export_np import cached_photos_u8, export_notes, mean_lut
+    from prefstyle.models.lut_forms import torch_free_lut_profile
+
+    form = torch_free_lut_profile(profile_path(profile) if profile.is_dir() else profile)
+    photos = cached_photos_u8() if form is not None else None
+    if form is None or not photos:
+        return False
+    lut = mean_lut(form, photos, size)
+    atomic_write_text(out, cube_text_3d(lut, f"prefstyle {form.model} {form.user or ''}".strip()), encoding="utf-8")
+    typer.echo(
+        f"{form.model}: {size}^3 LUT of {form.user or 'the profile'} fitted on {len(photos)} photo(s), written to {out}",
+        err=True,
+    )
+    for note in export_notes(form):
+        typer.echo(f"note: {note}", err=True)
+    return True
 
 
 def _folder_images(folder: Path, side: int = 192, limit: int = 200) -> list:

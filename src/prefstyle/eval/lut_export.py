@@ -60,20 +60,9 @@ def default_images(side: int = 192, system: bool = True, cache: bool = True) -> 
 
 
 def _cache_path(side: int, paths: Sequence[Path | None]) -> Path | None:
-    import hashlib
+    from prefstyle.models.lut_export_np import cache_path  # shared with the torch-free export
 
-    ids: list[object] = [side]
-    for p in paths:
-        if p is None:
-            return None
-        try:
-            st = p.stat()
-        except OSError:
-            return None
-        ids.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
-    root = os.environ.get("PREFSTYLE_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "prefstyle"
-    return base / "lut-photos" / f"{hashlib.sha1(repr(ids).encode()).hexdigest()[:20]}.npz"
+    return cache_path(side, paths)
 
 
 def _read_cache(path: Path, n: int) -> list[torch.Tensor] | None:

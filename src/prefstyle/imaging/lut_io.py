@@ -52,6 +52,7 @@ from torch import Tensor
 
 from prefstyle.errors import InputFormatError
 from prefstyle.fsutil import atomic_path, atomic_write_text
+from prefstyle.imaging.cube_text import format_rows, format_rows_3d, format_value, title_line
 from prefstyle.imaging.lut import (
     DomainLike,
     _as_lut1d,
@@ -429,36 +430,10 @@ def read_cube(path: str | Path) -> CubeLUT:
 # .cube writing
 # --------------------------------------------------------------------------------------
 
+
 # Below this magnitude, %.6f text read back as float32 and printed again gives the same text.
-_FIXED_LIMIT = 7.9999995
-
-
-def _format_value(v: float) -> str:
-    text = f"{v:.6f}"
-    if abs(float(text)) < 8.0:
-        return text
-    return np.format_float_positional(np.float32(v), unique=True, trim="0")
-
-
-def _format_rows(values: np.ndarray) -> str:
-    """``(n, 3)`` float32 -> table lines (each ending in a newline)."""
-    if not np.isfinite(values).all():
-        raise ValueError("cannot write a LUT containing NaN or infinite values")
-    parts = []
-    fixed_row = (np.abs(values.astype(np.float64)) < _FIXED_LIMIT).all(axis=1)
-    step = 65536
-    for r0 in range(0, len(values), step):
-        block = values[r0 : r0 + step]
-        ok = fixed_row[r0 : r0 + step]
-        if ok.all():
-            parts.append(("%.6f %.6f %.6f\n" * len(block)) % tuple(block.reshape(-1).tolist()))
-        else:
-            parts.append("".join(" ".join(_format_value(v) for v in row) + "\n" for row in block.tolist()))
-    return "".join(parts)
-
-
 def _format_numbers(values: Sequence[float]) -> str:
-    return " ".join(_format_value(float(np.float32(v))) for v in values)
+    return " ".join(format_value(float(np.float32(v))) for v in values)
 
 
 def _scalar_range(lo: Sequence[float], hi: Sequence[float], what: str) -> str:
@@ -473,8 +448,7 @@ def format_cube(cube: CubeLUT) -> str:
     """The ``.cube`` text of ``cube`` (see the module docstring for the number format)."""
     lines = []
     if cube.title is not None:
-        title = " ".join(cube.title.replace('"', "'").split())
-        lines.append(f'TITLE "{title}"')
+        lines.append(title_line(cube.title))
     for comment in cube.comments:
         for part in str(comment).splitlines() or [""]:
             lines.append(f"# {part.strip()}".rstrip())
@@ -495,10 +469,9 @@ def format_cube(cube: CubeLUT) -> str:
     lines.append("")
     body = []
     if cube.lut1d is not None:
-        body.append(_format_rows(cube.lut1d.detach().to("cpu", torch.float32).numpy().T))
+        body.append(format_rows(cube.lut1d.detach().to("cpu", torch.float32).numpy().T))
     if cube.lut3d is not None:
-        lut = cube.lut3d.detach().to("cpu", torch.float32).numpy()
-        body.append(_format_rows(lut.transpose(1, 2, 3, 0).reshape(-1, 3)))
+        body.append(format_rows_3d(cube.lut3d.detach().to("cpu", torch.float32).numpy()))
     return "\n".join(lines) + "\n" + "".join(body)
 
 

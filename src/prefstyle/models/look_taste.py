@@ -530,13 +530,9 @@ class LookTasteModel(PersonalizationModel):
         return "your look: " + "; ".join(words)
 
     def export_notes(self, profile: Profile) -> list[str]:
-        g = float(profile.data.get("gain", 0.0))
-        if g >= 0.05:
-            return [
-                f"this taste sets the brightness per photo ({100 * g:.0f} % adaptive); a .cube holds one mapping "
-                "for every photo (the look at the photos' typical brightness); `prefstyle enhance` adapts"
-            ]
-        return []
+        from prefstyle.models.lut_export_np import look_export_notes
+
+        return look_export_notes(float(profile.data.get("gain", 0.0)))
 
     def question_values(
         self, refs: list[Reference], scenes: list[tuple[torch.Tensor, list[torch.Tensor]]]

@@ -48,7 +48,8 @@ _FORMAT, _VERSION = PROFILE_FORMAT, PROFILE_VERSION
 class LutProfile:
     """A profile rendered as one LUT per photo: ``look`` ``(3,S,S,S)`` float32 in about [0,1] (the
     taste), ``gain`` in [0,1], ``meter`` (``"mean"`` or ``"log_mean"``), ``lut_size`` nodes per
-    axis of each photo's LUT; ``model``: the model's name, ``path``: the profile's ``.json``."""
+    axis of each photo's LUT; ``model``: the model's name, ``path``: the profile's ``.json``, ``user``:
+    whose taste it is."""
 
     path: Path
     model: str
@@ -56,6 +57,7 @@ class LutProfile:
     gain: float
     meter: str
     lut_size: int
+    user: str | None = None
     _cache: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -86,7 +88,8 @@ class LutProfile:
 class SliderLutProfile:
     """A ``sliders`` profile rendered as one LUT per photo: ``vectors`` ``(K,VECTOR_DIM)``, ``gains``
     ``(K,)`` in [0,1] and ``weights`` ``(K,)`` (sum 1) float32, ``meter``, ``lut_size`` nodes per axis;
-    ``model``: the model's name, ``path``: the profile's ``.json``."""
+    ``model``: the model's name, ``path``: the profile's ``.json``, ``user``: whose taste it is,
+    ``adaptive``: the profile's read-out of its adaptive brightness (``data["sliders"]``)."""
 
     path: Path
     model: str
@@ -95,6 +98,8 @@ class SliderLutProfile:
     weights: np.ndarray
     meter: str
     lut_size: int
+    user: str | None = None
+    adaptive: float = 0.0
     _cache: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -155,10 +160,14 @@ def torch_free_lut_profile(profile: Path, model: str | None = None) -> TorchFree
     tensors = _tensors(profile.with_suffix(".safetensors"), names)
     if tensors is None:
         return None
+    user = doc.get("user")
     if kind == _SLIDERS:
-        return _read_sliders(profile, tensors, data, default_meter, lut_size)
+        form = _read_sliders(profile, tensors, data, default_meter, lut_size)
+        if form is not None:
+            form.user = user
+        return form
     look, gain, meter = _read(profile, tensors, data, default_meter)
-    return LutProfile(path=profile, model=_MODEL, look=look, gain=gain, meter=meter, lut_size=lut_size)
+    return LutProfile(path=profile, model=_MODEL, look=look, gain=gain, meter=meter, lut_size=lut_size, user=user)
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -276,6 +285,7 @@ def _read_sliders(
             if r is not None and not r[0] - tol <= float(x) <= r[1] + tol:
                 return None
     gains = np.zeros(len(w), dtype=np.float32) if g is None else g.astype(np.float32)
+    adaptive = float((sliders or {}).get("adaptive_brightness") or 0.0)
     return SliderLutProfile(
         path=path,
         model=_SLIDERS,
@@ -284,4 +294,5 @@ def _read_sliders(
         weights=w.astype(np.float32),
         meter=meter,
         lut_size=lut_size,
+        adaptive=adaptive,
     )

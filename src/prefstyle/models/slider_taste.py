@@ -421,13 +421,9 @@ class SliderTasteModel(PersonalizationModel):
     def export_notes(self, profile: Profile) -> list[str]:
         """A note when the taste sets brightness per photo, which one global LUT cannot do."""
         self.check_profile(profile)
-        adaptive = float((profile.data.get("sliders") or {}).get("adaptive_brightness") or 0.0)
-        if adaptive < 0.05:
-            return []
-        return [
-            f"this taste sets the brightness per photo ({100 * adaptive:.0f} % adaptive); a .cube holds one "
-            "mapping for every photo, the best single fit over those photos; `prefstyle enhance` adapts"
-        ]
+        from prefstyle.models.lut_export_np import sliders_export_notes
+
+        return sliders_export_notes(float((profile.data.get("sliders") or {}).get("adaptive_brightness") or 0.0))
 
     def check_profile(self, profile: Profile) -> None:
         """Refuse a profile of another model, or one whose particles or sliders are out of range.
