@@ -178,19 +178,26 @@ def personalize(
 def _personalize_torch_free(
     spec: str, ds: PairsDataset, judgments: list[Judgment], user: str
 ) -> tuple[NpProfile, str, Callable[[Any], str]] | None:
-    """``(profile, model name, describe)`` made without torch when ``spec`` is a ``looks`` settings
-    checkpoint (the default model) and every image is plain 8-bit RGB of one size per judgment;
-    None otherwise (the caller then loads the model, which reads, converts and judges it all)."""
+    """``(profile, model name, describe)`` made without torch when ``spec`` is a ``looks`` (the
+    default model) or ``sliders`` settings checkpoint and every image is plain 8-bit RGB of one size
+    per judgment; None otherwise (the caller then loads the model, which reads, converts and judges
+    it all)."""
     from prefstyle.models import look_personalize_np as lp
+    from prefstyle.models import slider_personalize_np as sp
 
     ckpt = lp.checkpoint_path(spec)
     space = lp.read_checkpoint(ckpt) if ckpt is not None else None
-    if space is None:
+    sckpt = sp.checkpoint_path(spec) if space is None else None
+    settings = sp.read_checkpoint(sckpt) if sckpt is not None else None
+    if space is None and settings is None:
         return None
     refs = lp.load_references(ds, judgments)
     if refs is None:
         return None
-    return lp.personalize(space, refs, user=user), lp.MODEL_NAME, lambda p: lp.describe(p.data)
+    if space is not None:
+        return lp.personalize(space, refs, user=user), lp.MODEL_NAME, lambda p: lp.describe(p.data)
+    assert settings is not None
+    return sp.personalize(settings, refs, user=user), sp.MODEL_NAME, lambda p: sp.describe(p.data)
 
 
 def _check_reference_files(ds: PairsDataset, judgments: list[Judgment]) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from prefstyle.imaging import op_strengths as K_
 from prefstyle.imaging.params import CURVE_X, HUE_CENTRES_DEG, IDENTITY_CURVE, SCALAR_FIELDS, VECTOR_FIELDS
 
-__all__ = ["adapted_vectors", "edits_on_grid", "unpack_vector"]
+__all__ = ["active_steps", "adapted_vectors", "edits_on_grid", "unpack_vector"]
 
 _EPS = 1e-6
 _LN2 = math.log(2.0)
@@ -312,7 +312,8 @@ def _neutral(f: Fields, names: tuple[str, ...]) -> bool:
     return True
 
 
-def _active(f: Fields, lo: int = 0, hi: int = len(_STEPS)) -> list[Step]:
+def active_steps(f: Fields, lo: int = 0, hi: int = len(_STEPS)) -> list[Step]:
+    """The operators of ``_STEPS[lo:hi]`` that are not neutral for every edit, in order."""
     return [fn for _, names, fn in _STEPS[lo:hi] if not _neutral(f, names)]
 
 
@@ -324,7 +325,7 @@ def edits_on_grid(vecs: np.ndarray, size: int) -> np.ndarray:
     k, n = len(vecs), size
     ramp = (np.arange(n, dtype=np.float64) / (n - 1)).astype(_F)
     t = np.broadcast_to(ramp, (k, 3, 1, n)).copy()
-    for fn in _active(f, 0, N_PER_CHANNEL_STEPS):
+    for fn in active_steps(f, 0, N_PER_CHANNEL_STEPS):
         t = fn(t, f)
     t = t.reshape(k, 3, n)
     grid = np.empty((k, 3, n, n, n), dtype=_F)
@@ -332,6 +333,6 @@ def edits_on_grid(vecs: np.ndarray, size: int) -> np.ndarray:
     grid[:, 1] = t[:, 1, None, :, None]
     grid[:, 2] = t[:, 2, :, None, None]
     x = grid.reshape(k, 3, n, n * n)
-    for fn in _active(f, N_PER_CHANNEL_STEPS):
+    for fn in active_steps(f, N_PER_CHANNEL_STEPS):
         x = fn(x, f)
     return x.astype(_F, copy=False)

@@ -70,23 +70,10 @@ from prefstyle.imaging.pipeline import apply_retouch_vector
 from prefstyle.imaging.resize import resize_long_side
 from prefstyle.models.base import PersonalizationModel, Profile, Reference, register_model
 from prefstyle.models.loading import register_fit_without_gradients
+from prefstyle.models.slider_personalize_np import PRIOR_WIDTHS  # one table, shared with the numpy mirror
 
 __all__ = ["MID_GREY", "PRIOR_WIDTHS", "SLIDERS", "SliderTasteModel", "closest_slider_edit", "metered_ev"]
 
-#: the sliders the taste lives on, and each one's prior standard deviation at ``prior_scale=1``
-#: (in the slider's own units: EV for exposure, [-1, 1] for the others)
-PRIOR_WIDTHS: dict[str, float] = {
-    "temperature": 0.3,
-    "tint": 0.2,
-    "exposure": 0.5,
-    "contrast": 0.3,
-    "highlights": 0.3,
-    "shadows": 0.3,
-    "whites": 0.2,
-    "blacks": 0.2,
-    "vibrance": 0.3,
-    "saturation": 0.3,
-}
 SLIDERS: tuple[str, ...] = tuple(PRIOR_WIDTHS)
 _INDEX = {name: i for i, (name, *_rest) in enumerate(SCALAR_FIELDS)}
 _RANGE = {name: (lo, hi) for name, lo, hi, _ in SCALAR_FIELDS}
@@ -407,16 +394,10 @@ class SliderTasteModel(PersonalizationModel):
     def describe(self, profile: Profile) -> str:
         """The taste in a raw editor's words, the five largest moves first, e.g. ``your sliders:
         exposure +0.31 EV, temperature +0.22, ..., brightness follows the photo 60 %``."""
+        from prefstyle.models.slider_personalize_np import describe
+
         self.check_profile(profile)
-        sliders = dict(profile.data.get("sliders") or {})
-        if not sliders:
-            return ""
-        adaptive = sliders.pop("adaptive_brightness", None)
-        top = sorted(sliders.items(), key=lambda kv: -abs(kv[1]))[:5]
-        words = [f"{k} {v:+.2f}{' EV' if k == 'exposure' else ''}" for k, v in top]
-        if adaptive is not None:  # 100 %: every photo brought to the same brightness
-            words.append(f"brightness follows the photo {100 * adaptive:.0f} %")
-        return "your sliders: " + ", ".join(words)
+        return describe(profile.data)
 
     def export_notes(self, profile: Profile) -> list[str]:
         """A note when the taste sets brightness per photo, which one global LUT cannot do."""
