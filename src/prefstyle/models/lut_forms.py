@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,42 @@ _ASSETS = assets_dir()
 _FORMAT, _VERSION = PROFILE_FORMAT, PROFILE_VERSION
 
 
+class _LutCache:
+    """At most 64 LUTs by key, shared by the threads of ``enhance --jobs``."""
+
+    def __init__(self) -> None:
+        self._luts: dict[float, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: float, make: Callable[[], np.ndarray]) -> np.ndarray:
+        with self._lock:
+            hit = self._luts.get(key)
+        if hit is not None:
+            return hit
+        out = make()
+        with self._lock:
+            if len(self._luts) >= 64:
+                self._luts.pop(next(iter(self._luts)))
+            self._luts[key] = out
+        return out
+
+
+class _PerPhotoLut:
+    """What both profile forms share: a photo's LUT from its metered EV (:meth:`lut`)."""
+
+    meter: str
+
+    def lut(self, ev: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def photo_lut(self, u8: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """The ``(3,S,S,S)`` float32 LUT in [0,1] that renders the photo ``u8`` ``(H,W,3)`` uint8 (or its
+        :func:`~prefstyle.imaging.lut_np.metering_thumbnail`), blended with the identity by ``strength``."""
+        return lut_np.blend_identity(self.lut(lut_np.metered_ev(u8, self.meter)), strength)
+
+
 @dataclass
-class LutProfile:
+class LutProfile(_PerPhotoLut):
     """A profile rendered as one LUT per photo: ``look`` ``(3,S,S,S)`` float32 in about [0,1] (the
     taste), ``gain`` in [0,1], ``meter`` (``"mean"`` or ``"log_mean"``), ``lut_size`` nodes per
     axis of each photo's LUT; ``model``: the model's name, ``path``: the profile's ``.json``, ``user``:
@@ -58,34 +93,23 @@ class LutProfile:
     meter: str
     lut_size: int
     user: str | None = None
-    _cache: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def photo_lut(self, u8: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """The ``(3,S,S,S)`` float32 LUT in [0,1] that renders the photo ``u8`` ``(H,W,3)`` uint8 (or its
-        :func:`~prefstyle.imaging.lut_np.metering_thumbnail`), blended with the identity by ``strength``."""
-        return lut_np.blend_identity(self.lut(lut_np.metered_ev(u8, self.meter)), strength)
+    _cache: _LutCache = field(default_factory=_LutCache, repr=False)
 
     def lut(self, ev: float) -> np.ndarray:
         """The look for a photo whose metered EV is ``ev``: ``(3,S,S,S)``, the exposure ``gain · ev``
         (rounded to 1/1000 EV, as the model does) composed in, clamped to [0,1]."""
         shift = round(self.gain * float(ev), 3)
-        with self._lock:
-            hit = self._cache.get(shift)
-        if hit is not None:
-            return hit
         s = self.lut_size
-        grid = lut_np.exposed(lut_np.identity_grid(s), shift)
-        out = np.clip(lut_np.sample_table(self.look, grid), 0.0, 1.0).reshape(3, s, s, s)
-        with self._lock:
-            if len(self._cache) >= 64:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[shift] = out
-        return out
+
+        def make() -> np.ndarray:
+            grid = lut_np.exposed(lut_np.identity_grid(s), shift)
+            return np.clip(lut_np.sample_table(self.look, grid), 0.0, 1.0).reshape(3, s, s, s)
+
+        return self._cache.get(shift, make)
 
 
 @dataclass
-class SliderLutProfile:
+class SliderLutProfile(_PerPhotoLut):
     """A ``sliders`` profile rendered as one LUT per photo: ``vectors`` ``(K,VECTOR_DIM)``, ``gains``
     ``(K,)`` in [0,1] and ``weights`` ``(K,)`` (sum 1) float32, ``meter``, ``lut_size`` nodes per axis;
     ``model``: the model's name, ``path``: the profile's ``.json``, ``user``: whose taste it is,
@@ -100,13 +124,7 @@ class SliderLutProfile:
     lut_size: int
     user: str | None = None
     adaptive: float = 0.0
-    _cache: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def photo_lut(self, u8: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """The ``(3,S,S,S)`` float32 LUT in [0,1] that renders the photo ``u8`` ``(H,W,3)`` uint8 (or its
-        :func:`~prefstyle.imaging.lut_np.metering_thumbnail`), blended with the identity by ``strength``."""
-        return lut_np.blend_identity(self.lut(lut_np.metered_ev(u8, self.meter)), strength)
+    _cache: _LutCache = field(default_factory=_LutCache, repr=False)
 
     def lut(self, ev: float) -> np.ndarray:
         """The posterior-mean edit for a photo whose metered EV is ``ev`` (rounded to 1/1000 EV, and 0
@@ -114,18 +132,13 @@ class SliderLutProfile:
         from prefstyle.imaging.retouch_np import adapted_vectors, edits_on_grid
 
         ev = round(float(ev), 3) if bool((self.gains > 0).any()) else 0.0
-        with self._lock:
-            hit = self._cache.get(ev)
-        if hit is not None:
-            return hit
         s = self.lut_size
-        edits = np.clip(edits_on_grid(adapted_vectors(self.vectors, self.gains, ev), s), 0, 1)
-        out = np.tensordot(self.weights, edits, axes=1).reshape(3, s, s, s).astype(np.float32)
-        with self._lock:
-            if len(self._cache) >= 64:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[ev] = out
-        return out
+
+        def make() -> np.ndarray:
+            edits = np.clip(edits_on_grid(adapted_vectors(self.vectors, self.gains, ev), s), 0, 1)
+            return np.tensordot(self.weights, edits, axes=1).reshape(3, s, s, s).astype(np.float32)
+
+        return self._cache.get(ev, make)
 
 
 #: what :func:`torch_free_lut_profile` gives
