@@ -186,18 +186,23 @@ def test_filtered_pixels_match_the_torch_path(tmp_path, photos, looks_model):
             assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (name, strength)
 
 
-def test_torch_free_path_does_not_import_torch(tmp_path, photos):
-    path = _save_profile(tmp_path / "p.json")
+def enhance_in_fresh_process(tmp_path, photos, profile, *extra: str) -> None:
+    """``enhance`` of three 8-bit photos with ``profile`` in a new interpreter: it succeeds, writes
+    them all and never imports torch."""
+    (tmp_path / "in").mkdir(exist_ok=True)
     for name in ("a.jpg", "b.jpg", "c.png"):
-        (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / name).write_bytes((photos / name).read_bytes())
     code = (
         "import sys\n"
         "from prefstyle.cli import main\n"
-        f"rc = main(['enhance', {str(tmp_path / 'in')!r}, '--profile', {str(path)!r}, '--out', "
-        f"{str(tmp_path / 'out')!r}, '--jobs', '2'])\n"
+        f"rc = main(['enhance', {str(tmp_path / 'in')!r}, '--profile', {str(profile)!r}, '--out', "
+        f"{str(tmp_path / 'out')!r}, *{list(extra)!r}])\n"
         "print(rc, 'torch' in sys.modules)\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.split() == ["0", "False"], res.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg", "c.png"]
+
+
+def test_torch_free_path_does_not_import_torch(tmp_path, photos):
+    enhance_in_fresh_process(tmp_path, photos, _save_profile(tmp_path / "p.json"), "--jobs", "2")

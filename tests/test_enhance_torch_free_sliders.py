@@ -23,7 +23,7 @@ from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM, Retouch
 from prefstyle.models.base import Profile
 from prefstyle.models.lut_forms import SliderLutProfile, torch_free_lut_profile
 from prefstyle.models.slider_taste import _edits_on_grid, adapted_vectors, prior_gains, prior_vectors
-from test_enhance_torch_free import _photo, photos  # noqa: F401 - the shared photos fixture
+from test_enhance_torch_free import _photo, enhance_in_fresh_process, photos  # noqa: F401 - the shared photos fixture
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -176,17 +176,4 @@ def test_profiles_the_torch_reader_must_judge_fall_back_to_it(tmp_path, change, 
 
 
 def test_torch_free_path_does_not_import_torch(tmp_path, photos):  # noqa: F811
-    path = _save_profile(tmp_path / "p.json")
-    (tmp_path / "in").mkdir()
-    for name in ("a.jpg", "b.jpg", "c.png"):
-        (tmp_path / "in" / name).write_bytes((photos / name).read_bytes())
-    code = (
-        "import sys\n"
-        "from prefstyle.cli import main\n"
-        f"rc = main(['enhance', {str(tmp_path / 'in')!r}, '--profile', {str(path)!r}, '--out', "
-        f"{str(tmp_path / 'out')!r}])\n"
-        "print(rc, 'torch' in sys.modules)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.stdout.split() == ["0", "False"], res.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg", "c.png"]
+    enhance_in_fresh_process(tmp_path, photos, _save_profile(tmp_path / "p.json"))
