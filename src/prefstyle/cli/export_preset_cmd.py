@@ -45,6 +45,8 @@ def export_preset(
         raise PrefstyleError("is a folder; give the preset's file name", path=out)
     if out.exists() and not force:
         raise PrefstyleError("output exists (pass --force to overwrite)", path=out)
+    if model is None and _export_torch_free(profile, fmt, out, name):
+        return
     prof, m = load_profile_and_model(profile, model)
     edit = m.slider_edit(prof)
     if edit is None:
@@ -61,3 +63,25 @@ def export_preset(
     typer.echo(f"{m.name}: {fmt} preset of {prof.user or 'the profile'} written to {out} ({sliders})", err=True)
     for note in [*m.preset_notes(prof), *notes]:
         typer.echo(f"note: {note}", err=True)
+
+
+def _export_torch_free(profile: Path, fmt: str, out: Path, name: str | None) -> bool:
+    """Write the preset of a ``sliders`` profile without torch (its sliders are the profile's own,
+    no fit needed); False for any other profile (the caller then loads the model)."""
+    from prefstyle.cli.personalize_cmd import profile_path
+    from prefstyle.fsutil import atomic_write_text
+    from prefstyle.imaging.presets import SLIDERS, preset_text
+    from prefstyle.models.lut_forms import SliderLutProfile, torch_free_lut_profile
+
+    form = torch_free_lut_profile(profile_path(profile) if profile.is_dir() else profile)
+    if not isinstance(form, SliderLutProfile):
+        return False
+    params, gain = form.slider_edit()
+    text, notes = preset_text(fmt, params, gain, name or out.stem)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    sliders = ", ".join(f"{k} {getattr(params, k):+.2f}" for k in SLIDERS)
+    typer.echo(f"{form.model}: {fmt} preset of {form.user or 'the profile'} written to {out} ({sliders})", err=True)
+    for note in notes:  # a slider taste's preset holds it exactly: no model notes
+        typer.echo(f"note: {note}", err=True)
+    return True

@@ -127,7 +127,7 @@ class RetouchParams:
 
     def is_identity(self, tol: float = 1e-9) -> bool:
         """True when this edit leaves every image unchanged."""
-        return all(abs(a - b) <= tol for a, b in zip(self.to_vector().tolist(), NEUTRAL.to_vector().tolist()))
+        return all(abs(a - b) <= tol for a, b in zip(self.to_list(), NEUTRAL.to_list()))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (tuples become lists)."""
@@ -148,12 +148,16 @@ class RetouchParams:
 
     def to_vector(self) -> torch.Tensor:
         """Flat float32 vector of length :data:`VECTOR_DIM` (scalars, then curve, then HSL)."""
+        import torch
+
+        return torch.tensor(self.to_list(), dtype=torch.float32)
+
+    def to_list(self) -> list[float]:
+        """:meth:`to_vector`'s values as Python floats, without torch (the numpy mirrors)."""
         vals = [getattr(self, n) for n, *_ in SCALAR_FIELDS]
         for n, _ in VECTOR_FIELDS:
             vals.extend(getattr(self, n))
-        import torch
-
-        return torch.tensor(vals, dtype=torch.float32)
+        return [float(v) for v in vals]
 
     @classmethod
     def from_vector(cls, v: torch.Tensor | list[float], clamp: bool = True) -> RetouchParams:

@@ -29,7 +29,7 @@ import numpy as np
 from prefstyle.imaging import op_strengths as K_
 from prefstyle.imaging.params import CURVE_X, HUE_CENTRES_DEG, IDENTITY_CURVE, SCALAR_FIELDS, VECTOR_FIELDS
 
-__all__ = ["active_steps", "adapted_vectors", "edits_on_grid", "unpack_vector"]
+__all__ = ["active_steps", "adapted_vectors", "apply_vectors", "edits_on_grid", "unpack_vector"]
 
 _EPS = 1e-6
 _LN2 = math.log(2.0)
@@ -315,6 +315,16 @@ def _neutral(f: Fields, names: tuple[str, ...]) -> bool:
 def active_steps(f: Fields, lo: int = 0, hi: int = len(_STEPS)) -> list[Step]:
     """The operators of ``_STEPS[lo:hi]`` that are not neutral for every edit, in order."""
     return [fn for _, names, fn in _STEPS[lo:hi] if not _neutral(f, names)]
+
+
+def apply_vectors(img: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+    """``apply_retouch_vector(img, vecs, exact=True)``: every active operator in order on ``(K,3,H,W)``
+    float32 images with one ``(K, VECTOR_DIM)`` (or ``(1, VECTOR_DIM)``) edit each."""
+    f = unpack_vector(vecs)
+    x = np.asarray(img, dtype=_F)
+    for fn in active_steps(f):
+        x = fn(x, f)
+    return x
 
 
 def edits_on_grid(vecs: np.ndarray, size: int) -> np.ndarray:

@@ -140,6 +140,19 @@ class SliderLutProfile(_PerPhotoLut):
 
         return self._cache.get(ev, make)
 
+    def slider_edit(self) -> tuple[Any, float]:
+        """``SliderTasteModel.slider_edit``: the posterior mean of the ten sliders (a ``RetouchParams``,
+        each clamped to its range) and of the adaptive-brightness gain (in [0, 1])."""
+        from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS
+        from prefstyle.models.slider_personalize_np import PRIOR_WIDTHS
+
+        w = self.weights.astype(np.float32)
+        mean = (w[:, None] * self.vectors).sum(0) / w.sum()
+        gain = float((w * self.gains).sum() / w.sum())
+        index = {name: (i, lo, hi) for i, (name, lo, hi, _) in enumerate(SCALAR_FIELDS)}
+        kw = {name: min(max(float(mean[index[name][0]]), index[name][1]), index[name][2]) for name in PRIOR_WIDTHS}
+        return NEUTRAL.replace(**kw), min(max(gain, 0.0), 1.0)
+
 
 #: what :func:`torch_free_lut_profile` gives
 TorchFreeProfile = LutProfile | SliderLutProfile

@@ -153,13 +153,7 @@ def prior_gains(k: int, adapt: float, seed: int = 0) -> np.ndarray:
     return g.astype(_F)
 
 
-def _apply(img: np.ndarray, vecs: np.ndarray) -> np.ndarray:
-    """``apply_retouch_vector(img, vecs, exact=True)`` for ``(K,3,h,w)`` images and ``(K,D)`` vectors."""
-    f = retouch_np.unpack_vector(vecs)
-    x = img
-    for fn in retouch_np.active_steps(f):
-        x = fn(x, f)
-    return x
+_apply = retouch_np.apply_vectors  # ``apply_retouch_vector(img, vecs, exact=True)`` for (K,3,h,w) and (K,D)
 
 
 def personalize(s: SliderSettings, refs: Sequence[RefImages], user: str | None = None) -> NpProfile:

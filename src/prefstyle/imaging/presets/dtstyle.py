@@ -51,7 +51,6 @@ import struct
 from xml.sax.saxutils import escape
 
 import numpy as np
-import torch
 
 from prefstyle.imaging.params import RetouchParams
 from prefstyle.imaging.presets import piecewise
@@ -202,14 +201,14 @@ def rgbcurve_nodes(params: RetouchParams) -> list[tuple[float, float]]:
     """The per-channel tone map of the contrast, highlights, shadows, whites and blacks sliders as
     :data:`RGBCURVE_NODES` ``(x, y)`` nodes in linear light (rgbcurve's domain), spaced evenly in
     sRGB-encoded values; [] when the five sliders are neutral."""
-    from prefstyle.imaging.ops import srgb_to_linear
     from prefstyle.imaging.presets.pp3 import tone_curve_points
 
     pts = tone_curve_points(params, RGBCURVE_NODES)
     if not pts:
         return []
-    lin = srgb_to_linear(torch.tensor(pts, dtype=torch.float64).clamp(0.0, 1.0))
-    return [(float(x), float(y)) for x, y in lin.tolist()]
+    x = np.clip(np.asarray(pts, dtype=np.float64), 0.0, 1.0)
+    lin = np.where(x > 0.04045, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92)
+    return [(float(a), float(b)) for a, b in lin.tolist()]
 
 
 def module_params(params: RetouchParams) -> dict[str, dict[str, float]]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+import numpy as np
 
 from prefstyle.imaging.params import RetouchParams
 from prefstyle.imaging.presets import piecewise
@@ -52,7 +52,7 @@ _CATMULL_ROM = 4  # RawTherapee's curve type id (DCT_CatumullRom)
 
 def wb_gains(temperature: float, tint: float) -> tuple[float, float, float]:
     """prefstyle's white-balance gains (R, G, B) on linear sRGB (:func:`prefstyle.imaging.ops.white_balance`)."""
-    from prefstyle.imaging import ops
+    from prefstyle.imaging import op_strengths as ops
 
     ln2 = math.log(2.0)
     g = (
@@ -67,7 +67,7 @@ def wb_gains(temperature: float, tint: float) -> tuple[float, float, float]:
 def tone_curve_points(params: RetouchParams, n: int = TONE_CURVE_POINTS) -> list[tuple[float, float]]:
     """``n`` points ``(x, y)`` in [0, 1] of the per-channel tone map made by the contrast, highlights,
     shadows, whites and blacks sliders (gamma-encoded values in and out); [] when it is the identity."""
-    from prefstyle.imaging.pipeline import apply_retouch
+    from prefstyle.imaging.retouch_np import apply_vectors
 
     tone = RetouchParams(
         contrast=params.contrast,
@@ -78,9 +78,9 @@ def tone_curve_points(params: RetouchParams, n: int = TONE_CURVE_POINTS) -> list
     )
     if tone.is_identity():
         return []
-    x = torch.linspace(0.0, 1.0, n)
-    ramp = x.reshape(1, 1, 1, n).expand(1, 3, 1, n).contiguous()
-    y = apply_retouch(ramp, tone, method="exact")[0, 1, 0]
+    x = np.linspace(0.0, 1.0, n).astype(np.float32)
+    ramp = np.ascontiguousarray(np.broadcast_to(x, (1, 3, 1, n)))
+    y = apply_vectors(ramp, np.asarray([tone.to_list()], dtype=np.float32))[0, 1, 0]
     return [(float(a), float(b)) for a, b in zip(x, y)]
 
 
