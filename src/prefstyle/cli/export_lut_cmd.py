@@ -73,13 +73,12 @@ def export_lut(
 def _export_torch_free(profile: Path, out: Path, size: int) -> bool:
     """Export a LUT-form profile with numpy from the cached pool thumbnails; False when the profile
     or the cache does not allow it (the caller then takes the torch path, which says what is wrong)."""
-    from prefstyle.cli.personalize_cmd import profile_path
+    from prefstyle.cli.personalize_cmd import torch_free_profile
     from prefstyle.fsutil import atomic_write_text
     from prefstyle.imaging.cube_text import cube_text_3d
     from prefstyle.models.lut_export_np import cached_photos_u8, export_notes, mean_lut
-    from prefstyle.models.lut_forms import torch_free_lut_profile
 
-    form = torch_free_lut_profile(profile_path(profile) if profile.is_dir() else profile)
+    form = torch_free_profile(profile)
     photos = cached_photos_u8() if form is not None else None
     if form is None or not photos:
         return False

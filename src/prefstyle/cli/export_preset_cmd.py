@@ -68,12 +68,12 @@ def export_preset(
 def _export_torch_free(profile: Path, fmt: str, out: Path, name: str | None) -> bool:
     """Write the preset of a ``sliders`` profile without torch (its sliders are the profile's own,
     no fit needed); False for any other profile (the caller then loads the model)."""
-    from prefstyle.cli.personalize_cmd import profile_path
+    from prefstyle.cli.personalize_cmd import torch_free_profile
     from prefstyle.fsutil import atomic_write_text
     from prefstyle.imaging.presets import SLIDERS, preset_text
-    from prefstyle.models.lut_forms import SliderLutProfile, torch_free_lut_profile
+    from prefstyle.models.lut_forms import SliderLutProfile
 
-    form = torch_free_lut_profile(profile_path(profile) if profile.is_dir() else profile)
+    form = torch_free_profile(profile)
     if not isinstance(form, SliderLutProfile):
         return False
     params, gain = form.slider_edit()

@@ -279,7 +279,7 @@ def load_profile_and_model(
     return prof, m
 
 
-def _torch_free_profile(profile: Path, model: str | None) -> TorchFreeProfile | None:
+def torch_free_profile(profile: Path, model: str | None = None) -> TorchFreeProfile | None:
     """The profile read without torch when it has that form and no ``--model`` is given, else None."""
     from prefstyle.models.lut_forms import torch_free_lut_profile
 
@@ -353,7 +353,7 @@ def enhance(
     # A profile whose rendering is one LUT per photo made with numpy is read without torch (importing
     # torch alone makes the process about 600 MB resident; docs/BENCHMARKS.md, issue 19): 8-bit
     # photos then never import it, other photos load the model on first need.
-    form = None if full_render or device != "cpu" else _torch_free_profile(profile, model)
+    form = None if full_render or device != "cpu" else torch_free_profile(profile, model)
     loaded: list[tuple[Profile, PersonalizationModel]] = []
     load_lock = threading.Lock()
 
