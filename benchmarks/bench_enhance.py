@@ -29,8 +29,9 @@ folder)::
     python benchmarks/bench_enhance.py --compare [--photos DIR] [--rounds 3] [--model NAME]
 
 * in process, alternating photo by photo (prefstyle's :func:`prefstyle.cli.batch_io.enhance_file`,
-  then the plain pipeline, on one thread each): seconds per photo (wall and CPU) and their ratio,
-  per round and the median over ``--rounds``;
+  then the plain pipeline, then, for a profile ``enhance`` renders without torch,
+  :func:`prefstyle.cli.batch_io.enhance_file_torch_free`; one thread each): seconds per photo (wall
+  and CPU) and their ratios, per round and the median over ``--rounds``;
 * the commands, in fresh processes, alternating: ``prefstyle enhance DIR --jobs 1``, the plain
   script, ``prefstyle enhance DIR --jobs 2``: wall time, photos/s and peak resident memory of each
   (start-up included: also timed alone, ``enhance`` on an empty folder, and subtracted for the
@@ -158,17 +159,21 @@ def compare(args: argparse.Namespace) -> dict:
     from bench_pps import references
     from PIL import Image, ImageFilter
 
-    from prefstyle.cli.batch_io import enhance_file
+    from prefstyle.cli.batch_io import enhance_file, enhance_file_torch_free
     from prefstyle.eval.lut_export import default_images, profile_to_lut
     from prefstyle.models import load as load_model
+    from prefstyle.models.lut_forms import torch_free_enhance_profile
 
     tmp = scratch_dir("bench_enhance_cmp_")
+    # the commands below find PieNet's network (exported here) in this run's own cache
+    os.environ["PREFSTYLE_CACHE"] = str(tmp / "cache")
     photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
     folder = photos[0].parent
     model = load_model(args.model)
     profile = model.personalize(references(16), "bench-user")
     profile.model_config = {**profile.model_config, "source": args.model}
     prof_path = profile.save(tmp / "profile.json")
+    model.prepare_torch_free()  # what `personalize` does after saving a profile
     lut = profile_to_lut(model, profile, size=33, images=default_images(system=False))
     np.save(tmp / "lut.npy", lut.numpy())
     table = lut.permute(1, 2, 3, 0).reshape(-1).numpy()
@@ -180,17 +185,22 @@ def compare(args: argparse.Namespace) -> dict:
             im.convert("RGB").filter(flt).save(dst, quality=95, subsampling=0, exif=exif, icc_profile=icc)
 
     torch.set_num_threads(1)
-    (tmp / "a").mkdir()
-    (tmp / "b").mkdir()
+    for sub in ("a", "b", "c"):
+        (tmp / sub).mkdir()
     rounds = []
     for _ in range(args.rounds):
         model = load_model(args.model)  # a fresh model: no LUT cached from the last round
-        t = {"prefstyle": [0.0, 0.0], "plain": [0.0, 0.0]}
+        form = torch_free_enhance_profile(prof_path)  # what `enhance` renders without torch, if anything
+        t = {"prefstyle": [0.0, 0.0], "plain": [0.0, 0.0], "torch_free": [0.0, 0.0]}
         for src in photos:
-            for name in ("prefstyle", "plain"):
+            for name in ("prefstyle", "plain", "torch_free"):
                 w0, c0 = time.perf_counter(), time.process_time()
                 if name == "prefstyle":
                     enhance_file(model, profile, src, tmp / "a" / src.name, quality=95, threads=1)
+                elif name == "torch_free":
+                    if form is None:
+                        continue
+                    enhance_file_torch_free(form, src, tmp / "c" / src.name, fallback=print, quality=95, threads=1)
                 else:
                     plain(src, tmp / "b" / src.name)
                 t[name][0] += time.perf_counter() - w0
@@ -206,6 +216,10 @@ def compare(args: argparse.Namespace) -> dict:
                 "ratio_cpu": round(t["prefstyle"][1] / t["plain"][1], 3),
             }
         )
+        if form is not None:  # the path `enhance` takes for this profile's 8-bit photos
+            rounds[-1]["torch_free_s_per_photo"] = round(t["torch_free"][0] / n, 3)
+            rounds[-1]["ratio_wall_torch_free"] = round(t["torch_free"][0] / t["plain"][0], 3)
+            rounds[-1]["ratio_cpu_torch_free"] = round(t["torch_free"][1] / t["plain"][1], 3)
         print(json.dumps(rounds[-1]), file=sys.stderr)
 
     names = [str(p) for p in photos]
@@ -254,6 +268,14 @@ def compare(args: argparse.Namespace) -> dict:
             "rounds": rounds,
             "median_ratio_wall": med(rounds, "ratio_wall"),
             "median_ratio_cpu": med(rounds, "ratio_cpu"),
+            **(
+                {
+                    "median_ratio_wall_torch_free": med(rounds, "ratio_wall_torch_free"),
+                    "median_ratio_cpu_torch_free": med(rounds, "ratio_cpu_torch_free"),
+                }
+                if "ratio_wall_torch_free" in rounds[0]
+                else {}
+            ),
         },
         "commands": {
             name: {

@@ -85,16 +85,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--before-src", type=Path, default=None, help="a src/ folder of the code before")
     ap.add_argument("--jobs2", action="store_true", help="also the torch-free path with --jobs 2")
-    ap.add_argument("--model", choices=("looks", "sliders"), default="looks", help="the profile's model")
+    ap.add_argument("--model", choices=("looks", "sliders", "pienet"), default="looks", help="the profile's model")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
     tmp = scratch_dir("bench_enhance_torchfree_")
+    os.environ["PREFSTYLE_CACHE"] = str(tmp / "cache")  # PieNet's network, exported below, for the children
     photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
     model = load(args.model)
     profile = model.personalize(references(16), "bench-user")
     profile.model_config = {**profile.model_config, "source": args.model}
     prof_path = profile.save(tmp / "profile.json")
+    model.prepare_torch_free()  # what `personalize` does after saving a profile (PieNet: ONNX export)
     del model
 
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}

@@ -12,6 +12,23 @@ def _to_tensor(arr: np.ndarray, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(t, size=(size, size), mode="area").clamp(0, 1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """prefstyle's cache (thumbnails, exported networks: ``PREFSTYLE_CACHE``) in a folder of this test
+    session, never the user's ``~/.cache/prefstyle``; a test may point it elsewhere (monkeypatch).
+    The LPIPS weights ``make setup`` put in the user's cache are linked in."""
+    from prefstyle.fsutil import cache_root
+
+    lpips = cache_root() / "lpips"
+    private = tmp_path_factory.mktemp("prefstyle_cache")
+    if lpips.is_dir():
+        (private / "lpips").symlink_to(lpips.resolve(), target_is_directory=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PREFSTYLE_CACHE", str(private))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): on a

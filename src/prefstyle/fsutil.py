@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "atomic_path",
     "atomic_write_text",
+    "cache_root",
     "check_writable",
     "current_umask",
     "default_file_mode",
@@ -37,6 +38,13 @@ def current_umask() -> int:
 def default_file_mode() -> int:
     """The mode a newly created file gets: ``0o666 & ~umask``."""
     return 0o666 & ~current_umask()
+
+
+def cache_root() -> Path:
+    """Where prefstyle caches what it can rebuild (thumbnails, exported networks): ``$PREFSTYLE_CACHE``,
+    default ``~/.cache/prefstyle``. Deleting it loses nothing but time."""
+    root = os.environ.get("PREFSTYLE_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "prefstyle"
 
 
 @contextlib.contextmanager

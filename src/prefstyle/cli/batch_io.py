@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from prefstyle.imaging.io import ImageData
     from prefstyle.models.base import PersonalizationModel, Profile
     from prefstyle.models.lut_forms import TorchFreeProfile
+    from prefstyle.models.pienet_lut_np import NetworkLutProfile
 
 __all__ = [  # noqa: F822
     "RAW_EXTENSIONS",
@@ -132,7 +133,7 @@ def enhance_file(
 
 
 def enhance_file_torch_free(
-    form: TorchFreeProfile,
+    form: TorchFreeProfile | NetworkLutProfile,
     src: Path,
     dst: Path,
     *,

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from prefstyle.models.base import PersonalizationModel, Profile
     from prefstyle.models.look_personalize_np import NpProfile
     from prefstyle.models.lut_forms import TorchFreeProfile
+    from prefstyle.models.pienet_lut_np import NetworkLutProfile
 
 __all__ = ["DEFAULT_MODEL", "enhance", "load_profile_and_model", "personalize", "profile_path"]
 
@@ -108,12 +109,14 @@ def personalize(
     spec = model or (DEFAULT_LIKED_MODEL if liked is not None else DEFAULT_MODEL)
     profile: Profile | NpProfile
     describe: Callable[[Any], str]  # the taste in the model's words
+    loaded: PersonalizationModel | None = None  # the model, when it was loaded (torch)
     if liked is not None:
         from prefstyle.models.loading import load as load_model
 
         images = _liked_images(liked)
         m = load_model(spec, device=device)
         profile = m.personalize_liked(images, user=user or liked.resolve().name)
+        loaded = m
         name, describe, what = m.name, cast("Callable[[Any], str]", m.describe), f"{len(images)} liked photo(s)"
         typer.echo(
             "note: --liked is experimental: learning a taste from photos alone (PieNet's scheme 2, trained "
@@ -157,6 +160,7 @@ def personalize(
             m = load_model(spec, device=device)
             references = load_references(ds, judgments)
             profile = m.personalize(references, user=user)
+            loaded = m
             name, describe, n_refs = m.name, cast("Callable[[Any], str]", m.describe), len(references)
         what = f"{n_refs} judgment(s)"
         if n_refs and profile.data.get("n_used") == 0:
@@ -170,6 +174,8 @@ def personalize(
     profile.model_config = {**profile.model_config, "source": _model_source(spec)}
     path = profile.save(profile_path(out))
     typer.echo(f"{name}: profile of {profile.user} from {what} written to {path}", err=True)
+    if loaded is not None and device == "cpu":
+        loaded.prepare_torch_free()  # so that `enhance` of this profile need not import torch
     words = describe(profile)  # the taste in the model's own words, when it has some
     if words:
         typer.echo(words, err=True)
@@ -287,6 +293,14 @@ def torch_free_profile(profile: Path, model: str | None = None) -> TorchFreeProf
     return torch_free_lut_profile(ppath, model)
 
 
+def torch_free_enhance_form(profile: Path, model: str | None = None) -> TorchFreeProfile | NetworkLutProfile | None:
+    """:func:`torch_free_profile`, or a profile whose network runs without torch (PieNet through ONNX)."""
+    from prefstyle.models.lut_forms import torch_free_enhance_profile
+
+    ppath = profile_path(profile) if profile.is_dir() else profile
+    return torch_free_enhance_profile(ppath, model)
+
+
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
     profile: Annotated[Path, typer.Option("--profile", help="profile written by `prefstyle personalize`")],
@@ -353,7 +367,7 @@ def enhance(
     # A profile whose rendering is one LUT per photo made with numpy is read without torch (importing
     # torch alone makes the process about 600 MB resident; docs/BENCHMARKS.md, issue 19): 8-bit
     # photos then never import it, other photos load the model on first need.
-    form = None if full_render or device != "cpu" else torch_free_profile(profile, model)
+    form = None if full_render or device != "cpu" else torch_free_enhance_form(profile, model)
     loaded: list[tuple[Profile, PersonalizationModel]] = []
     load_lock = threading.Lock()
 
@@ -364,6 +378,8 @@ def enhance(
 
                 torch.set_num_threads(1)
                 loaded.append(load_profile_and_model(profile, model, device))
+                if not full_render and device == "cpu":
+                    loaded[0][1].prepare_torch_free()  # the next batch of this profile without torch
             return loaded[0]
 
     name = form.model if form is not None else profile_and_model()[1].name

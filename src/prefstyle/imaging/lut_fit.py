@@ -10,19 +10,15 @@ best reproduces the examples in the least-squares sense, with a smoothness prior
 Colours the examples never visit (saturated greens in a set of portraits, say) get the
 smooth continuation of the nearby displacement rather than a jump back to identity, which is
 what a colourist would expect of an exported "look". The problem is linear least squares in
-``L``: its sparse normal equations (27-point stencil) are factorised once with SciPy's sparse LU
-and solved exactly for the three channels.
+``L``: its sparse normal equations (27-point stencil) are solved for the three channels by SciPy
+(:func:`prefstyle.imaging.lut_fit_np.fit_lut_np`, the numpy solver this module's tensors go to).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-import numpy as np
 import torch
-
-from prefstyle.imaging.lut import identity_lut
 
 __all__ = ["bin_samples", "fit_lut", "lut_samples"]
 
@@ -75,42 +71,6 @@ def bin_samples(x: torch.Tensor, y: torch.Tensor, bins: int) -> tuple[torch.Tens
     return xs, ys, count
 
 
-def _interp_matrix(x: torch.Tensor, size: int) -> Any:
-    """Sparse ``(N, S^3)`` matrix of trilinear weights: row ``i`` applied to a flattened LUT channel
-    (index ``(b * S + g) * S + r``, the layout of :mod:`prefstyle.imaging.lut`) gives its value at ``x[i]``."""
-    import scipy.sparse as sp
-
-    p = x.double().numpy() * (size - 1)
-    i0 = np.clip(np.floor(p), 0, size - 2).astype(np.int64)
-    f = p - i0
-    n = len(p)
-    cols, vals = [], []
-    for db in (0, 1):
-        for dg in (0, 1):
-            for dr in (0, 1):
-                vals.append(
-                    (f[:, 2] if db else 1 - f[:, 2])
-                    * (f[:, 1] if dg else 1 - f[:, 1])
-                    * (f[:, 0] if dr else 1 - f[:, 0])
-                )
-                cols.append(((i0[:, 2] + db) * size + (i0[:, 1] + dg)) * size + (i0[:, 0] + dr))
-    rows = np.tile(np.arange(n), 8)
-    return sp.csr_matrix((np.concatenate(vals), (rows, np.concatenate(cols))), shape=(n, size**3))
-
-
-def _difference_gram(size: int) -> Any:
-    """``sum_axes D_a^T D_a / rows(D_a)``: Gram matrix of the per-axis mean squared finite differences."""
-    import scipy.sparse as sp
-
-    d1 = sp.diags([-np.ones(size - 1), np.ones(size - 1)], [0, 1], shape=(size - 1, size))
-    eye = sp.identity(size)
-    gram = None
-    for d in (sp.kron(sp.kron(eye, eye), d1), sp.kron(sp.kron(eye, d1), eye), sp.kron(sp.kron(d1, eye), eye)):
-        g = (d.T @ d) / d.shape[0]
-        gram = g if gram is None else gram + g
-    return gram
-
-
 def fit_lut(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -129,40 +89,12 @@ def fit_lut(
             over the lattice, times ``(size-1)^2`` so the prior does not change with ``size``).
             Must be > 0 unless the samples visit every lattice cell.
         weights: optional ``(N,)`` non-negative sample weights.
-        bins: average the samples per cell of a ``bins^3`` input grid first (:func:`bin_samples`);
+        bins: average the samples per cell of a ``bins^3`` input grid first (as :func:`bin_samples`);
             default ``4 * (size - 1)``; 0 fits every sample as it is.
     Returns:
         The fitted LUT, float32.
     """
-    import scipy.sparse.linalg as spla
+    from prefstyle.imaging.lut_fit_np import fit_lut_np
 
-    if not 2 <= size <= 65:
-        raise ValueError(f"size must be in 2..65, got {size}")
-    if x.ndim != 2 or x.shape[1] != 3 or x.shape != y.shape or len(x) == 0:
-        raise ValueError(f"x and y must both be (N, 3) with N > 0; got {tuple(x.shape)} and {tuple(y.shape)}")
-    x, y = x.float().clamp(0, 1), y.float()
-    bins = 4 * (size - 1) if bins is None else int(bins)
-    if bins > 0 and weights is None:
-        x, y, weights = bin_samples(x, y, bins)
-    w = np.ones(len(x)) if weights is None else weights.double().numpy()
-    w = w / max(float(w.sum()), 1e-12)
-    a = _interp_matrix(x, size)
-    aw = a.T.multiply(w[None, :]).tocsr()  # A^T W, with W normalised to a weighted mean
-    system = (aw @ a + smoothness * float((size - 1) ** 2) * _difference_gram(size)).tocsc()
-    # trilinear interpolation reproduces the identity lattice exactly, so the displacement fits y - x
-    rhs = aw @ (y.double().numpy() - x.double().numpy())
-    # Conjugate gradients with a Jacobi preconditioner: a direct factorisation of this 3-D
-    # stencil fills in badly (tens of seconds at 33^3), CG takes well under a second.
-    inv_diag = 1.0 / system.diagonal()
-    jacobi = spla.LinearOperator(system.shape, matvec=lambda v: inv_diag * v)
-    disp = np.stack([_cg(system, rhs[:, c], jacobi) for c in range(3)])
-    return identity_lut(size) + torch.from_numpy(disp.reshape(3, size, size, size)).float()
-
-
-def _cg(system: Any, b: np.ndarray, precond: Any) -> np.ndarray:
-    import scipy.sparse.linalg as spla
-
-    sol, info = spla.cg(system, b, rtol=1e-10, atol=0.0, maxiter=20 * system.shape[0], M=precond)
-    if info != 0:  # not converged within the budget: fall back to the exact (slow) direct solve
-        sol = spla.spsolve(system.tocsc(), b)
-    return sol
+    w = None if weights is None else weights.double().numpy()
+    return torch.from_numpy(fit_lut_np(x.float().numpy(), y.float().numpy(), size, smoothness, w, bins))

@@ -5,10 +5,11 @@ Importing torch makes a process about 600 MB resident (docs/BENCHMARKS.md, issue
 
 * :func:`metering_thumbnail` / :func:`metered_ev` - the photo's metered EV, as
   :func:`prefstyle.models.slider_taste.metered_ev` computes it from the thumbnail
-  :func:`prefstyle.models.render._metering_view` gives it (``(H,W,3)`` uint8 -> float EV in [-3, 3]);
+  :func:`lut_input_view` gives it (``(H,W,3)`` uint8 -> float EV in [-3, 3]);
 * :func:`identity_grid`, :func:`exposed`, :func:`sample_table` - the identity LUT's nodes, an
   exposure in linear light (:func:`prefstyle.imaging.ops.exposure`), a trilinear look-up
   (:func:`prefstyle.models.look_space.sample_tables`);
+* :func:`lut_input_view` - the strided view of an 8-bit photo a LUT model is shown;
 * :func:`blend_identity` - the strength blend of a LUT with the identity;
 * :func:`area_downsample` - ``F.interpolate(mode="area")`` of a ``(C,H,W)`` float32 image as two
   matrix products per channel (metering here; the sample colours of :mod:`prefstyle.imaging.color_np`);
@@ -31,12 +32,15 @@ from PIL import Image, ImageFilter
 __all__ = [
     "MAX_ADAPT_EV",
     "METER_SIDE",
+    "METER_STRIDE_DIVISOR",
     "MID_GREY",
+    "MIN_THUMBNAIL_SIDE",
     "area_downsample",
     "blend_identity",
     "exposed",
     "identity_grid",
     "lut_filtered_image",
+    "lut_input_view",
     "metered_ev",
     "metering_thumbnail",
     "sample_table",
@@ -83,11 +87,36 @@ def _u8_to_linear() -> np.ndarray:
     return srgb_to_linear(np.multiply(np.arange(256, dtype=np.uint8), _F(1.0 / 255.0), dtype=np.float32))
 
 
+#: The metering of the LUT models (:func:`metered_ev`) reads every
+#: ``long_side // METER_STRIDE_DIVISOR``-th pixel of the photo.
+METER_STRIDE_DIVISOR = 4 * METER_SIDE
+#: Thumbnails shown to ``model.luts`` keep at least this many pixels on their long side.
+MIN_THUMBNAIL_SIDE = 1024
+
+
+def lut_input_view(u8: np.ndarray, metered: bool) -> np.ndarray:
+    """Every ``s``-th pixel of ``u8`` ``(H,W,3)``: the thumbnail ``model.luts`` is shown.
+
+    The LUT models that only meter the photo's brightness (``metered``: sliders, looks, which
+    carry :func:`metered_ev`'s ``meter`` setting) read every
+    ``q = long_side // METER_STRIDE_DIVISOR``-th pixel; they get exactly those pixels
+    (``s = q``), so their EV, and the rendering, are the same to the bit. Other models (PieNet,
+    which resizes the photo for its network) get the largest ``s`` dividing ``q`` that keeps
+    the long side at least :data:`MIN_THUMBNAIL_SIDE`, or the full photo when none does.
+    """
+    side = max(u8.shape[:2])
+    q = max(1, side // METER_STRIDE_DIVISOR)
+    if metered:
+        s = q
+    else:
+        s = max(d for d in range(1, q + 1) if q % d == 0 and (d == 1 or side // d >= MIN_THUMBNAIL_SIDE))
+    return u8 if s == 1 else np.ascontiguousarray(u8[::s, ::s])
+
+
 def metering_thumbnail(u8: np.ndarray) -> np.ndarray:
     """Every ``max(1, long_side // (4·METER_SIDE))``-th pixel of ``u8`` ``(H,W,3)`` uint8: the pixels
-    :func:`metered_ev` reads (the same as :func:`prefstyle.models.render._metering_view`'s)."""
-    q = max(1, max(u8.shape[:2]) // (4 * METER_SIDE))
-    return u8 if q == 1 else np.ascontiguousarray(u8[::q, ::q])
+    :func:`metered_ev` reads (:func:`lut_input_view` of a metered model)."""
+    return lut_input_view(u8, metered=True)
 
 
 def _cells(n: int, m: int, offset: int = 0, step: int = 1) -> np.ndarray:

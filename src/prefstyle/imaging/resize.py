@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:  # torch is imported where it is used: long_side_size serves torch-free callers
+    import torch
 
 __all__ = ["long_side_size", "resize_long_side"]
 
@@ -32,6 +32,8 @@ def resize_long_side(
     downscale). Images already small enough come back unchanged (the same tensor) unless
     ``upscale``. Values in [0,1] stay in [0,1]; the result has ``img``'s number of dimensions.
     """
+    import torch.nn.functional as F
+
     if img.ndim not in (3, 4):
         raise ValueError(f"expected (3,H,W) or (B,C,H,W), got shape {tuple(img.shape)}")
     h, w = img.shape[-2:]

@@ -211,6 +211,12 @@ class PersonalizationModel(abc.ABC):
         has none to give."""
         return ""
 
+    def prepare_torch_free(self) -> None:
+        """Write what rendering this model's profiles without torch needs and cannot compute without it
+        (PieNet: its network as ONNX, in the cache), so that the next ``enhance`` of such a profile
+        does not import torch. Most models need nothing. Never raises: failing only costs speed."""
+        return None
+
     def export_notes(self, profile: Profile) -> list[str]:
         """One-line caveats for exporting this taste as one global LUT (e.g. brightness set per
         photo, which a single ``.cube`` cannot do). Empty when a LUT holds the taste exactly."""

@@ -203,7 +203,7 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
 
     The architecture registered under the card's ``task.name`` rebuilds the module from the
     card's ``task.model`` options, the weights are loaded strictly (float16 ones cast back to
-    float32). The returned model carries ``card`` (the JSON card) and ``checkpoint_path``.
+    float32). The returned model carries ``card`` (the JSON card), ``checkpoint_path`` and ``weights_path``.
     """
     from prefstyle.fsutil import load_safetensors
 
@@ -232,6 +232,7 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     try:
         model.card = card  # type: ignore[attr-defined]
         model.checkpoint_path = str(weights.parent.resolve())  # type: ignore[attr-defined]
+        model.weights_path = weights  # type: ignore[attr-defined]
     except AttributeError:  # models with __slots__
         pass
     return model

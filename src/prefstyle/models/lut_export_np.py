@@ -12,7 +12,6 @@ rounding (``tests/test_export_lut_torch_free.py``).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,9 +39,9 @@ def cache_path(side: int, paths: Sequence[Path | None]) -> Path | None:
         except OSError:
             return None
         ids.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
-    root = os.environ.get("PREFSTYLE_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "prefstyle"
-    return base / "lut-photos" / f"{hashlib.sha1(repr(ids).encode()).hexdigest()[:20]}.npz"
+    from prefstyle.fsutil import cache_root
+
+    return cache_root() / "lut-photos" / f"{hashlib.sha1(repr(ids).encode()).hexdigest()[:20]}.npz"
 
 
 def cached_photos_u8(side: int = PHOTO_SIDE, system: bool = True) -> list[np.ndarray] | None:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,7 +37,16 @@ from prefstyle.errors import PrefstyleError
 from prefstyle.imaging import lut_np
 from prefstyle.models.profile_file import PROFILE_FORMAT, PROFILE_VERSION, assets_dir
 
-__all__ = ["LutProfile", "SliderLutProfile", "TorchFreeProfile", "torch_free_lut_profile"]
+if TYPE_CHECKING:
+    from prefstyle.models.pienet_lut_np import NetworkLutProfile
+
+__all__ = [
+    "LutProfile",
+    "SliderLutProfile",
+    "TorchFreeProfile",
+    "torch_free_enhance_profile",
+    "torch_free_lut_profile",
+]
 
 #: the models whose profiles have a torch-free form
 _MODEL, _SLIDERS = "looks", "sliders"
@@ -194,6 +203,21 @@ def torch_free_lut_profile(profile: Path, model: str | None = None) -> TorchFree
         return form
     look, gain, meter = _read(profile, tensors, data, default_meter)
     return LutProfile(path=profile, model=_MODEL, look=look, gain=gain, meter=meter, lut_size=lut_size, user=user)
+
+
+def torch_free_enhance_profile(profile: Path, model: str | None = None) -> TorchFreeProfile | NetworkLutProfile | None:
+    """What ``enhance`` can render without torch: :func:`torch_free_lut_profile`'s forms, or a PieNet
+    profile through its network exported to ONNX
+    (:func:`prefstyle.models.pienet_lut_np.torch_free_network_profile`); None otherwise."""
+    form = torch_free_lut_profile(profile, model)
+    if form is not None or model is not None:
+        return form
+    doc = _json(profile)
+    if doc is None:
+        return None
+    from prefstyle.models.pienet_lut_np import torch_free_network_profile
+
+    return torch_free_network_profile(profile, doc)
 
 
 def _json(path: Path) -> dict[str, Any] | None:

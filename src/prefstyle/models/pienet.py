@@ -545,8 +545,9 @@ class PieNetModel(PersonalizationModel):
                     path=weights,
                 )
             self.checkpoint_path: str | None = str(weights.parent.resolve())
+            self.weights_path: Path | None = weights
         else:
-            self.checkpoint_path = None
+            self.checkpoint_path, self.weights_path = None, None
         assert system is not None
         self.system = system.to(device).eval()
         for prm in self.system.parameters():
@@ -658,6 +659,13 @@ class PieNetModel(PersonalizationModel):
             data={"scheme": 2, "n_liked": len(images)},
             tensors={"preference": p.float()},
         )
+
+    def prepare_torch_free(self) -> None:
+        """Export the network to ONNX into the cache (:mod:`prefstyle.models.pienet_onnx`), so that
+        ``enhance`` renders 8-bit photos of this checkpoint's profiles without torch."""
+        from prefstyle.models.pienet_onnx import export_network
+
+        export_network(self, LUT_FAST_PATH_SIZE)
 
     # -- rendering -----------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ from PIL import Image
 from prefstyle.errors import PrefstyleError
 from prefstyle.imaging.decode import rgb8_to_float
 from prefstyle.imaging.lut import apply_lut_uint8, identity_lut
+from prefstyle.imaging.lut_np import lut_input_view
 from prefstyle.models.base import PersonalizationModel, Profile
-from prefstyle.models.slider_taste import _METER_SIDE
 
 if TYPE_CHECKING:
     from prefstyle.imaging.decode import ImageData
@@ -170,27 +170,5 @@ def _rgb8_of(image: ImageData) -> np.ndarray:
     return image.pixels.mul(255.0).add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
-#: The metering of the LUT models (:func:`~prefstyle.models.slider_taste.metered_ev`) reads every
-#: ``long_side // METER_STRIDE_DIVISOR``-th pixel of the photo.
-METER_STRIDE_DIVISOR = 4 * _METER_SIDE
-#: Thumbnails shown to ``model.luts`` keep at least this many pixels on their long side.
-MIN_THUMBNAIL_SIDE = 1024
-
-
-def _metering_view(u8: np.ndarray, metered: bool) -> np.ndarray:
-    """Every ``s``-th pixel of ``u8`` ``(H,W,3)``: the thumbnail ``model.luts`` is shown.
-
-    The LUT models that only meter the photo's brightness (``metered``: sliders, looks, which
-    carry :func:`~prefstyle.models.slider_taste.metered_ev`'s ``meter`` setting) read every
-    ``q = long_side // METER_STRIDE_DIVISOR``-th pixel; they get exactly those pixels
-    (``s = q``), so their EV, and the rendering, are the same to the bit. Other models (PieNet,
-    which resizes the photo for its network) get the largest ``s`` dividing ``q`` that keeps
-    the long side at least :data:`MIN_THUMBNAIL_SIDE`, or the full photo when none does.
-    """
-    side = max(u8.shape[:2])
-    q = max(1, side // METER_STRIDE_DIVISOR)
-    if metered:
-        s = q
-    else:
-        s = max(d for d in range(1, q + 1) if q % d == 0 and (d == 1 or side // d >= MIN_THUMBNAIL_SIDE))
-    return u8 if s == 1 else np.ascontiguousarray(u8[::s, ::s])
+#: the thumbnail ``model.luts`` is shown (:func:`prefstyle.imaging.lut_np.lut_input_view`)
+_metering_view = lut_input_view

@@ -1,0 +1,200 @@
+"""``prefstyle enhance`` of PieNet profiles without torch (:mod:`prefstyle.models.pienet_onnx`,
+:mod:`prefstyle.models.pienet_lut_np`, :mod:`prefstyle.imaging.lut_fit_np`).
+
+The ONNX network against the torch one at every thumbnail shape (the packaged legacy-wiring
+checkpoint and a tiny paper-wiring one), the numpy LUT fit against the torch one, the per-photo
+LUT against ``PieNetModel.luts``, the files written against the torch path (``--model`` forces it)
+on an 8-bit JPEG with an EXIF orientation and an ICC profile, an Adobe RGB JPEG, a PNG and a
+16-bit PNG (handed to the torch path), when the cached network may and may not be used, that
+``personalize`` and the first ``enhance`` export it, and, in a fresh process, that the torch-free
+path never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from _pienet_data import make_pairs_dataset, tiny_pienet_config
+from PIL import Image
+
+from prefstyle.cli import main
+from prefstyle.imaging.decode import ImageData
+from prefstyle.imaging.lut_fit import fit_lut
+from prefstyle.imaging.lut_fit_np import fit_lut_np
+from prefstyle.models.base import Profile
+from prefstyle.models.lut_forms import torch_free_enhance_profile
+from prefstyle.models.pienet import LUT_FAST_PATH_SIZE
+from prefstyle.models.pienet_lut_np import NetworkLutProfile, network_cache_paths
+from prefstyle.models.pienet_onnx import export_network
+from test_enhance_torch_free import _photo, enhance_in_fresh_process, photos  # noqa: F401 - the shared photos fixture
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    from prefstyle.models import load
+
+    return load("pienet")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny trained PieNet (paper wiring, render size 48) in a run folder, and a pairs dataset."""
+    from prefstyle.models import load
+    from prefstyle.train import Trainer
+
+    root = tmp_path_factory.mktemp("tiny_pienet")
+    data = make_pairs_dataset(root / "data", users=2, scenes=4)
+    Trainer(tiny_pienet_config(root / "run", steps=3), progress=False).run()
+    return {"run": root / "run", "data": data, "model": load(root / "run")}
+
+
+def _profile(model, path, source: str, seed: int = 0):
+    p = torch.nn.functional.normalize(torch.randn(model.cfg.dim, generator=torch.Generator().manual_seed(seed)), dim=0)
+    prof = Profile(model="pienet", user="t", model_config=model.config(), tensors={"preference": p})
+    prof.model_config = {**prof.model_config, "source": source}
+    return prof.save(path)
+
+
+@pytest.mark.parametrize("which", ["packaged", "tiny"])
+def test_network_matches_torch_at_every_thumbnail_shape(which, packaged, tiny):
+    import onnxruntime as ort
+
+    model = packaged if which == "packaged" else tiny["model"]
+    onnx_path = export_network(model, LUT_FAST_PATH_SIZE)
+    assert onnx_path is not None and onnx_path.is_file()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(1)
+    p = torch.nn.functional.normalize(torch.randn(1, model.cfg.dim, generator=g), dim=1)
+    side = model.cfg.render_size
+    for hw in [(side * 3 // 4, side), (side, side * 2 // 3), (side, side), (side * 2 // 5, side), (37, 50), (side, 9)]:
+        x = torch.rand(1, 3, *hw, generator=g)
+        with torch.no_grad():
+            want = model.system.net(x, p).numpy()
+        got = session.run(None, {"image": x.numpy(), "preference": p.numpy()})[0]
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-5, hw
+
+
+def test_numpy_lut_fit_is_the_torch_fit():
+    g = np.random.default_rng(0)
+    x = g.random((5000, 3)).astype(np.float32)
+    y = np.clip(x**1.3 + 0.05 * np.sin(4 * x[:, ::-1]), -0.1, 1.1).astype(np.float32)
+    for size, bins in ((17, None), (9, 0)):
+        want = fit_lut(torch.from_numpy(x), torch.from_numpy(y), size=size, bins=bins).numpy()
+        got = fit_lut_np(x, y, size=size, bins=bins)
+        assert got.shape == (3, size, size, size) and got.dtype == np.float32
+        assert np.abs(got - want).max() < 1e-5
+    w = g.random(5000)
+    want = fit_lut(torch.from_numpy(x), torch.from_numpy(y), size=9, weights=torch.from_numpy(w)).numpy()
+    assert np.abs(fit_lut_np(x, y, size=9, weights=w) - want).max() < 1e-5
+    with pytest.raises(ValueError, match="size must be"):
+        fit_lut_np(x, y, size=1)
+
+
+@pytest.mark.parametrize("shape", [(3000, 4000), (1100, 825), (700, 1000), (120, 90)])
+def test_photo_lut_matches_the_model(tmp_path, packaged, shape):
+    from prefstyle.models.render import photo_lut
+
+    path = _profile(packaged, tmp_path / "p.json", "pienet")
+    export_network(packaged, LUT_FAST_PATH_SIZE)
+    form = torch_free_enhance_profile(path)
+    assert isinstance(form, NetworkLutProfile) and form.render_size == packaged.render_size
+    u8 = _photo(*shape, seed=3)
+    prof = Profile.load(path)
+    for strength in (1.0, 0.7):
+        want = photo_lut(packaged, prof, ImageData(rgb8=u8), strength).numpy()
+        got = form.photo_lut(u8, strength)
+        assert got.shape == want.shape == (3, 17, 17, 17)
+        assert np.abs(got - want).max() < 2e-4, (shape, strength)
+
+
+def test_outputs_match_the_torch_path(tmp_path, packaged, photos):  # noqa: F811 - the fixture
+    path = _profile(packaged, tmp_path / "p.json", "pienet", seed=4)
+    export_network(packaged, LUT_FAST_PATH_SIZE)
+    assert torch_free_enhance_profile(path) is not None
+    free, ref = tmp_path / "free", tmp_path / "torch"
+    assert main(["enhance", str(photos), "--profile", str(path), "--out", str(free), "--strength", "0.8"]) == 0
+    args = ["enhance", str(photos), "--profile", str(path), "--out", str(ref), "--strength", "0.8"]
+    assert main([*args, "--model", "pienet"]) == 0
+    for name in ("a.jpg", "b.jpg", "c.png", "d.png"):
+        a, b = Image.open(free / name), Image.open(ref / name)
+        assert a.size == b.size and a.mode == b.mode
+        assert a.info.get("icc_profile") == b.info.get("icc_profile") and a.getexif() == b.getexif()
+        diff = np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int))
+        if name.endswith(".png"):
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, name  # LUTs within 2e-4
+        else:  # a pixel one level off before encoding moves its JPEG block a little
+            assert diff.mean() < 0.01, name
+    assert Image.open(free / "a.jpg").size == (700, 1000)  # EXIF orientation 6 applied
+
+
+def test_torch_free_path_does_not_import_torch(tmp_path, packaged, photos):  # noqa: F811 - the fixture
+    path = _profile(packaged, tmp_path / "p.json", "pienet", seed=5)
+    export_network(packaged, LUT_FAST_PATH_SIZE)
+    enhance_in_fresh_process(tmp_path, photos, path, "--jobs", "2")
+
+
+def test_the_cached_network_is_used_only_when_it_is_the_profiles(tmp_path, monkeypatch, capsys, tiny):
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run)
+    from prefstyle.models import load
+
+    model = load(run)
+    path = _profile(model, tmp_path / "p.json", str(run.resolve()))
+    assert torch_free_enhance_profile(path) is None  # nothing exported yet
+    onnx_path = export_network(model, LUT_FAST_PATH_SIZE)
+    assert onnx_path is not None
+    form = torch_free_enhance_profile(path)
+    assert isinstance(form, NetworkLutProfile) and form.render_size == 48 and form.lut_size == LUT_FAST_PATH_SIZE
+    assert torch_free_enhance_profile(path, model=str(run)) is None  # --model: the torch path
+    assert export_network(model, LUT_FAST_PATH_SIZE) == onnx_path  # fresh: not exported again
+
+    onnx_path.write_bytes(onnx_path.read_bytes()[:-10])  # damaged: its SHA-256 no longer matches
+    assert torch_free_enhance_profile(path) is None
+    assert export_network(model, LUT_FAST_PATH_SIZE) == onnx_path and torch_free_enhance_profile(path) is not None
+
+    weights = model.weights_path
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # checkpoint changed
+    assert torch_free_enhance_profile(path) is None
+
+    other = _profile(model, tmp_path / "o.json", str(run.resolve()))
+    doc = json.loads(other.read_text())
+    doc["model_config"]["checkpoint_id"] = "0123456789abcdef"  # made by another checkpoint
+    other.write_text(json.dumps(doc))
+    assert torch_free_enhance_profile(other) is None
+
+    short = Profile(
+        model="pienet", model_config={**model.config(), "source": str(run)}, tensors={"preference": torch.ones(5)}
+    )
+    short_path = short.save(tmp_path / "short.json")
+    export_network(model, LUT_FAST_PATH_SIZE)  # the record follows the checkpoint as it is now
+    assert torch_free_enhance_profile(path) is not None
+    assert torch_free_enhance_profile(short_path) is None  # the torch reader says what is wrong
+    out = tmp_path / "o"
+    assert main(["enhance", str(tmp_path / "p.json"), "--profile", str(short_path), "--out", str(out)]) == 2
+    assert "short.json: PieNet profile has no preference vector of size 8" in capsys.readouterr().err
+
+
+def test_personalize_exports_the_network_and_enhance_runs_without_torch(tmp_path, monkeypatch, tiny, photos):  # noqa: F811
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    prof = tmp_path / "me.json"
+    args = ["personalize", str(tiny["data"]), "--user", "u0@laptop", "--refs", "3", "--model", str(tiny["run"])]
+    assert main([*args, "--out", str(prof)]) == 0
+    onnx_path, record = network_cache_paths(tiny["model"].checkpoint_id)
+    assert onnx_path.is_file() and json.loads(record.read_text())["render_size"] == 48
+    enhance_in_fresh_process(tmp_path, photos, prof)
+
+
+def test_first_torch_enhance_exports_for_the_next(tmp_path, monkeypatch, tiny, photos):  # noqa: F811
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    path = _profile(tiny["model"], tmp_path / "p.json", str(tiny["run"].resolve()))
+    assert torch_free_enhance_profile(path) is None
+    assert main(["enhance", str(photos / "c.png"), "--profile", str(path), "--out", str(tmp_path / "o1")]) == 0
+    assert isinstance(torch_free_enhance_profile(path), NetworkLutProfile)
