@@ -1,6 +1,7 @@
-"""``prefstyle export-preset`` of a ``sliders`` profile without torch (``SliderLutProfile.slider_edit``,
-the numpy tone curve of the preset writers): the same presets as the torch path (``--model``
-forces it) and, in a fresh process, no torch imported; a ``looks`` profile still takes the model."""
+"""``prefstyle export-preset`` without torch: a ``sliders`` profile (``SliderLutProfile.slider_edit``,
+the numpy tone curve of the preset writers) and a ``looks`` profile (the closest slider edit of
+:mod:`prefstyle.models.slider_fit_np`, which the model itself uses): the same presets and notes as
+the torch path (``--model`` forces it) and, in a fresh process, no torch imported."""
 
 from __future__ import annotations
 
@@ -55,9 +56,23 @@ def test_presets_match_the_torch_path(tmp_path, fmt):
     assert fa.shape == fb.shape and np.allclose(fa, fb, rtol=1e-5, atol=1e-6)  # float32 ulps at most
 
 
-def test_no_torch_for_sliders_and_the_model_for_looks(tmp_path):
+@pytest.mark.parametrize("fmt", ["xmp", "pp3"])
+def test_looks_presets_and_notes_match_the_torch_path(tmp_path, capsys, fmt):
+    path = _looks_profile(tmp_path / "p.json", gain=0.6)
+    outs = []
+    for sub, extra in (("a", []), ("b", ["--model", "looks"])):
+        (tmp_path / sub).mkdir()
+        out = tmp_path / sub / f"me.{fmt}"
+        assert main(["export-preset", "--profile", str(path), "--format", fmt, "--out", str(out), *extra]) == 0
+        err = capsys.readouterr().err
+        outs.append((re.sub(r'UUID="[0-9A-F]+"', "", out.read_text()), err.replace(str(out), "OUT")))
+    assert outs[0] == outs[1]
+    assert "looks: " in outs[0][1] and "dE00 from it on average" in outs[0][1]
+
+
+def test_no_torch_for_sliders_or_looks(tmp_path):
     sliders, looks = _sliders_profile(tmp_path / "s.json"), _looks_profile(tmp_path / "l.json")
-    for profile, torch_expected in ((sliders, False), (looks, True)):
+    for profile, torch_expected in ((sliders, False), (looks, False)):
         out = tmp_path / f"{profile.stem}.pp3"
         code = (
             "import sys\nfrom prefstyle.cli import main\n"

@@ -190,11 +190,11 @@ def test_broken_checkpoints_are_one_line_errors(space, tmp_path):
 def test_closest_slider_edit_recovers_a_slider_look_and_presets_say_how_close(space):
     from prefstyle.imaging.params import NEUTRAL
     from prefstyle.imaging.pipeline import apply_retouch
-    from prefstyle.models.slider_taste import closest_slider_edit
+    from prefstyle.models.slider_fit_np import closest_slider_edit
 
     want = NEUTRAL.replace(exposure=0.4, temperature=0.2, contrast=0.3, saturation=-0.2)
     lut = lut_from_function(lambda x: apply_retouch(x, want), 17)
-    got, err = closest_slider_edit(lut)
+    got, err = closest_slider_edit(lut.numpy())
     assert err < 0.5
     for name in ("exposure", "temperature", "contrast", "saturation"):
         assert getattr(got, name) == pytest.approx(getattr(want, name), abs=0.05), name

@@ -3,7 +3,8 @@
 The taste as a preset a photographer's raw editor opens: an Adobe Camera Raw / Lightroom
 preset, a darktable style or a RawTherapee processing profile (:mod:`prefstyle.imaging.presets`,
 docs/PRESETS.md). Only tastes that are a slider edit (the model's ``slider_edit``) can be
-written; any taste can be exported as a ``.cube`` with ``export-lut``.
+written; any taste can be exported as a ``.cube`` with ``export-lut``. ``sliders`` and ``looks``
+profiles are written without importing torch (:func:`_export_torch_free`).
 """
 
 from __future__ import annotations
@@ -66,22 +67,30 @@ def export_preset(
 
 
 def _export_torch_free(profile: Path, fmt: str, out: Path, name: str | None) -> bool:
-    """Write the preset of a ``sliders`` profile without torch (its sliders are the profile's own,
-    no fit needed); False for any other profile (the caller then loads the model)."""
+    """Write the preset of a ``sliders`` profile (its sliders are the profile's own) or a ``looks``
+    profile (the slider edit closest to its look, fitted with numpy) without torch; False for any
+    other profile (the caller then loads the model)."""
     from prefstyle.cli.personalize_cmd import torch_free_profile
     from prefstyle.fsutil import atomic_write_text
     from prefstyle.imaging.presets import SLIDERS, preset_text
-    from prefstyle.models.lut_forms import SliderLutProfile
+    from prefstyle.models.lut_forms import LutProfile, SliderLutProfile
 
     form = torch_free_profile(profile)
-    if not isinstance(form, SliderLutProfile):
+    model_notes: list[str] = []
+    if isinstance(form, SliderLutProfile):
+        params, gain = form.slider_edit()  # a slider taste's preset holds it exactly: no model notes
+    elif isinstance(form, LutProfile):
+        from prefstyle.models.slider_fit_np import closest_slider_edit, look_preset_notes
+
+        params, err = closest_slider_edit(form.look)
+        gain, model_notes = form.gain, look_preset_notes(err)
+    else:
         return False
-    params, gain = form.slider_edit()
     text, notes = preset_text(fmt, params, gain, name or out.stem)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     sliders = ", ".join(f"{k} {getattr(params, k):+.2f}" for k in SLIDERS)
     typer.echo(f"{form.model}: {fmt} preset of {form.user or 'the profile'} written to {out} ({sliders})", err=True)
-    for note in notes:  # a slider taste's preset holds it exactly: no model notes
+    for note in [*model_notes, *notes]:
         typer.echo(f"note: {note}", err=True)
     return True

@@ -57,7 +57,7 @@ from prefstyle.models.look_space import (
     sample_tables,
     tables_from_coefficients,
 )
-from prefstyle.models.slider_taste import _entropy, _remember, closest_slider_edit, metered_ev
+from prefstyle.models.slider_taste import _entropy, _remember, metered_ev
 
 __all__ = ["LookTasteModel"]
 
@@ -494,7 +494,8 @@ class LookTasteModel(PersonalizationModel):
     # -- the closest slider edit (editor presets) -------------------------------------------
 
     def slider_edit(self, profile: Profile) -> tuple[RetouchParams, float]:
-        """The raw-editor slider edit closest to the profile's look (:func:`closest_slider_edit`)
+        """The raw-editor slider edit closest to the profile's look
+        (:func:`prefstyle.models.slider_fit_np.closest_slider_edit`)
         and its adaptive-brightness gain. A look holds more than ten global sliders can (split
         toning, hue shifts, channel curves): :meth:`preset_notes` says how far the preset is."""
         params, _ = self._closest_sliders(profile)
@@ -502,11 +503,10 @@ class LookTasteModel(PersonalizationModel):
         return params, min(max(g, 0.0), 1.0)
 
     def preset_notes(self, profile: Profile) -> list[str]:
+        from prefstyle.models.slider_fit_np import look_preset_notes
+
         _, err = self._closest_sliders(profile)
-        return [
-            f"a preset holds the slider edit closest to this look: {err:.1f} dE00 from it on average over "
-            "the colour cube (a .cube from `prefstyle export-lut` holds the look itself)"
-        ]
+        return look_preset_notes(err)
 
     def _closest_sliders(self, profile: Profile) -> tuple[RetouchParams, float]:
         self.check_profile(profile)
@@ -514,7 +514,9 @@ class LookTasteModel(PersonalizationModel):
         key = hashlib.sha1(look.numpy().tobytes()).hexdigest()
         hit = self._slider_cache.get(key)
         if hit is None:
-            hit = closest_slider_edit(look)
+            from prefstyle.models.slider_fit_np import closest_slider_edit
+
+            hit = closest_slider_edit(look.numpy())
             _remember(self._slider_cache, key, hit, 16)
         return hit
 

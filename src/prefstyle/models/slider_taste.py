@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from prefstyle.errors import PrefstyleError
-from prefstyle.imaging.color import delta_e_2000, luminance, mean_delta_e_2000_cross, rgb_to_lab, srgb_to_linear
+from prefstyle.imaging.color import luminance, mean_delta_e_2000_cross, rgb_to_lab, srgb_to_linear
 from prefstyle.imaging.lut import apply_lut, identity_lut
 from prefstyle.imaging.params import NEUTRAL, SCALAR_FIELDS, VECTOR_DIM, VECTOR_FIELDS, RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch_vector
@@ -72,7 +72,7 @@ from prefstyle.models.base import PersonalizationModel, Profile, Reference, regi
 from prefstyle.models.loading import register_fit_without_gradients
 from prefstyle.models.slider_personalize_np import PRIOR_WIDTHS  # one table, shared with the numpy mirror
 
-__all__ = ["MID_GREY", "PRIOR_WIDTHS", "SLIDERS", "SliderTasteModel", "closest_slider_edit", "metered_ev"]
+__all__ = ["MID_GREY", "PRIOR_WIDTHS", "SLIDERS", "SliderTasteModel", "metered_ev"]
 
 SLIDERS: tuple[str, ...] = tuple(PRIOR_WIDTHS)
 _INDEX = {name: i for i, (name, *_rest) in enumerate(SCALAR_FIELDS)}
@@ -650,54 +650,6 @@ def prior_vectors(k: int, scale: float, seed: int = 0) -> torch.Tensor:
         vals[0] = 0.0
         vecs[:, _INDEX[name]] = torch.from_numpy(vals).float()
     return vecs
-
-
-def closest_slider_edit(lut: torch.Tensor, iters: int = 20, side: int = 6) -> tuple[RetouchParams, float]:
-    """The ten-slider edit whose rendering is closest to a colour look: ``(params, mean ΔE00)``.
-
-    ``lut``: ``(3,S,S,S)`` in [0, 1]. Compared on the ``side³`` colours of the RGB cube: the best of
-    128 prior slider edits (:func:`prior_vectors`) by mean ΔE76 on a 5³ cube, then L-BFGS on the mean
-    CIEDE2000 (each slider kept in its range by a sigmoid). The returned error is that mean ΔE00:
-    what an editor preset of the look leaves out (split toning, hue shifts, channel curves...).
-    """
-    idx = torch.tensor([_INDEX[n] for n in SLIDERS])
-    lo = torch.tensor([_RANGE[n][0] for n in SLIDERS])
-    hi = torch.tensor([_RANGE[n][1] for n in SLIDERS])
-    look = lut.float()
-
-    def cube(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        grid = identity_lut(n).reshape(1, 3, n, n * n)
-        return grid, rgb_to_lab(apply_lut(grid, look).clamp(0, 1))
-
-    with torch.no_grad():
-        coarse, coarse_target = cube(5)
-        cands = prior_vectors(128, 1.0, seed=0)
-        rendered = apply_retouch_vector(coarse.expand(len(cands), -1, -1, -1).contiguous(), cands, exact=True)
-        d76 = (rgb_to_lab(rendered.clamp(0, 1)) - coarse_target).square().sum(1).sqrt().flatten(1).mean(1)
-        base = cands[int(torch.argmin(d76))].clone()
-        u = ((base[idx] - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3)
-    grid, target = cube(side)
-    z = torch.logit(u).requires_grad_(True)
-
-    def loss_of(z: torch.Tensor) -> torch.Tensor:
-        vec = base.index_put((idx,), lo + (hi - lo) * torch.sigmoid(z))
-        out = apply_retouch_vector(grid, vec[None], exact=True).clamp(0, 1)
-        return delta_e_2000(rgb_to_lab(out), target).mean()
-
-    opt = torch.optim.LBFGS([z], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = loss_of(z)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    with torch.no_grad():
-        err = float(loss_of(z))
-        vals = (lo + (hi - lo) * torch.sigmoid(z)).tolist()
-    return NEUTRAL.replace(**dict(zip(SLIDERS, vals, strict=True))), err
 
 
 def prior_gains(k: int, adapt: float, seed: int = 0) -> torch.Tensor:
