@@ -160,6 +160,12 @@ def test_the_cached_network_is_used_only_when_it_is_the_profiles(tmp_path, monke
     assert torch_free_enhance_profile(path) is None
     assert export_network(model, LUT_FAST_PATH_SIZE) == onnx_path and torch_free_enhance_profile(path) is not None
 
+    record_path = network_cache_paths(model.checkpoint_id)[1]
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "made_by": {**record["made_by"], "torch": "0.0"}}))
+    assert torch_free_enhance_profile(path) is None  # exported by another torch: export again
+    assert export_network(model, LUT_FAST_PATH_SIZE) == onnx_path and torch_free_enhance_profile(path) is not None
+
     weights = model.weights_path
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # checkpoint changed
     assert torch_free_enhance_profile(path) is None

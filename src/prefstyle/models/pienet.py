@@ -714,7 +714,10 @@ class PieNetModel(PersonalizationModel):
         p = profile.tensors["preference"].to(self.device, torch.float32)
         lo_out = self.system.net(lo, p.expand(lo.shape[0], -1)).clamp(0, 1).cpu()
         lo = lo.cpu()
-        return torch.stack([fit_lut(*lut_samples([a], [b]), size=size) for a, b in zip(lo, lo_out, strict=True)])
+        # every pixel of the thumbnail (binned by fit_lut): the torch-free path fits the same samples
+        every = lo.shape[-2] * lo.shape[-1]
+        pairs = zip(lo, lo_out, strict=True)
+        return torch.stack([fit_lut(*lut_samples([a], [b], max_per_image=every), size=size) for a, b in pairs])
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ issue 19). This module does the same without torch:
 :func:`torch_free_network_profile` gives a :class:`NetworkLutProfile` only when everything is in
 place and consistent: the profile is a well-formed PieNet profile with no ``--model`` override,
 its checkpoint is the one the cache record names (same checkpoint id, same weights file, size
-and modification time), and the ONNX file is the one recorded (SHA-256). Anything else gives
+and modification time), prefstyle and torch are the versions that exported it, and the ONNX file
+is the one recorded (SHA-256). Anything else gives
 None, and ``enhance`` takes the torch path, which says what is wrong with a bad profile and
 exports the network for next time. Parity with the torch path: ``tests/test_pienet_torch_free.py``.
 """
@@ -42,6 +43,7 @@ __all__ = [
     "NETWORK_FORMAT",
     "NetworkLutProfile",
     "file_sha256",
+    "made_by",
     "network_cache_paths",
     "network_record",
     "torch_free_network_profile",
@@ -53,8 +55,6 @@ _MODEL = "pienet"
 #: ``format`` of the cache record beside each exported network
 NETWORK_FORMAT = "prefstyle-pienet-onnx"
 _RECORD_VERSION = 1
-#: pixels of the thumbnail the LUT is fitted to, at most (as ``lut_fit.lut_samples``)
-MAX_SAMPLES = 65536
 
 
 def network_cache_paths(checkpoint_id: str) -> tuple[Path, Path]:
@@ -71,6 +71,20 @@ def weights_stamp(weights: Path) -> dict[str, Any]:
     return {"path": str(weights.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def made_by() -> dict[str, str]:
+    """The versions of prefstyle and torch an export is valid for (the network's code, the exporter):
+    read from package metadata, so without importing torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from prefstyle import __version__
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "none"
+    return {"prefstyle": __version__, "torch": torch_version}
+
+
 def network_record(checkpoint_id: str, weights: Path, dim: int, render_size: int, lut_size: int) -> dict[str, Any]:
     """The cache record of an exported network, less the ONNX file's ``sha256``."""
     return {
@@ -78,6 +92,7 @@ def network_record(checkpoint_id: str, weights: Path, dim: int, render_size: int
         "version": _RECORD_VERSION,
         "model": _MODEL,
         "checkpoint_id": checkpoint_id,
+        "made_by": made_by(),
         "weights": weights_stamp(weights),
         "dim": int(dim),
         "render_size": int(render_size),
@@ -155,10 +170,7 @@ class NetworkLutProfile:
         identity by ``strength``: the network's rendering of :meth:`thumbnail`, fitted as a LUT."""
         lo = self.thumbnail(u8)
         out = np.clip(self._run(lo), 0.0, 1.0)
-        x, y = lo.reshape(3, -1).T, out.reshape(3, -1).T
-        if len(x) > MAX_SAMPLES:  # render sizes above 256: a seeded subset (not torch's draw)
-            idx = np.random.default_rng(0).permutation(len(x))[:MAX_SAMPLES]
-            x, y = x[idx], y[idx]
+        x, y = lo.reshape(3, -1).T, out.reshape(3, -1).T  # every pixel, as PieNetModel.luts
         return lut_np.blend_identity(fit_lut_np(x, y, size=self.lut_size), strength)
 
 
@@ -190,6 +202,8 @@ def torch_free_network_profile(profile: Path, doc: dict[str, Any]) -> NetworkLut
         return None
     made = {"format": NETWORK_FORMAT, "version": _RECORD_VERSION, "model": _MODEL, "checkpoint_id": checkpoint_id}
     if any(record.get(k) != v for k, v in made.items()) or record.get("weights") != stamp:
+        return None
+    if record.get("made_by") != made_by():  # another prefstyle or torch: export again
         return None
     sizes = [record.get(k) for k in ("lut_size", "render_size", "dim")]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 1 for v in sizes):
