@@ -19,9 +19,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from _pienet_data import make_pairs_dataset, tiny_pienet_config
-from PIL import Image
 
+from _pienet_data import make_pairs_dataset, tiny_pienet_config
 from prefstyle.cli import main
 from prefstyle.imaging.decode import ImageData
 from prefstyle.imaging.lut_fit import fit_lut
@@ -31,7 +30,12 @@ from prefstyle.models.lut_forms import torch_free_enhance_profile
 from prefstyle.models.pienet import LUT_FAST_PATH_SIZE
 from prefstyle.models.pienet_lut_np import NetworkLutProfile, network_cache_paths
 from prefstyle.models.pienet_onnx import export_network
-from test_enhance_torch_free import _photo, enhance_in_fresh_process, photos  # noqa: F401 - the shared photos fixture
+from test_enhance_torch_free import (  # noqa: F401 - the shared photos fixture
+    _photo,
+    assert_outputs_match_the_torch_path,
+    enhance_in_fresh_process,
+    photos,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -118,20 +122,7 @@ def test_outputs_match_the_torch_path(tmp_path, packaged, photos):  # noqa: F811
     path = _profile(packaged, tmp_path / "p.json", "pienet", seed=4)
     export_network(packaged, LUT_FAST_PATH_SIZE)
     assert torch_free_enhance_profile(path) is not None
-    free, ref = tmp_path / "free", tmp_path / "torch"
-    assert main(["enhance", str(photos), "--profile", str(path), "--out", str(free), "--strength", "0.8"]) == 0
-    args = ["enhance", str(photos), "--profile", str(path), "--out", str(ref), "--strength", "0.8"]
-    assert main([*args, "--model", "pienet"]) == 0
-    for name in ("a.jpg", "b.jpg", "c.png", "d.png"):
-        a, b = Image.open(free / name), Image.open(ref / name)
-        assert a.size == b.size and a.mode == b.mode
-        assert a.info.get("icc_profile") == b.info.get("icc_profile") and a.getexif() == b.getexif()
-        diff = np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int))
-        if name.endswith(".png"):
-            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, name  # LUTs within 2e-4
-        else:  # a pixel one level off before encoding moves its JPEG block a little
-            assert diff.mean() < 0.01, name
-    assert Image.open(free / "a.jpg").size == (700, 1000)  # EXIF orientation 6 applied
+    assert_outputs_match_the_torch_path(tmp_path, photos, path, "pienet", png_changed=1e-3)  # LUTs within 2e-4
 
 
 def test_torch_free_path_does_not_import_torch(tmp_path, packaged, photos):  # noqa: F811 - the fixture
