@@ -17,8 +17,8 @@ issue 19). This module does the same without torch:
 :func:`torch_free_network_profile` gives a :class:`NetworkLutProfile` only when everything is in
 place and consistent: the profile is a well-formed PieNet profile with no ``--model`` override,
 its checkpoint is the one the cache record names (same checkpoint id, same weights file, size
-and modification time), prefstyle and torch are the versions that exported it, and the ONNX file
-is the one recorded (SHA-256). Anything else gives
+and modification time), prefstyle, torch and the network's code are those that exported it, and
+the ONNX file is the one recorded (SHA-256). Anything else gives
 None, and ``enhance`` takes the torch path, which says what is wrong with a bad profile and
 exports the network for next time. Parity with the torch path: ``tests/test_pienet_torch_free.py``.
 """
@@ -72,8 +72,8 @@ def weights_stamp(weights: Path) -> dict[str, Any]:
 
 
 def made_by() -> dict[str, str]:
-    """The versions of prefstyle and torch an export is valid for (the network's code, the exporter):
-    read from package metadata, so without importing torch."""
+    """What an export is valid for: the versions of prefstyle and torch (the exporter) and a hash of
+    the network's code (``models/pienet.py``, read as text), found without importing torch."""
     from importlib.metadata import PackageNotFoundError, version
 
     from prefstyle import __version__
@@ -82,7 +82,11 @@ def made_by() -> dict[str, str]:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = "none"
-    return {"prefstyle": __version__, "torch": torch_version}
+    try:
+        code = hashlib.sha256((Path(__file__).parent / "pienet.py").read_bytes()).hexdigest()[:16]
+    except OSError:  # no source beside this module (a frozen install): versions alone
+        code = "unknown"
+    return {"prefstyle": __version__, "torch": torch_version, "network_code": code}
 
 
 def network_record(checkpoint_id: str, weights: Path, dim: int, render_size: int, lut_size: int) -> dict[str, Any]:
