@@ -197,3 +197,47 @@ def test_origins_and_raw_looks_shape_the_renditions(tmp_path: Path):
     for raw, neutral in ((1.0, True), (0.0, False)):
         _, params = LookSource(load_looks(lib), "A", None, raw).render(scene, np.random.default_rng(0), 4, "s")
         assert all((p["correction"] == NEUTRAL.to_dict()) == neutral for p in params)
+
+
+def test_cam16ucs_distance_is_a_colour_difference():
+    from prefstyle.data.crowd import cam16ucs_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(6, 3, 12, 12, generator=g)
+    assert torch.allclose(cam16ucs_distance(a, a), torch.zeros(6))
+    warmer = a.clone()
+    warmer[:, 0] = (warmer[:, 0] * 1.15).clamp(0, 1)
+    d = cam16ucs_distance(a, warmer)
+    assert torch.allclose(d, cam16ucs_distance(warmer, a), atol=1e-4) and (d > 0.5).all()
+    # the same order of magnitude as CIEDE2000 on the same pairs, but not the same numbers
+    de = delta_e_2000_rgb(a, warmer).mean(dim=(-2, -1))
+    assert (d / de).min() > 0.5 and (d / de).max() < 2.0 and not torch.allclose(d, de, rtol=0.05)
+
+
+def test_metric_changes_only_the_choices(tmp_path: Path):
+    from prefstyle.data.crowd import Person
+    from prefstyle.data.looks_crowd import LooksCrowdConfig
+    from prefstyle.errors import PrefstyleError
+
+    assert LooksCrowdConfig.from_overrides(["metric=cam16ucs"]).metric == "cam16ucs"
+    with pytest.raises(PrefstyleError, match="metric is one of de2000, cam16ucs"):
+        LooksCrowdConfig.from_overrides(["metric=ssim"])
+    with pytest.raises(ValueError, match="unknown perceived metric"):
+        Person(id="p", taste=None, metric="ssim")  # type: ignore[arg-type]
+
+    lib = synthetic_looks(families=4, per_family=5, size=9, seed=0).save(tmp_path / "lib" / "looks.json")
+    runs = {}
+    for metric in ("de2000", "cam16ucs"):
+        cfg = SimulationConfig(seed=2, tastes="looks", looks=str(lib), crowd=(f"metric={metric}",), **TINY)
+        simulate_dataset(cfg, tmp_path / metric, progress=False)
+        runs[metric] = [json.loads(line) for line in (tmp_path / metric / "judgments.jsonl").read_text().splitlines()]
+    gt = json.loads((tmp_path / "cam16ucs" / "ground_truth.json").read_text())
+    assert gt["looks_crowd"]["metric"] == "cam16ucs"
+    assert {u["person"].get("metric") for u in gt["users"]} == {"cam16ucs"}
+    plain = json.loads((tmp_path / "de2000" / "ground_truth.json").read_text())
+    assert all("metric" not in u["person"] for u in plain["users"])  # the default is not written per person
+    a, b = runs["de2000"], runs["cam16ucs"]
+    key = ("user", "scene", "image_a", "image_b", "kind")
+    assert [[j.get(k) for k in key] for j in a] == [[j.get(k) for k in key] for j in b]  # same people, same pairs
+    differ = sum(x["preferred"] != y["preferred"] for x, y in zip(a, b, strict=True))
+    assert 0 < differ < 0.25 * len(a)  # the metrics mostly agree, and not everywhere

@@ -48,14 +48,17 @@ class Device:
 
     def view(self, img: torch.Tensor) -> torch.Tensor:
         """``(B,3,H,W)`` sRGB in [0,1] -> ``(B,3,H,W)`` CIELAB as seen on this display."""
+        return rgb_to_lab(self.seen_srgb(img))
+
+    def seen_srgb(self, img: torch.Tensor) -> torch.Tensor:
+        """``(B,3,H,W)`` sRGB in [0,1] -> the sRGB encoding ``(B,3,H,W)`` of the light this display emits."""
         lin = img.clamp(0.0, 1.0).pow(self.gamma)
         gains = torch.tensor(
             [1.0 + 0.08 * self.white_shift, 1.0, 1.0 - 0.08 * self.white_shift], dtype=img.dtype, device=img.device
         ).view(1, 3, 1, 1)
         lin = (lin * gains * self.brightness).clamp(0.0, 1.0)
-        # Back to an sRGB encoding only so that rgb_to_lab (which linearises sRGB) sees `lin`.
-        enc = torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin.clamp_min(1e-12).pow(1 / 2.4) - 0.055)
-        return rgb_to_lab(enc)
+        # Back to an sRGB encoding only so that colour conversions (which linearise sRGB) see `lin`.
+        return torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin.clamp_min(1e-12).pow(1 / 2.4) - 0.055)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "gamma": self.gamma, "white_shift": self.white_shift, "brightness": self.brightness}
@@ -145,6 +148,10 @@ class Person:
     temperature: Bradley-Terry temperature in Delta E00 units: P(a) = sigmoid((d_b - d_a) / T).
     careless: answers are random (with ``position_bias`` towards "a") and fast.
     rt_median_ms, rt_sigma: log-normal response times; hard pairs (similar distances) take longer.
+    metric: how the person sees a rendition's distance to the ideal (:data:`PERCEIVED_METRICS`):
+      ``"de2000"`` (mean CIEDE2000, the default) or ``"cam16ucs"`` (mean CAM16-UCS ΔE, Li et al.
+      2017, through colour-science: a colour-appearance model that weighs lightness, chroma and hue
+      otherwise, for crowds whose choice model is not the one LookTaste's likelihood assumes).
     """
 
     id: str
@@ -154,6 +161,11 @@ class Person:
     position_bias: float = 0.0
     rt_median_ms: float = 2500.0
     rt_sigma: float = 0.35
+    metric: str = "de2000"
+
+    def __post_init__(self) -> None:
+        if self.metric not in PERCEIVED_METRICS:
+            raise ValueError(f"unknown perceived metric {self.metric!r} (one of {', '.join(PERCEIVED_METRICS)})")
 
     def prob_a(self, d_a: torch.Tensor, d_b: torch.Tensor) -> torch.Tensor:
         """Probability of choosing rendition a given seen distances ``(N,)`` to the ideal."""
@@ -177,6 +189,7 @@ class Person:
             "position_bias": self.position_bias,
             "rt_median_ms": self.rt_median_ms,
             "rt_sigma": self.rt_sigma,
+            **({} if self.metric == "de2000" else {"metric": self.metric}),
         }
 
     @classmethod
@@ -203,7 +216,10 @@ class SimulatedUser:
         return self.person.taste.ideal(img)
 
     def seen_distance(self, renditions: torch.Tensor, ideals: torch.Tensor) -> torch.Tensor:
-        """Mean Delta E00 between renditions and ideals as seen on the device: ``(B,3,H,W) x2 -> (B,)``."""
+        """Mean distance between renditions and ideals as seen on the device, by the person's metric
+        (Delta E00 unless :attr:`Person.metric` says otherwise): ``(B,3,H,W) x2 -> (B,)``."""
+        if self.person.metric == "cam16ucs":
+            return cam16ucs_distance(self.device.seen_srgb(renditions), self.device.seen_srgb(ideals))
         return delta_e_2000(self.device.view(renditions), self.device.view(ideals)).mean(dim=(-2, -1))
 
     def choose(
@@ -227,6 +243,29 @@ class SimulatedUser:
     def from_dict(cls, d: dict[str, Any]) -> SimulatedUser:
         extra = {k: v for k, v in d.items() if k not in ("user", "person", "device")}
         return cls(Person.from_dict(d["person"]), Device.from_dict(d["device"]), extra)
+
+
+#: the distances a simulated person may judge renditions by (:attr:`Person.metric`)
+PERCEIVED_METRICS = ("de2000", "cam16ucs")
+
+
+def cam16ucs_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean CAM16-UCS colour difference between sRGB images ``(B,3,H,W)`` in [0,1]: ``(B,)`` float32.
+
+    colour-science's ``sRGB_to_XYZ`` and ``XYZ_to_CAM16UCS`` with its default viewing conditions
+    (D65 white, average surround, adapting luminance 64/π · 0.2 cd/m², background 20; white is
+    J' = 100) and ``delta_E_CAM16UCS``.
+    """
+    import colour
+
+    def jab(x: torch.Tensor) -> np.ndarray:
+        arr = x.detach().permute(0, 2, 3, 1).cpu().double().numpy()
+        return np.asarray(colour.XYZ_to_CAM16UCS(colour.sRGB_to_XYZ(arr)))
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = colour.difference.delta_E_CAM16UCS(jab(a), jab(b))
+    d = np.nan_to_num(np.asarray(d, dtype=np.float64), nan=0.0)
+    return torch.from_numpy(d.mean(axis=(1, 2))).float()
 
 
 def sample_device(rng: np.random.Generator, name: str) -> Device:

@@ -90,6 +90,10 @@ class LooksCrowdConfig:
     family_fractions: shares of looks whose families go to train / val / test ideals.
     raw_look_fraction: share of look renditions (types A, D, E) applied straight to the camera
       source; the others follow an editor's basic correction (:func:`editor_correction`).
+    metric: the distance people judge renditions by (:data:`prefstyle.data.crowd.PERCEIVED_METRICS`):
+      ``"de2000"`` (mean CIEDE2000, as LookTaste's likelihood assumes) or ``"cam16ucs"`` (mean
+      CAM16-UCS ΔE). It draws no random numbers: the same seed gives the same people, pairs and
+      uniform draws, so two crowds that differ only here differ only in the choices made.
     """
 
     family_alpha: float = 1.0
@@ -106,6 +110,7 @@ class LooksCrowdConfig:
     source_ev: tuple[float, float] = (-0.3, 0.45)
     family_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     raw_look_fraction: float = 0.3
+    metric: str = "de2000"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LooksCrowdConfig:
@@ -124,6 +129,13 @@ class LooksCrowdConfig:
             if not sep or key not in base:
                 known = ", ".join(sorted(base))
                 raise PrefstyleError(f"--crowd {item!r}: expected KEY=VALUE with KEY one of {known}")
+            if key == "metric":
+                from prefstyle.data.crowd import PERCEIVED_METRICS
+
+                if text.strip() not in PERCEIVED_METRICS:
+                    raise PrefstyleError(f"--crowd {item!r}: metric is one of {', '.join(PERCEIVED_METRICS)}")
+                base[key] = text.strip()
+                continue
             try:
                 values = tuple(float(v) for v in text.split(","))
             except ValueError:
@@ -679,6 +691,7 @@ def sample_look_users(
             position_bias=float(rng.normal(0, 0.05 if careless else 0.1)),
             rt_median_ms=float(rng.uniform(350, 700) if careless else rng.uniform(1500, 4000)),
             rt_sigma=float(rng.uniform(0.2, 0.5)),
+            metric=cfg.metric,
         )
         n_dev = 2 if rng.random() < config.second_device_fraction else 1
         for k in rng.choice(len(DEVICE_NAMES), size=n_dev, replace=False):
