@@ -241,3 +241,30 @@ def test_metric_changes_only_the_choices(tmp_path: Path):
     assert [[j.get(k) for k in key] for j in a] == [[j.get(k) for k in key] for j in b]  # same people, same pairs
     differ = sum(x["preferred"] != y["preferred"] for x, y in zip(a, b, strict=True))
     assert 0 < differ < 0.25 * len(a)  # the metrics mostly agree, and not everywhere
+
+
+def test_meters_read_a_photo_differently_and_change_only_the_exposures(tmp_path: Path):
+    from prefstyle.data.looks_crowd import LooksCrowdConfig, exposure_ev
+    from prefstyle.errors import PrefstyleError
+
+    img = torch.full((1, 3, 32, 32), 0.2)
+    img[..., :4, :] = 1.0  # a small bright sky over a dark scene: the mean is pulled up, the median not
+    ev = {m: float(exposure_ev(img, 0.18, 0.5, m)[0]) for m in ("mean", "median", "log_mean")}
+    assert ev["mean"] < ev["log_mean"] < ev["median"]  # brighter readings ask for less exposure
+    flat = torch.full((2, 3, 16, 16), 0.4)
+    assert torch.allclose(exposure_ev(flat, 0.18, 0.7, "median"), exposure_ev(flat, 0.18, 0.7, "mean"), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown meter"):
+        exposure_ev(img, 0.18, 1.0, "spot")
+    with pytest.raises(PrefstyleError, match="meter is one of mean, median, log_mean"):
+        LooksCrowdConfig.from_overrides(["meter=spot"])
+
+    lib = synthetic_looks(families=4, per_family=5, size=9, seed=0).save(tmp_path / "lib" / "looks.json")
+    for meter in ("mean", "median"):
+        cfg = SimulationConfig(seed=2, tastes="looks", looks=str(lib), crowd=(f"meter={meter}",), **TINY)
+        simulate_dataset(cfg, tmp_path / meter, progress=False)
+    people = {m: load_ground_truth(tmp_path / m) for m in ("mean", "median")}
+    assert people["mean"].keys() == people["median"].keys()
+    u_mean, u_median = next(iter(people["mean"].values())), people["median"][next(iter(people["mean"]))]
+    assert u_median.person.taste.meter == "median" and u_mean.person.taste.meter == "mean"
+    assert u_median.person.taste.looks == u_mean.person.taste.looks  # the same person, read otherwise
+    assert not torch.allclose(u_median.ideal(img), u_mean.ideal(img), atol=1e-3)

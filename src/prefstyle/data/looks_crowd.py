@@ -94,6 +94,9 @@ class LooksCrowdConfig:
       ``"de2000"`` (mean CIEDE2000, as LookTaste's likelihood assumes) or ``"cam16ucs"`` (mean
       CAM16-UCS ΔE). It draws no random numbers: the same seed gives the same people, pairs and
       uniform draws, so two crowds that differ only here differ only in the choices made.
+    meter: how a person's brightness target reads a photo (:data:`METERS`): ``"mean"`` linear
+      luminance (as LookTaste and SliderTaste meter photos), ``"median"`` or ``"log_mean"``. It too
+      draws no random numbers: only the ideals' exposures (and the choices they move) change.
     """
 
     family_alpha: float = 1.0
@@ -111,6 +114,7 @@ class LooksCrowdConfig:
     family_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     raw_look_fraction: float = 0.3
     metric: str = "de2000"
+    meter: str = "mean"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LooksCrowdConfig:
@@ -129,11 +133,12 @@ class LooksCrowdConfig:
             if not sep or key not in base:
                 known = ", ".join(sorted(base))
                 raise PrefstyleError(f"--crowd {item!r}: expected KEY=VALUE with KEY one of {known}")
-            if key == "metric":
+            if key in ("metric", "meter"):
                 from prefstyle.data.crowd import PERCEIVED_METRICS
 
-                if text.strip() not in PERCEIVED_METRICS:
-                    raise PrefstyleError(f"--crowd {item!r}: metric is one of {', '.join(PERCEIVED_METRICS)}")
+                choices = PERCEIVED_METRICS if key == "metric" else METERS
+                if text.strip() not in choices:
+                    raise PrefstyleError(f"--crowd {item!r}: {key} is one of {', '.join(choices)}")
                 base[key] = text.strip()
                 continue
             try:
@@ -182,10 +187,27 @@ def landscape_weight(img: torch.Tensor) -> torch.Tensor:
     return ((frac - 0.15) / 0.35).clamp(0.0, 1.0)
 
 
-def exposure_ev(img: torch.Tensor, target: torch.Tensor | float, gain: torch.Tensor | float) -> torch.Tensor:
-    """EV that brings ``img`` ``(B,3,H,W)`` a share ``gain`` of the way to mean linear luminance
-    ``target``: ``(B,)`` (or ``(K,B)`` for ``(K,)`` targets/gains), clamped to ±``MAX_SCENE_EV``."""
-    y = luminance(srgb_to_linear(_thumb(img.clamp(0, 1)))).mean(dim=(1, 2, 3)).clamp_min(1e-4)
+#: how a person's brightness target reads a photo (:func:`exposure_ev`): the mean linear luminance
+#: (the default, and what LookTaste's and SliderTaste's metering reads), its median, or its
+#: geometric mean
+METERS = ("mean", "median", "log_mean")
+
+
+def exposure_ev(
+    img: torch.Tensor, target: torch.Tensor | float, gain: torch.Tensor | float, meter: str = "mean"
+) -> torch.Tensor:
+    """EV that brings ``img`` ``(B,3,H,W)`` a share ``gain`` of the way to linear luminance ``target``
+    as ``meter`` (:data:`METERS`) reads it: ``(B,)`` (or ``(K,B)`` for ``(K,)`` targets/gains), clamped
+    to ±``MAX_SCENE_EV``."""
+    if meter not in METERS:
+        raise ValueError(f"unknown meter {meter!r} (one of {', '.join(METERS)})")
+    lum = luminance(srgb_to_linear(_thumb(img.clamp(0, 1)))).flatten(1)
+    if meter == "median":
+        y = lum.median(dim=1).values.clamp_min(1e-4)
+    elif meter == "log_mean":
+        y = lum.clamp_min(1e-4).log().mean(dim=1).exp()
+    else:
+        y = lum.mean(dim=1).clamp_min(1e-4)
     t = torch.as_tensor(target, dtype=img.dtype)
     g = torch.as_tensor(gain, dtype=img.dtype)
     if t.ndim == 1:
@@ -271,6 +293,7 @@ class LookTaste:
     edit: RetouchParams = NEUTRAL
     library: str = ""
     tables: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    meter: str = "mean"
 
     kind = "looks"
 
@@ -283,7 +306,7 @@ class LookTaste:
         return self.tables  # type: ignore[return-value]
 
     def exposure_offsets(self, img: torch.Tensor) -> torch.Tensor:
-        return exposure_ev(img, self.target_brightness, self.brightness_gain)
+        return exposure_ev(img, self.target_brightness, self.brightness_gain, self.meter)
 
     def ideal(self, img: torch.Tensor) -> torch.Tensor:
         """``(B,3,H,W)`` -> ``(B,3,H,W)``, sRGB in [0,1]."""
@@ -311,6 +334,7 @@ class LookTaste:
             "brightness_gain": self.brightness_gain,
             "edit": self.edit.to_dict(),
             "library": self.library,
+            **({} if self.meter == "mean" else {"meter": self.meter}),
         }
 
     @classmethod
@@ -324,6 +348,7 @@ class LookTaste:
             edit=RetouchParams.from_dict(d.get("edit") or {}),
             library=str(d.get("library", "")),
             tables=tables,
+            meter=str(d.get("meter", "mean")),
         )
 
 
@@ -421,6 +446,7 @@ def sample_look_taste(
         edit=edit,
         library=library_ref,
         tables=library.tables[looks].clone(),
+        meter=cfg.meter,
     )
 
 
