@@ -111,13 +111,22 @@ def personalize(
     describe: Callable[[Any], str]  # the taste in the model's words
     loaded: PersonalizationModel | None = None  # the model, when it was loaded (torch)
     if liked is not None:
-        from prefstyle.models.loading import load as load_model
+        who = user or liked.resolve().name
+        # PieNet's embedding through ONNX Runtime when the cache has it for this checkpoint and every
+        # photo is plain 8-bit RGB (models/pienet_liked_np.py); otherwise the model itself.
+        free_liked = _liked_torch_free(spec, liked, who) if device == "cpu" else None
+        if free_liked is not None:
+            profile = free_liked
+            name, describe = profile.model, (lambda p: "")  # PieNet has no words for its taste
+        else:
+            from prefstyle.models.loading import load as load_model
 
-        images = _liked_images(liked)
-        m = load_model(spec, device=device)
-        profile = m.personalize_liked(images, user=user or liked.resolve().name)
-        loaded = m
-        name, describe, what = m.name, cast("Callable[[Any], str]", m.describe), f"{len(images)} liked photo(s)"
+            images = _liked_images(liked)
+            m = load_model(spec, device=device)
+            profile = m.personalize_liked(images, user=who)
+            loaded = m
+            name, describe = m.name, cast("Callable[[Any], str]", m.describe)
+        what = f"{profile.data['n_liked']} liked photo(s)"
         typer.echo(
             "note: --liked is experimental: learning a taste from photos alone (PieNet's scheme 2, trained "
             "on simulated tastes) can make ordinary photos darker or duller than the input; check a few "
@@ -227,7 +236,26 @@ def _check_reference_files(ds: PairsDataset, judgments: list[Judgment]) -> None:
             raise PrefstyleError(f"scene {j.scene}: source {sc.source} does not exist", path=ds.root / SCENES_FILE)
 
 
-def _liked_images(folder: Path, side: int = 512, limit: int = 500) -> list[Any]:
+def _liked_torch_free(spec: str, folder: Path, user: str) -> NpProfile | None:
+    """The ``--liked`` profile made without torch (:func:`prefstyle.models.pienet_liked_np.personalize_liked`),
+    or None when the model must be loaded (another model, no cached networks, a photo it cannot read)."""
+    from prefstyle.imaging.decode import list_images
+
+    if not folder.is_dir():
+        return None  # _liked_images says so
+    photos = list_images([folder], recursive=True)[:LIKED_LIMIT]
+    if not photos:
+        return None
+    from prefstyle.models.pienet_liked_np import personalize_liked
+
+    return personalize_liked(spec, photos, user)
+
+
+#: at most this many photos of a --liked folder are read
+LIKED_LIMIT = 500
+
+
+def _liked_images(folder: Path, side: int = 512, limit: int = LIKED_LIMIT) -> list[Any]:
     """The photos in ``folder`` (recursively) as ``(3,h,w)`` tensors, long side at most ``side``.
 
     Unreadable files are skipped with a one-line note; no readable photo is an error.

@@ -42,6 +42,8 @@ from prefstyle.models.profile_file import PROFILE_FORMAT, PROFILE_VERSION, asset
 __all__ = [
     "NETWORK_FORMAT",
     "NetworkLutProfile",
+    "checkpoint_weights",
+    "embedding_cache_path",
     "file_sha256",
     "made_by",
     "network_cache_paths",
@@ -63,6 +65,12 @@ def network_cache_paths(checkpoint_id: str) -> tuple[Path, Path]:
 
     base = cache_root() / "pienet-onnx"
     return base / f"{checkpoint_id}.onnx", base / f"{checkpoint_id}.json"
+
+
+def embedding_cache_path(checkpoint_id: str) -> Path:
+    """The ONNX file of the checkpoint's preference embedding, beside its network in the cache."""
+    onnx_path, _ = network_cache_paths(checkpoint_id)
+    return onnx_path.with_name(f"{checkpoint_id}.embed.onnx")
 
 
 def weights_stamp(weights: Path) -> dict[str, Any]:
@@ -193,7 +201,7 @@ def torch_free_network_profile(profile: Path, doc: dict[str, Any]) -> NetworkLut
         or (user is not None and not isinstance(user, str))
     ):
         return None
-    weights = _checkpoint_weights(config.get("source") or _MODEL)
+    weights = checkpoint_weights(config.get("source") or _MODEL)
     if weights is None:
         return None
     network, record_path = network_cache_paths(checkpoint_id)
@@ -229,7 +237,7 @@ def torch_free_network_profile(profile: Path, doc: dict[str, Any]) -> NetworkLut
     )
 
 
-def _checkpoint_weights(source: Any) -> Path | None:
+def checkpoint_weights(source: Any) -> Path | None:
     """The weights file ``prefstyle.models.load(source)`` would read for a PieNet checkpoint, or None."""
     from prefstyle.errors import PrefstyleError
     from prefstyle.models.card import read_card

@@ -5,7 +5,9 @@
 ``(1,dim)`` in, the unclamped rendering out; ``h`` and ``w`` free) with torch's TorchScript
 exporter into the cache, with a record of what it was made from
 (:func:`prefstyle.models.pienet_lut_np.network_cache_paths`, :func:`~prefstyle.models.pienet_lut_np.network_record`
-plus the file's SHA-256). It runs where torch is loaded anyway (``personalize`` and the torch path
+plus the file's SHA-256), and beside it the preference embedding (images ``(n,3,E,E)`` in,
+L2-normalised ``(n,dim)`` out) that ``personalize --liked`` runs without torch
+(:mod:`prefstyle.models.pienet_liked_np`). It runs where torch is loaded anyway (``personalize`` and the torch path
 of ``enhance``), once per checkpoint: about a second and 15 MB for the packaged network. The
 ONNX graph matches the network to 3e-7 at every thumbnail shape tried (``tests/test_pienet_torch_free.py``).
 A failed export is logged and costs nothing else: ``enhance`` keeps using torch.
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from prefstyle.fsutil import atomic_path, atomic_write_text
-from prefstyle.models.pienet_lut_np import file_sha256, network_cache_paths, network_record
+from prefstyle.models.pienet_lut_np import embedding_cache_path, file_sha256, network_cache_paths, network_record
 
 if TYPE_CHECKING:
     from prefstyle.models.pienet import PieNetModel
@@ -34,37 +36,59 @@ __all__ = ["ONNX_OPSET", "export_network"]
 
 #: ONNX operator set of the exported graph (onnxruntime 1.31 runs 7..23)
 ONNX_OPSET = 17
+#: the record's fields that are the files' hashes
+_SHAS = ("sha256", "embed_sha256")
 
 
 def export_network(model: PieNetModel, lut_size: int) -> Path | None:
-    """The cached ONNX file of ``model``'s network, exported now if the cache has none for its weights
-    as they are; None when the model was not loaded from a checkpoint, ``onnx`` or ``onnxruntime``
-    is not installed, or the export fails (logged)."""
+    """The cached ONNX file of ``model``'s network, exported now (with its preference embedding,
+    :func:`prefstyle.models.pienet_lut_np.embedding_cache_path`) if the cache has none for its
+    weights as they are; None when the model was not loaded from a checkpoint, ``onnx`` or
+    ``onnxruntime`` is not installed, or the export fails (logged)."""
     if model.weights_path is None or any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime")):
         return None
     onnx_path, record_path = network_cache_paths(model.checkpoint_id)
+    embed_path = embedding_cache_path(model.checkpoint_id)
     try:
-        record = network_record(model.checkpoint_id, model.weights_path, model.cfg.dim, model.cfg.render_size, lut_size)
+        record = {
+            **network_record(model.checkpoint_id, model.weights_path, model.cfg.dim, model.cfg.render_size, lut_size),
+            "embed_size": int(model.cfg.embed_size),
+            "model_config": model.config(),
+        }
         old = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else None
-        sha = old.get("sha256") if isinstance(old, dict) else None
-        if old == {**record, "sha256": sha} and onnx_path.is_file() and sha == file_sha256(onnx_path):
-            return onnx_path
-        net = model.system.net
+        if isinstance(old, dict) and {k: v for k, v in old.items() if k not in _SHAS} == record:
+            files = {"sha256": onnx_path, "embed_sha256": embed_path}
+            if all(f.is_file() and old.get(k) == file_sha256(f) for k, f in files.items()):
+                return onnx_path
         side = min(model.cfg.render_size, 256)
         x, p = torch.rand(1, 3, side * 3 // 4, side), torch.zeros(1, model.cfg.dim)
-        with atomic_path(onnx_path) as tmp, warnings.catch_warnings():
+        e = model.cfg.embed_size
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent branches
-            torch.onnx.export(
-                net,
-                (x, p),
-                str(tmp),
-                dynamo=False,
-                opset_version=ONNX_OPSET,
-                input_names=["image", "preference"],
-                output_names=["rendering"],
-                dynamic_axes={"image": {2: "h", 3: "w"}, "rendering": {2: "h", 3: "w"}},
-            )
-        atomic_write_text(record_path, json.dumps({**record, "sha256": file_sha256(onnx_path)}, indent=1) + "\n")
+            with atomic_path(onnx_path) as tmp:
+                torch.onnx.export(
+                    model.system.net,
+                    (x, p),
+                    str(tmp),
+                    dynamo=False,
+                    opset_version=ONNX_OPSET,
+                    input_names=["image", "preference"],
+                    output_names=["rendering"],
+                    dynamic_axes={"image": {2: "h", 3: "w"}, "rendering": {2: "h", 3: "w"}},
+                )
+            with atomic_path(embed_path) as tmp:
+                torch.onnx.export(
+                    model.system.embedding,
+                    (torch.rand(2, 3, e, e),),
+                    str(tmp),
+                    dynamo=False,
+                    opset_version=ONNX_OPSET,
+                    input_names=["image"],
+                    output_names=["embedding"],
+                    dynamic_axes={"image": {0: "n"}, "embedding": {0: "n"}},
+                )
+        shas = {"sha256": file_sha256(onnx_path), "embed_sha256": file_sha256(embed_path)}
+        atomic_write_text(record_path, json.dumps({**record, **shas}, indent=1) + "\n")
     except Exception as e:  # noqa: BLE001 - a cache: any failure leaves enhance on its torch path
         log.warning("could not export the PieNet network for torch-free rendering: %s", e)
         return None
