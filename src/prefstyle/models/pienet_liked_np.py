@@ -65,11 +65,12 @@ def embedding_input(u8: np.ndarray, size: int, side: int = LIKED_SIDE) -> np.nda
     antialiased bilinear filter on float planes (torch's ``antialias=True`` follows it)."""
     from PIL import Image
 
-    x = np.ascontiguousarray(u8.transpose(2, 0, 1)).astype(np.float32) * np.float32(1.0 / 255.0)
-    h, w = x.shape[1:]
+    h, w = u8.shape[:2]
     oh, ow = long_side_size(h, w, side)
     if (oh, ow) != (h, w):
-        x = np.clip(lut_np.area_downsample(x, oh, ow), 0.0, 1.0)
+        x = lut_np.area_downsample_u8(u8, oh, ow)
+    else:
+        x = np.ascontiguousarray(u8.transpose(2, 0, 1)).astype(np.float32) * np.float32(1.0 / 255.0)
     if x.shape[1:] == (size, size):
         return x
     planes = [
