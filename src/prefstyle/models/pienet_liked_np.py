@@ -32,6 +32,7 @@ from prefstyle.models.pienet_lut_np import (
     file_sha256,
     made_by,
     network_cache_paths,
+    onnx_session,
     weights_stamp,
 )
 
@@ -84,8 +85,6 @@ def personalize_liked(spec: str, photos: list[Path], user: str | None) -> NpProf
     """PieNet's profile of the person who likes ``photos`` (at most ``limit`` files, as the command
     lists them), made with the checkpoint ``spec`` through its cached ONNX embedding; None when the
     torch path must do it (module docstring). ``data``: ``scheme`` 2, ``n_liked``."""
-    import onnxruntime as ort
-
     from prefstyle.imaging.decode import read_image
 
     weights = checkpoint_weights(spec)
@@ -109,10 +108,7 @@ def personalize_liked(spec: str, photos: list[Path], user: str | None) -> NpProf
         batch.append(embedding_input(data.rgb8, size))
     if not batch:
         return None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(embed), opts, providers=["CPUExecutionProvider"])
+    session = onnx_session(embed)
     emb = np.concatenate(
         [session.run(None, {"image": np.stack(batch[i : i + 16])})[0] for i in range(0, len(batch), 16)]
     ).astype(np.float64)

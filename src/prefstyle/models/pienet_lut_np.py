@@ -48,6 +48,7 @@ __all__ = [
     "made_by",
     "network_cache_paths",
     "network_record",
+    "onnx_session",
     "torch_free_network_profile",
     "weights_stamp",
 ]
@@ -112,6 +113,17 @@ def network_record(checkpoint_id: str, weights: Path, dim: int, render_size: int
     }
 
 
+def onnx_session(path: Path) -> Any:
+    """An ONNX Runtime CPU session of the model at ``path`` on one thread, without the memory arena."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.enable_cpu_mem_arena = False
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 def file_sha256(path: Path) -> str:
     """The hex SHA-256 of the file at ``path``."""
     h = hashlib.sha256()
@@ -145,15 +157,9 @@ class NetworkLutProfile:
         """The network's rendering ``(3,h,w)`` (unclamped) of ``x`` ``(3,h,w)`` float32 in [0,1]."""
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
-
-                opts = ort.SessionOptions()
                 # one thread: the network is ~40 ms of a photo's second; the full-size LUT pass
                 # is what --jobs and the strips parallelise
-                opts.intra_op_num_threads = 1
-                opts.inter_op_num_threads = 1
-                opts.enable_cpu_mem_arena = False
-                self._session = ort.InferenceSession(str(self.network), opts, providers=["CPUExecutionProvider"])
+                self._session = onnx_session(self.network)
             session = self._session
         out = session.run(None, {"image": x[None], "preference": self.preference[None]})[0]
         return np.asarray(out[0], dtype=np.float32)
