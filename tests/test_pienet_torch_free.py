@@ -229,3 +229,29 @@ def test_liked_photos_personalize_without_torch(tmp_path, monkeypatch, packaged,
     assert np.abs(pa - pb).max() < 1e-5
     (liked / "d.png").write_bytes((photos / "d.png").read_bytes())  # 16-bit: the model reads it
     assert _liked_torch_free("pienet", liked, "me") is None
+
+
+def test_pairs_personalize_without_torch_once_cached(tmp_path, monkeypatch, tiny):
+    """``personalize DATA --model RUN`` of a PieNet checkpoint: the first run (torch) caches the
+    networks; the next, in a fresh process, writes the same profile without importing torch."""
+    import subprocess
+    import sys
+
+    from safetensors.numpy import load_file
+
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    args = ["personalize", str(tiny["data"]), "--user", "u0@laptop", "--refs", "3", "--model", str(tiny["run"])]
+    assert main([*args, "--out", str(tmp_path / "torch.json")]) == 0
+    code = (
+        "import sys\nfrom prefstyle.cli import main\n"
+        f"rc = main({[*args, '--out', str(tmp_path / 'free.json')]!r})\n"
+        "print(rc, 'torch' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["0", "False"], res.stderr
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("torch", "free"))
+    assert {k: a[k] for k in ("model", "user", "model_config", "data")} == {
+        k: b[k] for k in ("model", "user", "model_config", "data")
+    }
+    pa, pb = (load_file(str(tmp_path / f"{n}.safetensors"))["preference"] for n in ("torch", "free"))
+    assert np.abs(pa - pb).max() < 1e-5

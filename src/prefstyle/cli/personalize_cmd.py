@@ -113,7 +113,7 @@ def personalize(
     if liked is not None:
         who = user or liked.resolve().name
         # PieNet's embedding through ONNX Runtime when the cache has it for this checkpoint and every
-        # photo is plain 8-bit RGB (models/pienet_liked_np.py); otherwise the model itself.
+        # photo is plain 8-bit RGB (models/pienet_personalize_np.py); otherwise the model itself.
         free_liked = _liked_torch_free(spec, liked, who) if device == "cpu" else None
         if free_liked is not None:
             profile = free_liked
@@ -194,9 +194,9 @@ def _personalize_torch_free(
     spec: str, ds: PairsDataset, judgments: list[Judgment], user: str
 ) -> tuple[NpProfile, str, Callable[[Any], str]] | None:
     """``(profile, model name, describe)`` made without torch when ``spec`` is a ``looks`` (the
-    default model) or ``sliders`` settings checkpoint and every image is plain 8-bit RGB of one size
-    per judgment; None otherwise (the caller then loads the model, which reads, converts and judges
-    it all)."""
+    default model) or ``sliders`` settings checkpoint, or a PieNet checkpoint whose networks are
+    cached, and every image is plain 8-bit RGB of one size per judgment; None otherwise (the caller
+    then loads the model, which reads, converts and judges it all)."""
     from prefstyle.models import look_personalize_np as lp
     from prefstyle.models import slider_personalize_np as sp
 
@@ -205,7 +205,12 @@ def _personalize_torch_free(
     sckpt = sp.checkpoint_path(spec) if space is None else None
     settings = sp.read_checkpoint(sckpt) if sckpt is not None else None
     if space is None and settings is None:
-        return None
+        from prefstyle.models import pienet_personalize_np as pp
+
+        # a checkpoint whose networks are in the cache (PieNet; models/pienet_personalize_np.py)
+        refs = lp.load_references(ds, judgments) if pp.cached(spec) else None
+        free = pp.personalize_pairs(spec, refs, user) if refs else None
+        return None if free is None else (free, free.model, lambda p: "")
     refs = lp.load_references(ds, judgments)
     if refs is None:
         return None
@@ -237,7 +242,7 @@ def _check_reference_files(ds: PairsDataset, judgments: list[Judgment]) -> None:
 
 
 def _liked_torch_free(spec: str, folder: Path, user: str) -> NpProfile | None:
-    """The ``--liked`` profile made without torch (:func:`prefstyle.models.pienet_liked_np.personalize_liked`),
+    """The ``--liked`` profile made without torch (:func:`prefstyle.models.pienet_personalize_np.personalize_liked`),
     or None when the model must be loaded (another model, no cached networks, a photo it cannot read)."""
     from prefstyle.imaging.decode import list_images
 
@@ -246,7 +251,7 @@ def _liked_torch_free(spec: str, folder: Path, user: str) -> NpProfile | None:
     photos = list_images([folder], recursive=True)[:LIKED_LIMIT]
     if not photos:
         return None
-    from prefstyle.models.pienet_liked_np import personalize_liked
+    from prefstyle.models.pienet_personalize_np import personalize_liked
 
     return personalize_liked(spec, photos, user)
 

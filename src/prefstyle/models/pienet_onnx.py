@@ -7,7 +7,7 @@ exporter into the cache, with a record of what it was made from
 (:func:`prefstyle.models.pienet_lut_np.network_cache_paths`, :func:`~prefstyle.models.pienet_lut_np.network_record`
 plus the file's SHA-256), and beside it the preference embedding (images ``(n,3,E,E)`` in,
 L2-normalised ``(n,dim)`` out) that ``personalize --liked`` runs without torch
-(:mod:`prefstyle.models.pienet_liked_np`). It runs where torch is loaded anyway (``personalize`` and the torch path
+(:mod:`prefstyle.models.pienet_personalize_np`). It runs where torch is loaded anyway (``personalize`` and the torch path
 of ``enhance``), once per checkpoint: about two seconds and 26 MB (network 14.7 MB, embedding
 11.7 MB) for the packaged checkpoint. The
 ONNX graph matches the network to 3e-7 at every thumbnail shape tried (``tests/test_pienet_torch_free.py``).
