@@ -7,8 +7,8 @@ photo. Importing torch for that makes the process about 900 MB resident (docs/BE
 issue 19). This module does the same without torch:
 
 * the network is the ONNX file :mod:`prefstyle.models.pienet_onnx` exports once per checkpoint
-  into the cache (``$PREFSTYLE_CACHE/pienet-onnx/<checkpoint id>.onnx`` and a ``.json`` record:
-  :func:`network_cache_paths`), run by ONNX Runtime on one thread;
+  into the cache (``$PREFSTYLE_CACHE/pienet-onnx/<checkpoint id>-<versions>.onnx`` and a ``.json``
+  record: :func:`network_cache_paths`), run by ONNX Runtime on one thread;
 * the thumbnail is :func:`~prefstyle.imaging.lut_np.lut_input_view` resized by Pillow's
   antialiased bilinear filter on float32 planes (torch's ``antialias=True`` follows it: within
   2e-6 on the thumbnails of 12 MP photos);
@@ -25,6 +25,7 @@ exports the network for next time. Parity with the torch path: ``tests/test_pien
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -61,17 +62,20 @@ _RECORD_VERSION = 1
 
 
 def network_cache_paths(checkpoint_id: str) -> tuple[Path, Path]:
-    """``(network.onnx, record.json)`` of the checkpoint whose id is ``checkpoint_id``, in the cache."""
+    """``(network.onnx, record.json)`` of the checkpoint whose id is ``checkpoint_id``, in the cache,
+    named also by :func:`made_by` (so that two prefstyle or torch versions sharing a cache keep an
+    export each instead of replacing each other's)."""
     from prefstyle.fsutil import cache_root
 
-    base = cache_root() / "pienet-onnx"
-    return base / f"{checkpoint_id}.onnx", base / f"{checkpoint_id}.json"
+    tag = hashlib.sha256(json.dumps(made_by(), sort_keys=True).encode()).hexdigest()[:8]
+    stem = cache_root() / "pienet-onnx" / f"{checkpoint_id}-{tag}"
+    return stem.with_suffix(".onnx"), stem.with_suffix(".json")
 
 
 def embedding_cache_path(checkpoint_id: str) -> Path:
     """The ONNX file of the checkpoint's preference embedding, beside its network in the cache."""
     onnx_path, _ = network_cache_paths(checkpoint_id)
-    return onnx_path.with_name(f"{checkpoint_id}.embed.onnx")
+    return onnx_path.with_suffix(".embed.onnx")
 
 
 def weights_stamp(weights: Path) -> dict[str, Any]:
@@ -80,7 +84,17 @@ def weights_stamp(weights: Path) -> dict[str, Any]:
     return {"path": str(weights.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+@functools.lru_cache(maxsize=1)
+def _made_by() -> tuple[tuple[str, str], ...]:
+    return tuple(made_by_now().items())
+
+
 def made_by() -> dict[str, str]:
+    """:func:`made_by_now`, read once per process."""
+    return dict(_made_by())
+
+
+def made_by_now() -> dict[str, str]:
     """What an export is valid for: the versions of prefstyle and torch (the exporter) and a hash of
     the network's code (``models/pienet.py``, read as text), found without importing torch."""
     from importlib.metadata import PackageNotFoundError, version

@@ -51,7 +51,7 @@ def _record_for(weights: Path) -> dict[str, Any] | None:
     _, any_record = network_cache_paths("0")
     try:
         stamp = weights_stamp(weights)
-        candidates = sorted(any_record.parent.glob("*.json"))
+        candidates = sorted(any_record.parent.glob(f"*{any_record.name[1:]}"))  # this version's records
     except OSError:
         return None
     for path in candidates:
