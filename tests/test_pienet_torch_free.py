@@ -255,3 +255,19 @@ def test_pairs_personalize_without_torch_once_cached(tmp_path, monkeypatch, tiny
     }
     pa, pb = (load_file(str(tmp_path / f"{n}.safetensors"))["preference"] for n in ("torch", "free"))
     assert np.abs(pa - pb).max() < 1e-5
+
+
+def test_export_lut_without_torch_matches_the_torch_path(tmp_path, monkeypatch, packaged):
+    from prefstyle.imaging.lut_io import read_cube
+
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    path = _profile(packaged, tmp_path / "p.json", "pienet", seed=6)
+    first, free, ref = tmp_path / "first.cube", tmp_path / "free.cube", tmp_path / "torch.cube"
+    assert main(["export-lut", "--profile", str(path), "--out", str(first), "--size", "17"]) == 0  # caches photos
+    export_network(packaged, LUT_FAST_PATH_SIZE)
+    assert torch_free_enhance_profile(path) is not None
+    assert main(["export-lut", "--profile", str(path), "--out", str(free), "--size", "17"]) == 0
+    assert main(["export-lut", "--profile", str(path), "--out", str(ref), "--size", "17", "--model", "pienet"]) == 0
+    a, b = read_cube(free), read_cube(ref)
+    assert a.title == b.title == "prefstyle pienet t" and a.lut3d is not None and b.lut3d is not None
+    assert float((a.lut3d - b.lut3d).abs().max()) <= 2e-5

@@ -3,8 +3,9 @@
 The user's taste as a ``.cube`` 3D LUT that darktable, DaVinci Resolve, ffmpeg's ``lut3d``
 filter or ``prefstyle lut apply`` can use: the LUT that best reproduces the profile's model on
 the bundled content pool (:func:`prefstyle.eval.lut_export.profile_to_lut`). A ``looks`` or
-``sliders`` profile with no ``--model`` and no ``--photos`` is exported without importing torch
-once the pool's thumbnails are cached (:mod:`prefstyle.models.lut_export_np`; the first export
+``sliders`` profile (or a PieNet profile whose network is cached, as for ``enhance``) with no
+``--model`` and no ``--photos`` is exported without importing torch once the pool's thumbnails are
+cached (:mod:`prefstyle.models.lut_export_np`; the first export
 decodes them through the torch path and caches them).
 """
 
@@ -73,12 +74,12 @@ def export_lut(
 def _export_torch_free(profile: Path, out: Path, size: int) -> bool:
     """Export a LUT-form profile with numpy from the cached pool thumbnails; False when the profile
     or the cache does not allow it (the caller then takes the torch path, which says what is wrong)."""
-    from prefstyle.cli.personalize_cmd import torch_free_profile
+    from prefstyle.cli.personalize_cmd import torch_free_enhance_form
     from prefstyle.fsutil import atomic_write_text
     from prefstyle.imaging.cube_text import cube_text_3d
     from prefstyle.models.lut_export_np import cached_photos_u8, export_notes, mean_lut
 
-    form = torch_free_profile(profile)
+    form = torch_free_enhance_form(profile)
     photos = cached_photos_u8() if form is not None else None
     if form is None or not photos:
         return False

@@ -1,4 +1,5 @@
-"""``prefstyle export-lut`` for LUT-form profiles without torch (``looks`` and ``sliders``).
+"""``prefstyle export-lut`` for LUT-form profiles without torch (``looks``, ``sliders``, and PieNet once
+its network is cached).
 
 :func:`prefstyle.eval.lut_export.profile_to_lut` exports a model that renders each photo with one
 LUT as the mean of those LUTs over the bundled photographs (192-px thumbnails, cached as one 8-bit
@@ -19,6 +20,7 @@ import numpy as np
 
 from prefstyle.imaging import lut_np
 from prefstyle.models.lut_forms import LutProfile, SliderLutProfile, TorchFreeProfile
+from prefstyle.models.pienet_lut_np import NetworkLutProfile
 
 __all__ = ["PHOTO_SIDE", "cache_path", "cached_photos_u8", "export_notes", "mean_lut"]
 
@@ -63,26 +65,28 @@ def cached_photos_u8(side: int = PHOTO_SIDE, system: bool = True) -> list[np.nda
     return [np.ascontiguousarray(a.transpose(1, 2, 0)) for a in arrs]
 
 
-def mean_lut(form: TorchFreeProfile, photos: Sequence[np.ndarray], size: int) -> np.ndarray:
+def mean_lut(form: TorchFreeProfile | NetworkLutProfile, photos: Sequence[np.ndarray], size: int) -> np.ndarray:
     """``(3, size, size, size)`` float32 in [0, 1]: the mean over ``photos`` (``(h, w, 3)`` uint8) of each
     photo's LUT, resampled (trilinear) to ``size`` nodes and clamped, as ``per_photo_luts_mean`` does."""
     if not photos:
         raise ValueError("no photos to export a LUT from")
     total = np.zeros((3, form.lut_size, form.lut_size, form.lut_size), dtype=np.float32)
     for u8 in photos:
-        total += form.lut(lut_np.metered_ev(u8, form.meter))
+        total += form.photo_lut(u8)
     mean = total / np.float32(len(photos))
     if form.lut_size != size:
         mean = lut_np.sample_table(mean, lut_np.identity_grid(size)).reshape(3, size, size, size)
     return np.clip(mean, 0.0, 1.0).astype(np.float32)
 
 
-def export_notes(form: TorchFreeProfile) -> list[str]:
-    """What one global LUT cannot hold of this taste: the model's ``export_notes``, from the profile."""
+def export_notes(form: TorchFreeProfile | NetworkLutProfile) -> list[str]:
+    """What one global LUT cannot hold of this taste: the model's ``export_notes``, from the profile
+    (PieNet has none)."""
     if isinstance(form, LutProfile):
         return look_export_notes(form.gain)
-    assert isinstance(form, SliderLutProfile)
-    return sliders_export_notes(form.adaptive)
+    if isinstance(form, SliderLutProfile):
+        return sliders_export_notes(form.adaptive)
+    return []
 
 
 def look_export_notes(gain: float) -> list[str]:
