@@ -184,7 +184,7 @@ def simulate(
         typer.Option(
             "--crowd",
             help="--tastes looks: override one setting of the crowd, KEY=VALUE (repeatable; e.g. "
-            "content_fraction=0 or strength=1,1; the keys are LooksCrowdConfig's, docs/SIMULATOR.md)",
+            "content_fraction=0, strength=1,1 or metric=cam16ucs; the keys are LooksCrowdConfig's, docs/SIMULATOR.md)",
         ),
     ] = None,
 ) -> None:
