@@ -271,3 +271,38 @@ def test_export_lut_without_torch_matches_the_torch_path(tmp_path, monkeypatch, 
     a, b = read_cube(free), read_cube(ref)
     assert a.title == b.title == "prefstyle pienet t" and a.lut3d is not None and b.lut3d is not None
     assert float((a.lut3d - b.lut3d).abs().max()) <= 2e-5
+
+
+def test_a_network_onnx_runtime_cannot_run_falls_back_to_torch(tmp_path, monkeypatch, tiny, photos):  # noqa: F811
+    """A cached file whose hash matches its record but that ONNX Runtime cannot load (another
+    onnxruntime, a bad export): ``enhance`` and ``personalize --liked`` render through torch instead."""
+    from prefstyle.models.pienet_lut_np import embedding_cache_path, file_sha256
+
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    model = tiny["model"]
+    onnx_path = export_network(model, LUT_FAST_PATH_SIZE)
+    assert onnx_path is not None
+    embed = embedding_cache_path(model.checkpoint_id)
+    record_path = network_cache_paths(model.checkpoint_id)[1]
+    for f in (onnx_path, embed):
+        f.write_bytes(b"not an onnx graph")
+    record = json.loads(record_path.read_text())
+    record.update(sha256=file_sha256(onnx_path), embed_sha256=file_sha256(embed))
+    record_path.write_text(json.dumps(record))
+    path = _profile(model, tmp_path / "p.json", str(tiny["run"].resolve()))
+    assert isinstance(torch_free_enhance_profile(path), NetworkLutProfile)  # the record says it is usable
+    out = tmp_path / "out"
+    assert (
+        main(["enhance", str(photos / "a.jpg"), str(photos / "c.png"), "--profile", str(path), "--out", str(out)]) == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "c.png"]
+    assert torch_free_enhance_profile(path) is not None  # the torch path exported the network again
+    assert onnx_path.read_bytes() != b"not an onnx graph"
+
+    from prefstyle.models.pienet_personalize_np import personalize_liked
+
+    embed.write_bytes(b"not an onnx graph")
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "embed_sha256": file_sha256(embed)}))
+    assert personalize_liked(str(tiny["run"]), [photos / "a.jpg"], "me") is None  # the torch path does it
+    assert not record_path.exists()  # and exports again

@@ -147,7 +147,8 @@ def enhance_file_torch_free(
     A plain 8-bit RGB photo (``ImageData.rgb8``) goes through ``form``'s LUT for it (numpy) by
     Pillow's ``Color3DLUT`` in ``threads`` strips, and is written by the same encoder as
     :func:`enhance_file`'s LUT path, so the file is that path's (the LUT agrees to float32
-    rounding). Any other photo (16-bit, alpha, gray, raw) is given, decoded, to ``fallback``.
+    rounding). Any other photo (16-bit, alpha, gray, raw), and any photo whose LUT needs a cached
+    network ONNX Runtime cannot run, is given, decoded, to ``fallback``.
     """
     import numpy as np
 
@@ -159,7 +160,14 @@ def enhance_file_torch_free(
     if data.rgb8 is None:
         fallback(data)
         return
-    img = lut_filtered_image(data.rgb8, form.photo_lut(data.rgb8, strength), threads)
+    from prefstyle.models.pienet_lut_np import NetworkUnavailable
+
+    try:
+        lut = form.photo_lut(data.rgb8, strength)
+    except NetworkUnavailable:  # a cached network ONNX Runtime cannot run: the model renders it
+        fallback(data)
+        return
+    img = lut_filtered_image(data.rgb8, lut, threads)
     if dst.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".webp"):  # Pillow encodes its own image as it is
         write_like(dst, img, data, quality=quality)
     else:

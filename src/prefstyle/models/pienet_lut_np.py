@@ -25,6 +25,7 @@ exports the network for next time. Parity with the torch path: ``tests/test_pien
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from prefstyle.errors import PrefstyleError
 from prefstyle.imaging import lut_np
 from prefstyle.imaging.lut_fit_np import fit_lut_np
 from prefstyle.imaging.resize import long_side_size
@@ -43,9 +45,11 @@ from prefstyle.models.profile_file import PROFILE_FORMAT, PROFILE_VERSION, asset
 __all__ = [
     "NETWORK_FORMAT",
     "NetworkLutProfile",
+    "NetworkUnavailable",
     "checkpoint_weights",
     "embedding_cache_path",
     "file_sha256",
+    "forget_export",
     "made_by",
     "network_cache_paths",
     "network_record",
@@ -59,6 +63,18 @@ _MODEL = "pienet"
 #: ``format`` of the cache record beside each exported network
 NETWORK_FORMAT = "prefstyle-pienet-onnx"
 _RECORD_VERSION = 1
+
+
+class NetworkUnavailable(PrefstyleError):
+    """The cached ONNX network cannot be used (ONNX Runtime failed on it): render through torch."""
+
+
+def forget_export(onnx_path: Path) -> None:
+    """Drop the cache record of the export ``onnx_path`` belongs to (its network or its embedding), so
+    that the next ``personalize`` or torch-path ``enhance`` exports the checkpoint again."""
+    name = onnx_path.name.removesuffix(".embed.onnx").removesuffix(".onnx")
+    with contextlib.suppress(OSError):
+        onnx_path.with_name(f"{name}.json").unlink(missing_ok=True)
 
 
 def network_cache_paths(checkpoint_id: str) -> tuple[Path, Path]:
@@ -168,15 +184,27 @@ class NetworkLutProfile:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        """The network's rendering ``(3,h,w)`` (unclamped) of ``x`` ``(3,h,w)`` float32 in [0,1]."""
-        with self._lock:
-            if self._session is None:
-                # one thread: the network is ~40 ms of a photo's second; the full-size LUT pass
-                # is what --jobs and the strips parallelise
-                self._session = onnx_session(self.network)
-            session = self._session
-        out = session.run(None, {"image": x[None], "preference": self.preference[None]})[0]
-        return np.asarray(out[0], dtype=np.float32)
+        """The network's rendering ``(3,h,w)`` (unclamped) of ``x`` ``(3,h,w)`` float32 in [0,1].
+
+        Raises :class:`NetworkUnavailable` when ONNX Runtime cannot load or run the cached file
+        (``enhance`` then renders the photo through torch)."""
+        try:
+            with self._lock:
+                if self._session is None:
+                    # one thread: the network is ~40 ms of a photo's second; the full-size LUT pass
+                    # is what --jobs and the strips parallelise
+                    self._session = onnx_session(self.network)
+                session = self._session
+            out = session.run(None, {"image": x[None], "preference": self.preference[None]})[0]
+        except Exception as e:  # onnxruntime has its own error types: any failure falls back
+            forget_export(self.network)  # so that the torch path exports it again
+            raise NetworkUnavailable(f"ONNX Runtime could not run the cached network ({e})", path=self.network) from e
+        out = np.asarray(out, dtype=np.float32)
+        if out.shape != (1, *x.shape):
+            raise NetworkUnavailable(
+                f"the cached network gave shape {out.shape} for {(1, *x.shape)}", path=self.network
+            )
+        return out[0]
 
     def thumbnail(self, u8: np.ndarray) -> np.ndarray:
         """The ``(3,h,w)`` float32 [0,1] image the network sees for the photo ``u8`` ``(H,W,3)`` uint8:

@@ -34,6 +34,7 @@ from prefstyle.models.pienet_lut_np import (
     checkpoint_weights,
     embedding_cache_path,
     file_sha256,
+    forget_export,
     made_by,
     network_cache_paths,
     onnx_session,
@@ -103,14 +104,23 @@ def _embedding(spec: str) -> tuple[Any, int, int, dict[str, Any]] | None:
         return None
     if record.get("embed_sha256") != file_sha256(embed):
         return None
-    return onnx_session(embed), size, dim, dict(record["model_config"])
+    try:
+        session = onnx_session(embed)
+    except Exception:  # noqa: BLE001 - a file ONNX Runtime cannot load: the torch path (which exports again)
+        forget_export(embed)
+        return None
+    return session, size, dim, dict(record["model_config"])
 
 
 def _preference(session: Any, batch: list[np.ndarray], dim: int) -> np.ndarray | None:
-    """The normalised mean ``(dim,)`` float32 of the embeddings of ``batch`` (``(3,E,E)`` images)."""
-    emb = np.concatenate(
-        [session.run(None, {"image": np.stack(batch[i : i + 16])})[0] for i in range(0, len(batch), 16)]
-    ).astype(np.float64)
+    """The normalised mean ``(dim,)`` float32 of the embeddings of ``batch`` (``(3,E,E)`` images), or None
+    when ONNX Runtime fails on the cached file (the torch path then does it)."""
+    try:
+        emb = np.concatenate(
+            [session.run(None, {"image": np.stack(batch[i : i + 16])})[0] for i in range(0, len(batch), 16)]
+        ).astype(np.float64)
+    except Exception:  # noqa: BLE001 - onnxruntime's own error types
+        return None
     if emb.shape != (len(batch), dim) or not np.isfinite(emb).all():
         return None
     mean = emb.mean(0)
