@@ -197,50 +197,15 @@ def test_first_torch_enhance_exports_for_the_next(tmp_path, monkeypatch, tiny, p
     assert isinstance(torch_free_enhance_profile(path), NetworkLutProfile)
 
 
-def test_liked_photos_personalize_without_torch(tmp_path, monkeypatch, packaged, photos):  # noqa: F811
-    """``personalize --liked``: the first run (torch) exports the embedding too; the next, in a fresh
-    process, makes the same profile without importing torch; a 16-bit photo sends it back to torch."""
+def _assert_second_run_torch_free_and_equal(tmp_path, args: list[str]) -> None:
+    """``prefstyle *args`` twice: in this process (the torch path, which caches PieNet's networks) to
+    ``torch.json``, then in a fresh one to ``free.json``, which must not import torch and must write
+    the same profile (JSON fields equal, preference vectors within 1e-5)."""
     import subprocess
     import sys
 
     from safetensors.numpy import load_file
 
-    from prefstyle.cli.personalize_cmd import _liked_torch_free
-
-    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
-    liked = tmp_path / "liked"
-    liked.mkdir()
-    for name in ("a.jpg", "c.png"):
-        (liked / name).write_bytes((photos / name).read_bytes())
-    assert _liked_torch_free("pienet", liked, "me") is None  # nothing exported yet
-    assert main(["personalize", "--liked", str(liked), "--out", str(tmp_path / "torch.json")]) == 0
-    code = (
-        "import sys\nfrom prefstyle.cli import main\n"
-        f"rc = main(['personalize', '--liked', {str(liked)!r}, '--out', {str(tmp_path / 'free.json')!r}])\n"
-        "print(rc, 'torch' in sys.modules)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.stdout.split() == ["0", "False"], res.stderr
-    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("torch", "free"))
-    assert {k: a[k] for k in ("model", "user", "model_config", "data")} == {
-        k: b[k] for k in ("model", "user", "model_config", "data")
-    }
-    pa, pb = (load_file(str(tmp_path / f"{n}.safetensors"))["preference"] for n in ("torch", "free"))
-    assert np.abs(pa - pb).max() < 1e-5
-    (liked / "d.png").write_bytes((photos / "d.png").read_bytes())  # 16-bit: the model reads it
-    assert _liked_torch_free("pienet", liked, "me") is None
-
-
-def test_pairs_personalize_without_torch_once_cached(tmp_path, monkeypatch, tiny):
-    """``personalize DATA --model RUN`` of a PieNet checkpoint: the first run (torch) caches the
-    networks; the next, in a fresh process, writes the same profile without importing torch."""
-    import subprocess
-    import sys
-
-    from safetensors.numpy import load_file
-
-    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
-    args = ["personalize", str(tiny["data"]), "--user", "u0@laptop", "--refs", "3", "--model", str(tiny["run"])]
     assert main([*args, "--out", str(tmp_path / "torch.json")]) == 0
     code = (
         "import sys\nfrom prefstyle.cli import main\n"
@@ -250,11 +215,34 @@ def test_pairs_personalize_without_torch_once_cached(tmp_path, monkeypatch, tiny
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.split() == ["0", "False"], res.stderr
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("torch", "free"))
-    assert {k: a[k] for k in ("model", "user", "model_config", "data")} == {
-        k: b[k] for k in ("model", "user", "model_config", "data")
-    }
+    keys = ("model", "user", "model_config", "data")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
     pa, pb = (load_file(str(tmp_path / f"{n}.safetensors"))["preference"] for n in ("torch", "free"))
     assert np.abs(pa - pb).max() < 1e-5
+
+
+def test_liked_photos_personalize_without_torch(tmp_path, monkeypatch, packaged, photos):  # noqa: F811
+    """``personalize --liked``: the first run (torch) exports the embedding too; the next, in a fresh
+    process, makes the same profile without importing torch; a 16-bit photo sends it back to torch."""
+    from prefstyle.cli.personalize_cmd import _liked_torch_free
+
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    liked = tmp_path / "liked"
+    liked.mkdir()
+    for name in ("a.jpg", "c.png"):
+        (liked / name).write_bytes((photos / name).read_bytes())
+    assert _liked_torch_free("pienet", liked, "me") is None  # nothing exported yet
+    _assert_second_run_torch_free_and_equal(tmp_path, ["personalize", "--liked", str(liked)])
+    (liked / "d.png").write_bytes((photos / "d.png").read_bytes())  # 16-bit: the model reads it
+    assert _liked_torch_free("pienet", liked, "me") is None
+
+
+def test_pairs_personalize_without_torch_once_cached(tmp_path, monkeypatch, tiny):
+    """``personalize DATA --model RUN`` of a PieNet checkpoint: the first run (torch) caches the
+    networks; the next, in a fresh process, writes the same profile without importing torch."""
+    monkeypatch.setenv("PREFSTYLE_CACHE", str(tmp_path / "cache"))
+    args = ["personalize", str(tiny["data"]), "--user", "u0@laptop", "--refs", "3", "--model", str(tiny["run"])]
+    _assert_second_run_torch_free_and_equal(tmp_path, args)
 
 
 def test_export_lut_without_torch_matches_the_torch_path(tmp_path, monkeypatch, packaged):

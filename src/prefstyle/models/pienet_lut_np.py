@@ -100,19 +100,11 @@ def weights_stamp(weights: Path) -> dict[str, Any]:
     return {"path": str(weights.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-@functools.lru_cache(maxsize=1)
-def _made_by() -> tuple[tuple[str, str], ...]:
-    return tuple(made_by_now().items())
-
-
+@functools.cache
 def made_by() -> dict[str, str]:
-    """:func:`made_by_now`, read once per process."""
-    return dict(_made_by())
-
-
-def made_by_now() -> dict[str, str]:
     """What an export is valid for: the versions of prefstyle and torch (the exporter) and a hash of
-    the network's code (``models/pienet.py``, read as text), found without importing torch."""
+    the network's code (``models/pienet.py``, read as text), found without importing torch; read
+    once per process (callers must not change the dict)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from prefstyle import __version__

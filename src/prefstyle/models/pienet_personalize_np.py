@@ -127,6 +127,13 @@ def _preference(session: Any, batch: list[np.ndarray], dim: int) -> np.ndarray |
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)  # F.normalize's eps
 
 
+def _profile(p: np.ndarray | None, data: dict[str, Any], user: str | None, config: dict[str, Any]) -> NpProfile | None:
+    """The PieNet profile with preference vector ``p`` (None when there is none: the torch path)."""
+    if p is None:
+        return None
+    return NpProfile(model="pienet", data=data, tensors={"preference": p}, user=user, model_config=config)
+
+
 def personalize_liked(spec: str, photos: list[Path], user: str | None) -> NpProfile | None:
     """PieNet's profile of the person who likes ``photos`` (the files the command lists), made with the
     checkpoint ``spec`` through its cached ONNX embedding; None when the torch path must do it
@@ -146,16 +153,7 @@ def personalize_liked(spec: str, photos: list[Path], user: str | None) -> NpProf
         if data.rgb8 is None:
             return None
         batch.append(embedding_input(data.rgb8, size))
-    p = _preference(session, batch, dim)
-    if p is None:
-        return None
-    return NpProfile(
-        model="pienet",
-        data={"scheme": 2, "n_liked": len(batch)},
-        tensors={"preference": p},
-        user=user,
-        model_config=config,
-    )
+    return _profile(_preference(session, batch, dim), {"scheme": 2, "n_liked": len(batch)}, user, config)
 
 
 def personalize_pairs(spec: str, refs: Sequence[RefImages], user: str | None) -> NpProfile | None:
@@ -170,12 +168,4 @@ def personalize_pairs(spec: str, refs: Sequence[RefImages], user: str | None) ->
     if config.get("scheme") != 2:
         return None
     p = _preference(session, [embedding_input(r.preferred, size, side=None) for r in refs], dim)
-    if p is None:
-        return None
-    return NpProfile(
-        model="pienet",
-        data={"scheme": 2, "n_refs": len(refs)},
-        tensors={"preference": p},
-        user=user,
-        model_config=config,
-    )
+    return _profile(p, {"scheme": 2, "n_refs": len(refs)}, user, config)
