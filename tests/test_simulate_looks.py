@@ -268,3 +268,22 @@ def test_meters_read_a_photo_differently_and_change_only_the_exposures(tmp_path:
     assert u_median.person.taste.meter == "median" and u_mean.person.taste.meter == "mean"
     assert u_median.person.taste.looks == u_mean.person.taste.looks  # the same person, read otherwise
     assert not torch.allclose(u_median.ideal(img), u_mean.ideal(img), atol=1e-3)
+
+
+def test_ground_truth_with_an_unknown_metric_or_meter_is_a_one_line_error(looks_ds: Path, tmp_path: Path):
+    import shutil
+
+    from prefstyle.errors import PrefstyleError
+
+    for key, where in (("metric", "person"), ("meter", "taste")):
+        ds = tmp_path / key
+        shutil.copytree(looks_ds, ds)
+        gt = json.loads((ds / "ground_truth.json").read_text())
+        person = gt["users"][0]["person"]
+        (person if where == "person" else person["taste"])[key] = "ssim"
+        (ds / "ground_truth.json").write_text(json.dumps(gt))
+        with pytest.raises(
+            PrefstyleError, match=f"malformed user entry.*unknown {key if key == 'meter' else 'perceived metric'}"
+        ) as e:
+            load_ground_truth(ds)
+        assert e.value.path == str(ds / "ground_truth.json") and "\n" not in str(e.value)

@@ -297,6 +297,10 @@ class LookTaste:
 
     kind = "looks"
 
+    def __post_init__(self) -> None:
+        if self.meter not in METERS:
+            raise ValueError(f"unknown meter {self.meter!r} (one of {', '.join(METERS)})")
+
     def luts(self) -> torch.Tensor:
         if self.tables is None:
             if not self.library:

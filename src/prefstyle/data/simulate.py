@@ -598,7 +598,10 @@ def load_ground_truth(root: str | Path) -> dict[str, SimulatedUser]:
         from prefstyle.data.looks_crowd import resolve_look_tastes
 
         resolve_look_tastes(gt, path.parent)
-    return {d["user"]: SimulatedUser.from_dict(d) for d in gt["users"]}
+    try:
+        return {d["user"]: SimulatedUser.from_dict(d) for d in gt["users"]}
+    except (KeyError, TypeError, ValueError) as e:  # a hand-edited or truncated entry
+        raise PrefstyleError(f"malformed user entry in the ground truth ({type(e).__name__}: {e})", path=path) from None
 
 
 # Callable used by evaluation's reference points: a user's ideal for a batch of images.
