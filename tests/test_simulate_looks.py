@@ -287,3 +287,45 @@ def test_ground_truth_with_an_unknown_metric_or_meter_is_a_one_line_error(looks_
         ) as e:
             load_ground_truth(ds)
         assert e.value.path == str(ds / "ground_truth.json") and "\n" not in str(e.value)
+
+
+def test_crowds_written_before_the_levels_stretch_are_read_without_it(looks_ds: Path, tmp_path: Path):
+    """A ground truth that predates the levels stretch (no ``levels_stretch`` record, no per-origin
+    statistics) must give its people the ideals they answered with: no stretch, for the oracle and
+    for bayes too. One that records the setting is read as recorded."""
+    import shutil
+
+    from prefstyle.data.looks_crowd import LooksCrowdConfig, crowd_settings
+    from prefstyle.errors import PrefstyleError
+
+    gt_now = json.loads((looks_ds / "ground_truth.json").read_text())
+    assert gt_now["looks_crowd"]["levels_stretch"] is True and crowd_settings(gt_now).levels_stretch
+    legacy = tmp_path / "legacy"
+    shutil.copytree(looks_ds, legacy)
+    gt = json.loads((legacy / "ground_truth.json").read_text())
+    del gt["looks_crowd"]["levels_stretch"]
+    assert crowd_settings(gt).levels_stretch  # the per-origin statistics say: written after the stretch
+    del gt["statistics"]["source_closer_by_origin"]
+    assert not crowd_settings(gt).levels_stretch
+    (legacy / "ground_truth.json").write_text(json.dumps(gt))
+
+    now, old = load_ground_truth(looks_ds), load_ground_truth(legacy)
+    user = next(u for u in now if now[u].person.taste.brightness_gain > 0.3)
+    assert now[user].person.taste.levels and not old[user].person.taste.levels
+    flat = 0.3 + 0.4 * torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # a flat photo
+    stretched, plain = now[user].ideal(flat), old[user].ideal(flat)
+    assert float((stretched - plain).abs().mean()) > 0.01  # the stretch moves a flat photo's ideal
+    assert float(plain.max() - plain.min()) < float(stretched.max() - stretched.min())
+    oracle = create_model("oracle", ground_truth=legacy)
+    assert torch.allclose(oracle.render(flat, oracle.personalize([], user)), plain.clamp(0, 1), atol=1e-6)
+    assert LookTaste.from_dict(old[user].person.taste.to_dict(), tables=old[user].person.taste.luts()).levels is False
+    assert not create_model("bayes", ground_truth=legacy, particles=8).crowd.levels_stretch
+    assert create_model("bayes", ground_truth=looks_ds, particles=8).crowd.levels_stretch
+
+    assert LooksCrowdConfig.from_overrides(["levels_stretch=0"]).levels_stretch is False
+    with pytest.raises(PrefstyleError, match="levels_stretch is 1 or 0"):
+        LooksCrowdConfig.from_overrides(["levels_stretch=maybe"])
+    gt["users"][0]["person"]["taste"]["levels"] = "no"
+    (legacy / "ground_truth.json").write_text(json.dumps(gt))
+    with pytest.raises(PrefstyleError, match=r"malformed user entry.*levels must be true or false"):
+        load_ground_truth(legacy)

@@ -60,6 +60,7 @@ __all__ = [
     "LookVariationSource",
     "LooksCrowdConfig",
     "Population",
+    "crowd_settings",
     "landscape_weight",
     "sample_population",
     "simulate_looks_dataset",
@@ -97,6 +98,9 @@ class LooksCrowdConfig:
     meter: how a person's brightness target reads a photo (:data:`METERS`): ``"mean"`` linear
       luminance (as LookTaste and SliderTaste meter photos), ``"median"`` or ``"log_mean"``. It too
       draws no random numbers: only the ideals' exposures (and the choices they move) change.
+    levels_stretch: whether the wanted correction also stretches levels (:func:`correct`: black
+      and white points a share of the way to 0 and 1, the share being the person's brightness
+      gain). Crowds written before the stretch existed have none (:func:`crowd_settings`).
     """
 
     family_alpha: float = 1.0
@@ -115,6 +119,7 @@ class LooksCrowdConfig:
     raw_look_fraction: float = 0.3
     metric: str = "de2000"
     meter: str = "mean"
+    levels_stretch: bool = True
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LooksCrowdConfig:
@@ -140,6 +145,12 @@ class LooksCrowdConfig:
                 if text.strip() not in choices:
                     raise PrefstyleError(f"--crowd {item!r}: {key} is one of {', '.join(choices)}")
                 base[key] = text.strip()
+                continue
+            if key == "levels_stretch":
+                flag = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+                if text.strip().lower() not in flag:
+                    raise PrefstyleError(f"--crowd {item!r}: levels_stretch is 1 or 0 (true or false)")
+                base[key] = flag[text.strip().lower()]
                 continue
             try:
                 values = tuple(float(v) for v in text.split(","))
@@ -294,6 +305,7 @@ class LookTaste:
     library: str = ""
     tables: torch.Tensor | None = field(default=None, compare=False, repr=False)
     meter: str = "mean"
+    levels: bool = True
 
     kind = "looks"
 
@@ -317,7 +329,7 @@ class LookTaste:
         tables = self.luts().to(img.dtype)
         n = img.shape[0]
         vec = self.correction.to_vector().to(img.dtype).expand(n, -1)
-        share = torch.full((n,), self.brightness_gain, dtype=img.dtype)
+        share = torch.full((n,), self.brightness_gain if self.levels else 0.0, dtype=img.dtype)
         x = correct(img, vec, self.exposure_offsets(img), share, _thumb(img.clamp(0, 1)))
         out = x + self.strengths[0] * (apply_lut(x, tables[0]).clamp(0, 1) - x)
         if len(self.looks) > 1:
@@ -339,6 +351,7 @@ class LookTaste:
             "edit": self.edit.to_dict(),
             "library": self.library,
             **({} if self.meter == "mean" else {"meter": self.meter}),
+            **({} if self.levels else {"levels": False}),
         }
 
     @classmethod
@@ -353,7 +366,14 @@ class LookTaste:
             library=str(d.get("library", "")),
             tables=tables,
             meter=str(d.get("meter", "mean")),
+            levels=_flag(d.get("levels", True)),
         )
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"levels must be true or false, not {value!r}")
+    return value
 
 
 def range_points(thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -451,6 +471,7 @@ def sample_look_taste(
         library=library_ref,
         tables=library.tables[looks].clone(),
         meter=cfg.meter,
+        levels=cfg.levels_stretch,
     )
 
 
@@ -921,15 +942,34 @@ def crowd_statistics(users: list[SimulatedUser], per_user: list[dict[str, float]
     }
 
 
+def crowd_settings(gt: dict[str, Any]) -> LooksCrowdConfig:
+    """The looks crowd's settings as a ground-truth document ``gt`` records them.
+
+    Documents written before the levels stretch existed (2026-12-06, before commit eeecbd3) record
+    no ``levels_stretch``; they are told apart from later ones without it by the per-origin
+    statistics (``source_closer_by_origin``) that the generator began writing one commit earlier.
+    Their people's ideals have no stretch: evaluating them with one scores models against ideals
+    nobody in the crowd had (on such a crowd the recorded choices agree with the closer rendition
+    in 91 % of attentive answers without the stretch and 79 % with it).
+    """
+    d = dict(gt.get("looks_crowd") or {})
+    if "levels_stretch" not in d:
+        d["levels_stretch"] = "source_closer_by_origin" in (gt.get("statistics") or {})
+    return LooksCrowdConfig.from_dict(d)
+
+
 def resolve_look_tastes(gt: dict[str, Any], root: Path) -> None:
-    """Point every looks taste of a ground-truth document at the dataset's own library (in place)."""
+    """Point every looks taste of a ground-truth document at the dataset's own library, and give
+    each the crowd's levels stretch when the document predates its record (in place)."""
     lib = gt.get("looks", {}).get("file") if isinstance(gt.get("looks"), dict) else None
     if not lib:
         return
     path = (root / lib).resolve()
     if not path.is_file():
         raise PrefstyleError("the looks crowd's library is missing from the dataset", path=path)
+    levels = crowd_settings(gt).levels_stretch
     for d in gt.get("users", []):
         taste = d.get("person", {}).get("taste", {})
         if taste.get("kind") == LookTaste.kind:
             taste["library"] = str(path)
+            taste.setdefault("levels", levels)

@@ -949,14 +949,14 @@ class LooksBayesModel(BayesModel):
         **_slider_options: Any,
     ):
         from prefstyle.data.looks import load_looks
-        from prefstyle.data.looks_crowd import LooksCrowdConfig, Population
+        from prefstyle.data.looks_crowd import Population, crowd_settings
 
         doc = _ground_truth_doc(ground_truth)
         if doc is None or doc.get("tastes") != "looks":
             raise _no_truth(self.name)
         root = _ground_truth_file(ground_truth).parent
         self.library = load_looks(root / doc["looks"]["file"])
-        self.crowd = LooksCrowdConfig.from_dict(doc.get("looks_crowd", {}))
+        self.crowd = crowd_settings(doc)
         self.strengths, self.gains = self._grid(self.crowd.strength), self._grid(self.crowd.gain)
         self.population = Population.from_dict(doc["population"])
         cfg = _config_from_dict(doc.get("config", {}))
@@ -1026,7 +1026,8 @@ class LooksBayesModel(BayesModel):
         ev = exposure_ev(thumb, torch.full_like(gains, self.crowd.target_brightness), gains)[:, 0]  # (G,)
         vec = self.correction.to_vector().expand(G, -1)
         stats = _thumb(thumb.clamp(0, 1)).expand(G, -1, -1, -1)
-        return correct(img_px.expand(G, -1, -1, -1), vec, ev, gains, stats)
+        share = gains if self.crowd.levels_stretch else torch.zeros_like(gains)
+        return correct(img_px.expand(G, -1, -1, -1), vec, ev, share, stats)
 
     def _ideals(self, img_px: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
         """Every particle's ideal of pixels ``(1,3,h,w)``: ``(K·S·G,3,h,w)``."""
@@ -1108,6 +1109,7 @@ class LooksBayesModel(BayesModel):
             target_brightness=self.crowd.target_brightness,
             brightness_gain=float(part["gain"]),
             tables=lut,
+            levels=self.crowd.levels_stretch,
         )
 
     def render(self, img: torch.Tensor, profile: Profile) -> torch.Tensor:
@@ -1154,7 +1156,7 @@ def _ideals_of(tastes: Sequence[Any], full: torch.Tensor, small: torch.Tensor) -
     n = len(tastes)
     vec = torch.stack([t.correction.to_vector() for t in tastes]).to(small.dtype)
     ev = torch.cat([t.exposure_offsets(full) for t in tastes])
-    share = torch.tensor([t.brightness_gain for t in tastes], dtype=small.dtype)
+    share = torch.tensor([t.brightness_gain if t.levels else 0.0 for t in tastes], dtype=small.dtype)
     stats = _thumb(full.clamp(0, 1)).expand(n, -1, -1, -1)
     x = correct(small.expand(n, -1, -1, -1), vec, ev, share, stats)
     luts = torch.stack([t.luts()[0] for t in tastes])
