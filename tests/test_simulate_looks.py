@@ -26,14 +26,14 @@ from prefstyle.imaging.color import delta_e_2000_rgb
 from prefstyle.imaging.io import load_image
 from prefstyle.models.base import create_model
 
-TINY: dict = dict(
+TINY: dict = dict(  # noqa: C408
     users=16,
     scenes=10,
     renditions=4,
     size=48,
     thumb=24,
     main=24,
-    consistency=4,  # noqa: C408
+    consistency=4,
     careless_fraction=0.2,
     photos="packages",
     workers=1,
@@ -329,3 +329,47 @@ def test_crowds_written_before_the_levels_stretch_are_read_without_it(looks_ds: 
     (legacy / "ground_truth.json").write_text(json.dumps(gt))
     with pytest.raises(PrefstyleError, match=r"malformed user entry.*levels must be true or false"):
         load_ground_truth(legacy)
+
+
+def test_the_ground_truth_check_passes_fresh_crowds_and_catches_a_changed_generator(looks_ds: Path, tmp_path: Path):
+    """Fresh crowds (looks and sliders) are explained by their ground truth; one whose ideals no
+    longer are the ones its people answered with (here: the levels stretch switched on for a crowd
+    made without it) fails the check, and `evaluate` / `data validate` refuse it with one line."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from prefstyle.cli import app
+    from prefstyle.data.truth_check import Z_LIMIT, ground_truth_fit
+
+    sliders = tmp_path / "sliders"
+    simulate_dataset(SimulationConfig(seed=3, **TINY), sliders, progress=False)
+    no_stretch = tmp_path / "no_stretch"
+    cfg = SimulationConfig(
+        seed=2, tastes="looks", looks=str(looks_ds / "looks.json"), crowd=("levels_stretch=0",), **TINY
+    )
+    simulate_dataset(cfg, no_stretch, progress=False)
+    for root in (looks_ds, sliders, no_stretch):
+        fit = ground_truth_fit(root)
+        assert fit.n > 200 and fit.explains and abs(fit.z) < 4, (root, fit)
+
+    changed = tmp_path / "changed"
+    shutil.copytree(no_stretch, changed)
+    gt = json.loads((changed / "ground_truth.json").read_text())
+    gt["looks_crowd"]["levels_stretch"] = True
+    for u in gt["users"]:
+        u["person"]["taste"].pop("levels", None)
+    (changed / "ground_truth.json").write_text(json.dumps(gt))
+    fit = ground_truth_fit(changed)
+    assert not fit.explains and fit.z < Z_LIMIT and fit.agreement < fit.expected_agreement
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "validate", str(changed)])
+    assert res.exit_code == 1 and "does not explain the recorded answers" in res.output
+    assert runner.invoke(app, ["data", "validate", str(no_stretch)]).exit_code == 0
+    args = ["evaluate", str(changed), "-m", "identity", "--max-users", "2", "--refs", "4", "--evals", "2"]
+    args += ["--no-report", "--no-progress", "--no-quality-filter", "--out", str(tmp_path / "ev")]
+    res = runner.invoke(app, args)
+    assert res.exit_code != 0 and "does NOT explain the recorded answers" in str(res.output) + str(res.exception)
+    res = runner.invoke(app, [*args, "--no-truth-check"])
+    assert res.exit_code == 0, res.output

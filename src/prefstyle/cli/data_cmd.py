@@ -116,6 +116,10 @@ def validate(
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity != "error"]
     st = statistics(ds)
+    truth_fit, truth_problem = _truth_fit(data, ds) if not errors and images else (None, None)
+    if truth_problem is not None:
+        problems.append(truth_problem)
+        errors.append(truth_problem)
     if as_json:
         out = {
             "dataset": str(data),
@@ -124,6 +128,7 @@ def validate(
             "warnings": len(warnings),
             "problems": [p.to_dict() for p in problems],
             "statistics": st,
+            **({"ground_truth_fit": truth_fit.to_dict()} if truth_fit is not None else {}),
         }
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
@@ -137,11 +142,42 @@ def validate(
         table.add_column("value", overflow="fold")
         for label, value in statistics_rows(st):
             table.add_row(label, value)
+        if truth_fit is not None:
+            verdict_fit = "yes" if truth_fit.explains else "NO"
+            table.add_row(
+                "ground truth explains the answers",
+                f"{verdict_fit} (z = {truth_fit.z:.1f} over {truth_fit.n}; {100 * truth_fit.agreement:.1f} % "
+                f"nearer the ideal, {100 * truth_fit.expected_agreement:.1f} % expected)",
+            )
         console.print(table)
         verdict = "OK" if not errors else "FAILED"
         typer.echo(f"{verdict}: {len(errors)} errors, {len(warnings)} warnings")
     if errors:
         raise typer.Exit(1)
+
+
+def _truth_fit(data: Path, ds: Any) -> tuple[Any, Any]:
+    """A simulated dataset's :class:`~prefstyle.data.truth_check.TruthFit` and the problem to
+    report when its ground truth does not explain the answers; ``(None, None)`` for other data."""
+    from prefstyle.data.pairs import Problem
+    from prefstyle.data.simulate import GROUND_TRUTH_FILE
+    from prefstyle.data.truth_check import ground_truth_fit
+
+    if not (data / GROUND_TRUTH_FILE).is_file():
+        return None, None
+    try:
+        fit = ground_truth_fit(data, dataset=ds)
+    except PrefstyleError as e:
+        return None, Problem(str(data / GROUND_TRUTH_FILE), None, str(e))
+    if fit.explains:
+        return fit, None
+    problem = Problem(
+        str(data / GROUND_TRUTH_FILE),
+        None,
+        f"does not explain the recorded answers (z = {fit.z:.1f} over {fit.n}): made by another version of the "
+        "generator? scores against its ideals would be meaningless",
+    )
+    return fit, problem
 
 
 @app.command()

@@ -299,6 +299,14 @@ def evaluate(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
     quality_filter: _QualityFilterOpt = True,
+    truth_check: Annotated[
+        bool,
+        typer.Option(
+            "--truth-check/--no-truth-check",
+            help="On simulated data, first check that the ground truth explains the recorded answers "
+            "(400 of them re-asked; a crowd made by another version of the generator fails).",
+        ),
+    ] = True,
 ) -> None:
     """Evaluate models on a pairs dataset (PPS protocol): write results.json and an HTML report."""
     from rich.console import Console
@@ -324,6 +332,17 @@ def evaluate(
     ds, users, filter_note, filter_counts = _read_users(data, users_split, max_users, quality_filter, progress, err)
     gt_root = data if (data / GROUND_TRUTH_FILE).is_file() else None
     ground_truth = load_ground_truth(data) if gt_root is not None else None
+    truth_fit = None
+    if ground_truth is not None and truth_check:
+        from prefstyle.data.truth_check import ground_truth_fit
+
+        truth_fit = ground_truth_fit(data, dataset=ds, truth=ground_truth)
+        if not truth_fit.explains:
+            raise PrefstyleError(
+                truth_fit.message(data) + ": scores against its ideals would be meaningless (made by another "
+                "version of the generator? simulate it again, or pass --no-truth-check)"
+            )
+        err.print(truth_fit.message(data))
     notes: list[str] = []
     models = build_models(
         list(model or []),
@@ -352,6 +371,8 @@ def evaluate(
     results = evaluate_pps(ds, models, n_refs=refs, progress=progress, strengths=strength_list, **kw)
     results.notes[:0] = notes + ([filter_note] if filter_note else [])
     results.dataset["quality_filter"] = filter_counts or "off"
+    if truth_fit is not None:
+        results.dataset["ground_truth_fit"] = truth_fit.to_dict()
     by_users = _train_users_summary(results)
     if by_users:
         results.ablations["train_users_runs"] = by_users
