@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 def main(argv: list[str] | None = None) -> dict:
     from prefstyle.data.pairs import PairsDataset
     from prefstyle.data.simulate import load_ground_truth
+    from prefstyle.data.truth_check import require_explained
     from prefstyle.eval.protocol import ImageCache
     from prefstyle.imaging.color import delta_e_2000_rgb
     from prefstyle.models.base import Reference
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     ds = PairsDataset.load(args.data, check_images=False)
     truth = load_ground_truth(args.data)
+    print(require_explained(args.data, truth=truth).message(args.data), file=sys.stderr)
     cache = ImageCache(ds, args.size)
     model = load_model(args.model)
     renditions: dict[str, set[str]] = defaultdict(set)

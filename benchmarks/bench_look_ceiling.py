@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     from prefstyle.data.filters import filter_users
     from prefstyle.data.pairs import PairsDataset
     from prefstyle.data.simulate import load_ground_truth
+    from prefstyle.data.truth_check import require_explained
     from prefstyle.eval.protocol import ImageCache
     from prefstyle.imaging.color import delta_e_2000_rgb
     from prefstyle.imaging.lut import apply_lut
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     ds = PairsDataset.load(args.data, check_images=False)
     kept = ds if args.no_quality_filter else filter_users(ds)[0]
     truth = load_ground_truth(args.data)
+    print(require_explained(args.data, truth=truth).message(args.data), file=sys.stderr)
     cache = ImageCache(ds, size=args.size)
     model = load_model(args.model)
     basis, nodes, meter = model.basis, model._nodes, model.meter

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     from prefstyle.data.filters import filter_users
     from prefstyle.data.pairs import PairsDataset
     from prefstyle.data.simulate import load_ground_truth
+    from prefstyle.data.truth_check import require_explained
     from prefstyle.eval.protocol import ImageCache, load_references
     from prefstyle.imaging.color import mean_delta_e_2000_cross, rgb_to_lab
     from prefstyle.models import load as load_model
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     ds = PairsDataset.load(args.data, check_images=False)
     kept = filter_users(ds)[0]
     truth = load_ground_truth(args.data)
+    print(require_explained(args.data, truth=truth).message(args.data), file=sys.stderr)
     cache = ImageCache(ds, size=args.size)
     model = load_model(args.model)
     held_out = set(ds.scenes_of_split("test"))

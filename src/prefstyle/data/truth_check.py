@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from prefstyle.errors import PrefstyleError
 
-__all__ = ["Z_LIMIT", "TruthFit", "ground_truth_fit"]
+__all__ = ["Z_LIMIT", "TruthFit", "ground_truth_fit", "require_explained"]
 
 #: ``z`` below this says the ground truth does not explain the answers (a chance of about 3e-7
 #: for a crowd whose generator is unchanged)
@@ -130,3 +130,16 @@ def ground_truth_fit(
         agreement=float(np.mean(agree)),
         expected_agreement=float(np.mean(expect)),
     )
+
+
+def require_explained(root: str | Path, dataset: Any = None, truth: dict[str, Any] | None = None) -> TruthFit:
+    """:func:`ground_truth_fit`, raising :class:`~prefstyle.errors.PrefstyleError` (one line, naming
+    the ground-truth file) when the ground truth does not explain the answers; for scripts that
+    score against the recomputed ideals."""
+    fit = ground_truth_fit(root, dataset=dataset, truth=truth)
+    if not fit.explains:
+        raise PrefstyleError(
+            fit.message(root) + ": scores against its ideals would be meaningless (made by another version of the "
+            "generator? simulate it again)"
+        )
+    return fit
