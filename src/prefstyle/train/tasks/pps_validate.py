@@ -4,6 +4,7 @@ data) for the trainer's periodic validation of the PPS models.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,10 +174,18 @@ def _norefs_row(
 
 
 def load_truth(dataset: PairsDataset) -> dict[str, SimulatedUser] | None:
-    """``{user: SimulatedUser}`` when the dataset is simulated (has ``ground_truth.json``), else None."""
+    """``{user: SimulatedUser}`` when the dataset is simulated (has ``ground_truth.json``) and its
+    ground truth explains the recorded answers (:mod:`prefstyle.data.truth_check`), else None (with
+    a logged warning in the second case: validation then leaves out the distances to the ideal)."""
     from prefstyle.data.simulate import GROUND_TRUTH_FILE, load_ground_truth
+    from prefstyle.data.truth_check import ground_truth_fit
 
     root = Path(getattr(dataset, "root", "."))
     if not (root / GROUND_TRUTH_FILE).is_file():
         return None
-    return load_ground_truth(root)
+    truth = load_ground_truth(root)
+    fit = ground_truth_fit(root, dataset=dataset, truth=truth)
+    if not fit.explains:
+        logging.getLogger(__name__).warning("%s: validation leaves out the distances to the ideal", fit.message(root))
+        return None
+    return truth
