@@ -373,3 +373,31 @@ def test_the_ground_truth_check_passes_fresh_crowds_and_catches_a_changed_genera
     assert res.exit_code != 0 and "does NOT explain the recorded answers" in str(res.output) + str(res.exception)
     res = runner.invoke(app, [*args, "--no-truth-check"])
     assert res.exit_code == 0, res.output
+
+
+def test_bayes_seen_knows_only_the_training_families(looks_ds: Path, tmp_path: Path):
+    """``bayes-seen`` is ``bayes`` without the held-out looks: no prior mass outside the training
+    families; it personalizes and renders like ``bayes``; on a slider crowd it is refused."""
+    from prefstyle.errors import PrefstyleError
+
+    gt = json.loads((looks_ds / "ground_truth.json").read_text())
+    train = set(gt["looks"]["families"]["train"])
+    seen = create_model("bayes-seen", ground_truth=looks_ds)
+    full = create_model("bayes", ground_truth=looks_ds)
+    assert seen.name == "bayes-seen" and seen.reference_point and seen.config()["seen_only"]
+    member = torch.tensor([lk.family in train for lk in seen.library.looks])
+    assert float(seen.look_prior[~member].sum()) == 0.0 and float(seen.look_prior.sum()) == pytest.approx(1.0)
+    assert float(full.look_prior[~member].sum()) > 0.0
+    ds = PairsDataset.load(looks_ds)
+    user = next(u for u in ds.users() if not load_ground_truth(looks_ds)[u].person.careless)
+    refs = load_references(ds, [j for j in ds.by_user(user) if j.kind == "main"][:8])
+    prof = seen.personalize(refs, user)
+    assert prof.model == "bayes-seen"
+    assert all(p["look"].split("/")[0] in train for p in prof.data["particles"])
+    src = load_image(ds.image_path(next(iter(ds.scenes.values())).source))
+    assert seen.render(src, prof).shape == src.shape
+
+    sliders = tmp_path / "sliders"
+    simulate_dataset(SimulationConfig(seed=3, **TINY), sliders, progress=False)
+    with pytest.raises(PrefstyleError, match="bayes-seen is a reference point for looks crowds"):
+        create_model("bayes-seen", ground_truth=sliders)

@@ -70,8 +70,8 @@ __all__ = [
 
 #: The reference points, in the order tables list them.
 REFERENCE_POINTS: tuple[str, ...] = ("identity", "global-style", "nearest-preferred", "bayes", "oracle")
-#: Reference points that need a simulated dataset's ground truth.
-SIMULATED_ONLY: frozenset[str] = frozenset({"oracle", "bayes"})
+#: Reference points that need a simulated dataset's ground truth (``bayes-seen``: a looks crowd's).
+SIMULATED_ONLY: frozenset[str] = frozenset({"oracle", "bayes", "bayes-seen"})
 
 
 def thumbnail(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -904,6 +904,18 @@ def bayes_reference(ground_truth: Any = None, config: Any = None, **kwargs: Any)
     return BayesModel(ground_truth=ground_truth, config=config, **kwargs)
 
 
+@register_model("bayes-seen")
+def bayes_seen_reference(ground_truth: Any = None, **kwargs: Any) -> PersonalizationModel:
+    """``bayes`` on a looks crowd without the held-out look families: its prior holds only the
+    training families' looks (:class:`LooksBayesModel` with ``seen_only``)."""
+    doc = _ground_truth_doc(ground_truth)
+    if doc is None or doc.get("tastes") != "looks":
+        raise PrefstyleError("bayes-seen is a reference point for looks crowds (data simulate --tastes looks)")
+    known = {"particles", "seed", "thumb", "render_particles", "mass"}
+    opts = {k: v for k, v in kwargs.items() if k in known}
+    return LooksBayesModel(ground_truth, seen_only=True, **opts)  # type: ignore[return-value]
+
+
 class LooksBayesModel(BayesModel):
     """Bayes estimate of the user's ideal on a looks crowd (:mod:`prefstyle.data.looks_crowd`).
 
@@ -930,6 +942,10 @@ class LooksBayesModel(BayesModel):
     posterior (at most ``render_particles``) and their weighted mean are the candidates; per
     image, the candidate with the least posterior expected ΔE00 to the particles' ideals on a 32-px
     thumbnail is rendered at full size.
+
+    ``seen_only``: the prior keeps only the looks of the crowd's *training* families (the ones a
+    learned model may see), renormalised by popularity: the ``bayes-seen`` reference point, which
+    knows everything about the generator except the held-out looks.
     """
 
     name = "bayes"
@@ -946,6 +962,7 @@ class LooksBayesModel(BayesModel):
         thumb: int = 64,
         render_particles: int = 24,
         mass: float = 0.99,
+        seen_only: bool = False,
         **_slider_options: Any,
     ):
         from prefstyle.data.looks import load_looks
@@ -969,6 +986,13 @@ class LooksBayesModel(BayesModel):
             member = torch.tensor([lk.family in set(fams.get(split, [])) for lk in self.library.looks])
             if member.any() and pop[member].sum() > 0:
                 prior += frac * torch.where(member, pop, torch.zeros_like(pop)) / pop[member].sum()
+        if seen_only:
+            seen = torch.tensor([lk.family in set(fams.get("train", [])) for lk in self.library.looks])
+            if not seen.any():
+                raise PrefstyleError("bayes-seen: the crowd's ground truth names no training look families")
+            prior = torch.where(seen, pop, torch.zeros_like(pop))
+            self.name = "bayes-seen"
+        self.seen_only = bool(seen_only)
         self.look_prior = prior / prior.sum()
         lo, hi = self.crowd.correction_scale
         from prefstyle.data.looks_crowd import scaled_correction
@@ -1000,6 +1024,7 @@ class LooksBayesModel(BayesModel):
             "mass": self.mass,
             "temperature": self.temperature,
             "lapse": self.lapse,
+            **({"seen_only": True} if self.seen_only else {}),
         }
 
     @property

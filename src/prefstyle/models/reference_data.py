@@ -1,7 +1,8 @@
 """How the reference points that need the evaluated data are built (see
 :func:`prefstyle.models.loading.load_for_data`).
 
-* ``oracle`` and ``bayes`` read a simulated dataset's ground truth (``ground_truth.json``);
+* ``oracle``, ``bayes`` and ``bayes-seen`` (a looks crowd's ``bayes`` without the held-out look
+  families) read a simulated dataset's ground truth (``ground_truth.json``);
 * ``global-style`` is fitted on the dataset's training users (never the evaluated ones).
 
 Each raises :class:`~prefstyle.models.loading.NotApplicable` when the data cannot support it, so
@@ -35,6 +36,17 @@ def _bayes(ctx: DataContext) -> PersonalizationModel:
     )
 
 
+def _bayes_seen(ctx: DataContext) -> PersonalizationModel:
+    from prefstyle.errors import PrefstyleError
+    from prefstyle.models.reference import bayes_seen_reference
+
+    root = _ground_truth(ctx, "bayes-seen")
+    try:
+        return bayes_seen_reference(ground_truth=root, seed=ctx.seed)
+    except PrefstyleError as e:
+        raise NotApplicable(str(e)) from None
+
+
 def _global_style(ctx: DataContext) -> PersonalizationModel:
     train = ctx.training_users()
     if not train:
@@ -48,4 +60,5 @@ def _global_style(ctx: DataContext) -> PersonalizationModel:
 
 register_data_factory(OracleModel.name, _oracle)
 register_data_factory(BayesModel.name, _bayes)
+register_data_factory("bayes-seen", _bayes_seen)
 register_data_factory(GlobalStyleModel.name, _global_style)
