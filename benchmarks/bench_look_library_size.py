@@ -1,0 +1,112 @@
+"""Does LookTaste get closer to unseen looks with more training look families in its library?
+
+LookTaste's taste space holds the library's looks of the training families (the validation and
+test families are held out), their blends, slider edits and the looks of the renditions the
+training people saw. This refits the packaged model's recipe (``configs/looks.yaml``: floor 0.9,
+the marginal likelihood for temperature, lapse and user mass) with the library cut to the first
+``k`` training families (a seeded order, nested: each ``k`` keeps the smaller ones' families)
+and scores each fit on the crowd's test people and photos, as ``prefstyle evaluate`` does.
+
+    python benchmarks/bench_look_library_size.py runs/looks_dev --ks 3 6 9 12 --users 41 \\
+        --out benchmarks/results/look_library_size.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    from prefstyle.data.filters import apply_filters
+    from prefstyle.data.looks import load_looks
+    from prefstyle.data.pairs import PairsDataset
+    from prefstyle.data.simulate import load_ground_truth
+    from prefstyle.data.truth_check import require_explained
+    from prefstyle.eval.protocol import default_users, evaluate_pps
+    from prefstyle.models.base import create_model
+    from prefstyle.models.look_fit import fit_look_taste
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path, help="a looks crowd (with ground_truth.json)")
+    ap.add_argument("--ks", type=int, nargs="+", default=[3, 6, 9, 12], help="numbers of training families")
+    ap.add_argument("--users", type=int, default=41, help="the first this many test users after the PPS filters")
+    ap.add_argument("--max-users", type=int, default=100, help="training people in each fit (as the packaged)")
+    ap.add_argument("--seed", type=int, default=0, help="order in which training families are added")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    t0 = time.perf_counter()
+    raw = PairsDataset.load(args.data)
+    ds, _ = apply_filters(raw)
+    truth = load_ground_truth(args.data)
+    print(require_explained(args.data, dataset=ds, truth=truth).message(args.data), file=sys.stderr)
+    users = default_users(ds, "test")[: args.users]
+    families = json.loads((args.data / "ground_truth.json").read_text())["looks"]["families"]
+    order = sorted(families["train"])
+    random.Random(args.seed).shuffle(order)
+    library = load_looks()
+    held = [f for split in ("val", "test") for f in families.get(split, [])]
+    models: dict[str, object] = {"identity": create_model("identity")}
+    looks_per_k: dict[int, int] = {}
+    for k in args.ks:
+        keep = order[:k]
+        sub = library.subset([*keep, *held])
+        looks_per_k[k] = sum(lk.family in set(keep) for lk in sub.looks)
+        models[f"looks, {k} families"] = fit_look_taste(
+            raw, sub, max_users=args.max_users, floors=(0.9,), seed=0, progress=False
+        )
+        print(f"fitted with {k} training families ({looks_per_k[k]} looks)", file=sys.stderr)
+    res = evaluate_pps(
+        ds,
+        models,
+        n_refs=16,
+        n_evals=8,
+        users=users,
+        seed=0,
+        ground_truth=truth,
+        metrics=["delta_e00"],
+        size=128,
+        eval_scenes=ds.scenes_of_split("test"),
+        progress=True,
+    )
+    ideal = res.ideal or {}
+    out = {
+        "benchmark": "look_library_size",
+        "command": "python benchmarks/bench_look_library_size.py " + " ".join(argv or sys.argv[1:]),
+        "data": str(args.data),
+        "users": len(users),
+        "family_order": order,
+        "rows": [
+            {
+                "training_families": k,
+                "library_looks": looks_per_k[k],
+                "delta_e00_to_ideal": round(float(ideal[f"looks, {k} families"]["delta_e00"]), 3),
+                "win_rate": round(float(res.tables["delta_e00"][f"looks, {k} families"]["win_rate"]), 4),
+            }
+            for k in args.ks
+        ],
+        "identity_delta_e00": round(float(ideal["identity"]["delta_e00"]), 3),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
