@@ -20,7 +20,8 @@ def test_demo_writes_report_with_default_model_and_photographer_path(tmp_path):
     index = (out / "index.html").read_text()
     assert DEFAULT_MODEL in index and "evaluation/index.html" in index
     results = json.loads((out / "evaluation" / "results.json").read_text())
-    assert DEFAULT_MODEL in results["models"] and "bayes" in results["models"]
+    assert DEFAULT_MODEL in results["models"] and "bayes" in results["models"] and "bayes-seen" in results["models"]
+    assert results["dataset"]["ground_truth_fit"]["explains"]
     assert (out / "photographer" / "before_after.png").stat().st_size > 10_000
     cube = (out / "photographer" / "style.cube").read_text()
     assert "LUT_3D_SIZE 33" in cube

@@ -22,7 +22,7 @@ from prefstyle.imaging.lut import apply_lut
 from prefstyle.models import list_models, load
 from prefstyle.models.base import PersonalizationModel, Profile, Reference
 from prefstyle.models.loading import architecture
-from prefstyle.models.reference import REFERENCE_POINTS
+from prefstyle.models.reference import ALL_REFERENCE_POINTS
 from prefstyle.models.render import render_batch, render_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -68,7 +68,7 @@ UNTRAINED = {
     },
 }
 
-NAMES = [n for n in list_models() if n not in REFERENCE_POINTS]
+NAMES = [n for n in list_models() if n not in ALL_REFERENCE_POINTS]
 
 
 def _build(name: str) -> PersonalizationModel:
@@ -111,7 +111,7 @@ def profile(model, photo) -> Profile:
 
 
 def test_contract_covers_the_shipped_models():
-    assert "sliders" in NAMES and "pienet" in NAMES and not set(NAMES) & set(REFERENCE_POINTS)
+    assert "sliders" in NAMES and "pienet" in NAMES and not set(NAMES) & set(ALL_REFERENCE_POINTS)
 
 
 def test_personalize_gives_a_profile_of_this_model(model, profile):

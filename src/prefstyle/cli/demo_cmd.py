@@ -89,7 +89,8 @@ def _summary_table(results_path: Path) -> str:
         f"<h2>How every model scores ({n.get('users')} held-out users, {n.get('n_refs')} answers each)</h2>"
         "<p>Reference points are not models a photographer can use: <code>identity</code> is the input, "
         "<code>oracle</code> and <code>bayes</code> know the simulated people's true tastes or the looks they "
-        "were drawn from.</p>"
+        "were drawn from; on a looks crowd, <code>bayes-seen</code> knows the simulator too but, like every "
+        "learned model, not the look families held out for the test people.</p>"
         "<table><tr><th>model</th><th>kind</th><th>ΔE00-CQS</th><th>CQS / identity</th><th>win rate</th>"
         "<th>ΔE00 to the true ideal (lower is better)</th></tr>" + rows + "</table>"
         '<p><a href="evaluation/index.html">Full evaluation report: every metric, per-user image grids</a></p>'
@@ -257,9 +258,9 @@ def demo(
 
     typer.echo("3/4 personalizing held-out users from 16 answers and evaluating every model ...", err=True)
     from prefstyle.cli.evaluate_cmd import evaluate
-    from prefstyle.models.reference import REFERENCE_POINTS
+    from prefstyle.models.reference import reference_points
 
-    models = list(REFERENCE_POINTS) + [m for m in packaged_models() if m != DEFAULT_MODEL or not retrain]
+    models = reference_points(tastes) + [m for m in packaged_models() if m != DEFAULT_MODEL or not retrain]
     if retrain:
         models.append(default_spec)
     try:  # score on photos no model was fitted on

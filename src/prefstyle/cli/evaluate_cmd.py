@@ -14,6 +14,7 @@ trained weights ship with prefstyle (``src/prefstyle/assets/models/``).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -103,6 +104,19 @@ def _train_users_summary(results: Results) -> dict[str, Any]:
     return out
 
 
+def _crowd_tastes(ground_truth_root: Path | None) -> str | None:
+    """The kind of simulated crowd its ground truth names (``tastes``), or None."""
+    from prefstyle.data.simulate import GROUND_TRUTH_FILE
+
+    if ground_truth_root is None:
+        return None
+    try:
+        tastes = json.loads((ground_truth_root / GROUND_TRUTH_FILE).read_text()).get("tastes")
+    except (OSError, ValueError, AttributeError):
+        return None  # a broken ground truth is reported where it is read
+    return tastes if isinstance(tastes, str) else None
+
+
 def build_models(
     specs: list[str],
     ds: Any,
@@ -122,11 +136,11 @@ def build_models(
     with a note. An explicitly requested model that cannot run is a :class:`PrefstyleError`.
     """
     from prefstyle.models.loading import DataContext, NotApplicable, load_for_data, packaged_models
-    from prefstyle.models.reference import REFERENCE_POINTS
+    from prefstyle.models.reference import reference_points
 
     explicit = bool(specs)
     if not specs:
-        specs = [*REFERENCE_POINTS, *packaged_models()]
+        specs = [*reference_points(_crowd_tastes(ground_truth_root)), *packaged_models()]
     context = DataContext(
         dataset=ds,
         eval_users=list(eval_users),

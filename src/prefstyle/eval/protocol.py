@@ -51,7 +51,7 @@ from prefstyle.imaging.resize import resize_long_side
 from prefstyle.metrics.cqs import aggregate_cqs, cqs_pair
 from prefstyle.metrics.registry import available_metrics, get_metric
 from prefstyle.models.base import PersonalizationModel, Profile, Reference
-from prefstyle.models.reference import REFERENCE_POINTS, IdentityModel, OracleModel
+from prefstyle.models.reference import ALL_REFERENCE_POINTS, IdentityModel, OracleModel
 from prefstyle.models.render import blend, render_batch
 
 if TYPE_CHECKING:
@@ -716,7 +716,7 @@ class PPSEvaluation:
         for name, model in self.models.items():
             info[name] = {
                 "registered_name": model.name,
-                "reference_point": model.reference_point or model.name in REFERENCE_POINTS,
+                "reference_point": model.reference_point or model.name in ALL_REFERENCE_POINTS,
                 "config": _finite(model.config()),
                 "seconds": self.seconds.get(name, 0.0),
             }
@@ -797,7 +797,7 @@ def _aggregate(dp: list[float], dn: list[float], spec: Any, users: list[str]) ->
 
 
 def _table_order(names: list[str]) -> list[str]:
-    refs = [n for n in REFERENCE_POINTS if n in names]
+    refs = [n for n in ALL_REFERENCE_POINTS if n in names]
     return refs + [n for n in names if n not in refs]
 
 

@@ -54,6 +54,8 @@ from prefstyle.models.base import (
 )
 
 __all__ = [
+    "ALL_REFERENCE_POINTS",
+    "LOOKS_CROWD_REFERENCE_POINTS",
     "REFERENCE_POINTS",
     "SIMULATED_ONLY",
     "BayesModel",
@@ -65,6 +67,7 @@ __all__ = [
     "apply_poly2",
     "content_features",
     "fit_poly2",
+    "reference_points",
     "thumbnail",
 ]
 
@@ -72,6 +75,22 @@ __all__ = [
 REFERENCE_POINTS: tuple[str, ...] = ("identity", "global-style", "nearest-preferred", "bayes", "oracle")
 #: Reference points that need a simulated dataset's ground truth (``bayes-seen``: a looks crowd's).
 SIMULATED_ONLY: frozenset[str] = frozenset({"oracle", "bayes", "bayes-seen"})
+#: Reference points of looks crowds only, each listed after the reference point it varies.
+LOOKS_CROWD_REFERENCE_POINTS: dict[str, str] = {"bayes-seen": "bayes"}
+
+
+def reference_points(tastes: str | None = None) -> list[str]:
+    """The reference points in table order for a crowd of ``tastes`` (``"looks"`` adds
+    :data:`LOOKS_CROWD_REFERENCE_POINTS`, each after the one it varies; None: not a looks crowd)."""
+    names = list(REFERENCE_POINTS)
+    if tastes == "looks":
+        for name, after in LOOKS_CROWD_REFERENCE_POINTS.items():
+            names.insert(names.index(after) + 1, name)
+    return names
+
+
+#: Every reference point, in table order (the looks crowd's included).
+ALL_REFERENCE_POINTS: tuple[str, ...] = tuple(reference_points("looks"))
 
 
 def thumbnail(img: torch.Tensor, size: int) -> torch.Tensor:
