@@ -13,6 +13,7 @@ ROOT = Path(prefstyle.__file__).parent
 LAYERS = {
     "errors": 0,
     "fsutil": 0,
+    "provenance": 0,
     "_version": 0,
     "__init__": 0,
     "imaging": 1,

@@ -350,6 +350,8 @@ def test_the_ground_truth_check_passes_fresh_crowds_and_catches_a_changed_genera
     )
     simulate_dataset(cfg, no_stretch, progress=False)
     for root in (looks_ds, sliders, no_stretch):
+        stamp = json.loads((root / "ground_truth.json").read_text())["made_by"]
+        assert stamp["prefstyle"] and "commit" in stamp
         fit = ground_truth_fit(root)
         assert fit.n > 200 and fit.explains and abs(fit.z) < 4, (root, fit)
 
@@ -365,7 +367,8 @@ def test_the_ground_truth_check_passes_fresh_crowds_and_catches_a_changed_genera
 
     runner = CliRunner()
     res = runner.invoke(app, ["data", "validate", str(changed)])
-    assert res.exit_code == 1 and "does not explain the recorded answers" in res.output
+    assert res.exit_code == 1 and "does NOT explain the recorded answers" in res.output
+    assert "made by prefstyle" in res.output  # the code that made the crowd, to make it again
     assert runner.invoke(app, ["data", "validate", str(no_stretch)]).exit_code == 0
     args = ["evaluate", str(changed), "-m", "identity", "--max-users", "2", "--refs", "4", "--evals", "2"]
     args += ["--no-report", "--no-progress", "--no-quality-filter", "--out", str(tmp_path / "ev")]

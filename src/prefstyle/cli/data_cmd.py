@@ -174,8 +174,7 @@ def _truth_fit(data: Path, ds: Any) -> tuple[Any, Any]:
     problem = Problem(
         str(data / GROUND_TRUTH_FILE),
         None,
-        f"does not explain the recorded answers (z = {fit.z:.1f} over {fit.n}): made by another version of the "
-        "generator? scores against its ideals would be meaningless",
+        f"{fit.summary()}: scores against its ideals would be meaningless (made by another version of the generator?)",
     )
     return fit, problem
 

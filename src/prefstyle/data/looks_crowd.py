@@ -52,6 +52,7 @@ from prefstyle.imaging.color import delta_e_2000, luminance, rgb_to_lab, srgb_to
 from prefstyle.imaging.lut import apply_lut
 from prefstyle.imaging.params import NEUTRAL, RetouchParams
 from prefstyle.imaging.pipeline import apply_retouch, apply_retouch_vector
+from prefstyle.provenance import made_by
 
 __all__ = [
     "LOOKS_FILE",
@@ -899,6 +900,7 @@ def simulate_looks_dataset(
     gt = {
         "format": "prefstyle-ground-truth",
         "version": 1,
+        "made_by": made_by(),
         "tastes": "looks",
         "config": gt_config,
         "looks_crowd": asdict(crowd),

@@ -44,6 +44,7 @@ from prefstyle.data.splits import person_of_user, split_users
 from prefstyle.errors import PrefstyleError
 from prefstyle.fsutil import atomic_write_text
 from prefstyle.imaging.pipeline import apply_retouch
+from prefstyle.provenance import made_by
 from prefstyle.styles.base import Style
 
 GROUND_TRUTH_FILE = "ground_truth.json"
@@ -563,6 +564,7 @@ def simulate_dataset(
     gt = {
         "format": "prefstyle-ground-truth",
         "version": 1,
+        "made_by": made_by(),
         "config": _slider_config_dict(config),
         "users": [u.to_dict() for u in users],
         "renditions": {

@@ -49,6 +49,7 @@ class TruthFit:
     z: float
     agreement: float
     expected_agreement: float
+    made_by: dict[str, Any] | None = None
 
     @property
     def explains(self) -> bool:
@@ -58,14 +59,26 @@ class TruthFit:
         return {**asdict(self), "explains": self.explains}
 
     def message(self, root: str | Path) -> str:
-        """One line for a log or an error."""
-        gt = Path(root) / "ground_truth.json"
+        """One line for a log or an error: ``ground_truth.json: `` and :meth:`summary`."""
+        return f"{Path(root) / 'ground_truth.json'}: {self.summary()}"
+
+    def summary(self) -> str:
+        """The verdict and its numbers, naming the code that made the crowd when it failed."""
         verdict = "explains" if self.explains else "does NOT explain"
-        return (
-            f"{gt}: the ground truth {verdict} the recorded answers (z = {self.z:.1f} over {self.n} answers; "
+        text = (
+            f"the ground truth {verdict} the recorded answers (z = {self.z:.1f} over {self.n} answers; "
             f"{100 * self.agreement:.1f} % chose the rendition nearer the recomputed ideal, "
             f"{100 * self.expected_agreement:.1f} % expected)"
         )
+        if not self.explains:
+            from prefstyle.provenance import made_by
+
+            then, now = self.made_by or {}, made_by()
+            text += (
+                f"; made by prefstyle {then.get('prefstyle', '?')} at commit {then.get('commit') or 'unrecorded'}, "
+                f"this is {now['prefstyle']} at {now['commit'] or 'an unknown commit'}"
+            )
+        return text
 
 
 def ground_truth_fit(
@@ -88,14 +101,16 @@ def ground_truth_fit(
     root = Path(root)
     truth = load_ground_truth(root) if truth is None else truth
     try:
-        thumb = int(json.loads((root / GROUND_TRUTH_FILE).read_text())["config"]["thumb"])
+        doc = json.loads((root / GROUND_TRUTH_FILE).read_text())
+        thumb = int(doc["config"]["thumb"])
     except (KeyError, TypeError, ValueError):
         raise PrefstyleError("no config.thumb in the ground truth", path=root / GROUND_TRUTH_FILE) from None
+    stamp = doc.get("made_by") if isinstance(doc.get("made_by"), dict) else None
     ds = PairsDataset.load(root, check_images=False) if dataset is None else dataset
     sources = {sid: sc.source for sid, sc in ds.scenes.items() if sc.source}
     answers = [j for j in ds.judgments if j.kind == "main" and j.user in truth and j.scene in sources]
     if not answers:
-        return TruthFit(0, 0.0, 0.0, 0.0)
+        return TruthFit(0, 0.0, 0.0, 0.0, stamp)
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(len(answers), size=min(max_answers, len(answers)), replace=False).tolist())
     cache: dict[str, torch.Tensor] = {}
@@ -129,6 +144,7 @@ def ground_truth_fit(
         z=(sum(ll) - sum(mean)) / sd,
         agreement=float(np.mean(agree)),
         expected_agreement=float(np.mean(expect)),
+        made_by=stamp,
     )
 
 

@@ -23,12 +23,10 @@ at any moment leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import random
 import shutil
-import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +49,7 @@ from prefstyle.models.card import (
     latest_checkpoint,
     read_card,
 )
+from prefstyle.provenance import git_commit
 
 __all__ = [
     "CARD_FORMAT",
@@ -64,26 +63,6 @@ __all__ = [
     "save_model",
     "save_train_checkpoint",
 ]
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """The source tree's git commit (with ``-dirty`` when it has uncommitted changes), or None."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("-dirty" if dirty else "") if head else None
 
 
 def make_card(
