@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import emit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -90,11 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         "mean_de00_to_ideal": {m: round(float((res.ideal or {})[m]["delta_e00"]), 3) for m in models},
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(out, args.out)
     return out
 
 

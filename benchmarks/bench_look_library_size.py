@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import emit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -100,11 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         "identity_delta_e00": round(float(ideal["identity"]["delta_e00"]), 3),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(out, args.out)
     return out
 
 
