@@ -1,0 +1,125 @@
+"""LookTaste with its population prior refitted on the study's other participants (an experiment).
+
+A study organizer has every participant's answers; an empirical-Bayes prior fitted on the people
+being served can learn favourites that no training family holds. For each evaluated person, the
+population weights are refitted by EM (as ``prefstyle train configs/looks.yaml`` does: the
+packaged model's space, temperature and lapse) on the crowd's 100 training people *and the other
+evaluated people's* 16 reference answers (leave one out: never the person's own), then the
+person is personalized and scored exactly as ``prefstyle evaluate`` does (same references,
+held-out pairs and held-out photos). The PPS protocol of ``evaluate`` never fits on evaluated
+people; this measures what a protocol that lets the prior see the other participants would give.
+
+    python benchmarks/bench_look_study_prior.py runs/looks_dev --out benchmarks/results/look_study_prior.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import emit  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    from prefstyle.data.filters import apply_filters
+    from prefstyle.data.pairs import PairsDataset
+    from prefstyle.data.simulate import load_ground_truth
+    from prefstyle.data.truth_check import require_explained
+    from prefstyle.eval.protocol import default_users, evaluate_pps
+    from prefstyle.models.base import create_model
+    from prefstyle.models.loading import load
+    from prefstyle.models.look_fit import _crowd_people, _gaps, _log_marginal
+    from prefstyle.models.pps_common import references_from_judgments
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path, help="a looks crowd (with ground_truth.json)")
+    ap.add_argument("--split", default="test", help="the evaluated people and photos")
+    ap.add_argument(
+        "--floors", type=float, nargs="+", default=[0.9, 0.5, 0.2], help="uniform floors of the refitted prior"
+    )
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    t0 = time.perf_counter()
+    raw = PairsDataset.load(args.data)
+    ds, _ = apply_filters(raw)
+    truth = load_ground_truth(args.data)
+    print(require_explained(args.data, dataset=ds, truth=truth).message(args.data), file=sys.stderr)
+    users = default_users(ds, args.split)
+    eval_scenes = ds.scenes_of_split(args.split)
+    base = load("looks")
+    cache: dict = {}
+    refs = []
+    for u in users:
+        judged, _ = ds.split_user_judgments(u, 16, 8, seed=0, eval_scenes=eval_scenes)
+        refs.append(references_from_judgments(ds, judged[:16], cache, 128))
+    evaluated = _gaps(base, refs, True, "evaluated people")
+    training = _gaps(base, _crowd_people(raw, 16, 100, True)["train"], True, "training people")
+
+    def em(gaps: list, iters: int = 50) -> torch.Tensor:
+        k = len(base.coeffs)
+        pop = torch.full((k,), 1.0 / k, dtype=torch.float64)
+        for _ in range(iters):
+            _, resp = _log_marginal(base, gaps, pop.log(), base.temperature, base.lapse, floor=0.0, user_mass=0.1)
+            pop = (resp.sum(0) / resp.sum().clamp_min(1e-300)).clamp_min(1e-12)
+        return pop.log().float()
+
+    priors = {u: em(training + [g for j, g in enumerate(evaluated) if j != i]) for i, u in enumerate(users)}
+
+    def study_model(floor: float) -> object:
+        model = load("looks")
+        model.floor = floor
+        personalize = model.personalize
+
+        def with_study_prior(refs: list, user: str | None = None) -> object:
+            model.pop_log_prior = priors[user]
+            return personalize(refs, user)
+
+        model.personalize = with_study_prior  # type: ignore[method-assign]
+        return model
+
+    models = {"identity": create_model("identity"), "looks": load("looks")}
+    models.update({f"looks, study prior, floor {f:g}": study_model(f) for f in args.floors})
+    res = evaluate_pps(
+        ds,
+        models,
+        n_refs=16,
+        n_evals=8,
+        users=users,
+        seed=0,
+        ground_truth=truth,
+        metrics=["delta_e00"],
+        size=128,
+        eval_scenes=eval_scenes,
+        progress=True,
+    )
+    out = {
+        "benchmark": "look_study_prior",
+        "command": "python benchmarks/bench_look_study_prior.py " + " ".join(argv or sys.argv[1:]),
+        "data": str(args.data),
+        "users": len(users),
+        "rows": {
+            m: {
+                "delta_e00_to_ideal": round(float((res.ideal or {})[m]["delta_e00"]), 3),
+                "win_rate": round(float(res.tables["delta_e00"][m]["win_rate"]), 4),
+            }
+            for m in models
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    emit(out, args.out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
