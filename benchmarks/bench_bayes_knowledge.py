@@ -21,17 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _crowd import load_crowd, score  # noqa: E402
 from _report import emit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from prefstyle.data.filters import apply_filters
-    from prefstyle.data.pairs import PairsDataset
-    from prefstyle.data.simulate import load_ground_truth
-    from prefstyle.data.truth_check import require_explained
-    from prefstyle.eval.protocol import default_users, evaluate_pps
     from prefstyle.imaging.params import RetouchParams
     from prefstyle.models.base import create_model
 
@@ -46,10 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    ds, _ = apply_filters(PairsDataset.load(args.data))
-    truth = load_ground_truth(args.data)
-    print(require_explained(args.data, dataset=ds, truth=truth).message(args.data), file=sys.stderr)
-    users = default_users(ds, "test")[: args.users]
+    crowd = load_crowd(args.data, "test", args.users)
 
     def bayes() -> object:
         return create_model("bayes", ground_truth=args.data)
@@ -71,24 +64,12 @@ def main(argv: list[str] | None = None) -> dict:
         "bayes with a uniform prior over looks": uniform,
         "bayes without the test families' looks": no_test,
     }
-    res = evaluate_pps(
-        ds,
-        models,
-        n_refs=args.refs,
-        n_evals=8,
-        users=users,
-        seed=0,
-        ground_truth=truth,
-        metrics=["delta_e00"],
-        size=args.size,
-        eval_scenes=ds.scenes_of_split("test"),
-        progress=True,
-    )
+    res = score(crowd, models, n_refs=args.refs, size=args.size)
     out = {
         "benchmark": "bayes_knowledge",
         "command": "python benchmarks/bench_bayes_knowledge.py " + " ".join(argv or sys.argv[1:]),
         "data": str(args.data),
-        "users": len(users),
+        "users": len(crowd.users),
         "refs": args.refs,
         "mean_de00_to_ideal": {m: round(float((res.ideal or {})[m]["delta_e00"]), 3) for m in models},
         "seconds": round(time.perf_counter() - t0, 1),

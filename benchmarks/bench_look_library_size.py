@@ -24,18 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _crowd import load_crowd, score  # noqa: E402
 from _report import emit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from prefstyle.data.filters import apply_filters
     from prefstyle.data.looks import load_looks
-    from prefstyle.data.pairs import PairsDataset
-    from prefstyle.data.simulate import load_ground_truth
-    from prefstyle.data.truth_check import require_explained
-    from prefstyle.eval.protocol import default_users, evaluate_pps
     from prefstyle.models.base import create_model
     from prefstyle.models.look_fit import fit_look_taste
 
@@ -51,11 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    raw = PairsDataset.load(args.data)
-    ds, _ = apply_filters(raw)
-    truth = load_ground_truth(args.data)
-    print(require_explained(args.data, dataset=ds, truth=truth).message(args.data), file=sys.stderr)
-    users = default_users(ds, "test")[: args.users]
+    crowd = load_crowd(args.data, "test", args.users)
     families = json.loads((args.data / "ground_truth.json").read_text())["looks"]["families"]
     order = sorted(families["train"])
     random.Random(args.seed).shuffle(order)
@@ -68,28 +60,16 @@ def main(argv: list[str] | None = None) -> dict:
         sub = library.subset([*keep, *held])
         looks_per_k[k] = sum(lk.family in set(keep) for lk in sub.looks)
         models[f"looks, {k} families"] = fit_look_taste(
-            raw, sub, max_users=args.max_users, floors=(0.9,), seed=0, progress=False
+            crowd.raw, sub, max_users=args.max_users, floors=(0.9,), seed=0, progress=False
         )
         print(f"fitted with {k} training families ({looks_per_k[k]} looks)", file=sys.stderr)
-    res = evaluate_pps(
-        ds,
-        models,
-        n_refs=16,
-        n_evals=8,
-        users=users,
-        seed=0,
-        ground_truth=truth,
-        metrics=["delta_e00"],
-        size=128,
-        eval_scenes=ds.scenes_of_split("test"),
-        progress=True,
-    )
+    res = score(crowd, models)
     ideal = res.ideal or {}
     out = {
         "benchmark": "look_library_size",
         "command": "python benchmarks/bench_look_library_size.py " + " ".join(argv or sys.argv[1:]),
         "data": str(args.data),
-        "users": len(users),
+        "users": len(crowd.users),
         "family_order": order,
         "rows": [
             {

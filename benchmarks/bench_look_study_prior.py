@@ -23,17 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _crowd import load_crowd, score  # noqa: E402
 from _report import emit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from prefstyle.data.filters import apply_filters
-    from prefstyle.data.pairs import PairsDataset
-    from prefstyle.data.simulate import load_ground_truth
-    from prefstyle.data.truth_check import require_explained
-    from prefstyle.eval.protocol import default_users, evaluate_pps
     from prefstyle.models.base import create_model
     from prefstyle.models.loading import load
     from prefstyle.models.look_fit import _crowd_people, _gaps, _log_marginal
@@ -51,11 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    raw = PairsDataset.load(args.data)
-    ds, _ = apply_filters(raw)
-    truth = load_ground_truth(args.data)
-    print(require_explained(args.data, dataset=ds, truth=truth).message(args.data), file=sys.stderr)
-    users = default_users(ds, args.split)
+    crowd = load_crowd(args.data, args.split)
+    ds, users = crowd.ds, crowd.users
     eval_scenes = ds.scenes_of_split(args.split)
     base = load("looks")
     cache: dict = {}
@@ -64,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         judged, _ = ds.split_user_judgments(u, 16, 8, seed=0, eval_scenes=eval_scenes)
         refs.append(references_from_judgments(ds, judged[:16], cache, 128))
     evaluated = _gaps(base, refs, True, "evaluated people")
-    training = _gaps(base, _crowd_people(raw, 16, 100, True)["train"], True, "training people")
+    training = _gaps(base, _crowd_people(crowd.raw, 16, 100, True)["train"], True, "training people")
 
     def em(gaps: list, iters: int = 50) -> torch.Tensor:
         k = len(base.coeffs)
@@ -90,19 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     models = {"identity": create_model("identity"), "looks": load("looks")}
     models.update({f"looks, study prior, floor {f:g}": study_model(f) for f in args.floors})
-    res = evaluate_pps(
-        ds,
-        models,
-        n_refs=16,
-        n_evals=8,
-        users=users,
-        seed=0,
-        ground_truth=truth,
-        metrics=["delta_e00"],
-        size=128,
-        eval_scenes=eval_scenes,
-        progress=True,
-    )
+    res = score(crowd, models)
     out = {
         "benchmark": "look_study_prior",
         "command": "python benchmarks/bench_look_study_prior.py " + " ".join(argv or sys.argv[1:]),
