@@ -62,6 +62,7 @@ __all__ = [
     "GlobalStyleModel",
     "IdentityModel",
     "LooksBayesModel",
+    "LooksBayesSeenModel",
     "NearestPreferredModel",
     "OracleModel",
     "apply_poly2",
@@ -926,13 +927,13 @@ def bayes_reference(ground_truth: Any = None, config: Any = None, **kwargs: Any)
 @register_model("bayes-seen")
 def bayes_seen_reference(ground_truth: Any = None, **kwargs: Any) -> PersonalizationModel:
     """``bayes`` on a looks crowd without the held-out look families: its prior holds only the
-    training families' looks (:class:`LooksBayesModel` with ``seen_only``)."""
+    training families' looks (:class:`LooksBayesSeenModel`)."""
     doc = _ground_truth_doc(ground_truth)
     if doc is None or doc.get("tastes") != "looks":
         raise PrefstyleError("bayes-seen is a reference point for looks crowds (data simulate --tastes looks)")
     known = {"particles", "seed", "thumb", "render_particles", "mass"}
     opts = {k: v for k, v in kwargs.items() if k in known}
-    return LooksBayesModel(ground_truth, seen_only=True, **opts)  # type: ignore[return-value]
+    return LooksBayesSeenModel(ground_truth, **opts)  # type: ignore[return-value]
 
 
 class LooksBayesModel(BayesModel):
@@ -1010,7 +1011,6 @@ class LooksBayesModel(BayesModel):
             if not seen.any():
                 raise PrefstyleError("bayes-seen: the crowd's ground truth names no training look families")
             prior = torch.where(seen, pop, torch.zeros_like(pop))
-            self.name = "bayes-seen"
         self.seen_only = bool(seen_only)
         self.look_prior = prior / prior.sum()
         lo, hi = self.crowd.correction_scale
@@ -1180,6 +1180,15 @@ class LooksBayesModel(BayesModel):
                     full = tastes[best].ideal(x)
                 out.append(full.clamp(0, 1))
         return torch.cat(out)
+
+
+class LooksBayesSeenModel(LooksBayesModel):
+    """:class:`LooksBayesModel` with ``seen_only``: the ``bayes-seen`` reference point."""
+
+    name = "bayes-seen"
+
+    def __init__(self, ground_truth: Any = None, **options: Any):
+        super().__init__(ground_truth, seen_only=True, **options)
 
 
 def _apply_luts_batched(x: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
