@@ -21,7 +21,11 @@ given up and counted as not ready). Reported per database:
   the views that got there; the median over all views, counting the given-up ones at the time
   they were given up, is a lower bound);
 * peak resident memory of the server processes (each, and all together) and of the render
-  processes, sampled every 0.5 s from ``/proc``.
+  processes, sampled every 0.5 s from ``/proc``;
+* CPU seconds during the answering phase: the server processes, their helpers (render processes,
+  active sampling's ranking process) and this client; and how late the client's event loop
+  wakes (a 10 ms ticker), the part of a round trip that is the load generator queueing. Both
+  say how much of a latency is the server's when clients and server share the machine.
 
 ``--kill-after S``: after S seconds of load the whole server (parent, workers, render processes)
 is killed with SIGKILL; then every acknowledged answer must be in the database, and after a
@@ -39,6 +43,7 @@ import asyncio
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -261,8 +266,18 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of one process so far (``/proc/PID/stat``), None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemorySampler(threading.Thread):
-    """Peak RSS of the server processes (the root, or its uvicorn workers) and of their children."""
+    """Peak RSS of the server processes (the root, or its uvicorn workers) and of their children,
+    and the CPU seconds each group used while it ran (last value seen per process)."""
 
     def __init__(self, root: int, workers: int):
         super().__init__(daemon=True)
@@ -276,12 +291,23 @@ class MemorySampler(threading.Thread):
             "all_total_pss_mb": 0.0,
         }
         self.first: dict[str, float] | None = None
+        self.cpu_start: dict[int, float] = {}
+        self.cpu_last: dict[int, tuple[str, float]] = {}
+
+    def _sample_cpu(self, role: str, pids: list[int]) -> None:
+        for p in pids:
+            c = _cpu_s(p)
+            if c is not None:
+                self.cpu_start.setdefault(p, c)
+                self.cpu_last[p] = (role, c)
 
     def run(self) -> None:
         while not self.stop_event.wait(0.5):
             kids = _children()
             servers = [self.root] if self.workers == 1 else kids.get(self.root, [])
             others = [c for s in servers for c in kids.get(s, [])]
+            self._sample_cpu("server", servers)
+            self._sample_cpu("helpers", others)  # render processes and active sampling's ranking helper
             srv = [_rss_mb(p) for p in servers]
             ren = [_rss_mb(p) for p in others]
             now = {
@@ -304,6 +330,32 @@ class MemorySampler(threading.Thread):
             "at_start": {k: round(v, 1) for k, v in (self.first or {}).items()},
             "peak": {k: round(v, 1) for k, v in self.peak.items()},
         }
+
+    def mark(self) -> None:
+        """Count CPU from now on (the answering phase starts)."""
+        self.cpu_start = {p: c for p, (_, c) in list(self.cpu_last.items())}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds per group between the first and the last sample (call after :meth:`result`)."""
+        out = {"server": 0.0, "helpers": 0.0}
+        for p, (role, c) in self.cpu_last.items():
+            out[role] += c - self.cpu_start[p]
+        return {k: round(v, 1) for k, v in out.items()}
+
+
+class LoopLag:
+    """How late the client's own event loop wakes up (a 10 ms ticker): the part of a measured round
+    trip that is the load generator's queueing, not the server's."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.running = True
+
+    async def run(self) -> None:
+        while self.running:
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags.append(time.perf_counter() - t - 0.01)
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,7 +451,7 @@ async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
                     return
 
 
-async def load(base: str, args, kill=None) -> dict:
+async def load(base: str, args, kill=None, on_go=None) -> dict:
     out = {
         "latency": [],
         "join_s": [],
@@ -412,12 +464,18 @@ async def load(base: str, args, kill=None) -> dict:
     }
     holder = {"go": asyncio.Event(), "deadline": 0.0}
     t0 = time.perf_counter()
+    lag = LoopLag()
+    ticker = asyncio.create_task(lag.run())
     tasks = [asyncio.create_task(participant(base, i, holder, out, args)) for i in range(args.participants)]
     while len(out["join_s"]) + len(out["errors"]) < args.participants and time.perf_counter() - t0 < 300:
         await asyncio.sleep(0.05)
     out["join_wall_s"] = time.perf_counter() - t0
     start = time.perf_counter()
     holder["deadline"] = start + args.duration
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    n_lag = len(lag.lags)
+    if on_go is not None:
+        on_go()
     holder["go"].set()
     if kill is not None:
         await asyncio.sleep(args.kill_after)
@@ -425,6 +483,11 @@ async def load(base: str, args, kill=None) -> dict:
         out["killed_after_s"] = time.perf_counter() - start
     await asyncio.gather(*tasks)
     out["answer_wall_s"] = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    out["client_cpu_s"] = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    lag.running = False
+    await ticker
+    out["loop_lag"] = lag.lags[n_lag:]
     return out
 
 
@@ -536,8 +599,9 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
             mem = MemorySampler(server.proc.pid, workers)
             mem.start()
             load_before = os.getloadavg()
-            out = asyncio.run(load(server.url, args, kill=server.kill if args.kill_after else None))
+            out = asyncio.run(load(server.url, args, kill=server.kill if args.kill_after else None, on_go=mem.mark))
             memory = mem.result()
+            load_after = os.getloadavg()
         finally:
             server.stop()
         stored = stored_answers(db_url)
@@ -572,10 +636,13 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
             if out["style_ready_s"] or out["style_not_ready"]
             else None,
             "memory_mb": memory,
+            "cpu_s": {**mem.cpu(), "client": round(out["client_cpu_s"], 1)},
+            "client_loop_lag_ms": _summary(out["loop_lag"], 1000),
             "active_choices": choices,
             "errors": sorted(set(out["errors"]))[:20],
             "error_count": len(out["errors"]),
             "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in load_after],
         }
         if args.kill_after:
             res["killed_after_s"] = round(out.get("killed_after_s", 0), 1)

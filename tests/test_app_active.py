@@ -3,6 +3,7 @@ exact evidence, and a ranking that is not ready never holds an answer up."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -65,7 +66,7 @@ def _best_given_answers_before(study, rows) -> list[bool]:
             continue
         rends = list(study.scenes[scene_id].renditions)
         values = model.question_values(
-            _references(study, decided),
+            [dataclasses.replace(r, key=None) for r in _references(study, decided)],  # nothing from the ranker's cache
             [(_image(study.source_path(scene_id)), [_image(study.rendition_path(r)) for r in rends])],
         )[0]
         best = max(float(values[i, j]) for i in range(len(rends)) for j in range(i + 1, len(rends)))
@@ -129,4 +130,17 @@ def test_an_unready_ranking_never_holds_an_answer_up(tmp_path, ranker, monkeypat
             assert len(ranker._queue) <= 3  # stale rankings dropped as the participant answered on
     finally:
         release.set()
+        st.db.dispose()
+
+
+def test_answers_are_keyed_by_the_images_they_show(tmp_path):
+    """The model caches each answer's work under ``Reference.key``: the same answer gets the same
+    key, the other choice of the same pair another one."""
+    st, study = _study(tmp_path)
+    try:
+        scene_id = next(iter(study.scenes))
+        a, b = list(study.scenes[scene_id].renditions)[:2]
+        ka, kb, ka2 = (active._references(study, [(scene_id, a, b, c)])[0].key for c in ("a", "b", "a"))
+        assert ka == ka2 and ka != kb and hash(ka) is not None
+    finally:
         st.db.dispose()

@@ -217,3 +217,30 @@ def test_gaussian_looks_are_added_after_the_others_and_follow_the_library(space)
     drawn, looks = more["coeffs"][k:], space["look_coeffs"]
     assert torch.allclose(drawn.mean(0), looks.mean(0), atol=4 * float(looks.std(0).max()) / 20)
     assert float(drawn.std(0).mean()) == pytest.approx(float(looks.std(0).mean()), rel=0.25)
+
+
+def test_keyed_answers_are_computed_once_and_change_nothing(space, monkeypatch):
+    """Active sampling ranks after every answer: answers with a ``Reference.key`` are worked out
+    once, with the same posterior as without keys; other images under a new key are not reused."""
+    import dataclasses
+
+    import prefstyle.models.look_taste as lt
+
+    refs = _answers(_library().tables[2], 6, seed=4)
+    keyed = [dataclasses.replace(r, key=("study", i)) for i, r in enumerate(refs)]
+    with_own = LookTasteModel.from_space(space, user_mass=0.1)  # the person's own looks: always recomputed
+    assert torch.allclose(with_own.posterior(keyed)[0], with_own.posterior(refs)[0], atol=1e-6)
+    plain = LookTasteModel.from_space(space, user_mass=0.0).posterior(refs)[0]
+    model = LookTasteModel.from_space(space, user_mass=0.0)  # as packaged
+    first = model.posterior(keyed)[0]
+    assert torch.allclose(first, plain, atol=1e-6)
+    calls = []
+    real = lt.sample_colours
+    monkeypatch.setattr(lt, "sample_colours", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert torch.equal(model.posterior(keyed)[0], first) and not calls  # nothing recomputed
+    flipped = [
+        Reference(scene=r.scene, preferred=r.other, other=r.preferred, source=r.source, key=("flip", i))
+        for i, r in enumerate(refs)
+    ]
+    w_flip = model.posterior(flipped)[0]
+    assert calls and not torch.allclose(w_flip, first, atol=1e-3)

@@ -273,3 +273,23 @@ def test_answer_gaps_are_cached_and_follow_the_priors_settings(astronaut_small):
     assert torch.allclose(again, fresh, atol=1e-5)
     m.prior_scale, m._vecs = 2.0, None
     assert not torch.allclose(m.distance_gaps(refs), again, atol=1e-2)
+
+
+def test_keyed_answers_skip_the_thumbnails_until_the_settings_change(astronaut_small, monkeypatch):
+    """With ``Reference.key`` an answer's gap is found without resampling its images; a changed
+    prior still recomputes (the key names the images, not the model's settings)."""
+    import dataclasses
+
+    import prefstyle.models.slider_taste as st
+
+    refs = _refs([astronaut_small[0]], RetouchParams(exposure=0.4), RetouchParams(exposure=-0.4), 4)
+    keyed = [dataclasses.replace(r, key=("s", i)) for i, r in enumerate(refs)]
+    m = SliderTasteModel(particles=128)
+    first = m.distance_gaps(keyed)
+    assert torch.equal(first, SliderTasteModel(particles=128).distance_gaps(refs))
+    calls = []
+    real = st.metered_ev
+    monkeypatch.setattr(st, "metered_ev", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert torch.equal(m.distance_gaps(keyed), first) and not calls
+    m.prior_scale, m._vecs = 2.0, None
+    assert not torch.allclose(m.distance_gaps(keyed), first, atol=1e-2) and calls

@@ -343,6 +343,7 @@ def _references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) ->
     from prefstyle.models.base import Reference
 
     refs = []
+    catalog = study.cfg.catalog_hash()  # the images behind the ids: the model caches per-answer work under the key
     for scene_id, a, b, ans in answers:
         pref, other = (a, b) if ans == "a" else (b, a)
         source = study.source_path(scene_id)
@@ -352,6 +353,7 @@ def _references(study: LoadedStudy, answers: list[tuple[int, int, int, str]]) ->
                 preferred=_image(study.required_rendition_path(pref)),
                 other=_image(study.required_rendition_path(other)),
                 source=None if source is None else _image(source),
+                key=(study.id, catalog, scene_id, pref, other),
             )
         )
     return refs

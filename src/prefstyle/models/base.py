@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ class Reference:
 
     preferred, other: ``(3,H,W)`` sRGB [0,1] renditions of one scene; the user chose ``preferred``.
     source: ``(3,H,W)`` the scene's neutral rendition, or None when the dataset has none.
+    key: optional, hashable; names the three images. References with equal keys must hold the
+    same images (in the same roles), so a model may keep per-reference work under the key, e.g.
+    across the many rankings of active sampling, which ask about the same renditions again and
+    again. None: nothing is cached.
     """
 
     scene: str
@@ -43,6 +47,7 @@ class Reference:
     other: torch.Tensor
     source: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    key: Hashable | None = None
 
 
 @dataclass

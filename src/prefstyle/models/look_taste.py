@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,7 @@ class LookTasteModel(PersonalizationModel):
         self._scenes: OrderedDict[str, _Scene] = OrderedDict()
         self._ideal_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._dist_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._gap_cache: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._slider_cache: OrderedDict[str, tuple[RetouchParams, float]] = OrderedDict()
 
@@ -273,6 +274,7 @@ class LookTasteModel(PersonalizationModel):
         self._scenes.clear()
         self._ideal_cache.clear()
         self._dist_cache.clear()
+        self._gap_cache.clear()
 
     def scene(self, source: torch.Tensor) -> tuple[str, _Scene]:
         """The (cached) :class:`_Scene` of a neutral source ``(3,H,W)``, with its cache key."""
@@ -357,12 +359,21 @@ class LookTasteModel(PersonalizationModel):
         cols = []
         with torch.no_grad():
             for r in used:
-                key, sc = self.scene(r.source)
-                seen = rgb_to_lab(torch.stack([sample_colours(r.preferred), sample_colours(r.other)]))
-                d = torch.stack([self._shared_distance(key, sc, lab) for lab in seen])  # (2,K)
-                if ku:
-                    d = torch.cat([d, self._distance(rgb_to_lab(sc.ideals(uc, ug)), seen)], 1)
-                cols.append((d[1] - d[0]).double())
+                ck = None if r.key is None else (r.key, self.meter)
+                gap = None if ck is None else self._gap_cache.get(ck)
+                if gap is None or ku:
+                    key, sc = self.scene(r.source)
+                    seen = rgb_to_lab(torch.stack([sample_colours(r.preferred), sample_colours(r.other)]))
+                    d = torch.stack([self._shared_distance(key, sc, lab) for lab in seen])  # (2,K)
+                    gap = d[1] - d[0]
+                    if ck is not None:
+                        _remember(self._gap_cache, ck, gap, 2048)
+                    if ku:
+                        du = self._distance(rgb_to_lab(sc.ideals(uc, ug)), seen)  # (2,Ku)
+                        gap = torch.cat([gap, du[1] - du[0]])
+                else:
+                    self._gap_cache.move_to_end(ck)
+                cols.append(gap.double())
         gaps = torch.stack(cols, 1) if cols else torch.zeros(k + ku, 0, dtype=torch.float64)
         return gaps, uc, ug, lp
 

@@ -54,9 +54,9 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -189,6 +189,7 @@ class SliderTasteModel(PersonalizationModel):
         self._gains: torch.Tensor | None = None
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._gap_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._ref_keys: OrderedDict[tuple[Hashable, str], str] = OrderedDict()  # (Reference.key, settings) -> gap key
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def _settle(
@@ -268,6 +269,7 @@ class SliderTasteModel(PersonalizationModel):
         """Forget the cached ideals of scenes and answers seen so far (timings of a first user on new scenes)."""
         self._scene_cache.clear()
         self._gap_cache.clear()
+        self._ref_keys.clear()
 
     # -- likelihood ------------------------------------------------------------------------
 
@@ -280,11 +282,12 @@ class SliderTasteModel(PersonalizationModel):
         """``(cache key, (1,3,t,t) thumbnail, metered EV)`` of a scene's neutral source; the key covers
         the thumbnail, the EV and every setting the ideals and distances depend on."""
         thumb, ev = self._thumb(source), float(metered_ev(source, self.meter)[0])
-        key = hashlib.sha1(
-            thumb.numpy().tobytes()
-            + f"{ev:.4f}/{self.adapt}/{self.meter}/{self.prior_scale}/{self.k}/{self.seed}/{self.distance}".encode()
-        ).hexdigest()
+        key = hashlib.sha1(thumb.numpy().tobytes() + f"{ev:.4f}/{self._settings_tag()}".encode()).hexdigest()
         return key, thumb, ev
+
+    def _settings_tag(self) -> str:
+        """Every setting the particles' ideals and distances depend on."""
+        return f"{self.adapt}/{self.meter}/{self.prior_scale}/{self.k}/{self.seed}/{self.distance}"
 
     def _ideals_lab(self, scenes: Sequence[tuple[str, torch.Tensor, float]]) -> list[torch.Tensor]:
         """Every particle's ideal of each scene (:meth:`_scene`) as CIELAB thumbnails ``(K,3,t,t)``; the
@@ -310,15 +313,27 @@ class SliderTasteModel(PersonalizationModel):
         used = [r for r in refs if r.source is not None]
         if not used:
             return torch.zeros(self.k, 0, dtype=torch.float64)
-        scenes = [self._scene(r.source) for r in used]
-        thumbs = [torch.cat([self._thumb(r.preferred), self._thumb(r.other)]) for r in used]
-        keys = [hashlib.sha1(sc[0].encode() + t.numpy().tobytes()).hexdigest() for sc, t in zip(scenes, thumbs)]
-        missing = [i for i, k in enumerate(keys) if k not in self._gap_cache]
-        if missing:
+        tag = self._settings_tag()
+        keys: list[str] = []
+        todo: dict[str, tuple[tuple[str, torch.Tensor, float], torch.Tensor]] = {}  # gap key -> (scene, thumbs)
+        for r in used:
+            known = None if r.key is None else self._ref_keys.get((r.key, tag))
+            if known is not None and known in self._gap_cache:  # the caller's key skips the thumbnails
+                keys.append(known)
+                continue
+            scene = self._scene(r.source)  # used: every source is set
+            thumbs = torch.cat([self._thumb(r.preferred), self._thumb(r.other)])
+            key = hashlib.sha1(scene[0].encode() + thumbs.numpy().tobytes()).hexdigest()
+            if r.key is not None:
+                _remember(self._ref_keys, (r.key, tag), key, 8192)
+            keys.append(key)
+            if key not in self._gap_cache:
+                todo[key] = (scene, thumbs)
+        if todo:
             with torch.no_grad():
-                for i, ideal in zip(missing, self._ideals_lab([scenes[i] for i in missing])):
-                    d = self._distance(ideal, rgb_to_lab(thumbs[i]))
-                    _remember(self._gap_cache, keys[i], (d[1] - d[0]).double(), 4096)
+                for (key, (_, thumbs)), ideal in zip(todo.items(), self._ideals_lab([sc for sc, _ in todo.values()])):
+                    d = self._distance(ideal, rgb_to_lab(thumbs))
+                    _remember(self._gap_cache, key, (d[1] - d[0]).double(), 4096)
         return torch.stack([self._gap_cache[k] for k in keys], dim=1)
 
     def _distance(self, ideal: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
@@ -597,6 +612,10 @@ class SliderTasteModel(PersonalizationModel):
         ).save(path)
 
 
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
 def _entropy(p: torch.Tensor) -> torch.Tensor:
     """Binary entropy in nats, elementwise (0 at p = 0 or 1)."""
     q = p.clamp(1e-12, 1 - 1e-12)
@@ -631,7 +650,7 @@ def _edits_on_grid(vecs: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
-def _remember(cache: OrderedDict[str, torch.Tensor], key: str, value: torch.Tensor, limit: int) -> torch.Tensor:
+def _remember(cache: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> _V:
     """Put ``value`` in the LRU ``cache`` (dropping the oldest entries beyond ``limit``) and return it."""
     cache[key] = value
     while len(cache) > limit:
