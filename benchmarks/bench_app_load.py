@@ -9,14 +9,19 @@ one can be started here, or ``--pg-url``), a real server is started on a free lo
 default 4, for PostgreSQL), each server process with one render process. N participants
 (asyncio + httpx) join, pass the screen check, then answer pair after pair, each after a think
 time of ``--think`` seconds (±20 %, seeded), until their study is done or ``--duration`` seconds
-have passed. A participant looks at "your style" as soon as it opens and again every
+have passed. By default all start at the same moment and, with similar think times, answer and
+reach their style page nearly in lockstep: bursts of ``N`` requests within a fraction of a
+second, the worst case. ``--ramp S`` starts each participant at a random moment within the
+first S seconds, as people opening a study link over time would. A participant looks at "your style" as soon as it opens and again every
 ``--style-every`` answers: it opens the page, polls ``api/style`` (after 0.5 s, then 1.25 s, 1.5 s, ... up to 3 s apart, as
 the page's script does) until the style is rendered, loads the page and its retouched images, then
 goes on answering (a view still waiting ``--style-grace`` seconds after the answering phase is
 given up and counted as not ready). Reported per database:
 
 * answers acknowledged and stored (equal: nothing lost), answers/s, errors;
-* latency of the answer requests (p50/p95/p99/max, ms), measured while styles render;
+* latency of the answer requests (p50/p95/p99/max, ms), measured while styles render; with
+  ``--ramp`` also after the ramp; and per ``--window`` seconds (a time series: bursts show up
+  there);
 * style page ready: seconds from opening the style page to a rendered style (median/p95/max of
   the views that got there; the median over all views, counting the given-up ones at the time
   they were given up, is a lower bound);
@@ -414,6 +419,8 @@ async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
         state["next"] = d["question"]
         out["join_s"].append(time.perf_counter() - t)
         await holder["go"].wait()
+        if args.ramp:  # arrivals spread over the ramp, as people open a study link one by one
+            await asyncio.sleep(rng.uniform(0, args.ramp))
         since_view, viewed = 0, False
         while not d["done"] and time.perf_counter() < holder["deadline"]:
             await asyncio.sleep(args.think * rng.uniform(0.8, 1.2))
@@ -428,6 +435,7 @@ async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
                 out["errors"].append(f"answer {type(e).__name__}")
                 return
             out["latency"].append(time.perf_counter() - t)
+            out["latency_at"].append(t - holder["start"])
             if r.status_code != 200:
                 out["errors"].append(f"answer {r.status_code}")
                 return
@@ -454,6 +462,7 @@ async def participant(base: str, i: int, holder: dict, out: dict, args) -> None:
 async def load(base: str, args, kill=None, on_go=None) -> dict:
     out = {
         "latency": [],
+        "latency_at": [],
         "join_s": [],
         "errors": [],
         "acked": 0,
@@ -462,7 +471,7 @@ async def load(base: str, args, kill=None, on_go=None) -> dict:
         "style_not_ready": [],
         "people": {},
     }
-    holder = {"go": asyncio.Event(), "deadline": 0.0}
+    holder = {"go": asyncio.Event(), "deadline": 0.0, "start": 0.0}
     t0 = time.perf_counter()
     lag = LoopLag()
     ticker = asyncio.create_task(lag.run())
@@ -471,7 +480,7 @@ async def load(base: str, args, kill=None, on_go=None) -> dict:
         await asyncio.sleep(0.05)
     out["join_wall_s"] = time.perf_counter() - t0
     start = time.perf_counter()
-    holder["deadline"] = start + args.duration
+    holder["start"], holder["deadline"] = start, start + args.duration
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     n_lag = len(lag.lags)
     if on_go is not None:
@@ -564,6 +573,16 @@ def _summary(values: list[float], scale: float, keys=(50, 95, 99)) -> dict | Non
     return d
 
 
+def latency_by_window(at: list[float], latency: list[float], window: float) -> list[dict]:
+    """Answer round trips (ms) per ``window`` seconds of the answering phase, by the time each was sent."""
+    rows = []
+    for w in range(int(max(at, default=0) // window) + 1):
+        v = [x for t, x in zip(at, latency) if w * window <= t < (w + 1) * window]
+        if v:
+            rows.append({"from_s": w * window, "answers": len(v), **(_summary(v, 1000, keys=(50, 95)) or {})})
+    return rows
+
+
 def check_resume(url: str, out: dict, stored: dict[str, dict[int, str]]) -> dict:
     """After a restart: each participant resumes after their stored answers, at their last served pair."""
     import httpx
@@ -627,6 +646,12 @@ def run_backend(name: str, db_url: str, workers: int, args) -> dict:
             "stored_equals_acknowledged": n_stored == out["acked"],
             "answers_per_s": round(out["acked"] / out["answer_wall_s"], 1),
             "answer_latency_ms": _summary(out["latency"], 1000),
+            "answer_latency_ms_after_ramp": _summary(
+                [x for t, x in zip(out["latency_at"], out["latency"]) if t >= args.ramp], 1000
+            )
+            if args.ramp
+            else None,
+            "answer_latency_ms_by_window": latency_by_window(out["latency_at"], out["latency"], args.window),
             "style_views": out["style_views"] + len(out["style_not_ready"]),
             "style_ready_s": _summary(out["style_ready_s"], 1, keys=(50, 95)),
             "style_views_not_ready_when_given_up": len(out["style_not_ready"]),
@@ -663,6 +688,14 @@ def main() -> None:
     ap.add_argument("--participants", type=int, default=100)
     ap.add_argument("--think", type=float, default=1.0, help="seconds between a pair arriving and its answer")
     ap.add_argument("--duration", type=float, default=120.0, help="answering phase bound, seconds")
+    ap.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="participants start answering at a uniformly random moment within this many seconds "
+        "(0: all at once, in lockstep: the worst case)",
+    )
+    ap.add_argument("--window", type=float, default=5.0, help="seconds per row of the latency time series")
     ap.add_argument(
         "--style-every",
         type=int,
