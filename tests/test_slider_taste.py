@@ -258,6 +258,9 @@ def test_question_values_prefer_pairs_about_what_is_still_unknown(astronaut_smal
     assert float(after[2, 3]) < 0.5 * float(before[2, 3])
     assert float(after[4, 5]) / float(before[4, 5]) > 2 * float(after[2, 3]) / float(before[2, 3])
     assert float(after[4, 5]) > float(after[2, 3])
+    # the renditions' distances now come from the cache: the same values as a fresh model's
+    fresh = SliderTasteModel(particles=512, adapt=0.0).question_values(refs, [(x, rend)])[0]
+    assert len(m._rendition_cache) == 5 and torch.allclose(after, fresh, atol=1e-6)  # two renditions are equal
 
 
 def test_answer_gaps_are_cached_and_follow_the_priors_settings(astronaut_small):

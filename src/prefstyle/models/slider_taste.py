@@ -189,6 +189,7 @@ class SliderTasteModel(PersonalizationModel):
         self._gains: torch.Tensor | None = None
         self._scene_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._gap_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._rendition_cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # question_values
         self._ref_keys: OrderedDict[tuple[Hashable, str], str] = OrderedDict()  # (Reference.key, settings) -> gap key
         self._lut_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
@@ -269,6 +270,7 @@ class SliderTasteModel(PersonalizationModel):
         """Forget the cached ideals of scenes and answers seen so far (timings of a first user on new scenes)."""
         self._scene_cache.clear()
         self._gap_cache.clear()
+        self._rendition_cache.clear()
         self._ref_keys.clear()
 
     # -- likelihood ------------------------------------------------------------------------
@@ -336,6 +338,20 @@ class SliderTasteModel(PersonalizationModel):
                     _remember(self._gap_cache, key, (d[1] - d[0]).double(), 4096)
         return torch.stack([self._gap_cache[k] for k in keys], dim=1)
 
+    def _rendition_distances(self, scene_key: str, ideal: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        """``(R, K)`` distances of every particle's ideal of a scene to its renditions' CIELAB thumbnails
+        ``(R,3,t,t)`` (cached per rendition: a study asks about the same renditions again and again)."""
+        rows = []
+        for x in lab:
+            key = hashlib.sha1(scene_key.encode() + x.numpy().tobytes()).hexdigest()
+            hit = self._rendition_cache.get(key)
+            if hit is None:
+                hit = _remember(self._rendition_cache, key, self._distance(ideal, x[None])[0], 1024)
+            else:
+                self._rendition_cache.move_to_end(key)
+            rows.append(hit)
+        return torch.stack(rows)
+
     def _distance(self, ideal: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """``(M, K)`` mean colour difference between ``(K,3,t,t)`` and ``(M,3,t,t)`` CIELAB thumbnails."""
         if self.distance == "de2000":
@@ -366,11 +382,12 @@ class SliderTasteModel(PersonalizationModel):
         """
         with torch.no_grad():
             w = torch.softmax(self.log_likelihood(self.distance_gaps(refs)), dim=0).double()  # (K,)
-            ideals = self._ideals_lab([self._scene(src) for src, _ in scenes])
+            keyed = [self._scene(src) for src, _ in scenes]
+            ideals = self._ideals_lab(keyed)
             out = []
-            for ideal, (_, renditions) in zip(ideals, scenes):
+            for (key, _, _), ideal, (_, renditions) in zip(keyed, ideals, scenes):
                 lab = rgb_to_lab(torch.cat([self._thumb(r) for r in renditions]))
-                d = self._distance(ideal, lab).double()  # (R, K)
+                d = self._rendition_distances(key, ideal, lab).double()  # (R, K)
                 p = self.lapse / 2 + (1 - self.lapse) * torch.sigmoid((d[None] - d[:, None]) / self.temperature)
                 gain = _entropy((p * w).sum(-1)) - (_entropy(p) * w).sum(-1)  # p[i, j, k]: θ_k picks i over j
                 out.append(gain.fill_diagonal_(0.0).float())
