@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 import yaml
-from app.helpers import ServerProcess, answer_payload, open_state
 
+from app.helpers import ServerProcess, answer_payload, open_state
 from prefstyle.app.db import Database
 from prefstyle.app.models import Participant, Question
 
@@ -126,5 +130,55 @@ def test_sigkill_mid_study_loses_no_acknowledged_answer(tmp_path):
             assert r.status_code == 200
             d = r.json()
         assert d["progress"] == {"answered": 34, "total": 34, "style_ready": True, "finished": True}
+    finally:
+        server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid and stat[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
+def test_helpers_end_with_a_server_killed_with_sigkill(tmp_path):
+    """The render process and active sampling's ranking process end with their server process,
+    even when it is killed with -9 (each would otherwise hold a model in memory for nothing)."""
+    study = {**STUDY, "id": SID, "sampling": "active", "model": "default"}
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(study))
+    db_url = f"sqlite:///{tmp_path / 'app.db'}"
+    open_state(tmp_path, study, db_url=db_url).db.dispose()
+    server = ServerProcess(study_file, db_url, tmp_path / "data", tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        c = joined_client(server.url, "Kay")
+        q = c.get(f"/s/{SID}/api/question").json()["question"]  # queues rankings: the ranking process starts
+        c.post(f"/s/{SID}/api/answer", json=answer_payload(q, "a"))
+        deadline = time.monotonic() + 60
+        while len(_children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        helpers = _children(server.proc.pid)
+        assert len(helpers) >= 2, helpers  # a render process and the ranking process (and a resource tracker)
+        os.kill(server.proc.pid, signal.SIGKILL)  # the server alone: no shutdown handler runs
+        server.proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(h) for h in helpers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [h for h in helpers if _alive(h)]
     finally:
         server.stop()

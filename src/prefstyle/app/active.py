@@ -31,7 +31,6 @@ another process than the one that ranked ahead gets the planned pair for that qu
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
 import random
 import threading
@@ -109,7 +108,7 @@ class _Ranker:
         self._done: OrderedDict[Key, tuple[int, int] | None] = OrderedDict()
         self._running: Key | None = None
         self._thread: threading.Thread | None = None
-        self._pool: cf.ProcessPoolExecutor | None = None
+        self._helper: _Helper | None = None  # used by the ranking thread only
 
     def result(self, key: Key) -> Any:
         """The ranking for ``key`` if computed, else :data:`_NOT_READY`."""
@@ -163,20 +162,12 @@ class _Ranker:
     def _rank(self, study: LoadedStudy, key: Key) -> tuple[int, int] | None:
         if MODE == "thread":
             return _best_pair(study, key[2], key[1])
-        if self._pool is None:
-            import multiprocessing
-
-            self._pool = cf.ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_ranker
-            )
+        if self._helper is None:
+            self._helper = _Helper()
         try:
-            fut = self._pool.submit(_rank_remote, study, key[2], key[1])
-        except RuntimeError:  # the interpreter is exiting (the pool was shut down): nothing to rank for
-            return None
-        try:
-            return fut.result()
-        except cf.process.BrokenProcessPool:  # the helper died (killed, out of memory): a new one next time
-            self._pool = None
+            return self._helper.rank(study, key[2], key[1])
+        except (EOFError, OSError):  # the helper died (killed, out of memory): a new one next time
+            self._helper = None
             raise
 
     def _work(self) -> None:
@@ -203,34 +194,71 @@ class _Ranker:
                 self._cv.notify_all()
 
 
-_RANKER = _Ranker()
+StudyKey = tuple[str, str, str, str]
 
-_HELPER_STUDIES: dict[tuple[str, str, str, str], LoadedStudy] = {}
+
+def _study_key(study: LoadedStudy) -> StudyKey:
+    return (study.id, str(study.folder), study.cfg.catalog_hash(), study.cfg.model)
+
+
+class _Helper:
+    """The ranking process (``spawn``), fed one ranking at a time over a pipe by the ranking thread.
+
+    A study is sent once; after that a request is its key, the evidence and the scene (a few
+    hundred bytes), and nothing else in the server process wakes up for it (a process pool
+    would add a feeder and a manager thread per server process, competing for the GIL with the
+    requests). The process ends with the server process (``daemon``; ``PR_SET_PDEATHSIG``
+    for ``kill -9``).
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_helper_main, args=(child,), name="prefstyle-active-ranker", daemon=True)
+        self.proc.start()
+        child.close()
+        self.sent: set[StudyKey] = set()
+
+    def rank(self, study: LoadedStudy, evidence: Evidence, scene_id: int) -> tuple[int, int] | None:
+        """:func:`_best_pair` in the helper; EOFError / OSError when the helper is gone."""
+        skey = _study_key(study)
+        self.conn.send((skey, None if skey in self.sent else study, evidence, scene_id))
+        self.sent.add(skey)
+        ok, value = self.conn.recv()
+        if not ok:
+            raise RuntimeError(f"ranking failed in the helper process: {value}")
+        return value
+
+
+def _helper_main(conn: Any) -> None:
+    """The helper process: rank what arrives until the server process closes the pipe."""
+    _init_ranker()
+    studies: dict[StudyKey, LoadedStudy] = {}
+    while True:
+        try:
+            skey, study, evidence, scene_id = conn.recv()
+        except (EOFError, OSError):
+            return
+        if study is not None:
+            studies[skey] = study
+        try:
+            conn.send((True, _best_pair(studies[skey], evidence, scene_id)))
+        except Exception as e:  # noqa: BLE001 - sent to the server, which logs it and serves the planned pair
+            conn.send((False, f"{type(e).__name__}: {e}"))
+
+
+_RANKER = _Ranker()
 
 
 def _init_ranker() -> None:
-    import os
+    from prefstyle.app.helper_process import become_helper
 
-    try:  # answers first: where CPU is short the kernel gives it to the server processes
-        os.nice(RANK_NICE)
-    except OSError:
-        pass
-    try:  # Linux: end with the server process (killed with -9, it would leave the helper and its model behind)
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    become_helper(RANK_NICE)
     import torch
 
     torch.set_num_threads(1)
-
-
-def _rank_remote(study: LoadedStudy, evidence: Evidence, scene_id: int) -> tuple[int, int] | None:
-    """:func:`_best_pair` in the helper process (its copy of the study, model loaded once)."""
-    key = (study.id, str(study.folder), study.cfg.catalog_hash(), study.cfg.model)
-    return _best_pair(_HELPER_STUDIES.setdefault(key, study), evidence, scene_id)
 
 
 def _best_pair(study: LoadedStudy, evidence: Evidence, scene_id: int) -> tuple[int, int] | None:

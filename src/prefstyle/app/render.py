@@ -49,10 +49,9 @@ _WORKER_STUDIES: dict[tuple[str, str, str, str], LoadedStudy] = {}
 def _init_worker(threads: int) -> None:
     import os
 
-    try:  # answers first: where CPU is short the kernel gives it to the server processes
-        os.nice(RENDER_NICE)
-    except OSError:
-        pass
+    from prefstyle.app.helper_process import become_helper
+
+    become_helper(RENDER_NICE)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
