@@ -31,7 +31,9 @@ another process than the one that ranked ahead gets the planned pair for that qu
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing.util  # noqa: F401 - registers its exit hook before _EXITING's (below)
 import random
 import threading
 import time
@@ -162,12 +164,16 @@ class _Ranker:
     def _rank(self, study: LoadedStudy, key: Key) -> tuple[int, int] | None:
         if MODE == "thread":
             return _best_pair(study, key[2], key[1])
+        if _EXITING.is_set():  # no new helper while the interpreter exits
+            return None
         if self._helper is None:
             self._helper = _Helper()
         try:
             return self._helper.rank(study, key[2], key[1])
         except (EOFError, OSError):  # the helper died (killed, out of memory): a new one next time
             self._helper = None
+            if _EXITING.is_set():  # ended by the interpreter's exit: nothing to rank for, nothing to report
+                return None
             raise
 
     def _work(self) -> None:
@@ -195,6 +201,10 @@ class _Ranker:
 
 
 StudyKey = tuple[str, str, str, str]
+#: set when the interpreter exits: registered after multiprocessing's own exit hook (imported
+#: above), so it runs first (LIFO), before that hook ends the helper under a ranking in flight
+_EXITING = threading.Event()
+atexit.register(_EXITING.set)
 
 
 def _study_key(study: LoadedStudy) -> StudyKey:
