@@ -22,6 +22,16 @@ class Crowd:
     split: str
 
 
+def add_crowd_arguments(ap: Any, users: bool = True) -> None:
+    """The options every looks-crowd benchmark takes: the crowd, (``users``) how many test people,
+    torch threads and the result file."""
+    ap.add_argument("data", type=Path, help="a looks crowd (with ground_truth.json)")
+    if users:
+        ap.add_argument("--users", type=int, default=41, help="the first this many test users after the PPS filters")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None)
+
+
 def load_crowd(data: Path, split: str = "test", max_users: int | None = None) -> Crowd:
     """Read ``data``, apply the PPS filters, check that its ground truth explains its answers (a
     one-line error otherwise) and pick the first ``max_users`` people of ``split``."""

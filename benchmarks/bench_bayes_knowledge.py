@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _crowd import load_crowd, score  # noqa: E402
+from _crowd import add_crowd_arguments, load_crowd, score  # noqa: E402
 from _report import emit  # noqa: E402
 
 
@@ -32,12 +32,9 @@ def main(argv: list[str] | None = None) -> dict:
     from prefstyle.models.base import create_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", type=Path, help="a looks crowd (with ground_truth.json)")
-    ap.add_argument("--users", type=int, default=41, help="the first this many test users after the PPS filters")
+    add_crowd_arguments(ap)
     ap.add_argument("--refs", type=int, default=16)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _crowd import load_crowd, score  # noqa: E402
+from _crowd import add_crowd_arguments, load_crowd, score  # noqa: E402
 from _report import emit  # noqa: E402
 
 
@@ -36,13 +36,10 @@ def main(argv: list[str] | None = None) -> dict:
     from prefstyle.models.look_fit import fit_look_taste
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", type=Path, help="a looks crowd (with ground_truth.json)")
+    add_crowd_arguments(ap)
     ap.add_argument("--ks", type=int, nargs="+", default=[3, 6, 9, 12], help="numbers of training families")
-    ap.add_argument("--users", type=int, default=41, help="the first this many test users after the PPS filters")
     ap.add_argument("--max-users", type=int, default=100, help="training people in each fit (as the packaged)")
     ap.add_argument("--seed", type=int, default=0, help="order in which training families are added")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _crowd import load_crowd, score  # noqa: E402
+from _crowd import add_crowd_arguments, load_crowd, score  # noqa: E402
 from _report import emit  # noqa: E402
 
 
@@ -36,13 +36,11 @@ def main(argv: list[str] | None = None) -> dict:
     from prefstyle.models.pps_common import references_from_judgments
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", type=Path, help="a looks crowd (with ground_truth.json)")
+    add_crowd_arguments(ap, users=False)
     ap.add_argument("--split", default="test", help="the evaluated people and photos")
     ap.add_argument(
         "--floors", type=float, nargs="+", default=[0.9, 0.5, 0.2], help="uniform floors of the refitted prior"
     )
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
