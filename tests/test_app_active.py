@@ -100,6 +100,9 @@ def test_rankings_made_ahead_during_think_time_are_the_ones_served(tmp_path, ran
         rows = _run(st, "act", think=lambda: _idle(ranker))
         best = _best_given_answers_before(study, rows)
         assert len(best) == 6 and all(best[1:]), best
+        # the consistency question repeats an earlier decided main pair, sides swapped
+        (rep,) = [r for r in rows if r[0] == "consistency"]
+        assert any(r[0] == "main" and r[4] in ("a", "b") and (r[1], r[3], r[2]) == rep[1:4] for r in rows)
     finally:
         st.db.dispose()
 

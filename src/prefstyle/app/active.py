@@ -44,10 +44,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
+from prefstyle.app import question_rows
 from prefstyle.app.db import Database
-from prefstyle.app.models import Participant, Question, decided_answer, served_pair
+from prefstyle.app.models import decided_answer, served_pair
 from prefstyle.app.state import LoadedStudy
 
 if TYPE_CHECKING:
@@ -304,40 +303,22 @@ def suggest_pair(
     """
     if study.cfg.sampling != "active":
         return None
-    unanswered = [Question.participant_id == participant_id, Question.answer.is_(None)]
-    if pending is not None:
-        unanswered.append(Question.id != pending[0])
     with db.read() as s:
-        upcoming = s.execute(
-            select(
-                Question.id,
-                Question.kind,
-                Question.served_at,
-                Question.scene_id,
-                Question.rendition_a_id,
-                Question.rendition_b_id,
-            )
-            .where(*unanswered)
-            .order_by(Question.position)
-        ).all()
+        conn = s.connection()
+        qs = question_rows.questions(conn, participant_id)
+        upcoming = [r for r in qs if r.answer is None and (pending is None or r.id != pending[0])]
         if not upcoming or upcoming[0].kind != "main" or upcoming[0].served_at is not None:
             return None
-        seed = s.scalar(select(Participant.seed).where(Participant.id == participant_id))
-        rows = s.execute(
-            select(Question.id, Question.scene_id, Question.rendition_a_id, Question.rendition_b_id, Question.answer)
-            .where(
-                Question.participant_id == participant_id, Question.kind == "main", Question.rendition_a_id.is_not(None)
-            )
-            .order_by(Question.position)
-        ).all()
+        seed = question_rows.seed(conn, participant_id)
     q = upcoming[0]
     scene_id, planned_a, planned_b = served_pair(q.scene_id, q.rendition_a_id, q.rendition_b_id)
     answers = []
-    for rid, sid, a, b, ans in rows:
-        if pending is not None and rid == pending[0] and ans is None:
-            ans = pending[1]
+    for r in qs:
+        if r.kind != "main" or r.rendition_a_id is None:
+            continue
+        ans = pending[1] if pending is not None and r.id == pending[0] and r.answer is None else r.answer
         if ans in ("a", "b"):
-            answers.append(decided_answer(sid, a, b, ans))
+            answers.append(decided_answer(r.scene_id, r.rendition_a_id, r.rendition_b_id, ans))
     evidence: Evidence = tuple(answers)
     key: Key = (study.id, scene_id, evidence)
     best = _RANKER.result(key)

@@ -20,14 +20,17 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from prefstyle.app import question_rows as rows
 from prefstyle.app.db import Database
 from prefstyle.app.models import Participant, Question, utcnow
+from prefstyle.app.question_rows import QuestionRow
 from prefstyle.app.state import LoadedStudy
 from prefstyle.app.study import plan_questions
 
@@ -162,24 +165,21 @@ def save_calibration(db: Database, participant_id: int, data: dict[str, Any]) ->
         p.calibration_json, p.calibrated_at = text, utcnow()
 
 
-def _lock_participant(s: Session, participant_id: int) -> Participant:
-    # FOR UPDATE serializes one participant's requests on PostgreSQL; SQLite's BEGIN IMMEDIATE already does
-    p = s.scalar(select(Participant).where(Participant.id == participant_id).with_for_update())
-    if p is None:
+def _locked(s: Session, participant_id: int) -> tuple[int, datetime | None, list[QuestionRow]]:
+    """In write session ``s``: the participant's seed, finished time and questions, their row locked."""
+    conn = s.connection()
+    locked = rows.lock_participant(conn, participant_id)
+    if locked is None:
         raise FlowError(401, NO_PARTICIPANT)
-    return p
+    return (*locked, rows.questions(conn, participant_id))
 
 
-def _pick_repeat(s: Session, study: LoadedStudy, p: Participant, q: Question) -> Question | None:
-    """An earlier main question of ``p`` to repeat: decided, not yet repeated, not the last few."""
-    earlier = s.scalars(
-        select(Question)
-        .where(Question.participant_id == p.id, Question.position < q.position)
-        .order_by(Question.position)
-    ).all()
+def _pick_repeat(seed: int, qs: list[QuestionRow], q: QuestionRow) -> QuestionRow | None:
+    """An earlier main question to repeat before ``q``: decided, not yet repeated, not the last few."""
+    earlier = [e for e in qs if e.position < q.position]
     repeated = {e.repeat_of_id for e in earlier if e.repeat_of_id is not None}
     mains = [e for e in earlier if e.kind == "main" and e.id not in repeated and e.rendition_a_id is not None]
-    rng = random.Random(p.seed * 7919 + q.position)
+    rng = random.Random(seed * 7919 + q.position)
     for pool in (
         [e for e in mains if e.answer in ("a", "b") and q.position - e.position >= MIN_REPEAT_DISTANCE],
         [e for e in mains if e.answer in ("a", "b")],
@@ -191,45 +191,41 @@ def _pick_repeat(s: Session, study: LoadedStudy, p: Participant, q: Question) ->
 
 
 def _serve(
-    s: Session, study: LoadedStudy, p: Participant, hint: tuple[int, int, int] | None = None
+    s: Session,
+    participant_id: int,
+    seed: int,
+    finished_at: datetime | None,
+    qs: list[QuestionRow],
+    hint: tuple[int, int, int] | None = None,
 ) -> QuestionView | None:
-    """In session ``s``: the first unanswered question, marked served (a consistency pair filled in;
-    a main pair replaced by ``hint`` = (question id, a, b) from :func:`~prefstyle.app.active.suggest_pair`
-    when that question is the one served now, for the first time)."""
-    q = s.scalar(
-        select(Question)
-        .where(Question.participant_id == p.id, Question.answer.is_(None))
-        .order_by(Question.position)
-        .limit(1)
-    )
+    """In write session ``s``: the first unanswered of the participant's questions ``qs``, marked
+    served (a consistency pair filled in; a main pair replaced by ``hint`` = (question id, a, b)
+    from :func:`~prefstyle.app.active.suggest_pair` when that question is the one served now, for
+    the first time). ``qs`` is updated as stored."""
+    q = next((r for r in qs if r.answer is None), None)
     if q is None:
-        if p.finished_at is None:
-            p.finished_at = utcnow()
+        if finished_at is None:
+            rows.mark_finished(s.connection(), participant_id, utcnow())
         return None
     if q.served_at is None:
         if hint is not None and hint[0] == q.id and q.kind == "main":
             q.rendition_a_id, q.rendition_b_id = hint[1], hint[2]
         if q.rendition_a_id is None:
-            orig = _pick_repeat(s, study, p, q)
+            orig = _pick_repeat(seed, qs, q)
             if orig is None:  # cannot happen with a plan from plan_questions
                 raise FlowError(500, "no earlier pair to repeat")
             q.repeat_of_id, q.scene_id = orig.id, orig.scene_id
             q.rendition_a_id, q.rendition_b_id = orig.rendition_b_id, orig.rendition_a_id  # sides swapped
-        q.served_at = utcnow()
+        rows.mark_served(s.connection(), q, utcnow())
     if q.rendition_a_id is None or q.rendition_b_id is None:  # cannot happen: served questions have their pair
         raise FlowError(500, "this question has no pair to show")
     return QuestionView(q.id, q.position, q.rendition_a_id, q.rendition_b_id)
 
 
-def _progress(s: Session, study: LoadedStudy, participant_id: int) -> Progress:
-    rows = s.execute(
-        select(Question.kind, Question.answer, func.count())
-        .where(Question.participant_id == participant_id)
-        .group_by(Question.kind, Question.answer)
-    ).all()
-    total = sum(n for _, _, n in rows)
-    answered = sum(n for _, ans, n in rows if ans is not None)
-    decided_main = sum(n for kind, ans, n in rows if kind == "main" and ans in ("a", "b"))
+def _progress(study: LoadedStudy, qs: list[QuestionRow]) -> Progress:
+    total = len(qs)
+    answered = sum(1 for q in qs if q.answer is not None)
+    decided_main = sum(1 for q in qs if q.kind == "main" and q.answer in ("a", "b"))
     finished = total > 0 and answered == total
     ready = decided_main >= 1 and (decided_main >= study.cfg.style_after or finished)
     return Progress(answered, total, decided_main, ready, finished)
@@ -239,8 +235,8 @@ def serve_current(db: Database, study: LoadedStudy, participant_id: int) -> tupl
     """The current pair (None when done) and the progress; the pair counts as served from now on."""
     hint = _active_hint(db, study, participant_id)
     with db.write() as s:
-        p = _lock_participant(s, participant_id)
-        return _serve(s, study, p, hint), _progress(s, study, p.id)
+        seed, finished_at, qs = _locked(s, participant_id)
+        return _serve(s, participant_id, seed, finished_at, qs, hint), _progress(study, qs)
 
 
 def _active_hint(
@@ -300,9 +296,9 @@ def submit_answer(
     _check_answer(study, question_id, a, b, choice, response_ms)
     hint = _active_hint(db, study, participant_id, (question_id, choice))
     with db.write() as s:
-        p = _lock_participant(s, participant_id)
-        q = s.get(Question, question_id)
-        if q is None or q.participant_id != participant_id:
+        seed, finished_at, qs = _locked(s, participant_id)
+        q = next((r for r in qs if r.id == question_id), None)
+        if q is None:
             raise FlowError(404, "no such question for you")
         if q.served_at is None:
             raise FlowError(409, "this pair has not been shown to you yet")
@@ -314,14 +310,11 @@ def submit_answer(
                 raise FlowError(409, "this question was already answered")
             duplicate = True
         else:
-            q.answer = choice
-            q.response_ms = None if response_ms is None else round(response_ms)
-            q.answered_at = utcnow()
-            s.flush()
-        nxt = _serve(s, study, p, hint)
-        return AnswerResult(duplicate, nxt, _progress(s, study, p.id))
+            rows.store_answer(s.connection(), q, choice, None if response_ms is None else round(response_ms), utcnow())
+        nxt = _serve(s, participant_id, seed, finished_at, qs, hint)
+        return AnswerResult(duplicate, nxt, _progress(study, qs))
 
 
 def progress(db: Database, study: LoadedStudy, participant_id: int) -> Progress:
     with db.read() as s:
-        return _progress(s, study, participant_id)
+        return _progress(study, rows.questions(s.connection(), participant_id))

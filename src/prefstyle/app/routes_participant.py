@@ -291,6 +291,7 @@ def study_page(request: Request, sid: str):
 
 
 def _payload(study: LoadedStudy, q: flow.QuestionView | None, prog: flow.Progress) -> dict[str, Any]:
+    # plain JSON types only: the API routes send it as a JSONResponse, past FastAPI's encoder
     return {
         "done": q is None,
         "question": None if q is None else q.to_json(study.id),
@@ -322,7 +323,7 @@ def _require_calibrated(request: Request, study: LoadedStudy) -> Participant:
 def api_question(request: Request, sid: str):
     study = _study(request, sid)
     p = _require_calibrated(request, study)
-    return _payload(study, *flow.serve_current(_state(request).db, study, p.id))
+    return JSONResponse(_payload(study, *flow.serve_current(_state(request).db, study, p.id)))
 
 
 @router.post("/s/{sid}/api/answer")
@@ -332,7 +333,7 @@ def api_answer(request: Request, sid: str, payload: AnswerBody):
     res = flow.submit_answer(
         _state(request).db, study, p.id, payload.question_id, payload.a, payload.b, payload.choice, payload.response_ms
     )
-    return {**_payload(study, res.next, res.progress), "stored": True, "duplicate": res.duplicate}
+    return JSONResponse({**_payload(study, res.next, res.progress), "stored": True, "duplicate": res.duplicate})
 
 
 # --------------------------------------------------------------------------------------------

@@ -134,14 +134,21 @@ class StudyConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def catalog_hash(self) -> str:
-        """Identifies the rendered scenes: changes when the source, image size/format or held-out count do."""
+        """Identifies the rendered scenes: changes when the source, image size/format or held-out count do.
+
+        Computed once per config (it is frozen): active sampling asks for it with every ranking."""
+        cached = self.__dict__.get("_catalog_hash")
+        if cached is not None:
+            return cached
         key = {
             "source": dataclasses.asdict(self.source),
             "image_size": self.image_size,
             "image_format": self.image_format,
             "heldout": self.heldout,
         }
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        object.__setattr__(self, "_catalog_hash", digest)
+        return digest
 
 
 def config_from_dict(d: Mapping[str, Any]) -> StudyConfig:
