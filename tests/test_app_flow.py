@@ -65,6 +65,8 @@ def test_calibration_is_stored_with_the_device(state):
     c = client_for(state)
     join(c, SID, person="Cal", device="tablet", calibrate=False)
     assert c.get(f"/s/{SID}/study").headers["location"] == f"/s/{SID}/calibrate"  # calibrate first
+    r = c.get(f"/s/{SID}/api/question")  # no pair before the screen check, and none marked served
+    assert r.status_code == 409 and "screen check" in r.json()["error"]
     assert c.get(f"/s/{SID}/calibrate").status_code == 200
     r = c.post(
         f"/s/{SID}/calibrate",
@@ -82,6 +84,7 @@ def test_calibration_is_stored_with_the_device(state):
     assert cal["screen"] == {"width": 1280, "dpr": 2, "gamut": "p3"}
     r = c.post(f"/s/{SID}/calibrate", data={"dark_steps": "99", "light_steps": "1"})
     assert r.status_code == 422
+    assert c.get(f"/s/{SID}/api/question").json()["question"]["position"] == 0
 
 
 def test_full_study_answers_progress_and_consistency_repeats(state):

@@ -153,6 +153,21 @@ def authenticate(db: Database, study_id: str, token: str | None) -> Participant 
         )
 
 
+def authenticate_calibrated(db: Database, study_id: str, token: str | None) -> int:
+    """The id of the participant holding ``token`` in this study, who did the screen check
+    (the JSON API's check, made without loading the participant: it runs with every answer).
+    FlowError 401 for an unknown token, 409 before the screen check."""
+    found = None
+    if token and len(token) <= 200:
+        with db.read() as s:
+            found = rows.by_token(s.connection(), study_id, hash_token(token))
+    if found is None:
+        raise FlowError(401, NO_PARTICIPANT)
+    if found[1] is None:
+        raise FlowError(409, "please do the screen check first")
+    return found[0]
+
+
 def save_calibration(db: Database, participant_id: int, data: dict[str, Any]) -> None:
     """Store the screen test answers (and screen facts) with the participant's device."""
     text = json.dumps(data, sort_keys=True)

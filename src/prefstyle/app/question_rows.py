@@ -42,6 +42,9 @@ _SELECT_QUESTIONS = (
 # FOR UPDATE serializes one participant's requests on PostgreSQL; SQLite's BEGIN IMMEDIATE already does
 _LOCK_PARTICIPANT = select(_P.seed, _P.finished_at).where(_P.id == bindparam("pid")).with_for_update()
 _SELECT_SEED = select(_P.seed).where(_P.id == bindparam("pid"))
+_SELECT_BY_TOKEN = select(_P.id, _P.calibrated_at).where(
+    _P.token_hash == bindparam("h"), _P.study_id == bindparam("sid")
+)
 _STORE_ANSWER = (
     update(_QT)
     .where(_Q.id == bindparam("qid"))
@@ -107,6 +110,12 @@ def questions(conn: Connection, participant_id: int) -> list[QuestionRow]:
 def lock_participant(conn: Connection, participant_id: int) -> tuple[int, datetime | None] | None:
     """``(seed, finished_at)`` of the participant, the row locked for this transaction; None if gone."""
     row = conn.execute(_LOCK_PARTICIPANT, {"pid": participant_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+def by_token(conn: Connection, study_id: str, token_hash: str) -> tuple[int, datetime | None] | None:
+    """``(id, calibrated_at)`` of the study's participant whose token has SHA-256 ``token_hash``; None if none."""
+    row = conn.execute(_SELECT_BY_TOKEN, {"h": token_hash, "sid": study_id}).first()
     return None if row is None else (row[0], row[1])
 
 

@@ -77,9 +77,7 @@ def _participant(request: Request, study: LoadedStudy) -> Participant | None:
 def _require(request: Request, study: LoadedStudy) -> Participant:
     p = _participant(request, study)
     if p is None:
-        raise FlowError(
-            401, "we do not know you in this study yet: start from the study's first page, or open your resume link"
-        )
+        raise FlowError(401, flow.NO_PARTICIPANT)
     return p
 
 
@@ -312,26 +310,19 @@ class AnswerBody(BaseModel):
     response_ms: float | None = Field(default=None, ge=0, le=MAX_RESPONSE_MS, allow_inf_nan=False, strict=True)
 
 
-def _require_calibrated(request: Request, study: LoadedStudy) -> Participant:
-    p = _require(request, study)
-    if p.calibrated_at is None:
-        raise FlowError(409, "please do the screen check first")
-    return p
-
-
 @router.get("/s/{sid}/api/question")
 def api_question(request: Request, sid: str):
     study = _study(request, sid)
-    p = _require_calibrated(request, study)
-    return JSONResponse(_payload(study, *flow.serve_current(_state(request).db, study, p.id)))
+    pid = flow.authenticate_calibrated(_state(request).db, study.id, participant_token(request, study.id))
+    return JSONResponse(_payload(study, *flow.serve_current(_state(request).db, study, pid)))
 
 
 @router.post("/s/{sid}/api/answer")
 def api_answer(request: Request, sid: str, payload: AnswerBody):
     study = _study(request, sid)
-    p = _require_calibrated(request, study)
+    pid = flow.authenticate_calibrated(_state(request).db, study.id, participant_token(request, study.id))
     res = flow.submit_answer(
-        _state(request).db, study, p.id, payload.question_id, payload.a, payload.b, payload.choice, payload.response_ms
+        _state(request).db, study, pid, payload.question_id, payload.a, payload.b, payload.choice, payload.response_ms
     )
     return JSONResponse({**_payload(study, res.next, res.progress), "stored": True, "duplicate": res.duplicate})
 
