@@ -38,6 +38,16 @@ folder)::
   photos/s after start-up; ``VmHWM``, and the peak of the anonymous part, ``RssAnon``, which leaves
   out the pages of shared libraries: importing the CUDA build of torch alone maps about 440 MB
   of them).
+
+``--scaling``: how throughput grows with the cores, on the same ``--photos``: for k = 1 ... the
+cores this process may use, ``prefstyle enhance DIR --jobs k`` in a fresh process confined to
+the first k cores (``sched_setaffinity``; ``enhance`` sizes its threads from that set), and
+``enhance`` on an empty folder confined the same way for its start-up, in ``--rounds``
+alternating rounds; photos/s after start-up per k, and the speedup over one core. Unlike
+``--jobs 1`` against ``--jobs 2`` on all cores, this does not count as "one job" a process that
+already keeps more than one core busy::
+
+    python benchmarks/bench_enhance.py --scaling [--photos DIR] [--rounds 3] [--model NAME]
 """
 
 from __future__ import annotations
@@ -135,12 +145,17 @@ def _anon_kb(pid: int) -> int:
     return 0
 
 
-def _child(args: list[str], code: str) -> tuple[float, float, float]:
-    """Run ``python -c code args``: (wall seconds, peak resident MB it reports, peak anonymous
-    resident MB polled every 20 ms: its own memory, without the shared libraries' pages)."""
+def _child(args: list[str], code: str, cpus: set[int] | None = None) -> tuple[float, float, float]:
+    """Run ``python -c code args`` (on the cores ``cpus`` only, when given): (wall seconds, peak
+    resident MB it reports, peak anonymous resident MB polled every 20 ms: its own memory, without
+    the shared libraries' pages)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=None if cpus is None else (lambda: os.sched_setaffinity(0, cpus)),
     )
     anon = 0
     while proc.poll() is None:
@@ -294,6 +309,56 @@ def compare(args: argparse.Namespace) -> dict:
     }
 
 
+def scaling(args: argparse.Namespace) -> dict:
+    """The ``--scaling`` mode (module docstring)."""
+    from bench_pps import references
+
+    from prefstyle.models import load as load_model
+
+    tmp = scratch_dir("bench_enhance_scaling_")
+    os.environ["PREFSTYLE_CACHE"] = str(tmp / "cache")
+    photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
+    folder = photos[0].parent
+    model = load_model(args.model)
+    profile = model.personalize(references(16), "bench-user")
+    profile.model_config = {**profile.model_config, "source": args.model}
+    prof_path = profile.save(tmp / "profile.json")
+    (tmp / "empty").mkdir()
+    usable = sorted(os.sched_getaffinity(0))
+    runs: dict[int, dict[str, list[float]]] = {k: {"start_up_s": [], "wall_s": []} for k in range(1, len(usable) + 1)}
+    for r in range(args.rounds):
+        for k, rows in runs.items():
+            cpus = set(usable[:k])
+            enhance = ["enhance", "--profile", str(prof_path), "--jobs", str(k)]
+            start, _, _ = _child([*enhance, str(tmp / "empty"), "--out", str(tmp / f"e{k}_{r}")], CLI_CHILD, cpus)
+            wall, _, _ = _child([*enhance, str(folder), "--out", str(tmp / f"o{k}_{r}")], CLI_CHILD, cpus)
+            rows["start_up_s"].append(round(start, 3))
+            rows["wall_s"].append(round(wall, 3))
+            print(f"round {r + 1}: {k} core(s), --jobs {k}: {wall:.2f} s (start-up {start:.2f} s)", file=sys.stderr)
+    rates = {
+        k: len(photos) / max(1e-9, statistics.median(v["wall_s"]) - statistics.median(v["start_up_s"]))
+        for k, v in runs.items()
+    }
+    return {
+        "benchmark": "enhance_scaling",
+        "model": args.model,
+        "command": "python benchmarks/bench_enhance.py " + " ".join(sys.argv[1:]),
+        "photos": len(photos),
+        "rounds": args.rounds,
+        "per_cores": {
+            str(k): {
+                **v,
+                "photos_per_s_after_start_up": round(rates[k], 3),
+                "speedup_over_one_core": round(rates[k] / rates[1], 3),
+            }
+            for k, v in runs.items()
+        },
+        "cpus": usable,
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+        "platform": platform.platform(),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     from bench_pps import big_photo, references
 
@@ -315,9 +380,16 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--compare", action="store_true", help="prefstyle against the plain Pillow pipeline (docstring)")
-    ap.add_argument("--photos", type=Path, default=None, help="--compare: a folder of JPEGs (default: ten made)")
-    ap.add_argument("--rounds", type=int, default=3, help="--compare: alternating rounds")
+    ap.add_argument(
+        "--photos", type=Path, default=None, help="--compare, --scaling: a folder of JPEGs (default: ten made)"
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="--compare, --scaling: alternating rounds")
+    ap.add_argument("--scaling", action="store_true", help="photos/s on 1 ... all cores, --jobs = cores (docstring)")
     args = ap.parse_args(argv)
+    if args.scaling:
+        result = scaling(args)
+        emit(result, args.out)
+        return result
     if args.compare:
         result = compare(args)
         emit(result, args.out)
