@@ -61,6 +61,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from _report import emit, scratch_dir
@@ -168,10 +169,26 @@ def _child(args: list[str], code: str, cpus: set[int] | None = None) -> tuple[fl
     return wall, int(err.rsplit("PEAK_RSS_KB", 1)[1].split()[0]) / 1024, anon / 1024
 
 
+def _photos_and_profile(args: argparse.Namespace, prefix: str) -> tuple[Path, list[Path], Any, Any, Path]:
+    """A scratch folder (``PREFSTYLE_CACHE`` in it), the photos (``--photos`` or ten made), the
+    model, a profile it made from 16 reference pairs (``source`` = ``--model``) and its path."""
+    from bench_pps import references
+
+    from prefstyle.models import load as load_model
+
+    tmp = scratch_dir(prefix)
+    # the commands find PieNet's network (exported by the first of them) in this run's own cache
+    os.environ["PREFSTYLE_CACHE"] = str(tmp / "cache")
+    photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
+    model = load_model(args.model)
+    profile = model.personalize(references(16), "bench-user")
+    profile.model_config = {**profile.model_config, "source": args.model}
+    return tmp, photos, model, profile, profile.save(tmp / "profile.json")
+
+
 def compare(args: argparse.Namespace) -> dict:
     """The ``--compare`` mode (module docstring)."""
     import numpy as np
-    from bench_pps import references
     from PIL import Image, ImageFilter
 
     from prefstyle.cli.batch_io import enhance_file, enhance_file_torch_free
@@ -179,15 +196,8 @@ def compare(args: argparse.Namespace) -> dict:
     from prefstyle.models import load as load_model
     from prefstyle.models.lut_forms import torch_free_enhance_profile
 
-    tmp = scratch_dir("bench_enhance_cmp_")
-    # the commands below find PieNet's network (exported here) in this run's own cache
-    os.environ["PREFSTYLE_CACHE"] = str(tmp / "cache")
-    photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
+    tmp, photos, model, profile, prof_path = _photos_and_profile(args, "bench_enhance_cmp_")
     folder = photos[0].parent
-    model = load_model(args.model)
-    profile = model.personalize(references(16), "bench-user")
-    profile.model_config = {**profile.model_config, "source": args.model}
-    prof_path = profile.save(tmp / "profile.json")
     model.prepare_torch_free()  # what `personalize` does after saving a profile
     lut = profile_to_lut(model, profile, size=33, images=default_images(system=False))
     np.save(tmp / "lut.npy", lut.numpy())
@@ -311,18 +321,8 @@ def compare(args: argparse.Namespace) -> dict:
 
 def scaling(args: argparse.Namespace) -> dict:
     """The ``--scaling`` mode (module docstring)."""
-    from bench_pps import references
-
-    from prefstyle.models import load as load_model
-
-    tmp = scratch_dir("bench_enhance_scaling_")
-    os.environ["PREFSTYLE_CACHE"] = str(tmp / "cache")
-    photos = sorted(args.photos.glob("*.jp*g")) if args.photos else make_photos(tmp / "in")
+    tmp, photos, _, _, prof_path = _photos_and_profile(args, "bench_enhance_scaling_")
     folder = photos[0].parent
-    model = load_model(args.model)
-    profile = model.personalize(references(16), "bench-user")
-    profile.model_config = {**profile.model_config, "source": args.model}
-    prof_path = profile.save(tmp / "profile.json")
     (tmp / "empty").mkdir()
     usable = sorted(os.sched_getaffinity(0))
     runs: dict[int, dict[str, list[float]]] = {k: {"start_up_s": [], "wall_s": []} for k in range(1, len(usable) + 1)}
