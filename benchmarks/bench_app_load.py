@@ -27,8 +27,8 @@ given up and counted as not ready). Reported per database:
   they were given up, is a lower bound);
 * peak resident memory of the server processes (each, and all together) and of the render
   processes, sampled every 0.5 s from ``/proc``;
-* CPU seconds during the answering phase: the server processes, their helpers (render processes,
-  active sampling's ranking process) and this client; and how late the client's event loop
+* CPU seconds during the answering phase: the server processes, their helpers (render processes
+  and active sampling's ranking process, apart and together) and this client; and how late the client's event loop
   wakes (a 10 ms ticker), the part of a round trip that is the load generator queueing. Both
   say how much of a latency is the server's when clients and server share the machine.
 
@@ -280,6 +280,18 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: helper processes by their ``/proc/PID/comm`` (app/render.py, app/active.py)
+HELPER_ROLES = {"render-helper": "render", "ranking-helper": "ranking"}
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 class MemorySampler(threading.Thread):
     """Peak RSS of the server processes (the root, or its uvicorn workers) and of their children,
     and the CPU seconds each group used while it ran (last value seen per process)."""
@@ -312,7 +324,8 @@ class MemorySampler(threading.Thread):
             servers = [self.root] if self.workers == 1 else kids.get(self.root, [])
             others = [c for s in servers for c in kids.get(s, [])]
             self._sample_cpu("server", servers)
-            self._sample_cpu("helpers", others)  # render processes and active sampling's ranking helper
+            for p in others:  # render processes and active sampling's ranking process, by the name each gives itself
+                self._sample_cpu(HELPER_ROLES.get(_comm(p), "other_helpers"), [p])
             srv = [_rss_mb(p) for p in servers]
             ren = [_rss_mb(p) for p in others]
             now = {
@@ -342,9 +355,10 @@ class MemorySampler(threading.Thread):
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds per group between the first and the last sample (call after :meth:`result`)."""
-        out = {"server": 0.0, "helpers": 0.0}
+        out = {"server": 0.0, "render": 0.0, "ranking": 0.0, "other_helpers": 0.0}
         for p, (role, c) in self.cpu_last.items():
             out[role] += c - self.cpu_start[p]
+        out["helpers"] = out["render"] + out["ranking"] + out["other_helpers"]
         return {k: round(v, 1) for k, v in out.items()}
 
 

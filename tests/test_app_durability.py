@@ -154,10 +154,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _comm(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
 def test_helpers_end_with_a_server_killed_with_sigkill(tmp_path):
-    """The render process and active sampling's ranking process end with their server process,
-    even when it is killed with -9 (each would otherwise hold a model in memory for nothing)."""
+    """The render process and active sampling's ranking process, named so in ``ps``, end with their
+    server process, even when it is killed with -9 (each would otherwise hold a model in memory for nothing)."""
     study = {**STUDY, "id": SID, "sampling": "active", "model": "default"}
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(study))
@@ -174,6 +181,12 @@ def test_helpers_end_with_a_server_killed_with_sigkill(tmp_path):
             time.sleep(0.1)
         helpers = _children(server.proc.pid)
         assert len(helpers) >= 2, helpers  # a render process and the ranking process (and a resource tracker)
+        names: set[str] = set()
+        while not {"render-helper", "ranking-helper"} <= names and time.monotonic() < deadline:
+            names = {_comm(h) for h in _children(server.proc.pid)}  # what `ps` and `top` show
+            time.sleep(0.1)
+        assert {"render-helper", "ranking-helper"} <= names, names
+        helpers = _children(server.proc.pid)
         os.kill(server.proc.pid, signal.SIGKILL)  # the server alone: no shutdown handler runs
         server.proc.wait(timeout=30)
         deadline = time.monotonic() + 30

@@ -87,6 +87,8 @@ MAX_KEPT = 8192
 #: ``"thread"``: on the ranking thread itself (tests)
 MODE = "process"
 RANK_NICE = 10
+#: the ranking process's name in ``ps`` and ``top``
+RANK_PROCESS_NAME = "ranking-helper"
 
 Evidence = tuple[tuple[int, int, int, str], ...]  # (scene id, rendition a, rendition b, "a"|"b") in order
 #: what a ranking depends on: (study, scene asked about, evidence); the same for every
@@ -264,7 +266,7 @@ _RANKER = _Ranker()
 def _init_ranker() -> None:
     from prefstyle.app.helper_process import become_helper
 
-    become_helper(RANK_NICE)
+    become_helper(RANK_NICE, RANK_PROCESS_NAME)
     import torch
 
     torch.set_num_threads(1)

@@ -6,11 +6,12 @@ import os
 import signal
 
 
-def become_helper(nice: int) -> None:
+def become_helper(nice: int, name: str) -> None:
     """Lower this process's CPU priority by ``nice`` (answers first: where CPU is short the kernel
     gives it to the server processes) and, on Linux, end it when its parent ends, also when the
     parent is killed with ``kill -9`` (``PR_SET_PDEATHSIG``): otherwise a crashed server leaves
-    its helpers, each holding a model, behind."""
+    its helpers, each holding a model, behind. ``name`` (at most 15 bytes) is what ``ps`` and
+    ``top`` show for it (``PR_SET_NAME``) instead of ``python``."""
     try:
         os.nice(nice)
     except OSError:
@@ -18,7 +19,9 @@ def become_helper(nice: int) -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]))  # 15 = PR_SET_NAME
     except (OSError, AttributeError):
         pass
     import multiprocessing

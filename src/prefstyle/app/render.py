@@ -37,6 +37,8 @@ log = logging.getLogger("prefstyle.app")
 MAX_TASKS_PER_CHILD = 200
 #: render processes run at this lower CPU priority (``nice``): an answer never waits for CPU a render holds
 RENDER_NICE = 10
+#: a render process's name in ``ps`` and ``top``
+RENDER_PROCESS_NAME = "render-helper"
 FAILED_TTL_S = 30.0
 
 # --------------------------------------------------------------------------------------------
@@ -51,7 +53,7 @@ def _init_worker(threads: int) -> None:
 
     from prefstyle.app.helper_process import become_helper
 
-    become_helper(RENDER_NICE)
+    become_helper(RENDER_NICE, RENDER_PROCESS_NAME)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
