@@ -20,17 +20,16 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from prefstyle.app import question_rows as rows
 from prefstyle.app.db import Database
 from prefstyle.app.models import Participant, Question, utcnow
-from prefstyle.app.question_rows import QuestionRow
+from prefstyle.app.question_rows import LockedParticipant, QuestionRow
 from prefstyle.app.state import LoadedStudy
 from prefstyle.app.study import plan_questions
 
@@ -180,13 +179,12 @@ def save_calibration(db: Database, participant_id: int, data: dict[str, Any]) ->
         p.calibration_json, p.calibrated_at = text, utcnow()
 
 
-def _locked(s: Session, participant_id: int) -> tuple[int, datetime | None, list[QuestionRow]]:
-    """In write session ``s``: the participant's seed, finished time and questions, their row locked."""
-    conn = s.connection()
-    locked = rows.lock_participant(conn, participant_id)
-    if locked is None:
+def _locked(s: Session, participant_id: int) -> LockedParticipant:
+    """In write session ``s``: the participant and their questions, their row locked."""
+    p = rows.lock_participant(s.connection(), participant_id)
+    if p is None:
         raise FlowError(401, NO_PARTICIPANT)
-    return (*locked, rows.questions(conn, participant_id))
+    return p
 
 
 def _pick_repeat(seed: int, qs: list[QuestionRow], q: QuestionRow) -> QuestionRow | None:
@@ -205,33 +203,26 @@ def _pick_repeat(seed: int, qs: list[QuestionRow], q: QuestionRow) -> QuestionRo
     return None
 
 
-def _serve(
-    s: Session,
-    participant_id: int,
-    seed: int,
-    finished_at: datetime | None,
-    qs: list[QuestionRow],
-    hint: tuple[int, int, int] | None = None,
-) -> QuestionView | None:
-    """In write session ``s``: the first unanswered of the participant's questions ``qs``, marked
-    served (a consistency pair filled in; a main pair replaced by ``hint`` = (question id, a, b)
-    from :func:`~prefstyle.app.active.suggest_pair` when that question is the one served now, for
-    the first time). ``qs`` is updated as stored."""
-    q = next((r for r in qs if r.answer is None), None)
+def _serve(conn: Connection, p: LockedParticipant, hint: tuple[int, int, int] | None = None) -> QuestionView | None:
+    """In ``p``'s write transaction: their first unanswered question, marked served (a consistency
+    pair filled in; a main pair replaced by ``hint`` = (question id, a, b) from
+    :func:`~prefstyle.app.active.suggest_pair` when that question is the one served now, for the
+    first time). ``p.questions`` is updated as stored."""
+    q = next((r for r in p.questions if r.answer is None), None)
     if q is None:
-        if finished_at is None:
-            rows.mark_finished(s.connection(), participant_id, utcnow())
+        if p.finished_at is None:
+            rows.mark_finished(conn, p.id, utcnow())
         return None
     if q.served_at is None:
         if hint is not None and hint[0] == q.id and q.kind == "main":
             q.rendition_a_id, q.rendition_b_id = hint[1], hint[2]
         if q.rendition_a_id is None:
-            orig = _pick_repeat(seed, qs, q)
+            orig = _pick_repeat(p.seed, p.questions, q)
             if orig is None:  # cannot happen with a plan from plan_questions
                 raise FlowError(500, "no earlier pair to repeat")
             q.repeat_of_id, q.scene_id = orig.id, orig.scene_id
             q.rendition_a_id, q.rendition_b_id = orig.rendition_b_id, orig.rendition_a_id  # sides swapped
-        rows.mark_served(s.connection(), q, utcnow())
+        rows.mark_served(conn, q, utcnow())
     if q.rendition_a_id is None or q.rendition_b_id is None:  # cannot happen: served questions have their pair
         raise FlowError(500, "this question has no pair to show")
     return QuestionView(q.id, q.position, q.rendition_a_id, q.rendition_b_id)
@@ -250,8 +241,8 @@ def serve_current(db: Database, study: LoadedStudy, participant_id: int) -> tupl
     """The current pair (None when done) and the progress; the pair counts as served from now on."""
     hint = _active_hint(db, study, participant_id)
     with db.write() as s:
-        seed, finished_at, qs = _locked(s, participant_id)
-        return _serve(s, participant_id, seed, finished_at, qs, hint), _progress(study, qs)
+        p = _locked(s, participant_id)
+        return _serve(s.connection(), p, hint), _progress(study, p.questions)
 
 
 def _active_hint(
@@ -311,8 +302,8 @@ def submit_answer(
     _check_answer(study, question_id, a, b, choice, response_ms)
     hint = _active_hint(db, study, participant_id, (question_id, choice))
     with db.write() as s:
-        seed, finished_at, qs = _locked(s, participant_id)
-        q = next((r for r in qs if r.id == question_id), None)
+        p = _locked(s, participant_id)
+        q = next((r for r in p.questions if r.id == question_id), None)
         if q is None:
             raise FlowError(404, "no such question for you")
         if q.served_at is None:
@@ -326,8 +317,8 @@ def submit_answer(
             duplicate = True
         else:
             rows.store_answer(s.connection(), q, choice, None if response_ms is None else round(response_ms), utcnow())
-        nxt = _serve(s, participant_id, seed, finished_at, qs, hint)
-        return AnswerResult(duplicate, nxt, _progress(study, qs))
+        nxt = _serve(s.connection(), p, hint)
+        return AnswerResult(duplicate, nxt, _progress(study, p.questions))
 
 
 def progress(db: Database, study: LoadedStudy, participant_id: int) -> Progress:

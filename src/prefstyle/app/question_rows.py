@@ -12,6 +12,7 @@ objects are made. The schema is :mod:`prefstyle.app.models`'.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -107,10 +108,22 @@ def questions(conn: Connection, participant_id: int) -> list[QuestionRow]:
     return [QuestionRow(r) for r in conn.execute(_SELECT_QUESTIONS, {"pid": participant_id})]
 
 
-def lock_participant(conn: Connection, participant_id: int) -> tuple[int, datetime | None] | None:
-    """``(seed, finished_at)`` of the participant, the row locked for this transaction; None if gone."""
+@dataclass(frozen=True)
+class LockedParticipant:
+    """A participant as the answer path needs them, their row locked for the write transaction."""
+
+    id: int
+    seed: int
+    finished_at: datetime | None
+    questions: list[QuestionRow]  # in order of position; the flow updates them as it writes
+
+
+def lock_participant(conn: Connection, participant_id: int) -> LockedParticipant | None:
+    """The participant and their questions, their row locked for this transaction; None if gone."""
     row = conn.execute(_LOCK_PARTICIPANT, {"pid": participant_id}).first()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    return LockedParticipant(participant_id, row[0], row[1], questions(conn, participant_id))
 
 
 def by_token(conn: Connection, study_id: str, token_hash: str) -> tuple[int, datetime | None] | None:
