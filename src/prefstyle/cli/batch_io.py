@@ -59,7 +59,8 @@ def output_name(rel: Path) -> Path:
 
 
 def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
-    """(input file, path relative to the output folder) pairs, and inputs that do not exist.
+    """(input file, path relative to the output folder) pairs, and inputs that do not exist or
+    are folders without a single image (a wrong folder, or photos in a format not read), with why.
 
     Folders are searched recursively and their layout is kept.
     """
@@ -69,13 +70,32 @@ def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[tu
     missing: list[tuple[Path, str]] = []
     for p in inputs:
         if p.is_dir():
-            for f in list_images([p], recursive=True):
+            found = list_images([p], recursive=True)
+            if not found:
+                missing.append((p, _no_images_reason(p)))
+            for f in found:
                 jobs.append((f, output_name(f.relative_to(p))))
         elif p.exists():
             jobs.append((p, output_name(Path(p.name))))
         else:
             missing.append((p, "no such file or folder"))
     return jobs, missing
+
+
+def _no_images_reason(folder: Path) -> str:
+    """Why ``folder`` gave no inputs: nothing in it, or only files of types that are not read (one named)."""
+    import os
+
+    from prefstyle.imaging.decode import READ_EXTENSIONS
+
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        other = next((n for n in sorted(files) if not n.startswith(".")), None)
+        if other is not None:
+            name = (Path(root) / other).relative_to(folder)
+            kinds = " ".join(sorted(READ_EXTENSIONS))
+            return f"no images in this folder ({name} is not one: read are {kinds} and camera raw files)"
+    return "no images in this folder"
 
 
 def enhance_pixels(

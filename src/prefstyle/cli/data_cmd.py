@@ -225,7 +225,6 @@ def simulate(
 ) -> None:
     """Simulate a crowd with known tastes: a pairs dataset plus ground_truth.json in --out."""
     import dataclasses
-    import shutil
 
     from prefstyle.data.simulate import SimulationConfig, parse_origins, simulate_dataset
 
@@ -252,11 +251,15 @@ def simulate(
         from prefstyle.data.looks_crowd import LooksCrowdConfig
 
         LooksCrowdConfig.from_overrides(list(crowd))  # bad overrides fail before any work
-    if overwrite and out.exists():
-        if not (out / "judgments.jsonl").exists() and any(out.iterdir()):
+    from prefstyle.fsutil import check_writable
+
+    check_writable(out, folder=True)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise PrefstyleError("output folder is not empty (pass --overwrite to replace it)", path=out)
+        if not (out / "judgments.jsonl").exists():
             raise PrefstyleError("refusing to replace a folder that is not a pairs dataset", path=out)
-        shutil.rmtree(out)
-    simulate_dataset(cfg, out, progress=True)
+    _simulate_into(cfg, out, simulate_dataset)
     typer.echo(f"wrote {users} simulated users to {out} (ground truth: {out / 'ground_truth.json'})")
     if tastes == "looks":
         st = json.loads((out / "dataset.json").read_text(encoding="utf-8")).get("statistics", {})
@@ -269,3 +272,38 @@ def simulate(
             f"PPS quality filters keep {f.get('kept')} of {f.get('users')} users "
             f"(train / val / test: {', '.join(str(v) for v in f.get('kept_per_split', {}).values())})"
         )
+
+
+def _simulate_into(cfg: Any, out: Path, simulate_dataset: Any) -> None:
+    """Run ``simulate_dataset(cfg, folder)`` in a hidden folder beside ``out`` and put it in
+    ``out``'s place only when it is complete: an interrupted run leaves ``out`` (a dataset being
+    replaced with --overwrite, or nothing) as it was, and no partial folder that blocks the rerun."""
+    import os
+    import shutil
+    import tempfile
+
+    from prefstyle.fsutil import current_umask
+
+    out = out.expanduser().resolve()
+    if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents:  # not renamed under the shell's feet
+        simulate_dataset(cfg, out, progress=True, overwrite=True)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
+        simulate_dataset(cfg, tmp, progress=True)
+        if out.exists():
+            old = tmp.with_suffix(".old")  # a name as unique as tmp's
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and not out.exists():
+            os.replace(old, out)
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

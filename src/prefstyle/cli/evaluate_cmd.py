@@ -341,6 +341,10 @@ def evaluate(
         raise PrefstyleError(
             f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(METRICS))}"
         )
+    from prefstyle.fsutil import check_writable
+
+    out = out or Path("runs") / f"eval-{data.resolve().name}"
+    check_writable(out, folder=True)  # a file or a read-only folder: one line before the evaluation, not after
 
     err = Console(stderr=True)
     ds, users, filter_note, filter_counts = _read_users(data, users_split, max_users, quality_filter, progress, err)
@@ -392,7 +396,6 @@ def evaluate(
         results.ablations["train_users_runs"] = by_users
     _run_ablations(results, ds, models, users, n_ablate, k_ablate, refs, global_steps, kw, err)
 
-    out = out or Path("runs") / f"eval-{data.resolve().name}"
     path = results.save(out)
     index = None
     if report:

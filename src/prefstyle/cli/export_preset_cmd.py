@@ -46,6 +46,9 @@ def export_preset(
         raise PrefstyleError("is a folder; give the preset's file name", path=out)
     if out.exists() and not force:
         raise PrefstyleError("output exists (pass --force to overwrite)", path=out)
+    from prefstyle.fsutil import check_writable
+
+    check_writable(out)  # a file where its folder should be, a read-only folder: one line, before any work
     if model is None and _export_torch_free(profile, fmt, out, name):
         return
     prof, m = load_profile_and_model(profile, model)

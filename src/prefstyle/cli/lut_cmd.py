@@ -73,8 +73,11 @@ def convert_cmd(
 
     from prefstyle.fsutil import check_writable
     from prefstyle.imaging.lut import identity_lut, resize_lut
-    from prefstyle.imaging.lut_io import hald_level_for_size, write_cube, write_hald
+    from prefstyle.imaging.lut_io import CUBE_3D_SIZE_RANGE, hald_level_for_size, write_cube, write_hald
 
+    lo_size, hi_size = CUBE_3D_SIZE_RANGE
+    if size is not None and not lo_size <= size <= hi_size:
+        raise PrefstyleError(f"--size must be in {lo_size}..{hi_size}, got {size}")
     cube = _read_any(src)
     if dst.exists() and not force:
         raise PrefstyleError("output exists (pass --force to overwrite)", path=dst)

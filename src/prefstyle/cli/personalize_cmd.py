@@ -456,6 +456,7 @@ def enhance(
         )
 
     n_ok = 0
+    interrupted = False
     with (
         Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -470,18 +471,31 @@ def enhance(
         task = progress.add_task(f"enhance ({name})", total=len(jobs_in))
         work = one if form is None else one_torch_free
         futures = {pool.submit(work, src_path, rel): src_path for src_path, rel in jobs_in}
-        for fut in as_completed(futures):
-            src_path = futures[fut]
-            try:
-                fut.result()
-                n_ok += 1
-            except (PrefstyleError, OSError, ValueError, MemoryError) as e:
-                reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src_path}: {e}"
-                failed.append((src_path, reason))
-                progress.console.print(
-                    f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True
-                )
-            progress.advance(task)
+        try:
+            for fut in as_completed(futures):
+                src_path = futures[fut]
+                try:
+                    fut.result()
+                    n_ok += 1
+                except (PrefstyleError, OSError, ValueError, MemoryError) as e:
+                    reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src_path}: {e}"
+                    failed.append((src_path, reason))
+                    progress.console.print(
+                        f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True
+                    )
+                progress.advance(task)
+        except KeyboardInterrupt:
+            # Ctrl-C: the photos not started are dropped, the ones being written finish (atomically).
+            pool.shutdown(wait=False, cancel_futures=True)
+            interrupted = True
+    if interrupted:
+        n_done = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+        typer.echo(
+            f"interrupted: wrote {n_done} of {len(jobs_in)} image(s) to {out}; run the same command with "
+            "--skip-existing to do the rest",
+            err=True,
+        )
+        raise typer.Exit(130)
     typer.echo(f"{name}: wrote {n_ok} of {n_ok + len(failed)} image(s) to {out}", err=True)
     if failed:
         raise typer.Exit(1)

@@ -1,0 +1,147 @@
+"""The command line under bad input and Ctrl-C, found by a fresh audit (session 15): one-line
+errors before any work, a non-zero exit for a folder without images, a batch that stops on
+Ctrl-C, and a simulated crowd that is never left half-written."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from prefstyle.cli import main
+from prefstyle.imaging.lut import identity_lut
+from prefstyle.imaging.lut_io import write_cube
+
+
+def _err_lines(capsys) -> list[str]:
+    return [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and "━" not in ln]
+
+
+def _photo(path: Path, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(path, quality=90)
+
+
+def _sliders_profile(path: Path) -> Path:
+    from prefstyle.imaging.params import NEUTRAL
+    from prefstyle.models.base import Profile
+
+    vec = NEUTRAL.replace(temperature=0.8).to_vector()[None]
+    prof = Profile(
+        model="sliders",
+        user="t",
+        data={"sliders": {"temperature": 0.8, "adaptive_brightness": 0.0}},
+        tensors={"vectors": vec, "gains": torch.zeros(1), "weights": torch.ones(1)},
+    )
+    return prof.save(path)
+
+
+def test_export_preset_under_a_file_is_one_line_before_work(tmp_path, capsys):
+    prof = _sliders_profile(tmp_path / "p.json")
+    (tmp_path / "afile").write_text("x")
+    rc = main(["export-preset", "--profile", str(prof), "--format", "pp3", "--out", str(tmp_path / "afile" / "s.pp3")])
+    lines = _err_lines(capsys)
+    assert rc == 2 and len(lines) == 1 and "afile" in lines[0], lines
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_evaluate_into_a_file_fails_before_evaluating(tmp_path, capsys):
+    (tmp_path / "ds").mkdir()  # not read: the output is checked first
+    (tmp_path / "afile").write_text("x")
+    rc = main(["evaluate", str(tmp_path / "ds"), "-m", "looks", "--out", str(tmp_path / "afile")])
+    lines = _err_lines(capsys)
+    assert rc == 2 and lines == [f"prefstyle: error: {tmp_path / 'afile'}: exists and is not a folder"], lines
+
+
+def test_lut_convert_refuses_a_size_out_of_range(tmp_path, capsys):
+    write_cube(tmp_path / "a.cube", identity_lut(5), title="id")
+    for size in ("1", "100000"):
+        rc = main(["lut", "convert", str(tmp_path / "a.cube"), str(tmp_path / "b.cube"), "--size", size])
+        lines = _err_lines(capsys)
+        assert rc == 2 and len(lines) == 1 and "--size must be in 2..256" in lines[0], lines
+    assert not (tmp_path / "b.cube").exists()
+
+
+def test_a_folder_without_images_is_reported_and_exits_1(tmp_path, capsys):
+    prof = _sliders_profile(tmp_path / "p.json")
+    write_cube(tmp_path / "a.cube", identity_lut(5), title="id")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "heic").mkdir()
+    (tmp_path / "heic" / "IMG_1.HEIC").write_bytes(b"\0" * 16)
+    for folder in ("empty", "heic"):
+        src = str(tmp_path / folder)
+        for argv in (
+            ["enhance", src, "--profile", str(prof), "--out", str(tmp_path / "o1")],
+            ["lut", "apply", str(tmp_path / "a.cube"), src, "--out", str(tmp_path / "o2")],
+        ):
+            assert main(argv) == 1, argv
+            skipped = [ln for ln in _err_lines(capsys) if ln.startswith("skipped")]
+            assert skipped and skipped[0].startswith(f"skipped {src}: no images in this folder"), skipped
+            if folder == "heic":
+                assert "IMG_1.HEIC is not one" in skipped[0]
+
+
+def test_ctrl_c_stops_an_enhance_batch_and_it_resumes(tmp_path, capsys, monkeypatch):
+    import prefstyle.cli.personalize_cmd as pc
+
+    prof = _sliders_profile(tmp_path / "p.json")
+    for i in range(8):
+        _photo(tmp_path / "in" / f"{i}.jpg", seed=i)
+    calls: list[int] = []
+
+    def interrupting(orig):
+        def run(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # as Ctrl-C reaches the batch
+            if len(calls) > 2:
+                time.sleep(0.3)  # still running when the interrupt is seen: finishes, the rest does not start
+            return orig(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(pc, "enhance_file", interrupting(pc.enhance_file))
+    monkeypatch.setattr(pc, "enhance_file_torch_free", interrupting(pc.enhance_file_torch_free))
+    out = tmp_path / "out"
+    args = ["enhance", str(tmp_path / "in"), "--profile", str(prof), "--out", str(out)]
+    assert main(args) == 130
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) < 4 and not any(n.startswith(".") for n in written), written
+    assert any("interrupted" in ln and "--skip-existing" in ln for ln in _err_lines(capsys))
+    monkeypatch.undo()
+    assert main([*args, "--skip-existing"]) == 0
+    assert len(list(out.iterdir())) == 8
+
+
+def test_interrupted_simulate_leaves_the_output_as_it_was(tmp_path, capsys, monkeypatch):
+    import prefstyle.data.simulate as sim
+
+    def interrupted(cfg, out, progress=True, overwrite=False):
+        Path(out, "images").mkdir(parents=True)
+        Path(out, "judgments.jsonl").write_text("{")
+        raise KeyboardInterrupt
+
+    def finished(cfg, out, progress=True, overwrite=False):
+        Path(out, "judgments.jsonl").write_text("new\n")
+        return Path(out)
+
+    crowd = tmp_path / "crowd"
+    monkeypatch.setattr(sim, "simulate_dataset", interrupted)
+    assert main(["data", "simulate", "--users", "2", "--out", str(crowd)]) == 130
+    assert list(tmp_path.iterdir()) == []  # no partial folder to block the rerun
+    monkeypatch.setattr(sim, "simulate_dataset", finished)
+    assert main(["data", "simulate", "--users", "2", "--out", str(crowd)]) == 0
+    assert (crowd / "judgments.jsonl").read_text() == "new\n"
+    (crowd / "judgments.jsonl").write_text("old\n")
+    monkeypatch.setattr(sim, "simulate_dataset", interrupted)
+    assert main(["data", "simulate", "--users", "2", "--out", str(crowd), "--overwrite"]) == 130
+    assert [p.name for p in tmp_path.iterdir()] == ["crowd"]
+    assert (crowd / "judgments.jsonl").read_text() == "old\n"  # the dataset being replaced is kept
+    (tmp_path / "afile").write_text("x")
+    capsys.readouterr()
+    assert main(["data", "simulate", "--users", "2", "--out", str(tmp_path / "afile")]) == 2
+    assert len(_err_lines(capsys)) == 1
