@@ -24,6 +24,7 @@ the packaged model on the same people and answers (docs/BENCHMARKS.md, "Fifteent
 
 * ``mean-decision``: the profile renders the posterior-mean look (2,048 heaviest particles) instead
   of the Bayes action;
+* ``decision-16``: the Bayes action's expected loss over 16 of the answered photos instead of 8;
 * ``prior-fit``: each rendition's look is fitted with a Gaussian prior from the library looks'
   coefficients (``LAM`` in the environment: its weight per sample colour, default 0.01) instead of
   a small ridge, so colours the scene lacks follow how real looks co-vary (use with ``train``);
@@ -145,6 +146,8 @@ def patch(variant: str) -> None:
             return (wt[:, None] * coeffs[top]).sum(0), float((wt * gains[top]).sum()), float("nan")
 
         lt.LookTasteModel.decide = decide  # type: ignore[method-assign]
+    elif variant == "decision-16":
+        lt.DECISION_SCENES = 16
     elif variant == "prior-fit":
         lam = float(os.environ.get("LAM", "0.01"))
 
