@@ -4,10 +4,12 @@ Ctrl-C, and a simulated crowd that is never left half-written."""
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -145,3 +147,27 @@ def test_interrupted_simulate_leaves_the_output_as_it_was(tmp_path, capsys, monk
     capsys.readouterr()
     assert main(["data", "simulate", "--users", "2", "--out", str(tmp_path / "afile")]) == 2
     assert len(_err_lines(capsys)) == 1
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    prof = _sliders_profile(tmp_path / "p.json")
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "presets" / "s.xmp"
+    assert main(["export-preset", "--profile", str(prof), "--format", "xmp", "--out", str(out)]) == 1
+    lines = _err_lines(capsys)
+    assert lines == [f"prefstyle: error: {out}: No space left on device"], lines
+    assert list(out.parent.iterdir()) == []  # no partial file
+
+
+def test_atomic_path_turns_a_rust_writers_system_error_into_oserror(tmp_path):
+    from prefstyle.fsutil import atomic_path
+
+    target = tmp_path / "t.safetensors"
+    with pytest.raises(OSError) as info, atomic_path(target):
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,9 +65,14 @@ def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, default_file_mode() if mode is None else mode)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # a full disk or an I/O error names the file being written
+        code = re.search(r"\(os error (\d+)\)", str(e)) if not isinstance(e, OSError) else None
+        if code is not None:  # a writer in Rust (safetensors) wraps the system's error in its own type
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from e
         raise
 
 

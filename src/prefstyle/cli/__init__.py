@@ -95,8 +95,8 @@ def usage_error_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user-input errors into one line on stderr.
 
-    Exit status: 2 for a usage mistake or a :class:`PrefstyleError`, 1 for an abort, else the
-    command's own status.
+    Exit status: 2 for a usage mistake or a :class:`PrefstyleError`, 1 for an abort or a system
+    error (``OSError``: a full disk), else the command's own status.
     """
     usage_types = _usage_exception_types()
     try:
@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         print(usage_error_line(e), file=sys.stderr)
         code = getattr(e, "exit_code", 2)
         return code if isinstance(code, int) else 2
+    except OSError as e:  # a full disk, an I/O error: the system's reason, on one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"prefstyle: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     return rv if isinstance(rv, int) else 0
 
 
