@@ -171,3 +171,21 @@ def test_atomic_path_turns_a_rust_writers_system_error_into_oserror(tmp_path):
         raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_hald_image_is_one_line_that_says_what_is_wrong(tmp_path, capfd):
+    hald = tmp_path / "h.png"
+    assert main(["lut", "convert", str(_identity_cube(tmp_path)), str(hald), "--level", "4"]) == 0
+    (tmp_path / "cut.png").write_bytes(hald.read_bytes()[:300])
+    (tmp_path / "text.png").write_text("hello world")
+    (tmp_path / "empty.png").write_bytes(b"")
+    capfd.readouterr()
+    for name, reason in (("cut", "truncated"), ("text", "unrecognised format"), ("empty", "empty file")):
+        assert main(["lut", "convert", str(tmp_path / f"{name}.png"), str(tmp_path / f"{name}.cube")]) == 2
+        lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.strip()]  # OpenCV's own warnings too
+        assert len(lines) == 1 and f"{name}.png" in lines[0] and reason in lines[0], lines
+
+
+def _identity_cube(folder: Path) -> Path:
+    write_cube(folder / "id.cube", identity_lut(16), title="id")
+    return folder / "id.cube"

@@ -548,10 +548,9 @@ def hald_level_for_size(size: int) -> int | None:
 
 def _decode_image(path: Path) -> np.ndarray:
     """An image file as ``(H, W, C)`` RGB(A) or ``(H, W)`` numpy array in its own dtype."""
-    import cv2
+    from prefstyle.imaging.decode import _cv2_decode  # OpenCV with its complaints about a bad file kept off stderr
 
-    raw = np.fromfile(str(path), dtype=np.uint8)
-    arr = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+    arr = _cv2_decode(path) if path.stat().st_size else None
     if arr is not None:
         if arr.ndim == 3 and arr.shape[2] == 3:
             arr = arr[:, :, ::-1]
@@ -584,6 +583,12 @@ def _header_size(path: Path) -> tuple[int, int]:
         raise InputFormatError(f"image far too large for a Hald CLUT ({exc})", path=path) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         pass
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if not magic:
+        raise InputFormatError("cannot decode the image (empty file)", path=path)
+    if magic[:2] not in (b"II", b"MM"):  # what only tifffile could read starts as a TIFF does
+        raise InputFormatError("cannot decode the image (unrecognised format)", path=path)
     try:  # TIFF layouts Pillow does not open (16-bit RGB, float)
         import tifffile
 
