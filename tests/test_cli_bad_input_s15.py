@@ -189,3 +189,31 @@ def test_a_bad_hald_image_is_one_line_that_says_what_is_wrong(tmp_path, capfd):
 def _identity_cube(folder: Path) -> Path:
     write_cube(folder / "id.cube", identity_lut(16), title="id")
     return folder / "id.cube"
+
+
+def test_a_device_that_is_not_there_is_one_line_before_work(tmp_path, capsys, monkeypatch):
+    from prefstyle.cli.device import check_device
+    from prefstyle.errors import PrefstyleError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    check_device("cpu")
+    for device, reason in (
+        ("cuda", "no CUDA GPU"),
+        ("cuda:1", "no CUDA GPU"),
+        ("meta", "choose cpu"),
+        ("gpu", "choose"),
+    ):
+        with pytest.raises(PrefstyleError, match=reason):
+            check_device(device)
+    prof = _sliders_profile(tmp_path / "p.json")
+    _photo(tmp_path / "in" / "a.jpg")
+    capsys.readouterr()
+    for argv in (
+        ["enhance", str(tmp_path / "in"), "--profile", str(prof), "--out", str(tmp_path / "o"), "--device", "cuda"],
+        ["styles", "apply", "warm-film", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--device", "nonsense"],
+        ["personalize", str(tmp_path), "--user", "u", "--out", str(tmp_path / "q.json"), "--device", "cuda"],
+    ):
+        assert main(argv) == 2, argv
+        lines = _err_lines(capsys)
+        assert len(lines) == 1 and "--device" in lines[0], lines
+    assert not (tmp_path / "o").exists() and not (tmp_path / "q.json").exists()

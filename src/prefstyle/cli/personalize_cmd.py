@@ -96,7 +96,10 @@ def personalize(
     """Learn USER's taste from their judgments in DATA (or from --liked photos) and write a profile for `enhance`."""
     if out is None:
         raise PrefstyleError("--out is required: the profile file to write")
+    from prefstyle.cli.device import check_device
     from prefstyle.fsutil import check_writable
+
+    check_device(device)
 
     target = profile_path(out)
     if not force and (target.exists() or target.with_suffix(".safetensors").exists()):
@@ -388,8 +391,10 @@ def enhance(
         TimeRemainingColumn,
     )
 
+    from prefstyle.cli.device import check_device
     from prefstyle.cli.outputs import plan_outputs
 
+    check_device(device)
     jobs_in, failed = collect_inputs(inputs)
     if out_format is not None:
         suffix = {"jpeg": ".jpg", "jpg": ".jpg", "tif": ".tif", "tiff": ".tif", "png": ".png"}.get(out_format.lower())

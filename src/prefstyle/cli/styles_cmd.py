@@ -130,9 +130,11 @@ def apply_cmd(
         TimeRemainingColumn,
     )
 
+    from prefstyle.cli.device import check_device
     from prefstyle.imaging.io import read_image, write_like
     from prefstyle.styles.registry import get_style
 
+    check_device(device)
     overrides = _parse_sets(sets or [])
     if strength != 1.0:
         overrides["strength"] = strength
