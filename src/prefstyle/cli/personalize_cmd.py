@@ -18,8 +18,9 @@ or otherwise converted images, other models and ``--liked`` take the model itsel
 ``enhance`` writes one output per input into DIR with the input's file name (folders are
 searched recursively and their layout kept), at the input's full resolution, with its bit
 depth, EXIF and ICC profile. Inputs in formats that cannot be written (BMP, RAW) are written as
-PNG (TIFF for RAW). Unreadable files are skipped with a one-line reason (exit status 1 at the
-end); an output that would overwrite its input is refused before anything is written. A profile
+PNG (TIFF for RAW). Unreadable files, and folders without a single image, are skipped with a
+one-line reason (exit status 1 at the end); Ctrl-C stops the batch after the photos being
+written (exit status 130; ``--skip-existing`` resumes it); an output that would overwrite its input is refused before anything is written. A profile
 whose rendering is one LUT per photo (:mod:`prefstyle.models.lut_forms`) is applied to 8-bit
 photos without importing torch when no ``--model``/``--full-render``/``--device`` is given
 (about 600 MB of memory less; docs/BENCHMARKS.md, issue 19).
@@ -374,8 +375,8 @@ def enhance(
     """Retouch INPUT images in the profile's taste, at full resolution, into --out.
 
     Existing outputs are an error unless --force (overwrite) or --skip-existing (keep them).
-    8- and 16-bit inputs keep their bit depth, EXIF, ICC profile, alpha and grayscale. Unreadable files are
-    skipped and reported; the batch goes on, and the exit status is 1 if any was skipped.
+    8- and 16-bit inputs keep their bit depth, EXIF, ICC profile, alpha and grayscale. Unreadable files and
+    folders without images are skipped and reported; the batch goes on, and the exit status is 1 if any was skipped.
     8-bit photos are rendered through one 3D LUT per photo where the model can give one;
     --full-render turns that off.
     """
