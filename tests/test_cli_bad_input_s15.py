@@ -217,3 +217,11 @@ def test_a_device_that_is_not_there_is_one_line_before_work(tmp_path, capsys, mo
         lines = _err_lines(capsys)
         assert len(lines) == 1 and "--device" in lines[0], lines
     assert not (tmp_path / "o").exists() and not (tmp_path / "q.json").exists()
+
+
+def test_a_negative_simulation_seed_is_a_usage_error(tmp_path, capsys):
+    for argv in (["data", "simulate", "--seed", "-1"], ["demo", "--seed", "-1"]):
+        assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+        lines = _err_lines(capsys)
+        assert len(lines) == 1 and "--seed" in lines[0], lines
+    assert not (tmp_path / "o").exists()

@@ -183,7 +183,7 @@ def _truth_fit(data: Path, ds: Any) -> tuple[Any, Any]:
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="output dataset folder (must be empty or new)")],
     users: Annotated[int, typer.Option("--users", help="number of simulated users (person@device)")] = 500,
-    seed: Annotated[int, typer.Option("--seed", help="random seed: same seed, same dataset")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="random seed: same seed, same dataset")] = 0,
     scenes: Annotated[int, typer.Option("--scenes", help="scenes cut from the content pool")] = 120,
     renditions: Annotated[int, typer.Option("--renditions", help="renditions per scene")] = 6,
     size: Annotated[int, typer.Option("--size", help="side of the written renditions, px")] = 256,

@@ -200,6 +200,7 @@ def demo(
         int,
         typer.Option(
             "--seed",
+            min=0,
             help="random seed of the demo crowd (with --tastes looks it also "
             "picks which look families are held out for testing: the "
             "shipped model was fitted with seed 0's split)",
