@@ -225,3 +225,11 @@ def test_a_negative_simulation_seed_is_a_usage_error(tmp_path, capsys):
         lines = _err_lines(capsys)
         assert len(lines) == 1 and "--seed" in lines[0], lines
     assert not (tmp_path / "o").exists()
+
+
+def test_a_long_file_name_can_be_written_atomically(tmp_path, capsys):
+    prof = _sliders_profile(tmp_path / "p.json")
+    name = "a" * 246 + ".jpg"  # 250 bytes: a valid name the temporary name must not push past 255
+    _photo(tmp_path / "in" / name)
+    assert main(["enhance", str(tmp_path / "in"), "--profile", str(prof), "--out", str(tmp_path / "o")]) == 0
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [name]

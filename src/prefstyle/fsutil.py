@@ -58,7 +58,8 @@ def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.part{path.suffix}", dir=path.parent)
+    # The stem is cut short: a name near the 255-byte limit must still leave room for the temporary one.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=f"{path.suffix}.part{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
