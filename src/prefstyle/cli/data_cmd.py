@@ -289,7 +289,7 @@ def _simulate_into(cfg: Any, out: Path, simulate_dataset: Any) -> None:
         simulate_dataset(cfg, out, progress=True, overwrite=True)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:40]}.", suffix=".part", dir=out.parent))
     old = None
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
