@@ -5,6 +5,7 @@ Ctrl-C, and a simulated crowd that is never left half-written."""
 from __future__ import annotations
 
 import errno
+import os
 import time
 from pathlib import Path
 
@@ -233,3 +234,12 @@ def test_a_long_file_name_can_be_written_atomically(tmp_path, capsys):
     _photo(tmp_path / "in" / name)
     assert main(["enhance", str(tmp_path / "in"), "--profile", str(prof), "--out", str(tmp_path / "o")]) == 0
     assert [p.name for p in (tmp_path / "o").iterdir()] == [name]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_pipe_in_a_photo_folder_is_passed_over_not_read(tmp_path):
+    from prefstyle.imaging.decode import list_images
+
+    _photo(tmp_path / "in" / "a.jpg")
+    os.mkfifo(tmp_path / "in" / "b.jpg")  # reading it would block until someone writes
+    assert [p.name for p in list_images([tmp_path / "in"])] == ["a.jpg"]

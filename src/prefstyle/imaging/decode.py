@@ -250,7 +250,8 @@ def list_images(paths: Iterable[str | Path], recursive: bool = True) -> list[Pat
     folders contribute the files with a ``READ_EXTENSIONS`` or ``RAW_EXTENSIONS`` extension
     (any case), sorted by their path below the folder, descending into sub-folders when
     ``recursive``. Hidden files and folders (name starting with ``.``, which includes partial
-    files left by atomic writes and macOS ``._`` files) are skipped. Duplicates are dropped,
+    files left by atomic writes and macOS ``._`` files) are skipped, and so are pipes and devices
+    found in folders (reading one could wait forever). Duplicates are dropped,
     first occurrence wins. A path that does not exist raises :class:`PrefstyleError`.
     """
     wanted = READ_EXTENSIONS | RAW_EXTENSIONS
@@ -272,7 +273,10 @@ def list_images(paths: Iterable[str | Path], recursive: bool = True) -> list[Pat
                 rel_root = Path(root).relative_to(p)
                 for name in files:
                     if not name.startswith(".") and Path(name).suffix.lower() in wanted:
-                        found.append(((rel_root / name).as_posix(), Path(root) / name))
+                        f = Path(root) / name
+                        if f.exists() and not f.is_file():  # a pipe or a device: reading it could block forever
+                            continue
+                        found.append(((rel_root / name).as_posix(), f))
             for _, f in sorted(found, key=lambda item: item[0]):
                 add(f)
         elif p.exists():
