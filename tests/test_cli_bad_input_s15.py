@@ -243,3 +243,15 @@ def test_a_pipe_in_a_photo_folder_is_passed_over_not_read(tmp_path):
     _photo(tmp_path / "in" / "a.jpg")
     os.mkfifo(tmp_path / "in" / "b.jpg")  # reading it would block until someone writes
     assert [p.name for p in list_images([tmp_path / "in"])] == ["a.jpg"]
+
+
+def test_a_dropped_exif_block_names_the_photo(tmp_path, caplog):
+    prof = _sliders_profile(tmp_path / "p.json")
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000  # ImageDescription: more than one JPEG marker holds
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(tmp_path / "in" / "big.png", exif=exif.tobytes())
+    argv = ["enhance", str(tmp_path / "in"), "--profile", str(prof), "--out", str(tmp_path / "o"), "--format", "jpeg"]
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    assert any(str(tmp_path / "o" / "big.jpg") in r.getMessage() and "EXIF" in r.getMessage() for r in caplog.records)

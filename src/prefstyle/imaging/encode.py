@@ -137,13 +137,13 @@ def _write_arr(
     try:
         with atomic_path(path) as tmp:
             if fmt == "JPEG":
-                _write_jpeg(tmp, arr, exif, icc, quality)
+                _write_jpeg(tmp, arr, exif, icc, quality, dest=path)
             elif fmt == "WEBP":
                 _write_webp(tmp, arr, exif, icc, quality)
             elif fmt == "PNG":
                 tmp.write_bytes(_encode_png(arr, exif, icc))
             else:
-                _write_tiff(tmp, arr, exif, icc)
+                _write_tiff(tmp, arr, exif, icc, dest=path)
     except OSError as exc:
         raise PrefstyleError(f"cannot write image: {exc.strerror or exc}", path) from exc
     return bit_depth
@@ -220,13 +220,20 @@ def _quantize(x: torch.Tensor, bit_depth: int) -> np.ndarray:
     return arr[..., 0] if arr.shape[2] == 1 else arr
 
 
-def _write_jpeg(tmp: Path, arr: np.ndarray | Image.Image, exif: bytes | None, icc: bytes | None, quality: int) -> None:
+def _write_jpeg(
+    tmp: Path,
+    arr: np.ndarray | Image.Image,
+    exif: bytes | None,
+    icc: bytes | None,
+    quality: int,
+    dest: Path | None = None,
+) -> None:
     kwargs: dict = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
     if icc:
         kwargs["icc_profile"] = icc
     if exif:
         if len(exif) > _JPEG_MAX_EXIF:
-            exif = _shrink_exif(exif)
+            exif = _shrink_exif(exif, dest or tmp)
         if exif is not None:
             kwargs["exif"] = exif
     img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
@@ -277,7 +284,7 @@ def _encode_png(arr: np.ndarray, exif: bytes | None, icc: bytes | None) -> bytes
     return data[:8] + b"".join(chunks)
 
 
-def _write_tiff(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None) -> None:
+def _write_tiff(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | None, dest: Path | None = None) -> None:
     import tifffile  # 0.1-0.3 s to import: only for TIFFs
 
     extratags = []
@@ -291,7 +298,7 @@ def _write_tiff(tmp: Path, arr: np.ndarray, exif: bytes | None, icc: bytes | Non
             ex.load(exif)
             subs = {tag: _sub_ifd(ex, tag) for tag in (0x8769, 0x8825)}
         except (OSError, ValueError, TypeError, KeyError, SyntaxError, struct.error) as exc:
-            log.warning("%s: EXIF block cannot be parsed (%s); TIFF written without it", tmp, exc)
+            log.warning("%s: EXIF block cannot be parsed (%s); TIFF written without it", dest or tmp, exc)
             ex = None
     if ex is not None:
         for tag in (270, 271, 272, 315, 316, 33432):

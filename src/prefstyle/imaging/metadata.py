@@ -112,8 +112,11 @@ def _exif_from_tiff_image(im: Image.Image) -> bytes | None:
     return _normalise_exif(ex.tobytes())
 
 
-def _shrink_exif(exif: bytes) -> bytes | None:
-    """Drop the thumbnail (IFD1) and maker note so the block fits in one JPEG marker, or give up."""
+def _shrink_exif(exif: bytes, where: str | Path | None = None) -> bytes | None:
+    """Drop the thumbnail (IFD1) and maker note so the block fits in one JPEG marker, or give up.
+
+    ``where``: the file being written, named in the warning (in a batch, which photo it was)."""
+    at = f"{where}: " if where is not None else ""
     try:
         ex = Image.Exif()
         ex.load(exif)
@@ -121,11 +124,11 @@ def _shrink_exif(exif: bytes) -> bytes | None:
         sub.pop(0x927C, None)
         small = _normalise_exif(ex.tobytes())
         if small is not None and len(small) <= _JPEG_MAX_EXIF:
-            log.warning("EXIF block too large for JPEG; dropped its thumbnail and maker note")
+            log.warning("%sEXIF block too large for JPEG; dropped its thumbnail and maker note", at)
             return small
     except (OSError, ValueError, TypeError, KeyError, struct.error) as exc:
         log.debug("cannot shrink EXIF: %s", exc)
-    log.warning("EXIF block too large for JPEG (%d bytes); written without EXIF", len(exif))
+    log.warning("%sEXIF block too large for JPEG (%d bytes); written without EXIF", at, len(exif))
     return None
 
 
