@@ -255,3 +255,32 @@ def test_a_dropped_exif_block_names_the_photo(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert main(argv) == 0
     assert any(str(tmp_path / "o" / "big.jpg") in r.getMessage() and "EXIF" in r.getMessage() for r in caplog.records)
+
+
+def test_a_profile_whose_json_cannot_be_written_leaves_no_tensors_and_keeps_the_old_one(tmp_path, monkeypatch):
+    from prefstyle.models.base import Profile
+
+    old = Profile(model="m", data={"v": 1}, tensors={"t": torch.zeros(3)})
+    target = old.save(tmp_path / "p.json")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    new = Profile(model="m", data={"v": 2}, tensors={"t": torch.ones(3)})
+    with pytest.raises(OSError):
+        new.save(target)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old pair, nothing new
+    with pytest.raises(OSError):
+        new.save(tmp_path / "fresh.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json", "p.safetensors"]
+
+
+@pytest.mark.parametrize("name", ["sample:-1", "camera:sample:-3", "sample:x"])
+def test_a_sampled_style_with_a_negative_or_bad_seed_is_refused_in_one_line(name):
+    from prefstyle.errors import PrefstyleError
+    from prefstyle.styles.registry import get_style
+
+    with pytest.raises(PrefstyleError, match="whole number >= 0"):
+        get_style(name)

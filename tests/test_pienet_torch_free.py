@@ -157,6 +157,10 @@ def test_the_cached_network_is_used_only_when_it_is_the_profiles(tmp_path, monke
     assert torch_free_enhance_profile(path) is None  # exported by another torch: export again
     assert export_network(model, LUT_FAST_PATH_SIZE) == onnx_path and torch_free_enhance_profile(path) is not None
 
+    record_path.write_text("garbage")  # a damaged record is rebuilt, not a warning on every enhance
+    assert torch_free_enhance_profile(path) is None
+    assert export_network(model, LUT_FAST_PATH_SIZE) == onnx_path and torch_free_enhance_profile(path) is not None
+
     weights = model.weights_path
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # checkpoint changed
     assert torch_free_enhance_profile(path) is None

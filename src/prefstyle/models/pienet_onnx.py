@@ -21,7 +21,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -41,6 +41,15 @@ ONNX_OPSET = 17
 _SHAS = ("sha256", "embed_sha256")
 
 
+def _read_record(path: Path) -> Any:
+    """The cache record at ``path``, or None when there is none or it is damaged (then the
+    network is exported again and the record rewritten, instead of failing on every call)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def export_network(model: PieNetModel, lut_size: int) -> Path | None:
     """The cached ONNX file of ``model``'s network, exported now (with its preference embedding,
     :func:`prefstyle.models.pienet_lut_np.embedding_cache_path`) if the cache has none for its
@@ -56,7 +65,7 @@ def export_network(model: PieNetModel, lut_size: int) -> Path | None:
             "embed_size": int(model.cfg.embed_size),
             "model_config": model.config(),
         }
-        old = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else None
+        old = _read_record(record_path)
         if isinstance(old, dict) and {k: v for k, v in old.items() if k not in _SHAS} == record:
             files = {"sha256": onnx_path, "embed_sha256": embed_path}
             if all(f.is_file() and old.get(k) == file_sha256(f) for k, f in files.items()):

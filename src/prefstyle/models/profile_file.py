@@ -79,8 +79,12 @@ def write_profile(
             raise PrefstyleError(
                 f"refusing to write a '{model}' profile: tensor '{name}' holds NaN or infinite values", path=path
             )
-    if tensors and save_tensors is not None:
-        with atomic_path(path.with_suffix(".safetensors")) as tmp:
-            save_tensors(tmp)
-    atomic_write_text(path, text)
+    if not (tensors and save_tensors is not None):
+        atomic_write_text(path, text)
+        return path
+    # Both files are written in full before either is renamed (the tensors first, then the JSON
+    # that names them), so a full disk leaves neither a new file nor a replaced one behind.
+    with atomic_path(path) as json_tmp, atomic_path(path.with_suffix(".safetensors")) as tensors_tmp:
+        save_tensors(tensors_tmp)
+        json_tmp.write_text(text, encoding="utf-8")
     return path

@@ -62,9 +62,12 @@ def style_names() -> list[str]:
 
 def _seed(text: str, name: str) -> int:
     try:
-        return int(text)
+        seed = int(text)
     except ValueError:
-        raise PrefstyleError(f"style {name!r}: the seed must be an integer, got {text!r}") from None
+        seed = -1
+    if seed < 0:
+        raise PrefstyleError(f"style {name!r}: the seed must be a whole number >= 0, got {text!r}")
+    return seed
 
 
 def _with_overrides(style: Style, overrides: dict[str, Any]) -> Style:
