@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -132,6 +133,9 @@ def join(
     try:
         _pid, token = flow.join(_state(request).db, study, person, device, consent == "yes")
     except FlowError as e:
+        if e.status == 409 and _already_this_participant(request, study, person, device):
+            # the join form sent again (double click, browser back): continue instead of "already joined"
+            return RedirectResponse(f"/s/{sid}/study", status_code=303)
         return _page(
             request,
             "start.j2",
@@ -149,6 +153,17 @@ def join(
     resp = RedirectResponse(f"/s/{sid}/calibrate", status_code=303)
     _set_cookie(request, resp, study, token)
     return resp
+
+
+def _already_this_participant(request: Request, study: LoadedStudy, person: str, device: str) -> bool:
+    """True when this browser's cookie is already the participant ``person`` on ``device``."""
+    p = _participant(request, study)
+    if p is None:
+        return False
+    try:
+        return p.user == f"{flow.clean_name(person, 'person')}@{flow.clean_name(device, 'device')}"
+    except FlowError:
+        return False
 
 
 def _resume_csrf(request: Request, sid: str, token: str) -> str:
@@ -245,13 +260,13 @@ def calibrate(
     if screen:
         try:
             raw = json.loads(screen)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, nested too deep, an integer of thousands of digits
             raw = {}
         if isinstance(raw, dict):
             facts = {
                 k: raw[k]
                 for k in ("width", "height", "dpr", "gamut", "dark_mode", "hdr")
-                if k in raw and isinstance(raw[k], int | float | str | bool)
+                if k in raw and _plain_value(raw[k])
             }
     flow.save_calibration(
         _state(request).db,
@@ -267,6 +282,12 @@ def calibrate(
         },
     )
     return RedirectResponse(f"/s/{sid}/study", status_code=303)
+
+
+def _plain_value(v: Any) -> bool:
+    """A string, a bool or a finite number (NaN and infinity would make the stored JSON, and the export's
+    participants.jsonl, invalid JSON)."""
+    return isinstance(v, str | int) or (isinstance(v, float) and math.isfinite(v))  # bool is an int
 
 
 @router.get("/s/{sid}/study", response_class=HTMLResponse)

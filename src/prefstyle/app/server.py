@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prefstyle import __version__
 from prefstyle.app.catalog import clean_stale_parts, stored_configs, sync_study
@@ -129,6 +130,23 @@ def create_app(settings: AppSettings | None = None, state: AppState | None = Non
             "message.j2",
             {"title": "Sorry", "message": exc.message, "back": _back_link(request)},
             status_code=exc.status,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Starlette's own refusals (unknown URL, wrong method, a malformed body or form): the same
+        # one-line {"error"} / message page as every other refusal, not {"detail": ...} JSON
+        if exc.status_code in (204, 304):  # no body allowed
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        text = exc.detail if isinstance(exc.detail, str) and exc.detail else "request refused"
+        if "/api/" in request.url.path:
+            return JSONResponse({"error": text}, status_code=exc.status_code, headers=exc.headers)
+        return templates.TemplateResponse(
+            request,
+            "message.j2",
+            {"title": "Sorry", "message": text, "back": _back_link(request)},
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -1,0 +1,83 @@
+"""Participant-side refusals found by the fifteenth session's audit of the study app: odd screen
+facts, the join form sent twice, Starlette's own refusals, a study finished without a decided answer."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from app.helpers import answer_n, client_for, folder_study, join, open_state
+
+SID = "au"
+_names = (f"Q{i}" for i in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("audit")
+    st = open_state(tmp, folder_study(tmp, sid=SID, main=4, consistency=0, style_after=2, heldout=1))
+    yield st
+    st.db.dispose()
+
+
+def _calibration(state, person: str) -> dict:
+    from prefstyle.app.models import Participant
+
+    with state.db.read() as s:
+        p = s.query(Participant).filter_by(person=person).one()
+    return json.loads(p.calibration_json, parse_constant=lambda c: pytest.fail(f"{c} stored in the calibration"))
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [
+        "[" * 50_000,  # json.loads: RecursionError (was a 500)
+        '{"width": ' + "9" * 5000 + "}",  # json.loads: ValueError, too many digits (was a 500)
+        '{"width": NaN, "dpr": Infinity, "height": 800}',  # stored as invalid JSON, exported so
+    ],
+    ids=["nested", "long-int", "nan"],
+)
+def test_odd_screen_facts_are_dropped_not_a_server_error(state, screen):
+    c = client_for(state)
+    person = next(_names)
+    join(c, SID, person=person, calibrate=False)
+    r = c.post(f"/s/{SID}/calibrate", data={"dark_steps": "5", "light_steps": "6", "screen": screen})
+    assert r.status_code == 303, r.text
+    cal = _calibration(state, person)
+    assert cal["grey_ramp"]["dark_steps_seen"] == 5
+    assert cal["screen"] == ({"height": 800} if "NaN" in screen else {})
+
+
+def test_the_join_form_sent_again_from_the_same_browser_continues(state):
+    c = client_for(state)
+    form = {"person": next(_names), "device": "laptop", "consent": "yes"}
+    assert c.post(f"/s/{SID}/join", data=form).status_code == 303
+    # browser back and "Start" again, or a double click whose first answer set the cookie
+    r = c.post(f"/s/{SID}/join", data={**form, "person": f"  {form['person']} "})
+    assert r.status_code == 303 and r.headers["location"] == f"/s/{SID}/study"
+    # from another browser it is still someone else's name
+    r = client_for(state).post(f"/s/{SID}/join", data=form)
+    assert r.status_code == 409 and "already joined" in r.text
+
+
+def test_starlettes_own_refusals_are_a_page_or_one_json_error(state):
+    c = client_for(state)
+    join(c, SID, person=next(_names))
+    r = c.get(f"/s/{SID}/no-such-page")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "Sorry" in r.text
+    r = c.get(f"/s/{SID}/join")
+    assert r.status_code == 405 and "POST" in r.headers["allow"] and "text/html" in r.headers["content-type"]
+    for body in (b'{"choice": "\xff"}', b"[" * 50_000):
+        r = c.post(f"/s/{SID}/api/answer", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and set(r.json()) == {"error"}, r.text
+
+
+def test_finished_without_a_decided_answer_is_thanked_not_sent_back(state):
+    c = client_for(state)
+    join(c, SID, person=next(_names))
+    answer_n(c, SID, choose=lambda q: "undecided")
+    assert c.get(f"/s/{SID}/api/question").json()["done"]
+    r = c.get(f"/s/{SID}/style")
+    assert r.status_code == 200 and "Thank you for taking part" in r.text
+    assert f'href="/s/{SID}/study"' not in r.text  # the study page would send them straight back here
