@@ -81,3 +81,53 @@ def test_finished_without_a_decided_answer_is_thanked_not_sent_back(state):
     r = c.get(f"/s/{SID}/style")
     assert r.status_code == 200 and "Thank you for taking part" in r.text
     assert f'href="/s/{SID}/study"' not in r.text  # the study page would send them straight back here
+
+
+# --------------------------------------------------------------------------------------------
+# start-up: one line, exit 2, instead of a traceback (or of a server whose every request is a 500)
+# --------------------------------------------------------------------------------------------
+
+
+def _serve(tmp_path, monkeypatch, capsys, *extra: str) -> str:
+    import yaml
+
+    from prefstyle.app.__main__ import main
+
+    study = tmp_path / "s.yaml"
+    if not study.exists():
+        study.write_text(yaml.safe_dump(folder_study(tmp_path, sid="up", main=4, consistency=0)))
+    monkeypatch.setattr(
+        "sys.argv", ["prefstyle serve", "--study", str(study), "--data", str(tmp_path / "data"), *extra]
+    )
+    assert main() == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_one_line(tmp_path, monkeypatch, capsys):
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database " * 20)
+    err = _serve(tmp_path, monkeypatch, capsys, "--db", f"sqlite:///{junk}", "--admin-token", "a" * 20)
+    assert f"{junk}: cannot open the SQLite database: file is not a database" in err
+    assert junk.read_text() == "not a database " * 20  # left as it was
+
+
+def test_bad_forwarded_allow_ips_stop_the_start_not_every_request(tmp_path, monkeypatch, capsys):
+    err = _serve(
+        tmp_path, monkeypatch, capsys, "--admin-token", "a" * 20, "--forwarded-allow-ips", "10.0.0.1,1.2.3.4/99"
+    )
+    assert "--forwarded-allow-ips: '1.2.3.4/99' is not an IP address or network" in err
+
+
+@pytest.mark.parametrize("kind", ["short", "folder", "binary"])
+def test_a_bad_admin_token_file_is_one_line_naming_it(tmp_path, monkeypatch, capsys, kind):
+    path = tmp_path / "data" / "admin-token"
+    if kind == "folder":
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"short\n" if kind == "short" else b"\xff\xfe\x00")
+    err = _serve(tmp_path, monkeypatch, capsys)
+    assert f"{path}: " in err and ("at least 16" if kind == "short" else "remove it") in err
+    assert path.exists()

@@ -145,6 +145,23 @@ class Database:
     def migrate(self) -> str:
         return migrate(self.engine)
 
+    def check(self) -> None:
+        """Connect once: a database that cannot be opened (not a SQLite file, a folder, a server that
+        refuses) is :class:`PrefstyleError` naming the file or the URL (password hidden), not a traceback."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.engine.connect():
+                pass
+        except DBAPIError as e:
+            why = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+            url = self.engine.url
+            if self.dialect == "sqlite":
+                raise PrefstyleError(f"cannot open the SQLite database: {why}", path=url.database) from None
+            raise PrefstyleError(
+                f"cannot open the database {url.render_as_string(hide_password=True)}: {why}"
+            ) from None
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction takes the write lock at once (SQLite); commits at the end."""

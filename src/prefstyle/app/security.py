@@ -182,17 +182,22 @@ class ForwardedMiddleware:
 
     def __init__(self, app: ASGIApp, allow: str) -> None:
         self.app = app
+        self.any, self.nets = self.parse(allow)
+
+    @staticmethod
+    def parse(allow: str) -> tuple[bool, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+        """(``*`` given, the networks) of ``--forwarded-allow-ips``; :class:`PrefstyleError` for a bad one."""
         items = [a.strip() for a in allow.split(",") if a.strip()]
-        self.any = "*" in items
-        self.nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for a in items:
             if a != "*":
                 try:
-                    self.nets.append(ipaddress.ip_network(a, strict=False))
+                    nets.append(ipaddress.ip_network(a, strict=False))
                 except ValueError:
                     from prefstyle.errors import PrefstyleError
 
                     raise PrefstyleError(f"--forwarded-allow-ips: {a!r} is not an IP address or network") from None
+        return "*" in items, nets
 
     def trusted(self, client: str | None) -> bool:
         if self.any:

@@ -56,8 +56,10 @@ def open_state(settings: AppSettings, sync: bool = True) -> AppState:
     data_dir = Path(settings.data_dir)
     admin_token = admin_token_for(settings)  # a too-short token is refused before anything else
     data_dir.mkdir(parents=True, exist_ok=True)
+    ForwardedMiddleware.parse(settings.forwarded_allow_ips)  # Starlette builds middleware at the first request
     db = Database(settings.db_url)
     try:
+        db.check()
         if not sync:
             studies = {c.id: load_study_index(db, c.id, data_dir) for c in stored_configs(db)}
             return AppState(settings=settings, db=db, admin_token=admin_token, studies=studies)

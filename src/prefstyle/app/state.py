@@ -85,8 +85,19 @@ def admin_token_for(settings: AppSettings) -> str:
     from prefstyle.fsutil import atomic_write_text
 
     path = Path(settings.data_dir) / "admin-token"
+    if path.exists() and not path.is_file():
+        raise PrefstyleError("is not a file: remove it to have a token generated", path=path)
     if path.is_file():
-        token = path.read_text(encoding="utf-8").strip()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise PrefstyleError("not UTF-8 text: remove it to have a token generated", path=path) from None
+        if token and len(token) < MIN_ADMIN_TOKEN:
+            raise PrefstyleError(
+                f"the admin token must be at least {MIN_ADMIN_TOKEN} characters (a guessable token opens "
+                "every participant's data): remove the file to have one generated",
+                path=path,
+            )
         if token:
             return token
     token = secrets.token_urlsafe(24)
