@@ -131,3 +131,16 @@ def test_a_bad_admin_token_file_is_one_line_naming_it(tmp_path, monkeypatch, cap
     err = _serve(tmp_path, monkeypatch, capsys)
     assert f"{path}: " in err and ("at least 16" if kind == "short" else "remove it") in err
     assert path.exists()
+
+
+def test_a_key_given_twice_in_a_study_file_is_refused_with_its_line(tmp_path):
+    from prefstyle.app.study import load_study
+    from prefstyle.errors import PrefstyleError
+
+    f = tmp_path / "s.yaml"
+    f.write_text("id: first\ntitle: T\nimages:\n  <<: {size: 64}\n  size: 128\nid: second\n")
+    with pytest.raises(PrefstyleError, match=r"s\.yaml:6: malformed YAML: the key 'id' is given twice"):
+        load_study(f)
+    f.write_text("id: first\ntitle: T\nimages:\n  <<: {size: 64}\n  size: 128\n")  # a merge key may be overridden
+    cfg = load_study(f)
+    assert (cfg.id, cfg.image_size) == ("first", 128)

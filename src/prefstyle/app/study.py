@@ -341,6 +341,28 @@ def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = Non
     return cfg
 
 
+def _unique_key_loader() -> type:
+    """PyYAML's SafeLoader, refusing a key given twice in one mapping (it would keep the last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    if key_node.value in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while reading a mapping",
+                            node.start_mark,
+                            f"the key {key_node.value!r} is given twice",
+                            key_node.start_mark,
+                        )
+                    seen.add(key_node.value)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def load_study(path: str | Path) -> StudyConfig:
     """Read a study YAML file (errors name the file)."""
     import yaml
@@ -349,7 +371,7 @@ def load_study(path: str | Path) -> StudyConfig:
     if not path.is_file():
         raise PrefstyleError("study file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_key_loader())  # a SafeLoader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise PrefstyleError(
