@@ -144,3 +144,26 @@ def test_a_key_given_twice_in_a_study_file_is_refused_with_its_line(tmp_path):
     f.write_text("id: first\ntitle: T\nimages:\n  <<: {size: 64}\n  size: 128\n")  # a merge key may be overridden
     cfg = load_study(f)
     assert (cfg.id, cfg.image_size) == ("first", 128)
+
+
+def test_two_uploads_at_once_cannot_pass_the_limit_together(tmp_path, monkeypatch):
+    from test_app_uploads import png_bytes
+
+    from prefstyle.app import routes_participant
+
+    st = open_state(
+        tmp_path, folder_study(tmp_path, sid="up", main=4, consistency=0, style_after=2, uploads={"max_files": 1})
+    )
+    try:
+        c = client_for(st)
+        join(c, "up")
+        answer_n(c, "up", 2)
+        # both requests passed the first check before either was registered (two tabs)
+        monkeypatch.setattr(routes_participant, "_may_upload", lambda *a: None)
+        assert c.post("/s/up/me/uploads", files={"photo": ("a.png", png_bytes())}).status_code == 303
+        r = c.post("/s/up/me/uploads", files={"photo": ("b.png", png_bytes())})
+        assert r.status_code == 409 and "at most 1 photos" in r.text
+        stored = list((tmp_path / "data" / "studies" / "up" / "participants").glob("*/uploads/*.jpg"))
+        assert len(stored) == 1  # the refused photo's file is not left behind
+    finally:
+        st.db.dispose()

@@ -626,8 +626,18 @@ def _may_upload(st: AppState, study: LoadedStudy, p: Participant) -> None:
         raise FlowError(409, f"you can upload at most {study.cfg.uploads.max_files} photos")
 
 
-def _add_upload(st: AppState, row: Upload) -> None:
+def _add_upload(st: AppState, study: LoadedStudy, row: Upload) -> None:
+    """Register a stored upload; the limit is counted again under the participant's row lock, so two
+    uploads sent at once (two tabs) cannot pass ``max_files`` together (the refused one's file is removed)."""
+    limit = study.cfg.uploads.max_files
     with st.db.write() as s:
+        s.execute(select(Participant.id).where(Participant.id == row.participant_id).with_for_update())
+        n = s.execute(
+            select(func.count()).select_from(Upload).where(Upload.participant_id == row.participant_id)
+        ).scalar_one()
+        if n >= limit:
+            personal.upload_source(study, row.participant_id, row.key).unlink(missing_ok=True)
+            raise FlowError(409, f"you can upload at most {limit} photos")
         s.add(row)
 
 
@@ -679,7 +689,10 @@ async def upload(request: Request, sid: str):
         finally:
             await form.close()
         await run_in_threadpool(
-            _add_upload, st, Upload(participant_id=p.id, key=key, display_name=name[:120], width=width, height=height)
+            _add_upload,
+            st,
+            study,
+            Upload(participant_id=p.id, key=key, display_name=name[:120], width=width, height=height),
         )
     except FlowError as e:
         ctx = await run_in_threadpool(_style_context, request, study, p)
