@@ -7,7 +7,7 @@ import itertools
 import json
 
 import pytest
-from app.helpers import answer_n, client_for, folder_study, join, open_state
+from app.helpers import answer_n, client_for, folder_study, join, open_state, wait_style
 
 SID = "au"
 _names = (f"Q{i}" for i in itertools.count())
@@ -167,3 +167,31 @@ def test_two_uploads_at_once_cannot_pass_the_limit_together(tmp_path, monkeypatc
         assert len(stored) == 1  # the refused photo's file is not left behind
     finally:
         st.db.dispose()
+
+
+def test_a_render_lock_of_a_killed_process_of_this_machine_does_not_stall_the_style(state):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from prefstyle.app import personal
+    from prefstyle.app.models import Participant
+
+    c = client_for(state)
+    person = next(_names)
+    join(c, SID, person=person)
+    answer_n(c, SID, 2)
+    with state.db.read() as s:
+        pid = s.query(Participant).filter_by(person=person).one().id
+    study = state.studies[SID]
+    lock = personal.participant_dir(study, pid) / ".v2.rendering"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # a render worker of this machine that is alive: its lock holds
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}")
+    assert personal.render_in_progress(study, pid, 2)
+    # one that was killed (a server SIGKILLed mid-render, then restarted): no five-minute wait
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(f"{socket.gethostname()} {int(gone.stdout)}")
+    assert not personal.render_in_progress(study, pid, 2)
+    assert wait_style(c, SID, timeout=30)["version"] == 2 and not lock.exists()

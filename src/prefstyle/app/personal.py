@@ -201,15 +201,43 @@ def _lock_path(study: LoadedStudy, pid: int, version: int) -> Path:
     return participant_dir(study, pid) / f".v{version}.rendering"
 
 
-def render_in_progress(study: LoadedStudy, pid: int, version: int) -> bool:
-    """True while some process (of any server process) renders this version: its lock file is
-    younger than :data:`RENDER_LOCK_S` (the lock of a killed render expires)."""
-    import time
+def _lock_owner() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def _owner_gone(lock: Path) -> bool:
+    """True when ``lock`` names a process of this machine that no longer runs (a render of a server
+    killed mid-render, seen after a restart); False when unsure (another machine, an unreadable lock)."""
+    import os
+    import socket
 
     try:
-        return time.time() - _lock_path(study, pid, version).stat().st_mtime < RENDER_LOCK_S
+        host, owner = lock.read_text(encoding="utf-8").split()
+        if host != socket.gethostname():
+            return False
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError, OverflowError):
+        return False
+    return False
+
+
+def render_in_progress(study: LoadedStudy, pid: int, version: int) -> bool:
+    """True while some process (of any server process) renders this version: its lock file is
+    younger than :data:`RENDER_LOCK_S` (the lock of a killed render expires then, or at once when
+    it names a process of this machine that is gone)."""
+    import time
+
+    lock = _lock_path(study, pid, version)
+    try:
+        fresh = time.time() - lock.stat().st_mtime < RENDER_LOCK_S
     except OSError:
         return False
+    return fresh and not _owner_gone(lock)
 
 
 def _take_lock(study: LoadedStudy, pid: int, version: int) -> bool:
@@ -219,7 +247,11 @@ def _take_lock(study: LoadedStudy, pid: int, version: int) -> bool:
     lock.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
         try:
-            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                os.write(fd, _lock_owner().encode())
+            finally:
+                os.close(fd)
             return True
         except FileExistsError:
             if render_in_progress(study, pid, version):
