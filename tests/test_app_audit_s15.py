@@ -195,3 +195,20 @@ def test_a_render_lock_of_a_killed_process_of_this_machine_does_not_stall_the_st
     lock.write_text(f"{socket.gethostname()} {int(gone.stdout)}")
     assert not personal.render_in_progress(study, pid, 2)
     assert wait_style(c, SID, timeout=30)["version"] == 2 and not lock.exists()
+
+
+def test_an_export_that_cannot_be_written_is_one_line_for_the_organizer(state):
+    from app.helpers import ADMIN
+
+    c = client_for(state)
+    join(c, SID, person=next(_names))
+    (q,) = answer_n(c, SID, 1)
+    image = state.studies[SID].rendition_path(q["a"]["id"])
+    kept = image.read_bytes()
+    image.unlink()  # a study image removed from DATA by hand
+    try:
+        r = client_for(state).get(f"/admin/studies/{SID}/export.zip", headers={"Authorization": f"Bearer {ADMIN}"})
+    finally:
+        image.write_bytes(kept)
+    assert r.status_code == 500 and "the export could not be written: No such file or directory" in r.text
+    assert image.name in r.text

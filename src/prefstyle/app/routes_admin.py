@@ -149,10 +149,13 @@ def admin_export(request: Request, sid: str):
     zpath = tmp / f"{study.id}.zip"
     try:
         export_zip(_state(request).db, study, zpath)
-    except BaseException:
+    except BaseException as e:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # a full disk, a study image gone from DATA: one line, not a bare 500
+            where = f" ({e.filename})" if e.filename else ""
+            raise FlowError(500, f"the export could not be written: {e.strerror or e}{where}") from e
         raise
 
     def cleanup() -> None:
