@@ -212,3 +212,12 @@ def test_an_export_that_cannot_be_written_is_one_line_for_the_organizer(state):
         image.write_bytes(kept)
     assert r.status_code == 500 and "the export could not be written: No such file or directory" in r.text
     assert image.name in r.text
+
+
+def test_a_title_longer_than_the_database_column_is_refused_with_the_key():
+    from prefstyle.app.study import parse_study
+    from prefstyle.errors import PrefstyleError
+
+    assert parse_study({"id": "t", "title": "x" * 200}).title == "x" * 200
+    with pytest.raises(PrefstyleError, match="title must be at most 200 characters, got 201"):
+        parse_study({"id": "t", "title": "x" * 201})  # PostgreSQL refused it with a traceback at start

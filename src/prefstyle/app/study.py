@@ -151,6 +151,9 @@ class StudyConfig:
         return digest
 
 
+MAX_TITLE = 200
+
+
 def config_from_dict(d: Mapping[str, Any]) -> StudyConfig:
     """Inverse of :meth:`StudyConfig.to_dict`."""
     d = dict(d)
@@ -319,10 +322,13 @@ def parse_study(data: Any, base_dir: Path | None = None, path: Path | None = Non
         max_pixels=int(u.number("max_megapixels", 25, 0.01, 200) * 1_000_000),
     )
     u.check_unknown()
+    title = f.text("title", StudyConfig.title)
+    if len(title) > MAX_TITLE:  # the database column's size (PostgreSQL refuses more)
+        raise f.fail("title", f"must be at most {MAX_TITLE} characters, got {len(title)}")
 
     cfg = StudyConfig(
         id=sid,
-        title=f.text("title", StudyConfig.title),
+        title=title,
         consent=f.text("consent", DEFAULT_CONSENT).strip(),
         main=main,
         consistency=consistency,
