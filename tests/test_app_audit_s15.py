@@ -221,3 +221,20 @@ def test_a_title_longer_than_the_database_column_is_refused_with_the_key():
     assert parse_study({"id": "t", "title": "x" * 200}).title == "x" * 200
     with pytest.raises(PrefstyleError, match="title must be at most 200 characters, got 201"):
         parse_study({"id": "t", "title": "x" * 201})  # PostgreSQL refused it with a traceback at start
+
+
+def test_a_model_that_cannot_be_loaded_stops_the_start_in_one_line(tmp_path):
+    from prefstyle.app.server import _check_models
+    from prefstyle.errors import PrefstyleError
+
+    st = open_state(tmp_path, folder_study(tmp_path, sid="m", main=4, consistency=0, model="no-such-model"))
+    try:  # was: the server started, and every participant's style page said "rendering failed"
+        with pytest.raises(PrefstyleError, match=r"^study 'm': unknown model 'no-such-model'"):
+            _check_models(st, None)
+    finally:
+        st.db.dispose()
+    st = open_state(tmp_path / "ok", folder_study(tmp_path, sid="m", main=4, consistency=0))
+    try:
+        _check_models(st, None)  # nearest-preferred loads
+    finally:
+        st.db.dispose()

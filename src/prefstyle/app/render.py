@@ -142,6 +142,12 @@ class RenderQueue:
         fut.add_done_callback(functools.partial(self._done, key))
         return fut
 
+    def call(self, fn_name: str, *args: Any) -> cf.Future:
+        """``personal.<fn_name>(*args)`` in a worker, untracked: no key, no queue limit, a failure not
+        logged (the caller reads it from the future; start-up's model check)."""
+        with self._lock:
+            return self._pool().submit(_call, fn_name, *args)
+
     def _done(self, key: Hashable, fut: cf.Future) -> None:
         with self._lock:
             if self._jobs.get(key, (None,))[0] is fut:

@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 from fastapi import FastAPI, Request
@@ -35,6 +36,9 @@ from prefstyle.app.flow import FlowError
 from prefstyle.app.security import ForwardedMiddleware, GuardMiddleware, LoginLimiter
 from prefstyle.app.state import AppSettings, AppState, admin_token_for, load_study_index
 from prefstyle.app.study import default_study
+
+if TYPE_CHECKING:
+    from prefstyle.app.render import RenderQueue
 
 log = logging.getLogger("prefstyle.app")
 HERE = Path(__file__).resolve().parent
@@ -187,6 +191,39 @@ def _back_link(request: Request) -> str:
     return f"/s/{parts[2]}" if len(parts) > 2 and parts[1] == "s" else "/"
 
 
+#: how long start-up waits for a study's model to load in a render process before serving anyway
+MODEL_CHECK_S = 300.0
+
+
+def _check_models(state: AppState, renders: RenderQueue | None) -> None:
+    """Load each study's model in a render process before listening (``renders``, or a temporary one):
+    a model that cannot be loaded (a misspelt name, a folder that is not a trained run) stops the
+    start with one line (:class:`PrefstyleError`) instead of failing every participant's style later."""
+    import concurrent.futures as cf
+
+    from prefstyle.app.render import RenderQueue
+    from prefstyle.errors import PrefstyleError
+
+    if not state.studies:
+        return
+    queue = renders or RenderQueue(1, state.settings.render_mode, len(state.studies))
+    try:
+        for sid, study in sorted(state.studies.items()):
+            try:
+                queue.call("warm", study).result(timeout=MODEL_CHECK_S)
+            except cf.TimeoutError:
+                log.warning("study %s: its model %r did not load within %.0f s", sid, study.cfg.model, MODEL_CHECK_S)
+            except PrefstyleError as e:
+                raise PrefstyleError(f"study {sid!r}: {e}") from None
+            except Exception as e:  # noqa: BLE001 - a model that loads with an error is the organizer's to fix
+                raise PrefstyleError(
+                    f"study {sid!r}: its model {study.cfg.model!r} cannot be loaded: {type(e).__name__}: {e}"
+                ) from None
+    finally:
+        if renders is None:
+            queue.shutdown()
+
+
 def run(
     settings: AppSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", workers: int = 1
 ) -> None:
@@ -194,6 +231,8 @@ def run(
     import uvicorn
 
     state = open_state(settings)
+    app = create_app(state=state) if workers == 1 else None
+    _check_models(state, state.renders)
     base = f"http://{host}:{port}"
     print(
         f"prefstyle serve: {len(state.studies)} stud{'y' if len(state.studies) == 1 else 'ies'} at {base}/ "
@@ -223,6 +262,6 @@ def run(
             proxy_headers=False,
         )
         return
-    app = create_app(state=state)
+    assert app is not None
     _freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
