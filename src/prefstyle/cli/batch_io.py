@@ -1,6 +1,7 @@
 """Input collection and full-resolution rendering shared by the batch commands (`styles apply`, `enhance`).
 
 * :func:`collect_inputs` / :func:`output_name` - the files a batch reads and the names it writes;
+* :func:`report_skipped` - one input the batch could not do: recorded and printed in one line;
 * :func:`enhance_file` - one photo of ``prefstyle enhance``: decode, render, encode. 8-bit
   photos stay uint8 end to end when the model gives a LUT (decode -> the photo's 3D LUT applied
   by Pillow's ``Color3DLUT`` -> encode, :func:`prefstyle.models.render.render_image_uint8`);
@@ -37,6 +38,7 @@ __all__ = [  # noqa: F822
     "enhance_file_torch_free",
     "enhance_pixels",
     "output_name",
+    "report_skipped",
 ]
 
 
@@ -46,6 +48,16 @@ def __getattr__(name: str) -> Any:
 
         return RAW_EXTENSIONS
     raise AttributeError(f"module 'prefstyle.cli.batch_io' has no attribute {name!r}")
+
+
+def report_skipped(console: Any, failed: list[tuple[Path, str]], src: Path, error: BaseException) -> None:
+    """Record in ``failed`` and print on the rich ``console`` the reason ``src`` was skipped: the
+    error's own line when it names its file, else ``src`` and the error."""
+    from prefstyle.errors import PrefstyleError
+
+    reason = str(error) if isinstance(error, PrefstyleError) and error.path else f"{src}: {error}"
+    failed.append((src, reason))
+    console.print(f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def output_name(rel: Path) -> Path:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from prefstyle.cli.batch_io import collect_inputs, enhance_file, enhance_file_torch_free
+from prefstyle.cli.batch_io import collect_inputs, enhance_file, enhance_file_torch_free, report_skipped
 from prefstyle.errors import PrefstyleError
 from prefstyle.models.defaults import DEFAULT_LIKED_MODEL, DEFAULT_MODEL
 
@@ -484,11 +484,7 @@ def enhance(
                     fut.result()
                     n_ok += 1
                 except (PrefstyleError, OSError, ValueError, MemoryError) as e:
-                    reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src_path}: {e}"
-                    failed.append((src_path, reason))
-                    progress.console.print(
-                        f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True
-                    )
+                    report_skipped(progress.console, failed, src_path, e)
                 progress.advance(task)
         except KeyboardInterrupt:
             # Ctrl-C: the photos not started are dropped, the ones being written finish (atomically).

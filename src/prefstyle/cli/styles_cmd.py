@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from prefstyle.cli.batch_io import collect_inputs
+from prefstyle.cli.batch_io import collect_inputs, report_skipped
 from prefstyle.cli.outputs import plan_outputs
 from prefstyle.errors import PrefstyleError
 
@@ -165,11 +165,7 @@ def apply_cmd(
                 write_like(out / rel, y, data, quality=quality)
                 n_ok += 1
             except (PrefstyleError, OSError, ValueError, MemoryError) as e:
-                reason = str(e) if isinstance(e, PrefstyleError) and e.path else f"{src}: {e}"
-                failed.append((src, reason))
-                progress.console.print(
-                    f"skipped {reason}", style="yellow", markup=False, highlight=False, soft_wrap=True
-                )
+                report_skipped(progress.console, failed, src, e)
             progress.advance(task)
     typer.echo(f"{style.name}: wrote {n_ok} of {n_ok + len(failed)} image(s) to {out}", err=True)
     if failed:
