@@ -194,7 +194,11 @@ def test_a_render_lock_of_a_killed_process_of_this_machine_does_not_stall_the_st
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lock.write_text(f"{socket.gethostname()} {int(gone.stdout)}")
     assert not personal.render_in_progress(study, pid, 2)
+    stale = [lock.parent / ".v2.0123abcd.part", lock.parent / ".v1.89abcdef.part"]  # the killed renders' folders
+    for folder in stale:
+        (folder / "x").mkdir(parents=True)
     assert wait_style(c, SID, timeout=30)["version"] == 2 and not lock.exists()
+    assert not any(folder.exists() for folder in stale)
 
 
 def test_an_export_that_cannot_be_written_is_one_line_for_the_organizer(state):

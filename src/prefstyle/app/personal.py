@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,100}$")
 VERSION_DIR = re.compile(r"^v(\d+)$")
+#: the temporary folder of a version being rendered (:func:`build_style`); one left by a killed
+#: render is removed once a later render of that participant finishes
+PART_DIR = re.compile(r"^\.v(\d+)\.[0-9a-f]{8}\.part$")
 LUT_IMAGES = 24
 #: long side of the reference images a style is learned from (the shipped model compares 6-pixel thumbnails)
 REF_SIZE = 256
@@ -306,6 +309,9 @@ def build_style(study: LoadedStudy, user: str, pid: int, answers: list[Answer]) 
         m = VERSION_DIR.match(old.name)
         if m and int(m.group(1)) < version and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
+        part = PART_DIR.match(old.name)
+        if part and int(part.group(1)) <= version and not render_in_progress(study, pid, int(part.group(1))):
+            shutil.rmtree(old, ignore_errors=True)  # left by a killed render
     return version
 
 
