@@ -62,10 +62,10 @@ def style_names() -> list[str]:
 
 def _seed(text: str, name: str) -> int:
     try:
-        seed = int(text)
+        seed: int | None = int(text)
     except ValueError:
-        seed = -1
-    if seed < 0:
+        seed = None
+    if seed is None or seed < 0:
         raise PrefstyleError(f"style {name!r}: the seed must be a whole number >= 0, got {text!r}")
     return seed
 
